@@ -1,0 +1,128 @@
+/* parquet.h - Parquet writer and reader for cdcflow's data files, Delta
+ * checkpoints and Iceberg data files.  Written from parquet.thrift and the
+ * encodings spec: data page v1, PLAIN and RLE_DICTIONARY, ZSTD / SNAPPY /
+ * uncompressed, statistics, field ids, key-value metadata.
+ *
+ * Two writer APIs:
+ *   - flat: a cf_schema and cf_batch rows (data files);
+ *   - tree: a nested schema (struct/list/map) with leaf columns fed as
+ *     definition/repetition levels plus values (Delta checkpoints). */
+#ifndef CF_PARQUET_H
+#define CF_PARQUET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "batch/batch.h"
+#include "table/table.h"      /* cf_codec */
+#include "util/err.h"
+
+typedef struct cf_pq_options {
+    cf_codec    codec;             /* default ZSTD */
+    int         zstd_level;        /* default 3 */
+    size_t      row_group_bytes;   /* target uncompressed row group size, default 128 MiB */
+    size_t      page_bytes;        /* target page size, default 1 MiB */
+    bool        dictionary;        /* try RLE_DICTIONARY, default true */
+    size_t      dict_max_bytes;    /* fall back to PLAIN past this, default 1 MiB */
+    bool        write_field_ids;   /* default true */
+    int         nkv;               /* key-value metadata */
+    const char *const *kv_keys;
+    const char *const *kv_vals;
+} cf_pq_options;
+
+void cf_pq_options_default(cf_pq_options *o);
+
+/* Per-column statistics of a written file, in the column's own type:
+ * ints/dates/timestamps/decimals in i_*, floats in d_*, bool in i_* (0/1),
+ * strings/binary in s_* (owned, not NUL-terminated: s_*_len). */
+typedef struct cf_pq_stats {
+    int64_t null_count;
+    int64_t value_count;           /* non-null values */
+    bool    has_minmax;
+    int64_t i_min, i_max;
+    double  d_min, d_max;
+    char   *s_min, *s_max;
+    size_t  s_min_len, s_max_len;
+} cf_pq_stats;
+
+typedef struct cf_pq_file_info {
+    int64_t      num_rows;
+    int64_t      file_bytes;
+    int          ncols;
+    cf_pq_stats *cols;             /* one per schema field (flat API) */
+} cf_pq_file_info;
+
+void cf_pq_file_info_free(cf_pq_file_info *fi);    /* frees members; NULL-safe */
+
+/* ---- flat writer ----------------------------------------------------- */
+
+typedef struct cf_pq_writer cf_pq_writer;
+
+/* Create `path` (fails if it exists).  `s` must outlive the writer. */
+cf_pq_writer *cf_pq_writer_open(const char *path, const cf_schema *s,
+                                const cf_pq_options *o, cf_err *err);
+/* Append all rows of b (bound to the writer's schema).  Rows are buffered up
+ * to a row group, then compressed and written: memory stays bounded. */
+int cf_pq_writer_write(cf_pq_writer *w, const cf_batch *b, cf_err *err);
+/* Append only rows[0..n) of b, in that order. */
+int cf_pq_writer_write_rows(cf_pq_writer *w, const cf_batch *b, const uint32_t *rows,
+                            size_t n, cf_err *err);
+/* Flush, write the footer, fsync and close.  On success fills *info (may be
+ * NULL) which the caller frees with cf_pq_file_info_free.  Frees w in every
+ * case; on failure the partial file is removed. */
+int cf_pq_writer_close(cf_pq_writer *w, cf_pq_file_info *info, cf_err *err);
+/* Abandon: free w and remove the partial file.  NULL-safe. */
+void cf_pq_writer_abort(cf_pq_writer *w);
+
+/* ---- reader ---------------------------------------------------------- */
+
+typedef struct cf_pq_reader cf_pq_reader;
+
+/* Untrusted input: every length and offset is checked. */
+cf_pq_reader *cf_pq_reader_open(const char *path, cf_err *err);
+void          cf_pq_reader_close(cf_pq_reader *r);         /* NULL-safe */
+/* The file's flat schema (top-level primitive columns, field ids kept).
+ * Owned by the reader. */
+const cf_schema *cf_pq_reader_schema(const cf_pq_reader *r);
+int64_t       cf_pq_reader_num_rows(const cf_pq_reader *r);
+int           cf_pq_reader_num_row_groups(const cf_pq_reader *r);
+/* Key-value metadata value for key, NULL if absent. */
+const char   *cf_pq_reader_kv(const cf_pq_reader *r, const char *key);
+/* Read row group rg, columns cols[0..ncols) (indexes into the reader
+ * schema; NULL = all), appending rows to `out`, which must be bound to a
+ * schema whose fields are those columns in that order. */
+int           cf_pq_reader_read(cf_pq_reader *r, int rg, const int *cols, int ncols,
+                                cf_batch *out, cf_err *err);
+
+/* ---- tree writer (nested: Delta checkpoints) ------------------------- */
+
+typedef enum { CF_PQ_REQUIRED = 0, CF_PQ_OPTIONAL, CF_PQ_REPEATED } cf_pq_rep;
+
+/* A schema node.  Groups have children; leaves have a type.  `logical`
+ * marks LIST or MAP groups ("list", "map", NULL). */
+typedef struct cf_pq_node {
+    const char *name;
+    cf_pq_rep   rep;
+    int         nchildren;                 /* 0 for a leaf */
+    const struct cf_pq_node *children;
+    cf_type     type;                      /* leaf only */
+    const char *logical;                   /* group only: "list" / "map" / NULL */
+    int         field_id;
+} cf_pq_node;
+
+/* Open a writer for a nested schema rooted at `root` (a group; its name is
+ * the schema name).  Leaves are numbered depth-first from 0. */
+cf_pq_writer *cf_pq_writer_open_tree(const char *path, const cf_pq_node *root,
+                                     const cf_pq_options *o, cf_err *err);
+/* Append `nlevels` level entries to leaf column `leaf`: def[i] and rep[i]
+ * (rep may be NULL when the leaf has no repeated ancestor); the values of
+ * the entries whose def equals the leaf's max definition level are taken in
+ * order from `vals` (a column of the leaf's type, starting at value 0). */
+int cf_pq_writer_write_leaf(cf_pq_writer *w, int leaf, const int16_t *def,
+                            const int16_t *rep, size_t nlevels, const cf_column *vals,
+                            cf_err *err);
+/* Mark the end of a row group after every leaf got the same rows
+ * (`nrows` top-level records). */
+int cf_pq_writer_end_row_group(cf_pq_writer *w, int64_t nrows, cf_err *err);
+
+#endif

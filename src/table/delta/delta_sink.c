@@ -1,0 +1,7 @@
+/* delta_sink.c - placeholder until the delta sink lands. */
+#include "table/table.h"
+
+static int nop_open(cf_sink *s, cf_err *err)
+{ (void)s; return cf_err_set(err, CF_E_UNSUPPORTED, "the delta sink is not implemented yet"); }
+
+const cf_sink_ops cf_delta_sink_ops = { "delta", nop_open, NULL, NULL, NULL };
