@@ -34,6 +34,10 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/src/cli/main.o,$(OBJS))
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRCS := $(sort $(wildcard bench/bench_*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+# libFuzzer targets: clang, every lib source, -fsanitize=fuzzer.
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
 .PHONY: all asan unit unit-asan test demo setup stack-start stack-stop stack-status \
         integration bench fuzz clean help
@@ -50,6 +54,15 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) tests/unit/cf_test.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ibench $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/main.c,$(SRCS))
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	    -o $@ $< $(filter-out src/cli/main.c,$(SRCS)) $(LDLIBS)
 
 -include $(OBJS:.o=.d)
 
@@ -84,11 +97,11 @@ stack-start stack-stop stack-status:
 	@scripts/stack.sh $(subst stack-,,$@)
 
 ## bench: print throughput and memory figures (never asserts on time)
-bench: all
+bench: all $(BENCH_BINS)
 	@scripts/bench.sh
 
 ## fuzz: run each libFuzzer target for FUZZ_SECONDS (default 60)
-fuzz:
+fuzz: $(FUZZ_BINS)
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
