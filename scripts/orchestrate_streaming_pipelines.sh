@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# orchestrate_streaming_pipelines.sh - start, stop and watch the cdcflow
+# pipelines (Kafka -> Delta Lake, Kafka -> Iceberg) in the background.
+#
+#   start   [delta|iceberg]        no argument: both
+#   stop    [delta|iceberg|all]    no argument: all
+#   restart [delta|iceberg|all]
+#   status
+#   logs    delta|iceberg          (-f to follow: LOGS_FOLLOW=1)
+#
+# Environment (defaults in brackets):
+#   CDCFLOW_BIN               cdcflow binary [<repo>/build/cdcflow]
+#   CDCFLOW_RUN_DIR           PID files [/tmp/cdcflow-run]
+#   DELTA_LOG, ICEBERG_LOG    log files [/tmp/kafka-to-delta.log, /tmp/kafka-to-iceberg.log]
+#   DELTA_METRICS_PORT        [9464]    ICEBERG_METRICS_PORT [9465]
+#   DELTA_ARGS, ICEBERG_ARGS  extra arguments for `cdcflow delta` / `cdcflow iceberg`
+#   KAFKA_BOOTSTRAP_SERVERS   [localhost:9092]
+#   KAFKA_CONNECT_URL         [http://127.0.0.1:8083]
+#   STOP_TIMEOUT              seconds between SIGTERM and SIGKILL [30]
+#   START_TIMEOUT             seconds to wait for /healthz after start [30]
+#   SKIP_PREREQS=1            do not check Kafka / Connect / the connector
+# The pipelines read their own variables (DELTA_TABLE_PATH, ICEBERG_WAREHOUSE,
+# ...); see `cdcflow delta --help`.
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+BIN=${CDCFLOW_BIN:-$repo/build/cdcflow}
+RUN_DIR=${CDCFLOW_RUN_DIR:-/tmp/cdcflow-run}
+STOP_TIMEOUT=${STOP_TIMEOUT:-30}
+START_TIMEOUT=${START_TIMEOUT:-30}
+BOOTSTRAP=${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}
+CONNECT_URL=${KAFKA_CONNECT_URL:-http://127.0.0.1:8083}
+
+die() { echo "error: $*" >&2; exit 1; }
+info() { echo "$*"; }
+
+log_file() {
+    case $1 in
+    delta) echo "${DELTA_LOG:-/tmp/kafka-to-delta.log}" ;;
+    iceberg) echo "${ICEBERG_LOG:-/tmp/kafka-to-iceberg.log}" ;;
+    esac
+}
+metrics_port() {
+    case $1 in
+    delta) echo "${DELTA_METRICS_PORT:-9464}" ;;
+    iceberg) echo "${ICEBERG_METRICS_PORT:-9465}" ;;
+    esac
+}
+extra_args() {
+    case $1 in
+    delta) echo "${DELTA_ARGS:-}" ;;
+    iceberg) echo "${ICEBERG_ARGS:-}" ;;
+    esac
+}
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+
+# The PID recorded for a pipeline if that process is alive and is cdcflow;
+# a stale PID file (dead process, or a reused PID) is removed, not trusted.
+live_pid() {
+    local f pid
+    f=$(pid_file "$1")
+    [ -f "$f" ] || return 1
+    pid=$(head -n1 "$f" 2>/dev/null)
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "cdcflow.* $1\b"; then
+        echo "$pid"
+        return 0
+    fi
+    echo "note: removing stale PID file $f (process ${pid:-?} is gone)" >&2
+    rm -f "$f"
+    return 1
+}
+
+check_prereqs() {
+    [ "${SKIP_PREREQS:-0}" = 1 ] && return 0
+    [ -x "$BIN" ] || die "$BIN not found or not executable; build it with 'make'"
+    local hp host port
+    hp=${BOOTSTRAP%%,*}
+    host=${hp%:*} port=${hp##*:}
+    if ! timeout 3 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then
+        die "Kafka is not reachable at $hp; start the stack with 'scripts/stack.sh start' (or set KAFKA_BOOTSTRAP_SERVERS)"
+    fi
+    if ! curl -fsS -m 5 "$CONNECT_URL/" >/dev/null 2>&1; then
+        die "Kafka Connect is not reachable at $CONNECT_URL; start the stack with 'scripts/stack.sh start' (or set KAFKA_CONNECT_URL)"
+    fi
+    if ! "$BIN" connector status --connect-url "$CONNECT_URL" >/dev/null 2>&1; then
+        info "Debezium connector is not RUNNING; registering it"
+        "$BIN" connector register --connect-url "$CONNECT_URL" ||
+            die "could not register the Debezium connector; see the message above and 'cdcflow connector status'"
+    fi
+}
+
+start_one() {
+    local p=$1 pid log port
+    if pid=$(live_pid "$p"); then
+        info "$p: already running (PID $pid)"
+        return 0
+    fi
+    mkdir -p "$RUN_DIR" || die "cannot create $RUN_DIR"
+    log=$(log_file "$p")
+    port=$(metrics_port "$p")
+    # shellcheck disable=SC2046 # extra args are split on purpose
+    nohup "$BIN" "$p" --metrics-port "$port" $(extra_args "$p") >>"$log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$(pid_file "$p")"
+    # Healthy means the metrics endpoint answers; bounded wait.
+    local t=0
+    while [ "$t" -lt $((START_TIMEOUT * 2)) ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$(pid_file "$p")"
+            echo "error: $p exited during start; last lines of $log:" >&2
+            tail -n 20 "$log" >&2
+            return 1
+        fi
+        if curl -fsS -m 1 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+            info "$p: started (PID $pid, log $log, metrics http://127.0.0.1:$port/metrics)"
+            return 0
+        fi
+        sleep 0.5
+        t=$((t + 1))
+    done
+    info "$p: started (PID $pid) but /healthz did not answer within ${START_TIMEOUT}s; see $log"
+}
+
+stop_one() {
+    local p=$1 pid t=0
+    if ! pid=$(live_pid "$p"); then
+        info "$p: not running"
+        return 0
+    fi
+    # SIGTERM: cdcflow finishes the batch in flight, commits, exits 0.
+    kill -TERM "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null && [ "$t" -lt $((STOP_TIMEOUT * 10)) ]; do
+        sleep 0.1
+        t=$((t + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "warning: $p (PID $pid) did not stop within ${STOP_TIMEOUT}s; sending SIGKILL (committed data is safe)" >&2
+        kill -KILL "$pid" 2>/dev/null
+        sleep 0.2
+    fi
+    rm -f "$(pid_file "$p")"
+    info "$p: stopped"
+}
+
+# Sum of a metric's samples (all label sets) from Prometheus text.
+metric_sum() {
+    awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF; f = 1 } END { if (f) printf "%.0f", s; else print "-" }'
+}
+
+status_one() {
+    local p=$1 pid port m1 m2 ev1 ev2 rate lag ver age dlq up start now last
+    port=$(metrics_port "$p")
+    if ! pid=$(live_pid "$p"); then
+        printf '%-8s stopped\n' "$p"
+        return 1
+    fi
+    start=$(stat -c %Y "$(pid_file "$p")")
+    now=$(date +%s)
+    up=$((now - start))
+    m1=$(curl -fsS -m 2 "http://127.0.0.1:$port/metrics" 2>/dev/null)
+    if [ -z "$m1" ]; then
+        printf '%-8s running  pid=%s uptime=%ss metrics=unreachable (port %s)\n' "$p" "$pid" "$up" "$port"
+        return 0
+    fi
+    sleep 1
+    m2=$(curl -fsS -m 2 "http://127.0.0.1:$port/metrics" 2>/dev/null)
+    ev1=$(metric_sum cdcflow_events_total <<<"$m1")
+    ev2=$(metric_sum cdcflow_events_total <<<"${m2:-$m1}")
+    rate=-
+    [ "$ev1" != - ] && [ "$ev2" != - ] && rate=$((ev2 - ev1))
+    lag=$(metric_sum cdcflow_consumer_lag <<<"${m2:-$m1}")
+    ver=$(metric_sum cdcflow_table_version <<<"${m2:-$m1}")
+    dlq=$(metric_sum cdcflow_dead_letter_total <<<"${m2:-$m1}")
+    last=$(metric_sum cdcflow_last_commit_timestamp_seconds <<<"${m2:-$m1}")
+    age=-
+    [ "$last" != - ] && [ "$last" != 0 ] && age="$((now - last))s"
+    printf '%-8s running  pid=%s uptime=%ss events=%s events/s=%s lag=%s version=%s version_age=%s dead_lettered=%s\n' \
+        "$p" "$pid" "$up" "$ev2" "$rate" "$lag" "$ver" "$age" "$dlq"
+}
+
+which_pipelines() {
+    case ${1:-all} in
+    delta | iceberg) echo "$1" ;;
+    all) echo "delta iceberg" ;;
+    *) die "unknown pipeline '$1' (delta, iceberg or all)" ;;
+    esac
+}
+
+usage() {
+    sed -n '2,/^set -u/p' "${BASH_SOURCE[0]}" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'
+}
+
+cmd=${1:-}
+shift || true
+case $cmd in
+start)
+    [ "${1:-all}" = all ] || which_pipelines "$1" >/dev/null
+    check_prereqs
+    rc=0
+    for p in $(which_pipelines "${1:-all}"); do start_one "$p" || rc=1; done
+    exit $rc
+    ;;
+stop)
+    for p in $(which_pipelines "${1:-all}"); do stop_one "$p"; done
+    ;;
+restart)
+    for p in $(which_pipelines "${1:-all}"); do stop_one "$p"; done
+    check_prereqs
+    rc=0
+    for p in $(which_pipelines "${1:-all}"); do start_one "$p" || rc=1; done
+    exit $rc
+    ;;
+status)
+    rc=0
+    for p in delta iceberg; do status_one "$p" || rc=3; done
+    exit $rc
+    ;;
+logs)
+    case ${1:-} in
+    delta | iceberg) ;;
+    *) die "usage: $0 logs delta|iceberg" ;;
+    esac
+    f=$(log_file "$1")
+    [ -f "$f" ] || die "no log yet at $f"
+    if [ "${LOGS_FOLLOW:-0}" = 1 ] || [ "${2:-}" = -f ]; then exec tail -n 50 -F "$f"; fi
+    tail -n "${LOG_LINES:-100}" "$f"
+    ;;
+-h | --help | help)
+    usage
+    ;;
+*)
+    usage >&2
+    exit 2
+    ;;
+esac
