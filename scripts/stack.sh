@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# stack.sh - start, stop or report the local CDC stack: PostgreSQL 15, Kafka (KRaft), Kafka Connect + Debezium.
+#
+#   scripts/stack.sh start|stop|status|restart
+#
+# Everything lives under this checkout: data and pid files in var/, logs in var/log/, jars in
+# .cache/stack/ (filled by scripts/setup.sh).  Ports are fixed (5432, 9092 + 9093, 8083) and bound to
+# 127.0.0.1.  If a port is already served by a healthy cdcflow stack (another checkout's), start
+# reuses it and stop leaves it alone: stop only ends processes whose pid files are in this var/.
+# Every wait is bounded; on failure the tail of the component's log is printed.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VAR=$ROOT/var
+LOG=$VAR/log
+RUN=$VAR/run
+CACHE=$ROOT/.cache/stack
+KAFKA_LIBS=$CACHE/kafka/libs
+PLUGINS=$CACHE/plugins
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_DATA=$VAR/pg/data
+PG_PORT=5432 KAFKA_PORT=9092 CONTROLLER_PORT=9093 CONNECT_PORT=8083
+PG_USER=cdcuser PG_PASSWORD=cdcpass PG_DB=cdcdb
+CONNECT_URL=http://127.0.0.1:$CONNECT_PORT
+# Seconds each component may take to come up or go down before we give up.
+START_TIMEOUT=${STACK_START_TIMEOUT:-90}
+STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-30}
+
+say()  { printf 'stack: %s\n' "$*"; }
+fail() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+
+# Print the last lines of a component's log so a failure explains itself.
+log_tail() {
+    local f=$LOG/$1.log
+    [ -s "$f" ] || return 0
+    printf -- '--- last lines of %s ---\n' "$f" >&2
+    tail -n "${2:-30}" "$f" >&2
+    printf -- '---\n' >&2
+}
+
+port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+
+# pid from a pid file, if that process is alive and is ours (its command line names this checkout).
+live_pid() {
+    local f=$1 pid
+    [ -s "$f" ] || return 1
+    pid=$(head -n1 "$f")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$ROOT/" || return 1
+    printf '%s\n' "$pid"
+}
+
+# Run a command as the PostgreSQL owner: PostgreSQL refuses to run as root.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_psql_cdc() {  # psql as cdcuser over TCP (what Debezium and the tests use)
+    PGPASSWORD=$PG_PASSWORD PGCONNECT_TIMEOUT=3 psql -X -q -v ON_ERROR_STOP=1 \
+        -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" "$@"
+}
+
+pg_healthy()      { [ "$(pg_psql_cdc -Atc 'SHOW wal_level' 2>/dev/null)" = logical ]; }
+kafka_healthy()   { timeout 10 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 5 >/dev/null 2>&1; }
+connect_healthy() {
+    curl -fsS -m 5 "$CONNECT_URL/connectors" >/dev/null 2>&1 &&
+        curl -fsS -m 5 "$CONNECT_URL/connector-plugins" 2>/dev/null | grep -q PostgresConnector
+}
+
+# wait_for NAME CHECK-FUNCTION PID : poll until healthy, the process dies, or the timeout passes.
+wait_for() {
+    local name=$1 check=$2 pid=${3:-} t0=$SECONDS
+    while ! "$check"; do
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            log_tail "$name"; fail "$name exited during start-up (log: $LOG/$name.log)"
+        fi
+        if [ $((SECONDS - t0)) -ge "$START_TIMEOUT" ]; then
+            log_tail "$name"; fail "$name not ready after ${START_TIMEOUT}s (log: $LOG/$name.log)"
+        fi
+        sleep 0.5
+    done
+}
+
+# A port is free, ours, or served by a healthy cdcflow component we can reuse.  Returns 0 when the
+# caller should start the component, 1 when there is nothing to do.
+claim_port() {
+    local name=$1 port=$2 check=$3 pidfile=$4 pid
+    if pid=$(live_pid "$pidfile"); then
+        say "$name already running (pid $pid, port $port)"; return 1
+    fi
+    port_busy "$port" || return 0
+    if "$check"; then
+        say "$name: port $port is served by a healthy cdcflow stack started elsewhere; reusing it (stop it from where it was started)"
+        return 1
+    fi
+    fail "$name: port $port is taken by another program that is not a working cdcflow $name.
+  See who holds it: ss -ltnp 'sport = :$port'   and stop it (for the Debian cluster: pg_ctlcluster 15 main stop)."
+}
+
+need_java() {
+    command -v java >/dev/null 2>&1 || fail "java not found: run scripts/setup.sh (installs openjdk-17-jdk-headless)"
+    local v
+    v=$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -n1)
+    [ "${v:-0}" -ge 17 ] || fail "Java 17 or newer needed, found '${v:-none}': run scripts/setup.sh"
+    ls "$KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null 2>&1 ||
+        fail "Kafka jars missing in $KAFKA_LIBS: run scripts/setup.sh"
+    ls "$PLUGINS"/debezium-connector-postgres/debezium-connector-postgres-*.jar >/dev/null 2>&1 ||
+        fail "Debezium connector jars missing in $PLUGINS: run scripts/setup.sh"
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+pg_init() {
+    [ -s "$PG_DATA/PG_VERSION" ] && return 0
+    [ -x "$PG_BIN/initdb" ] || fail "PostgreSQL 15 not found in $PG_BIN: run scripts/setup.sh"
+    say "postgres: initdb $PG_DATA"
+    mkdir -p "$PG_DATA" "$VAR/pg/run"
+    if [ "$(id -u)" -eq 0 ]; then
+        id postgres >/dev/null 2>&1 || fail "no 'postgres' system user: run scripts/setup.sh (package postgresql-15)"
+        chown -R postgres:postgres "$VAR/pg"
+        as_pg test -x "$VAR/pg" ||
+            fail "user postgres cannot enter $VAR/pg: make the directories above it world-searchable (chmod o+x)"
+    fi
+    chmod 700 "$PG_DATA"
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+        -E UTF8 --locale=C.UTF-8 >"$LOG/postgres-initdb.log" 2>&1 || {
+        log_tail postgres-initdb; rm -rf "$PG_DATA"; fail "initdb failed"
+    }
+    sed "s|@VAR@|$VAR|g" "$ROOT/deploy/postgres/postgresql.conf" >"$PG_DATA/cdcflow.conf"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_DATA/cdcflow.conf"
+    echo "include 'cdcflow.conf'" >>"$PG_DATA/postgresql.conf"
+}
+
+pg_start() {
+    claim_port postgres "$PG_PORT" pg_healthy "$PG_DATA/postmaster.pid" || { pg_schema; return; }
+    pg_init
+    # Keep the settings in step with deploy/ when that file changed since initdb.
+    sed "s|@VAR@|$VAR|g" "$ROOT/deploy/postgres/postgresql.conf" >"$PG_DATA/cdcflow.conf"
+    mkdir -p "$VAR/pg/run"
+    touch "$LOG/postgres.log"
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$LOG/postgres.log" "$VAR/pg/run" "$PG_DATA/cdcflow.conf"
+    say "postgres: starting on 127.0.0.1:$PG_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG/postgres.log" -w -t "$START_TIMEOUT" start >/dev/null || {
+        log_tail postgres; fail "postgres did not start (log: $LOG/postgres.log)"
+    }
+    as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$VAR/pg/run" -p "$PG_PORT" -U postgres -d postgres \
+        -f "$ROOT/deploy/postgres/bootstrap.sql" >/dev/null || fail "creating role $PG_USER / database $PG_DB failed"
+    pg_schema
+}
+
+pg_schema() {
+    pg_psql_cdc -f "$ROOT/deploy/postgres/schema.sql" >/dev/null 2>"$LOG/postgres-schema.log" || {
+        log_tail postgres-schema; fail "applying deploy/postgres/schema.sql as $PG_USER failed"
+    }
+}
+
+pg_stop() {
+    local pid
+    pid=$(live_pid "$PG_DATA/postmaster.pid") || { say "postgres: not running here"; return 0; }
+    say "postgres: stopping (pid $pid)"
+    # fast = roll back open transactions and shut down cleanly; immediate only if that hangs.
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t "$STOP_TIMEOUT" stop >/dev/null 2>&1 ||
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 10 stop >/dev/null 2>&1 ||
+        kill_pid postgres "$pid"
+}
+
+# ---------------------------------------------------------------- JVM components
+
+# kill_pid NAME PID : SIGTERM, bounded wait, then SIGKILL.
+kill_pid() {
+    local name=$1 pid=$2 t0=$SECONDS
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ $((SECONDS - t0)) -ge "$STOP_TIMEOUT" ]; then
+            say "$name: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
+            sleep 0.5
+            break
+        fi
+        sleep 0.3
+    done
+}
+
+# run_java NAME HEAP MAIN ARGS... : start a JVM in its own session, pid in var/run/NAME.pid.
+run_java() {
+    local name=$1 heap=$2 main=$3; shift 3
+    # The marker property puts this checkout's path in the command line, which live_pid checks.
+    setsid java -Xms128m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        -Dcdcflow.stack="$ROOT/" -Dlog4j.configuration="file:$ROOT/deploy/kafka/log4j.properties" \
+        -cp "$KAFKA_LIBS/*" "$main" "$@" </dev/null >>"$LOG/$name.log" 2>&1 &
+    echo $! >"$RUN/$name.pid"
+}
+
+kafka_start() {
+    local pid
+    claim_port kafka "$KAFKA_PORT" kafka_healthy "$RUN/kafka.pid" || return 0
+    port_busy "$CONTROLLER_PORT" &&
+        fail "kafka: controller port $CONTROLLER_PORT is taken by another program (ss -ltnp 'sport = :$CONTROLLER_PORT')"
+    need_java
+    mkdir -p "$VAR/kafka"
+    sed "s|@VAR@|$VAR|g" "$ROOT/deploy/kafka/server.properties" >"$VAR/kafka/server.properties"
+    if [ ! -s "$VAR/kafka/data/meta.properties" ]; then
+        # KRaft storage is formatted once with a cluster id of its own.
+        local id
+        id=$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>>"$LOG/kafka.log") ||
+            { log_tail kafka; fail "kafka: could not make a cluster id"; }
+        say "kafka: formatting KRaft storage (cluster id $id)"
+        java -Dlog4j.configuration="file:$ROOT/deploy/kafka/log4j.properties" -cp "$KAFKA_LIBS/*" \
+            kafka.tools.StorageTool format -t "$id" -c "$VAR/kafka/server.properties" >>"$LOG/kafka.log" 2>&1 ||
+            { log_tail kafka; fail "kafka: formatting storage failed"; }
+    fi
+    say "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$CONTROLLER_PORT)"
+    run_java kafka 512m kafka.Kafka "$VAR/kafka/server.properties"
+    pid=$(cat "$RUN/kafka.pid")
+    wait_for kafka kafka_healthy "$pid"
+}
+
+connect_start() {
+    local pid
+    claim_port connect "$CONNECT_PORT" connect_healthy "$RUN/connect.pid" || return 0
+    need_java
+    mkdir -p "$VAR/connect"
+    sed "s|@PLUGINS@|$PLUGINS|g" "$ROOT/deploy/kafka/connect-distributed.properties" >"$VAR/connect/connect.properties"
+    say "connect: starting on 127.0.0.1:$CONNECT_PORT (plugins: $PLUGINS)"
+    run_java connect 512m org.apache.kafka.connect.cli.ConnectDistributed "$VAR/connect/connect.properties"
+    pid=$(cat "$RUN/connect.pid")
+    wait_for connect connect_healthy "$pid"
+}
+
+java_stop() {
+    local name=$1 pid
+    pid=$(live_pid "$RUN/$name.pid") || { say "$name: not running here"; rm -f "$RUN/$name.pid"; return 0; }
+    say "$name: stopping (pid $pid)"
+    kill_pid "$name" "$pid"
+    rm -f "$RUN/$name.pid"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_start() {
+    local t0
+    t0=$(date +%s.%N)
+    for tool in ss curl kcat psql; do
+        command -v "$tool" >/dev/null 2>&1 || fail "'$tool' not found: run scripts/setup.sh"
+    done
+    mkdir -p "$LOG" "$RUN"
+    pg_start
+    kafka_start
+    connect_start
+    say "ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL"
+}
+
+cmd_stop() {
+    java_stop connect
+    java_stop kafka
+    pg_stop
+}
+
+cmd_status() {
+    local v rc=0 pid where
+    origin() { if pid=$(live_pid "$1"); then where="pid $pid"; else where="started elsewhere"; fi; }
+    if pg_healthy; then
+        origin "$PG_DATA/postmaster.pid"
+        v=$(pg_psql_cdc -Atc 'SHOW server_version' 2>/dev/null)
+        printf '%-9s up    127.0.0.1:%-5s PostgreSQL %s, wal_level=logical (%s)\n' postgres "$PG_PORT" "$v" "$where"
+    else
+        printf '%-9s down  127.0.0.1:%-5s\n' postgres "$PG_PORT"; rc=1
+    fi
+    if kafka_healthy; then
+        origin "$RUN/kafka.pid"
+        v=$(ls "$KAFKA_LIBS"/kafka-clients-*.jar 2>/dev/null | sed -E 's/.*kafka-clients-(.*)\.jar/\1/' | head -n1)
+        printf '%-9s up    127.0.0.1:%-5s Kafka %s KRaft (%s)\n' kafka "$KAFKA_PORT" "${v:-?}" "$where"
+    else
+        printf '%-9s down  127.0.0.1:%-5s\n' kafka "$KAFKA_PORT"; rc=1
+    fi
+    if connect_healthy; then
+        origin "$RUN/connect.pid"
+        v=$(curl -fsS -m 5 "$CONNECT_URL/" | sed -nE 's/.*"version":"([^"]*)".*/\1/p')
+        local dbz
+        dbz=$(curl -fsS -m 5 "$CONNECT_URL/connector-plugins" |
+            grep -oE '"class":"io.debezium.connector.postgresql.PostgresConnector","type":"source","version":"[^"]*"' |
+            sed -E 's/.*"version":"([^"]*)"/\1/')
+        printf '%-9s up    127.0.0.1:%-5s Kafka Connect %s, Debezium PostgreSQL %s (%s)\n' connect "$CONNECT_PORT" "${v:-?}" "${dbz:-?}" "$where"
+        curl -fsS -m 5 "$CONNECT_URL/connectors?expand=status" 2>/dev/null |
+            grep -oE '"name":"[^"]*","connector":\{"state":"[A-Z]*"' |
+            sed -E 's/"name":"([^"]*)","connector":\{"state":"([A-Z]*)"/          connector \1: \2/'
+    else
+        printf '%-9s down  127.0.0.1:%-5s\n' connect "$CONNECT_PORT"; rc=1
+    fi
+    return $rc
+}
+
+case ${1:-} in
+start)   cmd_start ;;
+stop)    cmd_stop ;;
+status)  cmd_status ;;
+restart) cmd_stop; cmd_start ;;
+*)       echo "usage: scripts/stack.sh start|stop|status|restart" >&2; exit 2 ;;
+esac
