@@ -35,7 +35,11 @@ typedef struct cf_offsets {
     cf_offset *v;
 } cf_offsets;
 
-void cf_offsets_free(cf_offsets *o);
+void cf_offsets_free(cf_offsets *o);            /* NULL-safe; *o is empty and reusable */
+/* Forget the entries, keep the memory. */
+void cf_offsets_clear(cf_offsets *o);
+/* Replace *dst's entries by a copy of src's. */
+int  cf_offsets_copy(cf_offsets *dst, const cf_offsets *src, cf_err *err);
 /* Set (or raise) the next offset for topic/partition. */
 int  cf_offsets_put(cf_offsets *o, const char *topic, int32_t partition,
                     int64_t next_offset, cf_err *err);
@@ -53,7 +57,9 @@ typedef struct cf_source_config {
     /* extra librdkafka properties as "key=value" pairs */
     const char *const *props;
     int         nprops;
-    size_t      max_message_bytes;
+    size_t      max_message_bytes;   /* 0 = 16 MiB; bigger messages are still handed
+                                      * out (for the dead-letter), the file source
+                                      * cuts them at max_message_bytes + 1 bytes */
 } cf_source_config;
 
 /* Returns NULL with *err set on failure. */
@@ -73,5 +79,21 @@ int64_t    cf_source_lag(cf_source *s);
 /* Available-now: remember the high watermarks now; poll returns 2 once they
  * are reached. */
 int        cf_source_set_available_now(cf_source *s, cf_err *err);
+
+/* Group membership hooks (Kafka; the file source never calls them).  Both run
+ * inside cf_source_poll(), on the caller's thread.
+ *   assign: fill `out` with the resume offsets of the table, read again at
+ *           every assignment because another process of the group may have
+ *           committed since we started; partitions absent start at earliest.
+ *   revoke: the partitions in `revoked` are about to go to another consumer;
+ *           commit everything held for them now.  Return 0 when committed, -1
+ *           when the held data was dropped instead (the source then rewinds
+ *           the partitions it keeps to the table's offsets via `assign`). */
+typedef int (*cf_source_assign_fn)(void *opaque, cf_offsets *out, cf_err *err);
+typedef int (*cf_source_revoke_fn)(void *opaque, const cf_offsets *revoked);
+void       cf_source_set_hooks(cf_source *s, cf_source_assign_fn assign,
+                               cf_source_revoke_fn revoke, void *opaque);
+/* "kafka" or "file".  Never NULL. */
+const char *cf_source_kind(const cf_source *s);
 
 #endif
