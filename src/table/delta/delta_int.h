@@ -1,0 +1,211 @@
+/* delta_int.h - internals shared by the Delta Lake sink, its checkpoints and
+ * the table commands: the log (actions, put-if-absent commits), the table
+ * state replayed from it (snapshot), stats and schema JSON, a byte-keyed hash
+ * map (primary-key index, path index) and reading table rows back.
+ *
+ * Written from delta-io/delta PROTOCOL.md.  Writer protocol: minReaderVersion
+ * 1, minWriterVersion 4 (change data feed), no column mapping, no deletion
+ * vectors, classic single-file Parquet checkpoints. */
+#ifndef CF_DELTA_INT_H
+#define CF_DELTA_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "batch/batch.h"
+#include "format/parquet/parquet.h"
+#include "table/table.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+#define CF_DELTA_LOG_DIR       "_delta_log"
+#define CF_DELTA_CDC_DIR       "_change_data"
+#define CF_DELTA_NULL_PART     "__HIVE_DEFAULT_PARTITION__"
+#define CF_DELTA_MAX_COMMIT    (256u << 20)   /* cap on one commit file we read */
+
+/* ---- byte-keyed hash map (keys copied, values int64) ----------------- */
+
+typedef struct cf_delta_map cf_delta_map;
+
+/* Returns NULL on out of memory. */
+cf_delta_map *cf_delta_map_new(void);
+void          cf_delta_map_free(cf_delta_map *m);          /* NULL-safe */
+/* Insert or overwrite.  -1 on out of memory. */
+int           cf_delta_map_put(cf_delta_map *m, const void *k, size_t n, int64_t v);
+/* 1 and *v when present, 0 when absent. */
+int           cf_delta_map_get(const cf_delta_map *m, const void *k, size_t n, int64_t *v);
+/* 1 when removed, 0 when absent. */
+int           cf_delta_map_del(cf_delta_map *m, const void *k, size_t n);
+size_t        cf_delta_map_count(const cf_delta_map *m);
+
+/* ---- table state ----------------------------------------------------- */
+
+typedef struct cf_delta_pv {      /* partition values of one file */
+    int    n;
+    char **keys;
+    char **vals;                  /* NULL entry = null value */
+} cf_delta_pv;
+
+typedef struct cf_delta_file {
+    char       *path;             /* as in the log: relative and URL-encoded */
+    cf_delta_pv pv;
+    int64_t     size;
+    int64_t     mtime;
+    int64_t     num_records;      /* from stats, -1 when unknown */
+    char       *stats;            /* stats JSON text or NULL */
+    bool        data_change;
+    bool        live;             /* false once removed; slots are never reused */
+} cf_delta_file;
+
+typedef struct cf_delta_txn {
+    char   *app_id;
+    int64_t version;
+    int64_t last_updated;
+} cf_delta_txn;
+
+typedef struct cf_delta_snap {
+    char          *root;          /* table directory */
+    int64_t        version;       /* -1: the table has no commit yet */
+    int            min_reader, min_writer;
+    json_t        *metadata;      /* body of the live metaData action */
+    cf_schema     *schema;        /* parsed schemaString; NULL before metaData */
+    int            npart;
+    char         **part_cols;
+    bool           cdf_enabled;
+    int            checkpoint_interval;
+    cf_delta_file *files;         /* slots, live or not */
+    size_t         nfiles, afiles, nlive;
+    cf_delta_map  *by_path;       /* path -> slot of live files */
+    cf_delta_txn  *txns;
+    int            ntxns;
+    int64_t        ckpt_version;  /* checkpoint the replay started from, -1 */
+    int64_t        last_ts;       /* commitInfo timestamp of `version` (ms), -1 */
+} cf_delta_snap;
+
+/* An empty state for the table at `root` (version -1).  NULL on OOM. */
+cf_delta_snap *cf_delta_snap_new(const char *root, cf_err *err);
+/* Replay the log of `root` up to `version` (-1 = latest), starting from the
+ * newest usable checkpoint.  A directory without a log gives version -1.
+ * Caller frees with cf_delta_snap_free. */
+cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err);
+void           cf_delta_snap_free(cf_delta_snap *s);      /* NULL-safe */
+/* Apply the newline-delimited actions of commit `version` (untrusted text). */
+int            cf_delta_snap_apply(cf_delta_snap *s, const char *text, size_t len,
+                                   int64_t version, cf_err *err);
+/* Apply one parsed action object ({"add":{...}} ...). */
+int            cf_delta_snap_apply_action(cf_delta_snap *s, json_t *action, cf_err *err);
+/* Read and apply commits after s->version until the newest; returns how many. */
+int            cf_delta_snap_catch_up(cf_delta_snap *s, cf_err *err);
+/* The txn version recorded for appId, -1 if none. */
+int64_t        cf_delta_snap_txn(const cf_delta_snap *s, const char *app_id);
+/* Live file by log path, NULL if absent. */
+cf_delta_file *cf_delta_snap_file(const cf_delta_snap *s, const char *path);
+/* Partition value of file f for column `col`; *is_null set; NULL if absent. */
+const char    *cf_delta_pv_get(const cf_delta_pv *pv, const char *col, bool *present);
+void           cf_delta_pv_free(cf_delta_pv *pv);
+
+/* ---- the log ------------------------------------------------------- */
+
+/* "<root>/_delta_log/<20 digits>.json" into buf (size >= PATH_MAX). */
+void cf_delta_commit_path(const char *root, int64_t version, char *buf, size_t n);
+/* Atomically create commit `version` with `len` bytes: a temp file is
+ * fsynced then link(2)ed, so a version is never overwritten and a reader
+ * never sees half a commit.  CF_E_CONFLICT when the version exists. */
+int  cf_delta_log_put(const char *root, int64_t version, const void *data, size_t len,
+                      cf_err *err);
+/* Read commit `version` into out (reset first).  CF_E_IO with retriable=false
+ * when absent. */
+int  cf_delta_log_read(const char *root, int64_t version, cf_buf *out, cf_err *err);
+/* Sorted list of commit versions present as JSON (malloc'd; caller frees). */
+int  cf_delta_log_versions(const char *root, int64_t **out, size_t *n, cf_err *err);
+/* Checkpoint version named by _last_checkpoint, or found by listing; -1 if none. */
+int64_t cf_delta_log_last_checkpoint(const char *root, int64_t at_most);
+/* Commit timestamp (ms) of `version`: commitInfo.timestamp, else file mtime; -1. */
+int64_t cf_delta_log_commit_ts(const char *root, int64_t version);
+
+/* ---- JSON helpers: schema, stats, partition values, paths ------------ */
+
+/* Spark StructType JSON for a cf_schema.  Caller frees (free()). */
+char      *cf_delta_schema_json(const cf_schema *s, cf_err *err);
+/* cf_schema from a schemaString; caller frees with cf_schema_free. */
+cf_schema *cf_delta_schema_parse(const char *json, cf_err *err);
+/* Delta type name of a cf type ("long", "decimal(10,2)"); buf >= 32. */
+const char *cf_delta_type_name(cf_type t, char *buf, size_t n);
+/* Stats JSON ({"numRecords":..,"minValues":..}) of a written file whose
+ * columns are the fields of s (the file's schema).  Caller frees. */
+char      *cf_delta_stats_json(const cf_schema *s, const cf_pq_file_info *fi, cf_err *err);
+/* "YYYY-MM-DD" -> days; "YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z]" -> micros. */
+int        cf_delta_parse_date(const char *s, int32_t *out);
+int        cf_delta_parse_ts(const char *s, int64_t *out);
+/* numRecords of a stats text, -1 when absent or unreadable. */
+int64_t    cf_delta_stats_num_records(const char *stats);
+/* The partition value string of row `row` of column c, appended to out
+ * (nothing appended for null: *is_null = true). */
+int        cf_delta_pv_format(const cf_column *c, size_t row, cf_buf *out, bool *is_null,
+                              cf_err *err);
+/* Hive-style escape of a partition value for a directory name. */
+int        cf_delta_path_escape(const char *s, cf_buf *out, cf_err *err);
+/* Percent-decode a log path into a filesystem path relative to the root.
+ * Caller frees. */
+char      *cf_delta_path_decode(const char *logpath);
+/* URL-encode a relative filesystem path for the log ('%' and unsafe bytes). */
+int        cf_delta_path_encode(const char *fspath, cf_buf *out, cf_err *err);
+/* A random version 4 UUID string (37 bytes with NUL). */
+void       cf_delta_uuid(char out[37]);
+/* mkdir -p. */
+int        cf_delta_mkdirs(const char *path, cf_err *err);
+int64_t    cf_delta_now_ms(void);
+
+/* ---- reading rows back ---------------------------------------------- */
+
+/* Append the rows of data file `logpath` (with partition values pv) to out,
+ * which is bound to `tschema` (the table schema, maybe with extra trailing
+ * columns such as _change_type): columns are matched by name, columns the
+ * file lacks read as null, partition columns come from pv. */
+int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv *pv,
+                       const cf_schema *tschema, cf_batch *out, cf_err *err);
+/* Append value `row` of src to dst (same type family) as row dst_row. */
+int cf_delta_copy_value(cf_column *dst, size_t dst_row, const cf_column *src, size_t row,
+                        cf_err *err);
+/* Parse a partition value string into column c at row (types as the table). */
+int cf_delta_pv_parse(cf_column *c, size_t row, const char *v, cf_err *err);
+
+/* ---- checkpoints ----------------------------------------------------- */
+
+/* Write <version>.checkpoint.parquet for snapshot s and _last_checkpoint. */
+int cf_delta_checkpoint_write(const cf_delta_snap *s, cf_err *err);
+/* Apply every action of checkpoint `version` to s (s->version becomes it). */
+int cf_delta_checkpoint_read(cf_delta_snap *s, int64_t version, cf_err *err);
+
+/* ---- offsets -------------------------------------------------------- */
+
+/* Set (or raise) the next offset of topic/partition in o. */
+int cf_delta_offsets_put(cf_offsets *o, const char *topic, int32_t partition, int64_t next,
+                         cf_err *err);
+
+/* The Parquet module is written in parallel with this one: refer to it
+ * weakly so cdcflow links before it lands; CF_DELTA_HAVE_PQ() says whether
+ * it is there. */
+#pragma weak cf_pq_options_default
+#pragma weak cf_pq_file_info_free
+#pragma weak cf_pq_writer_open
+#pragma weak cf_pq_writer_write
+#pragma weak cf_pq_writer_write_rows
+#pragma weak cf_pq_writer_close
+#pragma weak cf_pq_writer_abort
+#pragma weak cf_pq_reader_open
+#pragma weak cf_pq_reader_close
+#pragma weak cf_pq_reader_schema
+#pragma weak cf_pq_reader_num_rows
+#pragma weak cf_pq_reader_num_row_groups
+#pragma weak cf_pq_reader_kv
+#pragma weak cf_pq_reader_read
+#pragma weak cf_pq_writer_open_tree
+#pragma weak cf_pq_writer_write_leaf
+#pragma weak cf_pq_writer_end_row_group
+#define CF_DELTA_HAVE_PQ() (cf_pq_writer_open != NULL && cf_pq_reader_open != NULL)
+#define CF_DELTA_HAVE_PQ_TREE() (cf_pq_writer_open_tree != NULL)
+
+#endif

@@ -1,0 +1,468 @@
+/* snapshot.c - the state of a Delta table at a version, replayed from the
+ * newest checkpoint plus the JSON commits after it: protocol, metadata,
+ * live files and txn (application transaction) versions. */
+#include "table/delta/delta_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+cf_delta_snap *cf_delta_snap_new(const char *root, cf_err *err)
+{
+    cf_delta_snap *s = calloc(1, sizeof *s);
+    if (!s || !(s->root = strdup(root)) || !(s->by_path = cf_delta_map_new())) {
+        if (s) {
+            free(s->root);
+            free(s);
+        }
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->version = -1;
+    s->ckpt_version = -1;
+    s->last_ts = -1;
+    s->checkpoint_interval = 10;
+    return s;
+}
+
+void cf_delta_pv_free(cf_delta_pv *pv)
+{
+    for (int i = 0; i < pv->n; i++) {
+        free(pv->keys[i]);
+        free(pv->vals[i]);
+    }
+    free(pv->keys);
+    free(pv->vals);
+    memset(pv, 0, sizeof *pv);
+}
+
+static void file_free(cf_delta_file *f)
+{
+    free(f->path);
+    free(f->stats);
+    cf_delta_pv_free(&f->pv);
+    memset(f, 0, sizeof *f);
+}
+
+static void meta_clear(cf_delta_snap *s)
+{
+    json_decref(s->metadata);
+    s->metadata = NULL;
+    cf_schema_free(s->schema);
+    s->schema = NULL;
+    for (int i = 0; i < s->npart; i++)
+        free(s->part_cols[i]);
+    free(s->part_cols);
+    s->part_cols = NULL;
+    s->npart = 0;
+}
+
+void cf_delta_snap_free(cf_delta_snap *s)
+{
+    if (!s)
+        return;
+    meta_clear(s);
+    for (size_t i = 0; i < s->nfiles; i++)
+        file_free(&s->files[i]);
+    free(s->files);
+    cf_delta_map_free(s->by_path);
+    for (int i = 0; i < s->ntxns; i++)
+        free(s->txns[i].app_id);
+    free(s->txns);
+    free(s->root);
+    free(s);
+}
+
+const char *cf_delta_pv_get(const cf_delta_pv *pv, const char *col, bool *present)
+{
+    for (int i = 0; i < pv->n; i++)
+        if (!strcmp(pv->keys[i], col)) {
+            if (present)
+                *present = true;
+            return pv->vals[i];
+        }
+    if (present)
+        *present = false;
+    return NULL;
+}
+
+cf_delta_file *cf_delta_snap_file(const cf_delta_snap *s, const char *path)
+{
+    int64_t slot;
+    if (!cf_delta_map_get(s->by_path, path, strlen(path), &slot))
+        return NULL;
+    return &s->files[slot];
+}
+
+int64_t cf_delta_snap_txn(const cf_delta_snap *s, const char *app_id)
+{
+    for (int i = 0; i < s->ntxns; i++)
+        if (!strcmp(s->txns[i].app_id, app_id))
+            return s->txns[i].version;
+    return -1;
+}
+
+/* ---- actions ----------------------------------------------------------- */
+
+static int parse_pv(json_t *obj, cf_delta_pv *pv, cf_err *err)
+{
+    const char *k;
+    json_t *v;
+    size_t n;
+
+    memset(pv, 0, sizeof *pv);
+    if (!obj || json_is_null(obj))
+        return 0;
+    if (!json_is_object(obj))
+        return cf_err_set(err, CF_E_CORRUPT, "partitionValues is not an object");
+    n = json_object_size(obj);
+    if (!n)
+        return 0;
+    pv->keys = calloc(n, sizeof *pv->keys);
+    pv->vals = calloc(n, sizeof *pv->vals);
+    if (!pv->keys || !pv->vals)
+        goto oom;
+    json_object_foreach(obj, k, v) {
+        if (!json_is_string(v) && !json_is_null(v)) {
+            cf_delta_pv_free(pv);
+            return cf_err_set(err, CF_E_CORRUPT, "partition value of '%s' is not a string", k);
+        }
+        if (!(pv->keys[pv->n] = strdup(k)))
+            goto oom;
+        if (json_is_string(v) && !(pv->vals[pv->n] = strdup(json_string_value(v)))) {
+            free(pv->keys[pv->n]);
+            goto oom;
+        }
+        pv->n++;
+    }
+    return 0;
+oom:
+    cf_delta_pv_free(pv);
+    return cf_err_set(err, CF_E_NOMEM, "out of memory");
+}
+
+static int64_t jint(json_t *o, const char *k, int64_t dflt)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int apply_protocol(cf_delta_snap *s, json_t *p, cf_err *err)
+{
+    int r = (int)jint(p, "minReaderVersion", -1), w = (int)jint(p, "minWriterVersion", -1);
+    json_t *feats = json_object_get(p, "readerFeatures");
+
+    if (r < 1 || w < 1)
+        return cf_err_set(err, CF_E_CORRUPT, "protocol action without reader/writer versions");
+    /* Reader 2 means column mapping; reader 3 lists features: we read plain
+     * files only, so accept just the features that change nothing for us. */
+    if (r == 2)
+        return cf_err_set(err, CF_E_UNSUPPORTED, "table needs reader version 2 (column mapping)");
+    if (r > 3)
+        return cf_err_set(err, CF_E_UNSUPPORTED, "table needs reader version %d", r);
+    if (r == 3 && json_is_array(feats)) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(feats, i, f) {
+            const char *name = json_string_value(f);
+            if (!name || (strcmp(name, "timestampNtz") && strcmp(name, "vacuumProtocolCheck")))
+                return cf_err_set(err, CF_E_UNSUPPORTED, "table needs reader feature '%s'",
+                                  name ? name : "?");
+        }
+    }
+    s->min_reader = r;
+    s->min_writer = w;
+    return 0;
+}
+
+static int apply_metadata(cf_delta_snap *s, json_t *m, cf_err *err)
+{
+    const char *ss = jstr(m, "schemaString");
+    json_t *pc = json_object_get(m, "partitionColumns"), *conf = json_object_get(m, "configuration");
+    cf_schema *schema;
+    size_t i;
+    json_t *v;
+
+    if (!ss)
+        return cf_err_set(err, CF_E_CORRUPT, "metaData action without schemaString");
+    if (!(schema = cf_delta_schema_parse(ss, err)))
+        return cf_err_wrap(err, "metaData schemaString");
+    meta_clear(s);
+    s->schema = schema;
+    s->metadata = json_deep_copy(m);
+    if (!s->metadata)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (json_is_array(pc) && json_array_size(pc)) {
+        if (!(s->part_cols = calloc(json_array_size(pc), sizeof *s->part_cols)))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        json_array_foreach(pc, i, v) {
+            if (!json_is_string(v))
+                return cf_err_set(err, CF_E_CORRUPT, "partitionColumns entry is not a string");
+            if (cf_schema_find(schema, json_string_value(v)) < 0)
+                return cf_err_set(err, CF_E_CORRUPT, "partition column '%s' is not in the schema",
+                                  json_string_value(v));
+            if (!(s->part_cols[s->npart] = strdup(json_string_value(v))))
+                return cf_err_set(err, CF_E_NOMEM, "out of memory");
+            s->npart++;
+        }
+    }
+    s->cdf_enabled = false;
+    s->checkpoint_interval = 10;
+    if (json_is_object(conf)) {
+        const char *cdf = jstr(conf, "delta.enableChangeDataFeed");
+        const char *ci = jstr(conf, "delta.checkpointInterval");
+        s->cdf_enabled = cdf && !strcmp(cdf, "true");
+        if (ci && atoi(ci) > 0)
+            s->checkpoint_interval = atoi(ci);
+    }
+    return 0;
+}
+
+static int apply_add(cf_delta_snap *s, json_t *a, cf_err *err)
+{
+    const char *path = jstr(a, "path"), *stats = jstr(a, "stats");
+    cf_delta_file f = { 0 };
+    int64_t slot;
+
+    if (!path || !*path)
+        return cf_err_set(err, CF_E_CORRUPT, "add action without a path");
+    if (json_object_get(a, "deletionVector") && !json_is_null(json_object_get(a, "deletionVector")))
+        return cf_err_set(err, CF_E_UNSUPPORTED, "deletion vectors are not supported (%s)", path);
+    if (parse_pv(json_object_get(a, "partitionValues"), &f.pv, err))
+        return -1;
+    f.size = jint(a, "size", 0);
+    f.mtime = jint(a, "modificationTime", 0);
+    f.data_change = json_is_true(json_object_get(a, "dataChange"));
+    f.live = true;
+    f.num_records = stats ? cf_delta_stats_num_records(stats) : -1;
+    if (!(f.path = strdup(path)) || (stats && !(f.stats = strdup(stats))))
+        goto oom;
+    if (cf_delta_map_get(s->by_path, path, strlen(path), &slot)) {
+        /* Re-adding a live path replaces it (the protocol's reconciliation). */
+        file_free(&s->files[slot]);
+        s->files[slot] = f;
+        return 0;
+    }
+    if (s->nfiles == s->afiles) {
+        size_t na = s->afiles ? s->afiles * 2 : 64;
+        cf_delta_file *nf = realloc(s->files, na * sizeof *nf);
+        if (!nf)
+            goto oom;
+        s->files = nf;
+        s->afiles = na;
+    }
+    if (cf_delta_map_put(s->by_path, path, strlen(path), (int64_t)s->nfiles))
+        goto oom;
+    s->files[s->nfiles++] = f;
+    s->nlive++;
+    return 0;
+oom:
+    file_free(&f);
+    return cf_err_set(err, CF_E_NOMEM, "out of memory");
+}
+
+static int apply_remove(cf_delta_snap *s, json_t *r, cf_err *err)
+{
+    const char *path = jstr(r, "path");
+    int64_t slot;
+
+    if (!path)
+        return cf_err_set(err, CF_E_CORRUPT, "remove action without a path");
+    if (!cf_delta_map_get(s->by_path, path, strlen(path), &slot))
+        return 0;   /* removing what is not there is a no-op (tombstone) */
+    cf_delta_map_del(s->by_path, path, strlen(path));
+    s->files[slot].live = false;
+    free(s->files[slot].stats);
+    s->files[slot].stats = NULL;
+    s->nlive--;
+    return 0;
+}
+
+static int apply_txn(cf_delta_snap *s, json_t *t, cf_err *err)
+{
+    const char *app = jstr(t, "appId");
+    json_t *v = json_object_get(t, "version");
+
+    if (!app || !json_is_integer(v))
+        return cf_err_set(err, CF_E_CORRUPT, "txn action without appId/version");
+    for (int i = 0; i < s->ntxns; i++)
+        if (!strcmp(s->txns[i].app_id, app)) {
+            s->txns[i].version = json_integer_value(v);
+            s->txns[i].last_updated = jint(t, "lastUpdated", 0);
+            return 0;
+        }
+    cf_delta_txn *nt = realloc(s->txns, sizeof *nt * (size_t)(s->ntxns + 1));
+    if (!nt)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    s->txns = nt;
+    if (!(nt[s->ntxns].app_id = strdup(app)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    nt[s->ntxns].version = json_integer_value(v);
+    nt[s->ntxns].last_updated = jint(t, "lastUpdated", 0);
+    s->ntxns++;
+    return 0;
+}
+
+int cf_delta_snap_apply_action(cf_delta_snap *s, json_t *action, cf_err *err)
+{
+    const char *k;
+    json_t *v;
+
+    if (!json_is_object(action))
+        return cf_err_set(err, CF_E_CORRUPT, "log line is not a JSON object");
+    json_object_foreach(action, k, v) {
+        int rc = 0;
+        if (!json_is_object(v)) {
+            if (json_is_null(v))
+                continue;   /* checkpoint rows carry null columns */
+            return cf_err_set(err, CF_E_CORRUPT, "action '%s' is not an object", k);
+        }
+        if (!strcmp(k, "add"))
+            rc = apply_add(s, v, err);
+        else if (!strcmp(k, "remove"))
+            rc = apply_remove(s, v, err);
+        else if (!strcmp(k, "txn"))
+            rc = apply_txn(s, v, err);
+        else if (!strcmp(k, "metaData"))
+            rc = apply_metadata(s, v, err);
+        else if (!strcmp(k, "protocol"))
+            rc = apply_protocol(s, v, err);
+        else if (!strcmp(k, "commitInfo")) {
+            int64_t ts = jint(v, "inCommitTimestamp", -1);
+            s->last_ts = ts >= 0 ? ts : jint(v, "timestamp", -1);
+        }
+        /* cdc, domainMetadata, sidecar...: no effect on the live state */
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+int cf_delta_snap_apply(cf_delta_snap *s, const char *text, size_t len, int64_t version,
+                        cf_err *err)
+{
+    size_t i = 0;
+    long line = 0;
+
+    s->last_ts = -1;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && text[j] != '\n')
+            j++;
+        line++;
+        size_t k = i;
+        while (k < j && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r'))
+            k++;
+        if (k < j) {
+            json_error_t je;
+            json_t *a = json_loadb(text + i, j - i, JSON_REJECT_DUPLICATES, &je);
+            if (!a)
+                return cf_err_setpos(err, CF_E_PARSE, (long)i, "commit %" PRId64 " line %ld: %s",
+                                     version, line, je.text);
+            int rc = cf_delta_snap_apply_action(s, a, err);
+            json_decref(a);
+            if (rc)
+                return cf_err_wrap(err, "commit %" PRId64 " line %ld", version, line);
+        }
+        i = j + 1;
+    }
+    s->version = version;
+    return 0;
+}
+
+static int apply_range(cf_delta_snap *s, const int64_t *v, size_t n, int64_t upto, cf_err *err)
+{
+    cf_buf b;
+    int applied = 0;
+
+    cf_buf_init(&b, 0);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] <= s->version)
+            continue;
+        if (upto >= 0 && v[i] > upto)
+            break;
+        if (v[i] != s->version + 1) {
+            cf_buf_free(&b);
+            return cf_err_set(err, CF_E_CORRUPT, "%s: log has no commit %" PRId64 " (next is %" PRId64 ")",
+                              s->root, s->version + 1, v[i]);
+        }
+        if (cf_delta_log_read(s->root, v[i], &b, err) ||
+            cf_delta_snap_apply(s, (const char *)b.data, b.len, v[i], err)) {
+            cf_buf_free(&b);
+            return -1;
+        }
+        applied++;
+    }
+    cf_buf_free(&b);
+    return applied;
+}
+
+cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err)
+{
+    cf_delta_snap *s = cf_delta_snap_new(root, err);
+    int64_t *v = NULL, ck;
+    size_t n = 0;
+
+    if (!s)
+        return NULL;
+    if (cf_delta_log_versions(root, &v, &n, err))
+        goto fail;
+    ck = cf_delta_log_last_checkpoint(root, version);
+    if (ck >= 0) {
+        cf_err e2;
+        if (cf_delta_checkpoint_read(s, ck, &e2) == 0) {
+            s->ckpt_version = ck;
+        } else if (n == 0 || v[0] != 0) {
+            /* JSON commits from 0 would do too; without them we are stuck. */
+            if (err)
+                *err = e2;
+            goto fail;
+        } else {
+            /* start over from version 0 */
+            cf_delta_snap_free(s);
+            if (!(s = cf_delta_snap_new(root, err)))
+                goto fail;
+        }
+    }
+    if (version >= 0 && s->version < 0 && (n == 0 || v[0] > version)) {
+        cf_err_set(err, CF_E_ARG, "%s has no version %" PRId64, root, version);
+        goto fail;
+    }
+    if (apply_range(s, v, n, version, err) < 0)
+        goto fail;
+    if (version >= 0 && s->version != version) {
+        cf_err_set(err, CF_E_ARG, "%s has no version %" PRId64 " (latest is %" PRId64 ")", root,
+                   version, s->version);
+        goto fail;
+    }
+    if (s->version >= 0 && (!s->metadata || s->min_reader == 0)) {
+        cf_err_set(err, CF_E_CORRUPT, "%s: log has no %s action", root,
+                   s->metadata ? "protocol" : "metaData");
+        goto fail;
+    }
+    free(v);
+    return s;
+fail:
+    free(v);
+    cf_delta_snap_free(s);
+    return NULL;
+}
+
+int cf_delta_snap_catch_up(cf_delta_snap *s, cf_err *err)
+{
+    int64_t *v = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (cf_delta_log_versions(s->root, &v, &n, err))
+        return -1;
+    rc = apply_range(s, v, n, -1, err);
+    free(v);
+    return rc;
+}
