@@ -1,0 +1,362 @@
+/* metrics.c - Prometheus counters and the /metrics, /healthz endpoint. */
+#include "runtime/metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NBUCKETS 13
+static const double bucket_le[NBUCKETS] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+};
+
+enum { OP_INSERT, OP_UPDATE, OP_DELETE, OP_READ, OP_TRUNCATE, OP_TOMBSTONE, NOPS };
+static const char *const op_names[NOPS] = { "insert", "update", "delete", "read", "truncate", "tombstone" };
+
+typedef struct histo {
+    uint64_t buckets[NBUCKETS];  /* non-cumulative; summed when rendered */
+    uint64_t count;
+    double   sum;
+} histo;
+
+struct cf_metrics {
+    pthread_mutex_t mu;
+    char     *table, *pipeline_id;
+    struct MHD_Daemon *httpd;
+    int       port;
+    uint64_t  events[NOPS];
+    uint64_t  dead_letter;
+    uint64_t  batches;
+    histo     batch_dur, commit_dur;
+    int64_t   lag;
+    int64_t   version;
+    double    last_commit;       /* unix seconds, 0 = never */
+    double    start;
+    double    heartbeat;
+    bool      idle;
+    bool      up;
+    char      down_why[256];
+    double    max_commit_age, max_stall;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void histo_add(histo *h, double v)
+{
+    int i = 0;
+    while (i < NBUCKETS && v > bucket_le[i])
+        i++;
+    if (i < NBUCKETS)
+        h->buckets[i]++;
+    h->count++;
+    h->sum += v;
+}
+
+cf_metrics *cf_metrics_new(const char *table, const char *pipeline_id)
+{
+    cf_metrics *m = calloc(1, sizeof *m);
+
+    if (!m)
+        return NULL;
+    if (!(m->table = strdup(table ? table : "")) || !(m->pipeline_id = strdup(pipeline_id ? pipeline_id : ""))) {
+        free(m->table);
+        free(m);
+        return NULL;
+    }
+    pthread_mutex_init(&m->mu, NULL);
+    m->lag = -1;
+    m->version = -1;
+    m->start = m->heartbeat = now_s();
+    m->idle = true;
+    m->max_commit_age = 300;
+    m->max_stall = 60;
+    return m;
+}
+
+void cf_metrics_free(cf_metrics *m)
+{
+    if (!m)
+        return;
+    if (m->httpd)
+        MHD_stop_daemon(m->httpd);
+    pthread_mutex_destroy(&m->mu);
+    free(m->table);
+    free(m->pipeline_id);
+    free(m);
+}
+
+#define LOCKED(m, stmt) do { pthread_mutex_lock(&(m)->mu); stmt; pthread_mutex_unlock(&(m)->mu); } while (0)
+
+void cf_metrics_add_events(cf_metrics *m, char op, uint64_t n)
+{
+    int i = op == 'c' ? OP_INSERT : op == 'u' ? OP_UPDATE : op == 'd' ? OP_DELETE
+          : op == 'r' ? OP_READ : op == 't' ? OP_TRUNCATE : OP_TOMBSTONE;
+    if (m)
+        LOCKED(m, m->events[i] += n);
+}
+
+void cf_metrics_add_dead_letter(cf_metrics *m, uint64_t n)
+{
+    if (m)
+        LOCKED(m, m->dead_letter += n);
+}
+
+void cf_metrics_batch_done(cf_metrics *m, double batch_s, double commit_s, int64_t version)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->batches++;
+    histo_add(&m->batch_dur, batch_s);
+    histo_add(&m->commit_dur, commit_s);
+    if (version >= 0)
+        m->version = version;
+    m->last_commit = now_s();
+    pthread_mutex_unlock(&m->mu);
+}
+
+void cf_metrics_set_lag(cf_metrics *m, int64_t lag)
+{
+    if (m)
+        LOCKED(m, m->lag = lag);
+}
+
+void cf_metrics_set_version(cf_metrics *m, int64_t version)
+{
+    if (m)
+        LOCKED(m, m->version = version);
+}
+
+void cf_metrics_heartbeat(cf_metrics *m, bool idle)
+{
+    if (m)
+        LOCKED(m, m->heartbeat = now_s(); m->idle = idle);
+}
+
+void cf_metrics_set_up(cf_metrics *m, bool up, const char *why_down)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->up = up;
+    snprintf(m->down_why, sizeof m->down_why, "%s", why_down ? why_down : "stopped");
+    pthread_mutex_unlock(&m->mu);
+}
+
+void cf_metrics_set_health_limits(cf_metrics *m, double max_commit_age_s, double max_stall_s)
+{
+    if (m)
+        LOCKED(m, m->max_commit_age = max_commit_age_s; m->max_stall = max_stall_s);
+}
+
+uint64_t cf_metrics_events_total(cf_metrics *m)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < NOPS; i++)
+        if (i != OP_TOMBSTONE)
+            n += m->events[i];
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+uint64_t cf_metrics_dead_letter_total(cf_metrics *m)
+{
+    uint64_t n;
+    LOCKED(m, n = m->dead_letter);
+    return n;
+}
+
+uint64_t cf_metrics_batches_total(cf_metrics *m)
+{
+    uint64_t n;
+    LOCKED(m, n = m->batches);
+    return n;
+}
+
+/* Label values are table and pipeline names: escape \, " and newline. */
+static int put_label(cf_buf *b, const char *s, cf_err *err)
+{
+    for (; *s; s++) {
+        int rc = *s == '\\' ? cf_buf_printf(b, err, "\\\\")
+               : *s == '"' ? cf_buf_printf(b, err, "\\\"")
+               : *s == '\n' ? cf_buf_printf(b, err, "\\n")
+               : cf_buf_putc(b, (uint8_t)*s, err);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int render_histo(cf_buf *b, const char *name, const char *help, const histo *h, cf_err *err)
+{
+    uint64_t cum = 0;
+    if (cf_buf_printf(b, err, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name))
+        return -1;
+    for (int i = 0; i < NBUCKETS; i++) {
+        cum += h->buckets[i];
+        if (cf_buf_printf(b, err, "%s_bucket{le=\"%g\"} %llu\n", name, bucket_le[i], (unsigned long long)cum))
+            return -1;
+    }
+    return cf_buf_printf(b, err, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n",
+                         name, (unsigned long long)h->count, name, h->sum, name,
+                         (unsigned long long)h->count);
+}
+
+static bool healthy_locked(cf_metrics *m, double now, char *why, size_t cap)
+{
+    double since_commit = now - (m->last_commit > 0 ? m->last_commit : m->start);
+
+    if (!m->up) {
+        snprintf(why, cap, "down: %s", m->down_why);
+        return false;
+    }
+    if (now - m->heartbeat > m->max_stall) {
+        snprintf(why, cap, "loop stalled for %.0f s", now - m->heartbeat);
+        return false;
+    }
+    if (!m->idle && since_commit > m->max_commit_age) {
+        snprintf(why, cap, "no commit for %.0f s with input waiting (lag %lld)", since_commit, (long long)m->lag);
+        return false;
+    }
+    snprintf(why, cap, "ok");
+    return true;
+}
+
+bool cf_metrics_healthy(cf_metrics *m, char *why, size_t cap)
+{
+    bool ok;
+    LOCKED(m, ok = healthy_locked(m, now_s(), why, cap));
+    return ok;
+}
+
+int cf_metrics_render(cf_metrics *m, cf_buf *b, cf_err *err)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&m->mu);
+    if (cf_buf_printf(b, err, "# HELP cdcflow_events_total Change events committed to the table, by operation.\n"
+                              "# TYPE cdcflow_events_total counter\n"))
+        goto out;
+    for (int i = 0; i < NOPS; i++) {
+        if (cf_buf_printf(b, err, "cdcflow_events_total{table=\"") || put_label(b, m->table, err)
+            || cf_buf_printf(b, err, "\",op=\"%s\"} %llu\n", op_names[i], (unsigned long long)m->events[i]))
+            goto out;
+    }
+    if (cf_buf_printf(b, err,
+                      "# HELP cdcflow_dead_letter_total Events sent to the dead-letter target.\n"
+                      "# TYPE cdcflow_dead_letter_total counter\ncdcflow_dead_letter_total %llu\n"
+                      "# HELP cdcflow_batches_total Batches committed to the table.\n"
+                      "# TYPE cdcflow_batches_total counter\ncdcflow_batches_total %llu\n",
+                      (unsigned long long)m->dead_letter, (unsigned long long)m->batches))
+        goto out;
+    if (render_histo(b, "cdcflow_batch_duration_seconds", "From a batch's first message to its commit.",
+                     &m->batch_dur, err)
+        || render_histo(b, "cdcflow_commit_duration_seconds", "Table commit time (files and log entry).",
+                        &m->commit_dur, err))
+        goto out;
+    if (cf_buf_printf(b, err,
+                      "# HELP cdcflow_consumer_lag Messages behind the high watermark, summed over assigned partitions (-1 unknown).\n"
+                      "# TYPE cdcflow_consumer_lag gauge\ncdcflow_consumer_lag %lld\n"
+                      "# HELP cdcflow_table_version Last table version (Delta version / Iceberg sequence number) written or found.\n"
+                      "# TYPE cdcflow_table_version gauge\ncdcflow_table_version %lld\n"
+                      "# HELP cdcflow_last_commit_timestamp_seconds Unix time of the last commit (0 = none yet).\n"
+                      "# TYPE cdcflow_last_commit_timestamp_seconds gauge\ncdcflow_last_commit_timestamp_seconds %.3f\n"
+                      "# HELP cdcflow_up 1 while the pipeline loop runs.\n"
+                      "# TYPE cdcflow_up gauge\ncdcflow_up %d\n"
+                      "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+                      "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
+                      (long long)m->lag, (long long)m->version, m->last_commit,
+                      m->up ? 1 : 0, m->start))
+        goto out;
+    if (cf_buf_printf(b, err, "# HELP cdcflow_info Pipeline identity.\n# TYPE cdcflow_info gauge\n"
+                              "cdcflow_info{pipeline_id=\"")
+        || put_label(b, m->pipeline_id, err) || cf_buf_printf(b, err, "\",table=\"")
+        || put_label(b, m->table, err) || cf_buf_printf(b, err, "\"} 1\n"))
+        goto out;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+                             void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    enum MHD_Result rc;
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    cf_metrics *m = cls;
+
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return reply(c, 405, "text/plain", "method not allowed\n", 19, MHD_RESPMEM_PERSISTENT);
+    if (!strcmp(url, "/metrics")) {
+        cf_buf b;
+        size_t len;
+        uint8_t *p;
+        cf_buf_init(&b, (size_t)4 << 20);
+        if (cf_metrics_render(m, &b, NULL)) {
+            cf_buf_free(&b);
+            return reply(c, 500, "text/plain", "render failed\n", 14, MHD_RESPMEM_PERSISTENT);
+        }
+        p = cf_buf_steal(&b, &len);
+        return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", p, len, MHD_RESPMEM_MUST_FREE);
+    }
+    if (!strcmp(url, "/healthz")) {
+        char why[300], body[320];
+        bool ok = cf_metrics_healthy(m, why, sizeof why);
+        int n = snprintf(body, sizeof body, "%s\n", why);
+        return reply(c, ok ? 200 : 503, "text/plain", body, (size_t)n, MHD_RESPMEM_MUST_COPY);
+    }
+    return reply(c, 404, "text/plain", "not found: try /metrics or /healthz\n", 36, MHD_RESPMEM_PERSISTENT);
+}
+
+int cf_metrics_serve(cf_metrics *m, int port, cf_err *err)
+{
+    struct sockaddr_in sin;
+    const union MHD_DaemonInfo *info;
+
+    if (port < 0 || port > 65535)
+        return cf_err_set(err, CF_E_ARG, "metrics port %d out of range", port);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    m->httpd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
+                                handle, m,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                MHD_OPTION_END);
+    if (!m->httpd)
+        return cf_err_set(err, CF_E_IO, "metrics: cannot listen on 127.0.0.1:%d (port in use?)", port);
+    info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
+    m->port = info ? info->port : port;
+    return 0;
+}
+
+int cf_metrics_port(const cf_metrics *m)
+{
+    return m->port;
+}
