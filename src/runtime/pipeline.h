@@ -1,0 +1,55 @@
+/* pipeline.h - the micro-batch loop: poll the source, decode, transform into
+ * a columnar batch, and at each trigger commit the batch together with the
+ * offsets it covers to the table (exactly once), then tell the source (lag).
+ * Bad events go to the dead-letter target; their offsets are covered too. */
+#ifndef CF_PIPELINE_H
+#define CF_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "decode/debezium.h"
+#include "runtime/dlq.h"
+#include "runtime/metrics.h"
+#include "source/source.h"
+#include "table/table.h"
+#include "transform/transform.h"
+#include "util/err.h"
+
+#define CF_PIPELINE_DEFAULT_TRIGGER_MS   1000
+#define CF_PIPELINE_DEFAULT_MAX_OFFSETS  100000
+#define CF_PIPELINE_DEFAULT_MAX_MSG      ((size_t)16 << 20)
+
+typedef struct cf_pipeline_config {
+    /* All borrowed: they must outlive cf_pipeline_run(). */
+    cf_source    *source;
+    cf_sink      *sink;
+    cf_decoder   *decoder;
+    cf_transform *transform;
+    cf_dlq       *dlq;               /* NULL or "off": bad input stops the pipeline */
+    cf_metrics   *metrics;           /* may be NULL */
+    const char   *table_name;        /* for log lines */
+    cf_mode       mode;              /* upsert: events without a key are bad input */
+    int64_t       trigger_ms;        /* 0 = CF_PIPELINE_DEFAULT_TRIGGER_MS */
+    int64_t       max_offsets;       /* messages per batch; 0 = default */
+    size_t        max_message_bytes; /* 0 = default; bigger messages are bad input */
+    bool          available_now;     /* stop once the input available at start is in */
+    bool          progress;          /* one-line progress on stderr (a terminal) */
+} cf_pipeline_config;
+
+typedef struct cf_pipeline_stats {
+    uint64_t messages;       /* consumed, including bad ones and tombstones */
+    uint64_t events;         /* rows handed to the sink */
+    uint64_t dead_letter;
+    uint64_t tombstones;
+    uint64_t batches;        /* table commits */
+    int64_t  version;        /* last table version committed, -1 none */
+} cf_pipeline_stats;
+
+/* Run until the source is exhausted (file end, available-now), a stop is
+ * requested (signals.h) or an error.  Returns 0 after a clean stop, with the
+ * last batch committed; -1 with *err set otherwise (the batch in flight is
+ * then not committed).  *stats (may be NULL) is filled either way. */
+int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_err *err);
+
+#endif
