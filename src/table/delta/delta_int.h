@@ -129,6 +129,9 @@ int64_t cf_delta_log_commit_ts(const char *root, int64_t version);
 
 /* Spark StructType JSON for a cf_schema.  Caller frees (free()). */
 char      *cf_delta_schema_json(const cf_schema *s, cf_err *err);
+/* The cf type a Delta type name reads back as (TIME -> INT64, UUID ->
+ * STRING, TIMESTAMP_NTZ -> TIMESTAMP, ...). */
+int        cf_delta_schema_type(cf_type t, cf_type *out);
 /* cf_schema from a schemaString; caller frees with cf_schema_free. */
 cf_schema *cf_delta_schema_parse(const char *json, cf_err *err);
 /* Delta type name of a cf type ("long", "decimal(10,2)"); buf >= 32. */

@@ -1,7 +1,1151 @@
-/* delta_sink.c - placeholder until the delta sink lands. */
-#include "table/table.h"
+/* delta_sink.c - the Delta Lake table sink: append or upsert batches as
+ * Parquet files and commit them with the Kafka offsets they cover (txn
+ * actions) in one put-if-absent log entry; change data files for upserts. */
+#include "table/delta/delta_int.h"
 
-static int nop_open(cf_sink *s, cf_err *err)
-{ (void)s; return cf_err_set(err, CF_E_UNSUPPORTED, "the delta sink is not implemented yet"); }
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-const cf_sink_ops cf_delta_sink_ops = { "delta", nop_open, NULL, NULL, NULL };
+#include "cli/version.h"
+#include "util/log.h"
+
+#define MAX_COMMIT_RETRIES 20
+
+/* Rows of one partition (indexes into the source batch). */
+typedef struct group {
+    char     *dir;                 /* "a=1/b=x/" or "" */
+    cf_delta_pv pv;
+    uint32_t *rows;
+    size_t    n, alloc;
+} group;
+
+/* A data file written by this commit: its key-index updates wait for the
+ * commit to land. */
+typedef struct written {
+    char   *logpath;
+    size_t  key_off, key_end;      /* range in ds->newkeys of (u32 len, bytes) records */
+} written;
+
+typedef struct dsink {
+    cf_sink       *sink;
+    cf_delta_snap *snap;
+    char           app[200];       /* txn appId prefix: "<app_id>-" */
+    /* upsert */
+    cf_delta_map  *pk;             /* encoded key -> file slot */
+    bool           pk_ready;
+    cf_buf         key;            /* scratch */
+    cf_buf         newkeys;        /* keys of rows written by the pending commit */
+    cf_buf         gonekeys;       /* keys retired by the pending commit */
+    written       *w;
+    size_t         nw, aw;
+    /* pending commit */
+    cf_buf         actions;        /* add/remove/cdc lines */
+    int64_t        out_rows, out_bytes, out_files, rm_files, cdc_files, upd_rows, del_rows, ins_rows;
+    char         **created;        /* files written, removed again if the commit fails */
+    size_t         ncreated, acreated;
+} dsink;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int track_created(dsink *ds, const char *path, cf_err *err)
+{
+    if (ds->ncreated == ds->acreated) {
+        size_t na = ds->acreated ? ds->acreated * 2 : 16;
+        char **n = realloc(ds->created, na * sizeof *n);
+        if (!n)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        ds->created = n;
+        ds->acreated = na;
+    }
+    if (!(ds->created[ds->ncreated] = strdup(path)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    ds->ncreated++;
+    return 0;
+}
+
+static void pending_reset(dsink *ds, bool unlink_files)
+{
+    for (size_t i = 0; i < ds->ncreated; i++) {
+        if (unlink_files)
+            unlink(ds->created[i]);
+        free(ds->created[i]);
+    }
+    ds->ncreated = 0;
+    for (size_t i = 0; i < ds->nw; i++)
+        free(ds->w[i].logpath);
+    ds->nw = 0;
+    cf_buf_reset(&ds->actions);
+    cf_buf_reset(&ds->newkeys);
+    cf_buf_reset(&ds->gonekeys);
+    ds->out_rows = ds->out_bytes = ds->out_files = ds->rm_files = ds->cdc_files = 0;
+    ds->upd_rows = ds->del_rows = ds->ins_rows = 0;
+}
+
+static int put_json_line(cf_buf *b, json_t *j, cf_err *err)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc;
+    if (!s)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    rc = cf_buf_append(b, s, strlen(s), err) || cf_buf_putc(b, '\n', err) ? -1 : 0;
+    free(s);
+    return rc;
+}
+
+static json_t *pv_json(const cf_delta_pv *pv)
+{
+    json_t *o = json_object();
+    for (int i = 0; o && i < pv->n; i++)
+        json_object_set_new(o, pv->keys[i], pv->vals[i] ? json_string(pv->vals[i]) : json_null());
+    return o;
+}
+
+static int is_part_col(const cf_delta_snap *snap, const char *name)
+{
+    for (int i = 0; i < snap->npart; i++)
+        if (!strcmp(snap->part_cols[i], name))
+            return 1;
+    return 0;
+}
+
+/* Append the encoded primary key of row `row` of b to out.  pk[] are
+ * column indexes of b.  Integers are widened so a key reads the same from
+ * the batch and from a file. */
+static int encode_key(const cf_batch *b, const int *pk, int npk, size_t row, cf_buf *out,
+                      cf_err *err)
+{
+    for (int i = 0; i < npk; i++) {
+        const cf_column *c = &b->cols[pk[i]];
+        if (!cf_col_valid(c, row)) {
+            if (cf_buf_putc(out, 0, err))
+                return -1;
+            continue;
+        }
+        if (cf_buf_putc(out, 1, err))
+            return -1;
+        if (cf_type_is_varlen(c->type)) {
+            size_t n;
+            const uint8_t *p = cf_col_bytes(c, row, &n);
+            uint32_t n32 = (uint32_t)n;
+            if (cf_buf_append(out, &n32, sizeof n32, err) || cf_buf_append(out, p, n, err))
+                return -1;
+        } else {
+            int64_t v;
+            switch (c->type.id) {
+            case CF_T_INT32:
+            case CF_T_DATE: v = cf_col_i32(c, row); break;
+            case CF_T_BOOL: v = cf_col_bool(c, row); break;
+            case CF_T_FLOAT: { double d = cf_col_f32(c, row); memcpy(&v, &d, 8); break; }
+            case CF_T_DOUBLE: { double d = cf_col_f64(c, row); memcpy(&v, &d, 8); break; }
+            default: v = cf_col_i64(c, row); break;
+            }
+            if (cf_buf_append(out, &v, sizeof v, err))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- schema reconciliation --------------------------------------------- */
+
+/* Table schema for this batch: the current one, or a widened copy when the
+ * batch has new columns (*changed = 1).  Type changes and dropped columns
+ * are refused.  Caller frees the result. */
+static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, int *changed,
+                                   cf_err *err)
+{
+    cf_schema *out;
+    char b1[32], b2[32];
+
+    *changed = 0;
+    if (!table) {
+        *changed = 1;
+        if (!(out = cf_schema_new()))
+            goto oom;
+        for (int i = 0; i < in->nfields; i++) {
+            cf_type t = in->fields[i].type;
+            cf_type dt;
+            /* Store the type as Delta will name it, so reading the schema
+             * back compares equal. */
+            if (cf_delta_schema_type(t, &dt))
+                dt = t;
+            if (cf_schema_add(out, in->fields[i].name, dt, true, 0, err) < 0) {
+                cf_schema_free(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    for (int i = 0; i < table->nfields; i++) {
+        int j = cf_schema_find(in, table->fields[i].name);
+        if (j < 0) {
+            cf_err_set(err, CF_E_UNSUPPORTED,
+                       "column '%s' of the table is missing from the incoming rows: dropping columns "
+                       "is not supported (see docs/delta.md)", table->fields[i].name);
+            return NULL;
+        }
+        const char *a = cf_delta_type_name(table->fields[i].type, b1, sizeof b1);
+        const char *b = cf_delta_type_name(in->fields[j].type, b2, sizeof b2);
+        if (strcmp(a, b)) {
+            cf_err_set(err, CF_E_UNSUPPORTED,
+                       "column '%s' changed type from %s to %s: type changes are not supported "
+                       "(see docs/delta.md)", table->fields[i].name, a, b);
+            return NULL;
+        }
+    }
+    if (!(out = cf_schema_clone(table)))
+        goto oom;
+    for (int j = 0; j < in->nfields; j++) {
+        if (cf_schema_find(table, in->fields[j].name) >= 0)
+            continue;
+        cf_type dt;
+        if (cf_delta_schema_type(in->fields[j].type, &dt))
+            dt = in->fields[j].type;
+        if (cf_schema_add(out, in->fields[j].name, dt, true, 0, err) < 0) {
+            cf_schema_free(out);
+            return NULL;
+        }
+        *changed = 1;
+    }
+    return out;
+oom:
+    cf_err_set(err, CF_E_NOMEM, "out of memory");
+    return NULL;
+}
+
+/* ---- writing files ---------------------------------------------------- */
+
+static void groups_free(group *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(g[i].dir);
+        free(g[i].rows);
+        cf_delta_pv_free(&g[i].pv);
+    }
+    free(g);
+}
+
+/* Split rows[0..n) (NULL = all rows) of b by the table's partition values. */
+static int group_rows(const cf_delta_snap *snap, const cf_batch *b, const uint32_t *rows,
+                      size_t n, group **out, size_t *nout, cf_err *err)
+{
+    group *g = NULL;
+    size_t ng = 0, ag = 0;
+    cf_delta_map *m = NULL;
+    cf_buf dir;
+    int *pc = NULL;
+
+    cf_buf_init(&dir, 1 << 16);
+    if (snap->npart) {
+        if (!(pc = calloc((size_t)snap->npart, sizeof *pc)) || !(m = cf_delta_map_new()))
+            goto oom;
+        for (int p = 0; p < snap->npart; p++)
+            if ((pc[p] = cf_schema_find(b->schema, snap->part_cols[p])) < 0) {
+                cf_err_set(err, CF_E_ARG, "partition column '%s' is not in the rows", snap->part_cols[p]);
+                goto fail;
+            }
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint32_t row = rows ? rows[k] : (uint32_t)k;
+        int64_t gi = 0;
+        cf_buf_reset(&dir);
+        for (int p = 0; p < snap->npart; p++) {
+            size_t mark;
+            bool isnull;
+            if (cf_buf_printf(&dir, err, "%s=", snap->part_cols[p]))
+                goto fail;
+            mark = dir.len;
+            if (cf_delta_pv_format(&b->cols[pc[p]], row, &dir, &isnull, err))
+                goto fail;
+            if (isnull) {
+                if (cf_buf_printf(&dir, err, "%s", CF_DELTA_NULL_PART))
+                    goto fail;
+            } else {
+                /* escape in place: copy the raw value out, re-append escaped */
+                char *raw = strndup((const char *)dir.data + mark, dir.len - mark);
+                if (!raw)
+                    goto oom;
+                dir.len = mark;
+                int rc = cf_delta_path_escape(raw, &dir, err);
+                free(raw);
+                if (rc)
+                    goto fail;
+            }
+            if (cf_buf_putc(&dir, '/', err))
+                goto fail;
+        }
+        if (!m || !cf_delta_map_get(m, dir.data, dir.len, &gi)) {
+            if (ng == ag) {
+                size_t na = ag ? ag * 2 : 4;
+                group *ngp = realloc(g, na * sizeof *ngp);
+                if (!ngp)
+                    goto oom;
+                g = ngp;
+                ag = na;
+            }
+            memset(&g[ng], 0, sizeof g[ng]);
+            if (!(g[ng].dir = strndup(dir.data ? (const char *)dir.data : "", dir.len)))
+                goto oom;
+            ng++;
+            gi = (int64_t)ng - 1;
+            if (m && cf_delta_map_put(m, dir.data, dir.len, gi))
+                goto oom;
+            if (snap->npart) {
+                group *gg = &g[gi];
+                gg->pv.keys = calloc((size_t)snap->npart, sizeof *gg->pv.keys);
+                gg->pv.vals = calloc((size_t)snap->npart, sizeof *gg->pv.vals);
+                if (!gg->pv.keys || !gg->pv.vals)
+                    goto oom;
+                for (int p = 0; p < snap->npart; p++) {
+                    cf_buf v;
+                    bool isnull;
+                    cf_buf_init(&v, 1 << 16);
+                    if (cf_delta_pv_format(&b->cols[pc[p]], row, &v, &isnull, err)) {
+                        cf_buf_free(&v);
+                        goto fail;
+                    }
+                    gg->pv.keys[p] = strdup(snap->part_cols[p]);
+                    gg->pv.vals[p] = isnull ? NULL : strndup(v.data ? (const char *)v.data : "", v.len);
+                    gg->pv.n++;
+                    cf_buf_free(&v);
+                    if (!gg->pv.keys[p] || (!isnull && !gg->pv.vals[p]))
+                        goto oom;
+                }
+            }
+        }
+        group *gg = &g[gi];
+        if (gg->n == gg->alloc) {
+            size_t na = gg->alloc ? gg->alloc * 2 : 256;
+            uint32_t *nr = realloc(gg->rows, na * sizeof *nr);
+            if (!nr)
+                goto oom;
+            gg->rows = nr;
+            gg->alloc = na;
+        }
+        gg->rows[gg->n++] = row;
+    }
+    cf_buf_free(&dir);
+    cf_delta_map_free(m);
+    free(pc);
+    *out = g;
+    *nout = ng;
+    return 0;
+oom:
+    cf_err_set(err, CF_E_NOMEM, "out of memory");
+fail:
+    cf_buf_free(&dir);
+    cf_delta_map_free(m);
+    free(pc);
+    groups_free(g, ng);
+    return -1;
+}
+
+/* Write rows of b (columns found by name) as one Parquet file per
+ * partition under `subdir` ("" or "_change_data/"), appending add or cdc
+ * actions.  The file schema is the table schema without partition
+ * columns, plus `_change_type` for change data.  keys_pk: when non-NULL,
+ * record the encoded keys of the rows (upsert index). */
+static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, const uint32_t *rows,
+                      size_t n, bool cdc, const int *keys_pk, int npk, cf_err *err)
+{
+    cf_delta_snap *snap = ds->snap;
+    cf_schema *fs = NULL;
+    cf_column *vcols = NULL;
+    group *g = NULL;
+    size_t ng = 0;
+    int rc = -1;
+    cf_pq_options opt;
+
+    if (!n)
+        return 0;
+    if (!(fs = cf_schema_new()) || !(vcols = calloc((size_t)table->nfields + 2, sizeof *vcols))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < table->nfields; i++) {
+        const cf_field *f = &table->fields[i];
+        int j;
+        if (is_part_col(snap, f->name))
+            continue;
+        if ((j = cf_schema_find(b->schema, f->name)) < 0) {
+            cf_err_set(err, CF_E_ARG, "column '%s' missing from rows", f->name);
+            goto out;
+        }
+        vcols[fs->nfields] = b->cols[j];
+        vcols[fs->nfields].type = f->type;
+        if (cf_schema_add(fs, f->name, f->type, true, 0, err) < 0)
+            goto out;
+    }
+    if (cdc) {
+        int j = cf_schema_find(b->schema, "_change_type");
+        cf_type st = { CF_T_STRING, 0, 0 };
+        if (j < 0) {
+            cf_err_set(err, CF_E_ARG, "change rows without _change_type");
+            goto out;
+        }
+        vcols[fs->nfields] = b->cols[j];
+        if (cf_schema_add(fs, "_change_type", st, true, 0, err) < 0)
+            goto out;
+    }
+    cf_batch view = { .schema = fs, .nrows = b->nrows, .ncols = fs->nfields, .cols = vcols };
+    if (group_rows(snap, b, rows, n, &g, &ng, err))
+        goto out;
+    cf_pq_options_default(&opt);
+    opt.codec = ds->sink->cfg.codec;
+    opt.write_field_ids = false;
+    for (size_t gi = 0; gi < ng; gi++) {
+        char id[37], full[PATH_MAX * 2], rel[PATH_MAX], dirpath[PATH_MAX * 2];
+        cf_pq_file_info fi = { 0 };
+        cf_pq_writer *w;
+        struct stat st;
+        cf_buf lp;
+        const char *ext = opt.codec == CF_CODEC_ZSTD ? ".zstd" : opt.codec == CF_CODEC_SNAPPY ? ".snappy" : "";
+
+        cf_delta_uuid(id);
+        snprintf(rel, sizeof rel, "%s%s%s-00000-%s.c000%s.parquet", cdc ? CF_DELTA_CDC_DIR "/" : "",
+                 g[gi].dir, cdc ? "cdc" : "part", id, ext);
+        snprintf(full, sizeof full, "%s/%s", snap->root, rel);
+        snprintf(dirpath, sizeof dirpath, "%s", full);
+        *strrchr(dirpath, '/') = 0;
+        if (cf_delta_mkdirs(dirpath, err))
+            goto out;
+        if (!(w = cf_pq_writer_open(full, fs, &opt, err)))
+            goto out;
+        if (track_created(ds, full, err) ||
+            cf_pq_writer_write_rows(w, &view, g[gi].rows, g[gi].n, err)) {
+            cf_pq_writer_abort(w);
+            goto out;
+        }
+        if (cf_pq_writer_close(w, &fi, err))
+            goto out;
+        int64_t size = stat(full, &st) == 0 ? (int64_t)st.st_size : fi.file_bytes;
+
+        cf_buf_init(&lp, 0);
+        if (cf_delta_path_encode(rel, &lp, err) || !cf_buf_cstr(&lp, err)) {
+            cf_buf_free(&lp);
+            cf_pq_file_info_free(&fi);
+            goto out;
+        }
+        json_t *body = json_object(), *line = json_object();
+        json_object_set_new(body, "path", json_string((const char *)lp.data));
+        json_object_set_new(body, "partitionValues", pv_json(&g[gi].pv));
+        json_object_set_new(body, "size", json_integer(size));
+        if (!cdc) {
+            char *stats = cf_delta_stats_json(fs, &fi, NULL);
+            json_object_set_new(body, "modificationTime", json_integer(cf_delta_now_ms()));
+            json_object_set_new(body, "dataChange", json_true());
+            if (stats)
+                json_object_set_new(body, "stats", json_string(stats));
+            free(stats);
+        } else {
+            json_object_set_new(body, "dataChange", json_false());
+        }
+        json_object_set_new(line, cdc ? "cdc" : "add", body);
+        int prc = put_json_line(&ds->actions, line, err);
+        json_decref(line);
+        cf_pq_file_info_free(&fi);
+        if (prc) {
+            cf_buf_free(&lp);
+            goto out;
+        }
+        if (cdc) {
+            ds->cdc_files++;
+        } else {
+            ds->out_files++;
+            ds->out_rows += (int64_t)g[gi].n;
+            ds->out_bytes += size;
+        }
+        if (keys_pk && !cdc) {
+            written wr = { 0 };
+            if (ds->nw == ds->aw) {
+                size_t na = ds->aw ? ds->aw * 2 : 16;
+                written *nwp = realloc(ds->w, na * sizeof *nwp);
+                if (!nwp) {
+                    cf_buf_free(&lp);
+                    cf_err_set(err, CF_E_NOMEM, "out of memory");
+                    goto out;
+                }
+                ds->w = nwp;
+                ds->aw = na;
+            }
+            wr.logpath = (char *)cf_buf_steal(&lp, NULL);
+            wr.key_off = ds->newkeys.len;
+            for (size_t k = 0; k < g[gi].n; k++) {
+                size_t mark = ds->newkeys.len;
+                uint32_t len = 0;
+                if (cf_buf_append(&ds->newkeys, &len, sizeof len, err) ||
+                    encode_key(b, keys_pk, npk, g[gi].rows[k], &ds->newkeys, err)) {
+                    free(wr.logpath);
+                    goto out;
+                }
+                len = (uint32_t)(ds->newkeys.len - mark - sizeof len);
+                memcpy(ds->newkeys.data + mark, &len, sizeof len);
+            }
+            wr.key_end = ds->newkeys.len;
+            ds->w[ds->nw++] = wr;
+        }
+        cf_buf_free(&lp);
+    }
+    rc = 0;
+out:
+    groups_free(g, ng);
+    free(vcols);
+    cf_schema_free(fs);
+    return rc;
+}
+
+/* ---- sink ops ----------------------------------------------------------- */
+
+static int d_open(cf_sink *s, cf_err *err)
+{
+    dsink *ds = calloc(1, sizeof *ds);
+    if (!ds)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    ds->sink = s;
+    if (!s->cfg.location || !*s->cfg.location) {
+        free(ds);
+        return cf_err_set(err, CF_E_ARG, "the delta sink needs a table path");
+    }
+    snprintf(ds->app, sizeof ds->app, "%s-", s->cfg.app_id && *s->cfg.app_id ? s->cfg.app_id : "cdcflow");
+    cf_buf_init(&ds->key, 1 << 20);
+    cf_buf_init(&ds->newkeys, 0);
+    cf_buf_init(&ds->gonekeys, 0);
+    cf_buf_init(&ds->actions, 0);
+    if (!(ds->snap = cf_delta_snap_load(s->cfg.location, -1, err))) {
+        free(ds);
+        return cf_err_wrap(err, "delta table %s", s->cfg.location);
+    }
+    /* An existing table keeps its partitioning; asking for another is a
+     * configuration error, not something to fix silently. */
+    if (ds->snap->version >= 0 && s->cfg.npartition_by) {
+        bool same = s->cfg.npartition_by == ds->snap->npart;
+        for (int i = 0; same && i < ds->snap->npart; i++)
+            same = !strcmp(s->cfg.partition_by[i], ds->snap->part_cols[i]);
+        if (!same) {
+            cf_delta_snap_free(ds->snap);
+            free(ds);
+            return cf_err_set(err, CF_E_ARG, "%s is partitioned differently than --partition-by asks",
+                              s->cfg.location);
+        }
+    }
+    s->impl = ds;
+    return 0;
+}
+
+static int d_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
+{
+    dsink *ds = s->impl;
+    size_t pl = strlen(ds->app);
+
+    if (cf_delta_snap_catch_up(ds->snap, err) < 0)
+        return -1;
+    for (int i = 0; i < ds->snap->ntxns; i++) {
+        const char *a = ds->snap->txns[i].app_id, *dash;
+        char topic[256];
+        char *end;
+        long part;
+
+        /* appId = "<app_id>-<topic>-<partition>"; topics may contain '-',
+         * partitions never do, so split at the last one. */
+        if (strncmp(a, ds->app, pl) || !(dash = strrchr(a + pl, '-')) || dash == a + pl)
+            continue;
+        part = strtol(dash + 1, &end, 10);
+        if (*end || end == dash + 1 || (size_t)(dash - (a + pl)) >= sizeof topic)
+            continue;
+        memcpy(topic, a + pl, (size_t)(dash - (a + pl)));
+        topic[dash - (a + pl)] = 0;
+        if (cf_delta_offsets_put(out, topic, (int32_t)part, ds->snap->txns[i].version, err))
+            return -1;
+    }
+    return 0;
+}
+
+static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *err)
+{
+    cf_delta_snap *snap = ds->snap;
+    cf_schema *ks = cf_schema_new();
+    cf_batch *b = NULL;
+    int *kidx = NULL;
+    int rc = -1;
+
+    cf_delta_map_free(ds->pk);
+    if (!ks || !(ds->pk = cf_delta_map_new()) || !(kidx = calloc((size_t)npk, sizeof *kidx))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < npk; i++) {
+        const cf_field *f = &snap->schema->fields[pk_names_in_table[i]];
+        if (cf_schema_add(ks, f->name, f->type, true, 0, err) < 0)
+            goto out;
+        kidx[i] = i;
+    }
+    if (!(b = cf_batch_new(ks, err)))
+        goto out;
+    for (size_t slot = 0; slot < snap->nfiles; slot++) {
+        cf_delta_file *f = &snap->files[slot];
+        if (!f->live)
+            continue;
+        cf_batch_reset(b);
+        if (cf_delta_read_file(snap->root, f->path, &f->pv, ks, b, err))
+            goto out;
+        for (size_t r = 0; r < b->nrows; r++) {
+            cf_buf_reset(&ds->key);
+            if (encode_key(b, kidx, npk, r, &ds->key, err))
+                goto out;
+            if (cf_delta_map_put(ds->pk, ds->key.data, ds->key.len, (int64_t)slot)) {
+                cf_err_set(err, CF_E_NOMEM, "out of memory in the key index");
+                goto out;
+            }
+        }
+    }
+    ds->pk_ready = true;
+    cf_log(CF_LOG_INFO, "delta", "key index of %s: %zu keys in %zu files", snap->root,
+           cf_delta_map_count(ds->pk), snap->nlive);
+    rc = 0;
+out:
+    cf_batch_free(b);
+    cf_schema_free(ks);
+    free(kidx);
+    return rc;
+}
+
+/* Stage the upsert of `rows` into ds->actions. */
+static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows, cf_err *err)
+{
+    cf_delta_snap *snap = ds->snap;
+    const cf_schema *in = rows->schema;
+    int npk = in->npk, *pk = in->pk;
+    int lsn_col = cf_schema_find(in, "_source_lsn"), op_col = cf_schema_find(in, "_cdc_operation");
+    cf_delta_map *win = NULL, *rewrite = NULL;
+    cf_schema *cs = NULL;
+    cf_batch *cb = NULL, *old = NULL;
+    uint32_t *winners = NULL, *keep = NULL;
+    uint8_t *existed = NULL;
+    size_t nwin = 0;
+    int64_t *rslots = NULL;
+    size_t nrs = 0;
+    int *tpk = NULL, *opk = NULL;
+    int rc = -1;
+
+    if (npk <= 0)
+        return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key in the rows' schema");
+    if (!(tpk = calloc((size_t)npk, sizeof *tpk)) || !(opk = calloc((size_t)npk, sizeof *opk)))
+        goto oom;
+    for (int i = 0; i < npk; i++)
+        if ((tpk[i] = cf_schema_find(snap->schema, in->fields[pk[i]].name)) < 0) {
+            cf_err_set(err, CF_E_ARG, "key column %s not in the table", in->fields[pk[i]].name);
+            goto out;
+        }
+    if (!ds->pk_ready && pk_build(ds, tpk, npk, err))
+        goto out;
+
+    /* 1. last event per key wins: highest _source_lsn, ties by batch order */
+    if (!(win = cf_delta_map_new()) || !(winners = malloc(sizeof *winners * (rows->nrows + 1))))
+        goto oom;
+    for (size_t r = 0; r < rows->nrows; r++) {
+        int64_t prev;
+        cf_buf_reset(&ds->key);
+        if (encode_key(rows, pk, npk, r, &ds->key, err))
+            goto out;
+        if (cf_delta_map_get(win, ds->key.data, ds->key.len, &prev)) {
+            size_t pr = winners[prev];
+            if (lsn_col >= 0 && cf_col_valid(&rows->cols[lsn_col], pr) &&
+                cf_col_valid(&rows->cols[lsn_col], r) &&
+                cf_col_i64(&rows->cols[lsn_col], r) < cf_col_i64(&rows->cols[lsn_col], pr))
+                continue;
+            winners[prev] = (uint32_t)r;
+        } else {
+            if (cf_delta_map_put(win, ds->key.data, ds->key.len, (int64_t)nwin))
+                goto oom;
+            winners[nwin++] = (uint32_t)r;
+        }
+    }
+
+    /* 2. files holding a key we change are rewritten (copy-on-write) */
+    if (!(rewrite = cf_delta_map_new()) || !(rslots = malloc(sizeof *rslots * (nwin + 1))) ||
+        !(existed = calloc(nwin + 1, 1)))
+        goto oom;
+    for (size_t k = 0; k < nwin; k++) {
+        int64_t slot;
+        cf_buf_reset(&ds->key);
+        if (encode_key(rows, pk, npk, winners[k], &ds->key, err))
+            goto out;
+        if (!cf_delta_map_get(ds->pk, ds->key.data, ds->key.len, &slot) || !snap->files[slot].live)
+            continue;
+        existed[k] = 1;
+        if (!cf_delta_map_get(rewrite, &slot, sizeof slot, NULL)) {
+            if (cf_delta_map_put(rewrite, &slot, sizeof slot, 1))
+                goto oom;
+            rslots[nrs++] = slot;
+        }
+    }
+
+    /* change rows: the table's columns plus _change_type */
+    if (!(cs = cf_schema_clone(table)))
+        goto oom;
+    cf_type st = { CF_T_STRING, 0, 0 };
+    if (cf_schema_add(cs, "_change_type", st, true, 0, err) < 0 || !(cb = cf_batch_new(cs, err)) ||
+        !(old = cf_batch_new(table, err)))
+        goto out;
+    int ct = cs->nfields - 1;
+    for (int i = 0; i < npk; i++)
+        opk[i] = tpk[i];
+
+    for (size_t i = 0; i < nrs; i++) {
+        cf_delta_file *f = &snap->files[rslots[i]];
+        char *path = strdup(f->path);
+        size_t nkeep = 0;
+        if (!path)
+            goto oom;
+        cf_batch_reset(old);
+        if (cf_delta_read_file(snap->root, f->path, &f->pv, table, old, err)) {
+            free(path);
+            goto out;
+        }
+        free(keep);
+        if (!(keep = malloc(sizeof *keep * (old->nrows + 1)))) {
+            free(path);
+            goto oom;
+        }
+        for (size_t r = 0; r < old->nrows; r++) {
+            int64_t wi;
+            cf_buf_reset(&ds->key);
+            if (encode_key(old, opk, npk, r, &ds->key, err)) {
+                free(path);
+                goto out;
+            }
+            if (!cf_delta_map_get(win, ds->key.data, ds->key.len, &wi)) {
+                keep[nkeep++] = (uint32_t)r;
+                continue;
+            }
+            /* retired: its old image goes to the change feed */
+            const cf_column *opc = op_col >= 0 ? &rows->cols[op_col] : NULL;
+            size_t wr = winners[wi], len = 0;
+            const uint8_t *opv = opc && cf_col_valid(opc, wr) ? cf_col_bytes(opc, wr, &len) : NULL;
+            bool del = opv && len == 6 && !memcmp(opv, "DELETE", 6) && !ds->sink->cfg.soft_deletes;
+            const char *tag = del ? "delete" : "update_preimage";
+            size_t cr = cb->nrows;
+            for (int c = 0; c < table->nfields; c++)
+                if (cf_delta_copy_value(&cb->cols[c], cr, &old->cols[c], r, err)) {
+                    free(path);
+                    goto out;
+                }
+            if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err)) {
+                free(path);
+                goto out;
+            }
+            if (cf_buf_append(&ds->gonekeys, &(uint32_t){ (uint32_t)ds->key.len }, sizeof(uint32_t), err) ||
+                cf_buf_append(&ds->gonekeys, ds->key.data, ds->key.len, err)) {
+                free(path);
+                goto out;
+            }
+            if (del)
+                ds->del_rows++;
+            else
+                ds->upd_rows++;
+        }
+        /* remove the old file; survivors go to a new one in its partition */
+        json_t *body = json_object(), *line = json_object();
+        json_object_set_new(body, "path", json_string(path));
+        json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
+        json_object_set_new(body, "dataChange", json_true());
+        json_object_set_new(body, "extendedFileMetadata", json_true());
+        json_object_set_new(body, "partitionValues", pv_json(&f->pv));
+        json_object_set_new(body, "size", json_integer(f->size));
+        json_object_set_new(line, "remove", body);
+        int prc = put_json_line(&ds->actions, line, err);
+        json_decref(line);
+        free(path);
+        if (prc)
+            goto out;
+        ds->rm_files++;
+        if (write_rows(ds, table, old, keep, nkeep, false, opk, npk, err))
+            goto out;
+        /* survivors are not new output rows */
+        ds->out_rows -= (int64_t)nkeep;
+    }
+
+    /* 3. new images: winners that are not hard deletes */
+    size_t nnew = 0;
+    uint32_t *newrows = malloc(sizeof *newrows * (nwin + 1));
+    if (!newrows)
+        goto oom;
+    for (size_t k = 0; k < nwin; k++) {
+        size_t r = winners[k], len = 0;
+        const cf_column *opc = op_col >= 0 ? &rows->cols[op_col] : NULL;
+        const uint8_t *opv = opc && cf_col_valid(opc, r) ? cf_col_bytes(opc, r, &len) : NULL;
+        bool isdel = opv && len == 6 && !memcmp(opv, "DELETE", 6);
+        if (isdel && !ds->sink->cfg.soft_deletes)
+            continue;
+        if (isdel && !existed[k])
+            continue;   /* soft delete of a row the table never had */
+        newrows[nnew++] = (uint32_t)r;
+        const char *tag = existed[k] ? "update_postimage" : "insert";
+        size_t cr = cb->nrows;
+        for (int c = 0; c < table->nfields; c++) {
+            int j = cf_schema_find(in, table->fields[c].name);
+            if (cf_delta_copy_value(&cb->cols[c], cr, &rows->cols[j], r, err)) {
+                free(newrows);
+                goto out;
+            }
+        }
+        if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err)) {
+            free(newrows);
+            goto out;
+        }
+        if (!existed[k])
+            ds->ins_rows++;
+    }
+    int wrc = write_rows(ds, table, rows, newrows, nnew, false, pk, npk, err);
+    free(newrows);
+    if (wrc)
+        goto out;
+    /* 4. the change feed of this commit */
+    if (snap->cdf_enabled && cb->nrows && write_rows(ds, table, cb, NULL, cb->nrows, true, NULL, 0, err))
+        goto out;
+    rc = 0;
+    goto out;
+oom:
+    cf_err_set(err, CF_E_NOMEM, "out of memory");
+out:
+    cf_delta_map_free(win);
+    cf_delta_map_free(rewrite);
+    cf_batch_free(cb);
+    cf_batch_free(old);
+    cf_schema_free(cs);
+    free(winners);
+    free(keep);
+    free(existed);
+    free(rslots);
+    free(tpk);
+    free(opk);
+    return rc;
+}
+
+/* Key index after our commit landed: retired keys out, written rows in. */
+static int pk_after_commit(dsink *ds, cf_err *err)
+{
+    for (size_t off = 0; off + 4 <= ds->gonekeys.len;) {
+        uint32_t n;
+        memcpy(&n, ds->gonekeys.data + off, 4);
+        cf_delta_map_del(ds->pk, ds->gonekeys.data + off + 4, n);
+        off += 4 + n;
+    }
+    for (size_t i = 0; i < ds->nw; i++) {
+        cf_delta_file *f = cf_delta_snap_file(ds->snap, ds->w[i].logpath);
+        if (!f)
+            return cf_err_set(err, CF_E_CORRUPT, "file %s vanished after commit", ds->w[i].logpath);
+        int64_t slot = f - ds->snap->files;
+        for (size_t off = ds->w[i].key_off; off + 4 <= ds->w[i].key_end;) {
+            uint32_t n;
+            memcpy(&n, ds->newkeys.data + off, 4);
+            if (cf_delta_map_put(ds->pk, ds->newkeys.data + off + 4, n, slot))
+                return cf_err_set(err, CF_E_NOMEM, "out of memory in the key index");
+            off += 4 + n;
+        }
+    }
+    return 0;
+}
+
+static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered, int64_t *version,
+                    cf_err *err)
+{
+    dsink *ds = s->impl;
+    cf_delta_snap *snap = ds->snap;
+    cf_schema *table = NULL;
+    int changed = 0, rc = -1;
+    bool upsert = s->cfg.mode == CF_MODE_UPSERT;
+    cf_buf commit;
+    char app[512];
+    int64_t start_version = snap->version;
+
+    cf_buf_init(&commit, 0);
+    pending_reset(ds, false);
+    if (version)
+        *version = snap->version;
+
+    /* Anything newer (another writer) first: its txn versions matter. */
+    if (cf_delta_snap_catch_up(snap, err) < 0)
+        return -1;
+    bool progress = false;
+    for (int i = 0; covered && i < covered->n; i++) {
+        snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
+        int64_t have = cf_delta_snap_txn(snap, app);
+        if (have > covered->v[i].next_offset ||
+            (have == covered->v[i].next_offset && rows && rows->nrows))
+            return cf_err_set(err, CF_E_CONFLICT,
+                              "%s: offsets of %s[%d] up to %" PRId64 " are already in the table "
+                              "(another writer owns this partition?)", snap->root, covered->v[i].topic,
+                              covered->v[i].partition, have);
+        if (have < covered->v[i].next_offset)
+            progress = true;
+    }
+    if ((!rows || !rows->nrows) && (!progress || snap->version < 0))
+        return 0;   /* nothing to write; a table is created by its first rows */
+    if (!CF_DELTA_HAVE_PQ())
+        return cf_err_set(err, CF_E_UNSUPPORTED, "the Parquet writer is not built in");
+
+    if (rows && rows->nrows) {
+        if (!(table = reconcile_schema(snap->schema, rows->schema, &changed, err)))
+            return cf_err_wrap(err, "delta table %s", snap->root);
+        if (snap->version < 0) {
+            /* The first commit decides partitioning. */
+            for (int i = 0; i < s->cfg.npartition_by; i++)
+                if (cf_schema_find(table, s->cfg.partition_by[i]) < 0) {
+                    cf_err_set(err, CF_E_ARG, "partition column '%s' is not a column", s->cfg.partition_by[i]);
+                    goto out;
+                }
+        }
+    } else if (!(table = cf_schema_clone(snap->schema))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+
+    /* commitInfo, protocol and metaData lines go first; build them now so a
+     * failure costs no file writes. */
+    json_t *meta = NULL;
+    if (changed) {
+        char *ss = cf_delta_schema_json(table, err);
+        if (!ss)
+            goto out;
+        if (snap->metadata) {
+            meta = json_deep_copy(snap->metadata);
+        } else {
+            char id[37];
+            json_t *pc = json_array(), *conf = json_object(), *fmt = json_object();
+            cf_delta_uuid(id);
+            for (int i = 0; i < s->cfg.npartition_by; i++)
+                json_array_append_new(pc, json_string(s->cfg.partition_by[i]));
+            json_object_set_new(conf, "delta.enableChangeDataFeed", json_string("true"));
+            char ci[16];
+            snprintf(ci, sizeof ci, "%d", s->cfg.checkpoint_interval > 0 ? s->cfg.checkpoint_interval : 10);
+            json_object_set_new(conf, "delta.checkpointInterval", json_string(ci));
+            json_object_set_new(fmt, "provider", json_string("parquet"));
+            json_object_set_new(fmt, "options", json_object());
+            meta = json_object();
+            json_object_set_new(meta, "id", json_string(id));
+            if (s->cfg.table_name)
+                json_object_set_new(meta, "name", json_string(s->cfg.table_name));
+            json_object_set_new(meta, "format", fmt);
+            json_object_set_new(meta, "partitionColumns", pc);
+            json_object_set_new(meta, "configuration", conf);
+            json_object_set_new(meta, "createdTime", json_integer(cf_delta_now_ms()));
+        }
+        json_object_set_new(meta, "schemaString", json_string(ss));
+        free(ss);
+        /* Apply it now so the files below see the partition columns. */
+        json_t *line = json_pack("{s:O}", "metaData", meta);
+        cf_delta_snap *tmp_for_parts = snap;
+        if (!line || cf_delta_snap_apply_action(tmp_for_parts, line, err)) {
+            json_decref(line);
+            json_decref(meta);
+            goto out_reload;
+        }
+        json_decref(line);
+    }
+
+    if (rows && rows->nrows) {
+        if (upsert) {
+            if (stage_upsert(ds, snap->schema, rows, err)) {
+                json_decref(meta);
+                goto out_reload;
+            }
+        } else if (write_rows(ds, snap->schema, rows, NULL, rows->nrows, false, NULL, 0, err)) {
+            json_decref(meta);
+            goto out_reload;
+        }
+    }
+
+    /* assemble the commit */
+    {
+        json_t *ci = json_object(), *params = json_object(), *metrics = json_object(), *line;
+        char num[32];
+        char txnid[37];
+        cf_delta_uuid(txnid);
+        json_object_set_new(ci, "timestamp", json_integer(cf_delta_now_ms()));
+        json_object_set_new(ci, "operation", json_string(upsert ? "MERGE" : "STREAMING UPDATE"));
+        if (upsert) {
+            json_object_set_new(params, "predicate", json_string("primary key match"));
+        } else {
+            json_object_set_new(params, "outputMode", json_string("Append"));
+        }
+        json_object_set_new(ci, "operationParameters", params);
+#define METRIC(k, v) do { snprintf(num, sizeof num, "%" PRId64, (int64_t)(v)); \
+        json_object_set_new(metrics, k, json_string(num)); } while (0)
+        METRIC("numOutputRows", ds->out_rows);
+        METRIC("numOutputBytes", ds->out_bytes);
+        METRIC("numAddedFiles", ds->out_files);
+        METRIC("numRemovedFiles", ds->rm_files);
+        METRIC("numAddedChangeFiles", ds->cdc_files);
+        if (upsert) {
+            METRIC("numTargetRowsInserted", ds->ins_rows);
+            METRIC("numTargetRowsUpdated", ds->upd_rows);
+            METRIC("numTargetRowsDeleted", ds->del_rows);
+            METRIC("numSourceRows", rows ? rows->nrows : 0);
+        }
+#undef METRIC
+        json_object_set_new(ci, "operationMetrics", metrics);
+        json_object_set_new(ci, "isBlindAppend", json_boolean(!upsert && !changed));
+        json_object_set_new(ci, "engineInfo", json_string("cdcflow/" CF_VERSION));
+        json_object_set_new(ci, "txnId", json_string(txnid));
+        line = json_pack("{s:o}", "commitInfo", ci);
+        if (put_json_line(&commit, line, err)) {
+            json_decref(line);
+            json_decref(meta);
+            goto out_reload;
+        }
+        json_decref(line);
+        if (start_version < 0) {
+            line = json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
+            if (put_json_line(&commit, line, err)) {
+                json_decref(line);
+                json_decref(meta);
+                goto out_reload;
+            }
+            json_decref(line);
+        }
+        if (meta) {
+            line = json_pack("{s:o}", "metaData", meta);
+            meta = NULL;
+            if (put_json_line(&commit, line, err)) {
+                json_decref(line);
+                goto out_reload;
+            }
+            json_decref(line);
+        }
+        for (int i = 0; covered && i < covered->n; i++) {
+            snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
+            line = json_pack("{s:{s:s,s:I,s:I}}", "txn", "appId", app, "version",
+                             (json_int_t)covered->v[i].next_offset, "lastUpdated",
+                             (json_int_t)cf_delta_now_ms());
+            if (put_json_line(&commit, line, err)) {
+                json_decref(line);
+                goto out_reload;
+            }
+            json_decref(line);
+        }
+        if (cf_buf_append(&commit, ds->actions.data, ds->actions.len, err))
+            goto out_reload;
+    }
+
+    /* put-if-absent, retrying past commits of other writers that do not
+     * touch what we touched */
+    int64_t v = start_version + 1;
+    for (int attempt = 0;; attempt++) {
+        cf_err e;
+        if (cf_delta_log_put(snap->root, v, commit.data, commit.len, &e) == 0)
+            break;
+        if (e.code != CF_E_CONFLICT || attempt >= MAX_COMMIT_RETRIES || start_version < 0) {
+            if (err)
+                *err = e;
+            goto out_reload;
+        }
+        /* Somebody else committed v: look at what they did. */
+        cf_delta_snap *other = cf_delta_snap_load(snap->root, -1, err);
+        if (!other)
+            goto out_reload;
+        bool clash = false;
+        for (int i = 0; covered && i < covered->n && !clash; i++) {
+            snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
+            clash = cf_delta_snap_txn(other, app) != cf_delta_snap_txn(snap, app);
+        }
+        if (!clash && changed)
+            clash = true;   /* our metaData was built on the old one */
+        if (!clash && other->metadata && snap->metadata) {
+            const char *a = json_string_value(json_object_get(other->metadata, "schemaString"));
+            const char *b = json_string_value(json_object_get(snap->metadata, "schemaString"));
+            clash = !a || !b || strcmp(a, b);
+        }
+        /* files we remove must still be live */
+        for (size_t off = 0; !clash && off < ds->actions.len;) {
+            const char *ln = (const char *)ds->actions.data + off;
+            const char *nl = memchr(ln, '\n', ds->actions.len - off);
+            size_t llen = nl ? (size_t)(nl - ln) : ds->actions.len - off;
+            if (llen > 10 && !strncmp(ln, "{\"remove\":", 10)) {
+                json_t *j = json_loadb(ln, llen, 0, NULL);
+                const char *p = json_string_value(json_object_get(json_object_get(j, "remove"), "path"));
+                clash = !p || !cf_delta_snap_file(other, p);
+                json_decref(j);
+            }
+            off += llen + 1;
+        }
+        v = other->version + 1;
+        cf_delta_snap_free(other);
+        if (clash) {
+            cf_err_set(err, CF_E_CONFLICT, "%s: a concurrent commit touched the same offsets, schema or "
+                       "files; this commit was abandoned", snap->root);
+            if (err)
+                err->retriable = true;
+            goto out_reload;
+        }
+        cf_log(CF_LOG_INFO, "delta", "%s: version taken by another writer, retrying as %" PRId64,
+               snap->root, v);
+    }
+
+    /* Our state: everything up to v. */
+    if (cf_delta_snap_catch_up(snap, err) < 0 || snap->version < v) {
+        if (snap->version < v)
+            cf_err_set(err, CF_E_CORRUPT, "%s: version %" PRId64 " not readable after commit", snap->root, v);
+        pending_reset(ds, false);
+        ds->pk_ready = false;
+        goto out;
+    }
+    if (upsert && ds->pk_ready && pk_after_commit(ds, err)) {
+        ds->pk_ready = false;
+        pending_reset(ds, false);
+        goto out;
+    }
+    pending_reset(ds, false);
+    if (version)
+        *version = v;
+    if (v > 0 && snap->checkpoint_interval > 0 && v % snap->checkpoint_interval == 0) {
+        cf_err ce;
+        if (cf_delta_checkpoint_write(snap, &ce))
+            cf_log(CF_LOG_WARN, "delta", "%s: checkpoint %" PRId64 " not written: %s", snap->root, v, ce.msg);
+    }
+    rc = 0;
+    goto out;
+
+out_reload:
+    /* The commit did not land: drop its files and re-read the state we may
+     * have changed in memory (metaData applied ahead). */
+    pending_reset(ds, true);
+    {
+        cf_delta_snap *fresh = cf_delta_snap_load(snap->root, -1, NULL);
+        if (fresh) {
+            cf_delta_snap_free(ds->snap);
+            ds->snap = fresh;
+            ds->pk_ready = false;
+        }
+    }
+out:
+    cf_buf_free(&commit);
+    cf_schema_free(table);
+    return rc;
+}
+
+static void d_close(cf_sink *s)
+{
+    dsink *ds = s->impl;
+    if (!ds)
+        return;
+    pending_reset(ds, false);
+    cf_delta_snap_free(ds->snap);
+    cf_delta_map_free(ds->pk);
+    cf_buf_free(&ds->key);
+    cf_buf_free(&ds->newkeys);
+    cf_buf_free(&ds->gonekeys);
+    cf_buf_free(&ds->actions);
+    free(ds->w);
+    free(ds->created);
+    free(ds);
+    s->impl = NULL;
+}
+
+const cf_sink_ops cf_delta_sink_ops = { "delta", d_open, d_offsets, d_commit, d_close };

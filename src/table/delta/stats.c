@@ -129,6 +129,33 @@ const char *cf_delta_type_name(cf_type t, char *buf, size_t n)
     return "string";
 }
 
+static int parse_type(const char *t, cf_type *out, cf_err *err)
+{
+    int p, sc;
+    memset(out, 0, sizeof *out);
+    if (!strcmp(t, "boolean")) out->id = CF_T_BOOL;
+    else if (!strcmp(t, "integer") || !strcmp(t, "short") || !strcmp(t, "byte")) out->id = CF_T_INT32;
+    else if (!strcmp(t, "long")) out->id = CF_T_INT64;
+    else if (!strcmp(t, "float")) out->id = CF_T_FLOAT;
+    else if (!strcmp(t, "double")) out->id = CF_T_DOUBLE;
+    else if (!strcmp(t, "string")) out->id = CF_T_STRING;
+    else if (!strcmp(t, "binary")) out->id = CF_T_BINARY;
+    else if (!strcmp(t, "date")) out->id = CF_T_DATE;
+    else if (!strcmp(t, "timestamp")) out->id = CF_T_TIMESTAMP;
+    else if (!strcmp(t, "timestamp_ntz")) out->id = CF_T_TIMESTAMP_NTZ;
+    else if (sscanf(t, "decimal(%d,%d)", &p, &sc) == 2 && p >= 1 && p <= 38 && sc >= 0 && sc <= p)
+        *out = (cf_type){ CF_T_DECIMAL, p, sc };
+    else
+        return cf_err_set(err, CF_E_UNSUPPORTED, "column type '%s' is not supported", t);
+    return 0;
+}
+
+int cf_delta_schema_type(cf_type t, cf_type *out)
+{
+    char buf[32];
+    return parse_type(cf_delta_type_name(t, buf, sizeof buf), out, NULL);
+}
+
 char *cf_delta_schema_json(const cf_schema *s, cf_err *err)
 {
     json_t *root = json_object(), *fields = json_array();
@@ -160,27 +187,6 @@ oom:
     json_decref(fields);
     cf_err_set(err, CF_E_NOMEM, "out of memory");
     return NULL;
-}
-
-static int parse_type(const char *t, cf_type *out, cf_err *err)
-{
-    int p, sc;
-    memset(out, 0, sizeof *out);
-    if (!strcmp(t, "boolean")) out->id = CF_T_BOOL;
-    else if (!strcmp(t, "integer") || !strcmp(t, "short") || !strcmp(t, "byte")) out->id = CF_T_INT32;
-    else if (!strcmp(t, "long")) out->id = CF_T_INT64;
-    else if (!strcmp(t, "float")) out->id = CF_T_FLOAT;
-    else if (!strcmp(t, "double")) out->id = CF_T_DOUBLE;
-    else if (!strcmp(t, "string")) out->id = CF_T_STRING;
-    else if (!strcmp(t, "binary")) out->id = CF_T_BINARY;
-    else if (!strcmp(t, "date")) out->id = CF_T_DATE;
-    else if (!strcmp(t, "timestamp")) out->id = CF_T_TIMESTAMP;
-    else if (!strcmp(t, "timestamp_ntz")) out->id = CF_T_TIMESTAMP_NTZ;
-    else if (sscanf(t, "decimal(%d,%d)", &p, &sc) == 2 && p >= 1 && p <= 38 && sc >= 0 && sc <= p)
-        *out = (cf_type){ CF_T_DECIMAL, p, sc };
-    else
-        return cf_err_set(err, CF_E_UNSUPPORTED, "column type '%s' is not supported", t);
-    return 0;
 }
 
 cf_schema *cf_delta_schema_parse(const char *text, cf_err *err)

@@ -1,0 +1,126 @@
+/* read.c - read the rows of a Delta data or change-data file into a batch
+ * bound to the table schema: columns by name, absent columns as null,
+ * partition columns from the file's partition values. */
+#include "table/delta/delta_int.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cf_delta_copy_value(cf_column *dst, size_t dst_row, const cf_column *src, size_t row,
+                        cf_err *err)
+{
+    if (!cf_col_valid(src, row))
+        return cf_col_set_null(dst, dst_row, err);
+    if (cf_type_is_varlen(src->type)) {
+        size_t n;
+        const uint8_t *p = cf_col_bytes(src, row, &n);
+        return cf_col_set_bytes(dst, dst_row, p, n, err);
+    }
+    switch (src->type.id) {
+    case CF_T_FLOAT:
+        return cf_col_set_f64(dst, dst_row, cf_col_f32(src, row), err);
+    case CF_T_DOUBLE:
+        return cf_col_set_f64(dst, dst_row, cf_col_f64(src, row), err);
+    case CF_T_BOOL:
+        return cf_col_set_i64(dst, dst_row, cf_col_bool(src, row), err);
+    case CF_T_INT32:
+    case CF_T_DATE:
+        return cf_col_set_i64(dst, dst_row, cf_col_i32(src, row), err);
+    default:
+        return cf_col_set_i64(dst, dst_row, cf_col_i64(src, row), err);
+    }
+}
+
+int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv *pv,
+                       const cf_schema *tschema, cf_batch *out, cf_err *err)
+{
+    char full[PATH_MAX];
+    char *rel = NULL;
+    cf_pq_reader *r = NULL;
+    cf_schema *sub = NULL;
+    cf_batch *tmp = NULL;
+    int *cols = NULL, *map = NULL, ncols = 0, rc = -1;
+    const cf_schema *fs;
+
+    if (!CF_DELTA_HAVE_PQ())
+        return cf_err_set(err, CF_E_UNSUPPORTED, "the Parquet reader is not built in");
+    if (!(rel = cf_delta_path_decode(logpath)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (rel[0] == '/')
+        snprintf(full, sizeof full, "%s", rel);
+    else
+        snprintf(full, sizeof full, "%s/%s", root, rel);
+    if (!strncmp(full, "file://", 7))
+        memmove(full, full + 7, strlen(full + 7) + 1);
+    if (!(r = cf_pq_reader_open(full, err))) {
+        cf_err_wrap(err, "%s", rel);
+        goto out;
+    }
+    fs = cf_pq_reader_schema(r);
+    cols = calloc((size_t)tschema->nfields + 1, sizeof *cols);
+    map = calloc((size_t)tschema->nfields + 1, sizeof *map);
+    if (!cols || !map || !(sub = cf_schema_new())) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < tschema->nfields; i++) {
+        bool in_pv = false;
+        int j;
+        map[i] = -1;
+        if (pv)
+            cf_delta_pv_get(pv, tschema->fields[i].name, &in_pv);
+        if (in_pv || (j = cf_schema_find(fs, tschema->fields[i].name)) < 0)
+            continue;
+        if (cf_schema_add(sub, fs->fields[j].name, fs->fields[j].type, true, 0, err) < 0)
+            goto out;
+        cols[ncols] = j;
+        map[i] = ncols++;
+    }
+    if (!(tmp = cf_batch_new(sub, err)))
+        goto out;
+    for (int rg = 0; rg < cf_pq_reader_num_row_groups(r); rg++) {
+        size_t base = out->nrows, n;
+        cf_batch_reset(tmp);
+        if (ncols && cf_pq_reader_read(r, rg, cols, ncols, tmp, err)) {
+            cf_err_wrap(err, "%s", rel);
+            goto out;
+        }
+        n = ncols ? tmp->nrows : 0;
+        if (!ncols) {
+            /* only partition columns asked for: the row count still matters */
+            int64_t total = cf_pq_reader_num_rows(r);
+            n = rg == 0 ? (size_t)total : 0;
+        }
+        /* Column at a time, then count the rows. */
+        for (int i = 0; i < tschema->nfields; i++) {
+            cf_column *dc = &out->cols[i];
+            if (map[i] >= 0) {
+                const cf_column *sc = &tmp->cols[map[i]];
+                for (size_t k = 0; k < n; k++)
+                    if (cf_delta_copy_value(dc, base + k, sc, k, err))
+                        goto out;
+            } else {
+                bool in_pv = false;
+                const char *v = pv ? cf_delta_pv_get(pv, tschema->fields[i].name, &in_pv) : NULL;
+                for (size_t k = 0; k < n; k++)
+                    if (in_pv ? cf_delta_pv_parse(dc, base + k, v, err)
+                              : cf_col_set_null(dc, base + k, err))
+                        goto out;
+            }
+        }
+        for (size_t k = 0; k < n; k++)
+            if (cf_batch_end_row(out, err))
+                goto out;
+    }
+    rc = 0;
+out:
+    cf_batch_free(tmp);
+    cf_schema_free(sub);
+    free(cols);
+    free(map);
+    cf_pq_reader_close(r);
+    free(rel);
+    return rc;
+}
