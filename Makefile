@@ -81,10 +81,12 @@ setup:
 
 ## test: install what is missing, then run all tests (unit, unit under ASan, integration)
 test: setup
-	$(MAKE) all
-	$(MAKE) unit
-	$(MAKE) unit-asan
-	$(MAKE) integration
+	@$(MAKE) all || exit 1; rc=0; \
+	$(MAKE) unit || rc=1; \
+	$(MAKE) unit-asan || rc=1; \
+	$(MAKE) integration || rc=1; \
+	[ $$rc -eq 0 ] && echo "test: all suites passed" || echo "test: some suite failed (see above)"; \
+	exit $$rc
 
 integration: all
 	@scripts/run_integration.sh

@@ -98,6 +98,27 @@ claim_port() {
   See who holds it: ss -ltnp 'sport = :$port'   and stop it (for the Debian cluster: pg_ctlcluster 15 main stop)."
 }
 
+# Before starting anything: either every port is ours/free, or every component is served by a healthy
+# stack started elsewhere.  A mix (say that stack's Connect talking to our fresh PostgreSQL) would
+# make a connector with a replication slot in the wrong database.
+check_ports() {
+    local foreign=() free=() spec name port check pidfile
+    for spec in "postgres $PG_PORT pg_healthy $PG_DATA/postmaster.pid" \
+                "kafka $KAFKA_PORT kafka_healthy $RUN/kafka.pid" \
+                "connect $CONNECT_PORT connect_healthy $RUN/connect.pid"; do
+        read -r name port check pidfile <<<"$spec"
+        if live_pid "$pidfile" >/dev/null; then continue; fi
+        if ! port_busy "$port"; then free+=("$name"); continue; fi
+        "$check" || fail "$name: port $port is taken by another program that is not a working cdcflow $name.
+  See who holds it: ss -ltnp 'sport = :$port'   and stop it (for Debian's own cluster: pg_ctlcluster 15 main stop)."
+        foreign+=("$name")
+    done
+    if [ ${#foreign[@]} -gt 0 ] && [ ${#free[@]} -gt 0 ]; then
+        fail "part of a cdcflow stack started elsewhere is running (${foreign[*]} up, ${free[*]} down).
+  Stop it where it was started (scripts/stack.sh stop in that checkout), or start it fully there."
+    fi
+}
+
 need_java() {
     command -v java >/dev/null 2>&1 || fail "java not found: run scripts/setup.sh (installs openjdk-17-jdk-headless)"
     local v
@@ -245,6 +266,7 @@ cmd_start() {
         command -v "$tool" >/dev/null 2>&1 || fail "'$tool' not found: run scripts/setup.sh"
     done
     mkdir -p "$LOG" "$RUN"
+    check_ports
     pg_start
     kafka_start
     connect_start

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# run_integration.sh - start the local stack if it is down, then run the pytest integration tests with .venv.
+# Prints pytest's closing line last and exits with pytest's code.  Exit 5 ("no tests collected") counts as
+# a failure only when tests/integration holds no test file at all.
+set -u
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin/python
+[ -x "$PY" ] || { echo "run_integration: .venv missing: run scripts/setup.sh (or make setup)" >&2; exit 1; }
+
+if ! scripts/stack.sh status >/dev/null 2>&1; then
+    scripts/stack.sh start || { echo "run_integration: the stack did not start (see above)" >&2; exit 1; }
+fi
+
+ntests=$(find tests/integration -name 'test_*.py' | wc -l)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+"$PY" -m pytest -q -rs tests/integration "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 5 ]; then
+    # No test selected.  With test files present (e.g. a -k filter matched none) that is not a failure
+    # of the code; with none at all the run proved nothing.
+    if [ "$ntests" -gt 0 ]; then rc=0; else echo "run_integration: no integration test files" >&2; rc=1; fi
+fi
+echo "integration: $(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped)|no tests ran' "$log" | tail -n1 | sed -E 's/^=+ //; s/ =+$//')"
+exit "$rc"

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# setup.sh - install what cdcflow needs to build, test and demo: Debian packages, the pinned Kafka/Debezium jars,
+# and the Python venv of the integration tests.  Idempotent: a second run checks and does nothing (~1 s).
+#
+# Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ (Maven's own
+# cache is ~/.m2); the venv is .venv from tests/requirements.txt.  Each step says what it does and
+# stops with a clear message when it fails.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=$ROOT/.cache/stack
+VENV=$ROOT/.venv
+REQ=$ROOT/tests/requirements.txt
+
+# Build deps (C libraries + tools), the stack (PostgreSQL, JDK + Maven for the jars, kcat), the venv's
+# python, and the small tools the scripts call (curl, ss, runuser).
+DEB_PKGS="gcc make pkg-config librdkafka-dev libzstd-dev libsnappy-dev zlib1g-dev libjansson-dev libpq-dev
+  libcurl4-openssl-dev libmicrohttpd-dev clang libclang-rt-14-dev
+  postgresql-15 postgresql-client-15 openjdk-17-jdk-headless maven kcat
+  python3 python3-venv curl iproute2 util-linux procps ca-certificates"
+
+say()  { printf 'setup: %s\n' "$*"; }
+fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+# ---------------------------------------------------------------- Debian packages
+
+deb_missing() {
+    local p missing=()
+    for p in $DEB_PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+    done
+    printf '%s\n' "${missing[@]}"
+}
+
+step_debian() {
+    command -v dpkg-query >/dev/null 2>&1 || fail "dpkg-query not found: this script expects Debian 12"
+    local missing
+    missing=$(deb_missing | xargs)
+    if [ -z "$missing" ]; then
+        say "debian packages: all present"
+        return
+    fi
+    [ "$(id -u)" -eq 0 ] || fail "missing Debian packages: $missing
+  install them as root: apt-get update && apt-get install -y $missing"
+    # The postgresql package would create and start its own cluster on port 5432, the port of the
+    # project's cluster (scripts/stack.sh).  Ask it not to, before it is installed.
+    if ! dpkg-query -W -f='${Status}' postgresql-common 2>/dev/null | grep -q 'ok installed'; then
+        mkdir -p /etc/postgresql-common
+        [ -e /etc/postgresql-common/createcluster.conf ] ||
+            echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+    fi
+    say "debian packages: installing $missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/tmp/cdcflow-apt.log 2>&1 || { tail -20 /tmp/cdcflow-apt.log >&2; fail "apt-get update failed"; }
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing >>/tmp/cdcflow-apt.log 2>&1 ||
+        { tail -30 /tmp/cdcflow-apt.log >&2; fail "apt-get install failed (full log: /tmp/cdcflow-apt.log)"; }
+    missing=$(deb_missing | xargs)
+    [ -z "$missing" ] || fail "still missing after apt-get install: $missing"
+    say "debian packages: installed"
+}
+
+# ---------------------------------------------------------------- jars
+
+# copy_jars NAME POM OUTDIR [mvn args...] : mvn dependency:copy-dependencies, skipped while the pom is unchanged.
+copy_jars() {
+    local name=$1 pom=$2 out=$3; shift 3
+    local stamp=$out/.pom.sha want
+    want=$(sha "$pom")
+    if [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/*.jar >/dev/null 2>&1; then
+        say "$name jars: present ($(ls "$out"/*.jar | wc -l) in ${out#"$ROOT"/})"
+        return
+    fi
+    command -v mvn >/dev/null 2>&1 || fail "mvn not found (package maven)"
+    say "$name jars: fetching with mvn from $(basename "$(dirname "$pom")")/pom.xml into ${out#"$ROOT"/}"
+    rm -rf "$out.tmp"
+    mkdir -p "$(dirname "$out")"
+    if ! mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+            -DoutputDirectory="$out.tmp" "$@" >"$CACHE/mvn-$name.log" 2>&1; then
+        tail -30 "$CACHE/mvn-$name.log" >&2
+        fail "mvn could not fetch the $name jars (log: $CACHE/mvn-$name.log); is Maven Central reachable?"
+    fi
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
+    echo "$want" >"$stamp"
+    say "$name jars: $(ls "$out"/*.jar | wc -l) jars"
+}
+
+step_jars() {
+    mkdir -p "$CACHE"
+    copy_jars kafka "$ROOT/deploy/kafka/pom.xml" "$CACHE/kafka/libs"
+    # Kafka's and SLF4J's jars come from the worker; a second copy in the plugin folder is dead weight
+    # at best and a class clash at worst.
+    copy_jars debezium "$ROOT/deploy/debezium/pom.xml" "$CACHE/plugins/debezium-connector-postgres" \
+        -DexcludeGroupIds=org.apache.kafka,org.slf4j
+    # Same library, other version (jackson, checker-qual): the worker's copy is the one that loads.
+    local j base dups=()
+    for j in "$CACHE"/plugins/debezium-connector-postgres/*.jar; do
+        base=$(basename "$j" | sed -E 's/-[0-9][^-]*(\.Final|-GA)?\.jar$//')
+        if ls "$CACHE/kafka/libs/$base"-[0-9]*.jar >/dev/null 2>&1; then
+            dups+=("$(basename "$j")"); rm -f "$j"
+        fi
+    done
+    [ ${#dups[@]} -eq 0 ] || say "debezium jars: dropped those the Kafka worker already has: ${dups[*]}"
+    ls "$CACHE"/plugins/debezium-connector-postgres/debezium-connector-postgres-*.jar >/dev/null 2>&1 ||
+        fail "the Debezium connector jar is missing from $CACHE/plugins"
+}
+
+# ---------------------------------------------------------------- Python venv
+
+step_venv() {
+    local want stamp=$VENV/.requirements.sha py=${PYTHON:-python3}
+    want=$(sha "$REQ")
+    if [ -x "$VENV/bin/python" ] && [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+        "$VENV/bin/python" -c 'import pytest, pyarrow, duckdb, deltalake, pyiceberg, confluent_kafka, psycopg2' 2>/dev/null; then
+        say "python venv: up to date (.venv)"
+        return
+    fi
+    if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        command -v "$py" >/dev/null 2>&1 || fail "$py not found (package python3)"
+        say "python venv: creating .venv with $("$py" --version 2>&1)"
+        rm -rf "$VENV"
+        "$py" -m venv "$VENV" || fail "python3 -m venv failed (package python3-venv)"
+    fi
+    say "python venv: installing tests/requirements.txt"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ" >"$ROOT/.cache/pip-install.log" 2>&1 ||
+        { tail -30 "$ROOT/.cache/pip-install.log" >&2; fail "pip install -r tests/requirements.txt failed"; }
+    echo "$want" >"$stamp"
+    say "python venv: ready"
+}
+
+# DuckDB's extensions come from PyPI packages; check they load offline as the tests load them.
+step_duckdb() {
+    local out
+    out=$(cd "$ROOT/tests/integration" && "$VENV/bin/python" -c '
+from conftest import duckdb_conn
+con = duckdb_conn()
+print(", ".join(f"{n} {v}" for n, v in con.sql(
+    "SELECT extension_name, extension_version FROM duckdb_extensions() WHERE loaded AND extension_name IN (\x27delta\x27, \x27iceberg\x27, \x27avro\x27) ORDER BY 1").fetchall()))
+' 2>&1) || { printf '%s\n' "$out" >&2; fail "DuckDB could not load its delta/iceberg extensions"; }
+    say "duckdb extensions: loaded $out"
+}
+
+mkdir -p "$ROOT/.cache"
+step_debian
+step_jars
+step_venv
+step_duckdb
+say "done"
