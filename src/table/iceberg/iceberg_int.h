@@ -1,0 +1,216 @@
+/* iceberg_int.h - internals of the Iceberg v2 table support shared by the
+ * sink and the table commands: metadata files and commits (Hadoop catalog
+ * layout), manifests and manifest lists, partition transforms, scans. */
+#ifndef CF_ICEBERG_INT_H
+#define CF_ICEBERG_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "batch/batch.h"
+#include "util/err.h"
+
+#define CF_ICE_POS_FILE_PATH_ID 2147483546   /* reserved ids of position delete files */
+#define CF_ICE_POS_POS_ID       2147483545
+
+/* ---- table metadata (metadata/vN.metadata.json) ---------------------- */
+
+typedef struct cf_ice_table {
+    char   *location;       /* table directory, absolute, no trailing '/' */
+    int     version;        /* N of the current vN.metadata.json, 0 = no table */
+    json_t *meta;           /* owned; the current metadata document */
+} cf_ice_table;
+
+/* Load the newest metadata version under `location` (version-hint.text,
+ * then probing higher vN so a stale hint does not hide a commit).  A missing
+ * table is not an error: t->version stays 0 and t->meta NULL. */
+int  cf_ice_load(const char *location, cf_ice_table *t, cf_err *err);
+/* Load metadata version `version` exactly. */
+int  cf_ice_load_version(const char *location, int version, cf_ice_table *t, cf_err *err);
+void cf_ice_table_free(cf_ice_table *t);            /* frees members; NULL-safe */
+/* Publish `meta` (stolen reference) as version t->version+1: written to a
+ * temporary file then link(2)ed to vN.metadata.json so an existing version is
+ * never overwritten.  CF_E_CONFLICT (retriable) when another writer got
+ * there first; on success t->meta/version move to the new document, the
+ * hint is updated and old versions past previous-versions-max are removed. */
+int  cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err);
+
+/* Path of metadata file version v (caller frees). */
+char *cf_ice_meta_path(const char *location, int v);
+
+/* Snapshot by id (borrowed), NULL if none.  id < 0: the current one. */
+json_t *cf_ice_snapshot(json_t *meta, int64_t id);
+int64_t cf_ice_current_snapshot_id(json_t *meta);   /* -1 if none */
+
+/* Schema of metadata by schema-id (-1: current) as a cf_schema with field
+ * ids (owned by caller), primary key from identifier-field-ids. */
+cf_schema *cf_ice_schema_from_json(json_t *meta, int schema_id, cf_err *err);
+/* Iceberg type string of a cdcflow type, NULL if not mappable. */
+const char *cf_ice_type_name(cf_type t, char *buf, size_t n);
+
+/* ---- partition specs ------------------------------------------------- */
+
+typedef enum { CF_ICE_IDENTITY = 0, CF_ICE_DAY, CF_ICE_BUCKET } cf_ice_xform;
+
+typedef struct cf_ice_pfield {
+    char         name[128];
+    cf_ice_xform xf;
+    int          n;              /* bucket count */
+    int          source_id;      /* table field id */
+    int          field_id;       /* 1000, 1001, ... */
+    cf_type      result;         /* type of the partition value */
+} cf_ice_pfield;
+
+typedef struct cf_ice_spec {
+    int spec_id;
+    int nfields;
+    cf_ice_pfield f[16];
+} cf_ice_spec;
+
+/* Parse "col", "day(col)", "bucket(N,col)" / "bucket[N](col)" against a
+ * schema whose field ids are assigned. */
+int cf_ice_spec_parse(const char *const *exprs, int n, const cf_schema *s,
+                      cf_ice_spec *out, cf_err *err);
+/* The default spec of a metadata document. */
+int cf_ice_spec_from_json(json_t *meta, const cf_schema *s, cf_ice_spec *out, cf_err *err);
+json_t *cf_ice_spec_to_json(const cf_ice_spec *sp);
+
+/* murmur3_x86_32 with seed 0, as the Iceberg spec's bucket transform uses. */
+uint32_t cf_ice_murmur3(const void *p, size_t n);
+/* Bucket of a value of column `c` row `i` ((hash & INT_MAX) % n). */
+int32_t  cf_ice_bucket_value(const cf_column *c, size_t i, int n);
+
+/* A partition value: null, an integer, or bytes (owned). */
+typedef struct cf_ice_pval {
+    bool     null;
+    int64_t  i;
+    double   d;
+    char    *s;
+    size_t   n;
+} cf_ice_pval;
+
+/* Compute the partition tuple of row `row` (values[nfields]); strings are
+ * malloc'd (cf_ice_pvals_clear). */
+int  cf_ice_partition_of(const cf_ice_spec *sp, const cf_batch *b, const int *src_col,
+                         size_t row, cf_ice_pval *vals, cf_err *err);
+void cf_ice_pvals_clear(cf_ice_pval *v, int n);
+bool cf_ice_pvals_equal(const cf_ice_pval *a, const cf_ice_pval *b, int n);
+/* "col_day=2024-01-01/id_bucket=3" for paths (appended to out). */
+int  cf_ice_partition_path(const cf_ice_spec *sp, const cf_ice_pval *v, char *out, size_t n);
+
+/* Iceberg single-value binary serialization of value i of column c
+ * (bounds, partition summaries).  Returns bytes written, -1 if not
+ * serializable.  out must hold 16 bytes for fixed-width types. */
+int cf_ice_single_value(const cf_type *t, int64_t iv, double dv, const void *s, size_t sn,
+                        uint8_t *out, size_t outsz);
+
+/* ---- data files, manifests, manifest lists ---------------------------- */
+
+typedef struct cf_ice_metric {
+    int      id;
+    int64_t  values, nulls;
+    uint8_t *lower, *upper;      /* owned, NULL if unknown */
+    size_t   lower_n, upper_n;
+} cf_ice_metric;
+
+typedef struct cf_ice_file {
+    int      status;             /* manifest entry status: 0 existing, 1 added, 2 deleted */
+    int      content;            /* 0 data, 1 position deletes */
+    char    *path;               /* owned */
+    int64_t  records, bytes;
+    int64_t  snapshot_id;        /* snapshot that added it */
+    int64_t  seq;                /* data sequence number, -1 = inherit */
+    int64_t  file_seq;
+    int      spec_id;
+    int      npart;
+    cf_ice_pval part[16];
+    int      nmetrics;
+    cf_ice_metric *metrics;      /* owned */
+} cf_ice_file;
+
+void cf_ice_file_clear(cf_ice_file *f);
+
+/* An entry of a manifest list. */
+typedef struct cf_ice_mfile {
+    char    *path;               /* owned */
+    int64_t  length;
+    int      spec_id;
+    int      content;            /* 0 data, 1 deletes */
+    int64_t  seq, min_seq;
+    int64_t  added_snapshot_id;
+    int32_t  added_files, existing_files, deleted_files;
+    int64_t  added_rows, existing_rows, deleted_rows;
+} cf_ice_mfile;
+
+typedef struct cf_ice_mlist {
+    int n, alloc;
+    cf_ice_mfile *v;
+} cf_ice_mlist;
+
+void cf_ice_mlist_free(cf_ice_mlist *l);
+int  cf_ice_mlist_add(cf_ice_mlist *l, const cf_ice_mfile *m, cf_err *err);  /* copies path */
+
+/* Read a manifest list file (ours or another writer's). */
+int cf_ice_read_mlist(const char *path, cf_ice_mlist *out, cf_err *err);
+/* Write a manifest list at `path` (must not exist). */
+int cf_ice_write_mlist(const char *path, const cf_ice_mlist *l, int64_t snapshot_id,
+                       int64_t parent_id, int64_t seq, cf_err *err);
+
+/* Write a manifest of `files` (all of one content kind and spec) at `path`
+ * and fill *mf for the manifest list.  `seq`/`snapshot_id`: of the
+ * snapshot being committed (for min_sequence_number). */
+int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles,
+                          const cf_ice_spec *sp, json_t *schema_json, int schema_id,
+                          int64_t snapshot_id, int64_t seq, cf_ice_mfile *mf, cf_err *err);
+/* Read a manifest's entries, appending to *files (grown with realloc; each
+ * owned).  Entries whose seq is null inherit `mf`'s sequence number. */
+int cf_ice_read_manifest(const cf_ice_mfile *mf, cf_ice_file **files, int *nfiles,
+                         cf_err *err);
+
+/* All live files (status != deleted) of a snapshot: data files then delete
+ * files, each owned by the caller (cf_ice_files_free). */
+int  cf_ice_snapshot_files(json_t *snap, cf_ice_file **files, int *nfiles, cf_err *err);
+void cf_ice_files_free(cf_ice_file *files, int n);
+
+/* ---- scans ----------------------------------------------------------- */
+
+/* Called with batches of rows of the table schema `s` (projected: columns
+ * missing in a file are null), in file order.  `file`/`first_pos` say where
+ * the rows came from (pos of each row in its file is given by `positions`). */
+typedef int (*cf_ice_scan_fn)(void *ctx, const cf_batch *rows, const char *file,
+                              const int64_t *positions, cf_err *err);
+
+/* Scan the live rows of snapshot `snap` (position deletes applied),
+ * projected onto schema `s`.  cols: indexes of s to read (NULL = all); the
+ * batch passed to fn is bound to a schema of exactly those columns. */
+int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
+                cf_ice_scan_fn fn, void *ctx, cf_err *err);
+
+/* Random v4 UUID text (37 bytes with NUL). */
+void cf_ice_uuid(char out[37]);
+int64_t cf_ice_now_ms(void);
+/* A new snapshot id: positive, random. */
+int64_t cf_ice_new_snapshot_id(void);
+
+/* ---- key index: bytes -> (int32 a, int64 b) --------------------------- */
+
+/* Open-addressing hash map used for the primary-key index (key -> data
+ * file number, row position) and for interning file paths.  Removing a key
+ * keeps its slot with a = -1 so lookups stay simple; keys live in one pool. */
+typedef struct cf_ice_kmap cf_ice_kmap;
+
+cf_ice_kmap *cf_ice_kmap_new(size_t max_key_bytes);    /* NULL on OOM */
+void         cf_ice_kmap_free(cf_ice_kmap *m);          /* NULL-safe */
+/* Insert or overwrite.  CF_E_TOOBIG past the key-pool cap. */
+int          cf_ice_kmap_put(cf_ice_kmap *m, const void *k, size_t n, int32_t a, int64_t b,
+                             cf_err *err);
+/* true with *a and *b set when present and not removed. */
+bool         cf_ice_kmap_get(const cf_ice_kmap *m, const void *k, size_t n, int32_t *a, int64_t *b);
+void         cf_ice_kmap_del(cf_ice_kmap *m, const void *k, size_t n);
+size_t       cf_ice_kmap_live(const cf_ice_kmap *m);
+
+/* Key bytes of row `row` over columns cols[0..n) of b (appended to out);
+ * integers are widened so int and long columns give the same key. */
+int cf_ice_key_of(const cf_batch *b, const int *cols, int n, size_t row, cf_buf *out, cf_err *err);
+
+#endif

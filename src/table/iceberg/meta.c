@@ -1,0 +1,633 @@
+/* meta.c - Iceberg table metadata: load the newest vN.metadata.json of a
+ * Hadoop-layout table, publish a new version atomically, schemas and
+ * partition specs to and from JSON. */
+#include "table/iceberg/iceberg_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_META_BYTES (64 << 20)
+
+char *cf_ice_meta_path(const char *location, int v)
+{
+    size_t n = strlen(location) + 64;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/metadata/v%d.metadata.json", location, v);
+    return p;
+}
+
+static bool file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+void cf_ice_table_free(cf_ice_table *t)
+{
+    if (!t)
+        return;
+    free(t->location);
+    json_decref(t->meta);
+    t->location = NULL;
+    t->meta = NULL;
+    t->version = 0;
+}
+
+int64_t cf_ice_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void random_bytes(uint8_t *p, size_t n)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, p, n) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got != (ssize_t)n) {
+        /* Fallback only matters for uniqueness, not secrecy. */
+        static uint64_t ctr;
+        uint64_t x = (uint64_t)cf_ice_now_ms() ^ ((uint64_t)getpid() << 40) ^ ++ctr;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            p[i] = (uint8_t)(x >> 56);
+        }
+    }
+}
+
+void cf_ice_uuid(char out[37])
+{
+    uint8_t b[16];
+    random_bytes(b, 16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+             b[12], b[13], b[14], b[15]);
+}
+
+int64_t cf_ice_new_snapshot_id(void)
+{
+    uint64_t x;
+    random_bytes((uint8_t *)&x, sizeof x);
+    x &= INT64_MAX;
+    return x ? (int64_t)x : 1;
+}
+
+static json_t *load_json(const char *path, cf_err *err)
+{
+    json_error_t je;
+    json_t *j;
+    struct stat st;
+
+    if (stat(path, &st) == 0 && st.st_size > MAX_META_BYTES) {
+        cf_err_set(err, CF_E_TOOBIG, "%s: metadata over %d bytes", path, MAX_META_BYTES);
+        return NULL;
+    }
+    if (!(j = json_load_file(path, 0, &je))) {
+        cf_err_set(err, file_exists(path) ? CF_E_PARSE : CF_E_IO, "%s: %s (line %d)", path,
+                   je.text, je.line);
+        return NULL;
+    }
+    if (!json_is_object(j) || json_integer_value(json_object_get(j, "format-version")) < 1) {
+        json_decref(j);
+        cf_err_set(err, CF_E_PARSE, "%s: not Iceberg table metadata", path);
+        return NULL;
+    }
+    return j;
+}
+
+static int read_hint(const char *location)
+{
+    char path[PATH_MAX], buf[32];
+    FILE *f;
+    int v = 0;
+
+    snprintf(path, sizeof path, "%s/metadata/version-hint.text", location);
+    if (!(f = fopen(path, "r")))
+        return 0;
+    if (fgets(buf, sizeof buf, f))
+        v = atoi(buf);
+    fclose(f);
+    return v > 0 ? v : 0;
+}
+
+/* Highest vN.metadata.json in the directory (when the hint is missing). */
+static int scan_versions(const char *location)
+{
+    char path[PATH_MAX];
+    DIR *d;
+    struct dirent *de;
+    int best = 0;
+
+    snprintf(path, sizeof path, "%s/metadata", location);
+    if (!(d = opendir(path)))
+        return 0;
+    while ((de = readdir(d))) {
+        int v;
+        char tail[32];
+        if (sscanf(de->d_name, "v%d.metadata.jso%1s", &v, tail) == 2 && v > best)
+            best = v;
+    }
+    closedir(d);
+    return best;
+}
+
+static char *abs_location(const char *location, cf_err *err)
+{
+    char buf[PATH_MAX];
+    size_t n;
+    char *s;
+
+    if (location[0] == '/')
+        snprintf(buf, sizeof buf, "%s", location);
+    else if (!getcwd(buf, sizeof buf) ||
+             strlen(buf) + strlen(location) + 2 > sizeof buf) {
+        cf_err_set(err, CF_E_IO, "getcwd: %s", strerror(errno));
+        return NULL;
+    } else {
+        strcat(buf, "/");
+        strcat(buf, location);
+    }
+    n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = 0;
+    if (!(s = strdup(buf)))
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+    return s;
+}
+
+int cf_ice_load(const char *location, cf_ice_table *t, cf_err *err)
+{
+    int v;
+    char *p;
+
+    memset(t, 0, sizeof *t);
+    if (!(t->location = abs_location(location, err)))
+        return -1;
+    v = read_hint(t->location);
+    if (v == 0)
+        v = scan_versions(t->location);
+    if (v == 0)
+        return 0;
+    /* The hint is written after the version it names; a crash between the
+     * two leaves it one behind, and another writer may have moved on. */
+    for (;;) {
+        char *next = cf_ice_meta_path(t->location, v + 1);
+        bool more = next && file_exists(next);
+        free(next);
+        if (!more)
+            break;
+        v++;
+    }
+    if (!(p = cf_ice_meta_path(t->location, v)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    t->meta = load_json(p, err);
+    free(p);
+    if (!t->meta)
+        return -1;
+    t->version = v;
+    return 0;
+}
+
+int cf_ice_load_version(const char *location, int version, cf_ice_table *t, cf_err *err)
+{
+    char *p;
+
+    memset(t, 0, sizeof *t);
+    if (!(t->location = abs_location(location, err)))
+        return -1;
+    if (!(p = cf_ice_meta_path(t->location, version)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    t->meta = load_json(p, err);
+    free(p);
+    if (!t->meta)
+        return -1;
+    t->version = version;
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int write_tmp(const char *dir, const char *text, char *tmp, size_t tmpn, cf_err *err)
+{
+    char u[37];
+    int fd;
+
+    cf_ice_uuid(u);
+    snprintf(tmp, tmpn, "%s/.tmp-%s", dir, u);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+        return cf_err_set(err, CF_E_IO, "create %s: %s", tmp, strerror(errno));
+    if (write_all(fd, text, strlen(text)) || fsync(fd)) {
+        cf_err_set(err, CF_E_IO, "write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (close(fd)) {
+        cf_err_set(err, CF_E_IO, "close %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static int mkdir_p(const char *path, cf_err *err)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST)
+                return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
+    return 0;
+}
+
+int cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX + 64], hint[PATH_MAX + 64];
+    char *text = NULL, *target = NULL;
+    int v = t->version + 1, rc = -1;
+
+    snprintf(dir, sizeof dir, "%s/metadata", t->location);
+    if (mkdir_p(dir, err))
+        goto out;
+    if (!(text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ||
+        !(target = cf_ice_meta_path(t->location, v))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (write_tmp(dir, text, tmp, sizeof tmp, err))
+        goto out;
+    /* link(2) fails if the target exists: the put-if-absent of a Hadoop
+     * catalog.  rename(2) would silently replace another writer's commit. */
+    if (link(tmp, target)) {
+        int e = errno;
+        unlink(tmp);
+        if (e == EEXIST) {
+            cf_err_set(err, CF_E_CONFLICT, "metadata version %d was committed by another writer", v);
+            if (err)
+                err->retriable = true;
+        } else
+            cf_err_set(err, CF_E_IO, "link %s: %s", target, strerror(e));
+        goto out;
+    }
+    unlink(tmp);
+    sync_dir(dir);
+    json_decref(t->meta);
+    t->meta = meta;
+    meta = NULL;
+    t->version = v;
+    rc = 0;
+    /* The hint is only a shortcut (readers probe past it), so a failure
+     * here does not undo the commit. */
+    snprintf(hint, sizeof hint, "%s/version-hint.text", dir);
+    {
+        char num[32];
+        snprintf(num, sizeof num, "%d", v);
+        if (write_tmp(dir, num, tmp, sizeof tmp, NULL) == 0 && rename(tmp, hint))
+            unlink(tmp);
+    }
+out:
+    json_decref(meta);
+    free(text);
+    free(target);
+    return rc;
+}
+
+json_t *cf_ice_snapshot(json_t *meta, int64_t id)
+{
+    json_t *snaps = json_object_get(meta, "snapshots"), *s;
+    size_t i;
+
+    if (id < 0)
+        id = cf_ice_current_snapshot_id(meta);
+    if (id < 0)
+        return NULL;
+    json_array_foreach(snaps, i, s)
+        if (json_integer_value(json_object_get(s, "snapshot-id")) == id)
+            return s;
+    return NULL;
+}
+
+int64_t cf_ice_current_snapshot_id(json_t *meta)
+{
+    json_t *main_ref = json_object_get(json_object_get(meta, "refs"), "main");
+    json_t *cur = json_object_get(meta, "current-snapshot-id");
+
+    if (json_is_integer(cur))
+        return json_integer_value(cur) >= 0 ? json_integer_value(cur) : -1;
+    if (main_ref && json_is_integer(json_object_get(main_ref, "snapshot-id")))
+        return json_integer_value(json_object_get(main_ref, "snapshot-id"));
+    return -1;
+}
+
+/* ---- schemas --------------------------------------------------------- */
+
+const char *cf_ice_type_name(cf_type t, char *buf, size_t n)
+{
+    switch (t.id) {
+    case CF_T_BOOL: return "boolean";
+    case CF_T_INT32: return "int";
+    case CF_T_INT64: return "long";
+    case CF_T_FLOAT: return "float";
+    case CF_T_DOUBLE: return "double";
+    case CF_T_STRING: return "string";
+    case CF_T_BINARY: return "binary";
+    case CF_T_DATE: return "date";
+    case CF_T_TIMESTAMP: return "timestamptz";
+    case CF_T_TIMESTAMP_NTZ: return "timestamp";
+    case CF_T_TIME: return "time";
+    /* Stored as text in batches and data files, so text in the table too. */
+    case CF_T_UUID: return "string";
+    case CF_T_DECIMAL:
+        if (t.precision > 18)
+            return "string";
+        snprintf(buf, n, "decimal(%d, %d)", t.precision, t.scale);
+        return buf;
+    }
+    return NULL;
+}
+
+static int parse_ice_type(const char *s, cf_type *t)
+{
+    int p, sc;
+    memset(t, 0, sizeof *t);
+    if (!strcmp(s, "boolean")) t->id = CF_T_BOOL;
+    else if (!strcmp(s, "int")) t->id = CF_T_INT32;
+    else if (!strcmp(s, "long")) t->id = CF_T_INT64;
+    else if (!strcmp(s, "float")) t->id = CF_T_FLOAT;
+    else if (!strcmp(s, "double")) t->id = CF_T_DOUBLE;
+    else if (!strcmp(s, "string")) t->id = CF_T_STRING;
+    else if (!strcmp(s, "binary") || !strncmp(s, "fixed[", 6)) t->id = CF_T_BINARY;
+    else if (!strcmp(s, "date")) t->id = CF_T_DATE;
+    else if (!strcmp(s, "timestamptz")) t->id = CF_T_TIMESTAMP;
+    else if (!strcmp(s, "timestamp")) t->id = CF_T_TIMESTAMP_NTZ;
+    else if (!strcmp(s, "time")) t->id = CF_T_TIME;
+    else if (!strcmp(s, "uuid")) t->id = CF_T_UUID;
+    else if (sscanf(s, "decimal(%d ,%d)", &p, &sc) == 2 || sscanf(s, "decimal(%d, %d)", &p, &sc) == 2) {
+        t->id = CF_T_DECIMAL;
+        t->precision = p;
+        t->scale = sc;
+    } else
+        return -1;
+    return 0;
+}
+
+static json_t *schema_json_by_id(json_t *meta, int schema_id)
+{
+    json_t *schemas = json_object_get(meta, "schemas"), *s;
+    size_t i;
+    if (schema_id < 0)
+        schema_id = (int)json_integer_value(json_object_get(meta, "current-schema-id"));
+    json_array_foreach(schemas, i, s)
+        if (json_integer_value(json_object_get(s, "schema-id")) == schema_id)
+            return s;
+    return NULL;
+}
+
+cf_schema *cf_ice_schema_from_json(json_t *meta, int schema_id, cf_err *err)
+{
+    json_t *sj = schema_json_by_id(meta, schema_id), *f, *ids;
+    cf_schema *s;
+    size_t i;
+
+    if (!sj) {
+        cf_err_set(err, CF_E_CORRUPT, "table metadata has no schema %d", schema_id);
+        return NULL;
+    }
+    if (!(s = cf_schema_new())) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    json_array_foreach(json_object_get(sj, "fields"), i, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        json_t *ty = json_object_get(f, "type");
+        cf_type t;
+        int id = (int)json_integer_value(json_object_get(f, "id"));
+        if (!name || !json_is_string(ty) || id <= 0) {
+            cf_err_set(err, CF_E_UNSUPPORTED, "schema field %zu: nested or malformed fields are not supported", i);
+            goto fail;
+        }
+        if (parse_ice_type(json_string_value(ty), &t)) {
+            cf_err_set(err, CF_E_UNSUPPORTED, "field %s: Iceberg type %s is not supported", name,
+                       json_string_value(ty));
+            goto fail;
+        }
+        if (cf_schema_add(s, name, t, !json_is_true(json_object_get(f, "required")), id, err) < 0)
+            goto fail;
+    }
+    ids = json_object_get(sj, "identifier-field-ids");
+    if (json_array_size(ids)) {
+        size_t n = json_array_size(ids);
+        if (!(s->pk = calloc(n, sizeof *s->pk))) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (i = 0; i < n; i++) {
+            int id = (int)json_integer_value(json_array_get(ids, i)), k;
+            for (k = 0; k < s->nfields && s->fields[k].field_id != id; k++)
+                ;
+            if (k == s->nfields) {
+                cf_err_set(err, CF_E_CORRUPT, "identifier field id %d is not in the schema", id);
+                goto fail;
+            }
+            s->pk[s->npk++] = k;
+        }
+    }
+    return s;
+fail:
+    cf_schema_free(s);
+    return NULL;
+}
+
+/* ---- partition specs ------------------------------------------------- */
+
+static int field_by_name(const cf_schema *s, const char *name, size_t n)
+{
+    for (int i = 0; i < s->nfields; i++)
+        if (strlen(s->fields[i].name) == n && !strncmp(s->fields[i].name, name, n))
+            return i;
+    return -1;
+}
+
+static int add_pfield(cf_ice_spec *sp, const cf_schema *s, const char *col, size_t coln,
+                      cf_ice_xform xf, int nb, cf_err *err)
+{
+    int k = field_by_name(s, col, coln);
+    cf_ice_pfield *f;
+    cf_type_id t;
+
+    if (k < 0)
+        return cf_err_set(err, CF_E_ARG, "partition column '%.*s' is not in the schema", (int)coln, col);
+    if (sp->nfields >= 16)
+        return cf_err_set(err, CF_E_ARG, "more than 16 partition fields");
+    t = s->fields[k].type.id;
+    f = &sp->f[sp->nfields];
+    memset(f, 0, sizeof *f);
+    f->xf = xf;
+    f->n = nb;
+    f->source_id = s->fields[k].field_id;
+    f->field_id = 1000 + sp->nfields;
+    switch (xf) {
+    case CF_ICE_IDENTITY:
+        if (t != CF_T_BOOL && t != CF_T_INT32 && t != CF_T_INT64 && t != CF_T_STRING &&
+            t != CF_T_DATE && t != CF_T_UUID)
+            return cf_err_set(err, CF_E_UNSUPPORTED, "identity partitions on %s columns are not supported",
+                              cf_type_name(t));
+        f->result = s->fields[k].type;
+        snprintf(f->name, sizeof f->name, "%s", s->fields[k].name);
+        break;
+    case CF_ICE_DAY:
+        if (t != CF_T_DATE && t != CF_T_TIMESTAMP && t != CF_T_TIMESTAMP_NTZ)
+            return cf_err_set(err, CF_E_ARG, "day() needs a date or timestamp column");
+        f->result = (cf_type){ .id = CF_T_DATE };
+        snprintf(f->name, sizeof f->name, "%s_day", s->fields[k].name);
+        break;
+    case CF_ICE_BUCKET:
+        if (nb <= 0)
+            return cf_err_set(err, CF_E_ARG, "bucket count must be positive");
+        if (t != CF_T_INT32 && t != CF_T_INT64 && t != CF_T_STRING && t != CF_T_DATE &&
+            t != CF_T_BINARY && t != CF_T_TIMESTAMP && t != CF_T_TIMESTAMP_NTZ && t != CF_T_TIME)
+            return cf_err_set(err, CF_E_UNSUPPORTED, "bucket() on %s columns is not supported",
+                              cf_type_name(t));
+        f->result = (cf_type){ .id = CF_T_INT32 };
+        snprintf(f->name, sizeof f->name, "%s_bucket", s->fields[k].name);
+        break;
+    }
+    sp->nfields++;
+    return 0;
+}
+
+int cf_ice_spec_parse(const char *const *exprs, int n, const cf_schema *s,
+                      cf_ice_spec *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < n; i++) {
+        const char *e = exprs[i], *open = strchr(e, '('), *close = strrchr(e, ')');
+        int nb = 0;
+        if (!open) {
+            if (add_pfield(out, s, e, strlen(e), CF_ICE_IDENTITY, 0, err))
+                return -1;
+            continue;
+        }
+        if (!close || close < open)
+            return cf_err_set(err, CF_E_ARG, "bad partition expression '%s'", e);
+        if (!strncmp(e, "day(", 4) || !strncmp(e, "days(", 5)) {
+            if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_DAY, 0, err))
+                return -1;
+        } else if (!strncmp(e, "identity(", 9)) {
+            if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_IDENTITY, 0, err))
+                return -1;
+        } else if (sscanf(e, "bucket[%d](", &nb) == 1) {
+            if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_BUCKET, nb, err))
+                return -1;
+        } else if (sscanf(e, "bucket(%d,", &nb) == 1 || sscanf(e, "bucket(%d ,", &nb) == 1) {
+            const char *c = strchr(open, ',') + 1;
+            while (*c == ' ')
+                c++;
+            if (add_pfield(out, s, c, (size_t)(close - c), CF_ICE_BUCKET, nb, err))
+                return -1;
+        } else
+            return cf_err_set(err, CF_E_ARG, "unknown partition transform in '%s' "
+                              "(identity, day(col), bucket(N,col))", e);
+    }
+    return 0;
+}
+
+int cf_ice_spec_from_json(json_t *meta, const cf_schema *s, cf_ice_spec *out, cf_err *err)
+{
+    int spec_id = (int)json_integer_value(json_object_get(meta, "default-spec-id"));
+    json_t *specs = json_object_get(meta, "partition-specs"), *sp = NULL, *f;
+    size_t i;
+
+    json_array_foreach(specs, i, f)
+        if (json_integer_value(json_object_get(f, "spec-id")) == spec_id)
+            sp = f;
+    memset(out, 0, sizeof *out);
+    out->spec_id = spec_id;
+    if (!sp)
+        return 0;
+    json_array_foreach(json_object_get(sp, "fields"), i, f) {
+        const char *tr = json_string_value(json_object_get(f, "transform"));
+        int src = (int)json_integer_value(json_object_get(f, "source-id")), k, nb = 0;
+        cf_ice_xform xf;
+        if (!tr)
+            return cf_err_set(err, CF_E_CORRUPT, "partition field without a transform");
+        if (!strcmp(tr, "identity"))
+            xf = CF_ICE_IDENTITY;
+        else if (!strcmp(tr, "day"))
+            xf = CF_ICE_DAY;
+        else if (sscanf(tr, "bucket[%d]", &nb) == 1)
+            xf = CF_ICE_BUCKET;
+        else
+            return cf_err_set(err, CF_E_UNSUPPORTED, "partition transform '%s' is not supported", tr);
+        for (k = 0; k < s->nfields && s->fields[k].field_id != src; k++)
+            ;
+        if (k == s->nfields)
+            return cf_err_set(err, CF_E_CORRUPT, "partition source id %d is not in the schema", src);
+        if (add_pfield(out, s, s->fields[k].name, strlen(s->fields[k].name), xf, nb, err))
+            return -1;
+        out->f[out->nfields - 1].field_id = (int)json_integer_value(json_object_get(f, "field-id"));
+        snprintf(out->f[out->nfields - 1].name, sizeof out->f[0].name, "%s",
+                 json_string_value(json_object_get(f, "name")) ? json_string_value(json_object_get(f, "name")) : "p");
+    }
+    return 0;
+}
+
+json_t *cf_ice_spec_to_json(const cf_ice_spec *sp)
+{
+    json_t *fields = json_array();
+    for (int i = 0; i < sp->nfields; i++) {
+        const cf_ice_pfield *f = &sp->f[i];
+        char tr[32];
+        if (f->xf == CF_ICE_IDENTITY)
+            snprintf(tr, sizeof tr, "identity");
+        else if (f->xf == CF_ICE_DAY)
+            snprintf(tr, sizeof tr, "day");
+        else
+            snprintf(tr, sizeof tr, "bucket[%d]", f->n);
+        json_array_append_new(fields, json_pack("{s:s, s:s, s:i, s:i}", "name", f->name,
+                              "transform", tr, "source-id", f->source_id, "field-id", f->field_id));
+    }
+    return fields;
+}
