@@ -34,7 +34,7 @@ log_tail() {
     local f=$LOG/$1.log
     [ -s "$f" ] || return 0
     printf -- '--- last lines of %s ---\n' "$f" >&2
-    tail -n "${2:-30}" "$f" >&2
+    tail -n "${2:-30}" "$f" | cut -c1-300 >&2
     printf -- '---\n' >&2
 }
 
@@ -76,7 +76,10 @@ wait_for() {
             log_tail "$name"; fail "$name exited during start-up (log: $LOG/$name.log)"
         fi
         if [ $((SECONDS - t0)) -ge "$START_TIMEOUT" ]; then
-            log_tail "$name"; fail "$name not ready after ${START_TIMEOUT}s (log: $LOG/$name.log)"
+            log_tail "$name"
+            # Leave no half-started process behind: the next start begins from a clean state.
+            [ -n "$pid" ] && { kill_pid "$name" "$pid"; rm -f "$RUN/$name.pid"; }
+            fail "$name not ready after ${START_TIMEOUT}s (log: $LOG/$name.log); stopped it"
         fi
         sleep 0.5
     done
@@ -110,9 +113,13 @@ check_ports() {
         if live_pid "$pidfile" >/dev/null; then continue; fi
         if ! port_busy "$port"; then free+=("$name"); continue; fi
         "$check" || fail "$name: port $port is taken by another program that is not a working cdcflow $name.
-  See who holds it: ss -ltnp 'sport = :$port'   and stop it (for Debian's own cluster: pg_ctlcluster 15 main stop)."
+  See who holds it: ss -ltnp 'sport = :$port'   and stop it$([ "$name" = postgres ] &&
+            echo " (Debian's own cluster: pg_ctlcluster 15 main stop)")."
         foreign+=("$name")
     done
+    if [[ " ${free[*]} " == *" kafka "* ]] && port_busy "$CONTROLLER_PORT"; then
+        fail "kafka: controller port $CONTROLLER_PORT is taken by another program (ss -ltnp 'sport = :$CONTROLLER_PORT')"
+    fi
     if [ ${#foreign[@]} -gt 0 ] && [ ${#free[@]} -gt 0 ]; then
         fail "part of a cdcflow stack started elsewhere is running (${foreign[*]} up, ${free[*]} down).
   Stop it where it was started (scripts/stack.sh stop in that checkout), or start it fully there."
@@ -267,6 +274,8 @@ cmd_start() {
     done
     mkdir -p "$LOG" "$RUN"
     check_ports
+    # Missing jars or JDK should stop us before PostgreSQL is started, not after.
+    kafka_healthy && connect_healthy || need_java
     pg_start
     kafka_start
     connect_start
@@ -292,7 +301,8 @@ cmd_status() {
     if kafka_healthy; then
         origin "$RUN/kafka.pid"
         v=$(ls "$KAFKA_LIBS"/kafka-clients-*.jar 2>/dev/null | sed -E 's/.*kafka-clients-(.*)\.jar/\1/' | head -n1)
-        printf '%-9s up    127.0.0.1:%-5s Kafka %s KRaft (%s)\n' kafka "$KAFKA_PORT" "${v:-?}" "$where"
+        [ "$where" = "started elsewhere" ] && v=""
+        printf '%-9s up    127.0.0.1:%-5s Kafka %sKRaft (%s)\n' kafka "$KAFKA_PORT" "${v:+$v }" "$where"
     else
         printf '%-9s down  127.0.0.1:%-5s\n' kafka "$KAFKA_PORT"; rc=1
     fi
