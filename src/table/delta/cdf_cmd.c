@@ -1,5 +1,437 @@
-/* cdf_cmd.c - placeholder until implemented. */
+/* cdf_cmd.c - `cdcflow changes` (read a Delta table's Change Data Feed) and
+ * `cdcflow vacuum` (delete files no version within the retention needs). */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "cli/commands.h"
-int cf_cmd_changes(int argc, char **argv) { (void)argc; (void)argv; fputs("cdcflow: changes: not implemented yet\n", stderr); return 3; }
-int cf_cmd_vacuum(int argc, char **argv) { (void)argc; (void)argv; fputs("cdcflow: vacuum: not implemented yet\n", stderr); return 3; }
+#include "table/delta/delta_cmd.h"
+#include "table/delta/delta_int.h"
+#include "table/delta/delta_print.h"
+
+/* ---- changes ------------------------------------------------------------ */
+
+static void changes_usage(FILE *o)
+{
+    fputs("Usage: cdcflow changes TABLE --from-version A [--to-version B]\n"
+          "       cdcflow changes TABLE --from-timestamp T [--to-timestamp T]\n"
+          "                       [--format table|jsonl|csv] [--limit N]\n"
+          "\n"
+          "Print the Change Data Feed of a Delta table between two versions (inclusive):\n"
+          "every changed row with _change_type (insert, update_preimage, update_postimage,\n"
+          "delete), _commit_version and _commit_timestamp.  Versions with change data files\n"
+          "are read from them; in other versions added files are inserts and removed files\n"
+          "deletes.  Timestamps: ISO-8601 (2026-01-31T12:00:00Z) or epoch milliseconds.\n", o);
+}
+
+typedef struct cdf_action { int kind; char *path; cf_delta_pv pv; } cdf_action;   /* 0 add 1 remove 2 cdc */
+
+static int parse_pv_obj(json_t *o, cf_delta_pv *pv)
+{
+    const char *k;
+    json_t *v;
+    size_t n = json_is_object(o) ? json_object_size(o) : 0;
+
+    memset(pv, 0, sizeof *pv);
+    if (!n)
+        return 0;
+    pv->keys = calloc(n, sizeof *pv->keys);
+    pv->vals = calloc(n, sizeof *pv->vals);
+    if (!pv->keys || !pv->vals)
+        return -1;
+    json_object_foreach(o, k, v) {
+        pv->keys[pv->n] = strdup(k);
+        pv->vals[pv->n] = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+        pv->n++;
+    }
+    return 0;
+}
+
+/* The add/remove (dataChange) and cdc actions of one commit. */
+static int commit_actions(const char *root, int64_t version, cdf_action **out, size_t *nout,
+                          bool *has_cdc, cf_err *err)
+{
+    cf_buf b;
+    cdf_action *a = NULL;
+    size_t n = 0, alloc = 0;
+
+    *has_cdc = false;
+    cf_buf_init(&b, 0);
+    if (cf_delta_log_read(root, version, &b, err)) {
+        cf_buf_free(&b);
+        return -1;
+    }
+    for (size_t off = 0; off < b.len;) {
+        const char *ln = (const char *)b.data + off;
+        const char *nl = memchr(ln, '\n', b.len - off);
+        size_t len = nl ? (size_t)(nl - ln) : b.len - off;
+        json_t *j = json_loadb(ln, len, 0, NULL);
+        static const char *const kinds[] = { "add", "remove", "cdc" };
+        off += len + 1;
+        for (int k = 0; j && k < 3; k++) {
+            json_t *x = json_object_get(j, kinds[k]);
+            const char *p = json_string_value(json_object_get(x, "path"));
+            if (!p || (k < 2 && !json_is_true(json_object_get(x, "dataChange"))))
+                continue;
+            if (n == alloc) {
+                size_t na = alloc ? alloc * 2 : 16;
+                cdf_action *nn = realloc(a, na * sizeof *nn);
+                if (!nn)
+                    break;
+                a = nn;
+                alloc = na;
+            }
+            a[n].kind = k;
+            a[n].path = strdup(p);
+            parse_pv_obj(json_object_get(x, "partitionValues"), &a[n].pv);
+            n++;
+            if (k == 2)
+                *has_cdc = true;
+        }
+        json_decref(j);
+    }
+    cf_buf_free(&b);
+    *out = a;
+    *nout = n;
+    return 0;
+}
+
+static void actions_free(cdf_action *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(a[i].path);
+        cf_delta_pv_free(&a[i].pv);
+    }
+    free(a);
+}
+
+int cf_cmd_changes(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "from-version", required_argument, 0, 'a' }, { "to-version", required_argument, 0, 'b' },
+        { "from-timestamp", required_argument, 0, 'A' }, { "to-timestamp", required_argument, 0, 'B' },
+        { "format", required_argument, 0, 'f' }, { "limit", required_argument, 0, 'l' },
+        { "help", no_argument, 0, 'h' }, { 0 },
+    };
+    int64_t from = -1, to = -1, from_ts = -1, to_ts = -1, limit = -1;
+    int c, fmt = CF_DELTA_FMT_TABLE, rc = 1;
+    cf_err e = { 0 };
+    cf_delta_snap *snap = NULL;
+    cf_schema *rs = NULL, *cs = NULL, *ps = NULL;
+    cf_batch *b = NULL, *consts = NULL;
+    cf_delta_printer *pr = NULL;
+    const cf_column **cols = NULL;
+    size_t *rows = NULL;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': from = atoll(optarg); break;
+        case 'b': to = atoll(optarg); break;
+        case 'A':
+        case 'B':
+            if (cf_delta_parse_when(optarg, c == 'A' ? &from_ts : &to_ts)) {
+                fprintf(stderr, "cdcflow changes: bad timestamp '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'f':
+            if ((fmt = cf_delta_format_parse(optarg)) < 0) {
+                fprintf(stderr, "cdcflow changes: --format is table, jsonl or csv\n");
+                return 2;
+            }
+            break;
+        case 'l': limit = atoll(optarg); break;
+        case 'h': changes_usage(stdout); return 0;
+        default: changes_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || (from < 0 && from_ts < 0)) {
+        changes_usage(stderr);
+        return 2;
+    }
+    const char *root = argv[optind];
+    if (!(snap = cf_delta_snap_load(root, -1, &e)))
+        goto fail;
+    if (snap->version < 0) {
+        cf_err_set(&e, CF_E_ARG, "%s is not a Delta table", root);
+        goto fail;
+    }
+    if (from_ts >= 0 || to_ts >= 0) {
+        /* from: first version at or after T; to: last version at or before T */
+        int64_t *v = NULL;
+        size_t n = 0;
+        if (cf_delta_log_versions(root, &v, &n, &e))
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            int64_t ts = cf_delta_log_commit_ts(root, v[i]);
+            if (from_ts >= 0 && from < 0 && ts >= from_ts)
+                from = v[i];
+            if (to_ts >= 0 && ts <= to_ts)
+                to = v[i];
+        }
+        free(v);
+        if (from < 0) {
+            cf_err_set(&e, CF_E_ARG, "no version of %s was committed after the start time", root);
+            goto fail;
+        }
+        if (to_ts >= 0 && to < 0)
+            to = from - 1;   /* empty range */
+    }
+    if (to < 0 && to_ts < 0)
+        to = snap->version;
+    if (to > snap->version)
+        to = snap->version;
+
+    /* read schema: the table's columns and _change_type; printed: plus the
+     * commit version and timestamp */
+    cf_type tstr = { CF_T_STRING }, tlong = { CF_T_INT64 }, tts = { CF_T_TIMESTAMP };
+    if (!(rs = cf_schema_clone(snap->schema)) || cf_schema_add(rs, "_change_type", tstr, true, 0, &e) < 0 ||
+        !(ps = cf_schema_clone(rs)) || cf_schema_add(ps, "_commit_version", tlong, true, 0, &e) < 0 ||
+        cf_schema_add(ps, "_commit_timestamp", tts, true, 0, &e) < 0 || !(cs = cf_schema_new()) ||
+        cf_schema_add(cs, "t", tstr, true, 0, &e) < 0 || cf_schema_add(cs, "v", tlong, true, 0, &e) < 0 ||
+        cf_schema_add(cs, "ts", tts, true, 0, &e) < 0)
+        goto oom;
+    if (!(b = cf_batch_new(rs, &e)) || !(consts = cf_batch_new(cs, &e)) ||
+        !(pr = cf_delta_printer_new(stdout, fmt, ps, limit)) ||
+        !(cols = calloc((size_t)ps->nfields, sizeof *cols)) || !(rows = calloc((size_t)ps->nfields, sizeof *rows)))
+        goto oom;
+    int nt = snap->schema->nfields;
+    for (int64_t v = from; v <= to && !cf_delta_printer_full(pr); v++) {
+        cdf_action *a = NULL;
+        size_t na = 0;
+        bool has_cdc;
+        int64_t ts = cf_delta_log_commit_ts(root, v);
+        if (commit_actions(root, v, &a, &na, &has_cdc, &e)) {
+            cf_err_wrap(&e, "version %" PRId64 " (removed by log cleanup?)", v);
+            goto fail;
+        }
+        for (size_t i = 0; i < na && !cf_delta_printer_full(pr); i++) {
+            if (has_cdc != (a[i].kind == 2))
+                continue;
+            const char *tag = a[i].kind == 0 ? "insert" : "delete";
+            cf_batch_reset(b);
+            cf_batch_reset(consts);
+            if (cf_delta_read_file(root, a[i].path, &a[i].pv, rs, b, &e)) {
+                actions_free(a, na);
+                cf_err_wrap(&e, "version %" PRId64, v);
+                goto fail;
+            }
+            cf_col_set_bytes(&consts->cols[0], 0, tag, strlen(tag), NULL);
+            cf_col_set_i64(&consts->cols[1], 0, v, NULL);
+            if (ts >= 0)
+                cf_col_set_i64(&consts->cols[2], 0, ts * 1000, NULL);
+            cf_batch_end_row(consts, NULL);
+            for (size_t r = 0; r < b->nrows && !cf_delta_printer_full(pr); r++) {
+                for (int k = 0; k < nt; k++) {
+                    cols[k] = &b->cols[k];
+                    rows[k] = r;
+                }
+                bool from_file = a[i].kind == 2 && cf_col_valid(&b->cols[nt], r);
+                cols[nt] = from_file ? &b->cols[nt] : &consts->cols[0];
+                rows[nt] = from_file ? r : 0;
+                cols[nt + 1] = &consts->cols[1];
+                cols[nt + 2] = &consts->cols[2];
+                rows[nt + 1] = rows[nt + 2] = 0;
+                cf_delta_printer_row(pr, cols, rows);
+            }
+        }
+        actions_free(a, na);
+    }
+    cf_delta_printer_end(pr);
+    rc = 0;
+    goto out;
+oom:
+    if (e.code == CF_OK)
+        cf_err_set(&e, CF_E_NOMEM, "out of memory");
+fail:
+    fprintf(stderr, "cdcflow changes: %s\n", e.msg);
+out:
+    free(cols);
+    free(rows);
+    cf_delta_printer_free(pr);
+    cf_batch_free(b);
+    cf_batch_free(consts);
+    cf_schema_free(rs);
+    cf_schema_free(ps);
+    cf_schema_free(cs);
+    cf_delta_snap_free(snap);
+    return rc;
+}
+
+/* ---- vacuum ------------------------------------------------------------- */
+
+#define VACUUM_MIN_HOURS 168
+
+static void vacuum_usage(FILE *o)
+{
+    fputs("Usage: cdcflow vacuum TABLE [--retain-hours N] [--dry-run] [--force]\n"
+          "\n"
+          "Delete the files of a Delta table that the current version does not use and\n"
+          "that no version within the last N hours needs (default 168 = 7 days): data\n"
+          "files removed by updates, deletes or optimize, change data files, and files\n"
+          "left by writers that stopped before committing.  Time travel and change-feed\n"
+          "reads to versions older than N hours fail afterwards.\n"
+          "  --retain-hours N   keep what the last N hours need (below 168 needs --force,\n"
+          "                     since a running writer's uncommitted files could go)\n"
+          "  --dry-run          list what would be deleted, delete nothing\n"
+          "  --force            allow --retain-hours below 168\n", o);
+}
+
+typedef struct vac {
+    const char   *root;
+    cf_delta_map *keep;         /* relative filesystem paths to keep */
+    int64_t       cutoff_ms;
+    bool          dry;
+    int64_t       files, bytes, errors;
+} vac;
+
+static void keep_path(cf_delta_map *m, const char *logpath)
+{
+    char *p = cf_delta_path_decode(logpath);
+    if (p) {
+        cf_delta_map_put(m, p, strlen(p), 1);
+        free(p);
+    }
+}
+
+static void walk(vac *v, const char *rel)
+{
+    char dir[PATH_MAX * 2];
+    DIR *d;
+    struct dirent *e;
+
+    snprintf(dir, sizeof dir, "%s%s%s", v->root, *rel ? "/" : "", rel);
+    if (!(d = opendir(dir)))
+        return;
+    while ((e = readdir(d))) {
+        char child[PATH_MAX], full[PATH_MAX * 3];
+        struct stat st;
+        const char *name = e->d_name;
+        if (!strcmp(name, ".") || !strcmp(name, ".."))
+            continue;
+        /* the log is never vacuumed; other hidden names are not ours,
+         * except the change data directory */
+        if (!*rel && (!strcmp(name, CF_DELTA_LOG_DIR) ||
+                      ((name[0] == '_' || name[0] == '.') && strcmp(name, CF_DELTA_CDC_DIR))))
+            continue;
+        if (*rel && (name[0] == '.' || name[0] == '_'))
+            continue;
+        snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", name);
+        snprintf(full, sizeof full, "%s/%s", v->root, child);
+        if (lstat(full, &st))
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            walk(v, child);
+            continue;
+        }
+        if (!S_ISREG(st.st_mode) || cf_delta_map_get(v->keep, child, strlen(child), NULL))
+            continue;
+        int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+        if (mt >= v->cutoff_ms)
+            continue;
+        if (v->dry) {
+            printf("would delete %s\n", child);
+        } else if (unlink(full)) {
+            fprintf(stderr, "cdcflow vacuum: unlink %s: %s\n", full, strerror(errno));
+            v->errors++;
+            continue;
+        }
+        v->files++;
+        v->bytes += st.st_size;
+    }
+    closedir(d);
+}
+
+int cf_cmd_vacuum(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "retain-hours", required_argument, 0, 'r' }, { "dry-run", no_argument, 0, 'n' },
+        { "force", no_argument, 0, 'f' }, { "help", no_argument, 0, 'h' }, { 0 },
+    };
+    double hours = VACUUM_MIN_HOURS;
+    bool dry = false, force = false;
+    int c;
+    cf_err e;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': hours = atof(optarg); break;
+        case 'n': dry = true; break;
+        case 'f': force = true; break;
+        case 'h': vacuum_usage(stdout); return 0;
+        default: vacuum_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || hours < 0) {
+        vacuum_usage(stderr);
+        return 2;
+    }
+    if (hours < VACUUM_MIN_HOURS && !force) {
+        fprintf(stderr, "cdcflow vacuum: --retain-hours %g is under %d hours: a running writer's "
+                        "files and recent time travel could break; add --force if you mean it\n",
+                hours, VACUUM_MIN_HOURS);
+        return 2;
+    }
+    const char *root = argv[optind];
+    cf_delta_snap *snap = cf_delta_snap_load(root, -1, &e);
+    if (!snap) {
+        fprintf(stderr, "cdcflow vacuum: %s\n", e.msg);
+        return 1;
+    }
+    if (snap->version < 0) {
+        fprintf(stderr, "cdcflow vacuum: %s is not a Delta table\n", root);
+        cf_delta_snap_free(snap);
+        return 1;
+    }
+    vac v = { .root = root, .keep = cf_delta_map_new(), .dry = dry };
+    v.cutoff_ms = cf_delta_now_ms() - (int64_t)(hours * 3600.0 * 1000.0);
+    for (size_t i = 0; i < snap->nfiles; i++)
+        if (snap->files[i].live)
+            keep_path(v.keep, snap->files[i].path);
+    /* Files of versions inside the retention window stay: removed ones
+     * with a recent deletionTimestamp and change data of recent commits. */
+    int64_t *vers = NULL;
+    size_t nv = 0;
+    cf_buf b;
+    cf_buf_init(&b, 0);
+    if (cf_delta_log_versions(root, &vers, &nv, &e) == 0) {
+        for (size_t k = nv; k-- > 0;) {
+            int64_t ts = cf_delta_log_commit_ts(root, vers[k]);
+            if (ts >= 0 && ts < v.cutoff_ms)
+                break;
+            if (cf_delta_log_read(root, vers[k], &b, NULL))
+                continue;
+            for (size_t off = 0; off < b.len;) {
+                const char *ln = (const char *)b.data + off;
+                const char *nl = memchr(ln, '\n', b.len - off);
+                size_t len = nl ? (size_t)(nl - ln) : b.len - off;
+                json_t *j = json_loadb(ln, len, 0, NULL);
+                static const char *const kinds[] = { "add", "remove", "cdc" };
+                for (int q = 0; j && q < 3; q++) {
+                    const char *p = json_string_value(json_object_get(json_object_get(j, kinds[q]), "path"));
+                    if (p)
+                        keep_path(v.keep, p);
+                }
+                json_decref(j);
+                off += len + 1;
+            }
+        }
+    }
+    free(vers);
+    cf_buf_free(&b);
+    walk(&v, "");
+    printf("%s %" PRId64 " files (%" PRId64 " bytes)%s\n", dry ? "would delete" : "deleted", v.files,
+           v.bytes, v.errors ? ", some could not be deleted" : "");
+    cf_delta_map_free(v.keep);
+    cf_delta_snap_free(snap);
+    return v.errors ? 1 : 0;
+}

@@ -2,6 +2,7 @@
  * Parquet files and commit them with the Kafka offsets they cover (txn
  * actions) in one put-if-absent log entry; change data files for upserts. */
 #include "table/delta/delta_int.h"
+#include "table/delta/delta_cmd.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -49,6 +50,7 @@ typedef struct dsink {
     int64_t        out_rows, out_bytes, out_files, rm_files, cdc_files, upd_rows, del_rows, ins_rows;
     char         **created;        /* files written, removed again if the commit fails */
     size_t         ncreated, acreated;
+    bool           rewrite_only;   /* optimize: files carry dataChange=false */
 } dsink;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -439,7 +441,7 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
         if (!cdc) {
             char *stats = cf_delta_stats_json(fs, &fi, NULL);
             json_object_set_new(body, "modificationTime", json_integer(cf_delta_now_ms()));
-            json_object_set_new(body, "dataChange", json_true());
+            json_object_set_new(body, "dataChange", json_boolean(!ds->rewrite_only));
             if (stats)
                 json_object_set_new(body, "stats", json_string(stats));
             free(stats);
@@ -870,9 +872,13 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
     if (version)
         *version = snap->version;
 
-    /* Anything newer (another writer) first: its txn versions matter. */
-    if (cf_delta_snap_catch_up(snap, err) < 0)
+    /* Anything newer (another writer) first: its txn versions matter, and
+     * files it removed (optimize) would leave our key index stale. */
+    int others = cf_delta_snap_catch_up(snap, err);
+    if (others < 0)
         return -1;
+    if (others > 0)
+        ds->pk_ready = false;
     bool progress = false;
     for (int i = 0; covered && i < covered->n; i++) {
         snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
@@ -1146,6 +1152,165 @@ static void d_close(cf_sink *s)
     free(ds->created);
     free(ds);
     s->impl = NULL;
+}
+
+/* ---- optimize ------------------------------------------------------------ */
+
+typedef struct small_file { size_t slot; char *dir; } small_file;
+
+static int cmp_small(const void *a, const void *b)
+{
+    const small_file *x = a, *y = b;
+    int c = strcmp(x->dir, y->dir);
+    return c ? c : (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+static char *pv_key(const cf_delta_pv *pv)
+{
+    json_t *j = pv_json(pv);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* Rewrite the files sf[0..n) (one partition) into as few files as the
+ * target size allows. */
+static int compact_group(dsink *ds, const small_file *sf, size_t n, int64_t target, cf_err *err)
+{
+    cf_delta_snap *snap = ds->snap;
+    cf_batch *b = cf_batch_new(snap->schema, err);
+    int64_t bytes = 0;
+    int rc = -1;
+
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        cf_delta_file *f = &snap->files[sf[i].slot];
+        if (cf_delta_read_file(snap->root, f->path, &f->pv, snap->schema, b, err))
+            goto out;
+        bytes += f->size;
+        json_t *body = json_object(), *line = json_object();
+        json_object_set_new(body, "path", json_string(f->path));
+        json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
+        json_object_set_new(body, "dataChange", json_false());
+        json_object_set_new(body, "extendedFileMetadata", json_true());
+        json_object_set_new(body, "partitionValues", pv_json(&f->pv));
+        json_object_set_new(body, "size", json_integer(f->size));
+        json_object_set_new(line, "remove", body);
+        int prc = put_json_line(&ds->actions, line, err);
+        json_decref(line);
+        if (prc)
+            goto out;
+        ds->rm_files++;
+        if (bytes >= target || i + 1 == n) {
+            if (write_rows(ds, snap->schema, b, NULL, b->nrows, false, NULL, 0, err))
+                goto out;
+            cf_batch_reset(b);
+            bytes = 0;
+        }
+    }
+    rc = 0;
+out:
+    cf_batch_free(b);
+    return rc;
+}
+
+int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *version,
+                      int64_t *removed, int64_t *added, cf_err *err)
+{
+    cf_sink sink = { .ops = &cf_delta_sink_ops };
+    small_file *sf = NULL;
+    size_t nsf = 0;
+    int rc = -1;
+    cf_buf commit;
+
+    *version = -1;
+    sink.cfg.kind = "delta";
+    sink.cfg.location = root;
+    sink.cfg.codec = CF_CODEC_ZSTD;
+    if (d_open(&sink, err))
+        return -1;
+    dsink *ds = sink.impl;
+    cf_delta_snap *snap = ds->snap;
+    ds->rewrite_only = true;
+    cf_buf_init(&commit, 0);
+    if (snap->version < 0) {
+        cf_err_set(err, CF_E_ARG, "%s is not a Delta table", root);
+        goto out;
+    }
+    if (!CF_DELTA_HAVE_PQ()) {
+        cf_err_set(err, CF_E_UNSUPPORTED, "the Parquet writer is not built in");
+        goto out;
+    }
+    if (!(sf = calloc(snap->nlive + 1, sizeof *sf)))
+        goto oom;
+    for (size_t i = 0; i < snap->nfiles; i++) {
+        if (!snap->files[i].live || snap->files[i].size >= target / 2)
+            continue;
+        if (!(sf[nsf].dir = pv_key(&snap->files[i].pv)))
+            goto oom;
+        sf[nsf++].slot = i;
+    }
+    qsort(sf, nsf, sizeof *sf, cmp_small);
+    for (size_t i = 0; i < nsf;) {
+        size_t j = i;
+        while (j < nsf && !strcmp(sf[j].dir, sf[i].dir))
+            j++;
+        if ((int)(j - i) >= min_files && compact_group(ds, sf + i, j - i, target, err))
+            goto out_drop;
+        i = j;
+    }
+    if (!ds->rm_files) {
+        rc = 0;
+        goto out;
+    }
+    json_t *ci = json_pack("{s:I,s:s,s:{s:s,s:s},s:{s:s%,s:s%,s:s%},s:b,s:s}",
+                           "timestamp", (json_int_t)cf_delta_now_ms(), "operation", "OPTIMIZE",
+                           "operationParameters", "predicate", "[]", "zOrderBy", "[]",
+                           "operationMetrics", "numRemovedFiles", "", (size_t)0, "numAddedFiles", "", (size_t)0,
+                           "numOutputRows", "", (size_t)0,
+                           "isBlindAppend", 0, "engineInfo", "cdcflow/" CF_VERSION);
+    if (!ci)
+        goto oom_drop;
+    char num[32];
+    json_t *m = json_object_get(ci, "operationMetrics");
+    snprintf(num, sizeof num, "%" PRId64, ds->rm_files);
+    json_object_set_new(m, "numRemovedFiles", json_string(num));
+    snprintf(num, sizeof num, "%" PRId64, ds->out_files);
+    json_object_set_new(m, "numAddedFiles", json_string(num));
+    snprintf(num, sizeof num, "%" PRId64, ds->out_rows);
+    json_object_set_new(m, "numOutputRows", json_string(num));
+    json_t *line = json_pack("{s:o}", "commitInfo", ci);
+    if (put_json_line(&commit, line, err) ||
+        cf_buf_append(&commit, ds->actions.data, ds->actions.len, err)) {
+        json_decref(line);
+        goto out_drop;
+    }
+    json_decref(line);
+    if (cf_delta_log_put(root, snap->version + 1, commit.data, commit.len, err))
+        goto out_drop;
+    *version = snap->version + 1;
+    if (removed)
+        *removed = ds->rm_files;
+    if (added)
+        *added = ds->out_files;
+    pending_reset(ds, false);
+    rc = 0;
+    goto out;
+oom_drop:
+    cf_err_set(err, CF_E_NOMEM, "out of memory");
+out_drop:
+    pending_reset(ds, true);
+    goto out;
+oom:
+    cf_err_set(err, CF_E_NOMEM, "out of memory");
+out:
+    for (size_t i = 0; i < nsf; i++)
+        free(sf[i].dir);
+    free(sf);
+    cf_buf_free(&commit);
+    d_close(&sink);
+    return rc;
 }
 
 const cf_sink_ops cf_delta_sink_ops = { "delta", d_open, d_offsets, d_commit, d_close };
