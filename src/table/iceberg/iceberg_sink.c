@@ -1,7 +1,1052 @@
-/* iceberg_sink.c - placeholder until the iceberg sink lands. */
+/* iceberg_sink.c - the Iceberg v2 table sink: Parquet data files, Avro
+ * manifests, atomic metadata commits that carry the Kafka offsets they
+ * cover, append and upsert (position deletes via a primary-key index). */
 #include "table/table.h"
 
-static int nop_open(cf_sink *s, cf_err *err)
-{ (void)s; return cf_err_set(err, CF_E_UNSUPPORTED, "the iceberg sink is not implemented yet"); }
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-const cf_sink_ops cf_iceberg_sink_ops = { "iceberg", nop_open, NULL, NULL, NULL };
+#include "table/iceberg/iceberg_int.h"
+#include "table/iceberg/pq_link.h"
+
+#define MAX_COMMIT_ATTEMPTS 20
+#define KEY_POOL_CAP        ((size_t)8 << 30)   /* bytes of primary-key values kept in memory */
+
+typedef struct ice {
+    cf_sink      *sink;
+    cf_ice_table  t;
+    const cf_schema *bound;       /* batch schema the write schema was made for */
+    cf_schema    *wschema;        /* batch schema with table field ids */
+    cf_ice_spec   spec;
+    int           src_col[16];    /* partition source column in the batch, -1 if absent */
+    int           pk[16], npk;    /* key columns in the batch, in identifier order */
+    int           lsn_col, op_col;
+    cf_ice_kmap  *idx;            /* key -> (file number, row position) */
+    cf_ice_kmap  *paths;          /* path -> file number */
+    char        **files;          /* file number -> path */
+    int           nfiles, afiles;
+    bool          index_ready;
+    char          prefix[300];    /* "<app>.offsets." */
+} ice;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static int mkdirs(const char *path, cf_err *err)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST)
+                return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
+    return 0;
+}
+
+static int file_number(ice *s, const char *path, cf_err *err)
+{
+    int32_t a;
+    int64_t b;
+    size_t n = strlen(path);
+    if (cf_ice_kmap_get(s->paths, path, n, &a, &b))
+        return a;
+    if (s->nfiles == s->afiles) {
+        int na = s->afiles ? s->afiles * 2 : 64;
+        char **nf = realloc(s->files, sizeof *nf * (size_t)na);
+        if (!nf)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        s->files = nf;
+        s->afiles = na;
+    }
+    if (!(s->files[s->nfiles] = strdup(path)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (cf_ice_kmap_put(s->paths, path, n, s->nfiles, 0, err))
+        return -1;
+    return s->nfiles++;
+}
+
+static json_t *schema_to_json(const cf_schema *sc, int schema_id, const int *pk, int npk)
+{
+    json_t *fields = json_array(), *ids = json_array();
+    char tb[64];
+    for (int i = 0; i < sc->nfields; i++) {
+        const cf_field *f = &sc->fields[i];
+        json_array_append_new(fields, json_pack("{s:i, s:s, s:b, s:s}", "id", f->field_id,
+                              "name", f->name, "required", !f->nullable,
+                              "type", cf_ice_type_name(f->type, tb, sizeof tb)));
+    }
+    for (int i = 0; i < npk; i++)
+        json_array_append_new(ids, json_integer(sc->fields[pk[i]].field_id));
+    return json_pack("{s:s, s:i, s:o, s:o}", "type", "struct", "schema-id", schema_id,
+                     "identifier-field-ids", ids, "fields", fields);
+}
+
+/* ---- schema binding ---------------------------------------------------- */
+
+static bool type_compatible(cf_type table, cf_type batch)
+{
+    char a[64], b[64];
+    const char *ta = cf_ice_type_name(table, a, sizeof a), *tb = cf_ice_type_name(batch, b, sizeof b);
+    if (ta && tb && !strcmp(ta, tb))
+        return true;
+    /* int -> long is a promotion Iceberg readers apply to old files. */
+    return table.id == CF_T_INT64 && batch.id == CF_T_INT32;
+}
+
+/* Give each batch column its table field id (new columns get new ids),
+ * find the key, LSN and operation columns. */
+static int bind(ice *s, const cf_schema *bs, cf_err *err)
+{
+    cf_schema *cur = NULL, *w;
+    int last = 0;
+
+    if (s->bound == bs && s->wschema)
+        return 0;
+    if (!(w = cf_schema_clone(bs)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (s->t.meta) {
+        if (!(cur = cf_ice_schema_from_json(s->t.meta, -1, err)))
+            goto fail;
+        last = (int)json_integer_value(json_object_get(s->t.meta, "last-column-id"));
+    }
+    for (int i = 0; i < w->nfields; i++) {
+        cf_field *f = &w->fields[i];
+        char tb[64];
+        int k = cur ? cf_schema_find(cur, f->name) : -1;
+        if (!cf_ice_type_name(f->type, tb, sizeof tb)) {
+            cf_err_set(err, CF_E_UNSUPPORTED, "column %s: type %s has no Iceberg type", f->name,
+                       cf_type_name(f->type.id));
+            goto fail;
+        }
+        if (k >= 0) {
+            if (!type_compatible(cur->fields[k].type, f->type)) {
+                cf_err_set(err, CF_E_UNSUPPORTED, "column %s changed type from %s to %s", f->name,
+                           cf_type_name(cur->fields[k].type.id), cf_type_name(f->type.id));
+                goto fail;
+            }
+            f->field_id = cur->fields[k].field_id;
+            f->nullable = cur->fields[k].nullable;
+        } else {
+            f->field_id = ++last;
+            /* Files written before this column existed must read it as null. */
+            f->nullable = cur ? true : f->nullable;
+        }
+    }
+    /* Key: the table's identifier fields if it has them, else the batch's. */
+    s->npk = 0;
+    if (cur && cur->npk) {
+        for (int i = 0; i < cur->npk && i < 16; i++) {
+            int k = cf_schema_find(w, cur->fields[cur->pk[i]].name);
+            if (k < 0) {
+                cf_err_set(err, CF_E_ARG, "key column %s is missing from the rows",
+                           cur->fields[cur->pk[i]].name);
+                goto fail;
+            }
+            s->pk[s->npk++] = k;
+        }
+    } else
+        for (int i = 0; i < w->npk && i < 16; i++)
+            s->pk[s->npk++] = w->pk[i];
+    for (int i = 0; i < s->npk; i++)
+        if (!cur || cf_schema_find(cur, w->fields[s->pk[i]].name) < 0)
+            w->fields[s->pk[i]].nullable = false;   /* identifier fields are required */
+    if (s->sink->cfg.mode == CF_MODE_UPSERT && s->npk == 0) {
+        cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key (none in the rows' schema)");
+        goto fail;
+    }
+    s->lsn_col = cf_schema_find(w, "_source_lsn");
+    s->op_col = cf_schema_find(w, "_cdc_operation");
+    /* Partition spec: the table's, or the configured one for a new table. */
+    if (s->t.meta) {
+        if (cf_ice_spec_from_json(s->t.meta, cur, &s->spec, err))
+            goto fail;
+    } else if (cf_ice_spec_parse(s->sink->cfg.partition_by, s->sink->cfg.npartition_by, w,
+                                 &s->spec, err))
+        goto fail;
+    for (int k = 0; k < s->spec.nfields; k++) {
+        s->src_col[k] = -1;
+        for (int i = 0; i < w->nfields; i++)
+            if (w->fields[i].field_id == s->spec.f[k].source_id)
+                s->src_col[k] = i;
+    }
+    cf_schema_free(cur);
+    cf_schema_free(s->wschema);
+    s->wschema = w;
+    s->bound = bs;
+    return 0;
+fail:
+    cf_schema_free(cur);
+    cf_schema_free(w);
+    return -1;
+}
+
+/* ---- primary-key index -------------------------------------------------- */
+
+typedef struct rebuild_ctx {
+    ice   *s;
+    cf_buf key;
+    int    cols[16];
+} rebuild_ctx;
+
+static int rebuild_row_fn(void *ctx, const cf_batch *rows, const char *file,
+                          const int64_t *positions, cf_err *err)
+{
+    rebuild_ctx *rc = ctx;
+    int fno = file_number(rc->s, file, err);
+    if (fno < 0)
+        return -1;
+    for (size_t i = 0; i < rows->nrows; i++) {
+        cf_buf_reset(&rc->key);
+        if (cf_ice_key_of(rows, rc->cols, rows->ncols, i, &rc->key, err) ||
+            cf_ice_kmap_put(rc->s->idx, rc->key.data, rc->key.len, fno, positions[i], err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Rebuild key -> (file, position) from the live rows of the current
+ * snapshot: the index is never persisted, the table is the truth. */
+static int rebuild_index(ice *s, cf_err *err)
+{
+    cf_schema *cur;
+    rebuild_ctx rc = { .s = s };
+    int rv;
+
+    if (!s->t.meta || cf_ice_current_snapshot_id(s->t.meta) < 0) {
+        s->index_ready = true;
+        return 0;
+    }
+    if (!(cur = cf_ice_schema_from_json(s->t.meta, -1, err)))
+        return -1;
+    if (cur->npk == 0) {
+        cf_schema_free(cur);
+        return cf_err_set(err, CF_E_ARG, "upsert mode: the table has no identifier fields");
+    }
+    for (int i = 0; i < cur->npk; i++)
+        rc.cols[i] = i;
+    cf_buf_init(&rc.key, 0);
+    rv = cf_ice_scan(cf_ice_snapshot(s->t.meta, -1), cur, cur->pk, cur->npk, rebuild_row_fn, &rc, err);
+    cf_buf_free(&rc.key);
+    cf_schema_free(cur);
+    if (rv)
+        return cf_err_wrap(err, "rebuilding the key index");
+    s->index_ready = true;
+    return 0;
+}
+
+/* ---- sink ops ----------------------------------------------------------- */
+
+static void ice_close(cf_sink *sk)
+{
+    ice *s = sk->impl;
+    if (!s)
+        return;
+    cf_ice_table_free(&s->t);
+    cf_schema_free(s->wschema);
+    cf_ice_kmap_free(s->idx);
+    cf_ice_kmap_free(s->paths);
+    for (int i = 0; i < s->nfiles; i++)
+        free(s->files[i]);
+    free(s->files);
+    free(s);
+    sk->impl = NULL;
+}
+
+static int ice_open(cf_sink *sk, cf_err *err)
+{
+    ice *s;
+
+    if (!sk->cfg.location || !*sk->cfg.location)
+        return cf_err_set(err, CF_E_ARG, "iceberg sink: no table location");
+    if (!cf_ice_have_parquet())
+        return cf_err_set(err, CF_E_UNSUPPORTED, "iceberg sink: this build has no Parquet writer");
+    if (!(s = calloc(1, sizeof *s)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    sk->impl = s;
+    s->sink = sk;
+    snprintf(s->prefix, sizeof s->prefix, "%s.offsets.",
+             sk->cfg.app_id && *sk->cfg.app_id ? sk->cfg.app_id : "cdcflow");
+    if (!(s->idx = cf_ice_kmap_new(KEY_POOL_CAP)) || !(s->paths = cf_ice_kmap_new(0))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (cf_ice_load(sk->cfg.location, &s->t, err))
+        goto fail;
+    if (sk->cfg.mode == CF_MODE_UPSERT && rebuild_index(s, err))
+        goto fail;
+    return 0;
+fail:
+    ice_close(sk);
+    return -1;
+}
+
+static int ice_offsets(cf_sink *sk, cf_offsets *out, cf_err *err)
+{
+    ice *s = sk->impl;
+    json_t *snap = s->t.meta ? cf_ice_snapshot(s->t.meta, -1) : NULL, *v;
+    const char *key;
+    size_t pl = strlen(s->prefix);
+
+    if (!snap)
+        return 0;
+    json_object_foreach(json_object_get(snap, "summary"), key, v) {
+        const char *dot;
+        char topic[256];
+        size_t tl;
+        if (strncmp(key, s->prefix, pl) || !json_is_string(v) || !(dot = strrchr(key + pl, '.')))
+            continue;
+        tl = (size_t)(dot - (key + pl));
+        if (tl == 0 || tl >= sizeof topic)
+            continue;
+        memcpy(topic, key + pl, tl);
+        topic[tl] = 0;
+        if (cf_offsets_put(out, topic, (int32_t)atoi(dot + 1), strtoll(json_string_value(v), NULL, 10), err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Metrics of a written Parquet file for the manifest. */
+static int file_metrics(const cf_schema *ws, const cf_pq_file_info *info, cf_ice_file *f, cf_err *err)
+{
+    if (!info->cols || info->ncols == 0)
+        return 0;
+    if (!(f->metrics = calloc((size_t)info->ncols, sizeof *f->metrics)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    for (int j = 0; j < info->ncols && j < ws->nfields; j++) {
+        const cf_pq_stats *st = &info->cols[j];
+        cf_ice_metric *m = &f->metrics[f->nmetrics++];
+        const cf_type *t = &ws->fields[j].type;
+        uint8_t lo[64], hi[64];
+        int nl = -1, nh = -1;
+        m->id = ws->fields[j].field_id;
+        m->values = st->value_count + st->null_count;
+        m->nulls = st->null_count;
+        if (!st->has_minmax)
+            continue;
+        if (t->id == CF_T_FLOAT || t->id == CF_T_DOUBLE) {
+            nl = cf_ice_single_value(t, 0, st->d_min, NULL, 0, lo, sizeof lo);
+            nh = cf_ice_single_value(t, 0, st->d_max, NULL, 0, hi, sizeof hi);
+        } else if (cf_type_is_varlen(*t)) {
+            if (st->s_min && st->s_max) {
+                m->lower = malloc(st->s_min_len + 1);
+                m->upper = malloc(st->s_max_len + 1);
+                if (!m->lower || !m->upper)
+                    return cf_err_set(err, CF_E_NOMEM, "out of memory");
+                memcpy(m->lower, st->s_min, st->s_min_len);
+                memcpy(m->upper, st->s_max, st->s_max_len);
+                m->lower_n = st->s_min_len;
+                m->upper_n = st->s_max_len;
+            }
+            continue;
+        } else {
+            nl = cf_ice_single_value(t, st->i_min, 0, NULL, 0, lo, sizeof lo);
+            nh = cf_ice_single_value(t, st->i_max, 0, NULL, 0, hi, sizeof hi);
+        }
+        if (nl >= 0 && nh >= 0) {
+            m->lower = malloc((size_t)nl + 1);
+            m->upper = malloc((size_t)nh + 1);
+            if (!m->lower || !m->upper)
+                return cf_err_set(err, CF_E_NOMEM, "out of memory");
+            memcpy(m->lower, lo, (size_t)nl);
+            memcpy(m->upper, hi, (size_t)nh);
+            m->lower_n = (size_t)nl;
+            m->upper_n = (size_t)nh;
+        }
+    }
+    return 0;
+}
+
+static void pq_opts(const cf_sink_config *cfg, cf_pq_options *o)
+{
+    cf_pq_options_default(o);
+    o->codec = cfg->codec;
+    o->write_field_ids = true;
+}
+
+/* Write rows[0..n) of b as one data file; fill *f. */
+static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size_t n,
+                           const cf_ice_pval *part, cf_ice_file *f, cf_err *err)
+{
+    char dir[PATH_MAX], ppath[1024], u[37], *path;
+    cf_pq_options o;
+    cf_pq_writer *w;
+    cf_pq_file_info info;
+    cf_batch view;
+    size_t plen;
+
+    memset(f, 0, sizeof *f);
+    if (s->spec.nfields && cf_ice_partition_path(&s->spec, part, ppath, sizeof ppath))
+        return cf_err_set(err, CF_E_ARG, "partition path too long");
+    snprintf(dir, sizeof dir, "%s/data%s%s", s->t.location, s->spec.nfields ? "/" : "",
+             s->spec.nfields ? ppath : "");
+    if (mkdirs(dir, err))
+        return -1;
+    cf_ice_uuid(u);
+    plen = strlen(dir) + 64;
+    if (!(path = malloc(plen)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    snprintf(path, plen, "%s/%s.parquet", dir, u);
+    pq_opts(&s->sink->cfg, &o);
+    /* The batch is bound to the transform's schema; the writer must see
+     * the same columns with table field ids, so write through a view. */
+    view = *b;
+    view.schema = s->wschema;
+    if (!(w = cf_pq_writer_open(path, s->wschema, &o, err))) {
+        free(path);
+        return -1;
+    }
+    if (cf_pq_writer_write_rows(w, &view, rows, n, err)) {
+        cf_pq_writer_abort(w);
+        free(path);
+        return -1;
+    }
+    memset(&info, 0, sizeof info);
+    if (cf_pq_writer_close(w, &info, err)) {
+        free(path);
+        return -1;
+    }
+    f->status = 1;
+    f->content = 0;
+    f->path = path;
+    f->records = info.num_rows;
+    f->bytes = info.file_bytes;
+    f->seq = -1;
+    f->file_seq = -1;
+    f->spec_id = s->spec.spec_id;
+    f->npart = s->spec.nfields;
+    for (int k = 0; k < s->spec.nfields; k++) {
+        f->part[k] = part[k];
+        if (part[k].s && !(f->part[k].s = strdup(part[k].s))) {
+            cf_pq_file_info_free(&info);
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        }
+    }
+    if (file_metrics(s->wschema, &info, f, err)) {
+        cf_pq_file_info_free(&info);
+        return -1;
+    }
+    cf_pq_file_info_free(&info);
+    return 0;
+}
+
+typedef struct posdel {
+    int32_t file;
+    int64_t pos;
+} posdel;
+
+static ice *g_sort_ctx;     /* qsort has no context argument in C11 */
+
+static int cmp_posdel(const void *a, const void *b)
+{
+    const posdel *x = a, *y = b;
+    int c = x->file == y->file ? 0 : strcmp(g_sort_ctx->files[x->file], g_sort_ctx->files[y->file]);
+    if (c)
+        return c;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Position delete file (file_path, pos) sorted as the spec asks. */
+static int write_delete_file(ice *s, posdel *dels, size_t n, cf_ice_file *f, cf_err *err)
+{
+    cf_schema *ds = cf_schema_new();
+    cf_batch *b = NULL;
+    cf_pq_writer *w = NULL;
+    cf_pq_options o;
+    cf_pq_file_info info;
+    char dir[PATH_MAX], u[37], *path = NULL;
+    int rc = -1;
+
+    memset(f, 0, sizeof *f);
+    memset(&info, 0, sizeof info);
+    if (!ds || cf_schema_add(ds, "file_path", (cf_type){ .id = CF_T_STRING }, false, CF_ICE_POS_FILE_PATH_ID, err) < 0 ||
+        cf_schema_add(ds, "pos", (cf_type){ .id = CF_T_INT64 }, false, CF_ICE_POS_POS_ID, err) < 0 ||
+        !(b = cf_batch_new(ds, err)))
+        goto out;
+    g_sort_ctx = s;
+    qsort(dels, n, sizeof *dels, cmp_posdel);
+    for (size_t i = 0; i < n; i++) {
+        const char *p = s->files[dels[i].file];
+        if (cf_col_set_bytes(&b->cols[0], b->nrows, p, strlen(p), err) ||
+            cf_col_set_i64(&b->cols[1], b->nrows, dels[i].pos, err) || cf_batch_end_row(b, err))
+            goto out;
+    }
+    snprintf(dir, sizeof dir, "%s/data", s->t.location);
+    if (mkdirs(dir, err))
+        goto out;
+    cf_ice_uuid(u);
+    if (!(path = malloc(strlen(dir) + 64))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    sprintf(path, "%s/%s-deletes.parquet", dir, u);
+    pq_opts(&s->sink->cfg, &o);
+    if (!(w = cf_pq_writer_open(path, ds, &o, err)))
+        goto out;
+    if (cf_pq_writer_write(w, b, err)) {
+        cf_pq_writer_abort(w);
+        goto out;
+    }
+    if (cf_pq_writer_close(w, &info, err))
+        goto out;
+    f->status = 1;
+    f->content = 1;
+    f->path = path;
+    path = NULL;
+    f->records = info.num_rows;
+    f->bytes = info.file_bytes;
+    f->seq = f->file_seq = -1;
+    f->spec_id = s->spec.spec_id;
+    /* Position deletes are unpartitioned here only when the table is: a
+     * partitioned table needs the partition of the data files they touch. */
+    f->npart = s->spec.nfields;
+    for (int k = 0; k < f->npart; k++)
+        f->part[k].null = true;
+    if (file_metrics(ds, &info, f, err))
+        goto out;
+    rc = 0;
+out:
+    cf_pq_file_info_free(&info);
+    free(path);
+    cf_batch_free(b);
+    cf_schema_free(ds);
+    return rc;
+}
+
+/* ---- metadata commit ---------------------------------------------------- */
+
+static int64_t summary_int(json_t *snap, const char *key)
+{
+    json_t *v = json_object_get(json_object_get(snap, "summary"), key);
+    return v && json_is_string(v) ? strtoll(json_string_value(v), NULL, 10) : 0;
+}
+
+static void set_count(json_t *sum, const char *key, int64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    json_object_set_new(sum, key, json_string(buf));
+}
+
+static json_t *new_table_doc(ice *s)
+{
+    char u[37];
+    const char *codec = s->sink->cfg.codec == CF_CODEC_SNAPPY ? "snappy"
+                        : s->sink->cfg.codec == CF_CODEC_NONE ? "uncompressed" : "zstd";
+    int last = 0;
+    for (int i = 0; i < s->wschema->nfields; i++)
+        if (s->wschema->fields[i].field_id > last)
+            last = s->wschema->fields[i].field_id;
+    cf_ice_uuid(u);
+    return json_pack("{s:i, s:s, s:s, s:i, s:I, s:i, s:i, s:[o], s:i, s:[{s:i, s:o}], s:i,"
+                     " s:i, s:[{s:i, s:[]}], s:{s:s, s:s, s:s, s:s, s:s}, s:{}, s:[], s:[], s:[]}",
+                     "format-version", 2, "table-uuid", u, "location", s->t.location,
+                     "last-sequence-number", 0, "last-updated-ms", (json_int_t)cf_ice_now_ms(),
+                     "last-column-id", last, "current-schema-id", 0,
+                     "schemas", schema_to_json(s->wschema, 0, s->pk, s->npk),
+                     "default-spec-id", 0,
+                     "partition-specs", "spec-id", 0, "fields", cf_ice_spec_to_json(&s->spec),
+                     "last-partition-id", 999 + s->spec.nfields,
+                     "default-sort-order-id", 0, "sort-orders", "order-id", 0, "fields",
+                     "properties", "write.metadata.previous-versions-max", "100",
+                     "write.format.default", "parquet", "write.parquet.compression-codec", codec,
+                     "cdcflow.mode", s->sink->cfg.mode == CF_MODE_UPSERT ? "upsert" : "append",
+                     "cdcflow.soft-deletes", s->sink->cfg.soft_deletes ? "true" : "false",
+                     "refs", "snapshots", "snapshot-log", "metadata-log");
+}
+
+static json_t *current_schema(json_t *meta)
+{
+    json_t *sch;
+    size_t i;
+    json_array_foreach(json_object_get(meta, "schemas"), i, sch)
+        if (json_integer_value(json_object_get(sch, "schema-id")) ==
+            json_integer_value(json_object_get(meta, "current-schema-id")))
+            return sch;
+    return NULL;
+}
+
+/* Make the metadata's current schema hold every column of the write
+ * schema; fails if ids clash with what another writer committed. */
+static int merge_schema(ice *s, json_t *meta, cf_err *err)
+{
+    cf_schema *cur = cf_ice_schema_from_json(meta, -1, err);
+    int last = (int)json_integer_value(json_object_get(meta, "last-column-id")), maxid = 0, added = 0;
+    json_t *sj, *fields, *sch;
+    size_t i;
+
+    if (!cur)
+        return -1;
+    sj = json_deep_copy(json_object_get(json_object_get(meta, "schemas"), 0));
+    json_array_foreach(json_object_get(meta, "schemas"), i, sch)
+        if (json_integer_value(json_object_get(sch, "schema-id")) ==
+            json_integer_value(json_object_get(meta, "current-schema-id"))) {
+            json_decref(sj);
+            sj = json_deep_copy(sch);
+        }
+    json_array_foreach(json_object_get(meta, "schemas"), i, sch)
+        if (json_integer_value(json_object_get(sch, "schema-id")) > maxid)
+            maxid = (int)json_integer_value(json_object_get(sch, "schema-id"));
+    fields = json_object_get(sj, "fields");
+    for (int k = 0; k < s->wschema->nfields; k++) {
+        const cf_field *f = &s->wschema->fields[k];
+        int c = cf_schema_find(cur, f->name);
+        char tb[64];
+        if (c >= 0) {
+            if (cur->fields[c].field_id != f->field_id)
+                goto clash;
+            continue;
+        }
+        if (f->field_id <= last)
+            goto clash;
+        json_array_append_new(fields, json_pack("{s:i, s:s, s:b, s:s}", "id", f->field_id, "name",
+                              f->name, "required", 0, "type", cf_ice_type_name(f->type, tb, sizeof tb)));
+        if (f->field_id > last)
+            last = f->field_id;
+        added++;
+    }
+    cf_schema_free(cur);
+    if (!added) {
+        json_decref(sj);
+        return 0;
+    }
+    json_object_set_new(sj, "schema-id", json_integer(maxid + 1));
+    json_array_append_new(json_object_get(meta, "schemas"), sj);
+    json_object_set_new(meta, "current-schema-id", json_integer(maxid + 1));
+    json_object_set_new(meta, "last-column-id", json_integer(last));
+    return 0;
+clash:
+    cf_schema_free(cur);
+    json_decref(sj);
+    return cf_err_set(err, CF_E_CONFLICT, "another writer changed the table schema; restart to re-read it");
+}
+
+static bool offsets_change(ice *s, json_t *parent, const cf_offsets *covered)
+{
+    for (int i = 0; covered && i < covered->n; i++) {
+        char key[600];
+        snprintf(key, sizeof key, "%s%s.%d", s->prefix, covered->v[i].topic, covered->v[i].partition);
+        if (summary_int(parent, key) != covered->v[i].next_offset ||
+            !json_object_get(json_object_get(parent, "summary"), key))
+            return true;
+    }
+    return false;
+}
+
+/* One attempt to publish a snapshot with `added` files on top of the
+ * current metadata.  CF_E_CONFLICT means retry after reloading. */
+static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered, cf_err *err)
+{
+    json_t *meta = s->t.meta ? json_deep_copy(s->t.meta) : new_table_doc(s);
+    json_t *parent, *snap, *sum, *v, *mlog;
+    cf_ice_mlist ml = { 0 };
+    int64_t sid = cf_ice_new_snapshot_id(), parent_id, seq, now = cf_ice_now_ms();
+    int64_t add_rows = 0, add_bytes = 0, add_data = 0, add_del = 0, add_delrows = 0;
+    char mpath[PATH_MAX], lpath[PATH_MAX], u[37];
+    const char *key;
+    int rc = -1, maxv;
+
+    if (!meta)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (s->t.meta && s->wschema && merge_schema(s, meta, err))
+        goto out;
+    parent_id = cf_ice_current_snapshot_id(meta);
+    parent = parent_id >= 0 ? cf_ice_snapshot(meta, parent_id) : NULL;
+    seq = json_integer_value(json_object_get(meta, "last-sequence-number")) + 1;
+    snprintf(mpath, sizeof mpath, "%s/metadata", s->t.location);
+    if (mkdirs(mpath, err))
+        goto out;
+    /* New manifests: one for data files, one for delete files. */
+    for (int content = 0; content < 2; content++) {
+        int first = -1, cnt = 0;
+        cf_ice_mfile mf;
+        for (int i = 0; i < nadded; i++)
+            if (added[i].content == content) {
+                if (first < 0)
+                    first = i;
+                cnt++;
+                added[i].snapshot_id = sid;
+            }
+        if (!cnt)
+            continue;
+        /* added[] is ordered data files first, then delete files. */
+        cf_ice_uuid(u);
+        snprintf(mpath, sizeof mpath, "%s/metadata/%s-m%d.avro", s->t.location, u, content);
+        if (cf_ice_write_manifest(mpath, added + first, cnt, &s->spec, current_schema(meta),
+                                  (int)json_integer_value(json_object_get(meta, "current-schema-id")),
+                                  sid, seq, &mf, err) ||
+            cf_ice_mlist_add(&ml, &mf, err))
+            goto out;
+    }
+    for (int i = 0; i < nadded; i++) {
+        if (added[i].content == 0) {
+            add_data++;
+            add_rows += added[i].records;
+        } else {
+            add_del++;
+            add_delrows += added[i].records;
+        }
+        add_bytes += added[i].bytes;
+    }
+    if (parent) {
+        cf_ice_mlist pl;
+        const char *pml = json_string_value(json_object_get(parent, "manifest-list"));
+        if (!pml) {
+            cf_err_set(err, CF_E_UNSUPPORTED, "parent snapshot has no manifest list");
+            goto out;
+        }
+        if (cf_ice_read_mlist(pml, &pl, err))
+            goto out;
+        for (int i = 0; i < pl.n; i++)
+            if (cf_ice_mlist_add(&ml, &pl.v[i], err)) {
+                cf_ice_mlist_free(&pl);
+                goto out;
+            }
+        cf_ice_mlist_free(&pl);
+    }
+    cf_ice_uuid(u);
+    snprintf(lpath, sizeof lpath, "%s/metadata/snap-%lld-1-%s.avro", s->t.location, (long long)sid, u);
+    if (cf_ice_write_mlist(lpath, &ml, sid, parent_id, seq, err))
+        goto out;
+
+    sum = json_object();
+    json_object_set_new(sum, "operation", json_string(add_del ? "overwrite" : "append"));
+    set_count(sum, "added-data-files", add_data);
+    set_count(sum, "added-records", add_rows);
+    set_count(sum, "added-files-size", add_bytes);
+    set_count(sum, "added-delete-files", add_del);
+    set_count(sum, "added-position-delete-files", add_del);
+    set_count(sum, "added-position-deletes", add_delrows);
+    set_count(sum, "total-records", summary_int(parent, "total-records") + add_rows);
+    set_count(sum, "total-files-size", summary_int(parent, "total-files-size") + add_bytes);
+    set_count(sum, "total-data-files", summary_int(parent, "total-data-files") + add_data);
+    set_count(sum, "total-delete-files", summary_int(parent, "total-delete-files") + add_del);
+    set_count(sum, "total-position-deletes", summary_int(parent, "total-position-deletes") + add_delrows);
+    set_count(sum, "total-equality-deletes", summary_int(parent, "total-equality-deletes"));
+    /* Offsets of every topic-partition travel with each snapshot, so the
+     * current snapshot alone says where each writer resumes. */
+    json_object_foreach(json_object_get(parent, "summary"), key, v)
+        if (!strncmp(key, s->prefix, strlen(s->prefix)))
+            json_object_set(sum, key, v);
+    for (int i = 0; covered && i < covered->n; i++) {
+        char k[600];
+        snprintf(k, sizeof k, "%s%s.%d", s->prefix, covered->v[i].topic, covered->v[i].partition);
+        set_count(sum, k, covered->v[i].next_offset);
+    }
+    snap = json_pack("{s:I, s:I, s:I, s:s, s:o, s:i}", "snapshot-id", (json_int_t)sid,
+                     "sequence-number", (json_int_t)seq, "timestamp-ms", (json_int_t)now,
+                     "manifest-list", lpath, "summary", sum,
+                     "schema-id", (int)json_integer_value(json_object_get(meta, "current-schema-id")));
+    if (parent_id >= 0)
+        json_object_set_new(snap, "parent-snapshot-id", json_integer(parent_id));
+    json_array_append_new(json_object_get(meta, "snapshots"), snap);
+    json_array_append_new(json_object_get(meta, "snapshot-log"),
+                          json_pack("{s:I, s:I}", "timestamp-ms", (json_int_t)now, "snapshot-id", (json_int_t)sid));
+    json_object_set_new(meta, "current-snapshot-id", json_integer(sid));
+    json_object_set_new(meta, "refs", json_pack("{s:{s:I, s:s}}", "main", "snapshot-id", (json_int_t)sid,
+                                                "type", "branch"));
+    json_object_set_new(meta, "last-sequence-number", json_integer(seq));
+    if (s->t.version > 0) {
+        char *prev = cf_ice_meta_path(s->t.location, s->t.version);
+        mlog = json_object_get(meta, "metadata-log");
+        json_array_append_new(mlog, json_pack("{s:I, s:s}", "timestamp-ms",
+                              json_integer_value(json_object_get(meta, "last-updated-ms")),
+                              "metadata-file", prev ? prev : ""));
+        free(prev);
+        v = json_object_get(json_object_get(meta, "properties"), "write.metadata.previous-versions-max");
+        maxv = v && json_is_string(v) ? atoi(json_string_value(v)) : 100;
+        if (maxv < 1)
+            maxv = 1;
+        while (json_array_size(mlog) > (size_t)maxv)
+            json_array_remove(mlog, 0);
+    }
+    json_object_set_new(meta, "last-updated-ms", json_integer(now));
+    rc = cf_ice_commit(&s->t, meta, err);
+    meta = NULL;                       /* stolen by cf_ice_commit */
+out:
+    json_decref(meta);
+    cf_ice_mlist_free(&ml);
+    return rc;
+}
+
+/* Commit with retries: on a lost race re-read the table and go again. */
+static int commit_files(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered, cf_err *err)
+{
+    for (int attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+        cf_err e = { 0 };
+        if (commit_once(s, added, nadded, covered, &e) == 0)
+            return 0;
+        if (e.code != CF_E_CONFLICT || !e.retriable) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        cf_ice_table_free(&s->t);
+        if (cf_ice_load(s->sink->cfg.location, &s->t, err))
+            return -1;
+        usleep((useconds_t)(1000 * (attempt + 1)));
+    }
+    return cf_err_set(err, CF_E_CONFLICT, "gave up after %d commit conflicts", MAX_COMMIT_ATTEMPTS);
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+static bool is_delete(const ice *s, const cf_batch *b, size_t row)
+{
+    size_t n;
+    const uint8_t *p;
+    if (s->op_col < 0 || !cf_col_valid(&b->cols[s->op_col], row))
+        return false;
+    p = cf_col_bytes(&b->cols[s->op_col], row, &n);
+    return (n == 6 && !memcmp(p, "DELETE", 6)) || (n == 1 && p[0] == 'd');
+}
+
+static int64_t lsn_of(const ice *s, const cf_batch *b, size_t row)
+{
+    if (s->lsn_col < 0 || !cf_col_valid(&b->cols[s->lsn_col], row))
+        return -1;
+    return cf_col_i64(&b->cols[s->lsn_col], row);
+}
+
+typedef struct plan {
+    uint32_t *rows;          /* rows to write, in batch order */
+    size_t    nrows;
+    posdel   *dels;          /* rows of existing files to retire */
+    size_t    ndels, adels;
+    cf_buf    keys;          /* upsert: key of each written row, then of each removed key */
+    size_t   *koff, *klen;   /* keys: nrows written, then nremoved removed */
+    size_t    nremoved;
+} plan;
+
+static void plan_free(plan *p)
+{
+    free(p->rows);
+    free(p->dels);
+    free(p->koff);
+    free(p->klen);
+    cf_buf_free(&p->keys);
+}
+
+static int add_del(plan *p, int32_t file, int64_t pos, cf_err *err)
+{
+    if (p->ndels == p->adels) {
+        size_t na = p->adels ? p->adels * 2 : 256;
+        posdel *nd = realloc(p->dels, sizeof *nd * na);
+        if (!nd)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        p->dels = nd;
+        p->adels = na;
+    }
+    p->dels[p->ndels++] = (posdel){ file, pos };
+    return 0;
+}
+
+/* Upsert: last event per key by LSN (batch order breaks ties); each winner
+ * retires the key's live row; non-deletes (or soft deletes) write a row. */
+static int plan_upsert(ice *s, const cf_batch *b, plan *p, cf_err *err)
+{
+    cf_ice_kmap *last = cf_ice_kmap_new(0);
+    cf_buf key;
+    size_t *rowkey = NULL, nk = b->nrows * 2 + 1;
+    int rc = -1;
+
+    cf_buf_init(&key, 0);
+    if (!last || !(rowkey = malloc(sizeof *rowkey * nk)) ||
+        !(p->koff = malloc(sizeof *p->koff * nk)) || !(p->klen = malloc(sizeof *p->klen * nk))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < b->nrows; i++) {
+        int32_t a;
+        int64_t prev;
+        cf_buf_reset(&key);
+        if (cf_ice_key_of(b, s->pk, s->npk, i, &key, err))
+            goto out;
+        if (cf_ice_kmap_get(last, key.data, key.len, &a, &prev) &&
+            lsn_of(s, b, (size_t)prev) > lsn_of(s, b, i))
+            continue;
+        if (cf_ice_kmap_put(last, key.data, key.len, 0, (int64_t)i, err))
+            goto out;
+    }
+    for (size_t i = 0; i < b->nrows; i++) {
+        int32_t a, fno;
+        int64_t win, pos;
+        size_t off;
+        cf_buf_reset(&key);
+        if (cf_ice_key_of(b, s->pk, s->npk, i, &key, err))
+            goto out;
+        if (!cf_ice_kmap_get(last, key.data, key.len, &a, &win) || (size_t)win != i)
+            continue;
+        cf_ice_kmap_del(last, key.data, key.len);   /* a key wins once */
+        if (cf_ice_kmap_get(s->idx, key.data, key.len, &fno, &pos) && add_del(p, fno, pos, err))
+            goto out;
+        off = p->keys.len;
+        if (cf_buf_append(&p->keys, key.data, key.len, err))
+            goto out;
+        if (is_delete(s, b, i) && !s->sink->cfg.soft_deletes) {
+            rowkey[b->nrows + p->nremoved] = off;
+            p->klen[b->nrows + p->nremoved++] = key.len;
+            continue;
+        }
+        rowkey[p->nrows] = off;
+        p->klen[p->nrows] = key.len;
+        p->rows[p->nrows++] = (uint32_t)i;
+    }
+    /* Written rows' keys first, then removed keys. */
+    for (size_t i = 0; i < p->nrows; i++)
+        p->koff[i] = rowkey[i];
+    for (size_t i = 0; i < p->nremoved; i++) {
+        p->koff[p->nrows + i] = rowkey[b->nrows + i];
+        p->klen[p->nrows + i] = p->klen[b->nrows + i];
+    }
+    rc = 0;
+out:
+    cf_ice_kmap_free(last);
+    cf_buf_free(&key);
+    free(rowkey);
+    return rc;
+}
+
+static int ice_commit(cf_sink *sk, const cf_batch *b, const cf_offsets *covered,
+                      int64_t *version, cf_err *err)
+{
+    ice *s = sk->impl;
+    plan p;
+    cf_ice_file *added = NULL;
+    int nadded = 0, rc = -1;
+    bool committed = false;
+    /* groups of rows by partition */
+    typedef struct group { cf_ice_pval part[16]; uint32_t *rows; size_t n; int file; } group;
+    group *groups = NULL;
+    int ngroups = 0;
+    int64_t *pos_in_file = NULL;
+    int *group_of = NULL;
+
+    memset(&p, 0, sizeof p);
+    cf_buf_init(&p.keys, 0);
+    if (!b || b->nrows == 0) {
+        json_t *cur = s->t.meta ? cf_ice_snapshot(s->t.meta, -1) : NULL;
+        if (!s->t.meta || !offsets_change(s, cur, covered)) {
+            if (version)
+                *version = s->t.version;
+            return 0;
+        }
+        rc = commit_files(s, NULL, 0, covered, err);
+        if (!rc && version)
+            *version = s->t.version;
+        return rc;
+    }
+    if (bind(s, b->schema, err))
+        return -1;
+    if (sk->cfg.mode == CF_MODE_UPSERT && !s->index_ready && rebuild_index(s, err))
+        return -1;
+    if (!(p.rows = malloc(sizeof *p.rows * b->nrows))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (sk->cfg.mode == CF_MODE_UPSERT) {
+        if (plan_upsert(s, b, &p, err))
+            goto out;
+    } else {
+        for (size_t i = 0; i < b->nrows; i++)
+            p.rows[i] = (uint32_t)i;
+        p.nrows = b->nrows;
+    }
+    /* Group the rows to write by partition value. */
+    group_of = malloc(sizeof *group_of * (p.nrows + 1));
+    pos_in_file = malloc(sizeof *pos_in_file * (p.nrows + 1));
+    added = calloc((size_t)p.nrows + 2, sizeof *added);
+    if (!group_of || !pos_in_file || !added) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p.nrows; i++) {
+        cf_ice_pval pv[16];
+        int g;
+        if (cf_ice_partition_of(&s->spec, b, s->src_col, p.rows[i], pv, err))
+            goto out;
+        for (g = 0; g < ngroups; g++)
+            if (cf_ice_pvals_equal(groups[g].part, pv, s->spec.nfields))
+                break;
+        if (g == ngroups) {
+            group *ng = realloc(groups, sizeof *ng * (size_t)(ngroups + 1));
+            if (!ng || !(ng[ngroups].rows = malloc(sizeof(uint32_t) * p.nrows))) {
+                if (ng)
+                    groups = ng;
+                cf_ice_pvals_clear(pv, s->spec.nfields);
+                cf_err_set(err, CF_E_NOMEM, "out of memory");
+                goto out;
+            }
+            groups = ng;
+            memcpy(groups[ngroups].part, pv, sizeof pv);
+            groups[ngroups].n = 0;
+            ngroups++;
+        } else
+            cf_ice_pvals_clear(pv, s->spec.nfields);
+        group_of[i] = g;
+        pos_in_file[i] = (int64_t)groups[g].n;
+        groups[g].rows[groups[g].n++] = p.rows[i];
+    }
+    for (int g = 0; g < ngroups; g++) {
+        if (write_data_file(s, b, groups[g].rows, groups[g].n, groups[g].part, &added[nadded], err))
+            goto out;
+        groups[g].file = nadded++;
+    }
+    if (p.ndels) {
+        if (write_delete_file(s, p.dels, p.ndels, &added[nadded], err))
+            goto out;
+        nadded++;
+    }
+    if (commit_files(s, added, nadded, covered, err))
+        goto out;
+    committed = true;
+    /* Committed: now the index may learn where the rows live. */
+    if (sk->cfg.mode == CF_MODE_UPSERT) {
+        for (size_t k = 0; k < p.nremoved; k++) {
+            size_t idx = p.nrows + k;
+            cf_ice_kmap_del(s->idx, p.keys.data + p.koff[idx], p.klen[idx]);
+        }
+        for (size_t i = 0; i < p.nrows; i++) {
+            int fno = file_number(s, added[groups[group_of[i]].file].path, err);
+            if (fno < 0 || cf_ice_kmap_put(s->idx, p.keys.data + p.koff[i], p.klen[i],
+                                           fno, pos_in_file[i], err)) {
+                /* The table is fine; the index is not: rebuild on next use. */
+                s->index_ready = false;
+                goto out;
+            }
+        }
+    }
+    if (version)
+        *version = s->t.version;
+    rc = 0;
+out:
+    if (rc && !committed) {
+        /* Files written for a failed commit are orphans: nothing refers to
+         * them.  Remove what we can; a crash leaves them for expire. */
+        for (int i = 0; i < nadded; i++)
+            if (added[i].path)
+                unlink(added[i].path);
+    }
+    for (int g = 0; g < ngroups; g++) {
+        cf_ice_pvals_clear(groups[g].part, s->spec.nfields);
+        free(groups[g].rows);
+    }
+    free(groups);
+    free(group_of);
+    free(pos_in_file);
+    if (added)
+        cf_ice_files_free(added, nadded);
+    plan_free(&p);
+    return rc;
+}
+
+const cf_sink_ops cf_iceberg_sink_ops = { "iceberg", ice_open, ice_offsets, ice_commit, ice_close };
