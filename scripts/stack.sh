@@ -38,6 +38,9 @@ log_tail() {
     printf -- '---\n' >&2
 }
 
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
 port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # pid from a pid file, if that process is alive and is ours (its command line names this checkout).
@@ -62,7 +65,7 @@ pg_psql_cdc() {  # psql as cdcuser over TCP (what Debezium and the tests use)
 }
 
 pg_healthy()      { [ "$(pg_psql_cdc -Atc 'SHOW wal_level' 2>/dev/null)" = logical ]; }
-kafka_healthy()   { timeout 10 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 5 >/dev/null 2>&1; }
+kafka_healthy()   { port_busy "$KAFKA_PORT" && timeout 10 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 5 >/dev/null 2>&1; }
 connect_healthy() {
     curl -fsS -m 5 "$CONNECT_URL/connectors" >/dev/null 2>&1 &&
         curl -fsS -m 5 "$CONNECT_URL/connector-plugins" 2>/dev/null | grep -q PostgresConnector
@@ -169,12 +172,14 @@ pg_start() {
     touch "$LOG/postgres.log"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$LOG/postgres.log" "$VAR/pg/run" "$PG_DATA/cdcflow.conf"
     say "postgres: starting on 127.0.0.1:$PG_PORT"
+    local t0; t0=$(now)
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG/postgres.log" -w -t "$START_TIMEOUT" start >/dev/null || {
         log_tail postgres; fail "postgres did not start (log: $LOG/postgres.log)"
     }
     as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$VAR/pg/run" -p "$PG_PORT" -U postgres -d postgres \
         -f "$ROOT/deploy/postgres/bootstrap.sql" >/dev/null || fail "creating role $PG_USER / database $PG_DB failed"
     pg_schema
+    say "postgres: up in $(since "$t0")s"
 }
 
 pg_schema() {
@@ -239,9 +244,11 @@ kafka_start() {
             { log_tail kafka; fail "kafka: formatting storage failed"; }
     fi
     say "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$CONTROLLER_PORT)"
+    local t0; t0=$(now)
     run_java kafka 512m kafka.Kafka "$VAR/kafka/server.properties"
     pid=$(cat "$RUN/kafka.pid")
     wait_for kafka kafka_healthy "$pid"
+    say "kafka: up in $(since "$t0")s"
 }
 
 connect_start() {
@@ -251,9 +258,11 @@ connect_start() {
     mkdir -p "$VAR/connect"
     sed "s|@PLUGINS@|$PLUGINS|g" "$ROOT/deploy/kafka/connect-distributed.properties" >"$VAR/connect/connect.properties"
     say "connect: starting on 127.0.0.1:$CONNECT_PORT (plugins: $PLUGINS)"
+    local t0; t0=$(now)
     run_java connect 512m org.apache.kafka.connect.cli.ConnectDistributed "$VAR/connect/connect.properties"
     pid=$(cat "$RUN/connect.pid")
     wait_for connect connect_healthy "$pid"
+    say "connect: up in $(since "$t0")s"
 }
 
 java_stop() {
@@ -268,7 +277,7 @@ java_stop() {
 
 cmd_start() {
     local t0
-    t0=$(date +%s.%N)
+    t0=$(now)
     for tool in ss curl kcat psql; do
         command -v "$tool" >/dev/null 2>&1 || fail "'$tool' not found: run scripts/setup.sh"
     done
@@ -279,7 +288,7 @@ cmd_start() {
     pg_start
     kafka_start
     connect_start
-    say "ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL"
+    say "ready in $(since "$t0")s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL"
 }
 
 cmd_stop() {
