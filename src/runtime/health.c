@@ -188,7 +188,7 @@ int cf_cmd_health(int argc, char **argv)
     {
         char age[32];
         if (last > 0)
-            snprintf(age, sizeof age, "%.0fs ago", (double)time(NULL) - last);
+            snprintf(age, sizeof age, "%lds ago", (long)((double)time(NULL) - last > 0 ? (double)time(NULL) - last : 0));
         else
             snprintf(age, sizeof age, "never");
         printf("%s%s%s up=%.0f lag=%.0f version=%.0f last_commit=%s events=%.0f dead_letter=%.0f batches=%.0f\n",
