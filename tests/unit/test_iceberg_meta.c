@@ -1,0 +1,303 @@
+/* test_iceberg_meta.c - Iceberg pieces that need no Parquet: murmur3 and
+ * bucket vectors from the spec, single-value serialization, partition specs,
+ * manifests round trip, metadata commits and conflicts. */
+#include "cf_test.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format/avro/avro.h"
+#include "table/iceberg/iceberg_int.h"
+
+static char tmpdir[256];
+
+static void mk_tmp(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cf_ice_meta_XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
+}
+
+static void rm_tmp(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    CHECK(system(cmd) == 0);
+}
+
+/* Values from the spec's appendix "32-bit Hash Requirements". */
+static void test_murmur3_vectors(void)
+{
+    uint8_t l34[8] = { 34, 0, 0, 0, 0, 0, 0, 0 };
+    uint8_t b4[4] = { 0, 1, 2, 3 };
+    uint8_t dec[1] = { 0x05 };   /* 14.20 -> unscaled 1420 = 0x058c */
+    uint8_t dec2[2] = { 0x05, 0x8c };
+    uint8_t uuid[16] = { 0xf7, 0x9c, 0x3e, 0x09, 0x67, 0x7c, 0x4b, 0xbd,
+                         0xa4, 0x79, 0x3f, 0x34, 0x9c, 0xb7, 0x85, 0xe7 };
+    (void)dec;
+    CHECK_EQ_INT((int32_t)cf_ice_murmur3(l34, 8), 2017239379);
+    CHECK_EQ_INT((int32_t)cf_ice_murmur3("iceberg", 7), 1210000089);
+    CHECK_EQ_INT((int32_t)cf_ice_murmur3(b4, 4), -188683207);
+    CHECK_EQ_INT((int32_t)cf_ice_murmur3(dec2, 2), -500754589);
+    CHECK_EQ_INT((int32_t)cf_ice_murmur3(uuid, 16), 1488055340);
+}
+
+static void test_bucket_columns(void)
+{
+    cf_schema *s = cf_schema_new();
+    cf_batch *b;
+    cf_err err = { 0 };
+
+    cf_schema_add(s, "i", (cf_type){ .id = CF_T_INT32 }, true, 0, &err);
+    cf_schema_add(s, "d", (cf_type){ .id = CF_T_DATE }, true, 0, &err);
+    cf_schema_add(s, "ts", (cf_type){ .id = CF_T_TIMESTAMP_NTZ }, true, 0, &err);
+    cf_schema_add(s, "t", (cf_type){ .id = CF_T_TIME }, true, 0, &err);
+    cf_schema_add(s, "str", (cf_type){ .id = CF_T_STRING }, true, 0, &err);
+    b = cf_batch_new(s, &err);
+    cf_col_set_i64(&b->cols[0], 0, 34, &err);
+    cf_col_set_i64(&b->cols[1], 0, 17486, &err);                 /* 2017-11-16 */
+    cf_col_set_i64(&b->cols[2], 0, 1510871468000000LL, &err);    /* 2017-11-16T22:31:08 */
+    cf_col_set_i64(&b->cols[3], 0, 81068000000LL, &err);         /* 22:31:08 */
+    cf_col_set_bytes(&b->cols[4], 0, "iceberg", 7, &err);
+    CHECK(cf_batch_end_row(b, &err) == 0);
+    /* hash & INT_MAX mod N with N = INT_MAX recovers the masked hash */
+    CHECK_EQ_INT(cf_ice_bucket_value(&b->cols[0], 0, 0x7fffffff), 2017239379);
+    CHECK_EQ_INT(cf_ice_bucket_value(&b->cols[1], 0, 0x7fffffff), (-653330422) & 0x7fffffff);
+    CHECK_EQ_INT(cf_ice_bucket_value(&b->cols[2], 0, 0x7fffffff), (-2047944441) & 0x7fffffff);
+    CHECK_EQ_INT(cf_ice_bucket_value(&b->cols[3], 0, 0x7fffffff), (-662762989) & 0x7fffffff);
+    CHECK_EQ_INT(cf_ice_bucket_value(&b->cols[4], 0, 16), 1210000089 % 16);
+    cf_batch_free(b);
+    cf_schema_free(s);
+}
+
+static void test_single_value(void)
+{
+    uint8_t out[16];
+    cf_type dec = { CF_T_DECIMAL, 10, 2 }, i32 = { .id = CF_T_INT32 }, i64 = { .id = CF_T_INT64 };
+    cf_type dbl = { .id = CF_T_DOUBLE }, str = { .id = CF_T_STRING };
+    CHECK_EQ_INT(cf_ice_single_value(&i32, 34, 0, NULL, 0, out, sizeof out), 4);
+    CHECK(out[0] == 34 && out[1] == 0 && out[3] == 0);
+    CHECK_EQ_INT(cf_ice_single_value(&i64, -2, 0, NULL, 0, out, sizeof out), 8);
+    CHECK(out[0] == 0xfe && out[7] == 0xff);
+    CHECK_EQ_INT(cf_ice_single_value(&dec, 1420, 0, NULL, 0, out, sizeof out), 2);
+    CHECK(out[0] == 0x05 && out[1] == 0x8c);
+    CHECK_EQ_INT(cf_ice_single_value(&dec, -1, 0, NULL, 0, out, sizeof out), 1);
+    CHECK(out[0] == 0xff);
+    CHECK_EQ_INT(cf_ice_single_value(&dec, 128, 0, NULL, 0, out, sizeof out), 2);
+    CHECK(out[0] == 0x00 && out[1] == 0x80);
+    CHECK_EQ_INT(cf_ice_single_value(&dbl, 0, 1.0, NULL, 0, out, sizeof out), 8);
+    CHECK(out[7] == 0x3f && out[6] == 0xf0 && out[0] == 0);
+    CHECK_EQ_INT(cf_ice_single_value(&str, 0, 0, "abc", 3, out, sizeof out), 3);
+    CHECK(!memcmp(out, "abc", 3));
+}
+
+static cf_schema *sample_schema(void)
+{
+    cf_schema *s = cf_schema_new();
+    const char *pk[] = { "id" };
+    cf_schema_add(s, "id", (cf_type){ .id = CF_T_INT64 }, false, 0, NULL);
+    cf_schema_add(s, "name", (cf_type){ .id = CF_T_STRING }, true, 0, NULL);
+    cf_schema_add(s, "ts", (cf_type){ .id = CF_T_TIMESTAMP }, true, 0, NULL);
+    cf_schema_set_pk(s, pk, 1, NULL);
+    return s;
+}
+
+static void test_spec_parse(void)
+{
+    cf_schema *s = sample_schema();
+    cf_ice_spec sp;
+    cf_err err = { 0 };
+    const char *ex[] = { "day(ts)", "bucket(16, id)", "name" };
+    const char *bad[] = { "month(ts)" };
+    const char *bad2[] = { "nosuch" };
+    json_t *j;
+    char path[256];
+    cf_ice_pval pv[3] = { { .i = 17486 }, { .i = 3 }, { .s = "a b", .n = 3 } };
+
+    CHECK(cf_ice_spec_parse(ex, 3, s, &sp, &err) == 0);
+    CHECK_EQ_INT(sp.nfields, 3);
+    CHECK_EQ_STR(sp.f[0].name, "ts_day");
+    CHECK_EQ_INT(sp.f[0].field_id, 1000);
+    CHECK_EQ_INT(sp.f[1].n, 16);
+    CHECK_EQ_INT(sp.f[1].source_id, 1);
+    CHECK_EQ_INT(sp.f[2].xf, CF_ICE_IDENTITY);
+    j = cf_ice_spec_to_json(&sp);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(j, 1), "transform")), "bucket[16]");
+    json_decref(j);
+    CHECK(cf_ice_partition_path(&sp, pv, path, sizeof path) == 0);
+    CHECK_EQ_STR(path, "ts_day=2017-11-16/id_bucket=3/name=a%20b");
+    CHECK(cf_ice_spec_parse(bad, 1, s, &sp, &err) == -1);
+    CHECK(cf_ice_spec_parse(bad2, 1, s, &sp, &err) == -1);
+    cf_schema_free(s);
+}
+
+static void test_manifest_roundtrip(void)
+{
+    cf_schema *s = sample_schema();
+    cf_ice_spec sp;
+    cf_err err = { 0 };
+    const char *ex[] = { "day(ts)" };
+    cf_ice_file f[2];
+    cf_ice_mfile mf;
+    cf_ice_mlist ml = { 0 }, back = { 0 };
+    cf_ice_file *rd = NULL;
+    int nrd = 0;
+    char mpath[300], lpath[300];
+    json_t *sj = json_pack("{s:s, s:i, s:[]}", "type", "struct", "schema-id", 0, "fields");
+    cf_avro_reader *r;
+    const char *avs;
+
+    mk_tmp();
+    CHECK(cf_ice_spec_parse(ex, 1, s, &sp, &err) == 0);
+    memset(f, 0, sizeof f);
+    for (int i = 0; i < 2; i++) {
+        f[i].status = 1;
+        f[i].path = i ? "/x/b.parquet" : "/x/a.parquet";
+        f[i].records = 10 + i;
+        f[i].bytes = 1000 + i;
+        f[i].seq = f[i].file_seq = -1;
+        f[i].snapshot_id = -1;    /* inherited from the manifest list */
+        f[i].npart = 1;
+        f[i].part[0].i = 19000 + i;
+    }
+    f[1].part[0].null = true;
+    cf_ice_metric m = { .id = 1, .values = 10, .nulls = 0, .lower = (uint8_t *)"\1\0\0\0\0\0\0\0",
+                        .upper = (uint8_t *)"\x09\0\0\0\0\0\0\0", .lower_n = 8, .upper_n = 8 };
+    f[0].metrics = &m;
+    f[0].nmetrics = 1;
+    snprintf(mpath, sizeof mpath, "%s/m0.avro", tmpdir);
+    CHECK(cf_ice_write_manifest(mpath, f, 2, &sp, sj, 0, 42, 7, &mf, &err) == 0);
+    CHECK_EQ_INT(mf.added_files, 2);
+    CHECK_EQ_INT(mf.added_rows, 21);
+    CHECK_EQ_INT(mf.seq, 7);
+    CHECK(cf_ice_mlist_add(&ml, &mf, &err) == 0);
+    /* Header keeps the field ids and the Iceberg metadata keys. */
+    r = cf_avro_reader_open_file(mpath, &err);
+    CHECK(r != NULL);
+    if (r) {
+        avs = cf_avro_reader_meta(r, "avro.schema");
+        CHECK(avs && strstr(avs, "\"field-id\":102") && strstr(avs, "\"field-id\":1000"));
+        CHECK_EQ_STR(cf_avro_reader_meta(r, "content"), "data");
+        CHECK_EQ_STR(cf_avro_reader_meta(r, "format-version"), "2");
+        cf_avro_reader_free(r);
+    }
+    snprintf(lpath, sizeof lpath, "%s/snap.avro", tmpdir);
+    CHECK(cf_ice_write_mlist(lpath, &ml, 42, -1, 7, &err) == 0);
+    CHECK(cf_ice_write_mlist(lpath, &ml, 42, -1, 7, &err) == -1);   /* never overwrite */
+    CHECK_EQ_INT(err.code, CF_E_CONFLICT);
+    CHECK(cf_ice_read_mlist(lpath, &back, &err) == 0);
+    CHECK_EQ_INT(back.n, 1);
+    if (back.n == 1) {
+        CHECK_EQ_STR(back.v[0].path, mpath);
+        CHECK_EQ_INT(back.v[0].added_snapshot_id, 42);
+        CHECK_EQ_INT(back.v[0].added_rows, 21);
+        CHECK(cf_ice_read_manifest(&back.v[0], &rd, &nrd, &err) == 0);
+        CHECK_EQ_INT(nrd, 2);
+        if (nrd == 2) {
+            CHECK_EQ_STR(rd[0].path, "/x/a.parquet");
+            CHECK_EQ_INT(rd[0].seq, 7);              /* inherited */
+            CHECK_EQ_INT(rd[0].snapshot_id, 42);
+            CHECK_EQ_INT(rd[0].part[0].i, 19000);
+            CHECK(rd[1].part[0].null);
+            CHECK_EQ_INT(rd[0].nmetrics, 1);
+            CHECK(rd[0].nmetrics == 1 && rd[0].metrics[0].upper_n == 8 && rd[0].metrics[0].upper[0] == 9);
+        }
+    }
+    cf_ice_files_free(rd, nrd);
+    cf_ice_mlist_free(&ml);
+    cf_ice_mlist_free(&back);
+    json_decref(sj);
+    cf_schema_free(s);
+    rm_tmp();
+}
+
+static void test_commit_conflict(void)
+{
+    cf_ice_table a, b, c;
+    cf_err err = { 0 };
+    json_t *doc = json_pack("{s:i, s:s, s:[]}", "format-version", 2, "location", "x", "snapshots");
+    char hint[300];
+    FILE *f;
+
+    mk_tmp();
+    CHECK(cf_ice_load(tmpdir, &a, &err) == 0);
+    CHECK_EQ_INT(a.version, 0);
+    CHECK(cf_ice_load(tmpdir, &b, &err) == 0);
+    CHECK(cf_ice_commit(&a, json_deep_copy(doc), &err) == 0);
+    CHECK_EQ_INT(a.version, 1);
+    /* b still believes the table is empty: its v1 must lose. */
+    CHECK(cf_ice_commit(&b, json_deep_copy(doc), &err) == -1);
+    CHECK_EQ_INT(err.code, CF_E_CONFLICT);
+    CHECK(err.retriable);
+    CHECK(cf_ice_commit(&a, json_deep_copy(doc), &err) == 0);
+    CHECK_EQ_INT(a.version, 2);
+    /* A stale hint does not hide newer versions. */
+    snprintf(hint, sizeof hint, "%s/metadata/version-hint.text", tmpdir);
+    f = fopen(hint, "w");
+    fputs("1", f);
+    fclose(f);
+    CHECK(cf_ice_load(tmpdir, &c, &err) == 0);
+    CHECK_EQ_INT(c.version, 2);
+    cf_ice_table_free(&a);
+    cf_ice_table_free(&b);
+    cf_ice_table_free(&c);
+    json_decref(doc);
+    rm_tmp();
+}
+
+static void test_schema_json(void)
+{
+    json_t *meta = json_loads(
+        "{\"format-version\":2,\"current-schema-id\":1,\"schemas\":["
+        "{\"type\":\"struct\",\"schema-id\":0,\"fields\":[{\"id\":1,\"name\":\"id\",\"required\":true,\"type\":\"long\"}]},"
+        "{\"type\":\"struct\",\"schema-id\":1,\"identifier-field-ids\":[1],\"fields\":["
+        "{\"id\":1,\"name\":\"id\",\"required\":true,\"type\":\"long\"},"
+        "{\"id\":2,\"name\":\"amt\",\"required\":false,\"type\":\"decimal(10, 2)\"},"
+        "{\"id\":3,\"name\":\"at\",\"required\":false,\"type\":\"timestamptz\"}]}]}", 0, NULL);
+    cf_err err = { 0 };
+    cf_schema *s = cf_ice_schema_from_json(meta, -1, &err);
+    char tb[64];
+
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_EQ_INT(s->nfields, 3);
+        CHECK_EQ_INT(s->fields[1].type.id, CF_T_DECIMAL);
+        CHECK_EQ_INT(s->fields[1].type.scale, 2);
+        CHECK_EQ_INT(s->fields[2].field_id, 3);
+        CHECK_EQ_INT(s->npk, 1);
+        CHECK(!s->fields[0].nullable);
+        CHECK_EQ_STR(cf_ice_type_name(s->fields[1].type, tb, sizeof tb), "decimal(10, 2)");
+        cf_schema_free(s);
+    }
+    s = cf_ice_schema_from_json(meta, 0, &err);
+    CHECK(s && s->nfields == 1);
+    cf_schema_free(s);
+    CHECK(cf_ice_schema_from_json(meta, 9, &err) == NULL);
+    json_decref(meta);
+}
+
+static void test_kmap(void)
+{
+    cf_ice_kmap *m = cf_ice_kmap_new(0);
+    cf_err err = { 0 };
+    int32_t a;
+    int64_t b;
+    char k[32];
+
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "key%d", i);
+        CHECK(cf_ice_kmap_put(m, k, strlen(k), i % 7, i, &err) == 0);
+    }
+    CHECK_EQ_INT(cf_ice_kmap_live(m), 20000);
+    CHECK(cf_ice_kmap_get(m, "key1234", 7, &a, &b) && a == 1234 % 7 && b == 1234);
+    cf_ice_kmap_del(m, "key1234", 7);
+    CHECK(!cf_ice_kmap_get(m, "key1234", 7, &a, &b));
+    CHECK(cf_ice_kmap_put(m, "key1234", 7, 3, 99, &err) == 0);
+    CHECK(cf_ice_kmap_get(m, "key1234", 7, &a, &b) && b == 99);
+    CHECK_EQ_INT(cf_ice_kmap_live(m), 20000);
+    cf_ice_kmap_free(m);
+}
+
+CF_TEST_MAIN("iceberg_meta", T(test_murmur3_vectors), T(test_bucket_columns), T(test_single_value),
+             T(test_spec_parse), T(test_manifest_roundtrip), T(test_commit_conflict),
+             T(test_schema_json), T(test_kmap))
