@@ -2,7 +2,12 @@
  * without the schema envelope) into cf_event.
  *
  * The decoder owns a per-batch arena: events it returns stay valid until
- * cf_decoder_reset().  Decoding allocates nothing per event once warm. */
+ * cf_decoder_reset().  Decoding allocates nothing per event once warm.
+ *
+ * Row schemas (cf_event.schema) are owned by the decoder and live until
+ * cf_decoder_free(): one cf_schema per distinct table version, so a new
+ * pointer means the table's columns (or primary key) changed.  See
+ * docs/decoding.md for how each Debezium encoding maps to cf types. */
 #ifndef CF_DEBEZIUM_H
 #define CF_DEBEZIUM_H
 
@@ -13,21 +18,40 @@
 typedef struct cf_decoder cf_decoder;
 
 typedef struct cf_decoder_config {
-    /* Schemas for envelope-less events, by table name; the built-in
-     * customers schema of SYSTEM.md is always known.  May be NULL/0. */
+    /* Schemas for envelope-less events, by table name (known_tables[i]
+     * names known[i]; a NULL known_tables names none).  SYSTEM.md's
+     * customers table is built in; a known "customers" overrides it.
+     * Encodings are inferred from the types (docs/decoding.md).  Copied:
+     * the caller keeps ownership.  May be NULL/0. */
     const cf_schema *const *known;
+    const char *const *known_tables;
     int              nknown;
-    size_t           max_message_bytes;   /* 0 = 16 MiB */
+    size_t           max_message_bytes;   /* 0 = 16 MiB; key and value each */
+    size_t           max_batch_bytes;     /* arena cap between resets; 0 = 256 MiB */
+    /* Debezium's unavailable.value.placeholder; NULL = the default
+     * "__debezium_unavailable_value". */
+    const char      *unavailable_placeholder;
 } cf_decoder_config;
 
+/* Returns a decoder (free with cf_decoder_free) or NULL with *err set. */
 cf_decoder *cf_decoder_new(const cf_decoder_config *cfg, cf_err *err);
 void        cf_decoder_free(cf_decoder *d);           /* NULL-safe */
 /* Decode message `m` into *ev.  Returns 0 on success, -1 for a bad event
- * with *err saying why (code CF_E_PARSE, CF_E_TYPE, CF_E_TOOBIG, ...; pos is
- * the byte offset in the value).  A tombstone (m->value == NULL) decodes to
- * op 0. */
+ * with *err saying why (code CF_E_PARSE, CF_E_TYPE, CF_E_TOOBIG,
+ * CF_E_UNSUPPORTED; pos is the byte offset in the value, or in the key
+ * when the message starts with "key:").  A tombstone (m->value == NULL, or
+ * a JSON null / {"schema":null,"payload":null} value) decodes to op 0.
+ * On failure *ev is unspecified. */
 int         cf_decoder_decode(cf_decoder *d, const cf_msg *m, cf_event *ev, cf_err *err);
-/* Release everything the events of the last batch pointed to. */
+/* Release everything the events of the last batch pointed to (schemas
+ * excepted: they live until cf_decoder_free). */
 void        cf_decoder_reset(cf_decoder *d);
+/* Bytes held by the per-batch arena now (for metrics and tests). */
+size_t      cf_decoder_arena_used(const cf_decoder *d);
+
+/* The built-in customers row schema (SYSTEM.md's DDL as Debezium encodes
+ * it: customer_id int32, lifetime_value decimal(10,2), timestamps as
+ * timestamp_ntz micros); owned by the decoder. */
+const cf_schema *cf_decoder_customers_schema(cf_decoder *d);
 
 #endif
