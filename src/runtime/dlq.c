@@ -38,10 +38,10 @@ struct cf_dlq {
 
 static void reason_text(char *dst, size_t cap, const cf_err *why)
 {
+    /* The byte position travels on its own (header / field): decoder
+     * messages often name it already. */
     if (!why)
         snprintf(dst, cap, "unknown");
-    else if (why->pos >= 0)
-        snprintf(dst, cap, "%s: %s (at byte %ld)", cf_code_name(why->code), why->msg, why->pos);
     else
         snprintf(dst, cap, "%s: %s", cf_code_name(why->code), why->msg);
 }
@@ -111,7 +111,7 @@ bad:
 
 static int kafka_put(cf_dlq *d, const cf_msg *m, const char *reason, const cf_err *why, cf_err *err)
 {
-    char topic[300], part[16], off[24];
+    char topic[300], part[16], off[24], pos[24];
     rd_kafka_resp_err_t e;
     rd_kafka_headers_t *h;
     size_t vlen = m->value ? m->value_len : 0;
@@ -123,13 +123,16 @@ static int kafka_put(cf_dlq *d, const cf_msg *m, const char *reason, const cf_er
         snprintf(topic, sizeof topic, "%s.dlq", m->topic ? m->topic : "cdcflow");
     snprintf(part, sizeof part, "%d", (int)m->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
+    snprintf(pos, sizeof pos, "%ld", why ? why->pos : -1L);
     for (int attempt = 0; attempt < 2; attempt++) {
-        h = rd_kafka_headers_new(6);
+        h = rd_kafka_headers_new(8);
         rd_kafka_header_add(h, "cdcflow.error.reason", -1, reason, -1);
         rd_kafka_header_add(h, "cdcflow.error.code", -1, cf_code_name(why ? why->code : CF_E_PARSE), -1);
         rd_kafka_header_add(h, "cdcflow.error.topic", -1, m->topic ? m->topic : "", -1);
         rd_kafka_header_add(h, "cdcflow.error.partition", -1, part, -1);
         rd_kafka_header_add(h, "cdcflow.error.offset", -1, off, -1);
+        if (why && why->pos >= 0)
+            rd_kafka_header_add(h, "cdcflow.error.position", -1, pos, -1);
         if (truncated)
             rd_kafka_header_add(h, "cdcflow.error.truncated", -1, "true", -1);
         for (;;) {
