@@ -45,11 +45,13 @@ typedef struct cf_pq_stats {
     size_t  s_min_len, s_max_len;
 } cf_pq_stats;
 
+/* Wide decimals (precision > 18) give s_* as decimal strings, UUIDs as
+ * 36-char text.  Float columns holding a NaN have has_minmax false. */
 typedef struct cf_pq_file_info {
     int64_t      num_rows;
     int64_t      file_bytes;
     int          ncols;
-    cf_pq_stats *cols;             /* one per schema field (flat API) */
+    cf_pq_stats *cols;             /* one per schema field (flat API), per leaf (tree) */
 } cf_pq_file_info;
 
 void cf_pq_file_info_free(cf_pq_file_info *fi);    /* frees members; NULL-safe */
@@ -78,8 +80,15 @@ void cf_pq_writer_abort(cf_pq_writer *w);
 
 typedef struct cf_pq_reader cf_pq_reader;
 
-/* Untrusted input: every length and offset is checked. */
+/* Untrusted input: every length and offset is checked, allocations are
+ * bounded by the file size (decompressed pages by the codec's own bound),
+ * corrupt input fails with CF_E_PARSE / CF_E_CORRUPT and a message.
+ * Reads data page v1 and v2; PLAIN, PLAIN_DICTIONARY, RLE_DICTIONARY (and
+ * RLE booleans); ZSTD, SNAPPY, GZIP, uncompressed.  DELTA_* encodings and
+ * encrypted files fail with CF_E_UNSUPPORTED. */
 cf_pq_reader *cf_pq_reader_open(const char *path, cf_err *err);
+/* Same over bytes in memory (borrowed: must outlive the reader). */
+cf_pq_reader *cf_pq_reader_open_mem(const void *data, size_t len, cf_err *err);
 void          cf_pq_reader_close(cf_pq_reader *r);         /* NULL-safe */
 /* The file's flat schema (top-level primitive columns, field ids kept).
  * Owned by the reader. */
@@ -88,11 +97,45 @@ int64_t       cf_pq_reader_num_rows(const cf_pq_reader *r);
 int           cf_pq_reader_num_row_groups(const cf_pq_reader *r);
 /* Key-value metadata value for key, NULL if absent. */
 const char   *cf_pq_reader_kv(const cf_pq_reader *r, const char *key);
+int64_t       cf_pq_reader_row_group_rows(const cf_pq_reader *r, int rg);
 /* Read row group rg, columns cols[0..ncols) (indexes into the reader
  * schema; NULL = all), appending rows to `out`, which must be bound to a
  * schema whose fields are those columns in that order. */
 int           cf_pq_reader_read(cf_pq_reader *r, int rg, const int *cols, int ncols,
                                 cf_batch *out, cf_err *err);
+
+/* Types read back: INT32 (plain/INTEGER) -> INT32, DATE -> DATE, INT64 ->
+ * INT64, TIMESTAMP(any unit, UTC) -> TIMESTAMP and (not UTC) ->
+ * TIMESTAMP_NTZ in microseconds, TIME -> TIME (us), INT96 -> TIMESTAMP,
+ * DECIMAL (INT32/INT64/BYTE_ARRAY/FLBA) -> DECIMAL (int64 when p <= 18,
+ * else its decimal string), STRING/ENUM/JSON -> STRING, other BYTE_ARRAY
+ * and FLBA -> BINARY, UUID -> UUID (36-char text), UINT_32 -> INT64. */
+
+/* ---- nested reading: one leaf column with its levels ------------------
+ * Leaves are the primitive columns of the full schema, depth-first, named
+ * by their dotted path from the root's children: "add.path",
+ * "add.partitionValues.key_value.key", "txn.version".  Reading a leaf gives
+ * one entry per level entry: def[i]/rep[i] and vals entry i, valid exactly
+ * when def[i] == max_def.  Without repeated ancestors (max_rep == 0) entry i
+ * is row i of the row group, so a Delta checkpoint's add.path of row i is
+ * vals[i] when valid. */
+int         cf_pq_reader_num_leaves(const cf_pq_reader *r);
+const char *cf_pq_reader_leaf_path(const cf_pq_reader *r, int leaf);   /* owned by r */
+int         cf_pq_reader_find_leaf(const cf_pq_reader *r, const char *dotted);  /* -1 */
+
+typedef struct cf_pq_leaf_data {
+    size_t    n;              /* level entries */
+    int16_t   max_def, max_rep;
+    int16_t  *def;            /* n entries; NULL when max_def == 0 */
+    int16_t  *rep;            /* n entries; NULL when max_rep == 0 */
+    cf_column vals;           /* n entries */
+} cf_pq_leaf_data;
+
+/* Read leaf `leaf` of row group rg into *out (zero it first; the previous
+ * contents are freed).  Free with cf_pq_leaf_data_free. */
+int  cf_pq_reader_read_leaf(cf_pq_reader *r, int rg, int leaf, cf_pq_leaf_data *out,
+                            cf_err *err);
+void cf_pq_leaf_data_free(cf_pq_leaf_data *d);             /* NULL-safe, reusable */
 
 /* ---- tree writer (nested: Delta checkpoints) ------------------------- */
 
