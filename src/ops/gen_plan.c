@@ -568,6 +568,9 @@ static int64_t take_id(cf_ops_gen *g, cf_gen_table t, cf_err *err)
 
 /* ----------------------------------------------------------- operations */
 
+/* Each operation fills *st and returns 1, returns 0 when it has no row to
+ * act on (nothing drawn), or -1 on error. */
+
 static void begin(cf_ops_gen_stmt *st, int s, cf_gen_table t, cf_gen_kind k)
 {
     memset(st, 0, sizeof *st);
@@ -612,7 +615,7 @@ static int ins_customer(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
     if (pool_add(&g->pools[CF_GEN_CUSTOMERS], id, 0, 0, err) < 0 ||
         imap_set(&g->cust, id, 0, err) < 0)
         return -1;
-    return 0;
+    return 1;
 }
 
 static int ins_product(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
@@ -645,7 +648,7 @@ static int ins_product(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
         return -1;
     g->follow = F_INVENTORY_OF;
     g->follow_id = id;
-    return 0;
+    return 1;
 }
 
 static int ins_inventory(cf_ops_gen *g, cf_ops_gen_stmt *st, int64_t product, cf_err *err)
@@ -700,7 +703,7 @@ static int ins_order(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
     int64_t id, cust;
 
     if (ci < 0)
-        return cf_err_set(err, CF_E_ARG, "cannot insert orders: no customer exists (add --customers)");
+        return 0;
     if ((id = take_id(g, CF_GEN_ORDERS, err)) < 0)
         return -1;
     cust = g->pools[CF_GEN_CUSTOMERS].rows[ci].id;
@@ -731,7 +734,7 @@ static int ins_order(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
     if (pool_add(&g->pools[CF_GEN_ORDERS], id, cust, ST_PENDING, err) < 0 ||
         imap_set(&g->cust, cust, imap_get(&g->cust, cust) + 1, err) < 0)
         return -1;
-    return 0;
+    return 1;
 }
 
 /* Update weights per table: customers change most, products least. */
@@ -759,7 +762,7 @@ static int update(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
         w[t] = 0;
     }
     if (i < 0)
-        return cf_err_set(err, CF_E_ARG, "cannot update: no rows exist (add inserts)");
+        return 0;                   /* nothing alive to update right now */
 
     row *rw = &g->pools[t].rows[i];
     switch (t) {
@@ -838,7 +841,7 @@ static int update(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
         break;
     }
     }
-    return 0;
+    return 1;
 }
 
 /* Delete weights: orders most, then customers (with their orders), then
@@ -864,7 +867,7 @@ static int del(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
         w[k] = 0;
     }
     if (i < 0)
-        return cf_err_set(err, CF_E_ARG, "cannot delete: no rows exist (add inserts)");
+        return 0;
 
     cf_gen_table t = order[k];
     row rw = g->pools[t].rows[i];
@@ -872,7 +875,7 @@ static int del(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
     if (t == CF_GEN_ORDERS) {
         begin(st, S_DEL_ORDER, t, CF_GEN_DELETE);
         setp(g, st, 0, "%" PRId64, rw.id);
-        return imap_set(&g->cust, rw.parent, imap_get(&g->cust, rw.parent) - 1, err);
+        return imap_set(&g->cust, rw.parent, imap_get(&g->cust, rw.parent) - 1, err) < 0 ? -1 : 1;
     }
     if (t == CF_GEN_CUSTOMERS) {
         /* Children first so the foreign key holds whatever ON DELETE says. */
@@ -881,14 +884,14 @@ static int del(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
         st->expect_rows = imap_get(&g->cust, rw.id);
         g->follow = F_DELETE_CUSTOMER;
         g->follow_id = rw.id;
-        return imap_set(&g->cust, rw.id, DEAD, err);
+        return imap_set(&g->cust, rw.id, DEAD, err) < 0 ? -1 : 1;
     }
     begin(st, S_DEL_INVENTORY_OF_PRODUCT, CF_GEN_INVENTORY, CF_GEN_DELETE);
     setp(g, st, 0, "%" PRId64, rw.id);
     st->expect_rows = imap_get(&g->prod, rw.id);
     g->follow = F_DELETE_PRODUCT;
     g->follow_id = rw.id;
-    return imap_set(&g->prod, rw.id, DEAD, err);
+    return imap_set(&g->prod, rw.id, DEAD, err) < 0 ? -1 : 1;
 }
 
 int cf_ops_gen_next(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
@@ -916,52 +919,56 @@ int cf_ops_gen_next(cf_ops_gen *g, cf_ops_gen_stmt *st, cf_err *err)
 
     /* Interleave the remaining work at random, each kind weighted by how much
      * of it is left, so inserts, updates and deletes mix as in real traffic.
-     * Orders wait for a customer; updates and deletes for a row to touch. */
-    bool have_rows = false;
-    for (int t = 0; t < CF_GEN_NTABLES; t++)
-        have_rows |= g->pools[t].n > 0;
-    bool have_customer = g->pools[CF_GEN_CUSTOMERS].n > 0;
-    bool have_deletable = g->pools[CF_GEN_CUSTOMERS].n || g->pools[CF_GEN_ORDERS].n ||
-                          g->pools[CF_GEN_PRODUCTS].n;
+     * Orders need a live customer, updates and deletes a live row: a kind
+     * that finds none sits out this draw (returns 0) and another is drawn. */
     int64_t w[5] = {
-        g->left_ins[CF_GEN_CUSTOMERS],
-        g->left_ins[CF_GEN_PRODUCTS],
-        have_customer ? g->left_ins[CF_GEN_ORDERS] : 0,
-        have_rows ? g->left_upd : 0,
-        have_deletable ? g->left_del : 0,
+        g->left_ins[CF_GEN_CUSTOMERS], g->left_ins[CF_GEN_PRODUCTS], g->left_ins[CF_GEN_ORDERS],
+        g->left_upd, g->left_del,
     };
-    int64_t total = w[0] + w[1] + w[2] + w[3] + w[4];
-    int c;
-
-    if (total == 0) {
-        if (g->left_ins[CF_GEN_ORDERS])
-            return cf_err_set(err, CF_E_ARG, "cannot insert %" PRId64 " orders: no customer exists "
-                              "(add --customers)", g->left_ins[CF_GEN_ORDERS]);
-        if (g->left_upd)
-            return cf_err_set(err, CF_E_ARG, "cannot run %" PRId64 " updates: no rows exist",
-                              g->left_upd);
-        if (g->left_del)
-            return cf_err_set(err, CF_E_ARG, "cannot run %" PRId64 " deletes: no rows left",
-                              g->left_del);
-        return 0;
-    }
-    int64_t r = (int64_t)cf_ops_rng_below(&g->rng, (uint64_t)total);
-    for (c = 0; c < 4; c++)
-        if ((r -= w[c]) < 0)
+    for (;;) {
+        int64_t total = w[0] + w[1] + w[2] + w[3] + w[4], r;
+        int c;
+        if (total == 0)
             break;
-    /* The synthetic clock moves 1-60 s per operation. */
-    g->clock += range(g, 1, 60);
-    switch (c) {
-    case 0: rc = ins_customer(g, st, err); g->left_ins[CF_GEN_CUSTOMERS]--; break;
-    case 1: rc = ins_product(g, st, err); g->left_ins[CF_GEN_PRODUCTS]--; break;
-    case 2: rc = ins_order(g, st, err); g->left_ins[CF_GEN_ORDERS]--; break;
-    case 3: rc = update(g, st, err); g->left_upd--; break;
-    default: rc = del(g, st, err); g->left_del--; break;
+        r = (int64_t)cf_ops_rng_below(&g->rng, (uint64_t)total);
+        for (c = 0; c < 4; c++)
+            if ((r -= w[c]) < 0)
+                break;
+        /* The synthetic clock moves 1-60 s per operation. */
+        g->clock += range(g, 1, 60);
+        switch (c) {
+        case 0: rc = ins_customer(g, st, err); break;
+        case 1: rc = ins_product(g, st, err); break;
+        case 2: rc = ins_order(g, st, err); break;
+        case 3: rc = update(g, st, err); break;
+        default: rc = del(g, st, err); break;
+        }
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            w[c] = 0;
+            continue;
+        }
+        switch (c) {
+        case 0: g->left_ins[CF_GEN_CUSTOMERS]--; break;
+        case 1: g->left_ins[CF_GEN_PRODUCTS]--; break;
+        case 2: g->left_ins[CF_GEN_ORDERS]--; break;
+        case 3: g->left_upd--; break;
+        default: g->left_del--; break;
+        }
+        g->issued[st->table][st->kind]++;
+        return 1;
     }
-    if (rc < 0)
-        return -1;
-    g->issued[st->table][st->kind]++;
-    return 1;
+    if (g->left_ins[CF_GEN_ORDERS])
+        return cf_err_set(err, CF_E_ARG, "cannot insert %" PRId64 " more orders: no customer exists "
+                          "(add --customers)", g->left_ins[CF_GEN_ORDERS]);
+    if (g->left_upd)
+        return cf_err_set(err, CF_E_ARG, "cannot run %" PRId64 " more updates: no rows exist",
+                          g->left_upd);
+    if (g->left_del)
+        return cf_err_set(err, CF_E_ARG, "cannot run %" PRId64 " more deletes: no rows left",
+                          g->left_del);
+    return 0;
 }
 
 /* ------------------------------------------------------------- render */

@@ -285,6 +285,9 @@ static rd_kafka_t *kafka_open(const cf_ops_peek_opts *o, kctx *k, cf_err *err)
         { "allow.auto.create.topics", "false" },
         { "log.connection.close", "false" },
         { "client.id", "cdcflow-peek" },
+        /* librdkafka's assign() wants a group id; peek never subscribes or
+         * commits, so this group gets no members and no offsets. */
+        { "group.id", "cdcflow-peek" },
     };
 
     if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap, errstr, sizeof errstr)) {
@@ -301,8 +304,6 @@ static rd_kafka_t *kafka_open(const cf_ops_peek_opts *o, kctx *k, cf_err *err)
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    /* No group.id: peek assigns partitions itself and commits nothing, so
-     * it never disturbs a consumer group's offsets. */
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
         cf_err_set(err, CF_E_KAFKA, "creating the Kafka client: %s", errstr);
