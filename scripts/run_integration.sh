@@ -22,5 +22,13 @@ if [ "$rc" -eq 5 ]; then
     # of the code; with none at all the run proved nothing.
     if [ "$ntests" -gt 0 ]; then rc=0; else echo "run_integration: no integration test files" >&2; rc=1; fi
 fi
-echo "integration: $(grep -E '^(=+ )?[0-9]+ (passed|failed|error|skipped)|no tests ran' "$log" | tail -n1 | sed -E 's/^=+ //; s/ =+$//')"
+# pytest's summary ("3 failed, 10 passed, 1 skipped, 2 errors in 9.1s") as the plain closing line
+# "integration: N passed, N failed[, N skipped]"; errors count as failures.
+summary=$(grep -E '^(=+ )?([0-9]+ [a-z]+(, )?)+ in [0-9.]+s|no tests ran' "$log" | tail -n1)
+count() { sed -nE "s/(^|.*[^0-9])([0-9]+) $1.*/\2/p" <<<"$summary" | head -n1; }
+passed=$(count passed) failed=$(count failed) errors=$(count 'errors?') skipped=$(count skipped)
+failed=$(( ${failed:-0} + ${errors:-0} ))
+# A crash before pytest printed its summary still fails the run.
+[ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+printf 'integration: %d passed, %d failed%s\n' "${passed:-0}" "$failed" "${skipped:+, $skipped skipped}"
 exit "$rc"
