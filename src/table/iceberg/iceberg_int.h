@@ -35,6 +35,14 @@ void cf_ice_table_free(cf_ice_table *t);            /* frees members; NULL-safe 
  * hint is updated and old versions past previous-versions-max are removed. */
 int  cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err);
 
+/* Append a snapshot to `meta` (summary reference stolen) and make it the
+ * current one on main; then cf_ice_log_metadata. */
+void cf_ice_add_snapshot(const cf_ice_table *t, json_t *meta, int64_t sid, int64_t parent_id,
+                         int64_t seq, int64_t now_ms, const char *mlist, json_t *summary);
+/* Record t's current version in the metadata-log (trimmed to
+ * write.metadata.previous-versions-max) and stamp last-updated-ms. */
+void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms);
+
 /* Path of metadata file version v (caller frees). */
 char *cf_ice_meta_path(const char *location, int v);
 
@@ -185,6 +193,10 @@ typedef int (*cf_ice_scan_fn)(void *ctx, const cf_batch *rows, const char *file,
  * batch passed to fn is bound to a schema of exactly those columns. */
 int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
                 cf_ice_scan_fn fn, void *ctx, cf_err *err);
+
+/* The same over a list of files (data and position delete files). */
+int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, const int *cols,
+                      int ncols, cf_ice_scan_fn fn, void *ctx, cf_err *err);
 
 /* Random v4 UUID text (37 bytes with NUL). */
 void cf_ice_uuid(char out[37]);

@@ -31,6 +31,7 @@ typedef struct ice {
     char        **files;          /* file number -> path */
     int           nfiles, afiles;
     bool          index_ready;
+    bool          replaced;       /* another writer rewrote files: re-plan */
     char          prefix[300];    /* "<app>.offsets." */
 } ice;
 
@@ -221,6 +222,9 @@ static int rebuild_index(ice *s, cf_err *err)
     rebuild_ctx rc = { .s = s };
     int rv;
 
+    cf_ice_kmap_free(s->idx);
+    if (!(s->idx = cf_ice_kmap_new(KEY_POOL_CAP)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
     if (!s->t.meta || cf_ice_current_snapshot_id(s->t.meta) < 0) {
         s->index_ready = true;
         return 0;
@@ -647,13 +651,13 @@ static bool offsets_change(ice *s, json_t *parent, const cf_offsets *covered)
 static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered, cf_err *err)
 {
     json_t *meta = s->t.meta ? json_deep_copy(s->t.meta) : new_table_doc(s);
-    json_t *parent, *snap, *sum, *v, *mlog;
+    json_t *parent, *sum, *v;
     cf_ice_mlist ml = { 0 };
     int64_t sid = cf_ice_new_snapshot_id(), parent_id, seq, now = cf_ice_now_ms();
     int64_t add_rows = 0, add_bytes = 0, add_data = 0, add_del = 0, add_delrows = 0;
     char mpath[PATH_MAX], lpath[PATH_MAX], u[37];
     const char *key;
-    int rc = -1, maxv;
+    int rc = -1;
 
     if (!meta)
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
@@ -742,34 +746,7 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
         snprintf(k, sizeof k, "%s%s.%d", s->prefix, covered->v[i].topic, covered->v[i].partition);
         set_count(sum, k, covered->v[i].next_offset);
     }
-    snap = json_pack("{s:I, s:I, s:I, s:s, s:o, s:i}", "snapshot-id", (json_int_t)sid,
-                     "sequence-number", (json_int_t)seq, "timestamp-ms", (json_int_t)now,
-                     "manifest-list", lpath, "summary", sum,
-                     "schema-id", (int)json_integer_value(json_object_get(meta, "current-schema-id")));
-    if (parent_id >= 0)
-        json_object_set_new(snap, "parent-snapshot-id", json_integer(parent_id));
-    json_array_append_new(json_object_get(meta, "snapshots"), snap);
-    json_array_append_new(json_object_get(meta, "snapshot-log"),
-                          json_pack("{s:I, s:I}", "timestamp-ms", (json_int_t)now, "snapshot-id", (json_int_t)sid));
-    json_object_set_new(meta, "current-snapshot-id", json_integer(sid));
-    json_object_set_new(meta, "refs", json_pack("{s:{s:I, s:s}}", "main", "snapshot-id", (json_int_t)sid,
-                                                "type", "branch"));
-    json_object_set_new(meta, "last-sequence-number", json_integer(seq));
-    if (s->t.version > 0) {
-        char *prev = cf_ice_meta_path(s->t.location, s->t.version);
-        mlog = json_object_get(meta, "metadata-log");
-        json_array_append_new(mlog, json_pack("{s:I, s:s}", "timestamp-ms",
-                              json_integer_value(json_object_get(meta, "last-updated-ms")),
-                              "metadata-file", prev ? prev : ""));
-        free(prev);
-        v = json_object_get(json_object_get(meta, "properties"), "write.metadata.previous-versions-max");
-        maxv = v && json_is_string(v) ? atoi(json_string_value(v)) : 100;
-        if (maxv < 1)
-            maxv = 1;
-        while (json_array_size(mlog) > (size_t)maxv)
-            json_array_remove(mlog, 0);
-    }
-    json_object_set_new(meta, "last-updated-ms", json_integer(now));
+    cf_ice_add_snapshot(&s->t, meta, sid, parent_id, seq, now, lpath, sum);
     rc = cf_ice_commit(&s->t, meta, err);
     meta = NULL;                       /* stolen by cf_ice_commit */
 out:
@@ -778,9 +755,30 @@ out:
     return rc;
 }
 
+/* Did a snapshot between `base` and the current one rewrite or delete
+ * rows (optimize, another tool)?  Then positions in our index are stale. */
+static bool rewritten_since(json_t *meta, int64_t base)
+{
+    int64_t id = cf_ice_current_snapshot_id(meta);
+    for (int guard = 0; id >= 0 && id != base && guard < 100000; guard++) {
+        json_t *sn = cf_ice_snapshot(meta, id), *pid;
+        const char *op;
+        if (!sn)
+            return true;
+        op = json_string_value(json_object_get(json_object_get(sn, "summary"), "operation"));
+        if (op && (!strcmp(op, "replace") || !strcmp(op, "delete")))
+            return true;
+        pid = json_object_get(sn, "parent-snapshot-id");
+        id = json_is_integer(pid) ? json_integer_value(pid) : -1;
+    }
+    return id != base;
+}
+
 /* Commit with retries: on a lost race re-read the table and go again. */
 static int commit_files(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered, cf_err *err)
 {
+    int64_t base = s->t.meta ? cf_ice_current_snapshot_id(s->t.meta) : -1;
+
     for (int attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
         cf_err e = { 0 };
         if (commit_once(s, added, nadded, covered, &e) == 0)
@@ -793,6 +791,11 @@ static int commit_files(ice *s, cf_ice_file *added, int nadded, const cf_offsets
         cf_ice_table_free(&s->t);
         if (cf_ice_load(s->sink->cfg.location, &s->t, err))
             return -1;
+        if (s->sink->cfg.mode == CF_MODE_UPSERT && s->t.meta && rewritten_since(s->t.meta, base)) {
+            s->replaced = true;
+            s->index_ready = false;
+            return cf_err_set(err, CF_E_CONFLICT, "table files were rewritten by another writer");
+        }
         usleep((useconds_t)(1000 * (attempt + 1)));
     }
     return cf_err_set(err, CF_E_CONFLICT, "gave up after %d commit conflicts", MAX_COMMIT_ATTEMPTS);
@@ -916,8 +919,8 @@ out:
     return rc;
 }
 
-static int ice_commit(cf_sink *sk, const cf_batch *b, const cf_offsets *covered,
-                      int64_t *version, cf_err *err)
+static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covered,
+                        int64_t *version, cf_err *err)
 {
     ice *s = sk->impl;
     plan p;
@@ -1047,6 +1050,23 @@ out:
         cf_ice_files_free(added, nadded);
     plan_free(&p);
     return rc;
+}
+
+static int ice_commit(cf_sink *sk, const cf_batch *b, const cf_offsets *covered,
+                      int64_t *version, cf_err *err)
+{
+    ice *s = sk->impl;
+    /* If optimize rewrote the table under us, the planned position
+     * deletes point at retired files: rebuild the index and plan again. */
+    for (int attempt = 0;; attempt++) {
+        int rc;
+        s->replaced = false;
+        rc = commit_batch(sk, b, covered, version, err);
+        if (rc == 0 || !s->replaced || attempt >= 3)
+            return rc;
+        if (rebuild_index(s, err))
+            return -1;
+    }
 }
 
 const cf_sink_ops cf_iceberg_sink_ops = { "iceberg", ice_open, ice_offsets, ice_commit, ice_close };

@@ -631,3 +631,49 @@ json_t *cf_ice_spec_to_json(const cf_ice_spec *sp)
     }
     return fields;
 }
+
+void cf_ice_add_snapshot(const cf_ice_table *t, json_t *meta, int64_t sid, int64_t parent_id,
+                         int64_t seq, int64_t now_ms, const char *mlist, json_t *summary)
+{
+    json_t *snap;
+
+    snap = json_pack("{s:I, s:I, s:I, s:s, s:o, s:i}", "snapshot-id", (json_int_t)sid,
+                     "sequence-number", (json_int_t)seq, "timestamp-ms", (json_int_t)now_ms,
+                     "manifest-list", mlist, "summary", summary,
+                     "schema-id", (int)json_integer_value(json_object_get(meta, "current-schema-id")));
+    if (parent_id >= 0)
+        json_object_set_new(snap, "parent-snapshot-id", json_integer(parent_id));
+    json_array_append_new(json_object_get(meta, "snapshots"), snap);
+    json_array_append_new(json_object_get(meta, "snapshot-log"),
+                          json_pack("{s:I, s:I}", "timestamp-ms", (json_int_t)now_ms,
+                                    "snapshot-id", (json_int_t)sid));
+    json_object_set_new(meta, "current-snapshot-id", json_integer(sid));
+    json_object_set_new(meta, "refs", json_pack("{s:{s:I, s:s}}", "main", "snapshot-id",
+                                                (json_int_t)sid, "type", "branch"));
+    json_object_set_new(meta, "last-sequence-number", json_integer(seq));
+    cf_ice_log_metadata(t, meta, now_ms);
+}
+
+void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms)
+{
+    json_t *mlog, *v;
+    int maxv;
+
+    if (t->version > 0) {
+        char *prev = cf_ice_meta_path(t->location, t->version);
+        if (!json_is_array(json_object_get(meta, "metadata-log")))
+            json_object_set_new(meta, "metadata-log", json_array());
+        mlog = json_object_get(meta, "metadata-log");
+        json_array_append_new(mlog, json_pack("{s:I, s:s}", "timestamp-ms",
+                              json_integer_value(json_object_get(meta, "last-updated-ms")),
+                              "metadata-file", prev ? prev : ""));
+        free(prev);
+        v = json_object_get(json_object_get(meta, "properties"), "write.metadata.previous-versions-max");
+        maxv = v && json_is_string(v) ? atoi(json_string_value(v)) : 100;
+        if (maxv < 1)
+            maxv = 1;
+        while (json_array_size(mlog) > (size_t)maxv)
+            json_array_remove(mlog, 0);
+    }
+    json_object_set_new(meta, "last-updated-ms", json_integer(now_ms));
+}

@@ -269,20 +269,15 @@ out:
     return rc;
 }
 
-int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
-                cf_ice_scan_fn fn, void *ctx, cf_err *err)
+int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, const int *cols,
+                      int ncols, cf_ice_scan_fn fn, void *ctx, cf_err *err)
 {
-    cf_ice_file *files = NULL;
-    int nfiles = 0, rc = -1;
     delmap dm = { 0 };
     cf_schema *out_s = NULL;
+    int rc = -1;
 
     if (!cf_ice_have_parquet())
         return cf_err_set(err, CF_E_UNSUPPORTED, "this build has no Parquet support");
-    if (!snap)
-        return 0;
-    if (cf_ice_snapshot_files(snap, &files, &nfiles, err))
-        return -1;
     if (!(out_s = sub_schema(s, cols, cols ? ncols : s->nfields, err)))
         goto out;
     for (int i = 0; i < nfiles; i++)
@@ -303,8 +298,24 @@ int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
     }
     rc = 0;
 out:
-    cf_ice_files_free(files, nfiles);
     delmap_free(&dm);
     cf_schema_free(out_s);
+    return rc;
+}
+
+int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
+                cf_ice_scan_fn fn, void *ctx, cf_err *err)
+{
+    cf_ice_file *files = NULL;
+    int nfiles = 0, rc;
+
+    if (!cf_ice_have_parquet())
+        return cf_err_set(err, CF_E_UNSUPPORTED, "this build has no Parquet support");
+    if (!snap)
+        return 0;
+    if (cf_ice_snapshot_files(snap, &files, &nfiles, err))
+        return -1;
+    rc = cf_ice_scan_files(files, nfiles, s, cols, ncols, fn, ctx, err);
+    cf_ice_files_free(files, nfiles);
     return rc;
 }
