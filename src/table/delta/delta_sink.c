@@ -282,7 +282,7 @@ static int group_rows(const cf_delta_snap *snap, const cf_batch *b, const uint32
             if (cf_buf_putc(&dir, '/', err))
                 goto fail;
         }
-        if (!m || !cf_delta_map_get(m, dir.data, dir.len, &gi)) {
+        if (m ? !cf_delta_map_get(m, dir.data, dir.len, &gi) : ng == 0) {
             if (ng == ag) {
                 size_t na = ag ? ag * 2 : 4;
                 group *ngp = realloc(g, na * sizeof *ngp);
