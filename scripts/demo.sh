@@ -29,13 +29,28 @@ step "registering the Debezium connector"
 need_cmd connector
 "$CDCFLOW" connector register || fail "cdcflow connector register failed"
 
+# Messages on the CDC topics now (sum of the MESSAGES column of `cdcflow peek`).
+events_now() { "$CDCFLOW" peek 2>/dev/null | awk 'NR > 1 { n += $3 } END { print n + 0 }'; }
+
 step "writing sample inserts, updates and deletes into PostgreSQL"
 need_cmd generate
-# shellcheck disable=SC2086 # the knob is a list of words
-"$CDCFLOW" generate ${DEMO_GENERATE_ARGS:-} || fail "cdcflow generate failed"
-
-step "change events that reached Kafka"
 need_cmd peek
+before=$(events_now)
+# shellcheck disable=SC2086 # the knob is a list of words
+out=$("$CDCFLOW" generate ${DEMO_GENERATE_ARGS:-} 2>&1) || { printf '%s\n' "$out"; fail "cdcflow generate failed"; }
+printf '%s\n' "$out"
+rows=$(sed -nE 's/.* ([0-9]+) rows changed.*/\1/p' <<<"$out" | head -n1)
+
+step "waiting for Debezium to publish them (one event per row changed, at most 60 s)"
+want=$(( before + ${rows:-0} ))
+t0=$SECONDS
+while [ "$(events_now)" -lt "$want" ]; do
+    [ $((SECONDS - t0)) -lt 60 ] || fail "only $(( $(events_now) - before )) of ${rows} events reached Kafka in 60 s: see scripts/stack.sh status and var/log/connect.log"
+    sleep 0.5
+done
+echo "$(( $(events_now) - before )) new events on Kafka for ${rows:-0} rows changed, after $((SECONDS - t0)) s"
+
+step "change events on Kafka"
 "$CDCFLOW" peek || fail "cdcflow peek failed"
 for t in $TOPICS; do
     printf -- '-- %s (last %s)\n' "$t" "${DEMO_PEEK_N:-3}"
@@ -43,11 +58,28 @@ for t in $TOPICS; do
 done
 
 # ------------------------------------------------------------------ pipelines
-# The Kafka -> Delta Lake and Kafka -> Iceberg pipelines start here.  Each runs until it has caught up
-# with the topic, then the tables are shown; replace the body as the pipeline commands land.
+# The cdcflow pipelines start here: Kafka -> Delta Lake (Change Data Feed) and Kafka -> Iceberg v2, for
+# the customers topic, each run until it has caught up with what is on Kafka (--available-now).  The
+# tables live in var/demo/ and keep their Kafka offsets, so a second demo only adds the new events.
+# Add more topics, upsert mode or the multi-table `cdcflow run` here.
+DEMO_DIR=var/demo
 run_pipelines() {
-    step "pipelines"
-    echo "(no pipeline started yet: the delta and iceberg commands plug in here)"
+    local topic=postgres.public.customers
+    need_cmd delta
+    need_cmd iceberg
+    step "pipeline: $topic -> Delta Lake ($DEMO_DIR/delta/customers)"
+    "$CDCFLOW" delta --bootstrap 127.0.0.1:9092 --topic "$topic" --table-path "$DEMO_DIR/delta/customers" \
+        --checkpoint-location "$DEMO_DIR/checkpoints/delta" --available-now --metrics-port 0 --log-level warn ||
+        fail "cdcflow delta failed"
+    "$CDCFLOW" history "$DEMO_DIR/delta/customers" | tail -n 3 | cut -c1-160
+    "$CDCFLOW" scan "$DEMO_DIR/delta/customers" --limit 5 \
+        --columns customer_id,full_name,location,customer_tier,_cdc_operation || fail "cdcflow scan failed"
+
+    step "pipeline: $topic -> Iceberg v2 ($DEMO_DIR/iceberg/analytics/customers_analytics)"
+    "$CDCFLOW" iceberg --bootstrap 127.0.0.1:9092 --topic "$topic" --warehouse "$DEMO_DIR/iceberg" \
+        --checkpoint-location "$DEMO_DIR/checkpoints/iceberg" --available-now --metrics-port 0 --log-level warn ||
+        fail "cdcflow iceberg failed"
+    ls "$DEMO_DIR"/iceberg/analytics/customers_analytics/metadata/*.metadata.json | tail -n 1
 }
 
 run_pipelines
