@@ -92,7 +92,9 @@ integration: all
 	@scripts/run_integration.sh
 
 ## demo: install, start the stack, register the connector, generate data, run the pipelines
-demo: setup all
+# all is built by a sub-make: its pkg-config flags must be read after setup installed the libraries.
+demo: setup
+	@$(MAKE) all
 	@scripts/demo.sh
 
 stack-start stack-stop stack-status:
