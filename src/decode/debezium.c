@@ -305,7 +305,8 @@ static rowdesc *known_by_table(cf_decoder *d, const char *table, size_t n)
     return NULL;
 }
 
-/* The table version with the topic's key columns as primary key. */
+/* The table version with the topic's key columns as primary key (or, while
+ * no key was seen, the primary key of the known table of that name). */
 static rowdesc *with_pk(cf_decoder *d, topic *t, rowdesc *base, cf_err *err)
 {
     int idx[MAX_KEY_COLUMNS], n = 0;
@@ -313,12 +314,24 @@ static rowdesc *with_pk(cf_decoder *d, topic *t, rowdesc *base, cf_err *err)
     cf_schema *s;
     colenc *enc;
 
-    if (!base || !t->pk_set)
+    if (!base)
         return base;
-    for (int i = 0; i < t->npk; i++) {
-        int k = cf_schema_find(base->schema, t->pk[i]);
-        if (k >= 0)
+    if (t->pk_set) {
+        for (int i = 0; i < t->npk; i++) {
+            int k = cf_schema_find(base->schema, t->pk[i]);
+            if (k >= 0)
+                idx[n++] = k;
+        }
+    } else {
+        rowdesc *kn = known_by_table(d, base->table, strlen(base->table));
+        if (!kn || kn == base)
+            return base;
+        for (int i = 0; i < kn->schema->npk && n < MAX_KEY_COLUMNS; i++) {
+            int k = cf_schema_find(base->schema, kn->schema->fields[kn->schema->pk[i]].name);
+            if (k < 0)
+                return base;
             idx[n++] = k;
+        }
     }
     if (n == 0)
         return base;
