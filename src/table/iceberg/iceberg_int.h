@@ -180,6 +180,12 @@ int cf_ice_read_manifest(const cf_ice_mfile *mf, cf_ice_file **files, int *nfile
 int  cf_ice_snapshot_files(json_t *snap, cf_ice_file **files, int *nfiles, cf_err *err);
 void cf_ice_files_free(cf_ice_file *files, int n);
 
+/* Column metrics (value/null counts, bounds in single-value form) of a
+ * Parquet file written with schema ws, into f->metrics (owned by f). */
+struct cf_pq_file_info;
+int cf_ice_file_metrics(const cf_schema *ws, const struct cf_pq_file_info *info, cf_ice_file *f,
+                        cf_err *err);
+
 /* ---- scans ----------------------------------------------------------- */
 
 /* Called with batches of rows of the table schema `s` (projected: columns
@@ -197,6 +203,14 @@ int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
 /* The same over a list of files (data and position delete files). */
 int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, const int *cols,
                       int ncols, cf_ice_scan_fn fn, void *ctx, cf_err *err);
+
+/* Time for --timestamp / --older-than: epoch milliseconds, ISO-8601
+ * ("2026-01-31", "2026-01-31T12:00:00Z"), or a duration before now_ms
+ * ("7d", "12h", "30m", "45s"). */
+int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms);
+/* "2026-01-31T12:00:00.000Z" */
+void cf_ice_format_time(int64_t ms, char *out, size_t n);
+int  cf_ice_mkdirs(const char *path, cf_err *err);
 
 /* Random v4 UUID text (37 bytes with NUL). */
 void cf_ice_uuid(char out[37]);

@@ -319,8 +319,7 @@ static int ice_offsets(cf_sink *sk, cf_offsets *out, cf_err *err)
     return 0;
 }
 
-/* Metrics of a written Parquet file for the manifest. */
-static int file_metrics(const cf_schema *ws, const cf_pq_file_info *info, cf_ice_file *f, cf_err *err)
+int cf_ice_file_metrics(const cf_schema *ws, const cf_pq_file_info *info, cf_ice_file *f, cf_err *err)
 {
     if (!info->cols || info->ncols == 0)
         return 0;
@@ -435,7 +434,7 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
         }
     }
-    if (file_metrics(s->wschema, &info, f, err)) {
+    if (cf_ice_file_metrics(s->wschema, &info, f, err)) {
         cf_pq_file_info_free(&info);
         return -1;
     }
@@ -515,7 +514,7 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, cf_ice_file *f, cf_
     f->npart = s->spec.nfields;
     for (int k = 0; k < f->npart; k++)
         f->part[k].null = true;
-    if (file_metrics(ds, &info, f, err))
+    if (cf_ice_file_metrics(ds, &info, f, err))
         goto out;
     rc = 0;
 out:

@@ -265,7 +265,7 @@ static void sync_dir(const char *dir)
     }
 }
 
-static int mkdir_p(const char *path, cf_err *err)
+int cf_ice_mkdirs(const char *path, cf_err *err)
 {
     char buf[PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
@@ -289,7 +289,7 @@ int cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err)
     int v = t->version + 1, rc = -1;
 
     snprintf(dir, sizeof dir, "%s/metadata", t->location);
-    if (mkdir_p(dir, err))
+    if (cf_ice_mkdirs(dir, err))
         goto out;
     if (!(text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ||
         !(target = cf_ice_meta_path(t->location, v))) {
@@ -676,4 +676,48 @@ void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms)
             json_array_remove(mlog, 0);
     }
     json_object_set_new(meta, "last-updated-ms", json_integer(now_ms));
+}
+
+int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    struct tm tm;
+    const char *rest;
+
+    if (end != s && !*end) {
+        *ms = v;
+        return 0;
+    }
+    if (end != s && v >= 0 && (!strcmp(end, "d") || !strcmp(end, "h") || !strcmp(end, "m") ||
+                               !strcmp(end, "s"))) {
+        int64_t unit = *end == 'd' ? 86400000 : *end == 'h' ? 3600000 : *end == 'm' ? 60000 : 1000;
+        *ms = now_ms - (int64_t)v * unit;
+        return 0;
+    }
+    memset(&tm, 0, sizeof tm);
+    if (!(rest = strptime(s, "%Y-%m-%d", &tm)))
+        return -1;
+    if (*rest == 'T' || *rest == ' ') {
+        const char *r2 = strptime(rest + 1, "%H:%M:%S", &tm);
+        if (!r2 && !(r2 = strptime(rest + 1, "%H:%M", &tm)))
+            return -1;
+        rest = r2;
+        if (*rest == '.')
+            while (*++rest >= '0' && *rest <= '9')
+                ;
+    }
+    if (*rest && strcmp(rest, "Z") && strcmp(rest, "+00:00"))
+        return -1;
+    *ms = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+void cf_ice_format_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
