@@ -40,6 +40,16 @@ def test_stack_status_reports_every_component_up(stack):
     assert "Debezium PostgreSQL 2.7" in r.stdout
 
 
+def test_stack_start_again_is_harmless(stack):
+    r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "start"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "starting" not in r.stdout, r.stdout
+    for name in ("postgres", "kafka", "connect"):
+        assert any(ln.startswith(f"stack: {name}") and ("already running" in ln or "reusing" in ln)
+                   for ln in r.stdout.splitlines()), r.stdout
+
+
 def test_source_schema(pg):
     with pg.cursor() as cur:
         cur.execute("SHOW wal_level")
