@@ -78,7 +78,13 @@ int cf_ops_conn_parse(int argc, char **argv, cf_ops_conn_opts *o, cf_err *err)
         STR_OPT("--name", name)
         STR_OPT("--tables", tables)
         STR_OPT("--topic-prefix", topic_prefix)
-        STR_OPT("--slot", slot)
+        if ((r = cf_ops_opt(argc, argv, &i, "--slot", &v, err)) != 0) {
+            if (r < 0)
+                return -1;
+            o->slot = v;
+            o->slot_set = true;
+            continue;
+        }
         STR_OPT("--publication", publication)
         STR_OPT("--decimal-handling", decimal_mode)
         STR_OPT("--db-host", db_host)
@@ -214,6 +220,21 @@ json_t *cf_ops_conn_config(const cf_ops_conn_opts *o, cf_err *err)
         return NULL;
     }
     return c;
+}
+
+bool cf_ops_conn_config_same(json_t *want, json_t *have)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(want, k, v)
+        if (!json_equal(v, json_object_get(have, k)))
+            return false;
+    /* Connect adds "name" to what it returns; anything else is a difference. */
+    json_object_foreach(have, k, v)
+        if (strcmp(k, "name") && !json_object_get(want, k))
+            return false;
+    return true;
 }
 
 /* -------------------------------------------------------------- status */
@@ -437,29 +458,48 @@ static void sleep_s(double s)
 
 /* ------------------------------------------------------------- actions */
 
+static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_err *err);
+
 static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
 {
     json_t *cfg = cf_ops_conn_config(o, err);
     char *body;
     cf_buf u;
-    cf_ops_conn_status st;
     double t0 = cf_ops_now();
-    bool restarted = false;
     char msg[512];
     int rc;
 
     if (!cfg)
         return -1;
     body = json_dumps(cfg, JSON_SORT_KEYS);
-    json_decref(cfg);
-    if (!body)
+    if (!body) {
+        json_decref(cfg);
         return cf_err_set(err, CF_E_NOMEM, "out of memory serialising the connector config");
+    }
     cf_buf_init(&u, 4096);
     if (connector_url(&u, o, "/config", err) < 0) {
+        json_decref(cfg);
         free(body);
         cf_buf_free(&u);
         return -1;
     }
+    /* A config update restarts the connector and its task; when nothing
+     * changed, leave the running connector alone. */
+    rc = http("GET", (const char *)u.data, NULL, o->timeout_s, r, err);
+    if (rc == 0 && r->code == 200) {
+        json_t *have = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+        bool same = have && cf_ops_conn_config_same(cfg, have);
+        json_decref(have);
+        if (same) {
+            json_decref(cfg);
+            free(body);
+            cf_buf_free(&u);
+            printf("connector %s unchanged at %s\n", o->name, o->connect_url);
+            fflush(stdout);
+            return wait_running(o, r, t0, err);
+        }
+    }
+    json_decref(cfg);
     /* PUT creates or replaces the config: running register twice is safe.
      * 409 means the Connect cluster is rebalancing; it passes. */
     for (;;) {
@@ -486,6 +526,17 @@ static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
     printf("connector %s %s at %s\n", o->name, r->code == 201 ? "created" : "updated",
            o->connect_url);
     fflush(stdout);
+    return wait_running(o, r, t0, err);
+}
+
+/* Polls the status until the connector and every task are RUNNING (0), or
+ * one FAILED even after a restart, or --wait passed (-1). */
+static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_err *err)
+{
+    cf_ops_conn_status st;
+    bool restarted = false;
+    cf_buf u;
+    int rc;
 
     for (;;) {
         rc = get_status(o, r, &st, err);
@@ -496,8 +547,9 @@ static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
             return 0;
         }
         if (rc > 0 && cf_ops_conn_any_failed(&st)) {
-            /* A config PUT that changes nothing does not restart a failed
-             * connector; ask once, then believe what Connect says. */
+            /* An unchanged config is not PUT, so a failed connector would
+             * stay failed; ask for one restart, then believe what Connect
+             * says. */
             if (!restarted) {
                 cf_buf_init(&u, 4096);
                 if (connector_url(&u, o, "/restart?includeTasks=true&onlyFailed=true", err) == 0)
@@ -535,11 +587,17 @@ static int do_status(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
     return cf_ops_conn_all_running(&st) ? 0 : 1;
 }
 
-static int drop_slot(const cf_ops_conn_opts *o, cf_err *err)
+/* Drops replication slot `slot` once no client holds it.  `registered`: the
+ * connector owning it was just deleted, so an active slot is its task still
+ * shutting down and is waited for (up to --wait).  Otherwise an active slot
+ * belongs to somebody else and is left alone. */
+static int drop_slot(const cf_ops_conn_opts *o, const char *slot, bool registered, cf_err *err)
 {
-    const char *keys[] = { "host", "port", "user", "password", "dbname", "connect_timeout", NULL };
-    const char *vals[] = { o->db_host, o->db_port, o->db_user, o->db_password, o->db_name, "10", NULL };
-    const char *params[1] = { o->slot };
+    const char *keys[] = { "host", "port", "user", "password", "dbname", "connect_timeout",
+                           "application_name", NULL };
+    const char *vals[] = { o->db_host, o->db_port, o->db_user, o->db_password, o->db_name, "10",
+                           "cdcflow-connector", NULL };
+    const char *params[1] = { slot };
     PGconn *c = PQconnectdbParams(keys, vals, 0);
     double t0 = cf_ops_now();
     int rc = -1;
@@ -550,24 +608,47 @@ static int drop_slot(const cf_ops_conn_opts *o, cf_err *err)
         PQfinish(c);
         return -1;
     }
-    /* The slot stays active for a moment while the task shuts down. */
     for (;;) {
         PGresult *res = PQexecParams(c,
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = $1", 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-            printf("replication slot %s %s\n", o->slot, PQntuples(res) ? "dropped" : "did not exist");
+            "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1",
+            1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            cf_err_set(err, CF_E_DB, "reading pg_replication_slots: %s", PQresultErrorMessage(res));
+            PQclear(res);
+            break;
+        }
+        if (PQntuples(res) == 0) {
+            printf("replication slot %s: does not exist\n", slot);
             PQclear(res);
             rc = 0;
             break;
         }
-        if (cf_ops_now() - t0 >= o->wait_s) {
-            cf_err_set(err, CF_E_DB, "dropping replication slot %s: %s", o->slot,
-                       PQresultErrorMessage(res));
+        bool active = !strcmp(PQgetvalue(res, 0, 0), "t");
+        char pid[32];
+        snprintf(pid, sizeof pid, "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        if (!active) {
+            res = PQexecParams(c, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
+            if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+                printf("replication slot %s dropped\n", slot);
+                rc = 0;
+            } else {
+                cf_err_set(err, CF_E_DB, "dropping replication slot %s: %s", slot,
+                           PQresultErrorMessage(res));
+            }
             PQclear(res);
             break;
         }
-        PQclear(res);
+        if (!registered) {
+            cf_err_set(err, CF_E_DB, "replication slot %s is in use by another client (pid %s); "
+                       "not dropping it", slot, pid);
+            break;
+        }
+        if (cf_ops_now() - t0 >= o->wait_s) {
+            cf_err_set(err, CF_E_DB, "replication slot %s still in use (pid %s) %.0f s after the "
+                       "connector was deleted; not dropping it", slot, pid, o->wait_s);
+            break;
+        }
         sleep_s(0.5);
     }
     PQfinish(c);
@@ -577,25 +658,42 @@ static int drop_slot(const cf_ops_conn_opts *o, cf_err *err)
 static int do_delete(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
 {
     cf_buf u;
-    char msg[512];
+    char msg[512], slot[256];
+    bool registered = false;
     int rc;
 
+    /* The slot to drop is the one the connector really uses, not our
+     * default: --slot only wins when given. */
+    snprintf(slot, sizeof slot, "%s", o->slot);
     cf_buf_init(&u, 4096);
-    rc = connector_url(&u, o, "", err);
+    rc = connector_url(&u, o, "/config", err);
+    if (rc == 0)
+        rc = http("GET", (const char *)u.data, NULL, o->timeout_s, r, err);
+    if (rc == 0 && r->code == 200) {
+        json_t *cfg = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+        json_t *s = json_object_get(cfg, "slot.name");
+        if (!o->slot_set && json_is_string(s))
+            snprintf(slot, sizeof slot, "%s", json_string_value(s));
+        json_decref(cfg);
+    }
+    if (rc == 0)
+        rc = connector_url(&u, o, "", err);
     if (rc == 0)
         rc = http("DELETE", (const char *)u.data, NULL, o->timeout_s, r, err);
     cf_buf_free(&u);
     if (rc < 0)
         return -1;
-    if (r->code == 404)
+    if (r->code == 404) {
         printf("connector %s: not registered, nothing to delete\n", o->name);
-    else if (r->code == 204 || r->code == 200)
+    } else if (r->code == 204 || r->code == 200) {
         printf("connector %s deleted\n", o->name);
-    else {
+        registered = true;
+    } else {
         connect_message(r, msg, sizeof msg);
         return cf_err_set(err, CF_E_HTTP, "DELETE connector %s: HTTP %ld: %s", o->name, r->code, msg);
     }
-    return o->drop_slot ? drop_slot(o, err) : 0;
+    fflush(stdout);
+    return o->drop_slot ? drop_slot(o, slot, registered, err) : 0;
 }
 
 static void usage(FILE *f)
@@ -615,7 +713,8 @@ static void usage(FILE *f)
           "  --tables LIST           tables to capture (default\n"
           "                          " DEFAULT_TABLES ")\n"
           "  --topic-prefix P        topic prefix (default postgres)\n"
-          "  --slot NAME             replication slot (default postgres_debezium_slot)\n"
+          "  --slot NAME             replication slot (default postgres_debezium_slot; delete\n"
+          "                          --drop-slot uses the registered connector's slot)\n"
           "  --publication NAME      publication (default dbz_publication, auto-created filtered)\n"
           "  --decimal-handling M    precise | double | string (default precise)\n"
           "  --db-host/--db-port/--db-user/--db-password/--db-name V\n"
@@ -626,7 +725,8 @@ static void usage(FILE *f)
           "  --wait SECONDS          register: wait this long for RUNNING (default 60);\n"
           "                          delete --drop-slot: for the slot to be released\n"
           "  --timeout SECONDS       per HTTP request (default 10)\n"
-          "  --drop-slot             delete: drop the replication slot as well (libpq)\n"
+          "  --drop-slot             delete: drop the replication slot as well (libpq); a slot\n"
+          "                          another client holds is never dropped\n"
           "  -h, --help              this help\n"
           "\n"
           "Exit status: 0 success, 1 failure (not RUNNING, FAILED, unreachable), 2 usage.\n", f);

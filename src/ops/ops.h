@@ -63,6 +63,7 @@ typedef struct cf_ops_conn_opts {
     const char *tables;         /* table.include.list */
     const char *topic_prefix;
     const char *slot;
+    bool        slot_set;       /* --slot given (else delete uses the connector's own) */
     const char *publication;
     const char *decimal_mode;   /* precise | double | string */
     const char *db_host, *db_port, *db_user, *db_password, *db_name;
@@ -82,6 +83,10 @@ int  cf_ops_conn_parse(int argc, char **argv, cf_ops_conn_opts *o, cf_err *err);
 /* The Debezium connector configuration as a JSON object (new reference,
  * caller json_decref()s it).  NULL on a bad --set. */
 json_t *cf_ops_conn_config(const cf_ops_conn_opts *o, cf_err *err);
+
+/* True when Connect's stored config `have` (GET .../config) is exactly `want`
+ * plus the "name" Connect adds: registering again would change nothing. */
+bool cf_ops_conn_config_same(json_t *want, json_t *have);
 
 #define CF_OPS_CONN_MAX_TASKS 16
 

@@ -537,6 +537,30 @@ static void connector_config_options(void)
     json_decref(c);
 }
 
+static void connector_config_comparison(void)
+{
+    cf_ops_conn_opts o;
+    cf_err e;
+    char *argv[] = { "connector", "register" };
+    json_t *want, *have;
+
+    cf_ops_conn_defaults(&o);
+    CHECK(cf_ops_conn_parse(2, argv, &o, &e) == 0);
+    want = cf_ops_conn_config(&o, &e);
+    have = json_deep_copy(want);
+    json_object_set_new(have, "name", json_string("postgres-cdc-connector"));
+    CHECK(cf_ops_conn_config_same(want, have));
+    json_object_set_new(have, "snapshot.mode", json_string("initial"));      /* extra key */
+    CHECK(!cf_ops_conn_config_same(want, have));
+    json_object_del(have, "snapshot.mode");
+    json_object_set_new(have, "slot.name", json_string("other"));            /* changed value */
+    CHECK(!cf_ops_conn_config_same(want, have));
+    json_object_del(have, "slot.name");                                      /* missing key */
+    CHECK(!cf_ops_conn_config_same(want, have));
+    json_decref(want);
+    json_decref(have);
+}
+
 static void connector_parse_errors(void)
 {
     cf_ops_conn_opts o;
@@ -733,6 +757,7 @@ CF_TEST_MAIN("ops",
     T(gen_same_seed_same_sql), T(gen_exact_counts), T(gen_percentages),
     T(gen_respects_foreign_keys), T(gen_realistic_values), T(gen_impossible_plans_fail),
     T(gen_existing_rows_are_targets), T(render_quotes_and_nulls), T(gen_parse_args),
-    T(connector_config_defaults), T(connector_config_options), T(connector_parse_errors),
+    T(connector_config_defaults), T(connector_config_options), T(connector_config_comparison),
+    T(connector_parse_errors),
     T(connector_status_parsing), T(first_lines),
     T(peek_format_lines), T(peek_parse_args), T(opt_matching))
