@@ -72,6 +72,10 @@ int cf_ops_gen_parse(int argc, char **argv, cf_ops_gen_opts *o, cf_err *err)
             o->json = true;
             continue;
         }
+        if (!strcmp(a, "--new-rows-only")) {
+            o->new_rows_only = true;
+            continue;
+        }
 #define I64_OPT(flag, field, lo, hi) \
         if ((r = cf_ops_opt(argc, argv, &i, flag, &v, err)) != 0) { \
             if (r < 0 || cf_ops_parse_i64(v, flag, lo, hi, &o->field, err) < 0) return -1; \
@@ -456,6 +460,9 @@ static void usage(FILE *f)
           "                    database give the same statements\n"
           "  --dsn DSN         libpq connection string; default from PGHOST PGPORT PGUSER\n"
           "                    PGPASSWORD PGDATABASE, else 127.0.0.1 5432 cdcuser cdcpass cdcdb\n"
+          "  --new-rows-only   updates and deletes touch only rows this run inserts, never\n"
+          "                    rows already there (the statements then depend on the seed\n"
+          "                    and options alone, ids aside)\n"
           "  --dry-run         print the SQL (ids counting from 1 as in empty tables) and\n"
           "                    touch no database; the summary goes to stderr\n"
           "  --json            print the summary as one JSON object\n"
@@ -491,7 +498,7 @@ int cf_cmd_generate(int argc, char **argv)
     if (!(r.g = cf_ops_gen_new(&o, &err)))
         goto out;
     if (!o.dry_run) {
-        if (!(r.c = db_connect(&o, &err)) || load_existing(&r, &err) < 0 ||
+        if (!(r.c = db_connect(&o, &err)) || (!o.new_rows_only && load_existing(&r, &err) < 0) ||
             cf_ops_gen_reserve_ids(r.g, db_ids, &r, &err) < 0 || prepare_all(&r, &err) < 0)
             goto out;
         if (!PQenterPipelineMode(r.c)) {

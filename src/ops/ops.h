@@ -124,6 +124,7 @@ typedef struct cf_ops_gen_opts {
     double       rate;          /* row changes per second, 0 = unthrottled */
     const char  *dsn;           /* NULL: from PG* env and defaults */
     bool         dry_run;       /* print SQL, touch no database */
+    bool         new_rows_only; /* update/delete only rows this run inserted */
     bool         json;          /* summary as JSON */
     bool         help;
 } cf_ops_gen_opts;

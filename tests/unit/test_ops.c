@@ -424,7 +424,7 @@ static void gen_parse_args(void)
     cf_err e;
     char *ok[] = { "generate", "--customers", "5", "--orders=7", "--products", "0",
                    "--updates", "12%", "--deletes", "3", "--rate", "250.5", "--seed", "0x10",
-                   "--batch", "500", "--dsn", "host=x dbname=y", "--dry-run", "--json" };
+                   "--batch", "500", "--dsn", "host=x dbname=y", "--dry-run", "--json", "--new-rows-only" };
 
     cf_ops_gen_defaults(&o);
     CHECK(cf_ops_gen_parse((int)(sizeof ok / sizeof *ok), ok, &o, &e) == 0);
@@ -437,7 +437,7 @@ static void gen_parse_args(void)
     CHECK_EQ_INT(o.seed, 16);
     CHECK_EQ_INT(o.batch, 500);
     CHECK_EQ_STR(o.dsn, "host=x dbname=y");
-    CHECK(o.dry_run && o.json);
+    CHECK(o.dry_run && o.json && o.new_rows_only);
 
     char *bad1[] = { "generate", "--customers", "-1" };
     char *bad2[] = { "generate", "--batch", "0" };
