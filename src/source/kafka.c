@@ -194,8 +194,11 @@ static void on_assign(kafka_src *k, rd_kafka_topic_partition_list_t *parts)
         p->next = off;
         if (k->available_now)
             set_target(k, p);
-        cf_log(CF_LOG_INFO, "kafka", "assigned %s[%d] from %s %lld", tp->topic, tp->partition,
-               off >= 0 ? "table offset" : "earliest", (long long)(off >= 0 ? off : p->next));
+        if (off >= 0)
+            cf_log(CF_LOG_INFO, "kafka", "assigned %s[%d] from table offset %lld", tp->topic, tp->partition,
+                   (long long)off);
+        else
+            cf_log(CF_LOG_INFO, "kafka", "assigned %s[%d] from the earliest offset", tp->topic, tp->partition);
     }
     if (!parts) {
         /* Complete the rebalance with nothing assigned; poll reports the failure. */
