@@ -50,14 +50,17 @@ enum enc {
 
 typedef struct colenc {
     uint8_t  enc;
+    bool     qok;        /* name is plain: the quoted-key fast path applies */
     int16_t  scale;      /* decimals */
     uint32_t namelen;
+    uint32_t qoff;       /* "name" (with quotes) at rowdesc.qbuf + qoff */
 } colenc;
 
 /* A table version: its row schema plus how each column is encoded. */
 typedef struct rowdesc {
     cf_schema      *schema;
     colenc         *enc;
+    char           *qbuf;        /* quoted column names */
     char           *table;       /* "" when unknown */
     struct rowdesc *next;        /* registry list */
 } rowdesc;
@@ -169,6 +172,7 @@ static void rowdesc_free(rowdesc *r)
         return;
     cf_schema_free(r->schema);
     free(r->enc);
+    free(r->qbuf);
     free(r->table);
     free(r);
 }
@@ -199,15 +203,33 @@ static rowdesc *rowdesc_intern(cf_decoder *d, cf_schema *s, colenc *enc, const c
             free(enc);
             return r;
         }
-    if (!(r = calloc(1, sizeof *r)) || !(r->table = strdup(table))) {
-        free(r);
-        cf_schema_free(s);
-        free(enc);
-        cf_err_set(err, CF_E_NOMEM, "out of memory registering a schema");
-        return NULL;
+    {
+        size_t qlen = 1;
+        for (int i = 0; i < s->nfields; i++)
+            qlen += strlen(s->fields[i].name) + 2;
+        if (!(r = calloc(1, sizeof *r)) || !(r->table = strdup(table)) || !(r->qbuf = malloc(qlen))) {
+            if (r)
+                free(r->table);
+            free(r);
+            cf_schema_free(s);
+            free(enc);
+            cf_err_set(err, CF_E_NOMEM, "out of memory registering a schema");
+            return NULL;
+        }
     }
-    for (int i = 0; i < s->nfields; i++)
-        enc[i].namelen = (uint32_t)strlen(s->fields[i].name);
+    for (int i = 0, off = 0; i < s->nfields; i++) {
+        const char *nm = s->fields[i].name;
+        enc[i].namelen = (uint32_t)strlen(nm);
+        enc[i].qoff = (uint32_t)off;
+        enc[i].qok = true;
+        for (const char *c = nm; *c; c++)
+            if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+                enc[i].qok = false;
+        r->qbuf[off++] = '"';
+        memcpy(r->qbuf + off, nm, enc[i].namelen);
+        off += (int)enc[i].namelen;
+        r->qbuf[off++] = '"';
+    }
     r->schema = s;
     r->enc = enc;
     r->next = d->registry;
@@ -1062,6 +1084,8 @@ static int num_to_i64(cf_json *j, const cf_field *fld, int64_t *out)
 {
     cf_json_num n;
 
+    if (cf_json_small_int(j, out))
+        return 0;
     if (cf_json_peek(j) == '"' || cf_json_peek(j) == '{' || cf_json_peek(j) == '[' ||
         cf_json_peek(j) == 't' || cf_json_peek(j) == 'f')
         return type_fail(j, fld->name, "integer expected");
@@ -1286,9 +1310,17 @@ static int decode_row(cf_decoder *d, cf_json *j, const rowdesc *r, cf_row *row)
     memset(vals, 0, sizeof *vals * (size_t)nf);
     if (cf_json_obj_begin(j))
         return -1;
-    while ((rc = cf_json_obj_next(j, &cnt, &k)) == 1) {
+    for (;;) {
         int idx = -1;
-        /* Debezium writes columns in schema order: try the next one first. */
+        /* Debezium writes columns in schema order: try the next one first,
+         * comparing the raw "name": bytes without scanning the key. */
+        if (guess < nf && r->enc[guess].qok &&
+            cf_json_obj_next_is(j, &cnt, r->qbuf + r->enc[guess].qoff, r->enc[guess].namelen + 2)) {
+            idx = guess;
+            goto value;
+        }
+        if ((rc = cf_json_obj_next(j, &cnt, &k)) != 1)
+            break;
         if (guess < nf && r->enc[guess].namelen == k.n && !k.esc &&
             memcmp(s->fields[guess].name, k.s, k.n) == 0) {
             idx = guess;
@@ -1303,6 +1335,7 @@ static int decode_row(cf_decoder *d, cf_json *j, const rowdesc *r, cf_row *row)
             return cf_err_setpos(j->err, CF_E_TYPE, cf_json_pos(j),
                                  "%s: column '%.*s' is not in the schema of table '%s' at byte %ld",
                                  j->what, (int)(k.n < 64 ? k.n : 64), k.s, r->table, cf_json_pos(j));
+value:
         guess = idx + 1;
         if (decode_value(d, j, &r->enc[idx], &s->fields[idx], &vals[idx]))
             return -1;
@@ -1327,11 +1360,23 @@ typedef struct pstate {
     long           op_pos;
 } pstate;
 
+/* Source block members in the order Debezium 2.x writes them. */
+enum { S_SKIP, S_TS, S_LSN, S_TXID, S_DB, S_SCHEMA, S_TABLE, S_SNAPSHOT };
+#define Q(s) "\"" s "\"", sizeof(s) + 1
+static const struct { const char *q; size_t qn; uint8_t what; } src_keys[] = {
+    { Q("version"), S_SKIP }, { Q("connector"), S_SKIP }, { Q("name"), S_SKIP },
+    { Q("ts_ms"), S_TS }, { Q("snapshot"), S_SNAPSHOT }, { Q("db"), S_DB },
+    { Q("sequence"), S_SKIP }, { Q("ts_us"), S_SKIP }, { Q("ts_ns"), S_SKIP },
+    { Q("schema"), S_SCHEMA }, { Q("table"), S_TABLE }, { Q("txId"), S_TXID },
+    { Q("lsn"), S_LSN }, { Q("xmin"), S_SKIP },
+};
+#define NSRC_KEYS ((int)(sizeof src_keys / sizeof *src_keys))
+
 static int parse_source(cf_decoder *d, cf_json *j, cf_source_info *src)
 {
     cf_json_str k, s;
     cf_json_num n;
-    int cnt = 0, r;
+    int cnt = 0, r = 0, g = 0;
 
     if (cf_json_null(j) == 1)
         return 0;
@@ -1339,33 +1384,44 @@ static int parse_source(cf_decoder *d, cf_json *j, cf_source_info *src)
         return cf_json_fail(j, "source must be an object");
     if (cf_json_obj_begin(j))
         return -1;
-    while ((r = cf_json_obj_next(j, &cnt, &k)) == 1) {
+    for (;;) {
+        int what = S_SKIP;
         int64_t *iv = NULL;
         const char **sv = NULL;
 
-        if (CF_JSON_IS(&k, "ts_ms"))
-            iv = &src->ts_ms;
-        else if (CF_JSON_IS(&k, "lsn"))
-            iv = &src->lsn;
-        else if (CF_JSON_IS(&k, "txId"))
-            iv = &src->txid;
-        else if (CF_JSON_IS(&k, "db"))
-            sv = &src->db;
-        else if (CF_JSON_IS(&k, "schema"))
-            sv = &src->schema;
-        else if (CF_JSON_IS(&k, "table"))
-            sv = &src->table;
-        else if (CF_JSON_IS(&k, "snapshot"))
-            sv = &src->snapshot;
+        if (g < NSRC_KEYS && cf_json_obj_next_is(j, &cnt, src_keys[g].q, src_keys[g].qn)) {
+            what = src_keys[g++].what;
+        } else {
+            if ((r = cf_json_obj_next(j, &cnt, &k)) != 1)
+                break;
+            for (int i = 0; i < NSRC_KEYS; i++)
+                if (!k.esc && k.n + 2 == src_keys[i].qn && memcmp(k.s, src_keys[i].q + 1, k.n) == 0) {
+                    what = src_keys[i].what;
+                    g = i + 1;
+                    break;
+                }
+        }
+        switch (what) {
+        case S_TS: iv = &src->ts_ms; break;
+        case S_LSN: iv = &src->lsn; break;
+        case S_TXID: iv = &src->txid; break;
+        case S_DB: sv = &src->db; break;
+        case S_SCHEMA: sv = &src->schema; break;
+        case S_TABLE: sv = &src->table; break;
+        case S_SNAPSHOT: sv = &src->snapshot; break;
+        default: break;
+        }
         if (iv) {
+            if (cf_json_small_int(j, iv))
+                continue;
             if (cf_json_null(j) == 1)
                 continue;
             if (cf_json_number(j, &n))
                 return -1;
             if (cf_json_num_i64(&n, iv))
                 return cf_err_setpos(j->err, CF_E_TYPE, cf_json_pos(j),
-                                     "value: source.%.*s is not an int64 at byte %ld",
-                                     (int)k.n, k.s, cf_json_pos(j));
+                                     "value: a source number is not an int64 at byte %ld",
+                                     cf_json_pos(j));
         } else if (sv) {
             int c = cf_json_peek(j);
             if (c == 'n') {
@@ -1551,20 +1607,47 @@ static int payload_finish(cf_decoder *d, cf_json *j, pstate *ps, long payload_po
     return 0;
 }
 
-static int decode_payload_at(cf_decoder *d, cf_json *j, pstate *ps)
+/* Payload members in the order Debezium writes them; the fast path hands
+ * payload_member() the key without scanning it. */
+static const struct { const char *q; size_t qn; } pay_keys[] = {
+    { Q("before") }, { Q("after") }, { Q("source") }, { Q("transaction") }, { Q("op") },
+    { Q("ts_ms") }, { Q("ts_us") }, { Q("ts_ns") },
+};
+#define NPAY_KEYS ((int)(sizeof pay_keys / sizeof *pay_keys))
+
+/* The remaining members of a payload object whose '{' the caller consumed;
+ * g is the index in pay_keys of the member expected next. */
+static int payload_members(cf_decoder *d, cf_json *j, pstate *ps, int *cnt, int g)
 {
     cf_json_str k;
-    int cnt = 0, r;
+    int r;
+
+    for (;;) {
+        if (g < NPAY_KEYS && cf_json_obj_next_is(j, cnt, pay_keys[g].q, pay_keys[g].qn)) {
+            k.s = pay_keys[g].q + 1;
+            k.n = pay_keys[g].qn - 2;
+            k.esc = false;
+            g++;
+        } else {
+            if ((r = cf_json_obj_next(j, cnt, &k)) != 1)
+                return r;
+            g = NPAY_KEYS;      /* out of the usual order: stay on the slow path */
+        }
+        if (payload_member(d, j, &k, ps))
+            return -1;
+    }
+}
+
+static int decode_payload_at(cf_decoder *d, cf_json *j, pstate *ps)
+{
+    int cnt = 0;
     long pos = cf_json_pos(j);
 
     if (cf_json_peek(j) != '{')
         return cf_json_fail(j, "payload must be an object");
     if (cf_json_obj_begin(j))
         return -1;
-    while ((r = cf_json_obj_next(j, &cnt, &k)) == 1)
-        if (payload_member(d, j, &k, ps))
-            return -1;
-    if (r < 0)
+    if (payload_members(d, j, ps, &cnt, 0))
         return -1;
     return payload_finish(d, j, ps, pos);
 }
@@ -1766,11 +1849,8 @@ decode_now:
 
     /* No envelope: the object is the payload itself. */
     ps.rd = bare_guess(d, t, err);
-    do {
-        if (payload_member(d, &j, &k, &ps))
-            return -1;
-    } while ((r = cf_json_obj_next(&j, &cnt, &k)) == 1);
-    if (r < 0)
+    if (payload_member(d, &j, &k, &ps) ||
+        payload_members(d, &j, &ps, &cnt, CF_JSON_IS(&k, "before") ? 1 : NPAY_KEYS))
         return -1;
     if (cf_json_peek(&j) >= 0)
         return cf_json_fail(&j, "trailing bytes after the event");

@@ -94,6 +94,9 @@ static const uint8_t str_stop[256] = {
     [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
 };
 
+#define ONES 0x0101010101010101ull
+static inline uint64_t has_zero(uint64_t x) { return (x - ONES) & ~x; }
+
 static int hex4(const uint8_t *p, unsigned *out)
 {
     unsigned v = 0;
@@ -122,8 +125,18 @@ int cf_json_string(cf_json *j, cf_json_str *out)
         return fail_eof_or(j, "a string");
     p = ++j->p;
     for (;;) {
-        while (p + 4 <= end && !str_stop[p[0]] && !str_stop[p[1]] && !str_stop[p[2]] && !str_stop[p[3]])
-            p += 4;
+        /* Eight bytes at a time while none is a quote, backslash, control
+         * byte or non-ASCII (the usual bit tricks; exact for "any such
+         * byte in the word", which is all we ask). */
+        while (p + 8 <= end) {
+            uint64_t x, t;
+            memcpy(&x, p, 8);
+            t = has_zero(x ^ (ONES * '"')) | has_zero(x ^ (ONES * '\\')) |
+                ((x - ONES * 0x20) & ~x) | x;
+            if (t & (ONES * 0x80))
+                break;
+            p += 8;
+        }
         while (p < end && !str_stop[*p])
             p++;
         if (p >= end) {
@@ -323,6 +336,12 @@ int cf_json_num_i64(const cf_json_num *n, int64_t *out)
         p++;
     }
     lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    if (end - p <= 18) {        /* cannot overflow: no checks per digit */
+        for (; p < end; p++)
+            v = v * 10 + (unsigned)(*p - '0');
+        *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+        return 0;
+    }
     for (; p < end; p++) {
         unsigned d = (unsigned)(*p - '0');
         if (v > (lim - d) / 10)
@@ -423,6 +442,81 @@ int cf_json_obj_next(cf_json *j, int *count, cf_json_str *key)
         return fail_eof_or(j, "':'");
     j->p++;
     (*count)++;
+    return 1;
+}
+
+static inline const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* memcmp(a, b, n) == 0 for the short keys of events, without a call:
+ * two overlapping word loads cover 8..16 bytes. */
+static inline bool eq_short(const void *a, const void *b, size_t n)
+{
+    uint64_t x1, x2, y1, y2;
+    uint32_t u1, u2, v1, v2;
+
+    if (n >= 8 && n <= 16) {
+        memcpy(&x1, a, 8);
+        memcpy(&y1, b, 8);
+        memcpy(&x2, (const char *)a + n - 8, 8);
+        memcpy(&y2, (const char *)b + n - 8, 8);
+        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        memcpy(&u1, a, 4);
+        memcpy(&v1, b, 4);
+        memcpy(&u2, (const char *)a + n - 4, 4);
+        memcpy(&v2, (const char *)b + n - 4, 4);
+        return ((u1 ^ v1) | (u2 ^ v2)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+int cf_json_obj_next_is(cf_json *j, int *count, const char *qkey, size_t qn)
+{
+    const uint8_t *p = skip_ws(j->p, j->end), *end = j->end;
+
+    if (*count > 0) {
+        if (p >= end || *p != ',')
+            return 0;
+        p = skip_ws(p + 1, end);
+    }
+    if ((size_t)(end - p) < qn + 1 || !eq_short(p, qkey, qn))
+        return 0;
+    p += qn;
+    if (*p != ':') {
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':')
+            return 0;
+    }
+    j->p = p + 1;
+    (*count)++;
+    return 1;
+}
+
+int cf_json_small_int(cf_json *j, int64_t *out)
+{
+    const uint8_t *p = j->p, *end = j->end, *d;
+    bool neg = false;
+    int64_t v = 0;
+
+    if (p < end && *p == '-') {
+        neg = true;
+        p++;
+    }
+    d = p;
+    if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9'))
+        return 0;
+    while (p < end && *p >= '0' && *p <= '9' && p - d < 19)
+        v = v * 10 + (*p++ - '0');
+    if (p - d > 18 || p >= end || *p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9'))
+        return 0;       /* long, fractional, or at the end of input: the slow path judges */
+    *out = neg ? -v : v;
+    j->p = p;
     return 1;
 }
 

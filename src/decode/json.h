@@ -65,6 +65,16 @@ int cf_json_fail(cf_json *j, const char *fmt, ...) __attribute__((format(printf,
 int cf_json_obj_begin(cf_json *j);
 int cf_json_obj_next(cf_json *j, int *count, cf_json_str *key);
 int cf_json_arr_begin(cf_json *j);
+/* Fast path for the key a caller expects next (Debezium writes members in
+ * a fixed order): if the next member's key is exactly the quoted literal
+ * `qkey` (with its quotes; plain ASCII without quote, backslash or control
+ * bytes), consume separator, key and ':' and return 1.  Otherwise consume
+ * nothing and return 0: the caller falls back to cf_json_obj_next(), which
+ * also handles the end of the object and every error. */
+int cf_json_obj_next_is(cf_json *j, int *count, const char *qkey, size_t qn);
+/* Integer fast path: an integer of at most 18 digits at the cursor is
+ * read into *out (returns 1); anything else returns 0 with nothing read. */
+int cf_json_small_int(cf_json *j, int64_t *out);
 int cf_json_arr_next(cf_json *j, int *count);
 
 /* Read a string / number / literal at the cursor. */

@@ -38,6 +38,7 @@ typedef struct cell {
 struct cf_transform {
     cf_xf_kind      kind;
     char           *pipeline_id;
+    size_t          pipeline_id_len;
     cf_schema      *cust_out;
     map            *maps;
     int             nmaps;
@@ -107,6 +108,7 @@ cf_transform *cf_transform_new(const cf_transform_config *cfg, cf_err *err)
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto fail;
     }
+    t->pipeline_id_len = strlen(t->pipeline_id);
     if (!(t->cust_out = customers_schema(err)))
         goto fail;
     return t;
@@ -356,10 +358,6 @@ static int concat_ws(cf_transform *t, const char *sep, const cf_value *const *in
     return 0;
 }
 
-static int set_str(cf_column *c, size_t row, const char *s, cf_err *err)
-{
-    return cf_col_set_bytes(c, row, s, strlen(s), err);
-}
 
 static int put_meta(cf_transform *t, const cf_event *ev, cf_batch *out, int m, size_t row,
                     int64_t processed_ts_us, cf_err *err)
@@ -369,9 +367,9 @@ static int put_meta(cf_transform *t, const cf_event *ev, cf_batch *out, int m, s
     cf_column *c = out->cols + m;
 
     if (cf_col_set_i64(&c[0], row, processed_ts_us, err) ||
-        set_str(&c[1], row, "postgres_cdc", err) ||
-        set_str(&c[2], row, op, err) ||
-        set_str(&c[3], row, t->pipeline_id, err) ||
+        cf_col_set_bytes(&c[1], row, "postgres_cdc", 12, err) ||
+        cf_col_set_bytes(&c[2], row, op, 6, err) ||
+        cf_col_set_bytes(&c[3], row, t->pipeline_id, t->pipeline_id_len, err) ||
         cf_col_set_i64(&c[4], row, processed_ts_us, err))
         return -1;
     if (ets >= 0 && cf_col_set_i64(&c[5], row, ets, err))
