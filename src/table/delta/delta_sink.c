@@ -617,6 +617,14 @@ out:
     return rc;
 }
 
+static bool is_delete(const cf_batch *rows, int op_col, size_t r)
+{
+    size_t len = 0;
+    const cf_column *c = op_col >= 0 ? &rows->cols[op_col] : NULL;
+    const uint8_t *v = c && cf_col_valid(c, r) ? cf_col_bytes(c, r, &len) : NULL;
+    return v && len == 6 && !memcmp(v, "DELETE", 6);
+}
+
 /* Stage the upsert of `rows` into ds->actions. */
 static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows, cf_err *err)
 {
@@ -628,7 +636,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
     cf_schema *cs = NULL;
     cf_batch *cb = NULL, *old = NULL;
     uint32_t *winners = NULL, *keep = NULL;
-    uint8_t *existed = NULL;
+    uint8_t *existed = NULL, *had_live = NULL;
     size_t nwin = 0;
     int64_t *rslots = NULL;
     size_t nrs = 0;
@@ -647,16 +655,22 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
     if (!ds->pk_ready && pk_build(ds, tpk, npk, err))
         goto out;
 
-    /* 1. last event per key wins: highest _source_lsn, ties by batch order */
-    if (!(win = cf_delta_map_new()) || !(winners = malloc(sizeof *winners * (rows->nrows + 1))))
+    /* 1. last event per key wins: highest _source_lsn, ties by batch order.
+     * had_live: the key had a live image in this batch (a soft delete of it
+     * must keep a marked row even if the table never saw it). */
+    if (!(win = cf_delta_map_new()) || !(winners = malloc(sizeof *winners * (rows->nrows + 1))) ||
+        !(had_live = calloc(rows->nrows + 1, 1)))
         goto oom;
     for (size_t r = 0; r < rows->nrows; r++) {
         int64_t prev;
+        bool live = !is_delete(rows, op_col, r);
         cf_buf_reset(&ds->key);
         if (encode_key(rows, pk, npk, r, &ds->key, err))
             goto out;
         if (cf_delta_map_get(win, ds->key.data, ds->key.len, &prev)) {
             size_t pr = winners[prev];
+            if (live)
+                had_live[prev] = 1;
             if (lsn_col >= 0 && cf_col_valid(&rows->cols[lsn_col], pr) &&
                 cf_col_valid(&rows->cols[lsn_col], r) &&
                 cf_col_i64(&rows->cols[lsn_col], r) < cf_col_i64(&rows->cols[lsn_col], pr))
@@ -665,6 +679,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         } else {
             if (cf_delta_map_put(win, ds->key.data, ds->key.len, (int64_t)nwin))
                 goto oom;
+            had_live[nwin] = live;
             winners[nwin++] = (uint32_t)r;
         }
     }
@@ -785,8 +800,8 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         bool isdel = opv && len == 6 && !memcmp(opv, "DELETE", 6);
         if (isdel && !ds->sink->cfg.soft_deletes)
             continue;
-        if (isdel && !existed[k])
-            continue;   /* soft delete of a row the table never had */
+        if (isdel && !existed[k] && !had_live[k])
+            continue;   /* soft delete of a row nobody ever saw */
         newrows[nnew++] = (uint32_t)r;
         const char *tag = existed[k] ? "update_postimage" : "insert";
         size_t cr = cb->nrows;
@@ -824,6 +839,7 @@ out:
     free(winners);
     free(keep);
     free(existed);
+    free(had_live);
     free(rslots);
     free(tpk);
     free(opk);
