@@ -162,6 +162,32 @@ int cf_rle_get(cf_rle_dec *d, uint32_t *out, size_t n)
             d->rle_left -= (uint32_t)k;
         } else if (d->bp_left) {
             size_t k = d->bp_left < n ? d->bp_left : n;
+            /* whole groups of 8 straight from the bytes: bw bytes each */
+            if (d->nbits == 0 && d->bw > 0 && d->bw <= 24) {
+                size_t bytes = (size_t)d->bw;
+                while (k >= 8 && (size_t)(d->end - d->p) >= bytes + 8) {
+                    uint64_t x;
+                    memcpy(&x, d->p, 8);
+                    int shift = 0;
+                    for (int j = 0; j < 8; j++) {
+                        if (shift + d->bw > 64) {
+                            uint64_t y;
+                            memcpy(&y, d->p + shift / 8, 8);
+                            out[j] = (uint32_t)((y >> (shift % 8)) & mask);
+                        } else {
+                            out[j] = (uint32_t)((x >> shift) & mask);
+                        }
+                        shift += d->bw;
+                    }
+                    d->p += bytes;
+                    out += 8;
+                    n -= 8;
+                    k -= 8;
+                    d->bp_left -= 8;
+                }
+                if (k == 0)
+                    continue;
+            }
             for (size_t i = 0; i < k; i++) {
                 while (d->nbits < d->bw) {
                     if (d->p >= d->end)

@@ -1001,14 +1001,55 @@ static int page_values(cf_pq_reader *r, const leaf *l, int enc, const uint8_t *p
         cf_rle_init(&d, p + 1, n - 1, p[0]);
         if (cf_rle_get(&d, r->idx, present))
             return cf_err_set(err, CF_E_PARSE, "corrupt dictionary indices");
+        for (size_t i = 0; i < present; i++)
+            if (r->idx[i] >= r->ndict)
+                return cf_err_set(err, CF_E_PARSE, "dictionary index %u past %zu entries",
+                                  r->idx[i], r->ndict);
+        if (l->cv == CV_BYTES) {
+            /* one reservation for the page, then straight copies */
+            size_t total = 0;
+            for (size_t i = 0; i < present; i++)
+                total += r->dict_len[r->idx[i]];
+            if (c->data.len + total > UINT32_MAX)
+                return cf_err_set(err, CF_E_TOOBIG, "column bytes over 4 GiB in one batch");
+            if (cf_buf_reserve(&c->data, total, err))
+                return -1;
+            for (size_t i = 0; i < nv; i++) {
+                size_t at = c->n++;
+                if (l->max_def && r->defs[i] != l->max_def) {
+                    c->valid[at] = 0;
+                    c->offs[at + 1] = c->offs[at];
+                    continue;
+                }
+                uint32_t e = r->idx[k++];
+                memcpy(c->data.data + c->data.len, r->dict.data + r->dict_off[e], r->dict_len[e]);
+                c->data.len += r->dict_len[e];
+                c->valid[at] = 1;
+                c->offs[at + 1] = (uint32_t)c->data.len;
+            }
+            return 0;
+        }
+        if (l->cv == CV_I64 || l->cv == CV_F64 || l->cv == CV_I32 || l->cv == CV_F32) {
+            size_t w = plain_width(l);
+            for (size_t i = 0; i < nv; i++) {
+                size_t at = c->n++;
+                if (l->max_def && r->defs[i] != l->max_def) {
+                    c->valid[at] = 0;
+                    memset((char *)c->vals + at * w, 0, w);
+                    continue;
+                }
+                uint32_t e = r->idx[k++];
+                memcpy((char *)c->vals + at * w, r->dict.data + r->dict_off[e], w);
+                c->valid[at] = 1;
+            }
+            return 0;
+        }
         for (size_t i = 0; i < nv; i++) {
             if (l->max_def && r->defs[i] != l->max_def) {
                 put_null(c);
                 continue;
             }
             uint32_t e = r->idx[k++];
-            if (e >= r->ndict)
-                return cf_err_set(err, CF_E_PARSE, "dictionary index %u past %zu entries", e, r->ndict);
             if (put_value(l, c, r->dict.data + r->dict_off[e], r->dict_len[e], err))
                 return -1;
         }
@@ -1065,6 +1106,8 @@ static int page_values(cf_pq_reader *r, const leaf *l, int enc, const uint8_t *p
             return 0;
         }
     }
+    if (l->cv == CV_BYTES && cf_buf_reserve(&c->data, n, err))   /* values are within n */
+        return -1;
     for (size_t i = 0; i < nv; i++) {
         const uint8_t *v;
         size_t vn;

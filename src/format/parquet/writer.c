@@ -55,6 +55,11 @@ typedef struct acc {
     cf_buf  smin, smax;
 } acc;
 
+typedef struct dslot {
+    uint32_t ent;                  /* entry + 1; 0 = empty */
+    uint32_t hash;
+} dslot;
+
 typedef struct colw {
     cf_type  type;
     int      ptype, type_len, sk;
@@ -73,12 +78,13 @@ typedef struct colw {
     /* dictionary of the current chunk */
     bool     dict_on;              /* still encoding with the dictionary */
     bool     dict_dead;            /* fell back: plain for the rest of the file */
-    uint32_t *slots;
+    dslot   *slots;
     size_t   nslots;
     uint32_t *ent_off, *ent_len;
     size_t   ndict, ent_alloc;
     cf_buf   dict_keys;
     size_t   dict_bytes;           /* plain-encoded size of the dictionary */
+    size_t   dict_seen;            /* values looked up in this dictionary */
 
     /* current chunk */
     cf_buf   chunk;                /* finished pages, compressed, with headers */
@@ -274,7 +280,7 @@ static int acc_set(cf_buf *b, const uint8_t *p, size_t n)
 }
 
 /* Count one non-null value into the stats. */
-static void acc_value(acc *a, int sk, const uint8_t *k, size_t n)
+static inline __attribute__((always_inline)) void acc_value(acc *a, int sk, const uint8_t *k, size_t n)
 {
     switch (sk) {
     case SK_BOOL:
@@ -436,11 +442,27 @@ static void write_stats(cf_tw *t, int16_t id, const acc *a, int sk, bool legacy)
 
 /* ---- dictionary ------------------------------------------------------ */
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
+static inline uint64_t mix64(uint64_t h)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n, x;
+    if (n == 8) {
+        memcpy(&x, p, 8);
+        return mix64(h ^ x);
+    }
+    if (n == 4) {
+        uint32_t y;
+        memcpy(&y, p, 4);
+        return mix64(h ^ y);
+    }
     while (n >= 8) {
-        uint64_t x;
         memcpy(&x, p, 8);
         h = (h ^ x) * 0xff51afd7ed558ccdull;
         h ^= h >> 32;
@@ -448,14 +470,22 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
         n -= 8;
     }
     if (n) {
-        uint64_t x = 0;
+        x = 0;
         memcpy(&x, p, n);
         h = (h ^ x) * 0xc4ceb9fe1a85ec53ull;
     }
-    h ^= h >> 29;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
-    return h;
+    return mix64(h);
+}
+
+static inline bool key_eq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint64_t x, y;
+    if (n == 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        return x == y;
+    }
+    return memcmp(a, b, n) == 0;
 }
 
 static void dict_clear(colw *c)
@@ -465,6 +495,7 @@ static void dict_clear(colw *c)
     c->ndict = 0;
     c->dict_keys.len = 0;
     c->dict_bytes = 0;
+    c->dict_seen = 0;
 }
 
 static void dict_free(colw *c)
@@ -481,14 +512,17 @@ static void dict_free(colw *c)
 static int dict_grow(colw *c, cf_err *err)
 {
     size_t ns = c->nslots ? c->nslots * 2 : 1024;
-    uint32_t *s = calloc(ns, sizeof *s);
+    dslot *s = calloc(ns, sizeof *s);
     if (!s)
         return cf_err_set(err, CF_E_NOMEM, "out of memory growing a dictionary");
-    for (size_t e = 0; e < c->ndict; e++) {
-        size_t h = hash_bytes(c->dict_keys.data + c->ent_off[e], c->ent_len[e]) & (ns - 1);
-        while (s[h])
+    for (size_t i = 0; i < c->nslots; i++) {
+        size_t h;
+        if (!c->slots[i].ent)
+            continue;
+        h = c->slots[i].hash & (ns - 1);
+        while (s[h].ent)
             h = (h + 1) & (ns - 1);
-        s[h] = (uint32_t)e + 1;
+        s[h] = c->slots[i];
     }
     free(c->slots);
     c->slots = s;
@@ -498,22 +532,26 @@ static int dict_grow(colw *c, cf_err *err)
 
 /* Index of the key in the dictionary, inserting it; -1 with *err on
  * failure, -2 when the dictionary would outgrow its cap. */
-static int64_t dict_put(colw *c, const uint8_t *k, size_t n, size_t max_bytes, cf_err *err)
+static inline __attribute__((always_inline)) int64_t dict_put(colw *c, const uint8_t *k, size_t n, size_t max_bytes, cf_err *err)
 {
     size_t h, mask;
     size_t plain = n + (c->ptype == PQ_BYTE_ARRAY ? 4 : 0);
+    uint32_t hv;
 
     if ((c->ndict + 1) * 2 > c->nslots && dict_grow(c, err))
         return -1;
     mask = c->nslots - 1;
-    h = hash_bytes(k, n) & mask;
+    hv = (uint32_t)hash_bytes(k, n);
+    h = hv & mask;
     for (;;) {
-        uint32_t e = c->slots[h];
-        if (!e)
+        const dslot *sl = &c->slots[h];
+        if (!sl->ent)
             break;
-        e--;
-        if (c->ent_len[e] == n && memcmp(c->dict_keys.data + c->ent_off[e], k, n) == 0)
-            return e;
+        if (sl->hash == hv) {
+            uint32_t e = sl->ent - 1;
+            if (c->ent_len[e] == n && key_eq(c->dict_keys.data + c->ent_off[e], k, n))
+                return e;
+        }
         h = (h + 1) & mask;
     }
     if (c->dict_bytes + plain > max_bytes || c->dict_keys.len + n > UINT32_MAX)
@@ -533,7 +571,8 @@ static int64_t dict_put(colw *c, const uint8_t *k, size_t n, size_t max_bytes, c
     c->ent_len[c->ndict] = (uint32_t)n;
     if (cf_buf_append(&c->dict_keys, k, n, err))
         return -1;
-    c->slots[h] = (uint32_t)c->ndict + 1;
+    c->slots[h].ent = (uint32_t)c->ndict + 1;
+    c->slots[h].hash = hv;
     c->dict_bytes += plain;
     acc_value(&c->ca, c->sk, k, n);
     return (int64_t)c->ndict++;
@@ -644,13 +683,19 @@ static int finish_page(cf_pq_writer *w, colw *c, cf_err *err)
 }
 
 /* Add one non-null value (its physical bytes). */
-static int put_value(cf_pq_writer *w, colw *c, const uint8_t *k, size_t n, cf_err *err)
+static inline __attribute__((always_inline)) int put_value(cf_pq_writer *w, colw *c, const uint8_t *k, size_t n, cf_err *err)
 {
     c->ca.nvals++;
     if (c->dict_on) {
         int64_t e = dict_put(c, k, n, w->o.dict_max_bytes, err);
+        c->dict_seen++;
         if (e >= 0) {
             uint32_t u = (uint32_t)e;
+            if (c->idx.alloc - c->idx.len >= 4) {     /* usually reserved by the caller */
+                memcpy(c->idx.data + c->idx.len, &u, 4);
+                c->idx.len += 4;
+                return 0;
+            }
             return cf_buf_append(&c->idx, &u, 4, err);
         }
         if (e == -1)
@@ -664,14 +709,18 @@ static int put_value(cf_pq_writer *w, colw *c, const uint8_t *k, size_t n, cf_er
     }
     acc_value(&c->ca, c->sk, k, n);
     if (c->ptype == PQ_BYTE_ARRAY) {
-        uint8_t l4[4];
         if (n > INT32_MAX)
             return cf_err_set(err, CF_E_TOOBIG, "value over 2 GiB");
-        put_le32(l4, (uint32_t)n);
-        if (cf_buf_append(&c->vals, l4, 4, err))
+        if (cf_buf_reserve(&c->vals, n + 4, err))
             return -1;
+        put_le32(c->vals.data + c->vals.len, (uint32_t)n);
+        c->vals.len += 4;
+    } else if (c->vals.alloc - c->vals.len < n && cf_buf_reserve(&c->vals, n, err)) {
+        return -1;
     }
-    return cf_buf_append(&c->vals, k, n, err);
+    memcpy(c->vals.data + c->vals.len, k, n);
+    c->vals.len += n;
+    return 0;
 }
 
 static int push_level(cf_buf *b, uint32_t v, cf_err *err)
@@ -1210,11 +1259,35 @@ static int flat_slice(cf_pq_writer *w, colw *c, const cf_column *v, const uint32
 
     if (c->max_def && cf_buf_reserve(&c->def, n * 4, err))
         return -1;
+    if (c->dict_on && cf_buf_reserve(&c->idx, n * 4, err))
+        return -1;
+    if (!c->dict_on && c->ptype != PQ_BYTE_ARRAY &&
+        cf_buf_reserve(&c->vals, n * (size_t)(c->type_len ? c->type_len : 8), err))
+        return -1;
     for (size_t k = 0; k < n; k++) {
         size_t i = rows ? rows[k] : first + k;
         bool ok = v->valid[i] != 0;
         if (ok) {
-            if (value_bytes(c, v, i, tmp, &p, &len, err) || put_value(w, c, p, len, err))
+            /* the common types need no conversion: skip value_bytes */
+            switch (c->type.id) {
+            case CF_T_INT64: case CF_T_TIMESTAMP: case CF_T_TIMESTAMP_NTZ: case CF_T_TIME:
+            case CF_T_DOUBLE:
+                p = (const uint8_t *)v->vals + i * 8;
+                len = 8;
+                break;
+            case CF_T_INT32: case CF_T_DATE: case CF_T_FLOAT:
+                p = (const uint8_t *)v->vals + i * 4;
+                len = 4;
+                break;
+            case CF_T_STRING: case CF_T_BINARY:
+                p = v->data.data + v->offs[i];
+                len = v->offs[i + 1] - v->offs[i];
+                break;
+            default:
+                if (value_bytes(c, v, i, tmp, &p, &len, err))
+                    return -1;
+            }
+            if (put_value(w, c, p, len, err))
                 return -1;
         } else if (!c->max_def) {
             return cf_err_set(err, CF_E_TYPE, "null in required column %s", c->path[0]);
@@ -1227,6 +1300,15 @@ static int flat_slice(cf_pq_writer *w, colw *c, const cf_column *v, const uint32
             c->def.len += 4;
         }
         c->page_n++;
+    }
+    /* Mostly distinct values (ids, timestamps) gain nothing from a
+     * dictionary and pay a hash probe per value: give up early. */
+    if (c->dict_on && c->dict_seen >= 16384 && c->ndict * 4 > c->dict_seen * 3) {
+        if (finish_page(w, c, err))
+            return -1;
+        c->dict_on = false;
+        c->dict_dead = true;
+        c->page_dict = false;
     }
     if (page_estimate(c) >= w->o.page_bytes)
         return finish_page(w, c, err);
