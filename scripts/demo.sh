@@ -6,7 +6,7 @@
 #   DEMO_GENERATE_ARGS   arguments for `cdcflow generate` (default: a small mixed workload)
 #   DEMO_PEEK_N          events printed per topic (default 3)
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 CDCFLOW=build/cdcflow
 TOPICS="postgres.public.customers postgres.public.orders postgres.public.products postgres.public.inventory"

@@ -3,7 +3,7 @@
 # Prints pytest's closing line last and exits with pytest's code.  Exit 5 ("no tests collected") counts as
 # a failure only when tests/integration holds no test file at all.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 PY=.venv/bin/python
 [ -x "$PY" ] || { echo "run_integration: .venv missing: run scripts/setup.sh (or make setup)" >&2; exit 1; }

@@ -284,7 +284,7 @@ cmd_start() {
     mkdir -p "$LOG" "$RUN"
     check_ports
     # Missing jars or JDK should stop us before PostgreSQL is started, not after.
-    kafka_healthy && connect_healthy || need_java
+    if ! { kafka_healthy && connect_healthy; }; then need_java; fi
     pg_start
     kafka_start
     connect_start
