@@ -7,6 +7,7 @@
 #   DEMO_PEEK_N          events printed per topic (default 3)
 set -u
 cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
 
 CDCFLOW=build/cdcflow
 TOPICS="postgres.public.customers postgres.public.orders postgres.public.products postgres.public.inventory"
@@ -79,7 +80,20 @@ run_pipelines() {
     "$CDCFLOW" iceberg --bootstrap 127.0.0.1:9092 --topic "$topic" --warehouse "$DEMO_DIR/iceberg" \
         --checkpoint-location "$DEMO_DIR/checkpoints/iceberg" --available-now --metrics-port 0 --log-level warn ||
         fail "cdcflow iceberg failed"
-    ls "$DEMO_DIR"/iceberg/analytics/customers_analytics/metadata/*.metadata.json | tail -n 1
+    local meta
+    meta=$(find "$DEMO_DIR/iceberg/analytics/customers_analytics/metadata" -name '*.metadata.json' | sort -V | tail -n 1)
+    echo "current metadata: $meta"
+
+    step "both tables read back by DuckDB (its delta and iceberg readers, not cdcflow's)"
+    (cd tests/integration && ../../.venv/bin/python - "$ROOT/$DEMO_DIR/delta/customers" "$ROOT/$meta") <<'PY' ||
+import sys
+from conftest import duckdb_conn
+con = duckdb_conn()
+for name, scan in (("delta", f"delta_scan('{sys.argv[1]}')"), ("iceberg", f"iceberg_scan('{sys.argv[2]}')")):
+    rows = con.sql(f"SELECT _cdc_operation, count(*) FROM {scan} GROUP BY 1 ORDER BY 1").fetchall()
+    print(f"{name:8} " + ", ".join(f"{op} {n}" for op, n in rows))
+PY
+        fail "DuckDB could not read the tables"
 }
 
 run_pipelines
