@@ -146,7 +146,7 @@ int cf_cmd_health(int argc, char **argv)
     }
     if (hs < 0 || ms != 200) {
         if (ms >= 0)
-            snprintf(why, sizeof why, "%s/metrics: HTTP %ld", url, ms);
+            snprintf(why, sizeof why, "%.400s/metrics: HTTP %ld", url, ms);
         printf("unreachable: %s\n", why);
         rc = 2;
         goto out;
