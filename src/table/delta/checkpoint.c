@@ -253,8 +253,6 @@ int cf_delta_checkpoint_write(const cf_delta_snap *s, cf_err *err)
     int64_t rows = 0, adds = 0;
     int rc = -1;
 
-    if (!CF_DELTA_HAVE_PQ_TREE())
-        return cf_err_set(err, CF_E_UNSUPPORTED, "the Parquet tree writer is not built in");
     if (s->version < 0 || !s->metadata)
         return cf_err_set(err, CF_E_ARG, "no table state to checkpoint");
     for (int i = 0; i < NLEAVES; i++) {

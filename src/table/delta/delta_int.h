@@ -188,27 +188,4 @@ int cf_delta_checkpoint_read(cf_delta_snap *s, int64_t version, cf_err *err);
 int cf_delta_offsets_put(cf_offsets *o, const char *topic, int32_t partition, int64_t next,
                          cf_err *err);
 
-/* The Parquet module is written in parallel with this one: refer to it
- * weakly so cdcflow links before it lands; CF_DELTA_HAVE_PQ() says whether
- * it is there. */
-#pragma weak cf_pq_options_default
-#pragma weak cf_pq_file_info_free
-#pragma weak cf_pq_writer_open
-#pragma weak cf_pq_writer_write
-#pragma weak cf_pq_writer_write_rows
-#pragma weak cf_pq_writer_close
-#pragma weak cf_pq_writer_abort
-#pragma weak cf_pq_reader_open
-#pragma weak cf_pq_reader_close
-#pragma weak cf_pq_reader_schema
-#pragma weak cf_pq_reader_num_rows
-#pragma weak cf_pq_reader_num_row_groups
-#pragma weak cf_pq_reader_kv
-#pragma weak cf_pq_reader_read
-#pragma weak cf_pq_writer_open_tree
-#pragma weak cf_pq_writer_write_leaf
-#pragma weak cf_pq_writer_end_row_group
-#define CF_DELTA_HAVE_PQ() (cf_pq_writer_open != NULL && cf_pq_reader_open != NULL)
-#define CF_DELTA_HAVE_PQ_TREE() (cf_pq_writer_open_tree != NULL)
-
 #endif

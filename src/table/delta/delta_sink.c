@@ -910,8 +910,6 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
     }
     if ((!rows || !rows->nrows) && (!progress || snap->version < 0))
         return 0;   /* nothing to write; a table is created by its first rows */
-    if (!CF_DELTA_HAVE_PQ())
-        return cf_err_set(err, CF_E_UNSUPPORTED, "the Parquet writer is not built in");
 
     if (rows && rows->nrows) {
         if (!(table = reconcile_schema(snap->schema, rows->schema, &changed, err)))
@@ -1252,10 +1250,6 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
     cf_buf_init(&commit, 0);
     if (snap->version < 0) {
         cf_err_set(err, CF_E_ARG, "%s is not a Delta table", root);
-        goto out;
-    }
-    if (!CF_DELTA_HAVE_PQ()) {
-        cf_err_set(err, CF_E_UNSUPPORTED, "the Parquet writer is not built in");
         goto out;
     }
     if (!(sf = calloc(snap->nlive + 1, sizeof *sf)))

@@ -44,8 +44,6 @@ int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv 
     int *cols = NULL, *map = NULL, ncols = 0, rc = -1;
     const cf_schema *fs;
 
-    if (!CF_DELTA_HAVE_PQ())
-        return cf_err_set(err, CF_E_UNSUPPORTED, "the Parquet reader is not built in");
     if (!(rel = cf_delta_path_decode(logpath)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     if (rel[0] == '/')
