@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define CREATED_BY "cdcflow version 0.1.0"
-#define SLICE_ROWS 4096
+#define SLICE_ROWS 1024   /* row groups are cut at slice ends */
 
 void cf_pq_options_default(cf_pq_options *o)
 {
