@@ -31,7 +31,7 @@ static const char *schema_json =
     "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"version\"},"
     "{\"type\":\"string\",\"optional\":false,\"field\":\"connector\"},{\"type\":\"string\",\"optional\":false,\"field\":\"name\"},"
     "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\","
-    "\"version\":1,\"parameters\":{\"allowed\":\"true,first,first_in_data_collection,last_in_data_collection,last,false,incremental\"},"
+    "\"version\":1,\"parameters\":{\"allowed\":\"true,first,last,false,incremental\"},"
     "\"default\":\"false\",\"field\":\"snapshot\"},{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},"
     "{\"type\":\"string\",\"optional\":true,\"field\":\"sequence\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"
     "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"},{\"type\":\"string\",\"optional\":false,\"field\":\"schema\"},"
@@ -123,7 +123,7 @@ static void payload(cf_buf *b, unsigned r)
         cf_buf_printf(b, NULL, "null");
     else
         row(b, id, r);
-    cf_buf_printf(b, NULL, ",\"source\":{\"version\":\"2.7.3.Final\",\"connector\":\"postgresql\","
+    cf_buf_printf(b, NULL, ",\"source\":{\"version\":\"2.7.4.Final\",\"connector\":\"postgresql\","
                   "\"name\":\"postgres\",\"ts_ms\":%lld,\"snapshot\":\"false\",\"db\":\"cdcdb\","
                   "\"sequence\":\"[\\\"%lld\\\",\\\"%lld\\\"]\",\"ts_us\":%lld,\"ts_ns\":%lld,"
                   "\"schema\":\"public\",\"table\":\"customers\",\"txId\":%u,\"lsn\":%lld,\"xmin\":null},"

@@ -497,7 +497,57 @@ static void test_null_err_is_fine(void)
     cf_decoder_free(d);
 }
 
+/* Messages captured from the stack (Debezium 2.7.4, REPLICA IDENTITY FULL). */
+static void test_real_events(void)
+{
+    cf_decoder *d = cf_decoder_new(NULL, NULL);
+    cf_event ev;
+    cf_err err;
+    const cf_schema *s;
+
+    CHECK_EQ_INT(decode(d, TOPIC, "real_customers_create.json", "real_customers_create.key.json", &ev, &err), 0);
+    s = ev.schema;
+    CHECK_EQ_INT(ev.op, 'c');
+    CHECK(cf_schema_equal(ev.schema, cf_decoder_customers_schema(d)));
+    CHECK_EQ_INT(ev.schema->npk, 1);
+    CHECK_INT(&ev, &ev.after, "customer_id", 1);
+    CHECK_STR(&ev, &ev.after, "first_name", "Ann");
+    CHECK_STR(&ev, &ev.after, "state", "IDF");
+    CHECK_KIND(&ev, &ev.after, "phone", CF_V_NULL);
+    CHECK_INT(&ev, &ev.after, "registration_date", 1795519890177632LL);
+    CHECK_INT(&ev, &ev.after, "lifetime_value", 12345);      /* "MDk=" = 123.45 */
+    CHECK_EQ_INT(ev.ts_ms, 1795519890483LL);
+    CHECK_EQ_INT(ev.src.ts_ms, 1795519890178LL);
+    CHECK_EQ_INT(ev.src.lsn, 26506320);
+    CHECK_EQ_INT(ev.src.txid, 737);
+    CHECK_EQ_STR(ev.src.snapshot, "false");
+    CHECK_EQ_INT(decode(d, TOPIC, "real_customers_update.json", "real_customers_update.key.json", &ev, &err), 0);
+    CHECK(ev.schema == s);
+    CHECK_EQ_INT(ev.op, 'u');
+    CHECK_STR(&ev, &ev.before, "customer_tier", "gold");
+    CHECK_STR(&ev, &ev.after, "customer_tier", "platinum");
+    CHECK_EQ_INT(ev.src.lsn, 26506656);
+    CHECK_EQ_INT(decode(d, TOPIC, "real_customers_delete.json", "real_customers_delete.key.json", &ev, &err), 0);
+    CHECK(ev.schema == s);
+    CHECK_EQ_INT(ev.op, 'd');
+    CHECK(!ev.after.present);
+    CHECK_STR(&ev, &ev.before, "email", "a@b.c");
+    CHECK_EQ_INT(decode(d, "postgres.public.orders", "real_orders_create.json", "real_orders_create.key.json", &ev, &err), 0);
+    CHECK_EQ_STR(ev.src.table, "orders");
+    CHECK_EQ_INT(ev.schema->npk, 1);
+    CHECK_EQ_STR(ev.schema->fields[ev.schema->pk[0]].name, "order_id");
+    CHECK_EQ_INT(ftype(&ev, "total_amount").precision, 12);
+    CHECK_INT(&ev, &ev.after, "total_amount", 5997);         /* "F20=" = 59.97 */
+    CHECK_EQ_INT(ftype(&ev, "shipped_at").id, CF_T_TIMESTAMP);
+    CHECK_INT(&ev, &ev.after, "shipped_at", 1795520014737301LL);
+    CHECK_INT(&ev, &ev.after, "order_date", 1795520014736563LL);
+    CHECK_KIND(&ev, &ev.after, "shipping_city", CF_V_NULL);
+    CHECK_STR(&ev, &ev.after, "notes", "3701bf21ea");
+    cf_decoder_free(d);
+}
+
 CF_TEST_MAIN("debezium",
+    T(test_real_events),
     T(test_create_envelope), T(test_create_bare), T(test_snapshot_read),
     T(test_replica_identity), T(test_truncate_and_tombstones), T(test_toast_placeholder),
     T(test_field_order_and_escapes), T(test_schema_cache_and_evolution),
