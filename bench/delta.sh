@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# delta.sh - Delta sink throughput and peak RSS: append and upsert (10% updates,
+# 5% deletes) from synthetic batches, then the whole pipeline from a file of
+# Debezium events.  Prints figures; never fails on speed.
+set -u
+cd "$(dirname "$0")/.."
+make -s -j2 all build/bench/bench_delta >/dev/null || exit 1
+out=$(mktemp -d /tmp/cdcflow-bench-delta.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+N=${DELTA_BENCH_EVENTS:-1000000}
+
+echo "-- sink only (batches of 100000 rows, customers-shaped)"
+build/bench/bench_delta gen --out "$out/append" --mode append --events "$N" --batch 100000
+build/bench/bench_delta gen --out "$out/upsert" --mode upsert --events "$N" --batch 100000 2>/dev/null
+
+echo "-- whole pipeline: cdcflow delta --source file: (decode + transform + sink)"
+python3 - "$out/events.jsonl" "$N" <<'PY'
+import json, random, sys
+path, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(1)
+live, lsn = [], 1000
+with open(path, "w") as f:
+    for i in range(n):
+        lsn += 3
+        r = rnd.random()
+        if live and r < 0.05:
+            k = live.pop(rnd.randrange(len(live))); op = "d"
+        elif live and r < 0.15:
+            k = live[rnd.randrange(len(live))]; op = "u"
+        else:
+            k = i + 1; live.append(k); op = "c"
+        row = {"customer_id": k, "email": "u%d@example.com" % k, "first_name": "F%d" % (k % 997),
+               "last_name": "L%d" % (k % 991), "phone": None, "address_line1": "1 Main St",
+               "city": "City%d" % (k % 50), "state": "ST", "postal_code": "12345", "country": "US",
+               "registration_date": 1700000000000000, "last_updated": 1700000000000000 + i,
+               "is_active": True, "customer_tier": "gold", "lifetime_value": "12.34"}
+        ev = {"before": row if op == "d" else None, "after": None if op == "d" else row,
+              "source": {"version": "2.7.0", "connector": "postgresql", "name": "postgres",
+                         "ts_ms": 1700000000000 + i, "db": "cdcdb", "schema": "public",
+                         "table": "customers", "lsn": lsn}, "op": op, "ts_ms": 1700000000000 + i}
+        f.write(json.dumps(ev, separators=(",", ":")) + "\n")
+PY
+for mode in append upsert; do
+    start=$(date +%s.%N)
+    /usr/bin/time -f "%M" -o "$out/rss" build/cdcflow delta --source "file:$out/events.jsonl" --available-now \
+        --mode "$mode" --table-path "$out/p-$mode" --metrics-port 0 --checkpoint-location "$out/ck-$mode" \
+        --max-offsets-per-trigger 100000 --log-level warn >/dev/null 2>&1
+    rc=$?
+    end=$(date +%s.%N)
+    awk -v m="$mode" -v n="$N" -v s="$start" -v e="$end" -v rss="$(cat "$out/rss")" -v rc="$rc" \
+        'BEGIN { if (rc) { printf "pipeline %s: failed (exit %d)\n", m, rc; exit }
+                 printf "pipeline %s: %d events in %.2f s, %.0f events/s, peak RSS %d MiB\n", m, n, e - s, n / (e - s), rss / 1024 }'
+done
