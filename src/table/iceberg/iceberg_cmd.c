@@ -95,7 +95,7 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
     };
     int64_t snap_id = -1, limit = -1, when = -1;
     int version = 0, fmt = CF_DELTA_FMT_TABLE, c, rc = 1, ncols = 0;
-    const char *columns = NULL;
+    const char *columns = NULL, *when_arg = NULL;
     cf_ice_table t = { 0 };
     cf_schema *s = NULL;
     int *cols = NULL;
@@ -113,6 +113,7 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
                 fprintf(stderr, "cdcflow scan: bad --timestamp '%s'\n", optarg);
                 return 2;
             }
+            when_arg = optarg;
             break;
         case 'f':
             if ((fmt = cf_delta_format_parse(optarg)) < 0) {
@@ -140,7 +141,7 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
             if (json_integer_value(json_object_get(sn, "timestamp-ms")) <= when)
                 snap_id = json_integer_value(json_object_get(sn, "snapshot-id"));
         if (snap_id < 0) {
-            fprintf(stderr, "cdcflow scan: no snapshot committed at or before %s\n", argv[optind - 1]);
+            fprintf(stderr, "cdcflow scan: no snapshot committed at or before %s\n", when_arg);
             goto out;
         }
     }
