@@ -58,14 +58,16 @@ def test_source_schema(pg):
                        WHERE table_schema = 'public' AND table_name = 'customers' ORDER BY ordinal_position""")
         assert cur.fetchall() == CUSTOMERS_COLUMNS
         cur.execute("""SELECT numeric_precision, numeric_scale FROM information_schema.columns
-                       WHERE table_name = 'customers' AND column_name = 'lifetime_value'""")
+                       WHERE table_schema = 'public' AND table_name = 'customers'
+                         AND column_name = 'lifetime_value'""")
         assert cur.fetchone() == (10, 2)
         # Full old rows in the WAL, so "before" is complete for updates and deletes.
-        cur.execute("SELECT relname, relreplident FROM pg_class WHERE relname = ANY(%s) ORDER BY relname",
+        cur.execute("""SELECT c.relname, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = 'public' AND c.relname = ANY(%s) ORDER BY c.relname""",
                     (list(TABLES),))
         assert cur.fetchall() == sorted((t, "f") for t in TABLES)
         cur.execute("""SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint
-                       WHERE contype = 'f' AND conrelid = 'orders'::regclass""")
+                       WHERE contype = 'f' AND conrelid = 'public.orders'::regclass""")
         assert cur.fetchall() == [("orders", "customers")]
 
 
