@@ -117,7 +117,8 @@ size_t cf_conv_be_dec_text(const uint8_t *p, size_t n, int scale, char *dst)
 
     if (len > sizeof mag)
         len = sizeof mag;   /* callers cap n; this only keeps us in bounds */
-    memcpy(mag, p, len);
+    if (len)
+        memcpy(mag, p, len);
     if (neg) {              /* two's complement -> magnitude */
         int carry = 1;
         for (size_t i = len; i-- > 0;) {
