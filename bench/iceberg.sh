@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# iceberg.sh - Iceberg sink throughput and peak RSS through the whole pipeline
+# (cdcflow iceberg --source file: : decode + transform + Parquet + manifests +
+# commit), append and upsert (10% updates, 5% deletes), plus optimize.
+# Prints figures; never fails on speed.
+set -u
+cd "$(dirname "$0")/.."
+make -s -j2 all >/dev/null || exit 1
+out=$(mktemp -d /tmp/cdcflow-bench-iceberg.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+N=${ICEBERG_BENCH_EVENTS:-500000}
+BATCH=${ICEBERG_BENCH_BATCH:-100000}
+
+python3 - "$out/events.jsonl" "$N" <<'PY'
+import json, random, sys
+path, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(7)
+live, lsn = [], 5000
+with open(path, "w") as f:
+    for i in range(n):
+        lsn += 2
+        r = rnd.random()
+        if live and r < 0.05:
+            k = live.pop(rnd.randrange(len(live))); op = "d"
+        elif live and r < 0.15:
+            k = live[rnd.randrange(len(live))]; op = "u"
+        else:
+            k = i + 1; live.append(k); op = "c"
+        row = {"customer_id": k, "email": "u%d@example.com" % k, "first_name": "F%d" % (k % 997),
+               "last_name": "L%d" % (k % 991), "phone": None, "address_line1": "1 Main St",
+               "city": "City%d" % (k % 50), "state": "ST", "postal_code": "12345", "country": "US",
+               "registration_date": 1700000000000000 + k * 1000000, "last_updated": 1700000000000000 + i,
+               "is_active": k % 3 != 0, "customer_tier": "gold", "lifetime_value": "12.34"}
+        ev = {"before": row if op == "d" else None, "after": None if op == "d" else row,
+              "source": {"version": "2.7.4.Final", "connector": "postgresql", "name": "postgres",
+                         "ts_ms": 1700000000000 + i, "db": "cdcdb", "schema": "public",
+                         "table": "customers", "lsn": lsn}, "op": op, "ts_ms": 1700000000000 + i}
+        f.write(json.dumps(ev, separators=(",", ":")) + "\n")
+PY
+echo "-- cdcflow iceberg --source file: ($N events, batches of $BATCH)"
+for mode in append upsert; do
+    start=$(date +%s.%N)
+    /usr/bin/time -f "%M" -o "$out/rss" build/cdcflow iceberg --source "file:$out/events.jsonl" --available-now \
+        --mode "$mode" --warehouse "$out/wh" --namespace bench --table "$mode" --metrics-port 0 \
+        --checkpoint-location "$out/ck-$mode" --max-offsets-per-trigger "$BATCH" --log-level warn >/dev/null 2>&1
+    rc=$?
+    end=$(date +%s.%N)
+    awk -v m="$mode" -v n="$N" -v s="$start" -v e="$end" -v rss="$(cat "$out/rss")" -v rc="$rc" \
+        'BEGIN { if (rc) { printf "pipeline %s: failed (exit %d)\n", m, rc; exit }
+                 printf "pipeline %s: %d events in %.2f s, %.0f events/s, peak RSS %d MiB\n", m, n, e - s, n / (e - s), rss / 1024 }'
+done
+rows=$(build/cdcflow scan "$out/wh/bench/upsert" --format csv --columns customer_id | tail -n +2 | wc -l)
+echo "upsert table: $rows live rows"
+start=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$out/rss" build/cdcflow optimize "$out/wh/bench/upsert" >/dev/null
+end=$(date +%s.%N)
+awk -v s="$start" -v e="$end" -v rss="$(cat "$out/rss")" -v r="$rows" \
+    'BEGIN { printf "optimize upsert table (fold position deletes): %.2f s, %.0f rows/s, peak RSS %d MiB\n", e - s, r / (e - s), rss / 1024 }'
