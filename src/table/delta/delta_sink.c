@@ -31,6 +31,7 @@ typedef struct group {
 typedef struct written {
     char   *logpath;
     size_t  key_off, key_end;      /* range in ds->newkeys of (u32 len, bytes) records */
+    int64_t from_slot;             /* survivors of this rewritten file, or -1 */
 } written;
 
 typedef struct dsink {
@@ -51,7 +52,22 @@ typedef struct dsink {
     char         **created;        /* files written, removed again if the commit fails */
     size_t         ncreated, acreated;
     bool           rewrite_only;   /* optimize: files carry dataChange=false */
+    int64_t        survivor_of;    /* write_rows is writing the survivors of this slot */
+    /* A rewritten file's surviving keys move together: rather than re-put
+     * every key, the old slot points at the new one. */
+    int64_t       *alias;
+    size_t         nalias;
 } dsink;
+
+static int64_t resolve(dsink *ds, int64_t slot)
+{
+    int64_t s = slot;
+    while (s >= 0 && (size_t)s < ds->nalias && ds->alias[s] >= 0)
+        s = ds->alias[s];
+    if (slot != s && (size_t)slot < ds->nalias)
+        ds->alias[slot] = s;   /* path compression */
+    return s;
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -463,8 +479,8 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             ds->out_rows += (int64_t)g[gi].n;
             ds->out_bytes += size;
         }
-        if (keys_pk && !cdc) {
-            written wr = { 0 };
+        if ((keys_pk || ds->survivor_of >= 0) && !cdc) {
+            written wr = { .from_slot = keys_pk ? -1 : ds->survivor_of };
             if (ds->nw == ds->aw) {
                 size_t na = ds->aw ? ds->aw * 2 : 16;
                 written *nwp = realloc(ds->w, na * sizeof *nwp);
@@ -478,7 +494,7 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             }
             wr.logpath = (char *)cf_buf_steal(&lp, NULL);
             wr.key_off = ds->newkeys.len;
-            for (size_t k = 0; k < g[gi].n; k++) {
+            for (size_t k = 0; keys_pk && k < g[gi].n; k++) {
                 size_t mark = ds->newkeys.len;
                 uint32_t len = 0;
                 if (cf_buf_append(&ds->newkeys, &len, sizeof len, err) ||
@@ -510,6 +526,7 @@ static int d_open(cf_sink *s, cf_err *err)
     if (!ds)
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     ds->sink = s;
+    ds->survivor_of = -1;
     if (!s->cfg.location || !*s->cfg.location) {
         free(ds);
         return cf_err_set(err, CF_E_ARG, "the delta sink needs a table path");
@@ -577,6 +594,9 @@ static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *er
     int rc = -1;
 
     cf_delta_map_free(ds->pk);
+    free(ds->alias);
+    ds->alias = NULL;
+    ds->nalias = 0;
     if (!ks || !(ds->pk = cf_delta_map_new()) || !(kidx = calloc((size_t)npk, sizeof *kidx))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
@@ -693,7 +713,8 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         cf_buf_reset(&ds->key);
         if (encode_key(rows, pk, npk, winners[k], &ds->key, err))
             goto out;
-        if (!cf_delta_map_get(ds->pk, ds->key.data, ds->key.len, &slot) || !snap->files[slot].live)
+        if (!cf_delta_map_get(ds->pk, ds->key.data, ds->key.len, &slot) ||
+            (slot = resolve(ds, slot)) < 0 || !snap->files[slot].live)
             continue;
         existed[k] = 1;
         if (!cf_delta_map_get(rewrite, &slot, sizeof slot, NULL)) {
@@ -782,7 +803,10 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         if (prc)
             goto out;
         ds->rm_files++;
-        if (write_rows(ds, table, old, keep, nkeep, false, opk, npk, err))
+        ds->survivor_of = rslots[i];
+        int wrc0 = write_rows(ds, table, old, keep, nkeep, false, NULL, 0, err);
+        ds->survivor_of = -1;
+        if (wrc0)
             goto out;
         /* survivors are not new output rows */
         ds->out_rows -= (int64_t)nkeep;
@@ -791,8 +815,14 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
     /* 3. new images: winners that are not hard deletes */
     size_t nnew = 0;
     uint32_t *newrows = malloc(sizeof *newrows * (nwin + 1));
-    if (!newrows)
+    int *incol = malloc(sizeof *incol * ((size_t)table->nfields + 1));
+    if (!newrows || !incol) {
+        free(newrows);
+        free(incol);
         goto oom;
+    }
+    for (int c = 0; c < table->nfields; c++)
+        incol[c] = cf_schema_find(in, table->fields[c].name);
     for (size_t k = 0; k < nwin; k++) {
         size_t r = winners[k], len = 0;
         const cf_column *opc = op_col >= 0 ? &rows->cols[op_col] : NULL;
@@ -806,14 +836,15 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         const char *tag = existed[k] ? "update_postimage" : "insert";
         size_t cr = cb->nrows;
         for (int c = 0; c < table->nfields; c++) {
-            int j = cf_schema_find(in, table->fields[c].name);
-            if (cf_delta_copy_value(&cb->cols[c], cr, &rows->cols[j], r, err)) {
+            if (cf_delta_copy_value(&cb->cols[c], cr, &rows->cols[incol[c]], r, err)) {
                 free(newrows);
+                free(incol);
                 goto out;
             }
         }
         if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err)) {
             free(newrows);
+            free(incol);
             goto out;
         }
         if (!existed[k])
@@ -821,6 +852,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
     }
     int wrc = write_rows(ds, table, rows, newrows, nnew, false, pk, npk, err);
     free(newrows);
+    free(incol);
     if (wrc)
         goto out;
     /* 4. the change feed of this commit */
@@ -860,6 +892,19 @@ static int pk_after_commit(dsink *ds, cf_err *err)
         if (!f)
             return cf_err_set(err, CF_E_CORRUPT, "file %s vanished after commit", ds->w[i].logpath);
         int64_t slot = f - ds->snap->files;
+        if (ds->w[i].from_slot >= 0) {
+            if (ds->nalias < ds->snap->nfiles) {
+                int64_t *na = realloc(ds->alias, sizeof *na * ds->snap->nfiles);
+                if (!na)
+                    return cf_err_set(err, CF_E_NOMEM, "out of memory in the key index");
+                for (size_t k = ds->nalias; k < ds->snap->nfiles; k++)
+                    na[k] = -1;
+                ds->alias = na;
+                ds->nalias = ds->snap->nfiles;
+            }
+            ds->alias[ds->w[i].from_slot] = slot;
+            continue;
+        }
         for (size_t off = ds->w[i].key_off; off + 4 <= ds->w[i].key_end;) {
             uint32_t n;
             memcpy(&n, ds->newkeys.data + off, 4);
@@ -1158,6 +1203,7 @@ static void d_close(cf_sink *s)
     pending_reset(ds, false);
     cf_delta_snap_free(ds->snap);
     cf_delta_map_free(ds->pk);
+    free(ds->alias);
     cf_buf_free(&ds->key);
     cf_buf_free(&ds->newkeys);
     cf_buf_free(&ds->gonekeys);

@@ -6,12 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define INLINE_KEY 16   /* keys this short live in the slot: no malloc, no pointer chase */
+
 typedef struct slot {
     uint64_t hash;     /* 0 = empty, 1 = deleted */
-    uint8_t *key;      /* key bytes, owned */
-    size_t   n;
     int64_t  val;
+    uint32_t n;
+    union {
+        uint8_t *p;    /* n > INLINE_KEY: owned bytes */
+        uint8_t  b[INLINE_KEY];
+    } k;
 } slot;
+
+static inline const uint8_t *key_of(const slot *e) { return e->n > INLINE_KEY ? e->k.p : e->k.b; }
 
 struct cf_delta_map {
     slot  *s;
@@ -50,8 +57,8 @@ void cf_delta_map_free(cf_delta_map *m)
     if (!m)
         return;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->s[i].hash > 1)
-            free(m->s[i].key);
+        if (m->s[i].hash > 1 && m->s[i].n > INLINE_KEY)
+            free(m->s[i].k.p);
     free(m->s);
     free(m);
 }
@@ -63,7 +70,7 @@ static slot *find(const cf_delta_map *m, uint64_t h, const void *k, size_t n)
         slot *e = &m->s[i];
         if (e->hash == 0)
             return NULL;
-        if (e->hash == h && e->n == n && memcmp(e->key, k, n) == 0)
+        if (e->hash == h && e->n == n && memcmp(key_of(e), k, n) == 0)
             return e;
     }
 }
@@ -105,13 +112,19 @@ int cf_delta_map_put(cf_delta_map *m, const void *k, size_t n, int64_t v)
     mask = m->cap - 1;
     for (i = h & mask; m->s[i].hash > 1; i = (i + 1) & mask)
         ;
-    uint8_t *kc = malloc(n ? n : 1);
-    if (!kc)
+    if (n > UINT32_MAX)
         return -1;
-    memcpy(kc, k, n);
+    slot ne = { .hash = h, .val = v, .n = (uint32_t)n };
+    if (n > INLINE_KEY) {
+        if (!(ne.k.p = malloc(n)))
+            return -1;
+        memcpy(ne.k.p, k, n);
+    } else {
+        memcpy(ne.k.b, k, n);
+    }
     if (m->s[i].hash == 0)
         m->used++;
-    m->s[i] = (slot){ h, kc, n, v };
+    m->s[i] = ne;
     m->count++;
     return 0;
 }
@@ -131,8 +144,9 @@ int cf_delta_map_del(cf_delta_map *m, const void *k, size_t n)
     slot *e = find(m, hash_bytes(k, n), k, n);
     if (!e)
         return 0;
-    free(e->key);
-    e->key = NULL;
+    if (e->n > INLINE_KEY)
+        free(e->k.p);
+    e->n = 0;
     e->hash = 1;
     m->count--;
     return 1;
