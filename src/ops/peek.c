@@ -216,6 +216,18 @@ static int put_part(cf_buf *out, const void *data, size_t len, bool raw, json_t 
     return cf_buf_append(out, (const char *)data + off, plen, err);
 }
 
+/* Debezium's op is one letter; anything that is not a short plain word
+ * (a newline, a space) would break the line format, so it shows as "?". */
+static bool plain_word(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= 32 || !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+                         (s[n] >= '0' && s[n] <= '9') || s[n] == '_' || s[n] == '-'))
+            return false;
+    return n > 0;
+}
+
 int cf_ops_peek_format(cf_buf *out, int32_t partition, int64_t offset,
                        const void *key, size_t klen, const void *val, size_t vlen,
                        bool raw, cf_err *err)
@@ -235,7 +247,7 @@ int cf_ops_peek_format(cf_buf *out, int32_t partition, int64_t offset,
         if (!o && json_is_object(json_object_get(vdoc, "payload")))
             o = json_object_get(json_object_get(vdoc, "payload"), "op");   /* --raw */
         if (json_is_string(o))
-            op = json_string_value(o);
+            op = plain_word(json_string_value(o)) ? json_string_value(o) : "?";
     }
     if (cf_buf_printf(out, err, "%" PRId32 "@%" PRId64 " key=", partition, offset) < 0 ||
         put_part(out, key, klen, raw, &kdoc, err) < 0 ||
@@ -474,6 +486,8 @@ static int print_topic(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, cf_er
         }
         rd_kafka_message_destroy(m);
     }
+    if (printed == 0 && open == 0)
+        fprintf(stderr, "cdcflow peek: %s has no messages\n", o->topic);
     rc = 0;
 out:
     if (assign)

@@ -689,6 +689,113 @@ static void peek_format_lines(void)
     CHECK_EQ_STR(fmt(&b, "k\"1", "plain text", false),
                  "0@42 key=\"k\\\"1\" op=- value=\"plain text\"\n");
     CHECK_EQ_STR(fmt(&b, NULL, "\xff\x01z", false), "0@42 key=null op=- value=\"\\u00ff\\u0001z\"\n");
+    /* an op that is not a plain word cannot break the line */
+    CHECK_EQ_STR(fmt(&b, NULL, "{\"op\":\"c\\nd\"}", false), "0@42 key=null op=? value={\"op\":\"c\\nd\"}\n");
+    cf_buf_free(&b);
+}
+
+/* A random JSON value built from our PRNG: nested objects and arrays,
+ * strings full of braces, quotes, escapes and "payload" look-alikes. */
+static json_t *random_json(cf_ops_rng *r, int depth)
+{
+    static const char *const strs[] = { "payload", "a}b", "\"q\"", "[", "\\", "{\"payload\":1}", "é€😀",
+                                        "", "tab\there", "nl\n" };
+    static const char *const keys[] = { "payload", "schema", "op", "x", "pay\"load", "payloa" };
+    switch (cf_ops_rng_below(r, depth > 3 ? 5 : 7)) {
+    case 0: return json_integer((json_int_t)cf_ops_rng_next(r) >> 20);
+    case 1: return json_real(cf_ops_rng_unit(r) * 1e6);
+    case 2: return json_string(strs[cf_ops_rng_below(r, 10)]);
+    case 3: return cf_ops_rng_chance(r, 0.5) ? json_true() : json_null();
+    case 4: return json_false();
+    case 5: {
+        json_t *a = json_array();
+        for (uint64_t i = cf_ops_rng_below(r, 4); i > 0; i--)
+            json_array_append_new(a, random_json(r, depth + 1));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (uint64_t i = cf_ops_rng_below(r, 5); i > 0; i--)
+            json_object_set_new(o, keys[cf_ops_rng_below(r, 6)], random_json(r, depth + 1));
+        return o;
+    }
+    }
+}
+
+static void peek_payload_span_property(void)
+{
+    cf_ops_rng r;
+    cf_buf b;
+    cf_err e;
+    int checked = 0;
+
+    cf_ops_rng_seed(&r, 2024);
+    cf_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 3000; i++) {
+        json_t *env = json_object(), *payload = random_json(&r, 1);
+        json_object_set_new(env, "schema", random_json(&r, 1));
+        json_object_set_new(env, "payload", payload);
+        if (cf_ops_rng_chance(&r, 0.5))
+            json_object_set_new(env, "zzz", random_json(&r, 2));
+        /* Compact as Connect writes it, or indented / spaced by someone else. */
+        size_t flags = cf_ops_rng_chance(&r, 0.5) ? JSON_COMPACT : JSON_INDENT(cf_ops_rng_below(&r, 3));
+        char *text = json_dumps(env, flags | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+        cf_buf_reset(&b);
+        CHECK(cf_ops_peek_format(&b, 1, 2, NULL, 0, text, strlen(text), false, &e) == 0);
+        const char *line = cf_buf_cstr(&b, &e);
+        const char *v = strstr(line, " value=");
+        CHECK(v != NULL);
+        CHECK(strchr(line, '\n') == line + b.len - 1);              /* one line */
+        if (v) {
+            json_t *got = json_loadb(v + 7, strlen(v + 7) - 1, JSON_DECODE_ANY, NULL);
+            CHECK(got != NULL && json_equal(got, payload));
+            checked += got != NULL && json_equal(got, payload);
+            json_decref(got);
+        }
+        free(text);
+        json_decref(env);
+    }
+    CHECK_EQ_INT(checked, 3000);
+    cf_buf_free(&b);
+}
+
+/* Whatever bytes arrive, formatting neither crashes (the sanitizer build
+ * watches) nor breaks the one-line format. */
+static void peek_survives_mangled_messages(void)
+{
+    const char *seed = "{\"schema\":{\"type\":\"struct\"},\"payload\":{\"before\":null,\"after\":"
+                       "{\"id\":1,\"s\":\"a}\\\"b\"},\"op\":\"u\"}}";
+    size_t n = strlen(seed);
+    char m[256];
+    cf_ops_rng r;
+    cf_buf b;
+    cf_err e;
+    int bad = 0;
+
+    cf_ops_rng_seed(&r, 99);
+    cf_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 20000; i++) {
+        size_t len = n;
+        memcpy(m, seed, n);
+        for (uint64_t k = cf_ops_rng_below(&r, 4) + 1; k > 0; k--) {
+            size_t at = (size_t)cf_ops_rng_below(&r, len);
+            switch (cf_ops_rng_below(&r, 3)) {
+            case 0: m[at] = (char)cf_ops_rng_next(&r); break;
+            case 1: len = at; break;                              /* truncate */
+            default: m[at] = "{}[]\",:\\ \n"[cf_ops_rng_below(&r, 10)]; break;
+            }
+            if (!len)
+                break;
+        }
+        cf_buf_reset(&b);
+        if (cf_ops_peek_format(&b, 0, i, m, len, m, len, cf_ops_rng_chance(&r, 0.2), &e) < 0) {
+            bad++;
+            continue;
+        }
+        if (!b.len || memchr(b.data, '\n', b.len) != b.data + b.len - 1)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
     cf_buf_free(&b);
 }
 
@@ -760,4 +867,5 @@ CF_TEST_MAIN("ops",
     T(connector_config_defaults), T(connector_config_options), T(connector_config_comparison),
     T(connector_parse_errors),
     T(connector_status_parsing), T(first_lines),
-    T(peek_format_lines), T(peek_parse_args), T(opt_matching))
+    T(peek_format_lines), T(peek_payload_span_property), T(peek_survives_mangled_messages),
+    T(peek_parse_args), T(opt_matching))
