@@ -933,8 +933,11 @@ static int load_dict(cf_pq_reader *r, const leaf *l, const uint8_t *p, size_t n,
     if (l->ptype == PQ_BOOLEAN)
         return cf_err_set(err, CF_E_UNSUPPORTED, "dictionary-encoded booleans");
     r->dict.len = 0;
-    if (cf_buf_append(&r->dict, p, n, err))
+    if (cf_buf_reserve(&r->dict, n + 1, err))     /* never a NULL base, even when empty */
         return -1;
+    if (n)
+        memcpy(r->dict.data, p, n);
+    r->dict.len = n;
     if ((size_t)count > r->dict_alloc) {
         uint32_t *o = realloc(r->dict_off, (size_t)count * sizeof *o), *ln;
         if (!o)
