@@ -176,6 +176,11 @@ static int db_ids(void *ctx, cf_gen_table t, int64_t *ids, int64_t n, cf_err *er
         PQclear(res);
         return -1;
     }
+    if (n > 0 && PQgetisnull(res, 0, 0)) {
+        PQclear(res);
+        return cf_err_set(err, CF_E_DB, "%s.%s has no sequence (SERIAL expected, as in "
+                          "deploy/postgres/schema.sql)", cf_ops_gen_table_name(t), pk_col[t]);
+    }
     for (int64_t i = 0; i < n; i++)
         ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
     PQclear(res);
@@ -454,8 +459,9 @@ static void usage(FILE *f)
           "  --updates N|P%    updates across the four tables (default 50); P% is a share\n"
           "                    of the rows this run inserts (or of existing rows if none)\n"
           "  --deletes N|P%    deletes of orders, customers or products (default 10)\n"
-          "  --rate R          row changes per second, 0 = as fast as possible (default 0)\n"
-          "  --batch N         row changes per transaction (default 100)\n"
+          "  --rate R          statements per second, 0 = as fast as possible (default 0);\n"
+          "                    each changes one row, but for \"delete a customer's orders\"\n"
+          "  --batch N         statements per transaction (default 100)\n"
           "  --seed S          PRNG seed (default 42): the same seed, options and starting\n"
           "                    database give the same statements\n"
           "  --dsn DSN         libpq connection string; default from PGHOST PGPORT PGUSER\n"

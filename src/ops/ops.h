@@ -120,8 +120,8 @@ typedef struct cf_ops_gen_opts {
     int64_t      customers, orders, products;
     cf_ops_count updates, deletes;
     uint64_t     seed;
-    int64_t      batch;         /* row changes per transaction */
-    double       rate;          /* row changes per second, 0 = unthrottled */
+    int64_t      batch;         /* statements per transaction */
+    double       rate;          /* statements per second, 0 = unthrottled */
     const char  *dsn;           /* NULL: from PG* env and defaults */
     bool         dry_run;       /* print SQL, touch no database */
     bool         new_rows_only; /* update/delete only rows this run inserted */
