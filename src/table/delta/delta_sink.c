@@ -926,7 +926,7 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
     bool upsert = s->cfg.mode == CF_MODE_UPSERT;
     cf_buf commit;
     char app[512];
-    int64_t start_version = snap->version;
+    int64_t start_version;
 
     cf_buf_init(&commit, 0);
     pending_reset(ds, false);
@@ -940,6 +940,7 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
         return -1;
     if (others > 0)
         ds->pk_ready = false;
+    start_version = snap->version;
     bool progress = false;
     for (int i = 0; covered && i < covered->n; i++) {
         snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);

@@ -1,0 +1,352 @@
+/* test_delta_sink.c - the Delta sink end to end on a temp table: commits
+ * with offsets, upsert by key with change data, concurrent writers
+ * (put-if-absent retry, txn ownership), schema evolution and its limits. */
+#include "cf_test.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "table/delta/delta_int.h"
+
+static char *mktable(void)
+{
+    static char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/cf_delta_sink_XXXXXX");
+    return mkdtemp(dir);
+}
+
+static void rmtree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", dir);
+}
+
+static cf_schema *schema(bool extra)
+{
+    cf_err e;
+    cf_schema *s = cf_schema_new();
+    cf_type ti = { CF_T_INT64 }, ts = { CF_T_STRING };
+    cf_schema_add(s, "id", ti, false, 0, &e);
+    cf_schema_add(s, "name", ts, true, 0, &e);
+    cf_schema_add(s, "_cdc_operation", ts, true, 0, &e);
+    cf_schema_add(s, "_source_lsn", ti, true, 0, &e);
+    if (extra)
+        cf_schema_add(s, "tier", ts, true, 0, &e);
+    const char *pk = "id";
+    cf_schema_set_pk(s, &pk, 1, &e);
+    return s;
+}
+
+static void row(cf_batch *b, int64_t id, const char *name, const char *op, int64_t lsn)
+{
+    cf_err e;
+    size_t r = b->nrows;
+    cf_col_set_i64(&b->cols[0], r, id, &e);
+    cf_col_set_bytes(&b->cols[1], r, name, strlen(name), &e);
+    cf_col_set_bytes(&b->cols[2], r, op, strlen(op), &e);
+    cf_col_set_i64(&b->cols[3], r, lsn, &e);
+    cf_batch_end_row(b, &e);
+}
+
+static cf_offsets at(const char *topic, int32_t part, int64_t next)
+{
+    cf_offsets o = { 0 };
+    cf_delta_offsets_put(&o, topic, part, next, NULL);
+    return o;
+}
+
+/* name of id in the table, or NULL; count of rows in *n */
+static char *lookup(const char *root, int64_t id, size_t *n)
+{
+    cf_err e;
+    cf_delta_snap *s = cf_delta_snap_load(root, -1, &e);
+    char *found = NULL;
+    *n = 0;
+    if (!s)
+        return NULL;
+    cf_batch *b = cf_batch_new(s->schema, &e);
+    for (size_t i = 0; i < s->nfiles; i++)
+        if (s->files[i].live)
+            cf_delta_read_file(root, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+    *n = b->nrows;
+    for (size_t r = 0; r < b->nrows; r++)
+        if (cf_col_i64(&b->cols[0], r) == id) {
+            size_t len;
+            const uint8_t *p = cf_col_bytes(&b->cols[1], r, &len);
+            free(found);
+            found = strndup((const char *)p, len);
+        }
+    cf_batch_free(b);
+    cf_delta_snap_free(s);
+    return found;
+}
+
+static void test_append_offsets_and_replay_guard(void)
+{
+    char *dir = mktable();
+    cf_err e;
+    cf_schema *s = schema(false);
+    cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "t" };
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    cf_batch *b = cf_batch_new(s, &e);
+    int64_t v = -2;
+
+    row(b, 1, "a", "INSERT", 10);
+    row(b, 2, "b", "INSERT", 11);
+    cf_offsets o = at("topic-x", 2, 2);
+    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(v, 0);
+    cf_sink_close(k);
+
+    /* reopen: offsets come back from the txn action */
+    k = cf_sink_open(&cfg, &e);
+    cf_offsets back = { 0 };
+    CHECK_EQ_INT(cf_sink_offsets(k, &back, &e), 0);
+    CHECK_EQ_INT(cf_offsets_get(&back, "topic-x", 2), 2);
+    /* the same offsets again: refused, nothing written twice */
+    e.code = CF_OK;
+    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), -1);
+    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    size_t n;
+    free(lookup(dir, 1, &n));
+    CHECK_EQ_INT(n, 2);
+    /* an empty batch that moves offsets (tombstones only) still commits them */
+    cf_batch_reset(b);
+    cf_offsets o2 = at("topic-x", 2, 5);
+    CHECK_EQ_INT(cf_sink_commit(k, b, &o2, &v, &e), 0);
+    CHECK_EQ_INT(v, 1);
+    cf_sink_close(k);
+    free(back.v);
+    free(o.v);
+    free(o2.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+static void test_upsert_and_change_data(void)
+{
+    char *dir = mktable();
+    cf_err e;
+    cf_schema *s = schema(false);
+    cf_sink_config cfg = { .kind = "delta", .location = dir, .mode = CF_MODE_UPSERT };
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    cf_batch *b = cf_batch_new(s, &e);
+    int64_t v;
+    size_t n;
+
+    for (int i = 1; i <= 5; i++)
+        row(b, i, "v0", "INSERT", i);
+    cf_offsets o = at("t", 0, 5);
+    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    cf_batch_reset(b);
+    row(b, 2, "v1", "UPDATE", 20);
+    row(b, 3, "gone", "DELETE", 21);
+    row(b, 2, "stale", "UPDATE", 19);       /* lower LSN: loses to v1 */
+    row(b, 6, "new", "INSERT", 22);
+    free(o.v);
+    o = at("t", 0, 9);
+    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(v, 1);
+    char *name = lookup(dir, 2, &n);
+    CHECK_EQ_STR(name, "v1");
+    free(name);
+    CHECK_EQ_INT(n, 5);                     /* 5 - 1 deleted + 1 new */
+    name = lookup(dir, 3, &n);
+    CHECK(name == NULL);
+    free(name);
+
+    /* version 1 has cdc actions: update pre/post for 2, delete 3, insert 6 */
+    cf_buf lg;
+    cf_buf_init(&lg, 0);
+    CHECK_EQ_INT(cf_delta_log_read(dir, 1, &lg, &e), 0);
+    const char *t = cf_buf_cstr(&lg, &e);
+    CHECK(t && strstr(t, "{\"cdc\":{\"path\":\"_change_data/cdc-00000-") != NULL);
+    CHECK(t && strstr(t, "{\"remove\":") != NULL);
+    CHECK(t && strstr(t, "\"numTargetRowsUpdated\":\"1\"") && strstr(t, "\"numTargetRowsDeleted\":\"1\"") &&
+          strstr(t, "\"numTargetRowsInserted\":\"1\""));
+    cf_buf_free(&lg);
+    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    cf_schema *cs = cf_schema_clone(sn->schema);
+    cf_type tstr = { CF_T_STRING };
+    cf_schema_add(cs, "_change_type", tstr, true, 0, &e);
+    cf_batch *cb = cf_batch_new(cs, &e);
+    /* find the cdc file path in the log and read it */
+    cf_buf_init(&lg, 0);
+    cf_delta_log_read(dir, 1, &lg, &e);
+    char *p = strstr(cf_buf_cstr(&lg, &e), "\"cdc\":{\"path\":\"");
+    char path[512] = "";
+    if (p) {
+        p += strlen("\"cdc\":{\"path\":\"");
+        snprintf(path, sizeof path, "%.*s", (int)(strchr(p, '"') - p), p);
+    }
+    cf_delta_pv nopv = { 0 };
+    CHECK_EQ_INT(cf_delta_read_file(dir, path, &nopv, cs, cb, &e), 0);
+    int pre = 0, post = 0, del = 0, ins = 0;
+    for (size_t r = 0; r < cb->nrows; r++) {
+        size_t len;
+        const char *ct = (const char *)cf_col_bytes(&cb->cols[cs->nfields - 1], r, &len);
+        int64_t id = cf_col_i64(&cb->cols[0], r);
+        if (len == 15 && !memcmp(ct, "update_preimage", 15) && id == 2) pre++;
+        if (len == 16 && !memcmp(ct, "update_postimage", 16) && id == 2) post++;
+        if (len == 6 && !memcmp(ct, "delete", 6) && id == 3) del++;
+        if (len == 6 && !memcmp(ct, "insert", 6) && id == 6) ins++;
+    }
+    CHECK_EQ_INT(cb->nrows, 4);
+    CHECK(pre == 1 && post == 1 && del == 1 && ins == 1);
+    cf_buf_free(&lg);
+    cf_batch_free(cb);
+    cf_schema_free(cs);
+    cf_delta_snap_free(sn);
+
+    /* a new process rebuilds the key index from the files */
+    cf_sink_close(k);
+    k = cf_sink_open(&cfg, &e);
+    cf_batch_reset(b);
+    row(b, 6, "v2", "UPDATE", 30);
+    free(o.v);
+    o = at("t", 0, 10);
+    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    name = lookup(dir, 6, &n);
+    CHECK_EQ_STR(name, "v2");
+    free(name);
+    CHECK_EQ_INT(n, 5);
+    cf_sink_close(k);
+    free(o.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+static void test_concurrent_writers(void)
+{
+    char *dir = mktable();
+    cf_err e;
+    cf_schema *s = schema(false);
+    cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "w" };
+    cf_batch *b = cf_batch_new(s, &e);
+    int64_t v;
+
+    cf_sink *a = cf_sink_open(&cfg, &e);
+    row(b, 1, "a", "INSERT", 1);
+    cf_offsets oa = at("t", 0, 1), ob = at("t", 1, 1);
+    CHECK_EQ_INT(cf_sink_commit(a, b, &oa, &v, &e), 0);   /* creates the table */
+    cf_sink *bb = cf_sink_open(&cfg, &e);                   /* both at version 0 now */
+    free(oa.v);
+    oa = at("t", 0, 2);
+    CHECK_EQ_INT(cf_sink_commit(a, b, &oa, &v, &e), 0);
+    CHECK_EQ_INT(v, 1);
+    /* b's next version (1) is taken: it sees a commit of another partition
+     * and retries as 2 */
+    CHECK_EQ_INT(cf_sink_commit(bb, b, &ob, &v, &e), 0);
+    CHECK_EQ_INT(v, 2);
+    /* b now commits offsets of partition 0, which a owns and moved past */
+    cf_offsets stale = at("t", 0, 2);
+    e.code = CF_OK;
+    CHECK_EQ_INT(cf_sink_commit(bb, b, &stale, &v, &e), -1);
+    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    CHECK(sn && sn->version == 2 && sn->nlive == 3);
+    cf_delta_snap_free(sn);
+    cf_sink_close(a);
+    cf_sink_close(bb);
+    free(oa.v);
+    free(ob.v);
+    free(stale.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+static void test_schema_evolution(void)
+{
+    char *dir = mktable();
+    cf_err e;
+    cf_schema *s1 = schema(false), *s2 = schema(true);
+    cf_sink_config cfg = { .kind = "delta", .location = dir };
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    cf_batch *b1 = cf_batch_new(s1, &e), *b2 = cf_batch_new(s2, &e);
+    int64_t v;
+
+    row(b1, 1, "a", "INSERT", 1);
+    cf_offsets o = at("t", 0, 1);
+    CHECK_EQ_INT(cf_sink_commit(k, b1, &o, &v, &e), 0);
+    row(b2, 2, "b", "INSERT", 2);
+    cf_col_set_bytes(&b2->cols[4], 0, "gold", 4, &e);
+    free(o.v);
+    o = at("t", 0, 2);
+    CHECK_EQ_INT(cf_sink_commit(k, b2, &o, &v, &e), 0);
+    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    CHECK(sn && sn->schema->nfields == 5 && cf_schema_find(sn->schema, "tier") == 4);
+    cf_delta_snap_free(sn);
+    /* the old schema again: a dropped column is refused */
+    free(o.v);
+    o = at("t", 0, 3);
+    e.code = CF_OK;
+    CHECK_EQ_INT(cf_sink_commit(k, b1, &o, &v, &e), -1);
+    CHECK_EQ_INT(e.code, CF_E_UNSUPPORTED);
+    CHECK(strstr(e.msg, "'tier'") != NULL);
+    cf_sink_close(k);
+    free(o.v);
+    cf_batch_free(b1);
+    cf_batch_free(b2);
+    cf_schema_free(s1);
+    cf_schema_free(s2);
+    rmtree(dir);
+}
+
+static void test_partitioned_paths(void)
+{
+    char *dir = mktable();
+    cf_err e;
+    cf_schema *s = schema(false);
+    const char *parts[] = { "name" };
+    cf_sink_config cfg = { .kind = "delta", .location = dir, .partition_by = parts, .npartition_by = 1 };
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    cf_batch *b = cf_batch_new(s, &e);
+    int64_t v;
+
+    row(b, 1, "a/b c", "INSERT", 1);
+    row(b, 2, "x", "INSERT", 2);
+    cf_col_set_i64(&b->cols[0], 2, 3, &e);
+    cf_col_set_null(&b->cols[1], 2, &e);      /* null partition value */
+    cf_batch_end_row(b, &e);
+    cf_offsets o = at("t", 0, 3);
+    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    CHECK(sn && sn->nlive == 3 && sn->npart == 1);
+    int seen = 0;
+    for (size_t i = 0; sn && i < sn->nfiles; i++) {
+        const char *p = sn->files[i].path;
+        bool present;
+        const char *val = cf_delta_pv_get(&sn->files[i].pv, "name", &present);
+        CHECK(present);
+        if (!strncmp(p, "name=a%252Fb%2520c/", 19) && val && !strcmp(val, "a/b c"))
+            seen |= 1;
+        if (!strncmp(p, "name=x/", 7))
+            seen |= 2;
+        if (!strncmp(p, "name=__HIVE_DEFAULT_PARTITION__/", 32) && !val)
+            seen |= 4;
+        /* the file is where the decoded log path says */
+        char *rel = cf_delta_path_decode(p), full[600];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, rel);
+        CHECK(stat(full, &st) == 0);
+        free(rel);
+    }
+    CHECK_EQ_INT(seen, 7);
+    cf_delta_snap_free(sn);
+    cf_sink_close(k);
+    free(o.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+CF_TEST_MAIN("delta_sink", T(test_append_offsets_and_replay_guard), T(test_upsert_and_change_data),
+             T(test_concurrent_writers), T(test_schema_evolution), T(test_partitioned_paths))
