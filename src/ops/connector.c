@@ -562,6 +562,11 @@ static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_e
             print_status(stderr, o->name, &st);
             return cf_err_set(err, CF_E_HTTP, "connector %s FAILED (see the trace above)", o->name);
         }
+        if (o->wait_s == 0 && rc > 0) {
+            /* --wait 0: registering was the job; show where it stands. */
+            print_status(stdout, o->name, &st);
+            return 0;
+        }
         if (cf_ops_now() - t0 >= o->wait_s) {
             if (rc > 0)
                 print_status(stderr, o->name, &st);
@@ -722,7 +727,8 @@ static void usage(FILE *f)
           "                          PGPASSWORD PGDATABASE; default 127.0.0.1 5432 cdcuser\n"
           "                          cdcpass cdcdb)\n"
           "  --set KEY=VALUE         extra connector config, may repeat (wins over the above)\n"
-          "  --wait SECONDS          register: wait this long for RUNNING (default 60);\n"
+          "  --wait SECONDS          register: wait this long for RUNNING (default 60; 0 =\n"
+          "                          do not wait);\n"
           "                          delete --drop-slot: for the slot to be released\n"
           "  --timeout SECONDS       per HTTP request (default 10)\n"
           "  --drop-slot             delete: drop the replication slot as well (libpq); a slot\n"

@@ -209,7 +209,8 @@ int  cf_ops_peek_parse(int argc, char **argv, cf_ops_peek_opts *o, cf_err *err);
 
 /* Appends one line "P@OFFSET key=K op=OP value=V\n" for a Kafka message.
  * With schemas.enable=true the Connect envelope {"schema","payload"} is
- * unwrapped unless raw; a NULL value is a tombstone (op "-", value null);
+ * unwrapped unless raw, and printed as the bytes Connect wrote; a NULL value
+ * is a tombstone (op "tombstone", value null); no op field gives op "-";
  * bytes that are not JSON are printed as a JSON string. */
 int cf_ops_peek_format(cf_buf *out, int32_t partition, int64_t offset,
                        const void *key, size_t klen, const void *val, size_t vlen,
