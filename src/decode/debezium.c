@@ -1487,12 +1487,28 @@ static int bare_resolve(cf_decoder *d, topic *t, const char *table, rowdesc **ou
     return 0;
 }
 
-static int payload_member(cf_decoder *d, cf_json *j, const cf_json_str *k, pstate *ps)
+/* Payload members, in the order Debezium writes them. */
+enum { P_BEFORE, P_AFTER, P_SOURCE, P_TX, P_OP, P_TS_MS, P_TS_US, P_TS_NS, P_OTHER };
+static const struct { const char *q; size_t qn; } pay_keys[] = {
+    { Q("before") }, { Q("after") }, { Q("source") }, { Q("transaction") }, { Q("op") },
+    { Q("ts_ms") }, { Q("ts_us") }, { Q("ts_ns") },
+};
+#define NPAY_KEYS ((int)(sizeof pay_keys / sizeof *pay_keys))
+
+static int payload_key_id(const cf_json_str *k)
+{
+    for (int i = 0; i < NPAY_KEYS; i++)
+        if (!k->esc && k->n + 2 == pay_keys[i].qn && memcmp(k->s, pay_keys[i].q + 1, k->n) == 0)
+            return i;
+    return P_OTHER;
+}
+
+static int payload_member(cf_decoder *d, cf_json *j, int which, pstate *ps)
 {
     cf_event *ev = ps->ev;
 
-    if (CF_JSON_IS(k, "before") || CF_JSON_IS(k, "after")) {
-        bool after = k->s[0] == 'a';
+    if (which == P_BEFORE || which == P_AFTER) {
+        bool after = which == P_AFTER;
         cf_row *row = after ? &ev->after : &ev->before;
         int nr = cf_json_null(j);
         if (nr < 0)
@@ -1510,17 +1526,20 @@ static int payload_member(cf_decoder *d, cf_json *j, const cf_json_str *k, pstat
              * again once source.table is known. */
             const uint8_t *at = j->p;
             int depth = j->depth;
-            cf_err saved = *j->err;
-            if (decode_row(d, j, ps->rd, row) == 0)
+            cf_err scratch, *caller = j->err;
+            j->err = &scratch;
+            if (decode_row(d, j, ps->rd, row) == 0) {
+                j->err = caller;
                 return 0;
-            *j->err = saved;
+            }
+            j->err = caller;
             j->p = at;
             j->depth = depth;
             ps->guess_failed = true;
         }
         return cf_json_skip(j);     /* decoded once the table is known */
     }
-    if (CF_JSON_IS(k, "op")) {
+    if (which == P_OP) {
         cf_json_str s;
         ps->op_pos = cf_json_pos(j);
         if (cf_json_peek(j) != '"')
@@ -1535,12 +1554,14 @@ static int payload_member(cf_decoder *d, cf_json *j, const cf_json_str *k, pstat
         ps->have_op = true;
         return 0;
     }
-    if (CF_JSON_IS(k, "source")) {
+    if (which == P_SOURCE) {
         ps->have_source = true;
         return parse_source(d, j, &ev->src);
     }
-    if (CF_JSON_IS(k, "ts_ms")) {
+    if (which == P_TS_MS) {
         cf_json_num n;
+        if (cf_json_small_int(j, &ev->ts_ms))
+            return 0;
         if (cf_json_null(j) == 1)
             return 0;
         if (cf_json_number(j, &n))
@@ -1607,33 +1628,23 @@ static int payload_finish(cf_decoder *d, cf_json *j, pstate *ps, long payload_po
     return 0;
 }
 
-/* Payload members in the order Debezium writes them; the fast path hands
- * payload_member() the key without scanning it. */
-static const struct { const char *q; size_t qn; } pay_keys[] = {
-    { Q("before") }, { Q("after") }, { Q("source") }, { Q("transaction") }, { Q("op") },
-    { Q("ts_ms") }, { Q("ts_us") }, { Q("ts_ns") },
-};
-#define NPAY_KEYS ((int)(sizeof pay_keys / sizeof *pay_keys))
-
 /* The remaining members of a payload object whose '{' the caller consumed;
  * g is the index in pay_keys of the member expected next. */
 static int payload_members(cf_decoder *d, cf_json *j, pstate *ps, int *cnt, int g)
 {
     cf_json_str k;
-    int r;
+    int r, which;
 
     for (;;) {
         if (g < NPAY_KEYS && cf_json_obj_next_is(j, cnt, pay_keys[g].q, pay_keys[g].qn)) {
-            k.s = pay_keys[g].q + 1;
-            k.n = pay_keys[g].qn - 2;
-            k.esc = false;
-            g++;
+            which = g++;
         } else {
             if ((r = cf_json_obj_next(j, cnt, &k)) != 1)
                 return r;
+            which = payload_key_id(&k);
             g = NPAY_KEYS;      /* out of the usual order: stay on the slow path */
         }
-        if (payload_member(d, j, &k, ps))
+        if (payload_member(d, j, which, ps))
             return -1;
     }
 }
@@ -1849,8 +1860,9 @@ decode_now:
 
     /* No envelope: the object is the payload itself. */
     ps.rd = bare_guess(d, t, err);
-    if (payload_member(d, &j, &k, &ps) ||
-        payload_members(d, &j, &ps, &cnt, CF_JSON_IS(&k, "before") ? 1 : NPAY_KEYS))
+    r = payload_key_id(&k);
+    if (payload_member(d, &j, r, &ps) ||
+        payload_members(d, &j, &ps, &cnt, r == P_BEFORE ? 1 : NPAY_KEYS))
         return -1;
     if (cf_json_peek(&j) >= 0)
         return cf_json_fail(&j, "trailing bytes after the event");

@@ -332,8 +332,8 @@ static int put(cf_column *c, size_t row, const cf_value *v, cf_type st, const ch
 }
 
 /* Spark's concat_ws: join the non-null inputs with sep; all null -> "". */
-static int concat_ws(cf_transform *t, const char *sep, const cf_value *const *in, int n,
-                     bool *unavailable, cf_err *err)
+static int concat_ws(cf_transform *t, const char *sep, size_t sepn, const cf_value *const *in,
+                     int n, bool *unavailable, cf_err *err)
 {
     bool first = true;
 
@@ -349,7 +349,7 @@ static int concat_ws(cf_transform *t, const char *sep, const cf_value *const *in
         }
         if (v->kind != CF_V_STRING)
             return cf_err_set(err, CF_E_TYPE, "concat of a non-string value");
-        if (!first && cf_buf_append(&t->scratch, sep, strlen(sep), err))
+        if (!first && cf_buf_append(&t->scratch, sep, sepn, err))
             return -1;
         if (cf_buf_append(&t->scratch, v->s, v->n, err))
             return -1;
@@ -414,7 +414,7 @@ static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, co
     }
     {
         const cf_value *name[2] = { in[I_FIRST], in[I_LAST] };
-        if (concat_ws(t, " ", name, 2, &ua, err))
+        if (concat_ws(t, " ", 1, name, 2, &ua, err))
             return -1;
         if (ua) {
             if (ua_add(t, row, O_FULL, err))
@@ -425,7 +425,7 @@ static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, co
     }
     {
         const cf_value *loc[3] = { in[I_CITY], in[I_STATE], in[I_COUNTRY] };
-        if (concat_ws(t, ", ", loc, 3, &ua, err))
+        if (concat_ws(t, ", ", 2, loc, 3, &ua, err))
             return -1;
         if (ua) {
             if (ua_add(t, row, O_LOC, err))
