@@ -14,7 +14,7 @@
 
 #include "table/delta/delta_print.h"
 #include "table/iceberg/iceberg_int.h"
-#include "table/iceberg/pq_link.h"
+#include "format/parquet/parquet.h"
 
 bool cf_iceberg_is_table(const char *dir)
 {
@@ -419,10 +419,6 @@ int cf_iceberg_cmd_optimize(int argc, char **argv)
     if (optind != argc - 1) {
         optimize_usage(stderr);
         return 2;
-    }
-    if (!cf_ice_have_parquet()) {
-        fprintf(stderr, "cdcflow optimize: this build has no Parquet support\n");
-        return 1;
     }
     if (load_or_say("optimize", argv[optind], 0, &t))
         return 1;

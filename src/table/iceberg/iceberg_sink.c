@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "table/iceberg/iceberg_int.h"
-#include "table/iceberg/pq_link.h"
+#include "format/parquet/parquet.h"
 
 #define MAX_COMMIT_ATTEMPTS 20
 #define KEY_POOL_CAP        ((size_t)8 << 30)   /* bytes of primary-key values kept in memory */
@@ -271,8 +271,6 @@ static int ice_open(cf_sink *sk, cf_err *err)
 
     if (!sk->cfg.location || !*sk->cfg.location)
         return cf_err_set(err, CF_E_ARG, "iceberg sink: no table location");
-    if (!cf_ice_have_parquet())
-        return cf_err_set(err, CF_E_UNSUPPORTED, "iceberg sink: this build has no Parquet writer");
     if (!(s = calloc(1, sizeof *s)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     sk->impl = s;

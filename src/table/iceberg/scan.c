@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "table/iceberg/pq_link.h"
+#include "format/parquet/parquet.h"
 
 /* Deleted positions of one data file, sorted. */
 typedef struct delset {
@@ -276,8 +276,6 @@ int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, 
     cf_schema *out_s = NULL;
     int rc = -1;
 
-    if (!cf_ice_have_parquet())
-        return cf_err_set(err, CF_E_UNSUPPORTED, "this build has no Parquet support");
     if (!(out_s = sub_schema(s, cols, cols ? ncols : s->nfields, err)))
         goto out;
     for (int i = 0; i < nfiles; i++)
@@ -309,8 +307,6 @@ int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
     cf_ice_file *files = NULL;
     int nfiles = 0, rc;
 
-    if (!cf_ice_have_parquet())
-        return cf_err_set(err, CF_E_UNSUPPORTED, "this build has no Parquet support");
     if (!snap)
         return 0;
     if (cf_ice_snapshot_files(snap, &files, &nfiles, err))
