@@ -511,10 +511,10 @@ int cf_json_small_int(cf_json *j, int64_t *out)
     d = p;
     if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9'))
         return 0;
-    while (p < end && *p >= '0' && *p <= '9' && p - d < 19)
+    while (p < end && *p >= '0' && *p <= '9' && p - d < 18)   /* 18 digits never overflow */
         v = v * 10 + (*p++ - '0');
-    if (p - d > 18 || p >= end || *p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9'))
-        return 0;       /* long, fractional, or at the end of input: the slow path judges */
+    if (p >= end || *p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9'))
+        return 0;       /* longer, fractional, or at the end of input: the slow path judges */
     *out = neg ? -v : v;
     j->p = p;
     return 1;

@@ -121,6 +121,11 @@ static void test_small_int_fast_path(void)
     CHECK_EQ_INT(*j.p, ',');
     cf_json_init(&j, "1234567890123456789,", 20, "t", NULL);   /* 19 digits: slow path */
     CHECK_EQ_INT(cf_json_small_int(&j, &v), 0);
+    cf_json_init(&j, "9999999999999999999,", 20, "t", NULL);   /* found by the fuzzer: no overflow */
+    CHECK_EQ_INT(cf_json_small_int(&j, &v), 0);
+    cf_json_init(&j, "999999999999999999,", 19, "t", NULL);
+    CHECK_EQ_INT(cf_json_small_int(&j, &v), 1);
+    CHECK_EQ_INT(v, 999999999999999999LL);
     cf_json_init(&j, "12.5,", 5, "t", NULL);
     CHECK_EQ_INT(cf_json_small_int(&j, &v), 0);
     CHECK(j.p == j.beg);
