@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -206,6 +207,9 @@ typedef struct cf_ops_peek_opts {
 
 void cf_ops_peek_defaults(cf_ops_peek_opts *o);
 int  cf_ops_peek_parse(int argc, char **argv, cf_ops_peek_opts *o, cf_err *err);
+/* Lists the topics, or prints o->topic's messages, to `out`.  Notes (timed
+ * out, empty topic) go to stderr. */
+int  cf_ops_peek_run(const cf_ops_peek_opts *o, FILE *out, cf_err *err);
 
 /* Appends one line "P@OFFSET key=K op=OP value=V\n" for a Kafka message.
  * With schemas.enable=true the Connect envelope {"schema","payload"} is

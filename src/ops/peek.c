@@ -338,7 +338,7 @@ static int cmp_topic(const void *a, const void *b)
     return strcmp(x->topic, y->topic);
 }
 
-static int list_topics(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, cf_err *err)
+static int list_topics(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, FILE *out, cf_err *err)
 {
     const struct rd_kafka_metadata *md;
     const rd_kafka_metadata_topic_t **sel;
@@ -359,9 +359,9 @@ static int list_topics(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, cf_er
             sel[nsel++] = &md->topics[i];
     qsort(sel, (size_t)nsel, sizeof *sel, cmp_topic);
     if (nsel == 0)
-        printf("no topics starting with '%s' at %s\n", o->prefix, o->bootstrap);
+        fprintf(out, "no topics starting with '%s' at %s\n", o->prefix, o->bootstrap);
     else
-        printf("%-48s %10s %12s\n", "TOPIC", "PARTITIONS", "MESSAGES");
+        fprintf(out, "%-48s %10s %12s\n", "TOPIC", "PARTITIONS", "MESSAGES");
     for (int i = 0; i < nsel && rc == 0; i++) {
         int64_t total = 0;
         for (int p = 0; p < sel[i]->partition_cnt; p++) {
@@ -376,7 +376,7 @@ static int list_topics(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, cf_er
             total += hi - lo;
         }
         if (rc == 0)
-            printf("%-48s %10d %12" PRId64 "\n", sel[i]->topic, sel[i]->partition_cnt, total);
+            fprintf(out, "%-48s %10d %12" PRId64 "\n", sel[i]->topic, sel[i]->partition_cnt, total);
     }
     free(sel);
     rd_kafka_metadata_destroy(md);
@@ -389,7 +389,7 @@ typedef struct part {
     bool    done;
 } part;
 
-static int print_topic(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, cf_err *err)
+static int print_topic(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, FILE *out, cf_err *err)
 {
     const struct rd_kafka_metadata *md;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
@@ -477,7 +477,7 @@ static int print_topic(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, cf_er
                 rd_kafka_message_destroy(m);
                 goto out;
             }
-            fwrite(line.data, 1, line.len, stdout);
+            fwrite(line.data, 1, line.len, out);
             printed++;
             if (m->offset + 1 >= parts[p].end) {
                 parts[p].done = true;
@@ -520,13 +520,25 @@ static void usage(FILE *f)
           "Peek joins no consumer group and commits nothing.\n", f);
 }
 
+int cf_ops_peek_run(const cf_ops_peek_opts *o, FILE *out, cf_err *err)
+{
+    kctx k = { "" };
+    rd_kafka_t *rk = kafka_open(o, &k, err);
+    int rc;
+
+    if (!rk)
+        return -1;
+    rc = o->topic ? print_topic(rk, o, &k, out, err) : list_topics(rk, o, &k, out, err);
+    fflush(out);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 int cf_cmd_peek(int argc, char **argv)
 {
     cf_ops_peek_opts o;
     cf_err err = { 0 };
-    kctx k = { "" };
-    rd_kafka_t *rk;
-    int rc;
 
     cf_ops_peek_defaults(&o);
     if (cf_ops_peek_parse(argc, argv, &o, &err) < 0) {
@@ -538,16 +550,7 @@ int cf_cmd_peek(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    rk = kafka_open(&o, &k, &err);
-    if (!rk) {
-        fprintf(stderr, "cdcflow peek: %s\n", err.msg);
-        return 1;
-    }
-    rc = o.topic ? print_topic(rk, &o, &k, &err) : list_topics(rk, &o, &k, &err);
-    fflush(stdout);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    if (rc < 0) {
+    if (cf_ops_peek_run(&o, stdout, &err) < 0) {
         fprintf(stderr, "cdcflow peek: %s\n", err.msg);
         return 1;
     }
