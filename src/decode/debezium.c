@@ -127,10 +127,24 @@ static char *xstrndup(const char *p, size_t n)
     return s;
 }
 
+/* Arena allocation.  The per-batch arena running full is not the event's
+ * fault: say CF_E_NOMEM (a cap was hit), so that no good event is taken
+ * for a bad one; the caller should commit smaller batches. */
+static void *balloc(cf_arena *a, size_t n, cf_err *err)
+{
+    void *p = cf_arena_alloc(a, n, err);
+    if (!p && err && err->code == CF_E_TOOBIG) {
+        err->code = CF_E_NOMEM;
+        err->pos = -1;
+        cf_err_wrap(err, "decoder batch arena full (reset it per batch, or commit smaller batches)");
+    }
+    return p;
+}
+
 /* Arena copy of a scanned string, unescaped and NUL-terminated. */
 static const char *str_dup(cf_arena *a, const cf_json_str *s, size_t *len, cf_err *err)
 {
-    char *d = cf_arena_alloc(a, s->n + 1, err);
+    char *d = balloc(a, s->n + 1, err);
     size_t n;
 
     if (!d)
@@ -980,7 +994,7 @@ static int set_decimal(cf_decoder *d, cf_json *j, const cf_field *fld, bool neg,
     if (t.id == CF_T_DECIMAL && t.precision > 0 && nd > t.precision && !(nd == 1 && digits[0] == '0'))
         return type_fail(j, fld->name, "value has more digits than decimal(%d,%d)", t.precision, t.scale);
     {
-        char *txt = cf_arena_alloc(d->arena, (size_t)nd + (size_t)(scale > 0 ? scale : -scale) + 4, j->err);
+        char *txt = balloc(d->arena, (size_t)nd + (size_t)(scale > 0 ? scale : -scale) + 4, j->err);
         if (!txt)
             return -1;
         v->kind = CF_V_STRING;
@@ -1016,7 +1030,7 @@ static int decimal_bytes(cf_decoder *d, cf_json *j, const cf_field *fld, const u
         return 0;
     }
     /* Go through text: wide decimals, a scale change, or a double column. */
-    txt = cf_arena_alloc(d->arena, cf_conv_dec_text_max(n, scale < 0 ? -scale : scale), j->err);
+    txt = balloc(d->arena, cf_conv_dec_text_max(n, scale < 0 ? -scale : scale), j->err);
     if (!txt)
         return -1;
     tn = cf_conv_be_dec_text(b, n, scale, txt);
@@ -1063,7 +1077,7 @@ static int decode_vsdec(cf_decoder *d, cf_json *j, const cf_field *fld, cf_value
         return -1;
     if (!have_val || val.esc)
         return type_fail(j, fld->name, "VariableScaleDecimal without a base64 value");
-    if (!(b = cf_arena_alloc(d->arena, val.n * 3 / 4 + 3, j->err)))
+    if (!(b = balloc(d->arena, val.n * 3 / 4 + 3, j->err)))
         return -1;
     if ((bn = cf_conv_base64(val.s, val.n, b)) < 0)
         return type_fail(j, fld->name, "bad base64");
@@ -1145,7 +1159,7 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
             long bn;
             if (s.esc)
                 return type_fail(j, fld->name, "escapes in base64");
-            if (!(b = cf_arena_alloc(d->arena, s.n * 3 / 4 + 4, j->err)))
+            if (!(b = balloc(d->arena, s.n * 3 / 4 + 4, j->err)))
                 return -1;
             if ((bn = cf_conv_base64(s.s, s.n, b)) < 0)
                 return type_fail(j, fld->name, "bad base64");
@@ -1165,7 +1179,7 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
             if (!looks_decimal_text(&s)) {
                 uint8_t *b;
                 long bn;
-                if (!(b = cf_arena_alloc(d->arena, s.n * 3 / 4 + 4, j->err)))
+                if (!(b = balloc(d->arena, s.n * 3 / 4 + 4, j->err)))
                     return -1;
                 if ((bn = cf_conv_base64(s.s, s.n, b)) < 0)
                     return type_fail(j, fld->name, "bad base64");
@@ -1282,8 +1296,10 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
         char *txt;
         if (cf_json_skip(j))
             return -1;
-        if (!(txt = cf_arena_strndup(d->arena, (const char *)start, (size_t)(j->p - start), j->err)))
+        if (!(txt = balloc(d->arena, (size_t)(j->p - start) + 1, j->err)))
             return -1;
+        memcpy(txt, start, (size_t)(j->p - start));
+        txt[j->p - start] = '\0';
         v->kind = CF_V_STRING;
         v->s = txt;
         v->n = (size_t)(j->p - start);
@@ -1305,7 +1321,7 @@ static int decode_row(cf_decoder *d, cf_json *j, const rowdesc *r, cf_row *row)
 
     if (cf_json_peek(j) != '{')
         return cf_json_fail(j, "row image must be an object or null");
-    if (!(vals = cf_arena_alloc(d->arena, sizeof *vals * (size_t)(nf ? nf : 1), j->err)))
+    if (!(vals = balloc(d->arena, sizeof *vals * (size_t)(nf ? nf : 1), j->err)))
         return -1;
     memset(vals, 0, sizeof *vals * (size_t)nf);
     if (cf_json_obj_begin(j))

@@ -465,6 +465,25 @@ static void test_size_cap(void)
     cf_decoder_free(d);
 }
 
+static void test_arena_full_is_not_a_bad_event(void)
+{
+    cf_decoder_config cfg = { .max_batch_bytes = 64 * 1024 };
+    cf_decoder *d = cf_decoder_new(&cfg, NULL);
+    cf_event ev;
+    cf_err err;
+    int i, rc = 0;
+
+    for (i = 0; i < 1000 && rc == 0; i++)
+        rc = decode(d, TOPIC, "customers_create_bare.json", NULL, &ev, &err);
+    CHECK_EQ_INT(rc, -1);
+    CHECK(i > 10);
+    CHECK_EQ_INT(err.code, CF_E_NOMEM);
+    CHECK(strstr(err.msg, "arena") != NULL);
+    cf_decoder_reset(d);
+    CHECK_EQ_INT(decode(d, TOPIC, "customers_create_bare.json", NULL, &ev, &err), 0);
+    cf_decoder_free(d);
+}
+
 static void test_no_message_pointers_and_reset(void)
 {
     cf_decoder *d = cf_decoder_new(NULL, NULL);
@@ -552,5 +571,5 @@ CF_TEST_MAIN("debezium",
     T(test_replica_identity), T(test_truncate_and_tombstones), T(test_toast_placeholder),
     T(test_field_order_and_escapes), T(test_schema_cache_and_evolution),
     T(test_decimal_modes_bare), T(test_every_encoding), T(test_primary_key_from_key),
-    T(test_known_schema), T(test_bad_events), T(test_size_cap),
+    T(test_known_schema), T(test_bad_events), T(test_size_cap), T(test_arena_full_is_not_a_bad_event),
     T(test_no_message_pointers_and_reset), T(test_null_err_is_fine))
