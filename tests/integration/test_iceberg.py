@@ -197,8 +197,13 @@ def test_partitioned_bucket_and_day_match_pyiceberg(tables):
     bucket = BucketTransform(4).transform(LongType())
     day = DayTransform().transform(TimestamptzType())
     checked = 0
+    deletes = 0
     for task in tbl.scan().plan_files():
         part = task.file.partition
+        # Position deletes are scoped to their data file's partition (spec scan planning rules).
+        for d in task.delete_files:
+            assert d.partition == part and d.spec_id == task.file.spec_id
+            deletes += 1
         data = pq.read_table(task.file.file_path.replace("file://", ""))
         for key, ts in zip(data["customer_id"].to_pylist(), data["registration_date"].to_pylist()):
             micros = int((ts - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc))
@@ -207,6 +212,7 @@ def test_partitioned_bucket_and_day_match_pyiceberg(tables):
             assert day(micros) == part[0]
             checked += 1
     assert checked >= len(expected_upsert(200))
+    assert deletes > 0
     assert normalize_ts(ddb_rows(t)) == expected_upsert(200)
 
 

@@ -17,6 +17,14 @@
 #define MAX_COMMIT_ATTEMPTS 20
 #define KEY_POOL_CAP        ((size_t)8 << 30)   /* bytes of primary-key values kept in memory */
 
+/* A data file the key index points into; position deletes must carry the
+ * partition of the data file they name. */
+struct ifile {
+    char       *path;
+    int         npart;
+    cf_ice_pval part[16];
+};
+
 typedef struct ice {
     cf_sink      *sink;
     cf_ice_table  t;
@@ -28,7 +36,7 @@ typedef struct ice {
     int           lsn_col, op_col;
     cf_ice_kmap  *idx;            /* key -> (file number, row position) */
     cf_ice_kmap  *paths;          /* path -> file number */
-    char        **files;          /* file number -> path */
+    struct ifile *files;          /* file number -> path and partition */
     int           nfiles, afiles;
     bool          index_ready;
     bool          replaced;       /* another writer rewrote files: re-plan */
@@ -53,25 +61,47 @@ static int mkdirs(const char *path, cf_err *err)
     return 0;
 }
 
-static int file_number(ice *s, const char *path, cf_err *err)
+/* Number of a data file, registering it (with its partition) if new. */
+static int file_number(ice *s, const char *path, const cf_ice_pval *part, int npart, cf_err *err)
 {
     int32_t a;
     int64_t b;
     size_t n = strlen(path);
+    struct ifile *f;
+
     if (cf_ice_kmap_get(s->paths, path, n, &a, &b))
         return a;
     if (s->nfiles == s->afiles) {
         int na = s->afiles ? s->afiles * 2 : 64;
-        char **nf = realloc(s->files, sizeof *nf * (size_t)na);
+        struct ifile *nf = realloc(s->files, sizeof *nf * (size_t)na);
         if (!nf)
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
         s->files = nf;
         s->afiles = na;
     }
-    if (!(s->files[s->nfiles] = strdup(path)))
+    f = &s->files[s->nfiles];
+    memset(f, 0, sizeof *f);
+    if (!(f->path = strdup(path)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
-    if (cf_ice_kmap_put(s->paths, path, n, s->nfiles, 0, err))
+    for (int k = 0; k < npart && k < 16; k++) {
+        f->part[k] = part[k];
+        f->part[k].s = NULL;
+        if (part[k].s && !(f->part[k].s = malloc(part[k].n + 1))) {
+            cf_ice_pvals_clear(f->part, k);
+            free(f->path);
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        }
+        if (part[k].s) {
+            memcpy(f->part[k].s, part[k].s, part[k].n);
+            f->part[k].s[part[k].n] = 0;
+        }
+        f->npart = k + 1;
+    }
+    if (cf_ice_kmap_put(s->paths, path, n, s->nfiles, 0, err)) {
+        cf_ice_pvals_clear(f->part, f->npart);
+        free(f->path);
         return -1;
+    }
     return s->nfiles++;
 }
 
@@ -202,7 +232,7 @@ static int rebuild_row_fn(void *ctx, const cf_batch *rows, const char *file,
                           const int64_t *positions, cf_err *err)
 {
     rebuild_ctx *rc = ctx;
-    int fno = file_number(rc->s, file, err);
+    int fno = file_number(rc->s, file, NULL, 0, err);
     if (fno < 0)
         return -1;
     for (size_t i = 0; i < rows->nrows; i++) {
@@ -220,7 +250,8 @@ static int rebuild_index(ice *s, cf_err *err)
 {
     cf_schema *cur;
     rebuild_ctx rc = { .s = s };
-    int rv;
+    cf_ice_file *files = NULL;
+    int rv, nfiles = 0;
 
     cf_ice_kmap_free(s->idx);
     if (!(s->idx = cf_ice_kmap_new(KEY_POOL_CAP)))
@@ -238,7 +269,13 @@ static int rebuild_index(ice *s, cf_err *err)
     for (int i = 0; i < cur->npk; i++)
         rc.cols[i] = i;
     cf_buf_init(&rc.key, 0);
-    rv = cf_ice_scan(cf_ice_snapshot(s->t.meta, -1), cur, cur->pk, cur->npk, rebuild_row_fn, &rc, err);
+    rv = cf_ice_snapshot_files(cf_ice_snapshot(s->t.meta, -1), &files, &nfiles, err);
+    for (int i = 0; rv == 0 && i < nfiles; i++)
+        if (files[i].content == 0 && file_number(s, files[i].path, files[i].part, files[i].npart, err) < 0)
+            rv = -1;
+    if (rv == 0)
+        rv = cf_ice_scan_files(files, nfiles, cur, cur->pk, cur->npk, rebuild_row_fn, &rc, err);
+    cf_ice_files_free(files, nfiles);
     cf_buf_free(&rc.key);
     cf_schema_free(cur);
     if (rv)
@@ -258,8 +295,10 @@ static void ice_close(cf_sink *sk)
     cf_schema_free(s->wschema);
     cf_ice_kmap_free(s->idx);
     cf_ice_kmap_free(s->paths);
-    for (int i = 0; i < s->nfiles; i++)
-        free(s->files[i]);
+    for (int i = 0; i < s->nfiles; i++) {
+        free(s->files[i].path);
+        cf_ice_pvals_clear(s->files[i].part, s->files[i].npart);
+    }
     free(s->files);
     free(s);
     sk->impl = NULL;
@@ -450,14 +489,16 @@ static ice *g_sort_ctx;     /* qsort has no context argument in C11 */
 static int cmp_posdel(const void *a, const void *b)
 {
     const posdel *x = a, *y = b;
-    int c = x->file == y->file ? 0 : strcmp(g_sort_ctx->files[x->file], g_sort_ctx->files[y->file]);
+    int c = x->file == y->file ? 0 : strcmp(g_sort_ctx->files[x->file].path, g_sort_ctx->files[y->file].path);
     if (c)
         return c;
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-/* Position delete file (file_path, pos) sorted as the spec asks. */
-static int write_delete_file(ice *s, posdel *dels, size_t n, cf_ice_file *f, cf_err *err)
+/* One position delete file (file_path, pos), rows sorted as the spec asks,
+ * for deletes of data files in partition `part`. */
+static int write_delete_file(ice *s, posdel *dels, size_t n, const struct ifile *part,
+                             cf_ice_file *f, cf_err *err)
 {
     cf_schema *ds = cf_schema_new();
     cf_batch *b = NULL;
@@ -476,7 +517,7 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, cf_ice_file *f, cf_
     g_sort_ctx = s;
     qsort(dels, n, sizeof *dels, cmp_posdel);
     for (size_t i = 0; i < n; i++) {
-        const char *p = s->files[dels[i].file];
+        const char *p = s->files[dels[i].file].path;
         if (cf_col_set_bytes(&b->cols[0], b->nrows, p, strlen(p), err) ||
             cf_col_set_i64(&b->cols[1], b->nrows, dels[i].pos, err) || cf_batch_end_row(b, err))
             goto out;
@@ -507,11 +548,21 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, cf_ice_file *f, cf_
     f->bytes = info.file_bytes;
     f->seq = f->file_seq = -1;
     f->spec_id = s->spec.spec_id;
-    /* Position deletes are unpartitioned here only when the table is: a
-     * partitioned table needs the partition of the data files they touch. */
+    /* Readers apply a position delete file only to data files of its own
+     * partition (spec and values), so it carries theirs. */
     f->npart = s->spec.nfields;
-    for (int k = 0; k < f->npart; k++)
-        f->part[k].null = true;
+    for (int k = 0; k < f->npart; k++) {
+        if (k >= part->npart) {
+            f->part[k].null = true;
+            continue;
+        }
+        f->part[k] = part->part[k];
+        f->part[k].s = NULL;
+        if (part->part[k].s && !(f->part[k].s = strdup(part->part[k].s))) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto out;
+        }
+    }
     if (cf_ice_file_metrics(ds, &info, f, err))
         goto out;
     rc = 0;
@@ -916,6 +967,41 @@ out:
     return rc;
 }
 
+/* Position deletes grouped by the partition of the data files they name:
+ * one delete file per partition, appended to added[]. */
+static int write_delete_files(ice *s, plan *p, cf_ice_file *added, int *nadded, cf_err *err)
+{
+    posdel *sub = malloc(sizeof *sub * p->ndels);
+    bool *done = calloc(p->ndels, sizeof *done);
+    int rc = -1;
+
+    if (!sub || !done) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->ndels; i++) {
+        const struct ifile *fi = &s->files[p->dels[i].file];
+        size_t n = 0;
+        if (done[i])
+            continue;
+        for (size_t j = i; j < p->ndels; j++) {
+            const struct ifile *fj = &s->files[p->dels[j].file];
+            if (!done[j] && fj->npart == fi->npart && cf_ice_pvals_equal(fj->part, fi->part, fi->npart)) {
+                sub[n++] = p->dels[j];
+                done[j] = true;
+            }
+        }
+        if (write_delete_file(s, sub, n, fi, &added[*nadded], err))
+            goto out;
+        (*nadded)++;
+    }
+    rc = 0;
+out:
+    free(sub);
+    free(done);
+    return rc;
+}
+
 static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covered,
                         int64_t *version, cf_err *err)
 {
@@ -964,7 +1050,7 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
     /* Group the rows to write by partition value. */
     group_of = malloc(sizeof *group_of * (p.nrows + 1));
     pos_in_file = malloc(sizeof *pos_in_file * (p.nrows + 1));
-    added = calloc((size_t)p.nrows + 2, sizeof *added);
+    added = calloc(p.nrows + p.ndels + 2, sizeof *added);
     if (!group_of || !pos_in_file || !added) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
@@ -1001,11 +1087,8 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
             goto out;
         groups[g].file = nadded++;
     }
-    if (p.ndels) {
-        if (write_delete_file(s, p.dels, p.ndels, &added[nadded], err))
-            goto out;
-        nadded++;
-    }
+    if (p.ndels && write_delete_files(s, &p, added, &nadded, err))
+        goto out;
     if (commit_files(s, added, nadded, covered, err))
         goto out;
     committed = true;
@@ -1016,7 +1099,8 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
             cf_ice_kmap_del(s->idx, p.keys.data + p.koff[idx], p.klen[idx]);
         }
         for (size_t i = 0; i < p.nrows; i++) {
-            int fno = file_number(s, added[groups[group_of[i]].file].path, err);
+            const cf_ice_file *nf = &added[groups[group_of[i]].file];
+            int fno = file_number(s, nf->path, nf->part, nf->npart, err);
             if (fno < 0 || cf_ice_kmap_put(s->idx, p.keys.data + p.koff[i], p.klen[i],
                                            fno, pos_in_file[i], err)) {
                 /* The table is fine; the index is not: rebuild on next use. */
