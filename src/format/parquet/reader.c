@@ -1102,7 +1102,7 @@ static int page_values(cf_pq_reader *r, const leaf *l, int enc, const uint8_t *p
         size_t w = plain_width(l);
         if (present > n / w)
             return cf_err_set(err, CF_E_PARSE, "column %s: page holds fewer values than its levels", l->path);
-        if (present == nv) {
+        if (present == nv && nv) {
             memcpy((char *)c->vals + c->n * w, p, nv * w);
             memset(c->valid + c->n, 1, nv);
             c->n += nv;

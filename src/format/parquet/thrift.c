@@ -14,7 +14,7 @@ void cf_tw_init(cf_tw *w, cf_buf *out)
 
 static void put(cf_tw *w, const void *p, size_t n)
 {
-    if (!w->failed && cf_buf_append(w->out, p, n, NULL))
+    if (n && !w->failed && cf_buf_append(w->out, p, n, NULL))
         w->failed = 1;
 }
 

@@ -141,7 +141,7 @@ static int decimal_flba_len(int precision)
     __int128 p10 = 1;
     for (int i = 0; i < precision; i++)
         p10 *= 10;
-    for (int n = 1; n <= 16; n++) {
+    for (int n = 1; n < 16; n++) {     /* 16 bytes hold any p <= 38 */
         __int128 max = (((__int128)1) << (8 * n - 1)) - 1;
         if (max >= p10 - 1)
             return n;
@@ -269,7 +269,7 @@ static int bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn, b
         int c = memcmp(a + 1, b + 1, n - 1);
         return c ? c : (an > bn) - (an < bn);
     }
-    int c = memcmp(a, b, n);
+    int c = n ? memcmp(a, b, n) : 0;
     return c ? c : (an > bn) - (an < bn);
 }
 
@@ -485,7 +485,7 @@ static inline bool key_eq(const uint8_t *a, const uint8_t *b, size_t n)
         memcpy(&y, b, 8);
         return x == y;
     }
-    return memcmp(a, b, n) == 0;
+    return n == 0 || memcmp(a, b, n) == 0;
 }
 
 static void dict_clear(colw *c)
@@ -718,7 +718,8 @@ static inline __attribute__((always_inline)) int put_value(cf_pq_writer *w, colw
     } else if (c->vals.alloc - c->vals.len < n && cf_buf_reserve(&c->vals, n, err)) {
         return -1;
     }
-    memcpy(c->vals.data + c->vals.len, k, n);
+    if (n)
+        memcpy(c->vals.data + c->vals.len, k, n);
     c->vals.len += n;
     return 0;
 }
@@ -1173,6 +1174,13 @@ cf_pq_writer *cf_pq_writer_open_tree(const char *path, const cf_pq_node *root,
 
 /* ---- writing values -------------------------------------------------- */
 
+/* cf_col_bytes, but never NULL + 0 (a column of empty strings has no data). */
+static const uint8_t *col_bytes(const cf_column *v, size_t i, size_t *len)
+{
+    *len = v->offs[i + 1] - v->offs[i];
+    return *len ? v->data.data + v->offs[i] : (const uint8_t *)"";
+}
+
 /* Physical bytes of value `i` of column `v` for column writer c; tmp holds
  * converted values. */
 static int value_bytes(const colw *c, const cf_column *v, size_t i, uint8_t tmp[16],
@@ -1181,11 +1189,12 @@ static int value_bytes(const colw *c, const cf_column *v, size_t i, uint8_t tmp[
     switch (c->type.id) {
     case CF_T_STRING:
     case CF_T_BINARY:
-        *p = cf_col_bytes(v, i, n);
+        *n = v->offs[i + 1] - v->offs[i];
+        *p = *n ? v->data.data + v->offs[i] : (const uint8_t *)"";   /* data may be NULL */
         return 0;
     case CF_T_UUID: {
         size_t len;
-        const uint8_t *s = cf_col_bytes(v, i, &len);
+        const uint8_t *s = col_bytes(v, i, &len);
         *p = tmp;
         *n = 16;
         return uuid_to_bytes(s, len, tmp, err);
@@ -1193,7 +1202,7 @@ static int value_bytes(const colw *c, const cf_column *v, size_t i, uint8_t tmp[
     case CF_T_DECIMAL:
         if (c->ptype == PQ_FIXED_LEN_BYTE_ARRAY) {
             size_t len;
-            const uint8_t *s = cf_col_bytes(v, i, &len);
+            const uint8_t *s = col_bytes(v, i, &len);
             __int128 x = 0;
             if (parse_decimal(s, len, c->type.precision, c->type.scale, &x, err))
                 return -1;
@@ -1280,8 +1289,8 @@ static int flat_slice(cf_pq_writer *w, colw *c, const cf_column *v, const uint32
                 len = 4;
                 break;
             case CF_T_STRING: case CF_T_BINARY:
-                p = v->data.data + v->offs[i];
                 len = v->offs[i + 1] - v->offs[i];
+                p = len ? v->data.data + v->offs[i] : (const uint8_t *)"";
                 break;
             default:
                 if (value_bytes(c, v, i, tmp, &p, &len, err))
@@ -1451,8 +1460,10 @@ static void stats_out(const colw *c, cf_pq_stats *s)
             s->s_min = s->s_max = NULL;
             return;
         }
-        memcpy(s->s_min, src[0], len[0]);
-        memcpy(s->s_max, src[1], len[1]);
+        if (len[0])
+            memcpy(s->s_min, src[0], len[0]);
+        if (len[1])
+            memcpy(s->s_max, src[1], len[1]);
         s->s_min[len[0]] = s->s_max[len[1]] = '\0';
         s->s_min_len = len[0];
         s->s_max_len = len[1];
