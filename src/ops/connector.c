@@ -38,6 +38,8 @@ void cf_ops_conn_defaults(cf_ops_conn_opts *o)
     o->db_name = cf_ops_env("PGDATABASE", "cdcdb");
     o->wait_s = 60;
     o->timeout_s = 10;
+    o->out = stdout;
+    o->log = stderr;
 }
 
 int cf_ops_conn_parse(int argc, char **argv, cf_ops_conn_opts *o, cf_err *err)
@@ -494,8 +496,8 @@ static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
             json_decref(cfg);
             free(body);
             cf_buf_free(&u);
-            printf("connector %s unchanged at %s\n", o->name, o->connect_url);
-            fflush(stdout);
+            fprintf(o->out, "connector %s unchanged at %s\n", o->name, o->connect_url);
+            fflush(o->out);
             return wait_running(o, r, t0, err);
         }
     }
@@ -523,9 +525,9 @@ static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
         return cf_err_set(err, CF_E_HTTP, "Kafka Connect refused connector %s (HTTP %ld): %s",
                           o->name, r->code, msg);
     }
-    printf("connector %s %s at %s\n", o->name, r->code == 201 ? "created" : "updated",
+    fprintf(o->out, "connector %s %s at %s\n", o->name, r->code == 201 ? "created" : "updated",
            o->connect_url);
-    fflush(stdout);
+    fflush(o->out);
     return wait_running(o, r, t0, err);
 }
 
@@ -543,7 +545,7 @@ static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_e
         if (rc < 0 && !err->retriable)
             return -1;
         if (rc > 0 && cf_ops_conn_all_running(&st)) {
-            print_status(stdout, o->name, &st);
+            print_status(o->out, o->name, &st);
             return 0;
         }
         if (rc > 0 && cf_ops_conn_any_failed(&st)) {
@@ -559,17 +561,17 @@ static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_e
                 sleep_s(2);
                 continue;
             }
-            print_status(stderr, o->name, &st);
+            print_status(o->log, o->name, &st);
             return cf_err_set(err, CF_E_HTTP, "connector %s FAILED (see the trace above)", o->name);
         }
         if (o->wait_s == 0 && rc > 0) {
             /* --wait 0: registering was the job; show where it stands. */
-            print_status(stdout, o->name, &st);
+            print_status(o->out, o->name, &st);
             return 0;
         }
         if (cf_ops_now() - t0 >= o->wait_s) {
             if (rc > 0)
-                print_status(stderr, o->name, &st);
+                print_status(o->log, o->name, &st);
             return cf_err_set(err, CF_E_HTTP, "connector %s not RUNNING after %.0f s (--wait)",
                               o->name, o->wait_s);
         }
@@ -585,10 +587,10 @@ static int do_status(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
     if (rc < 0)
         return -1;
     if (rc == 0) {
-        printf("connector %s: not registered at %s\n", o->name, o->connect_url);
+        fprintf(o->out, "connector %s: not registered at %s\n", o->name, o->connect_url);
         return 1;
     }
-    print_status(stdout, o->name, &st);
+    print_status(o->out, o->name, &st);
     return cf_ops_conn_all_running(&st) ? 0 : 1;
 }
 
@@ -623,7 +625,7 @@ static int drop_slot(const cf_ops_conn_opts *o, const char *slot, bool registere
             break;
         }
         if (PQntuples(res) == 0) {
-            printf("replication slot %s: does not exist\n", slot);
+            fprintf(o->out, "replication slot %s: does not exist\n", slot);
             PQclear(res);
             rc = 0;
             break;
@@ -635,7 +637,7 @@ static int drop_slot(const cf_ops_conn_opts *o, const char *slot, bool registere
         if (!active) {
             res = PQexecParams(c, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL, NULL, 0);
             if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-                printf("replication slot %s dropped\n", slot);
+                fprintf(o->out, "replication slot %s dropped\n", slot);
                 rc = 0;
             } else {
                 cf_err_set(err, CF_E_DB, "dropping replication slot %s: %s", slot,
@@ -689,15 +691,15 @@ static int do_delete(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
     if (rc < 0)
         return -1;
     if (r->code == 404) {
-        printf("connector %s: not registered, nothing to delete\n", o->name);
+        fprintf(o->out, "connector %s: not registered, nothing to delete\n", o->name);
     } else if (r->code == 204 || r->code == 200) {
-        printf("connector %s deleted\n", o->name);
+        fprintf(o->out, "connector %s deleted\n", o->name);
         registered = true;
     } else {
         connect_message(r, msg, sizeof msg);
         return cf_err_set(err, CF_E_HTTP, "DELETE connector %s: HTTP %ld: %s", o->name, r->code, msg);
     }
-    fflush(stdout);
+    fflush(o->out);
     return o->drop_slot ? drop_slot(o, slot, registered, err) : 0;
 }
 
@@ -738,11 +740,29 @@ static void usage(FILE *f)
           "Exit status: 0 success, 1 failure (not RUNNING, FAILED, unreachable), 2 usage.\n", f);
 }
 
+int cf_ops_conn_run(const cf_ops_conn_opts *o, cf_err *err)
+{
+    http_resp r;
+    int rc;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return cf_err_set(err, CF_E_HTTP, "curl_global_init failed");
+    r.code = 0;
+    cf_buf_init(&r.body, HTTP_BODY_CAP);
+    switch (o->action) {
+    case CF_CONN_REGISTER: rc = do_register(o, &r, err); break;
+    case CF_CONN_DELETE:   rc = do_delete(o, &r, err); break;
+    default:               rc = do_status(o, &r, err); break;
+    }
+    cf_buf_free(&r.body);
+    curl_global_cleanup();
+    return rc;
+}
+
 int cf_cmd_connector(int argc, char **argv)
 {
     cf_ops_conn_opts o;
     cf_err err = { 0 };
-    http_resp r;
     int rc;
 
     cf_ops_conn_defaults(&o);
@@ -755,19 +775,7 @@ int cf_cmd_connector(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "cdcflow connector: curl_global_init failed\n");
-        return 1;
-    }
-    r.code = 0;
-    cf_buf_init(&r.body, HTTP_BODY_CAP);
-    switch (o.action) {
-    case CF_CONN_REGISTER: rc = do_register(&o, &r, &err); break;
-    case CF_CONN_DELETE:   rc = do_delete(&o, &r, &err); break;
-    default:               rc = do_status(&o, &r, &err); break;
-    }
-    cf_buf_free(&r.body);
-    curl_global_cleanup();
+    rc = cf_ops_conn_run(&o, &err);
     if (rc < 0) {
         fprintf(stderr, "cdcflow connector: %s\n", err.msg);
         return 1;

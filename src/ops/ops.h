@@ -74,6 +74,8 @@ typedef struct cf_ops_conn_opts {
     double      timeout_s;      /* per HTTP request */
     bool        drop_slot;      /* delete: also drop the replication slot */
     bool        help;
+    FILE       *out;            /* reports (stdout) */
+    FILE       *log;            /* failures and traces (stderr) */
 } cf_ops_conn_opts;
 
 /* Defaults, with the environment (KAFKA_CONNECT_URL, PG*) applied. */
@@ -81,6 +83,10 @@ void cf_ops_conn_defaults(cf_ops_conn_opts *o);
 /* Parses "register|status|delete [options]" (argv[0] is "connector").
  * Pointers in *o point into argv or static strings. */
 int  cf_ops_conn_parse(int argc, char **argv, cf_ops_conn_opts *o, cf_err *err);
+/* Runs the parsed action.  Returns the exit status (0, or 1 when status
+ * finds the connector not RUNNING or not registered), -1 with *err set on
+ * failure. */
+int  cf_ops_conn_run(const cf_ops_conn_opts *o, cf_err *err);
 /* The Debezium connector configuration as a JSON object (new reference,
  * caller json_decref()s it).  NULL on a bad --set. */
 json_t *cf_ops_conn_config(const cf_ops_conn_opts *o, cf_err *err);
