@@ -137,6 +137,21 @@ def _produce(topic, values):
     assert p.flush(30) == 0
 
 
+@pytest.fixture
+def private_topics():
+    """Names of test-only topics; deleted (with their .dlq) after the test."""
+    names = []
+    yield names
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": KAFKA_BOOTSTRAP})
+    existing = set(admin.list_topics(timeout=10).topics)
+    doomed = [t for n in names for t in (n, n + ".dlq") if t in existing]
+    if doomed:
+        for f in admin.delete_topics(doomed, operation_timeout=30).values():
+            f.result(60)
+
+
 def _consume_all(topic, n, timeout=60):
     from confluent_kafka import Consumer, KafkaError
 
@@ -161,15 +176,18 @@ def _consume_all(topic, n, timeout=60):
 @pytest.fixture
 def real_values(connector):
     """Three real Debezium messages (raw bytes) of customers inserts."""
-    got = consume_until(TOPIC, lambda g: sum(1 for p in g if p and p.get("op") in ("c", "r")) >= 3,
-                        envelope=True)
-    vals = [json.dumps(d).encode() for d in got if d and d["payload"]["op"] in ("c", "r")][:3]
+    def inserts(got):
+        return [d for d in got if d and (d.get("payload") or {}).get("op") in ("c", "r")]
+
+    got = consume_until(TOPIC, lambda g: len(inserts(g)) >= 3, envelope=True)
+    vals = [json.dumps(d).encode() for d in inserts(got)][:3]
     assert len(vals) == 3
     return vals
 
 
-def test_dead_letter_topic_gets_bad_events_while_good_flow(tmp_path, real_values):
+def test_dead_letter_topic_gets_bad_events_while_good_flow(tmp_path, real_values, private_topics):
     topic = "cdcflow-it-dlq-" + uuid.uuid4().hex[:8]
+    private_topics.append(topic)
     unknown_op = json.loads(real_values[1])
     unknown_op["payload"]["op"] = "x"
     bad = [b"not json at all", real_values[0][: len(real_values[0]) // 2], json.dumps(unknown_op).encode(),
@@ -204,8 +222,9 @@ def test_dead_letter_topic_gets_bad_events_while_good_flow(tmp_path, real_values
     assert "0 messages" in r.stderr
 
 
-def test_dlq_off_stops_without_committing(tmp_path, real_values):
+def test_dlq_off_stops_without_committing(tmp_path, real_values, private_topics):
     topic = "cdcflow-it-off-" + uuid.uuid4().hex[:8]
+    private_topics.append(topic)
     _produce(topic, [real_values[0], b"{broken", real_values[1]])
     path = str(tmp_path / "t")
     r = run_cdcflow("delta", "--available-now", "--topic", topic, "--table-path", path, "--metrics-port", "0",
