@@ -411,17 +411,20 @@ static int64_t total_rows(const runner *r)
     return n;
 }
 
-static void report(FILE *f, const runner *r, double setup_s, double write_s, bool interrupted)
+static void report(FILE *f, const runner *r, double setup_s, double write_s, bool interrupted,
+                   bool failed)
 {
     const cf_ops_gen_opts *o = r->o;
     int64_t rows = total_rows(r);
     double rate = write_s > 0 ? (double)rows / write_s : 0;
 
     if (o->json) {
-        fprintf(f, "{\"seed\": %" PRIu64 ", \"dry_run\": %s, \"interrupted\": %s, \"batch\": %" PRId64
+        fprintf(f, "{\"seed\": %" PRIu64 ", \"dry_run\": %s, \"interrupted\": %s, \"failed\": %s, "
+                "\"batch\": %" PRId64
                 ", \"statements\": %" PRId64 ", \"rows\": %" PRId64 ", \"setup_s\": %.3f"
                 ", \"elapsed_s\": %.3f, \"rows_per_s\": %.0f, \"tables\": {",
-                o->seed, o->dry_run ? "true" : "false", interrupted ? "true" : "false", o->batch,
+                o->seed, o->dry_run ? "true" : "false", interrupted ? "true" : "false",
+                failed ? "true" : "false", o->batch,
                 r->stmts, rows, setup_s, write_s, rate);
         for (int t = 0; t < CF_GEN_NTABLES; t++)
             fprintf(f, "%s\"%s\": {\"insert\": %" PRId64 ", \"update\": %" PRId64
@@ -433,7 +436,9 @@ static void report(FILE *f, const runner *r, double setup_s, double write_s, boo
     fprintf(f, "generate%s: seed %" PRIu64 ", %" PRId64 " statements, %" PRId64
             " rows changed in %.3f s (%.0f rows/s, batch %" PRId64 "%s)%s\n",
             o->dry_run ? " --dry-run" : "", o->seed, r->stmts, rows, write_s, rate, o->batch,
-            o->rate > 0 && !o->dry_run ? ", rate-limited" : "", interrupted ? " - interrupted" : "");
+            o->rate > 0 && !o->dry_run ? ", rate-limited" : "",
+            failed ? " - stopped by an error; the open transaction was rolled back"
+                   : interrupted ? " - interrupted" : "");
     fprintf(f, "  %-10s %10s %10s %10s\n", "table", "inserted", "updated", "deleted");
     for (int t = 0; t < CF_GEN_NTABLES; t++)
         fprintf(f, "  %-10s %10" PRId64 " %10" PRId64 " %10" PRId64 "\n",
@@ -528,7 +533,7 @@ int cf_cmd_generate(int argc, char **argv)
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     fflush(stdout);
-    report(o.dry_run ? stderr : stdout, &r, t1 - t0, t2 - t1, stop_requested != 0);
+    report(o.dry_run ? stderr : stdout, &r, t1 - t0, t2 - t1, stop_requested != 0, rc < 0);
 out:
     if (rc < 0)
         fprintf(stderr, "cdcflow generate: %s\n", err.msg);

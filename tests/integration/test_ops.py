@@ -305,6 +305,23 @@ def test_generate_percentages_and_existing_rows(pg, private_schema):
     assert got["orders"] == 140 - s["tables"]["orders"]["delete"]
 
 
+def test_generate_failed_transaction_is_not_counted(pg, private_schema):
+    schema = private_schema()
+    with pg.cursor() as cur:
+        # About one order in five has 5 items: the first such insert fails its whole transaction.
+        cur.execute(f"ALTER TABLE {schema}.orders ADD CONSTRAINT few_items CHECK (item_count < 5)")
+    r = cdcflow("generate", "--json", "--seed", "11", "--customers", "200", "--products", "0", "--orders", "400",
+                "--updates", "0", "--deletes", "0", "--batch", "50", env={"PGOPTIONS": f"-c search_path={schema}"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "few_items" in r.stderr and "rolled back" in r.stderr, r.stderr
+    s = json.loads(r.stdout)
+    got = counts(pg, schema)
+    # What the summary claims is exactly what PostgreSQL kept: the failed transaction counts for nothing.
+    assert got["customers"] == s["tables"]["customers"]["insert"]
+    assert got["orders"] == s["tables"]["orders"]["insert"]
+    assert s["failed"] is True and s["rows"] % 50 == 0 and s["rows"] < 600, s       # whole batches only
+
+
 def test_generate_reports_and_refuses(private_schema):
     schema = private_schema()
     r = cdcflow("generate", "--seed", "5", "--customers", "20", "--orders", "10", "--products", "2",
