@@ -286,6 +286,8 @@ static int send_cmd(runner *r, const char *sql, cf_err *err)
             return -1;
         return 0;
     }
+    if (r->nq >= QUEUE_LEN)
+        return cf_err_set(err, CF_E_DB, "internal: pipeline queue full");
     if (!PQsendQueryParams(r->c, sql, 0, NULL, NULL, NULL, NULL, 0))
         return cf_err_set(err, CF_E_DB, "%s: %s", sql, PQerrorMessage(r->c));
     r->q[r->nq++] = (qitem){ -1, -1 };
@@ -361,6 +363,8 @@ static int run_plan(runner *r, double t0, cf_err *err)
             /* Without a database the plan's expectation is the count. */
             r->tx_rows[st.table][st.kind] += st.expect_rows;
         } else {
+            if (r->nq >= QUEUE_LEN)
+                return cf_err_set(err, CF_E_DB, "internal: pipeline queue full");
             if (!PQsendQueryPrepared(r->c, sql[st.stmt].name, st.nparams, st.params, NULL, NULL, 0))
                 return cf_err_set(err, CF_E_DB, "sending %s: %s", sql[st.stmt].name,
                                   PQerrorMessage(r->c));
