@@ -85,6 +85,7 @@ typedef struct colw {
     cf_buf   dict_keys;
     size_t   dict_bytes;           /* plain-encoded size of the dictionary */
     size_t   dict_seen;            /* values looked up in this dictionary */
+    uint32_t dict_last;            /* entry of the previous value: runs skip the hash */
 
     /* current chunk */
     cf_buf   chunk;                /* finished pages, compressed, with headers */
@@ -538,6 +539,9 @@ static inline __attribute__((always_inline)) int64_t dict_put(colw *c, const uin
     size_t plain = n + (c->ptype == PQ_BYTE_ARRAY ? 4 : 0);
     uint32_t hv;
 
+    if (c->dict_last < c->ndict && c->ent_len[c->dict_last] == n &&
+        key_eq(c->dict_keys.data + c->ent_off[c->dict_last], k, n))
+        return c->dict_last;
     if ((c->ndict + 1) * 2 > c->nslots && dict_grow(c, err))
         return -1;
     mask = c->nslots - 1;
@@ -550,7 +554,7 @@ static inline __attribute__((always_inline)) int64_t dict_put(colw *c, const uin
         if (sl->hash == hv) {
             uint32_t e = sl->ent - 1;
             if (c->ent_len[e] == n && key_eq(c->dict_keys.data + c->ent_off[e], k, n))
-                return e;
+                return c->dict_last = e;
         }
         h = (h + 1) & mask;
     }
@@ -573,6 +577,7 @@ static inline __attribute__((always_inline)) int64_t dict_put(colw *c, const uin
         return -1;
     c->slots[h].ent = (uint32_t)c->ndict + 1;
     c->slots[h].hash = hv;
+    c->dict_last = (uint32_t)c->ndict;
     c->dict_bytes += plain;
     acc_value(&c->ca, c->sk, k, n);
     return (int64_t)c->ndict++;
@@ -1258,6 +1263,88 @@ static size_t buffered_bytes(const cf_pq_writer *w)
     return t;
 }
 
+/* PLAIN fixed-width values straight from the batch (the bulk of a file
+ * once ids and timestamps left the dictionary): one tight loop per type,
+ * statistics inline.  Only for types stored as-is (no conversion). */
+#define PLAIN_LOOP(T, STATS)                                                   \
+    do {                                                                       \
+        const T *src = (const T *)v->vals;                                     \
+        T *dst = (T *)(void *)(c->vals.data + c->vals.len);                    \
+        size_t m = 0;                                                          \
+        for (size_t k = 0; k < n; k++) {                                       \
+            size_t i = rows ? rows[k] : first + k;                             \
+            uint32_t ok = v->valid[i] != 0;                                    \
+            if (def)                                                           \
+                def[k] = ok;                                                   \
+            if (!ok)                                                           \
+                continue;                                                      \
+            T x = src[i];                                                      \
+            dst[m++] = x;                                                      \
+            STATS;                                                             \
+        }                                                                      \
+        c->vals.len += m * sizeof(T);                                          \
+        nvals = m;                                                             \
+    } while (0)
+
+#define ISTATS(x)                                                              \
+    do {                                                                       \
+        if (!a->has) { a->imin = a->imax = (x); a->has = true; }              \
+        else if ((x) < a->imin) a->imin = (x);                                \
+        else if ((x) > a->imax) a->imax = (x);                                \
+    } while (0)
+
+#define FSTATS(x)                                                              \
+    do {                                                                       \
+        double d_ = (double)(x);                                               \
+        if (d_ != d_) a->nan = true;                                           \
+        else if (!a->has) { a->dmin = a->dmax = d_; a->has = true; }          \
+        else if (d_ < a->dmin) a->dmin = d_;                                  \
+        else if (d_ > a->dmax) a->dmax = d_;                                  \
+    } while (0)
+
+static bool plain_fast(const colw *c)
+{
+    if (c->dict_on)
+        return false;
+    switch (c->type.id) {
+    case CF_T_INT64: case CF_T_TIMESTAMP: case CF_T_TIMESTAMP_NTZ: case CF_T_TIME:
+    case CF_T_DOUBLE: case CF_T_INT32: case CF_T_DATE: case CF_T_FLOAT:
+        return true;
+    case CF_T_DECIMAL:
+        return c->ptype == PQ_INT64;
+    default:
+        return false;
+    }
+}
+
+static int flat_slice_plain(cf_pq_writer *w, colw *c, const cf_column *v, const uint32_t *rows,
+                            size_t first, size_t n, cf_err *err)
+{
+    uint32_t *def = c->max_def ? (uint32_t *)(void *)(c->def.data + c->def.len) : NULL;
+    acc *a = &c->ca;
+    size_t nvals = 0;
+
+    if (!c->max_def)
+        for (size_t k = 0; k < n; k++)
+            if (!v->valid[rows ? rows[k] : first + k])
+                return cf_err_set(err, CF_E_TYPE, "null in required column %s", c->path[0]);
+    switch (c->sk) {
+    case SK_I64: PLAIN_LOOP(int64_t, ISTATS(x)); break;
+    case SK_I32: PLAIN_LOOP(int32_t, ISTATS((int64_t)x)); break;
+    case SK_F64: PLAIN_LOOP(double, FSTATS(x)); break;
+    default: PLAIN_LOOP(float, FSTATS(x)); break;
+    }
+    if (def)
+        c->def.len += n * 4;
+    c->page_n += n;
+    c->ca.nvals += (int64_t)nvals;
+    c->ca.nulls += (int64_t)(n - nvals);
+    c->used_plain_pages = true;
+    if (page_estimate(c) >= w->o.page_bytes)
+        return finish_page(w, c, err);
+    return 0;
+}
+
 /* One slice of flat rows (row ids rows[0..n) or first..first+n) into c. */
 static int flat_slice(cf_pq_writer *w, colw *c, const cf_column *v, const uint32_t *rows,
                       size_t first, size_t n, cf_err *err)
@@ -1273,6 +1360,8 @@ static int flat_slice(cf_pq_writer *w, colw *c, const cf_column *v, const uint32
     if (!c->dict_on && c->ptype != PQ_BYTE_ARRAY &&
         cf_buf_reserve(&c->vals, n * (size_t)(c->type_len ? c->type_len : 8), err))
         return -1;
+    if (plain_fast(c))
+        return flat_slice_plain(w, c, v, rows, first, n, err);
     for (size_t k = 0; k < n; k++) {
         size_t i = rows ? rows[k] : first + k;
         bool ok = v->valid[i] != 0;
