@@ -170,6 +170,10 @@ static void test_manifest_roundtrip(void)
     CHECK_EQ_INT(mf.added_files, 2);
     CHECK_EQ_INT(mf.added_rows, 21);
     CHECK_EQ_INT(mf.seq, 7);
+    /* partition summary: one null, one value 19000 (a date, 4 bytes little-endian) */
+    CHECK_EQ_INT(mf.npsum, 1);
+    CHECK(mf.psum[0].contains_null && mf.psum[0].has_bounds);
+    CHECK(mf.psum[0].lo_n == 4 && mf.psum[0].lo[0] == (19000 & 0xff) && mf.psum[0].lo[1] == (19000 >> 8));
     CHECK(cf_ice_mlist_add(&ml, &mf, &err) == 0);
     /* Header keeps the field ids and the Iceberg metadata keys. */
     r = cf_avro_reader_open_file(mpath, &err);
@@ -191,6 +195,8 @@ static void test_manifest_roundtrip(void)
         CHECK_EQ_STR(back.v[0].path, mpath);
         CHECK_EQ_INT(back.v[0].added_snapshot_id, 42);
         CHECK_EQ_INT(back.v[0].added_rows, 21);
+        CHECK_EQ_INT(back.v[0].npsum, 1);
+        CHECK(back.v[0].psum[0].contains_null && back.v[0].psum[0].hi_n == 4);
         CHECK(cf_ice_read_manifest(&back.v[0], &rd, &nrd, &err) == 0);
         CHECK_EQ_INT(nrd, 2);
         if (nrd == 2) {

@@ -138,6 +138,15 @@ typedef struct cf_ice_file {
 
 void cf_ice_file_clear(cf_ice_file *f);
 
+/* Summary of one partition field over a manifest's files (manifest list
+ * field 507): bounds in single-value form, left out past 64 bytes. */
+typedef struct cf_ice_psum {
+    bool    contains_null;
+    bool    has_bounds;
+    uint8_t lo_n, hi_n;
+    uint8_t lo[64], hi[64];
+} cf_ice_psum;
+
 /* An entry of a manifest list. */
 typedef struct cf_ice_mfile {
     char    *path;               /* owned */
@@ -148,6 +157,8 @@ typedef struct cf_ice_mfile {
     int64_t  added_snapshot_id;
     int32_t  added_files, existing_files, deleted_files;
     int64_t  added_rows, existing_rows, deleted_rows;
+    int      npsum;              /* 0: no partition summaries */
+    cf_ice_psum psum[16];
 } cf_ice_mfile;
 
 typedef struct cf_ice_mlist {

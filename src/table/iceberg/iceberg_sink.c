@@ -14,7 +14,7 @@
 #include "table/iceberg/iceberg_int.h"
 #include "format/parquet/parquet.h"
 
-#define MAX_COMMIT_ATTEMPTS 20
+#define MAX_COMMIT_ATTEMPTS 100
 #define KEY_POOL_CAP        ((size_t)8 << 30)   /* bytes of primary-key values kept in memory */
 
 /* A data file the key index points into; position deletes must carry the
@@ -694,14 +694,18 @@ static bool offsets_change(ice *s, json_t *parent, const cf_offsets *covered)
     return false;
 }
 
-/* One attempt to publish a snapshot with `added` files on top of the
- * current metadata.  CF_E_CONFLICT means retry after reloading. */
-static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered, cf_err *err)
+/* One attempt to publish snapshot `sid` with `added` files on top of the
+ * current metadata.  The manifests of the added files are written on the
+ * first attempt into *newm and reused by retries (their entries inherit
+ * the sequence number, so only the manifest list and metadata change).
+ * CF_E_CONFLICT means retry after reloading. */
+static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered,
+                       int64_t sid, cf_ice_mlist *newm, cf_err *err)
 {
     json_t *meta = s->t.meta ? json_deep_copy(s->t.meta) : new_table_doc(s);
     json_t *parent, *sum, *v;
     cf_ice_mlist ml = { 0 };
-    int64_t sid = cf_ice_new_snapshot_id(), parent_id, seq, now = cf_ice_now_ms();
+    int64_t parent_id, seq, now = cf_ice_now_ms();
     int64_t add_rows = 0, add_bytes = 0, add_data = 0, add_del = 0, add_delrows = 0;
     char mpath[PATH_MAX], lpath[PATH_MAX], u[37];
     const char *key;
@@ -718,7 +722,8 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
     if (mkdirs(mpath, err))
         goto out;
     /* New manifests: one for data files, one for delete files. */
-    for (int content = 0; content < 2; content++) {
+    bool have_manifests = newm->n > 0;
+    for (int content = 0; content < 2 && !have_manifests; content++) {
         int first = -1, cnt = 0;
         cf_ice_mfile mf;
         for (int i = 0; i < nadded; i++)
@@ -736,7 +741,13 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
         if (cf_ice_write_manifest(mpath, added + first, cnt, &s->spec, current_schema(meta),
                                   (int)json_integer_value(json_object_get(meta, "current-schema-id")),
                                   sid, seq, &mf, err) ||
-            cf_ice_mlist_add(&ml, &mf, err))
+            cf_ice_mlist_add(newm, &mf, err))
+            goto out;
+    }
+    for (int i = 0; i < newm->n; i++) {
+        cf_ice_mfile m = newm->v[i];
+        m.seq = m.min_seq = seq;          /* every entry inherits this snapshot's */
+        if (cf_ice_mlist_add(&ml, &m, err))
             goto out;
     }
     for (int i = 0; i < nadded; i++) {
@@ -822,30 +833,42 @@ static bool rewritten_since(json_t *meta, int64_t base)
     return id != base;
 }
 
-/* Commit with retries: on a lost race re-read the table and go again. */
+/* Commit with retries: on a lost race re-read the table and go again,
+ * after a random pause that grows with each loss so writers spread out. */
 static int commit_files(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered, cf_err *err)
 {
     int64_t base = s->t.meta ? cf_ice_current_snapshot_id(s->t.meta) : -1;
+    int64_t sid = cf_ice_new_snapshot_id();
+    cf_ice_mlist newm = { 0 };
+    unsigned seed = (unsigned)(sid ^ (sid >> 32));
 
     for (int attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
         cf_err e = { 0 };
-        if (commit_once(s, added, nadded, covered, &e) == 0)
+        unsigned max_us = 1000u << (attempt < 8 ? attempt : 8);
+        if (commit_once(s, added, nadded, covered, sid, &newm, &e) == 0) {
+            cf_ice_mlist_free(&newm);
             return 0;
+        }
         if (e.code != CF_E_CONFLICT || !e.retriable) {
+            cf_ice_mlist_free(&newm);
             if (err)
                 *err = e;
             return -1;
         }
         cf_ice_table_free(&s->t);
-        if (cf_ice_load(s->sink->cfg.location, &s->t, err))
+        if (cf_ice_load(s->sink->cfg.location, &s->t, err)) {
+            cf_ice_mlist_free(&newm);
             return -1;
+        }
         if (s->sink->cfg.mode == CF_MODE_UPSERT && s->t.meta && rewritten_since(s->t.meta, base)) {
+            cf_ice_mlist_free(&newm);
             s->replaced = true;
             s->index_ready = false;
             return cf_err_set(err, CF_E_CONFLICT, "table files were rewritten by another writer");
         }
-        usleep((useconds_t)(1000 * (attempt + 1)));
+        usleep((useconds_t)(rand_r(&seed) % max_us));
     }
+    cf_ice_mlist_free(&newm);
     return cf_err_set(err, CF_E_CONFLICT, "gave up after %d commit conflicts", MAX_COMMIT_ATTEMPTS);
 }
 

@@ -220,6 +220,62 @@ static int encode_entry(cf_buf *b, const cf_ice_file *f, const cf_ice_spec *sp, 
     return 0;
 }
 
+/* Order of two single-value serialized partition values of type t:
+ * little-endian integers by value, everything else by bytes. */
+static int pval_cmp(const cf_type *t, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    if (t->id == CF_T_INT32 || t->id == CF_T_DATE || t->id == CF_T_INT64 || t->id == CF_T_BOOL) {
+        int64_t x = 0, y = 0;
+        for (size_t i = 0; i < an; i++)
+            x |= (int64_t)((uint64_t)a[i] << (8 * i));
+        for (size_t i = 0; i < bn; i++)
+            y |= (int64_t)((uint64_t)b[i] << (8 * i));
+        if (an == 4) x = (int32_t)x;
+        if (bn == 4) y = (int32_t)y;
+        return x < y ? -1 : x > y;
+    }
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : (an > bn) - (an < bn);
+}
+
+/* Widen the partition summaries of a manifest by file f's values. */
+static void summarize(const cf_ice_spec *sp, const cf_ice_file *f, cf_ice_psum *ps)
+{
+    for (int k = 0; k < sp->nfields; k++) {
+        const cf_ice_pval *v = k < f->npart ? &f->part[k] : NULL;
+        uint8_t buf[64];
+        int n;
+        if (!v || v->null) {
+            ps[k].contains_null = true;
+            continue;
+        }
+        n = cf_ice_single_value(&sp->f[k].result, v->i, v->d, v->s, v->n, buf, sizeof buf);
+        if (n < 0) {
+            /* Too long to keep: no bounds is always correct. */
+            ps[k].has_bounds = false;
+            ps[k].lo_n = 0xff;
+            continue;
+        }
+        if (ps[k].lo_n == 0xff)
+            continue;
+        if (!ps[k].has_bounds) {
+            memcpy(ps[k].lo, buf, (size_t)n);
+            memcpy(ps[k].hi, buf, (size_t)n);
+            ps[k].lo_n = ps[k].hi_n = (uint8_t)n;
+            ps[k].has_bounds = true;
+            continue;
+        }
+        if (pval_cmp(&sp->f[k].result, buf, (size_t)n, ps[k].lo, ps[k].lo_n) < 0) {
+            memcpy(ps[k].lo, buf, (size_t)n);
+            ps[k].lo_n = (uint8_t)n;
+        }
+        if (pval_cmp(&sp->f[k].result, buf, (size_t)n, ps[k].hi, ps[k].hi_n) > 0) {
+            memcpy(ps[k].hi, buf, (size_t)n);
+            ps[k].hi_n = (uint8_t)n;
+        }
+    }
+}
+
 int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles,
                           const cf_ice_spec *sp, json_t *schema_json, int schema_id,
                           int64_t snapshot_id, int64_t seq, cf_ice_mfile *mf, cf_err *err)
@@ -263,9 +319,12 @@ int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles
     if (!(w = cf_avro_writer_new((const char *)schema.data, keys, vals, 6, CF_AVRO_DEFLATE, err)))
         goto out;
     mf->min_seq = seq;
+    mf->npsum = sp->nfields;
     for (int i = 0; i < nfiles; i++) {
         const cf_ice_file *f = &files[i];
         int64_t fseq = f->seq >= 0 ? f->seq : seq;
+        if (f->status != 2)
+            summarize(sp, f, mf->psum);
         cf_buf_reset(&row);
         if (encode_entry(&row, f, sp, err) || cf_avro_writer_append(w, row.data, row.len, err))
             goto out;
@@ -431,6 +490,30 @@ done:
 
 /* ---- manifest lists --------------------------------------------------- */
 
+static int put_psums(cf_buf *b, const cf_ice_mfile *m, cf_err *err)
+{
+    if (m->npsum == 0)
+        return cf_avro_put_branch(b, 0, err);
+    if (cf_avro_put_branch(b, 1, err) || cf_avro_put_long(b, m->npsum, err))
+        return -1;
+    for (int k = 0; k < m->npsum; k++) {
+        const cf_ice_psum *p = &m->psum[k];
+        bool bounds = p->has_bounds && p->lo_n != 0xff;
+        if (cf_avro_put_bool(b, p->contains_null, err) ||
+            cf_avro_put_branch(b, 0, err))                     /* contains_nan: unknown */
+            return -1;
+        if (!bounds) {
+            if (cf_avro_put_branch(b, 0, err) || cf_avro_put_branch(b, 0, err))
+                return -1;
+            continue;
+        }
+        if (cf_avro_put_branch(b, 1, err) || cf_avro_put_bytes(b, p->lo, p->lo_n, err) ||
+            cf_avro_put_branch(b, 1, err) || cf_avro_put_bytes(b, p->hi, p->hi_n, err))
+            return -1;
+    }
+    return cf_avro_put_long(b, 0, err);
+}
+
 int cf_ice_write_mlist(const char *path, const cf_ice_mlist *l, int64_t snapshot_id,
                        int64_t parent_id, int64_t seq, cf_err *err)
 {
@@ -466,7 +549,7 @@ int cf_ice_write_mlist(const char *path, const cf_ice_mlist *l, int64_t snapshot
             cf_avro_put_long(&row, m->added_files, err) || cf_avro_put_long(&row, m->existing_files, err) ||
             cf_avro_put_long(&row, m->deleted_files, err) || cf_avro_put_long(&row, m->added_rows, err) ||
             cf_avro_put_long(&row, m->existing_rows, err) || cf_avro_put_long(&row, m->deleted_rows, err) ||
-            cf_avro_put_branch(&row, 0, err) || cf_avro_put_branch(&row, 0, err) ||
+            put_psums(&row, m, err) || cf_avro_put_branch(&row, 0, err) ||
             cf_avro_writer_append(w, row.data, row.len, err))
             goto out;
     }
@@ -523,6 +606,26 @@ int cf_ice_read_mlist(const char *path, cf_ice_mlist *out, cf_err *err)
         m.added_rows = cf_avro_get_long(e, "added_rows_count", 0);
         m.existing_rows = cf_avro_get_long(e, "existing_rows_count", 0);
         m.deleted_rows = cf_avro_get_long(e, "deleted_rows_count", 0);
+        {
+            const cf_avro_value *parts = cf_avro_get(e, "partitions");
+            if (parts && parts->kind == CF_AV_ARRAY && parts->n <= 16) {
+                m.npsum = (int)parts->n;
+                for (size_t k = 0; k < parts->n; k++) {
+                    const cf_avro_value *lo = cf_avro_get(&parts->items[k], "lower_bound");
+                    const cf_avro_value *hi = cf_avro_get(&parts->items[k], "upper_bound");
+                    cf_ice_psum *sum = &m.psum[k];
+                    sum->contains_null = cf_avro_get_long(&parts->items[k], "contains_null", 1) != 0;
+                    if (lo && hi && lo->kind == CF_AV_BYTES && hi->kind == CF_AV_BYTES &&
+                        lo->n <= sizeof sum->lo && hi->n <= sizeof sum->hi) {
+                        sum->has_bounds = true;
+                        memcpy(sum->lo, lo->p, lo->n);
+                        memcpy(sum->hi, hi->p, hi->n);
+                        sum->lo_n = (uint8_t)lo->n;
+                        sum->hi_n = (uint8_t)hi->n;
+                    }
+                }
+            }
+        }
         rc = cf_ice_mlist_add(out, &m, err);
         free(ps);
         if (rc)
