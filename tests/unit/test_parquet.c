@@ -296,6 +296,8 @@ static void test_stats(void)
     CHECK_EQ_INT(cf_pq_writer_write(w, b2, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
     CHECK(!fi.cols[0].has_minmax);
+    CHECK_EQ_INT(fi.cols[0].nan_count, 1);
+    CHECK(fi.cols[0].compressed_bytes > 0 && fi.cols[0].compressed_bytes < fi.file_bytes);
     CHECK_EQ_INT(fi.cols[0].null_count, 1);
     CHECK_EQ_INT(fi.cols[0].value_count, 2);
     cf_pq_file_info_free(&fi);

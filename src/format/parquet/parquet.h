@@ -43,6 +43,8 @@ typedef struct cf_pq_stats {
     double  d_min, d_max;
     char   *s_min, *s_max;
     size_t  s_min_len, s_max_len;
+    int64_t nan_count;             /* FLOAT/DOUBLE: NaN values (Iceberg nan_value_counts) */
+    int64_t compressed_bytes;      /* the column's chunks on disk (Iceberg column_sizes) */
 } cf_pq_stats;
 
 /* Wide decimals (precision > 18) give s_* as decimal strings, UUIDs as
@@ -64,7 +66,8 @@ typedef struct cf_pq_writer cf_pq_writer;
 cf_pq_writer *cf_pq_writer_open(const char *path, const cf_schema *s,
                                 const cf_pq_options *o, cf_err *err);
 /* Append all rows of b (bound to the writer's schema).  Rows are buffered up
- * to a row group, then compressed and written: memory stays bounded. */
+ * to a row group, then compressed and written: memory stays bounded.
+ * After any write failure the writer is unusable: cf_pq_writer_abort it. */
 int cf_pq_writer_write(cf_pq_writer *w, const cf_batch *b, cf_err *err);
 /* Append only rows[0..n) of b, in that order. */
 int cf_pq_writer_write_rows(cf_pq_writer *w, const cf_batch *b, const uint32_t *rows,

@@ -48,7 +48,7 @@ void cf_pq_file_info_free(cf_pq_file_info *fi)
 enum { SK_BOOL, SK_I32, SK_I64, SK_F32, SK_F64, SK_BYTES, SK_DEC_FLBA };
 
 typedef struct acc {
-    int64_t nulls, nvals;
+    int64_t nulls, nvals, nans, bytes;
     bool    has, nan;
     int64_t imin, imax;
     double  dmin, dmax;
@@ -319,6 +319,7 @@ static inline __attribute__((always_inline)) void acc_value(acc *a, int sk, cons
         }
         if (isnan(v)) {
             a->nan = true;
+            a->nans++;
             return;
         }
         if (!a->has) {
@@ -352,6 +353,8 @@ static void acc_merge(acc *to, const acc *from, int sk)
 {
     to->nulls += from->nulls;
     to->nvals += from->nvals;
+    to->nans += from->nans;
+    to->bytes += from->bytes;
     to->nan |= from->nan;
     if (!from->has)
         return;
@@ -781,6 +784,7 @@ static int chunk_flush(cf_pq_writer *w, colw *c, cf_tw *t, int64_t *rg_uncomp, c
     }
     total_comp = (size_t)(w->pos - start);
     total_uncomp = c->chunk_uncomp;
+    c->ca.bytes = (int64_t)total_comp;
     *rg_uncomp += total_uncomp;
 
     if (c->used_plain_pages)
@@ -1296,7 +1300,7 @@ static size_t buffered_bytes(const cf_pq_writer *w)
 #define FSTATS(x)                                                              \
     do {                                                                       \
         double d_ = (double)(x);                                               \
-        if (d_ != d_) a->nan = true;                                           \
+        if (d_ != d_) { a->nan = true; a->nans++; }                            \
         else if (!a->has) { a->dmin = a->dmax = d_; a->has = true; }          \
         else if (d_ < a->dmin) a->dmin = d_;                                  \
         else if (d_ > a->dmax) a->dmax = d_;                                  \
@@ -1509,6 +1513,8 @@ static void stats_out(const colw *c, cf_pq_stats *s)
     memset(s, 0, sizeof *s);
     s->null_count = a->nulls;
     s->value_count = a->nvals;
+    s->nan_count = a->nans;
+    s->compressed_bytes = a->bytes;
     if (!a->has || a->nan)
         return;
     switch (c->sk) {
