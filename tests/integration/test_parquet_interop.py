@@ -222,15 +222,22 @@ def test_customers_file_pyarrow_and_duckdb(tmp_path):
 
 # ------------------------------------------------------------ nested: Delta checkpoint shape
 
-def test_checkpoint_shape_read_by_pyarrow(tmp_path):
+@pytest.mark.parametrize("nrows,codec,page_bytes", [(40, "zstd", 0), (5000, "snappy", 512)])
+def test_checkpoint_shape_read_by_pyarrow(tmp_path, nrows, codec, page_bytes):
     path = tmp_path / "checkpoint.parquet"
-    rows = run("write", path, 40, "checkpoint")
+    args = ["write", path, nrows, "checkpoint", codec, "dict"]
+    if page_bytes:   # many pages, cut only at record boundaries
+        args += [0, page_bytes]
+    rows = run(*args)
     table = pq.read_table(path)
     schema = table.schema
     assert schema.field("add").type.field("partitionValues").type == pa.map_(pa.string(), pa.string())
     assert pa.types.is_list(schema.field("metaData").type.field("partitionColumns").type)
+    if page_bytes:
+        md = pq.ParquetFile(path).metadata
+        assert md.row_group(0).column(9).total_uncompressed_size > 4 * page_bytes   # add.stats
     got = table.to_pylist()
-    assert len(got) == 40
+    assert len(got) == nrows
     for meta, row in zip(rows, got):
         r, kind = meta["row"], meta["kind"]
         present = {k for k, v in row.items() if v is not None}
@@ -257,7 +264,8 @@ def test_checkpoint_shape_read_by_pyarrow(tmp_path):
             assert v == {"minReaderVersion": 1, "minWriterVersion": 4}
 
 
-def test_leaf_reader_on_pyarrow_checkpoint(tmp_path):
+@pytest.mark.parametrize("page_version", ["1.0", "2.0"])
+def test_leaf_reader_on_pyarrow_checkpoint(tmp_path, page_version):
     """A nested file written by pyarrow: cdcflow reads add.path, add.size, txn.version and the
     partitionValues keys with the right levels."""
     path = tmp_path / "pa_checkpoint.parquet"
@@ -273,7 +281,8 @@ def test_leaf_reader_on_pyarrow_checkpoint(tmp_path):
             rows.append({"txn": None, "add": {"path": f"f{i}.parquet", "size": i * 10,
                                               "partitionValues": pv}})
     table = pa.Table.from_pylist(rows, schema=pa.schema([("txn", txn_t), ("add", add_t)]))
-    pq.write_table(table, path, row_group_size=200, data_page_size=512)
+    pq.write_table(table, path, row_group_size=200, data_page_size=512,
+                   data_page_version=page_version)
 
     got = run("leaf", path, "add.path")
     assert len(got) == 500
