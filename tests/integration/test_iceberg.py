@@ -150,6 +150,18 @@ def test_upsert_uses_position_deletes_and_identifier_fields(tables):
     assert int(summary["total-position-deletes"]) > 0
 
 
+def test_merged_manifests_read_back(tables):
+    # 130 commits: the sink folded old manifests into merged ones (EXISTING entries).
+    t = os.path.join(tables, "many_commits")
+    tbl = static_table(t)
+    assert len(tbl.metadata.snapshots) == 130
+    manifests = tbl.current_snapshot().manifests(tbl.io)
+    assert len(manifests) < 100
+    assert any(m.existing_files_count for m in manifests)
+    assert rows_of(tbl.scan().to_arrow()) == expected_upsert(390)
+    assert normalize_ts(ddb_rows(t)) == expected_upsert(390)
+
+
 def test_time_travel(tables):
     t = os.path.join(tables, "upsert")
     tbl = static_table(t)

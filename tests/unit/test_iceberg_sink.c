@@ -593,6 +593,45 @@ out:
     cf_schema_free(sc);
 }
 
+/* Many small commits: past 100 manifests of a kind the sink folds them into
+ * one, so the manifest list stays short and the rows stay right. */
+static void test_manifest_merge(void)
+{
+    char dir[400];
+    cf_schema *sc = customers_schema(false);
+    cf_batch *b = cf_batch_new(sc, NULL);
+    cf_sink *s;
+    cf_ice_table t;
+    cf_ice_mlist ml = { 0 };
+    cf_err err = { 0 };
+    const int64_t total = 390;
+
+    table_dir(dir, sizeof dir, "many_commits");
+    s = open_sink(dir, CF_MODE_UPSERT, NULL, 0);
+    CHECK(s != NULL);
+    if (!s)
+        goto out;
+    for (int64_t from = 0; from < total; from += 3)
+        if (commit_range(s, b, from, from + 3, false)) {
+            CHECK(0);
+            break;
+        }
+    cf_sink_close(s);
+    check_upsert_state(dir, total);
+    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    if (t.meta) {
+        json_t *snap = cf_ice_snapshot(t.meta, -1);
+        CHECK_EQ_INT(json_array_size(json_object_get(t.meta, "snapshots")), total / 3);
+        CHECK(cf_ice_read_mlist(json_string_value(json_object_get(snap, "manifest-list")), &ml, &err) == 0);
+        CHECK(ml.n > 0 && ml.n < 100);
+        cf_ice_mlist_free(&ml);
+    }
+    cf_ice_table_free(&t);
+out:
+    cf_batch_free(b);
+    cf_schema_free(sc);
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -605,4 +644,4 @@ static void test_cleanup(void)
 CF_TEST_MAIN("iceberg_sink", T(test_append), T(test_upsert), T(test_partitioned),
              T(test_schema_evolution), T(test_crash_append), T(test_crash_upsert),
              T(test_time_travel), T(test_concurrent_append), T(test_concurrent_upsert),
-             T(test_soft_deletes), T(test_cleanup))
+             T(test_soft_deletes), T(test_manifest_merge), T(test_cleanup))

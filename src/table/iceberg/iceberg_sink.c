@@ -694,6 +694,92 @@ static bool offsets_change(ice *s, json_t *parent, const cf_offsets *covered)
     return false;
 }
 
+/* Fold manifests m[0..n) into one whose entries are all EXISTING (with
+ * their sequence numbers and snapshot ids spelled out), added to ml. */
+static int merge_into_one(ice *s, json_t *meta, const cf_ice_mfile *const *m, int n, int content,
+                          cf_ice_mlist *ml, int64_t sid, int64_t seq, cf_err *err)
+{
+    cf_ice_file *files = NULL;
+    int nfiles = 0, live = 0, rc = -1;
+    cf_ice_mfile mf;
+    char path[PATH_MAX], u[37];
+
+    for (int i = 0; i < n; i++)
+        if (cf_ice_read_manifest(m[i], &files, &nfiles, err))
+            goto out;
+    for (int i = 0; i < nfiles; i++) {
+        if (files[i].status == 2) {
+            cf_ice_file_clear(&files[i]);
+            continue;
+        }
+        files[i].status = 0;
+        if (live != i) {
+            files[live] = files[i];
+            memset(&files[i], 0, sizeof files[i]);
+        }
+        live++;
+    }
+    if (live == 0) {
+        rc = 0;
+        goto out;
+    }
+    cf_ice_uuid(u);
+    snprintf(path, sizeof path, "%s/metadata/%s-m%d-merged.avro", s->t.location, u, content);
+    if (cf_ice_write_manifest(path, files, live, &s->spec, current_schema(meta),
+                              (int)json_integer_value(json_object_get(meta, "current-schema-id")),
+                              sid, seq, &mf, err) ||
+        cf_ice_mlist_add(ml, &mf, err))
+        goto out;
+    rc = 0;
+out:
+    cf_ice_files_free(files, nfiles);
+    return rc;
+}
+
+/* The parent's manifests go into the new list as they are, except that
+ * past commit.manifest.min-count-to-merge (default 100) manifests of one
+ * kind are folded into one, so a commit reads and writes a bounded list
+ * however long the stream has run. */
+static int add_parent_manifests(ice *s, json_t *meta, const cf_ice_mlist *pl, cf_ice_mlist *ml,
+                                int64_t sid, int64_t seq, cf_err *err)
+{
+    json_t *props = json_object_get(meta, "properties");
+    const char *en = json_string_value(json_object_get(props, "commit.manifest-merge.enabled"));
+    const char *mc = json_string_value(json_object_get(props, "commit.manifest.min-count-to-merge"));
+    int min_count = mc ? atoi(mc) : 100;
+    bool enabled = !(en && !strcmp(en, "false")) && s->wschema != NULL;
+    const cf_ice_mfile **pick = NULL;
+    int rc = -1;
+
+    if (min_count < 2)
+        min_count = 2;
+    if (pl->n && !(pick = malloc(sizeof *pick * (size_t)pl->n)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    for (int content = 0; content < 2; content++) {
+        int n = 0;
+        for (int i = 0; i < pl->n; i++)
+            if (pl->v[i].content == content && pl->v[i].spec_id == s->spec.spec_id)
+                pick[n++] = &pl->v[i];
+        if (enabled && n >= min_count) {
+            if (merge_into_one(s, meta, pick, n, content, ml, sid, seq, err))
+                goto out;
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            if (cf_ice_mlist_add(ml, pick[i], err))
+                goto out;
+    }
+    /* Manifests of other specs (written by other tools) stay as they are. */
+    for (int i = 0; i < pl->n; i++)
+        if ((pl->v[i].content != 0 && pl->v[i].content != 1) || pl->v[i].spec_id != s->spec.spec_id)
+            if (cf_ice_mlist_add(ml, &pl->v[i], err))
+                goto out;
+    rc = 0;
+out:
+    free(pick);
+    return rc;
+}
+
 /* One attempt to publish snapshot `sid` with `added` files on top of the
  * current metadata.  The manifests of the added files are written on the
  * first attempt into *newm and reused by retries (their entries inherit
@@ -769,11 +855,10 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
         }
         if (cf_ice_read_mlist(pml, &pl, err))
             goto out;
-        for (int i = 0; i < pl.n; i++)
-            if (cf_ice_mlist_add(&ml, &pl.v[i], err)) {
-                cf_ice_mlist_free(&pl);
-                goto out;
-            }
+        if (add_parent_manifests(s, meta, &pl, &ml, sid, seq, err)) {
+            cf_ice_mlist_free(&pl);
+            goto out;
+        }
         cf_ice_mlist_free(&pl);
     }
     cf_ice_uuid(u);
