@@ -22,6 +22,7 @@
 #define MAX_SCHEMA_CACHE     (1u << 20)   /* raw envelope schema bytes kept per topic */
 #define MAX_COLUMNS          4096
 #define MAX_TOPICS           10000
+#define MAX_VERSIONS         10000        /* distinct table versions kept */
 #define MAX_KEY_COLUMNS      32
 #define MAX_DECIMAL_BYTES    1024         /* ~2466 digits: beyond any sane NUMERIC */
 #define MAX_DIGITS           2600
@@ -84,6 +85,7 @@ struct cf_decoder {
     cf_arena  *scratch;          /* per schema parse */
     size_t     max_msg;
     rowdesc   *registry;         /* every table version; freed with the decoder */
+    int        nversions;
     rowdesc  **known;            /* envelope-less schemas by table name */
     int        nknown;
     rowdesc   *customers;
@@ -217,6 +219,14 @@ static rowdesc *rowdesc_intern(cf_decoder *d, cf_schema *s, colenc *enc, const c
             free(enc);
             return r;
         }
+    if (d->nversions >= MAX_VERSIONS) {
+        /* Bounded memory even for a stream of ever-different schemas. */
+        cf_schema_free(s);
+        free(enc);
+        cf_err_set(err, CF_E_TOOBIG, "more than %d distinct table versions", MAX_VERSIONS);
+        return NULL;
+    }
+    d->nversions++;
     {
         size_t qlen = 1;
         for (int i = 0; i < s->nfields; i++)
@@ -1300,6 +1310,12 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
             return -1;
         memcpy(txt, start, (size_t)(j->p - start));
         txt[j->p - start] = '\0';
+        /* An unchanged TOASTed array comes as ["<placeholder>"]. */
+        if ((size_t)(j->p - start) == d->ph_len + 4 && txt[0] == '[' && txt[1] == '"' &&
+            memcmp(txt + 2, d->ph, d->ph_len) == 0 && txt[d->ph_len + 2] == '"') {
+            v->kind = CF_V_UNAVAILABLE;
+            return 0;
+        }
         v->kind = CF_V_STRING;
         v->s = txt;
         v->n = (size_t)(j->p - start);
@@ -1372,7 +1388,7 @@ typedef struct pstate {
     bool           envelope;    /* rd comes from the envelope schema */
     const uint8_t *before_at, *after_at;
     bool           guess_failed; /* rows did not fit the guessed version */
-    bool           have_op, have_source;
+    bool           have_op, have_source, have_row, have_ts;
     long           op_pos;
 } pstate;
 
@@ -1525,6 +1541,7 @@ static int payload_member(cf_decoder *d, cf_json *j, int which, pstate *ps)
 
     if (which == P_BEFORE || which == P_AFTER) {
         bool after = which == P_AFTER;
+        ps->have_row = true;
         cf_row *row = after ? &ev->after : &ev->before;
         int nr = cf_json_null(j);
         if (nr < 0)
@@ -1576,6 +1593,7 @@ static int payload_member(cf_decoder *d, cf_json *j, int which, pstate *ps)
     }
     if (which == P_TS_MS) {
         cf_json_num n;
+        ps->have_ts = true;
         if (cf_json_small_int(j, &ev->ts_ms))
             return 0;
         if (cf_json_null(j) == 1)
@@ -1597,6 +1615,13 @@ static int payload_finish(cf_decoder *d, cf_json *j, pstate *ps, long payload_po
     rowdesc *rd = ps->rd;
 
     if (!ps->have_op) {
+        if (ps->have_ts && !ps->have_row && !ps->have_source) {
+            /* A Debezium heartbeat ({"ts_ms":...}): no row change, like a
+             * tombstone; nothing to dead-letter. */
+            ev->op = 0;
+            ev->schema = ps->t->cur ? ps->t->cur->schema : NULL;
+            return 0;
+        }
         j->p = j->beg + payload_pos;
         return cf_json_fail(j, "missing \"op\" (not a Debezium change event)");
     }

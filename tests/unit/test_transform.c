@@ -321,7 +321,10 @@ static void test_passthrough(void)
         CHECK(f64 >= 0 && cf_col_f64(&b->cols[f64], 0) == -2.25e-3);
         CHECK_EQ_STR(gets(b, 0, "u"), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
         CHECK(is_null(b, 0, "toasted"));
-        CHECK_EQ_INT(cf_transform_unavailable_count(t, b), 1);
+        CHECK(is_null(b, 0, "arr_toasted"));
+        CHECK_EQ_INT(cf_transform_unavailable_count(t, b), 2);
+        CHECK(cf_transform_unavailable(t, b, 0, ci(b, "arr_toasted")));
+        CHECK(!cf_transform_unavailable(t, b, 0, ci(b, "arr")));
         CHECK_EQ_STR(gets(b, 0, "_cdc_operation"), "INSERT");
         CHECK_EQ_INT(geti(b, 0, "_source_lsn"), 24023184);
     }

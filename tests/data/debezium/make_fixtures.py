@@ -170,6 +170,9 @@ def main():
     c["lifetime_value"] = "99.90"
     write("customers_ltv_string_bare.json", dump(payload("c", None, c, source())))
     write("tombstone_null.json", b"null")
+    write("heartbeat_env.json", dump({"schema": {"type": "struct", "fields": [f("int64", "ts_ms", False)],
+                                                 "optional": False, "name": "io.debezium.connector.common.Heartbeat"},
+                                      "payload": {"ts_ms": 1732440000000}}))
     write("tombstone_env.json", b'{"schema":null,"payload":null}')
 
     # --- every encoding, with the envelope --------------------------------
@@ -203,6 +206,7 @@ def main():
          "parameters": {"allowed": "red,green"}, "field": "e"},
         {"type": "array", "items": {"type": "int32", "optional": True}, "optional": True, "field": "arr"},
         f("bytes", "toasted"),
+        {"type": "array", "items": {"type": "string", "optional": True}, "optional": True, "field": "arr_toasted"},
     ]
     row = {"id": 7, "i16": -32768, "i64": 9007199254740993, "f32": 1.5, "f64": -2.25e-3,
            "b": False, "s": "tab\there", "raw": base64.b64encode(b"\x00\x01\xfe\xff").decode(),
@@ -217,7 +221,8 @@ def main():
            "tsz": "2024-01-01T12:00:00.5+02:00", "kts": 1704103200000, "kdate": 19723,
            "js": "{\"a\": [1, 2]}", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "e": "green",
            "arr": [1, None, 3],
-           "toasted": base64.b64encode(b"__debezium_unavailable_value").decode()}
+           "toasted": base64.b64encode(b"__debezium_unavailable_value").decode(),
+           "arr_toasted": ["__debezium_unavailable_value"]}
     write("types_env.json", env(payload("c", None, row, source(table="all_types")),
                                 envelope_schema("all_types", types)))
 
