@@ -536,7 +536,7 @@ static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
 static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_err *err)
 {
     cf_ops_conn_status st;
-    bool restarted = false;
+    bool restarted = false, resumed = false;
     cf_buf u;
     int rc;
 
@@ -544,6 +544,18 @@ static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_e
         rc = get_status(o, r, &st, err);
         if (rc < 0 && !err->retriable)
             return -1;
+        if (rc > 0 && !resumed && (!strcmp(st.state, "PAUSED") || !strcmp(st.state, "STOPPED"))) {
+            /* Registering means "make it run": a paused or stopped
+             * connector keeps its config and offsets, and resumes. */
+            fprintf(o->out, "connector %s is %s; resuming it\n", o->name, st.state);
+            cf_buf_init(&u, 4096);
+            if (connector_url(&u, o, "/resume", err) == 0)
+                (void)http("PUT", (const char *)u.data, "", o->timeout_s, r, err);
+            cf_buf_free(&u);
+            resumed = true;
+            sleep_s(0.5);
+            continue;
+        }
         if (rc > 0 && cf_ops_conn_all_running(&st)) {
             print_status(o->out, o->name, &st);
             return 0;
@@ -708,8 +720,9 @@ static void usage(FILE *f)
     fputs("Usage: cdcflow connector register|status|delete [options]\n"
           "\n"
           "Manage the Debezium PostgreSQL connector on Kafka Connect.\n"
-          "  register   create or update the connector (PUT, idempotent), wait until it\n"
-          "             and its task are RUNNING; on FAILED print Connect's error\n"
+          "  register   create or update the connector (PUT, idempotent; left alone when\n"
+          "             unchanged), resume it if paused, wait until it and its task are\n"
+          "             RUNNING; on FAILED print Connect's error\n"
           "  status     print connector and task states; exit 0 only if all RUNNING\n"
           "  delete     remove the connector (--drop-slot also drops the replication slot)\n"
           "\n"

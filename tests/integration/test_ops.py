@@ -57,6 +57,24 @@ def test_connector_register_twice_is_idempotent_and_running(connector):
     assert (cfg["database.hostname"], cfg["database.port"], cfg["database.dbname"]) == ("127.0.0.1", "5432", "cdcdb")
 
 
+def test_connector_register_resumes_a_paused_connector(connector):
+    code, _ = http_json("PUT", f"/connectors/{CONNECTOR_NAME}/pause")
+    assert code == 202
+    try:
+        deadline = time.monotonic() + 30
+        while http_json("GET", f"/connectors/{CONNECTOR_NAME}/status")[1]["connector"]["state"] != "PAUSED":
+            assert time.monotonic() < deadline, "Connect did not pause the connector"
+            time.sleep(0.2)
+        r = cdcflow("connector", "status")
+        assert r.returncode == 1 and f"connector {CONNECTOR_NAME}: PAUSED" in r.stdout, r.stdout
+        r = cdcflow("connector", "register", "--wait", "60")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"connector {CONNECTOR_NAME} is PAUSED; resuming it" in r.stdout, r.stdout
+        assert "task 0: RUNNING" in r.stdout
+    finally:
+        http_json("PUT", f"/connectors/{CONNECTOR_NAME}/resume")
+
+
 def test_connector_status(connector):
     r = cdcflow("connector", "status")
     assert r.returncode == 0, r.stdout + r.stderr

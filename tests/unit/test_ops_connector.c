@@ -23,7 +23,7 @@ typedef struct fake {
     const char *status_bodies[4];       /* GET .../status in turn, last one repeats; NULL = 404 */
     int         delete_code;
     /* what was asked */
-    int         gets_config, puts, gets_status, posts, deletes;
+    int         gets_config, puts, gets_status, posts, deletes, resumes;
     char        last_put[8192];
     char        last_post_url[256];
 } fake;
@@ -87,6 +87,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             code = 200;
             body = F.status_bodies[i];
         }
+    } else if (!strcmp(method, "PUT") && ul > 7 && !strcmp(url + ul - 7, "/resume")) {
+        F.resumes++;
+        code = 202;
+        body = "";
     } else if (!strcmp(method, "POST")) {
         F.posts++;
         snprintf(F.last_post_url, sizeof F.last_post_url, "%s", url);
@@ -215,6 +219,24 @@ static void register_leaves_an_unchanged_connector_alone(void)
     CHECK(strstr(out_text, "connector c unchanged") == out_text);
 }
 
+#define PAUSED "{\"name\":\"c\",\"connector\":{\"state\":\"PAUSED\",\"worker_id\":\"w:1\"}," \
+               "\"tasks\":[{\"id\":0,\"state\":\"PAUSED\",\"worker_id\":\"w:1\"}]}"
+
+static void register_resumes_a_paused_connector(void)
+{
+    cf_err e;
+    start();
+    F.config_code = 404;
+    F.put_codes[0] = 200;
+    F.put_body = "{}";
+    F.status_bodies[0] = PAUSED;
+    F.status_bodies[1] = RUNNING;
+    CHECK_EQ_INT(run(CF_CONN_REGISTER, 30, &e), 0);
+    stop();
+    CHECK_EQ_INT(F.resumes, 1);
+    CHECK(strstr(out_text, "connector c is PAUSED; resuming it\n") != NULL);
+}
+
 static void register_retries_while_connect_rebalances(void)
 {
     cf_err e;
@@ -316,6 +338,7 @@ static void unreachable_connect(void)
 }
 
 CF_TEST_MAIN("ops_connector", T(register_creates_then_waits_for_tasks),
-             T(register_leaves_an_unchanged_connector_alone), T(register_retries_while_connect_rebalances),
+             T(register_leaves_an_unchanged_connector_alone), T(register_resumes_a_paused_connector),
+             T(register_retries_while_connect_rebalances),
              T(register_reports_a_failed_task_with_its_trace), T(register_relays_a_refusal),
              T(register_gives_up_after_wait), T(status_and_delete), T(unreachable_connect))
