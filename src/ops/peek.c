@@ -293,7 +293,7 @@ static rd_kafka_t *kafka_open(const cf_ops_peek_opts *o, kctx *k, cf_err *err)
     static const char *const kv[][2] = {
         { "enable.auto.commit", "false" },
         { "enable.auto.offset.store", "false" },
-        { "enable.partition.eof", "false" },
+        { "enable.partition.eof", "true" },
         { "allow.auto.create.topics", "false" },
         { "log.connection.close", "false" },
         { "client.id", "cdcflow-peek" },
@@ -396,6 +396,7 @@ static int print_topic(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, FILE 
     rd_kafka_topic_partition_list_t *assign = NULL;
     int timeout_ms = (int)(o->timeout_s * 1000), nparts = 0, open = 0, rc = -1;
     int64_t printed = 0;
+    bool empty = false;
     part *parts = NULL;
     cf_buf line;
     rd_kafka_resp_err_t e;
@@ -443,6 +444,7 @@ static int print_topic(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, FILE 
             open++;
         }
     }
+    empty = open == 0;
     if (open && (e = rd_kafka_assign(rk, assign)) != 0) {
         cf_err_set(err, CF_E_KAFKA, "assigning %s: %s", o->topic, rd_kafka_err2str(e));
         goto out;
@@ -459,34 +461,35 @@ static int print_topic(rd_kafka_t *rk, const cf_ops_peek_opts *o, kctx *k, FILE 
         m = rd_kafka_consumer_poll(rk, left > 0.2 ? 200 : (int)(left * 1000) + 1);
         if (!m)
             continue;
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                cf_err_set(err, CF_E_KAFKA, "reading %s: %s", o->topic, rd_kafka_message_errstr(m));
-                rd_kafka_message_destroy(m);
-                goto out;
-            }
+        if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            cf_err_set(err, CF_E_KAFKA, "reading %s: %s", o->topic, rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
-            continue;
+            goto out;
         }
         for (int p = 0; p < nparts; p++) {
-            if (parts[p].id != m->partition || parts[p].done || m->offset >= parts[p].end)
+            if (parts[p].id != m->partition || parts[p].done)
                 continue;
-            cf_buf_reset(&line);
-            if (cf_ops_peek_format(&line, m->partition, m->offset, m->key, m->key_len,
-                                   m->payload, m->len, o->raw, err) < 0) {
-                rd_kafka_message_destroy(m);
-                goto out;
+            if (!m->err && m->offset < parts[p].end) {
+                cf_buf_reset(&line);
+                if (cf_ops_peek_format(&line, m->partition, m->offset, m->key, m->key_len,
+                                       m->payload, m->len, o->raw, err) < 0) {
+                    rd_kafka_message_destroy(m);
+                    goto out;
+                }
+                fwrite(line.data, 1, line.len, out);
+                printed++;
             }
-            fwrite(line.data, 1, line.len, out);
-            printed++;
-            if (m->offset + 1 >= parts[p].end) {
+            /* Done at the last offset we meant to read, or at the partition's
+             * end: the last offsets may hold transaction markers that are
+             * never delivered as messages. */
+            if (m->err || m->offset + 1 >= parts[p].end) {
                 parts[p].done = true;
                 open--;
             }
         }
         rd_kafka_message_destroy(m);
     }
-    if (printed == 0 && open == 0)
+    if (empty)
         fprintf(stderr, "cdcflow peek: %s has no messages\n", o->topic);
     rc = 0;
 out:
