@@ -162,6 +162,14 @@ def test_merged_manifests_read_back(tables):
     assert normalize_ts(ddb_rows(t)) == expected_upsert(390)
 
 
+def test_int_into_long_and_long_string_bounds(tables):
+    tbl = static_table(os.path.join(tables, "promote"))
+    a = tbl.scan().to_arrow()
+    assert sorted(a["n"].to_pylist()) == [7, 5000000000]
+    # the cut lower bound and missing upper bound still let filters find the row
+    assert tbl.scan(row_filter="txt > 'xxx'").to_arrow()["n"].to_pylist() == [7]
+
+
 def test_time_travel(tables):
     t = os.path.join(tables, "upsert")
     tbl = static_table(t)

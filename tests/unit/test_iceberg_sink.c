@@ -632,6 +632,68 @@ out:
     cf_schema_free(sc);
 }
 
+/* An int column written into a long field (promotion) keeps 8-byte bounds;
+ * a long string keeps a cut lower bound and no upper bound. */
+static void test_promotion_and_long_bounds(void)
+{
+    char dir[400], big[200];
+    cf_schema *s1 = cf_schema_new(), *s2 = cf_schema_new();
+    cf_batch *b1, *b2;
+    cf_sink *s;
+    cf_offsets off = { 0 };
+    cf_err err = { 0 };
+    int64_t v;
+    cf_ice_table t;
+    cf_ice_file *files = NULL;
+    int nfiles = 0;
+
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    cf_schema_add(s1, "n", (cf_type){ .id = CF_T_INT64 }, true, 0, NULL);
+    cf_schema_add(s1, "txt", (cf_type){ .id = CF_T_STRING }, true, 0, NULL);
+    cf_schema_add(s2, "n", (cf_type){ .id = CF_T_INT32 }, true, 0, NULL);
+    cf_schema_add(s2, "txt", (cf_type){ .id = CF_T_STRING }, true, 0, NULL);
+    b1 = cf_batch_new(s1, NULL);
+    b2 = cf_batch_new(s2, NULL);
+    table_dir(dir, sizeof dir, "promote");
+    s = open_sink(dir, CF_MODE_APPEND, NULL, 0);
+    CHECK(s != NULL);
+    if (!s)
+        goto out;
+    cf_col_set_i64(&b1->cols[0], 0, 5000000000LL, NULL);
+    cf_col_set_bytes(&b1->cols[1], 0, "a", 1, NULL);
+    cf_batch_end_row(b1, NULL);
+    cf_offsets_put(&off, TOPIC, 0, 1, NULL);
+    CHECK(cf_sink_commit(s, b1, &off, &v, &err) == 0);
+    cf_col_set_i64(&b2->cols[0], 0, 7, NULL);
+    cf_col_set_bytes(&b2->cols[1], 0, big, strlen(big), NULL);
+    cf_batch_end_row(b2, NULL);
+    cf_offsets_put(&off, TOPIC, 0, 2, NULL);
+    CHECK(cf_sink_commit(s, b2, &off, &v, &err) == 0);
+    cf_sink_close(s);
+    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(t.meta && cf_ice_snapshot_files(cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
+    CHECK_EQ_INT(nfiles, 2);
+    for (int i = 0; i < nfiles; i++) {
+        CHECK_EQ_INT(files[i].nmetrics, 2);
+        if (files[i].nmetrics != 2)
+            continue;
+        CHECK_EQ_INT(files[i].metrics[0].lower_n, 8);
+        if (files[i].records == 1 && files[i].metrics[1].lower_n > 1) {
+            CHECK_EQ_INT(files[i].metrics[1].lower_n, 64);
+            CHECK(files[i].metrics[1].upper == NULL);
+        }
+    }
+    cf_ice_files_free(files, nfiles);
+    cf_ice_table_free(&t);
+out:
+    cf_offsets_free(&off);
+    cf_batch_free(b1);
+    cf_batch_free(b2);
+    cf_schema_free(s1);
+    cf_schema_free(s2);
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -644,4 +706,5 @@ static void test_cleanup(void)
 CF_TEST_MAIN("iceberg_sink", T(test_append), T(test_upsert), T(test_partitioned),
              T(test_schema_evolution), T(test_crash_append), T(test_crash_upsert),
              T(test_time_travel), T(test_concurrent_append), T(test_concurrent_upsert),
-             T(test_soft_deletes), T(test_manifest_merge), T(test_cleanup))
+             T(test_soft_deletes), T(test_manifest_merge),
+             T(test_promotion_and_long_bounds), T(test_cleanup))

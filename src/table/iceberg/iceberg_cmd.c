@@ -380,7 +380,7 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
     path = NULL;
     out->records = info.num_rows;
     out->bytes = info.file_bytes;
-    rv = cf_ice_file_metrics(ts, &info, out, err);
+    rv = cf_ice_file_metrics(ts, NULL, 64, &info, out, err);
 out:
     cf_pq_file_info_free(&info);
     free(path);

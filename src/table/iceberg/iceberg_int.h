@@ -192,10 +192,13 @@ int  cf_ice_snapshot_files(json_t *snap, cf_ice_file **files, int *nfiles, cf_er
 void cf_ice_files_free(cf_ice_file *files, int n);
 
 /* Column metrics (value/null counts, bounds in single-value form) of a
- * Parquet file written with schema ws, into f->metrics (owned by f). */
+ * Parquet file written with schema ws, into f->metrics (owned by f).
+ * tt: the same columns with the table's types (NULL = ws's); max_bound:
+ * longest string bound kept (0 = no limit; longer minimums are cut at a
+ * character boundary, longer maximums left out). */
 struct cf_pq_file_info;
-int cf_ice_file_metrics(const cf_schema *ws, const struct cf_pq_file_info *info, cf_ice_file *f,
-                        cf_err *err);
+int cf_ice_file_metrics(const cf_schema *ws, const cf_schema *tt, size_t max_bound,
+                        const struct cf_pq_file_info *info, cf_ice_file *f, cf_err *err);
 
 /* ---- scans ----------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include "format/parquet/parquet.h"
 
 #define MAX_COMMIT_ATTEMPTS 100
+#define MAX_BOUND_BYTES     64          /* string bounds kept in manifests */
 #define KEY_POOL_CAP        ((size_t)8 << 30)   /* bytes of primary-key values kept in memory */
 
 /* A data file the key index points into; position deletes must carry the
@@ -30,6 +31,7 @@ typedef struct ice {
     cf_ice_table  t;
     const cf_schema *bound;       /* batch schema the write schema was made for */
     cf_schema    *wschema;        /* batch schema with table field ids */
+    cf_schema    *ttypes;         /* wschema with the table's types (promotions) */
     cf_ice_spec   spec;
     int           src_col[16];    /* partition source column in the batch, -1 if absent */
     int           pk[16], npk;    /* key columns in the batch, in identifier order */
@@ -137,7 +139,7 @@ static bool type_compatible(cf_type table, cf_type batch)
  * find the key, LSN and operation columns. */
 static int bind(ice *s, const cf_schema *bs, cf_err *err)
 {
-    cf_schema *cur = NULL, *w;
+    cf_schema *cur = NULL, *w, *tt;
     int last = 0;
 
     if (s->bound == bs && s->wschema)
@@ -209,9 +211,20 @@ static int bind(ice *s, const cf_schema *bs, cf_err *err)
             if (w->fields[i].field_id == s->spec.f[k].source_id)
                 s->src_col[k] = i;
     }
+    if (!(tt = cf_schema_clone(w))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; cur && i < tt->nfields; i++) {
+        int k = cf_schema_find(cur, tt->fields[i].name);
+        if (k >= 0)
+            tt->fields[i].type = cur->fields[k].type;
+    }
     cf_schema_free(cur);
     cf_schema_free(s->wschema);
+    cf_schema_free(s->ttypes);
     s->wschema = w;
+    s->ttypes = tt;
     s->bound = bs;
     return 0;
 fail:
@@ -293,6 +306,7 @@ static void ice_close(cf_sink *sk)
         return;
     cf_ice_table_free(&s->t);
     cf_schema_free(s->wschema);
+    cf_schema_free(s->ttypes);
     cf_ice_kmap_free(s->idx);
     cf_ice_kmap_free(s->paths);
     for (int i = 0; i < s->nfiles; i++) {
@@ -356,7 +370,28 @@ static int ice_offsets(cf_sink *sk, cf_offsets *out, cf_err *err)
     return 0;
 }
 
-int cf_ice_file_metrics(const cf_schema *ws, const cf_pq_file_info *info, cf_ice_file *f, cf_err *err)
+/* Length of a string bound prefix of at most max bytes that does not cut a
+ * UTF-8 sequence in two. */
+static size_t utf8_prefix(const uint8_t *p, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    while (max > 0 && (p[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
+static int set_bound(uint8_t **dst, size_t *dn, const void *src, size_t n, cf_err *err)
+{
+    if (!(*dst = malloc(n + 1)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    memcpy(*dst, src, n);
+    *dn = n;
+    return 0;
+}
+
+int cf_ice_file_metrics(const cf_schema *ws, const cf_schema *tt, size_t max_bound,
+                        const cf_pq_file_info *info, cf_ice_file *f, cf_err *err)
 {
     if (!info->cols || info->ncols == 0)
         return 0;
@@ -365,7 +400,9 @@ int cf_ice_file_metrics(const cf_schema *ws, const cf_pq_file_info *info, cf_ice
     for (int j = 0; j < info->ncols && j < ws->nfields; j++) {
         const cf_pq_stats *st = &info->cols[j];
         cf_ice_metric *m = &f->metrics[f->nmetrics++];
-        const cf_type *t = &ws->fields[j].type;
+        /* Bounds are serialized in the table's type (an int column of a
+         * long field gets 8-byte bounds). */
+        const cf_type *t = tt ? &tt->fields[j].type : &ws->fields[j].type;
         uint8_t lo[64], hi[64];
         int nl = -1, nh = -1;
         m->id = ws->fields[j].field_id;
@@ -377,31 +414,26 @@ int cf_ice_file_metrics(const cf_schema *ws, const cf_pq_file_info *info, cf_ice
             nl = cf_ice_single_value(t, 0, st->d_min, NULL, 0, lo, sizeof lo);
             nh = cf_ice_single_value(t, 0, st->d_max, NULL, 0, hi, sizeof hi);
         } else if (cf_type_is_varlen(*t)) {
-            if (st->s_min && st->s_max) {
-                m->lower = malloc(st->s_min_len + 1);
-                m->upper = malloc(st->s_max_len + 1);
-                if (!m->lower || !m->upper)
-                    return cf_err_set(err, CF_E_NOMEM, "out of memory");
-                memcpy(m->lower, st->s_min, st->s_min_len);
-                memcpy(m->upper, st->s_max, st->s_max_len);
-                m->lower_n = st->s_min_len;
-                m->upper_n = st->s_max_len;
+            /* A prefix of the minimum is still a lower bound; a cut maximum
+             * is not an upper bound, so a long one is left out. */
+            if (st->s_min) {
+                size_t n = max_bound ? utf8_prefix((const uint8_t *)st->s_min, st->s_min_len, max_bound)
+                                     : st->s_min_len;
+                if (set_bound(&m->lower, &m->lower_n, st->s_min, n, err))
+                    return -1;
             }
+            if (st->s_max && (!max_bound || st->s_max_len <= max_bound) &&
+                set_bound(&m->upper, &m->upper_n, st->s_max, st->s_max_len, err))
+                return -1;
             continue;
         } else {
             nl = cf_ice_single_value(t, st->i_min, 0, NULL, 0, lo, sizeof lo);
             nh = cf_ice_single_value(t, st->i_max, 0, NULL, 0, hi, sizeof hi);
         }
-        if (nl >= 0 && nh >= 0) {
-            m->lower = malloc((size_t)nl + 1);
-            m->upper = malloc((size_t)nh + 1);
-            if (!m->lower || !m->upper)
-                return cf_err_set(err, CF_E_NOMEM, "out of memory");
-            memcpy(m->lower, lo, (size_t)nl);
-            memcpy(m->upper, hi, (size_t)nh);
-            m->lower_n = (size_t)nl;
-            m->upper_n = (size_t)nh;
-        }
+        if (nl >= 0 && nh >= 0 &&
+            (set_bound(&m->lower, &m->lower_n, lo, (size_t)nl, err) ||
+             set_bound(&m->upper, &m->upper_n, hi, (size_t)nh, err)))
+            return -1;
     }
     return 0;
 }
@@ -471,7 +503,7 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
         }
     }
-    if (cf_ice_file_metrics(s->wschema, &info, f, err)) {
+    if (cf_ice_file_metrics(s->wschema, s->ttypes, MAX_BOUND_BYTES, &info, f, err)) {
         cf_pq_file_info_free(&info);
         return -1;
     }
@@ -563,7 +595,7 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, const struct ifile 
             goto out;
         }
     }
-    if (cf_ice_file_metrics(ds, &info, f, err))
+    if (cf_ice_file_metrics(ds, NULL, 0, &info, f, err))
         goto out;
     rc = 0;
 out:
