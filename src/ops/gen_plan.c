@@ -430,11 +430,12 @@ int64_t cf_ops_gen_planned_inserts(const cf_ops_gen *g, cf_gen_table t)
 
 int cf_ops_gen_reserve_ids(cf_ops_gen *g, cf_ops_gen_ids_fn fn, void *ctx, cf_err *err)
 {
-    int64_t base = g->o.customers + g->o.products + g->o.orders, known = 0;
+    int64_t base = 0, known = 0;
 
     for (int t = 0; t < CF_GEN_NTABLES; t++) {
         int64_t n = cf_ops_gen_planned_inserts(g, (cf_gen_table)t);
         known += (int64_t)g->pools[t].n;
+        base += n;
         if (n > POOL_CAP)
             return cf_err_set(err, CF_E_TOOBIG, "at most %d %s per run", POOL_CAP, table_names[t]);
         free(g->ids[t].v);
