@@ -159,7 +159,7 @@ size_t cf_conv_be_dec_text(const uint8_t *p, size_t n, int scale, char *dst)
 int cf_conv_dec_parse(const char *s, size_t n, int scale, bool *neg, char *digits, size_t cap)
 {
     const char *p = s, *end = s + n;
-    size_t nd = 0, int_digits = 0, frac_digits = 0;
+    size_t nd = 0, frac_digits = 0;
     long exp = 0, k;
     bool any = false, round_up = false;
 
@@ -172,7 +172,6 @@ int cf_conv_dec_parse(const char *s, size_t n, int scale, bool *neg, char *digit
         if (nd >= cap)
             return -1;
         digits[nd++] = *p;
-        int_digits++;
     }
     if (p < end && *p == '.') {
         p++;
@@ -204,7 +203,6 @@ int cf_conv_dec_parse(const char *s, size_t n, int scale, bool *neg, char *digit
     }
     if (p != end)
         return -1;
-    (void)int_digits;
     /* value = digits * 10^(exp - frac_digits); unscaled = value * 10^scale */
     k = exp - (long)frac_digits + scale;
     if (nd == 0) {
