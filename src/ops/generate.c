@@ -17,6 +17,7 @@
 #define EXISTING_CAP  1000000   /* newest rows per table loaded as update/delete targets */
 #define SYNC_EVERY    256       /* statements in flight before reading results */
 #define QUEUE_LEN     (SYNC_EVERY + 4)
+#define PROGRESS_EVERY 10.0     /* seconds between progress notes on stderr */
 
 /* ------------------------------------------------------------- options */
 
@@ -324,6 +325,8 @@ static int commit_tx(runner *r, cf_err *err)
     return 0;
 }
 
+static int64_t total_rows(const runner *r);
+
 static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
@@ -334,10 +337,17 @@ static int run_plan(runner *r, double t0, cf_err *err)
 {
     const cf_ops_gen_sql *sql;
     cf_ops_gen_stmt st;
+    double last_note = t0;
     int n, rc;
 
     sql = cf_ops_gen_statements(&n);
     while (!stop_requested) {
+        if (!r->o->dry_run && cf_ops_now() - last_note >= PROGRESS_EVERY) {
+            /* A long (rate-limited) run shows it is alive. */
+            last_note = cf_ops_now();
+            fprintf(stderr, "generate: %.0f s, %" PRId64 " statements, %" PRId64 " rows committed\n",
+                    last_note - t0, r->stmts, total_rows(r));
+        }
         rc = cf_ops_gen_next(r->g, &st, err);
         if (rc < 0)
             return -1;
