@@ -30,6 +30,7 @@ typedef struct ice {
     cf_sink      *sink;
     cf_ice_table  t;
     const cf_schema *bound;       /* batch schema the write schema was made for */
+    cf_schema    *bound_copy;     /* its contents: a freed schema's address may come back */
     cf_schema    *wschema;        /* batch schema with table field ids */
     cf_schema    *ttypes;         /* wschema with the table's types (promotions) */
     cf_ice_spec   spec;
@@ -142,7 +143,7 @@ static int bind(ice *s, const cf_schema *bs, cf_err *err)
     cf_schema *cur = NULL, *w, *tt;
     int last = 0;
 
-    if (s->bound == bs && s->wschema)
+    if (s->bound == bs && s->wschema && cf_schema_equal(s->bound_copy, bs))
         return 0;
     if (!(w = cf_schema_clone(bs)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
@@ -221,6 +222,13 @@ static int bind(ice *s, const cf_schema *bs, cf_err *err)
             tt->fields[i].type = cur->fields[k].type;
     }
     cf_schema_free(cur);
+    cf_schema_free(s->bound_copy);
+    if (!(s->bound_copy = cf_schema_clone(bs))) {
+        cf_schema_free(w);
+        cf_schema_free(tt);
+        s->bound = NULL;
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    }
     cf_schema_free(s->wschema);
     cf_schema_free(s->ttypes);
     s->wschema = w;
@@ -307,6 +315,7 @@ static void ice_close(cf_sink *sk)
     cf_ice_table_free(&s->t);
     cf_schema_free(s->wschema);
     cf_schema_free(s->ttypes);
+    cf_schema_free(s->bound_copy);
     cf_ice_kmap_free(s->idx);
     cf_ice_kmap_free(s->paths);
     for (int i = 0; i < s->nfiles; i++) {
