@@ -341,9 +341,18 @@ def test_expire_trims_metadata_versions(fresh_tables):
     md["metadata-log"] = md["metadata-log"][-1:]
     new = os.path.join(t, "metadata", f"v{version + 1}.metadata.json")
     json.dump(md, open(new, "w"))
+    # Orphans of a writer that died before committing: an old one goes, a fresh one (maybe a
+    # commit in flight) stays.
+    old_orphan = os.path.join(t, "data", "dead-writer.parquet")
+    fresh_orphan = os.path.join(t, "data", "in-flight.parquet")
+    for p in (old_orphan, fresh_orphan):
+        open(p, "wb").write(b"PAR1")
+    two_hours_ago = os.path.getmtime(old_orphan) - 7200
+    os.utime(old_orphan, (two_hours_ago, two_hours_ago))
     r = subprocess.run([CDCFLOW, "expire-snapshots", t, "--older-than", "0s", "--retain-last", "2"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    assert not os.path.exists(old_orphan) and os.path.exists(fresh_orphan)
     left = sorted(os.path.basename(p) for p in glob.glob(os.path.join(t, "metadata", "v*.metadata.json")))
     assert len(left) == 2, left
     tbl = static_table(t)

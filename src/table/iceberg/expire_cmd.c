@@ -23,8 +23,8 @@ static void usage(FILE *o)
           "Remove snapshots committed before WHEN from an Iceberg table, keeping the\n"
           "current snapshot and the N most recent ones (default 1), then delete:\n"
           "  - data, delete and manifest files no kept snapshot references;\n"
-          "  - files under data/ and metadata/ older than WHEN that nothing references\n"
-          "    (left by writers that died before committing);\n"
+          "  - files under data/ and metadata/ that no snapshot ever referenced (left by\n"
+          "    writers that died before committing), once older than WHEN and than an hour;\n"
           "  - metadata versions beyond write.metadata.previous-versions-max.\n"
           "WHEN is an ISO-8601 time (2026-01-31T12:00:00Z), epoch milliseconds, or a\n"
           "duration before now: 7d, 12h, 30m, 45s.\n"
@@ -82,9 +82,14 @@ static bool referenced(const cf_ice_kmap *refs, const char *p)
     return cf_ice_kmap_get(refs, p, strlen(p), &a, &b);
 }
 
+/* Files nothing ever committed may belong to a writer about to commit:
+ * they are removed only when older than WHEN and at least this old. */
+#define ORPHAN_MIN_AGE_MS (3600 * 1000LL)
+
 typedef struct sweep {
-    const cf_ice_kmap *refs;
-    int64_t cutoff_ms;
+    const cf_ice_kmap *refs;       /* referenced by kept snapshots: stay */
+    const cf_ice_kmap *expired;    /* referenced only by expired snapshots: go */
+    int64_t cutoff_ms;             /* orphans older than this go */
     bool    dry;
     int64_t removed, bytes;
     int     keep_from;         /* metadata versions below this go */
@@ -137,8 +142,9 @@ static void sweep_dir(sweep *sw, const char *dir, int depth)
         }
         if (!strcmp(de->d_name, "version-hint.text") || referenced(sw->refs, p))
             continue;
-        /* A file newer than the cutoff may belong to a commit in flight. */
-        if ((int64_t)st.st_mtime * 1000 >= sw->cutoff_ms)
+        /* An orphan (no snapshot we know of names it) may belong to a
+         * commit in flight: only old ones go. */
+        if (!referenced(sw->expired, p) && (int64_t)st.st_mtime * 1000 >= sw->cutoff_ms)
             continue;
         if ((n > 8 && !strcmp(de->d_name + n - 8, ".parquet")) ||
             (n > 5 && !strcmp(de->d_name + n - 5, ".avro")) || !strncmp(de->d_name, ".tmp-", 5))
@@ -157,7 +163,7 @@ int cf_cmd_expire_snapshots(int argc, char **argv)
     bool dry = false;
     int c, rc = 1;
     cf_ice_table t = { 0 };
-    cf_ice_kmap *refs = NULL;
+    cf_ice_kmap *refs = NULL, *expired_refs = NULL;
     cf_err e = { 0 };
     const char *dir;
 
@@ -193,7 +199,10 @@ int cf_cmd_expire_snapshots(int argc, char **argv)
 
         cf_ice_table_free(&t);
         cf_ice_kmap_free(refs);
-        if (cf_ice_load(dir, &t, &e) || !t.meta || !(refs = cf_ice_kmap_new(0))) {
+        cf_ice_kmap_free(expired_refs);
+        expired_refs = NULL;
+        if (cf_ice_load(dir, &t, &e) || !t.meta || !(refs = cf_ice_kmap_new(0)) ||
+            !(expired_refs = cf_ice_kmap_new(0))) {
             if (!e.msg[0])
                 cf_err_set(&e, CF_E_NOMEM, "out of memory");
             goto fail;
@@ -213,9 +222,13 @@ int cf_cmd_expire_snapshots(int argc, char **argv)
                     goto fail;
                 }
             } else {
+                cf_err ignore = { 0 };
                 expired++;
                 if (dry)
                     printf("would expire snapshot %" PRId64 "\n", id);
+                /* Unreadable (already cleaned) manifests only mean fewer
+                 * files to remove. */
+                (void)add_refs(sn, expired_refs, &ignore);
             }
         }
         if (expired && !dry) {
@@ -242,7 +255,9 @@ int cf_cmd_expire_snapshots(int argc, char **argv)
             /* Metadata versions the (new) log no longer lists may go. */
             json_t *mlog = json_object_get(t.meta, "metadata-log");
             int oldest = t.version;
-            sweep sw = { .refs = refs, .cutoff_ms = cutoff, .dry = dry, .current = t.version };
+            int64_t orphan_cutoff = cf_ice_now_ms() - ORPHAN_MIN_AGE_MS;
+            sweep sw = { .refs = refs, .expired = expired_refs, .dry = dry, .current = t.version,
+                         .cutoff_ms = cutoff < orphan_cutoff ? cutoff : orphan_cutoff };
             char p[PATH_MAX];
             json_array_foreach(mlog, i, sn) {
                 const char *f = json_string_value(json_object_get(sn, "metadata-file"));
@@ -270,6 +285,7 @@ fail:
     rc = 1;
 out:
     cf_ice_kmap_free(refs);
+    cf_ice_kmap_free(expired_refs);
     cf_ice_table_free(&t);
     return rc;
 }
