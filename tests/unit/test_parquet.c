@@ -570,6 +570,59 @@ static void test_corrupt(void)
     cf_schema_free(s);
 }
 
+/* Wide decimals: extremes round-trip exactly, leading zeros and trailing
+ * zero fraction digits are accepted, values over the precision refused. */
+static void test_wide_decimals(void)
+{
+    static const struct { const char *in, *out; int ok; } cases[] = {
+        { "99999999999999999999999999999999999999", "99999999999999999999999999999999999999", 1 },
+        { "-99999999999999999999999999999999999999", "-99999999999999999999999999999999999999", 1 },
+        { "000123.000", "123", 1 },
+        { "000123.4000", NULL, 0 },                               /* would round */
+        { "0", "0", 1 },
+        { "-0.0", "0", 1 },
+        { "170141183460469231731687303715884105727", NULL, 0 },   /* 39 digits */
+        { "12.5", NULL, 0 },                                       /* scale 0: would round */
+        { "1e5", NULL, 0 },
+        { "", NULL, 0 },
+    };
+    cf_type t = { CF_T_DECIMAL, 38, 0 };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        cf_err err = { 0 };
+        cf_schema *s = cf_schema_new();
+        cf_batch *b, *got;
+        cf_pq_writer *w;
+        cf_pq_reader *r = NULL;
+        const char *path = tmp_path("dec.parquet");
+        int rc;
+
+        cf_schema_add(s, "d", t, true, 0, NULL);
+        b = cf_batch_new(s, &err);
+        cf_col_set_bytes(&b->cols[0], 0, cases[k].in, strlen(cases[k].in), NULL);
+        cf_batch_end_row(b, NULL);
+        w = cf_pq_writer_open(path, s, NULL, &err);
+        rc = cf_pq_writer_write(w, b, &err);
+        CHECK_EQ_INT(rc, cases[k].ok ? 0 : -1);
+        if (rc) {
+            CHECK_EQ_INT(err.code, CF_E_TYPE);
+            cf_pq_writer_abort(w);
+        } else {
+            CHECK_EQ_INT(cf_pq_writer_close(w, NULL, &err), 0);
+            got = read_all(path, &r);
+            CHECK(got && got->nrows == 1);
+            if (got && got->nrows == 1) {
+                size_t n;
+                const uint8_t *p = cf_col_bytes(&got->cols[0], 0, &n);
+                CHECK(n == strlen(cases[k].out) && memcmp(p, cases[k].out, n) == 0);
+            }
+            cf_batch_free(got);
+            cf_pq_reader_close(r);
+        }
+        cf_batch_free(b);
+        cf_schema_free(s);
+    }
+}
+
 /* Columns of empty strings have no data bytes at all: still fine. */
 static void test_empty_strings(void)
 {
@@ -650,7 +703,7 @@ static void test_rle_hybrid(void)
 }
 
 CF_TEST_MAIN("parquet",
-    T(test_rle_hybrid), T(test_empty_strings),
+    T(test_rle_hybrid), T(test_empty_strings), T(test_wide_decimals),
     T(test_types_zstd_dict), T(test_types_zstd_plain), T(test_types_snappy), T(test_types_none),
     T(test_no_nulls), T(test_all_nulls), T(test_row_groups_and_pages), T(test_empty_file),
     T(test_dict_fallback), T(test_stats), T(test_projection_rows_kv_errors), T(test_bad_values),

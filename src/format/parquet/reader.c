@@ -823,7 +823,7 @@ static int put_value(const leaf *l, cf_column *c, const uint8_t *p, size_t n, cf
     case CV_I64_MUL1000: {
         int64_t x;
         memcpy(&x, p, 8);
-        ((int64_t *)c->vals)[i] = x * 1000;
+        ((int64_t *)c->vals)[i] = (int64_t)((uint64_t)x * 1000u);   /* wraps, never UB */
         break;
     }
     case CV_I64_DIV1000: {
@@ -837,7 +837,9 @@ static int put_value(const leaf *l, cf_column *c, const uint8_t *p, size_t n, cf
         int32_t jd;
         memcpy(&nanos, p, 8);
         memcpy(&jd, p + 8, 4);
-        ((int64_t *)c->vals)[i] = ((int64_t)jd - 2440588) * 86400000000LL + floor_div(nanos, 1000);
+        /* out-of-range days wrap instead of overflowing (corrupt input only) */
+        ((int64_t *)c->vals)[i] = (int64_t)((uint64_t)((int64_t)jd - 2440588) * 86400000000ULL +
+                                            (uint64_t)floor_div(nanos, 1000));
         break;
     }
     case CV_BYTES:

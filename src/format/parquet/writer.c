@@ -244,9 +244,11 @@ static int parse_decimal(const uint8_t *s, size_t n, int precision, int scale, _
         if (frac >= 0)
             frac++;
         v = v * 10 + (s[i] - '0');
-        if (++digits > 38)
+        if (v && ++digits > precision)    /* significant digits only */
             goto bad;
     }
+    if (digits + scale - (frac < 0 ? 0 : frac) > precision)   /* keeps v * 10^k in range */
+        goto bad;
     for (int k = frac < 0 ? 0 : frac; k < scale; k++)
         v *= 10;
     if (v >= lim)
