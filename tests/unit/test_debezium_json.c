@@ -1,6 +1,7 @@
 /* test_debezium_json.c - the decoder's building blocks: the JSON scanner
  * (strings, escapes, UTF-8, numbers, depth) and the value conversions
  * (base64, decimals, ISO-8601). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,39 @@ static void test_small_int_fast_path(void)
     cf_json_init(&j, "999999999999999999,", 19, "t", NULL);
     CHECK_EQ_INT(cf_json_small_int(&j, &v), 1);
     CHECK_EQ_INT(v, 999999999999999999LL);
+    /* Every length, both signs, against strtoll (8-digit chunks and tail). */
+    {
+        unsigned seed = 12345;
+        for (int len = 1; len <= 18; len++)
+            for (int k = 0; k < 200; k++) {
+                char num[24];
+                int n = 0;
+                bool ok;
+                if (k & 1)
+                    num[n++] = '-';
+                for (int i = 0; i < len; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    num[n++] = (char)('0' + (i == 0 ? 1 + (seed >> 16) % 9 : (seed >> 16) % 10));
+                }
+                num[n++] = ',';
+                num[n] = '\0';
+                cf_json_init(&j, num, (size_t)n, "t", NULL);
+                ok = cf_json_small_int(&j, &v) == 1 && v == strtoll(num, NULL, 10) && *j.p == ',';
+                if (!ok) {
+                    fprintf(stderr, "  small_int(%s) wrong\n", num);
+                    cf_test_failed_checks++;
+                }
+            }
+    }
+    /* ':' and '/' border the digits in ASCII: never taken for digits. */
+    cf_json_init(&j, "1234567:9,", 10, "t", NULL);
+    CHECK_EQ_INT(cf_json_small_int(&j, &v), 1);
+    CHECK_EQ_INT(v, 1234567);
+    CHECK_EQ_INT(*j.p, ':');
+    cf_json_init(&j, "12345678/0123456,", 17, "t", NULL);
+    CHECK_EQ_INT(cf_json_small_int(&j, &v), 1);
+    CHECK_EQ_INT(v, 12345678);
+    CHECK_EQ_INT(*j.p, '/');
     cf_json_init(&j, "12.5,", 5, "t", NULL);
     CHECK_EQ_INT(cf_json_small_int(&j, &v), 0);
     CHECK(j.p == j.beg);
