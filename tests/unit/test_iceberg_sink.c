@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "table/iceberg/iceberg_cmd.h"
 #include "table/iceberg/iceberg_int.h"
 #include "table/table.h"
 
@@ -694,6 +695,34 @@ out:
     cf_schema_free(s2);
 }
 
+/* optimize rewrites the files a running upsert sink's index points into:
+ * the sink notices on its next commit, rebuilds the index and re-plans. */
+static void test_optimize_under_running_sink(void)
+{
+    char dir[400];
+    cf_schema *sc = customers_schema(false);
+    cf_batch *b = cf_batch_new(sc, NULL);
+    cf_sink *s;
+    char *argv[] = { "optimize", dir, NULL };
+
+    table_dir(dir, sizeof dir, "optimize_live");
+    s = open_sink(dir, CF_MODE_UPSERT, NULL, 0);
+    CHECK(s != NULL);
+    if (!s)
+        goto out;
+    CHECK(commit_range(s, b, 0, 100, false) == 0);
+    CHECK(commit_range(s, b, 100, 150, false) == 0);
+    fflush(stdout);
+    CHECK_EQ_INT(cf_iceberg_cmd_optimize(2, argv), 0);
+    CHECK(commit_range(s, b, 150, 260, false) == 0);
+    CHECK(commit_range(s, b, 260, 300, false) == 0);
+    cf_sink_close(s);
+    check_upsert_state(dir, 300);
+out:
+    cf_batch_free(b);
+    cf_schema_free(sc);
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -707,4 +736,4 @@ CF_TEST_MAIN("iceberg_sink", T(test_append), T(test_upsert), T(test_partitioned)
              T(test_schema_evolution), T(test_crash_append), T(test_crash_upsert),
              T(test_time_travel), T(test_concurrent_append), T(test_concurrent_upsert),
              T(test_soft_deletes), T(test_manifest_merge),
-             T(test_promotion_and_long_bounds), T(test_cleanup))
+             T(test_promotion_and_long_bounds), T(test_optimize_under_running_sink), T(test_cleanup))
