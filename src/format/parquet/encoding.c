@@ -340,6 +340,38 @@ static int inflate_all(const uint8_t *src, size_t n, uint8_t *dst, size_t want, 
     return 0;
 }
 
+int cf_pq_check_size(int codec, const uint8_t *src, size_t n, size_t want, cf_err *err)
+{
+    switch (codec) {
+    case PQ_CODEC_UNCOMPRESSED:
+        if (n != want)
+            return cf_err_set(err, CF_E_PARSE, "uncompressed page of %zu bytes claims %zu", n, want);
+        return 0;
+    case PQ_CODEC_ZSTD: {
+        /* pages are single frames; when the frame states its size it must agree */
+        unsigned long long fs = ZSTD_getFrameContentSize(src, n);
+        if (fs == ZSTD_CONTENTSIZE_ERROR)
+            return cf_err_set(err, CF_E_PARSE, "corrupt zstd frame header");
+        if (fs != ZSTD_CONTENTSIZE_UNKNOWN && fs != want)
+            return cf_err_set(err, CF_E_PARSE, "zstd frame holds %llu bytes, page claims %zu", fs, want);
+        return 0;
+    }
+    case PQ_CODEC_SNAPPY: {
+        size_t olen;
+        if (snappy_uncompressed_length((const char *)src, n, &olen) != SNAPPY_OK || olen != want)
+            return cf_err_set(err, CF_E_PARSE, "snappy page does not hold the %zu bytes it claims", want);
+        return 0;
+    }
+    case PQ_CODEC_GZIP:
+        /* deflate cannot expand more than about 1032:1 */
+        if (want / 1032 > n + 64)
+            return cf_err_set(err, CF_E_PARSE, "gzip page claims an impossible ratio");
+        return 0;
+    default:
+        return cf_err_set(err, CF_E_UNSUPPORTED, "parquet codec %d is not supported", codec);
+    }
+}
+
 int cf_pq_decompress(cf_pq_codec_ctx *c, int codec, const uint8_t *src, size_t n,
                      uint8_t *dst, size_t want, cf_err *err)
 {

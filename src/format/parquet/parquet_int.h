@@ -124,6 +124,9 @@ void cf_pq_codec_free(cf_pq_codec_ctx *c);
 /* Compress src with the Parquet codec id, replacing out's contents. */
 int  cf_pq_compress(cf_pq_codec_ctx *c, int codec, int level, const uint8_t *src, size_t n,
                     cf_buf *out, cf_err *err);
+/* Before allocating `want` bytes: does the compressed page plausibly hold
+ * them (zstd/snappy headers state their size, deflate has a bounded ratio)? */
+int  cf_pq_check_size(int codec, const uint8_t *src, size_t n, size_t want, cf_err *err);
 /* Decompress exactly `want` bytes. */
 int  cf_pq_decompress(cf_pq_codec_ctx *c, int codec, const uint8_t *src, size_t n,
                       uint8_t *dst, size_t want, cf_err *err);

@@ -1199,19 +1199,13 @@ static void parse_page_header(cf_tr *t, page_hdr *h)
     }
 }
 
-/* Largest size a page of `comp` bytes can honestly decompress to is not
- * bounded for zstd/snappy by the codec alone, but their frames state it and
- * the decompressor checks it; this cap stops absurd claims early. */
-static int check_page_sizes(const page_hdr *h, int codec, size_t file_size, cf_err *err)
+/* Sizes must be sane before anything is allocated for them; whether the
+ * compressed bytes can hold `uncomp` is cf_pq_check_size's business. */
+static int check_page_sizes(const page_hdr *h, cf_err *err)
 {
     if (h->comp < 0 || h->uncomp < 0 || (uint64_t)h->uncomp > MAX_PAGE_BYTES)
         return cf_err_set(err, CF_E_PARSE, "bad page sizes %lld/%lld", (long long)h->comp,
                           (long long)h->uncomp);
-    if (codec == PQ_CODEC_GZIP && (uint64_t)h->uncomp > (uint64_t)h->comp * 1100 + 1024)
-        return cf_err_set(err, CF_E_PARSE, "gzip page claims an impossible ratio");
-    if (codec == PQ_CODEC_SNAPPY && (uint64_t)h->uncomp > (uint64_t)h->comp * 64 + 1024)
-        return cf_err_set(err, CF_E_PARSE, "snappy page claims an impossible ratio");
-    (void)file_size;
     return 0;
 }
 
@@ -1219,7 +1213,8 @@ static int decompress_page(cf_pq_reader *r, int codec, const uint8_t *body, cons
                            cf_err *err)
 {
     r->page.len = 0;
-    if (cf_buf_reserve(&r->page, (size_t)h->uncomp + 1, err))
+    if (cf_pq_check_size(codec, body, (size_t)h->comp, (size_t)h->uncomp, err) ||
+        cf_buf_reserve(&r->page, (size_t)h->uncomp + 1, err))
         return -1;
     return cf_pq_decompress(r->cc, codec, body, (size_t)h->comp, r->page.data, (size_t)h->uncomp, err);
 }
@@ -1262,7 +1257,7 @@ static int read_chunk(cf_pq_reader *r, int rg, int li, cf_column *c, cf_buf *def
             return cf_err_set(err, CF_E_PARSE, "page header: %s", t.why);
         hlen = (size_t)(t.p - (buf + pos));
         pos += hlen;
-        if (check_page_sizes(&h, ck->codec, r->size, err))
+        if (check_page_sizes(&h, err))
             return -1;
         if ((uint64_t)h.comp > len - pos)
             return cf_err_set(err, CF_E_PARSE, "page runs past its column chunk");
@@ -1318,6 +1313,11 @@ static int read_chunk(cf_pq_reader *r, int rg, int li, cf_column *c, cf_buf *def
                     return cf_err_set(err, CF_E_PARSE, "corrupt definition levels");
             }
             r->page.len = 0;
+            if (h.is_compressed && ck->codec != PQ_CODEC_UNCOMPRESSED &&
+                cf_pq_check_size(ck->codec, body + lv, (size_t)h.comp - lv, (size_t)h.uncomp - lv, err))
+                return -1;
+            if (!(h.is_compressed && ck->codec != PQ_CODEC_UNCOMPRESSED) && h.comp != h.uncomp)
+                return cf_err_set(err, CF_E_PARSE, "uncompressed v2 page sizes differ");
             if (cf_buf_reserve(&r->page, (size_t)h.uncomp - lv + 1, err))
                 return -1;
             if (h.is_compressed && ck->codec != PQ_CODEC_UNCOMPRESSED) {
