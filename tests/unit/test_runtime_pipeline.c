@@ -5,6 +5,7 @@
  * Kafka mock cluster exits and resumes exactly once. */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,6 +510,149 @@ static void test_available_now_kafka(void)
     unlink(path);
 }
 
+/* ---- a rebalance in the middle of a batch ---- */
+
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int l_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
+{
+    int rc;
+    pthread_mutex_lock(&rec_mu);
+    rc = r_offsets(s, out, err);
+    pthread_mutex_unlock(&rec_mu);
+    return rc;
+}
+
+static int l_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered, int64_t *version, cf_err *err)
+{
+    int rc;
+    pthread_mutex_lock(&rec_mu);
+    rc = r_commit(s, rows, covered, version, err);
+    pthread_mutex_unlock(&rec_mu);
+    return rc;
+}
+
+static const cf_sink_ops locked_ops = { "locked", r_open, l_offsets, l_commit, r_close };
+
+typedef struct member_a {
+    rig *g;
+    cf_pipeline_stats st;
+    int rc;
+} member_a;
+
+static void *run_a(void *opaque)
+{
+    member_a *a = opaque;
+    cf_err err = { 0 };
+    a->rc = cf_pipeline_run(&a->g->pc, &a->st, &err);
+    return NULL;
+}
+
+/* The second member reads the table's offsets through the same sink. */
+static int b_assign(void *opaque, cf_offsets *out, cf_err *err)
+{
+    return l_offsets(opaque, out, err);
+}
+
+static int b_revoke(void *opaque, const cf_offsets *revoked) { return 0; }
+
+static void produce_events(rd_kafka_t *prod, int first_id, int n)
+{
+    char line[2048];
+    for (int i = 0; i < n; i++) {
+        event_line(line, sizeof line, 'c', first_id + i);
+        rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(i % 2),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(line, strlen(line)),
+                          RD_KAFKA_V_END);
+    }
+    rd_kafka_flush(prod, 5000);
+}
+
+static void test_revoke_commits_batch_in_flight(void)
+{
+    char why[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *prod;
+    const char *boot;
+    const char *topics[1] = { TOPIC };
+    /* The mock coordinator waits a session timeout for members to rejoin. */
+    const char *props[] = { getenv("CF_TEST_KAFKA_DEBUG") ? "debug=cgrp" : "log_level=3",
+                            "session.timeout.ms=6000", "heartbeat.interval.ms=500" };
+    rig g = { 0 };
+    member_a a = { .g = &g };
+    pthread_t th;
+    cf_source *b;
+    cf_msg m;
+    cf_err err = { 0 };
+    char *path = write_events("rb", "c");
+    int64_t first_b[2] = { -1, -1 };
+    time_t t0;
+
+    rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", why, sizeof why);
+    rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
+    prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    boot = rd_kafka_mock_cluster_bootstraps(rd_kafka_handle_mock_cluster(prod));
+    rd_kafka_mock_topic_create(rd_kafka_handle_mock_cluster(prod), TOPIC, 2, 1);
+    produce_events(prod, 1, 10);
+
+    CHECK_EQ_INT(rig_open(&g, path, "file", 0), 0);
+    g.sink.ops = &locked_ops;
+    cf_source_close(g.src);
+    g.src = cf_source_open(&(cf_source_config){ .spec = "kafka", .bootstrap = boot, .topics = topics, .ntopics = 1,
+                                                .group_id = "t-rb", .props = props, .nprops = 3 }, &err);
+    g.pc.source = g.src;
+    g.pc.trigger_ms = 600000;          /* only the rebalance (or the stop) commits */
+    cf_signals_reset();
+    pthread_create(&th, NULL, run_a, &a);
+    t0 = time(NULL);
+    while (__atomic_load_n(&a.st.messages, __ATOMIC_RELAXED) < 10 && time(NULL) - t0 < 30)
+        usleep(50000);
+    CHECK_EQ_INT(__atomic_load_n(&a.st.messages, __ATOMIC_RELAXED), 10);
+
+    /* Member B joins: A must commit its 10 rows before giving partitions away. */
+    b = cf_source_open(&(cf_source_config){ .spec = "kafka", .bootstrap = boot, .topics = topics, .ntopics = 1,
+                                            .group_id = "t-rb", .props = props, .nprops = 3 }, &err);
+    CHECK(b != NULL);
+    if (b) {
+        int commits;
+        cf_source_set_hooks(b, b_assign, b_revoke, &g.sink);
+        t0 = time(NULL);
+        do {
+            cf_source_poll(b, &m, 100, &err);
+            pthread_mutex_lock(&rec_mu);
+            commits = g.r.commits;
+            pthread_mutex_unlock(&rec_mu);
+        } while (commits == 0 && time(NULL) - t0 < 40);
+        pthread_mutex_lock(&rec_mu);
+        CHECK_EQ_INT(g.r.commits, 1);
+        CHECK_EQ_INT(g.r.rows[0], 10);
+        CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), 5);
+        CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 1), 5);
+        pthread_mutex_unlock(&rec_mu);
+
+        /* B resumes where the table says, not where the group says. */
+        produce_events(prod, 11, 4);
+        t0 = time(NULL);
+        /* The group settles within the mock's rebalance delays; B gets one partition. */
+        while (first_b[0] < 0 && first_b[1] < 0 && time(NULL) - t0 < 40) {
+            if (cf_source_poll(b, &m, 100, &err) == 1 && first_b[m.partition] < 0)
+                first_b[m.partition] = m.offset;
+        }
+        CHECK(first_b[0] == 5 || first_b[1] == 5);
+        CHECK(first_b[0] != 0 && first_b[1] != 0);          /* never from the start */
+        cf_source_close(b);
+    }
+    cf_signals_request_stop();
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(a.rc, 0);
+    cf_signals_reset();
+    /* A's later commits only move forward from the revoke commit. */
+    CHECK(cf_offsets_get(&g.r.table, TOPIC, 0) >= 5 && cf_offsets_get(&g.r.table, TOPIC, 1) >= 5);
+    rig_close(&g);
+    rd_kafka_destroy(prod);
+    unlink(path);
+}
+
 __attribute__((constructor)) static void quiet(void)
 {
     cf_log_set_level(getenv("CF_TEST_VERBOSE") ? CF_LOG_DEBUG : CF_LOG_ERROR);
@@ -517,4 +661,5 @@ __attribute__((constructor)) static void quiet(void)
 CF_TEST_MAIN("runtime_pipeline",
              T(test_batches_cover_offsets), T(test_resume_from_sink_offsets), T(test_dlq_off_stops_without_commit),
              T(test_size_cap_and_upsert_key), T(test_commit_failure_is_an_error),
-             T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka))
+             T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka),
+             T(test_revoke_commits_batch_in_flight))
