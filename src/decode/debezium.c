@@ -78,6 +78,11 @@ typedef struct topic {
     bool     pk_set;
     rowdesc *base;               /* last table version seen on this topic */
     rowdesc *cur;                /* base with the key's primary key applied */
+    /* db, schema, table, snapshot of the last event: arena copies that
+     * the next events of the same batch (generation) share. */
+    const char *src_str[4];
+    size_t   src_len[4];
+    unsigned src_gen;
 } topic;
 
 struct cf_decoder {
@@ -96,6 +101,7 @@ struct cf_decoder {
     size_t     ph_len;
     char      *ph_b64;           /* ... as bytes columns carry it */
     size_t     ph_b64_len;
+    unsigned   gen;              /* arena generation: +1 per reset */
 };
 
 static const char empty[] = "";
@@ -1404,7 +1410,23 @@ static const struct { const char *q; size_t qn; uint8_t what; } src_keys[] = {
 };
 #define NSRC_KEYS ((int)(sizeof src_keys / sizeof *src_keys))
 
-static int parse_source(cf_decoder *d, cf_json *j, cf_source_info *src)
+/* A source string: the topic's copy from the previous event when equal. */
+static const char *source_str(cf_decoder *d, topic *t, int k, const cf_json_str *s, cf_err *err)
+{
+    const char *c;
+
+    if (t->src_gen != d->gen) {
+        memset(t->src_str, 0, sizeof t->src_str);
+        t->src_gen = d->gen;
+    }
+    if (t->src_str[k] && !s->esc && t->src_len[k] == s->n && memcmp(t->src_str[k], s->s, s->n) == 0)
+        return t->src_str[k];
+    if ((c = str_dup(d->arena, s, &t->src_len[k], err)))
+        t->src_str[k] = c;
+    return c;
+}
+
+static int parse_source(cf_decoder *d, topic *t, cf_json *j, cf_source_info *src)
 {
     cf_json_str k, s;
     cf_json_num n;
@@ -1420,6 +1442,7 @@ static int parse_source(cf_decoder *d, cf_json *j, cf_source_info *src)
         int what = S_SKIP;
         int64_t *iv = NULL;
         const char **sv = NULL;
+        int sk = 0;
 
         if (g < NSRC_KEYS && cf_json_obj_next_is(j, &cnt, src_keys[g].q, src_keys[g].qn)) {
             what = src_keys[g++].what;
@@ -1437,10 +1460,10 @@ static int parse_source(cf_decoder *d, cf_json *j, cf_source_info *src)
         case S_TS: iv = &src->ts_ms; break;
         case S_LSN: iv = &src->lsn; break;
         case S_TXID: iv = &src->txid; break;
-        case S_DB: sv = &src->db; break;
-        case S_SCHEMA: sv = &src->schema; break;
-        case S_TABLE: sv = &src->table; break;
-        case S_SNAPSHOT: sv = &src->snapshot; break;
+        case S_DB: sv = &src->db; sk = 0; break;
+        case S_SCHEMA: sv = &src->schema; sk = 1; break;
+        case S_TABLE: sv = &src->table; sk = 2; break;
+        case S_SNAPSHOT: sv = &src->snapshot; sk = 3; break;
         default: break;
         }
         if (iv) {
@@ -1467,7 +1490,7 @@ static int parse_source(cf_decoder *d, cf_json *j, cf_source_info *src)
             } else {
                 if (cf_json_string(j, &s))
                     return -1;
-                if (!(*sv = str_dup(d->arena, &s, NULL, j->err)))
+                if (!(*sv = source_str(d, t, sk, &s, j->err)))
                     return -1;
             }
         } else if (cf_json_skip(j)) {
@@ -1589,7 +1612,7 @@ static int payload_member(cf_decoder *d, cf_json *j, int which, pstate *ps)
     }
     if (which == P_SOURCE) {
         ps->have_source = true;
-        return parse_source(d, j, &ev->src);
+        return parse_source(d, ps->t, j, &ev->src);
     }
     if (which == P_TS_MS) {
         cf_json_num n;
@@ -1721,6 +1744,7 @@ cf_decoder *cf_decoder_new(const cf_decoder_config *cfg, cf_err *err)
     d->max_msg = cfg->max_message_bytes ? cfg->max_message_bytes : DEFAULT_MAX_MESSAGE;
     ph = cfg->unavailable_placeholder ? cfg->unavailable_placeholder : DEFAULT_PLACEHOLDER;
     d->ph_len = strlen(ph);
+    d->gen = 1;         /* topics start at 0: nothing cached */
     if (!(d->arena = cf_arena_new(cfg->max_batch_bytes ? cfg->max_batch_bytes : DEFAULT_MAX_BATCH)) ||
         !(d->scratch = cf_arena_new(64u << 20)) || !(d->ph = strdup(ph)) ||
         !(d->ph_b64 = malloc(d->ph_len * 4 / 3 + 8))) {
@@ -1772,7 +1796,11 @@ void cf_decoder_free(cf_decoder *d)
     free(d);
 }
 
-void cf_decoder_reset(cf_decoder *d) { cf_arena_reset(d->arena); }
+void cf_decoder_reset(cf_decoder *d)
+{
+    cf_arena_reset(d->arena);
+    d->gen++;       /* arena copies cached in topics are gone */
+}
 
 size_t cf_decoder_arena_used(const cf_decoder *d) { return cf_arena_used(d->arena); }
 

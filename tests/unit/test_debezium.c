@@ -470,6 +470,41 @@ static void test_size_cap(void)
     cf_decoder_free(d);
 }
 
+/* db/schema/table/snapshot are shared between the events of a batch when
+ * equal: each event must still see its own values, also across resets. */
+static void test_source_strings_per_event(void)
+{
+    cf_schema *s = cf_schema_new();
+    const cf_schema *known[] = { s };
+    const char *names[] = { "mystery" };
+    cf_decoder_config cfg = { .known = known, .known_tables = names, .nknown = 1 };
+    cf_decoder *d;
+    cf_event a, b, c;
+    cf_err err;
+
+    cf_schema_add(s, "id", (cf_type){ CF_T_INT64, 0, 0 }, false, 0, NULL);
+    d = cf_decoder_new(&cfg, NULL);
+    CHECK_EQ_INT(decode(d, TOPIC, "customers_snapshot_bare.json", NULL, &a, &err), 0);
+    CHECK_EQ_INT(decode(d, TOPIC, "customers_create_bare.json", NULL, &b, &err), 0);
+    CHECK_EQ_INT(decode(d, TOPIC, "bad_unknown_table_bare.json", NULL, &c, &err), 0);
+    CHECK_EQ_STR(a.src.snapshot, "last");
+    CHECK_EQ_STR(b.src.snapshot, "false");
+    CHECK_EQ_STR(a.src.table, "customers");
+    CHECK_EQ_STR(b.src.table, "customers");
+    CHECK_EQ_STR(c.src.table, "mystery");
+    CHECK(a.src.db == b.src.db);        /* shared, not copied again */
+    cf_decoder_reset(d);
+    for (int i = 0; i < 50; i++)        /* reuse the arena with other bytes */
+        CHECK_EQ_INT(decode(d, "postgres.public.all_types", "types_env.json", NULL, &c, &err), 0);
+    CHECK_EQ_INT(decode(d, TOPIC, "customers_create_bare.json", NULL, &b, &err), 0);
+    CHECK_EQ_STR(b.src.db, "cdcdb");
+    CHECK_EQ_STR(b.src.schema, "public");
+    CHECK_EQ_STR(b.src.table, "customers");
+    CHECK_EQ_STR(b.src.snapshot, "false");
+    cf_schema_free(s);
+    cf_decoder_free(d);
+}
+
 static void test_arena_full_is_not_a_bad_event(void)
 {
     cf_decoder_config cfg = { .max_batch_bytes = 64 * 1024 };
@@ -577,4 +612,5 @@ CF_TEST_MAIN("debezium",
     T(test_field_order_and_escapes), T(test_schema_cache_and_evolution),
     T(test_decimal_modes_bare), T(test_every_encoding), T(test_primary_key_from_key),
     T(test_known_schema), T(test_bad_events), T(test_size_cap), T(test_arena_full_is_not_a_bad_event),
+    T(test_source_strings_per_event),
     T(test_no_message_pointers_and_reset), T(test_null_err_is_fine))
