@@ -56,3 +56,17 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 awk -v s="$start" -v e="$end" -v rss="$(cat "$out/rss")" -v r="$rows" \
     'BEGIN { printf "optimize upsert table (fold position deletes): %.2f s, %.0f rows/s, peak RSS %d MiB\n", e - s, r / (e - s), rss / 1024 }'
+# Small batches as SYSTEM.md's Spark job used (maxOffsetsPerTrigger 1000): commit cost dominates.
+SMALL=${ICEBERG_BENCH_SMALL_EVENTS:-200000}
+head -n "$SMALL" "$out/events.jsonl" > "$out/small.jsonl"
+start=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$out/rss" build/cdcflow iceberg --source "file:$out/small.jsonl" --available-now \
+    --mode upsert --warehouse "$out/wh" --namespace bench --table small --metrics-port 0 \
+    --checkpoint-location "$out/ck-small" --max-offsets-per-trigger 1000 --log-level warn >/dev/null 2>&1
+rc=$?
+end=$(date +%s.%N)
+commits=$(build/cdcflow history "$out/wh/bench/small" 2>/dev/null | tail -n +2 | wc -l)
+awk -v n="$SMALL" -v s="$start" -v e="$end" -v rss="$(cat "$out/rss")" -v rc="$rc" -v c="$commits" \
+    'BEGIN { if (rc) { printf "pipeline upsert, batches of 1000: failed (exit %d)\n", rc; exit }
+             printf "pipeline upsert, batches of 1000: %d events in %.2f s, %.0f events/s, %d commits (%.1f ms each), peak RSS %d MiB\n",
+                    n, e - s, n / (e - s), c, (e - s) * 1000 / c, rss / 1024 }'
