@@ -33,6 +33,7 @@ typedef struct pipe {
     bool      failed;           /* an error in a hook; reported by the loop */
     cf_err    fail;
     /* progress line */
+    double    hb_last;          /* last metrics heartbeat */
     double    prog_last;
     uint64_t  prog_events;
 } pipe_t;
@@ -436,8 +437,10 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
             if (commit_batch(&p, false, err))
                 goto out;
         }
-        if (cfg->metrics) {
+        /* Lag walks the partitions and takes librdkafka locks: not per message. */
+        if (cfg->metrics && (r != 1 || mono_s() - p.hb_last >= 0.1)) {
             int64_t lag = cf_source_lag(cfg->source);
+            p.hb_last = mono_s();
             cf_metrics_set_lag(cfg->metrics, lag);
             cf_metrics_heartbeat(cfg->metrics, p.nmsg == 0 && lag <= 0);
         }
