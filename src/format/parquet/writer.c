@@ -459,27 +459,26 @@ static inline uint64_t mix64(uint64_t h)
 static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ n, x;
-    if (n == 8) {
-        memcpy(&x, p, 8);
+    uint32_t y, z;
+
+    if (n >= 8) {
+        /* whole words, then the last 8 bytes (overlapping): no byte loop */
+        const uint8_t *last = p + n - 8;
+        for (; p < last; p += 8) {
+            memcpy(&x, p, 8);
+            h = (h ^ x) * 0xff51afd7ed558ccdull;
+            h ^= h >> 32;
+        }
+        memcpy(&x, last, 8);
         return mix64(h ^ x);
     }
-    if (n == 4) {
-        uint32_t y;
+    if (n >= 4) {
         memcpy(&y, p, 4);
-        return mix64(h ^ y);
+        memcpy(&z, p + n - 4, 4);
+        return mix64(h ^ ((uint64_t)y << 32 | z));
     }
-    while (n >= 8) {
-        memcpy(&x, p, 8);
-        h = (h ^ x) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        x = 0;
-        memcpy(&x, p, n);
-        h = (h ^ x) * 0xc4ceb9fe1a85ec53ull;
-    }
+    if (n)
+        h ^= (uint64_t)p[0] << 16 | (uint64_t)p[n / 2] << 8 | p[n - 1];
     return mix64(h);
 }
 
