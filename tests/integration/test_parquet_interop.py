@@ -264,6 +264,25 @@ def test_checkpoint_shape_read_by_pyarrow(tmp_path, nrows, codec, page_bytes):
             assert v == {"minReaderVersion": 1, "minWriterVersion": 4}
 
 
+def test_checkpoint_shape_read_by_duckdb(tmp_path):
+    import duckdb
+
+    path = tmp_path / "checkpoint.parquet"
+    rows = run("write", path, 300, "checkpoint")
+    con = duckdb.connect()
+    adds = con.sql(f"SELECT add.path, add.size, map_keys(add.partitionValues) FROM read_parquet('{path}') "
+                   "WHERE add IS NOT NULL ORDER BY add.size").fetchall()
+    want = [(f"part-{m['row']:05d}.parquet", 1000 + m["row"], ["region", "day"] if m["row"] % 2 else [])
+            for m in rows if m["kind"] == 1]
+    assert adds == want
+    txns = con.sql(f"SELECT txn.appId, txn.version FROM read_parquet('{path}') WHERE txn IS NOT NULL "
+                   "ORDER BY txn.version").fetchall()
+    assert txns == [(f"cdcflow-topic-{m['row'] % 4}", m["row"] * 10) for m in rows if m["kind"] == 0]
+    cols = con.sql(f"SELECT metaData.partitionColumns, metaData.configuration['delta.enableChangeDataFeed'] "
+                   f"FROM read_parquet('{path}') WHERE metaData IS NOT NULL").fetchall()
+    assert cols in ([(["region", "day"], "true")], [(["region", "day"], ["true"])])
+
+
 @pytest.mark.parametrize("page_version", ["1.0", "2.0"])
 def test_leaf_reader_on_pyarrow_checkpoint(tmp_path, page_version):
     """A nested file written by pyarrow: cdcflow reads add.path, add.size, txn.version and the
