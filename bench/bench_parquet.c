@@ -667,7 +667,7 @@ static int mode_bench(int64_t rows, const char *dir, const char *codec)
 
     printf("cdcflow parquet: %" PRId64 " rows, 17 columns, %s, %d row groups (%" PRId64 " rows in the first)\n",
            rows, codec ? codec : "zstd(3)", rgs, rg0);
-    printf("  write: %.2f s cpu (%.2f s wall)  %.2f M rows/s  %.1f MB/s of %.0f MB in memory\n",
+    printf("  write: %.2f s cpu (%.2f s wall, with fsync)  %.2f M rows/s  %.1f MB/s of %.0f MB in memory\n",
            c_write, t_write, rows / c_write / 1e6, raw_bytes / c_write / 1e6, raw_bytes / 1e6);
     printf("  read:  %.2f s cpu (%.2f s wall)  %.2f M rows/s  %.1f MB/s\n", c_read, t_read,
            rows / c_read / 1e6, raw_bytes / c_read / 1e6);
