@@ -1116,38 +1116,92 @@ out:
     return rc;
 }
 
+/* Bytes that identify a partition tuple (into out, reset first). */
+static int pvals_key(const cf_ice_pval *v, int n, cf_buf *out, cf_err *err)
+{
+    cf_buf_reset(out);
+    for (int k = 0; k < n; k++) {
+        uint8_t tag = v[k].null ? 0 : v[k].s ? 2 : 1;
+        if (cf_buf_putc(out, tag, err))
+            return -1;
+        if (tag == 1 && cf_buf_append(out, &v[k].i, sizeof v[k].i, err))
+            return -1;
+        if (tag == 2) {
+            uint32_t len = (uint32_t)v[k].n;
+            if (cf_buf_append(out, &len, sizeof len, err) || cf_buf_append(out, v[k].s, v[k].n, err))
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* Position deletes grouped by the partition of the data files they name:
  * one delete file per partition, appended to added[]. */
 static int write_delete_files(ice *s, plan *p, cf_ice_file *added, int *nadded, cf_err *err)
 {
-    posdel *sub = malloc(sizeof *sub * p->ndels);
-    bool *done = calloc(p->ndels, sizeof *done);
-    int rc = -1;
+    posdel *sorted = malloc(sizeof *sorted * p->ndels);
+    int32_t *grp = malloc(sizeof *grp * p->ndels);
+    size_t *start = NULL;
+    int *first = NULL, ngroups = 0, rc = -1;
+    cf_ice_kmap *gmap = cf_ice_kmap_new(0);
+    cf_buf key = { 0 };
 
-    if (!sub || !done) {
+    if (!sorted || !grp || !gmap) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
+    /* Number the partitions of the named data files... */
     for (size_t i = 0; i < p->ndels; i++) {
         const struct ifile *fi = &s->files[p->dels[i].file];
-        size_t n = 0;
-        if (done[i])
-            continue;
-        for (size_t j = i; j < p->ndels; j++) {
-            const struct ifile *fj = &s->files[p->dels[j].file];
-            if (!done[j] && fj->npart == fi->npart && cf_ice_pvals_equal(fj->part, fi->part, fi->npart)) {
-                sub[n++] = p->dels[j];
-                done[j] = true;
+        int64_t unused;
+        if (pvals_key(fi->part, fi->npart, &key, err))
+            goto out;
+        if (!cf_ice_kmap_get(gmap, key.data, key.len, &grp[i], &unused)) {
+            int *nf = realloc(first, sizeof *nf * (size_t)(ngroups + 1));
+            if (!nf) {
+                cf_err_set(err, CF_E_NOMEM, "out of memory");
+                goto out;
             }
+            first = nf;
+            first[ngroups] = (int)i;
+            grp[i] = ngroups++;
+            if (cf_ice_kmap_put(gmap, key.data, key.len, grp[i], 0, err))
+                goto out;
         }
-        if (write_delete_file(s, sub, n, fi, &added[*nadded], err))
+    }
+    /* ...then lay the deletes out partition by partition (counting sort). */
+    if (!(start = calloc((size_t)ngroups + 1, sizeof *start))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->ndels; i++)
+        start[grp[i] + 1]++;
+    for (int g = 0; g < ngroups; g++)
+        start[g + 1] += start[g];
+    {
+        size_t *fill = calloc((size_t)ngroups + 1, sizeof *fill);
+        if (!fill) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < p->ndels; i++)
+            sorted[start[grp[i]] + fill[grp[i]]++] = p->dels[i];
+        free(fill);
+    }
+    for (int g = 0; g < ngroups; g++) {
+        if (write_delete_file(s, sorted + start[g], start[g + 1] - start[g],
+                              &s->files[p->dels[first[g]].file], &added[*nadded], err))
             goto out;
         (*nadded)++;
     }
     rc = 0;
 out:
-    free(sub);
-    free(done);
+    free(sorted);
+    free(grp);
+    free(start);
+    free(first);
+    cf_ice_kmap_free(gmap);
+    cf_buf_free(&key);
     return rc;
 }
 
@@ -1165,6 +1219,8 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
     int ngroups = 0;
     int64_t *pos_in_file = NULL;
     int *group_of = NULL;
+    cf_ice_kmap *gmap = NULL;
+    cf_buf pkey = { 0 };
 
     memset(&p, 0, sizeof p);
     cf_buf_init(&p.keys, 0);
@@ -1204,15 +1260,23 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
+    if (!(gmap = cf_ice_kmap_new(0))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    cf_buf_init(&pkey, 0);
     for (size_t i = 0; i < p.nrows; i++) {
         cf_ice_pval pv[16];
-        int g;
-        if (cf_ice_partition_of(&s->spec, b, s->src_col, p.rows[i], pv, err))
+        int32_t g;
+        int64_t unused;
+        /* Partition tuples are looked up by their bytes: a batch may span
+         * thousands of partitions. */
+        if (cf_ice_partition_of(&s->spec, b, s->src_col, p.rows[i], pv, err) ||
+            pvals_key(pv, s->spec.nfields, &pkey, err)) {
+            cf_ice_pvals_clear(pv, s->spec.nfields);
             goto out;
-        for (g = 0; g < ngroups; g++)
-            if (cf_ice_pvals_equal(groups[g].part, pv, s->spec.nfields))
-                break;
-        if (g == ngroups) {
+        }
+        if (!cf_ice_kmap_get(gmap, pkey.data, pkey.len, &g, &unused)) {
             group *ng = realloc(groups, sizeof *ng * (size_t)(ngroups + 1));
             if (!ng || !(ng[ngroups].rows = malloc(sizeof(uint32_t) * p.nrows))) {
                 if (ng)
@@ -1224,7 +1288,9 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
             groups = ng;
             memcpy(groups[ngroups].part, pv, sizeof pv);
             groups[ngroups].n = 0;
-            ngroups++;
+            g = ngroups++;
+            if (cf_ice_kmap_put(gmap, pkey.data, pkey.len, g, 0, err))
+                goto out;
         } else
             cf_ice_pvals_clear(pv, s->spec.nfields);
         group_of[i] = g;
@@ -1276,6 +1342,8 @@ out:
     free(groups);
     free(group_of);
     free(pos_in_file);
+    cf_ice_kmap_free(gmap);
+    cf_buf_free(&pkey);
     if (added)
         cf_ice_files_free(added, nadded);
     plan_free(&p);

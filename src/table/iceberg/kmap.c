@@ -65,7 +65,7 @@ static slot *find(const cf_ice_kmap *m, uint64_t h, const void *k, size_t n)
         slot *s = &m->s[i];
         if (s->h == 0)
             return s;
-        if (s->h == h && s->klen == n && !memcmp(m->keys.data + s->koff, k, n))
+        if (s->h == h && s->klen == n && (n == 0 || !memcmp(m->keys.data + s->koff, k, n)))
             return s;
         i = (i + 1) & (m->cap - 1);
     }
