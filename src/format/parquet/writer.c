@@ -597,6 +597,15 @@ static size_t page_estimate(const colw *c)
     return lv + c->vals.len;
 }
 
+/* A page ends near page_bytes, or at PAGE_MAX_VALUES entries: levels and
+ * indices are buffered as 32-bit words, so a page of tiny bit-packed
+ * values would otherwise hold millions of entries (and their memory). */
+#define PAGE_MAX_VALUES 65536
+static inline bool page_full(const cf_pq_writer *w, const colw *c)
+{
+    return c->page_n >= PAGE_MAX_VALUES || page_estimate(c) >= w->o.page_bytes;
+}
+
 static int put_levels(cf_buf *page, const cf_buf *lv, size_t n, int16_t maxv, cf_err *err)
 {
     size_t at = page->len;
@@ -1345,7 +1354,7 @@ static int flat_slice_plain(cf_pq_writer *w, colw *c, const cf_column *v, const 
     c->ca.nvals += (int64_t)nvals;
     c->ca.nulls += (int64_t)(n - nvals);
     c->used_plain_pages = true;
-    if (page_estimate(c) >= w->o.page_bytes)
+    if (page_full(w, c))
         return finish_page(w, c, err);
     return 0;
 }
@@ -1413,7 +1422,7 @@ static int flat_slice(cf_pq_writer *w, colw *c, const cf_column *v, const uint32
         c->dict_dead = true;
         c->page_dict = false;
     }
-    if (page_estimate(c) >= w->o.page_bytes)
+    if (page_full(w, c))
         return finish_page(w, c, err);
     return 0;
 }
@@ -1481,7 +1490,7 @@ int cf_pq_writer_write_leaf(cf_pq_writer *w, int leaf, const int16_t *def, const
         if (d < 0 || d > c->max_def || r < 0 || r > c->max_rep)
             return cf_err_set(err, CF_E_ARG, "leaf %d: level out of range at %zu", leaf, i);
         /* pages start at record boundaries so every reader agrees */
-        if (r == 0 && page_estimate(c) >= w->o.page_bytes && finish_page(w, c, err))
+        if (r == 0 && page_full(w, c) && finish_page(w, c, err))
             return -1;
         if (d == c->max_def) {
             if (!vals || j >= vals->n)
