@@ -2,6 +2,9 @@
  * (the protocol's V1 checkpoint schema: txn, add, remove, metaData and
  * protocol columns, one action per row) and _last_checkpoint.
  *
+ * Remove tombstones of the last 7 days are kept (they tell other tools'
+ * vacuum what recent versions still need).
+ *
  * Reading checkpoints back needs a nested Parquet reader, which cdcflow does
  * not have: our own snapshot replays JSON commits (we never delete them), the
  * checkpoints are for other readers and for log cleanup by other tools. */
@@ -15,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* delta.deletedFileRetentionDuration's default: one week */
+#define TOMBSTONE_RETENTION_MS (7LL * 24 * 3600 * 1000)
 
 /* ---- the checkpoint schema ------------------------------------------- */
 
@@ -318,8 +324,23 @@ int cf_delta_checkpoint_write(const cf_delta_snap *s, cf_err *err)
         li64(&w, TXN_UPD, 2, s->txns[i].last_updated);
         rows++;
     }
-    /* live files; remove tombstones are left out (vacuum reads the JSON
-     * commits for them) */
+    /* remove tombstones younger than the default retention (7 days), for
+     * vacuum by other tools */
+    int64_t horizon = cf_delta_now_ms() - TOMBSTONE_RETENTION_MS;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const cf_delta_file *f = &s->files[i];
+        if (f->live || f->deleted_at < horizon)
+            continue;
+        others_null(&w, 2);
+        lstr(&w, RM_PATH, 2, 0, f->path);
+        li64(&w, RM_DTS, 2, f->deleted_at);
+        li64(&w, RM_DC, 2, 1);
+        li64(&w, RM_EXT, 2, 1);
+        pv_map(&w, RM_PVK, RM_PVV, &f->pv);
+        li64(&w, RM_SIZE, 2, f->size);
+        rows++;
+    }
+    /* live files */
     for (size_t i = 0; i < s->nfiles; i++) {
         const cf_delta_file *f = &s->files[i];
         if (!f->live)

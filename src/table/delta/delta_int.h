@@ -57,6 +57,7 @@ typedef struct cf_delta_file {
     char       *stats;            /* stats JSON text or NULL */
     bool        data_change;
     bool        live;             /* false once removed; slots are never reused */
+    int64_t     deleted_at;       /* removed: deletionTimestamp (ms), for checkpoint tombstones */
 } cf_delta_file;
 
 typedef struct cf_delta_txn {

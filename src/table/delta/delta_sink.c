@@ -31,7 +31,8 @@ typedef struct group {
 typedef struct written {
     char   *logpath;
     size_t  key_off, key_end;      /* range in ds->newkeys of (u32 len, bytes) records */
-    int64_t from_slot;             /* survivors of this rewritten file, or -1 */
+    int64_t *from;                 /* survivors of these rewritten files' slots */
+    size_t   nfrom;
 } written;
 
 typedef struct dsink {
@@ -52,7 +53,8 @@ typedef struct dsink {
     char         **created;        /* files written, removed again if the commit fails */
     size_t         ncreated, acreated;
     bool           rewrite_only;   /* optimize: files carry dataChange=false */
-    int64_t        survivor_of;    /* write_rows is writing the survivors of this slot */
+    const int64_t *surv_slots;     /* write_rows is writing the survivors of these slots */
+    size_t         nsurv;
     /* A rewritten file's surviving keys move together: rather than re-put
      * every key, the old slot points at the new one. */
     int64_t       *alias;
@@ -95,8 +97,10 @@ static void pending_reset(dsink *ds, bool unlink_files)
         free(ds->created[i]);
     }
     ds->ncreated = 0;
-    for (size_t i = 0; i < ds->nw; i++)
+    for (size_t i = 0; i < ds->nw; i++) {
         free(ds->w[i].logpath);
+        free(ds->w[i].from);
+    }
     ds->nw = 0;
     cf_buf_reset(&ds->actions);
     cf_buf_reset(&ds->newkeys);
@@ -479,12 +483,22 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             ds->out_rows += (int64_t)g[gi].n;
             ds->out_bytes += size;
         }
-        if ((keys_pk || ds->survivor_of >= 0) && !cdc) {
-            written wr = { .from_slot = keys_pk ? -1 : ds->survivor_of };
+        if ((keys_pk || ds->nsurv) && !cdc) {
+            written wr = { 0 };
+            if (!keys_pk) {
+                if (!(wr.from = malloc(sizeof *wr.from * ds->nsurv))) {
+                    cf_buf_free(&lp);
+                    cf_err_set(err, CF_E_NOMEM, "out of memory");
+                    goto out;
+                }
+                memcpy(wr.from, ds->surv_slots, sizeof *wr.from * ds->nsurv);
+                wr.nfrom = ds->nsurv;
+            }
             if (ds->nw == ds->aw) {
                 size_t na = ds->aw ? ds->aw * 2 : 16;
                 written *nwp = realloc(ds->w, na * sizeof *nwp);
                 if (!nwp) {
+                    free(wr.from);
                     cf_buf_free(&lp);
                     cf_err_set(err, CF_E_NOMEM, "out of memory");
                     goto out;
@@ -500,6 +514,7 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
                 if (cf_buf_append(&ds->newkeys, &len, sizeof len, err) ||
                     encode_key(b, keys_pk, npk, g[gi].rows[k], &ds->newkeys, err)) {
                     free(wr.logpath);
+                    free(wr.from);
                     goto out;
                 }
                 len = (uint32_t)(ds->newkeys.len - mark - sizeof len);
@@ -526,7 +541,6 @@ static int d_open(cf_sink *s, cf_err *err)
     if (!ds)
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     ds->sink = s;
-    ds->survivor_of = -1;
     if (!s->cfg.location || !*s->cfg.location) {
         free(ds);
         return cf_err_set(err, CF_E_ARG, "the delta sink needs a table path");
@@ -637,6 +651,24 @@ out:
     return rc;
 }
 
+static char *pv_key(const cf_delta_pv *pv);
+
+typedef struct rw_file { int64_t slot; char *part; } rw_file;
+
+static int cmp_rw(const void *a, const void *b)
+{
+    const rw_file *x = a, *y = b;
+    int c = strcmp(x->part, y->part);
+    return c ? c : (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+static void rw_free(rw_file *rw, size_t n)
+{
+    for (size_t i = 0; rw && i < n; i++)
+        free(rw[i].part);
+    free(rw);
+}
+
 static bool is_delete(const cf_batch *rows, int op_col, size_t r)
 {
     size_t len = 0;
@@ -735,82 +767,98 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
     for (int i = 0; i < npk; i++)
         opk[i] = tpk[i];
 
+    /* Files of one partition are rewritten together into one file (up to
+     * the target size): small files merge instead of piling up. */
+    rw_file *rw = calloc(nrs + 1, sizeof *rw);
+    if (!rw)
+        goto oom;
     for (size_t i = 0; i < nrs; i++) {
-        cf_delta_file *f = &snap->files[rslots[i]];
-        char *path = strdup(f->path);
-        size_t nkeep = 0;
-        if (!path)
+        rw[i].slot = rslots[i];
+        if (!(rw[i].part = pv_key(&snap->files[rslots[i]].pv))) {
+            rw_free(rw, nrs);
             goto oom;
+        }
+    }
+    qsort(rw, nrs, sizeof *rw, cmp_rw);
+    int64_t target = ds->sink->cfg.target_file_bytes > 0 ? ds->sink->cfg.target_file_bytes : 128LL << 20;
+    for (size_t i = 0; i < nrs;) {
+        size_t j = i;
+        int64_t bytes = 0;
+        while (j < nrs && !strcmp(rw[j].part, rw[i].part) && (j == i || bytes + snap->files[rw[j].slot].size <= target))
+            bytes += snap->files[rw[j++].slot].size;
+        size_t nkeep = 0;
         cf_batch_reset(old);
-        if (cf_delta_read_file(snap->root, f->path, &f->pv, table, old, err)) {
-            free(path);
-            goto out;
+        for (size_t q = i; q < j; q++) {
+            cf_delta_file *f = &snap->files[rw[q].slot];
+            if (cf_delta_read_file(snap->root, f->path, &f->pv, table, old, err))
+                goto rw_fail;
+            /* remove the old file; its survivors go to the merged new one */
+            json_t *body = json_object(), *line = json_object();
+            json_object_set_new(body, "path", json_string(f->path));
+            json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
+            json_object_set_new(body, "dataChange", json_true());
+            json_object_set_new(body, "extendedFileMetadata", json_true());
+            json_object_set_new(body, "partitionValues", pv_json(&f->pv));
+            json_object_set_new(body, "size", json_integer(f->size));
+            json_object_set_new(line, "remove", body);
+            int prc = put_json_line(&ds->actions, line, err);
+            json_decref(line);
+            if (prc)
+                goto rw_fail;
+            ds->rm_files++;
         }
         free(keep);
         if (!(keep = malloc(sizeof *keep * (old->nrows + 1)))) {
-            free(path);
-            goto oom;
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto rw_fail;
         }
         for (size_t r = 0; r < old->nrows; r++) {
             int64_t wi;
             cf_buf_reset(&ds->key);
-            if (encode_key(old, opk, npk, r, &ds->key, err)) {
-                free(path);
-                goto out;
-            }
+            if (encode_key(old, opk, npk, r, &ds->key, err))
+                goto rw_fail;
             if (!cf_delta_map_get(win, ds->key.data, ds->key.len, &wi)) {
                 keep[nkeep++] = (uint32_t)r;
                 continue;
             }
             /* retired: its old image goes to the change feed */
-            const cf_column *opc = op_col >= 0 ? &rows->cols[op_col] : NULL;
-            size_t wr = winners[wi], len = 0;
-            const uint8_t *opv = opc && cf_col_valid(opc, wr) ? cf_col_bytes(opc, wr, &len) : NULL;
-            bool del = opv && len == 6 && !memcmp(opv, "DELETE", 6) && !ds->sink->cfg.soft_deletes;
+            bool del = is_delete(rows, op_col, winners[wi]) && !ds->sink->cfg.soft_deletes;
             const char *tag = del ? "delete" : "update_preimage";
             size_t cr = cb->nrows;
             for (int c = 0; c < table->nfields; c++)
-                if (cf_delta_copy_value(&cb->cols[c], cr, &old->cols[c], r, err)) {
-                    free(path);
-                    goto out;
-                }
-            if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err)) {
-                free(path);
-                goto out;
-            }
+                if (cf_delta_copy_value(&cb->cols[c], cr, &old->cols[c], r, err))
+                    goto rw_fail;
+            if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err))
+                goto rw_fail;
             if (cf_buf_append(&ds->gonekeys, &(uint32_t){ (uint32_t)ds->key.len }, sizeof(uint32_t), err) ||
-                cf_buf_append(&ds->gonekeys, ds->key.data, ds->key.len, err)) {
-                free(path);
-                goto out;
-            }
+                cf_buf_append(&ds->gonekeys, ds->key.data, ds->key.len, err))
+                goto rw_fail;
             if (del)
                 ds->del_rows++;
             else
                 ds->upd_rows++;
         }
-        /* remove the old file; survivors go to a new one in its partition */
-        json_t *body = json_object(), *line = json_object();
-        json_object_set_new(body, "path", json_string(path));
-        json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
-        json_object_set_new(body, "dataChange", json_true());
-        json_object_set_new(body, "extendedFileMetadata", json_true());
-        json_object_set_new(body, "partitionValues", pv_json(&f->pv));
-        json_object_set_new(body, "size", json_integer(f->size));
-        json_object_set_new(line, "remove", body);
-        int prc = put_json_line(&ds->actions, line, err);
-        json_decref(line);
-        free(path);
-        if (prc)
-            goto out;
-        ds->rm_files++;
-        ds->survivor_of = rslots[i];
+        int64_t *from = malloc(sizeof *from * (j - i));
+        if (!from) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto rw_fail;
+        }
+        for (size_t q = i; q < j; q++)
+            from[q - i] = rw[q].slot;
+        ds->surv_slots = from;
+        ds->nsurv = j - i;
         int wrc0 = write_rows(ds, table, old, keep, nkeep, false, NULL, 0, err);
-        ds->survivor_of = -1;
+        ds->surv_slots = NULL;
+        ds->nsurv = 0;
+        free(from);
         if (wrc0)
-            goto out;
+            goto rw_fail;
         /* survivors are not new output rows */
         ds->out_rows -= (int64_t)nkeep;
+        i = j;
     }
+    rw_free(rw, nrs);
+    rw = NULL;
 
     /* 3. new images: winners that are not hard deletes */
     size_t nnew = 0;
@@ -860,6 +908,9 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         goto out;
     rc = 0;
     goto out;
+rw_fail:
+    rw_free(rw, nrs);
+    goto out;
 oom:
     cf_err_set(err, CF_E_NOMEM, "out of memory");
 out:
@@ -892,7 +943,7 @@ static int pk_after_commit(dsink *ds, cf_err *err)
         if (!f)
             return cf_err_set(err, CF_E_CORRUPT, "file %s vanished after commit", ds->w[i].logpath);
         int64_t slot = f - ds->snap->files;
-        if (ds->w[i].from_slot >= 0) {
+        if (ds->w[i].nfrom) {
             if (ds->nalias < ds->snap->nfiles) {
                 int64_t *na = realloc(ds->alias, sizeof *na * ds->snap->nfiles);
                 if (!na)
@@ -902,7 +953,8 @@ static int pk_after_commit(dsink *ds, cf_err *err)
                 ds->alias = na;
                 ds->nalias = ds->snap->nfiles;
             }
-            ds->alias[ds->w[i].from_slot] = slot;
+            for (size_t k = 0; k < ds->w[i].nfrom; k++)
+                ds->alias[ds->w[i].from[k]] = slot;
             continue;
         }
         for (size_t off = ds->w[i].key_off; off + 4 <= ds->w[i].key_end;) {

@@ -278,6 +278,7 @@ static int apply_remove(cf_delta_snap *s, json_t *r, cf_err *err)
         return 0;   /* removing what is not there is a no-op (tombstone) */
     cf_delta_map_del(s->by_path, path, strlen(path));
     s->files[slot].live = false;
+    s->files[slot].deleted_at = jint(r, "deletionTimestamp", 0);
     free(s->files[slot].stats);
     s->files[slot].stats = NULL;
     s->nlive--;
