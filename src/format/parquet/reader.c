@@ -1111,8 +1111,38 @@ static int page_values(cf_pq_reader *r, const leaf *l, int enc, const uint8_t *p
             return 0;
         }
     }
-    if (l->cv == CV_BYTES && cf_buf_reserve(&c->data, n, err))   /* values are within n */
-        return -1;
+    if (l->cv == CV_BYTES && l->ptype == PQ_BYTE_ARRAY) {
+        /* the values' bytes are fewer than the page's: reserve once, copy inline */
+        if (c->data.len + n > UINT32_MAX)
+            return cf_err_set(err, CF_E_TOOBIG, "column bytes over 4 GiB in one batch");
+        if (cf_buf_reserve(&c->data, n, err))
+            return -1;
+        for (size_t i = 0; i < nv; i++) {
+            size_t at = c->n++;
+            uint32_t len;
+            if (l->max_def && r->defs[i] != l->max_def) {
+                c->valid[at] = 0;
+                c->offs[at + 1] = c->offs[at];
+                continue;
+            }
+            if (end - p < 4)
+                goto short_page;
+            len = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            p += 4;
+            if (len > (size_t)(end - p))
+                goto short_page;
+            if (len)
+                memcpy(c->data.data + c->data.len, p, len);
+            p += len;
+            c->data.len += len;
+            c->valid[at] = 1;
+            c->offs[at + 1] = (uint32_t)c->data.len;
+        }
+        return 0;
+short_page:
+        c->n--;      /* the slot taken for the missing value */
+        return cf_err_set(err, CF_E_PARSE, "column %s: page holds fewer values than its levels", l->path);
+    }
     for (size_t i = 0; i < nv; i++) {
         const uint8_t *v;
         size_t vn;
