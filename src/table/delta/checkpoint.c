@@ -403,6 +403,6 @@ int cf_delta_checkpoint_read(cf_delta_snap *s, int64_t version, cf_err *err)
 {
     (void)s;
     return cf_err_set(err, CF_E_UNSUPPORTED,
-                      "checkpoint %" PRId64 " needs a nested Parquet reader; replaying JSON commits instead",
+                      "checkpoint %" PRId64 " would need a nested Parquet reader",
                       version);
 }

@@ -421,8 +421,9 @@ cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err
             s->ckpt_version = ck;
         } else if (n == 0 || v[0] != 0) {
             /* JSON commits from 0 would do too; without them we are stuck. */
-            if (err)
-                *err = e2;
+            cf_err_set(err, CF_E_UNSUPPORTED,
+                       "%s: the log before version %" PRId64 " was cleaned up and cdcflow cannot read "
+                       "its Parquet checkpoints (%s)", root, n ? v[0] : ck + 1, e2.msg);
             goto fail;
         } else {
             /* start over from version 0 */
