@@ -254,21 +254,8 @@ int cf_delta_cmd_history(int argc, char **argv)
                             ? json_dumps(json_object_get(ci, "operationMetrics"), JSON_COMPACT | JSON_PRESERVE_ORDER)
                             : NULL;
         char when[40] = "";
-        if (ts >= 0) {
-            cf_schema *s = cf_schema_new();
-            cf_type tt = { CF_T_TIMESTAMP, 0, 0 };
-            cf_schema_add(s, "t", tt, true, 0, NULL);
-            cf_batch *tb = cf_batch_new(s, NULL);
-            cf_buf o;
-            bool isnull;
-            cf_buf_init(&o, 64);
-            if (tb && cf_col_set_i64(&tb->cols[0], 0, ts * 1000, NULL) == 0 &&
-                cf_delta_pv_format(&tb->cols[0], 0, &o, &isnull, NULL) == 0 && o.len >= 23)
-                snprintf(when, sizeof when, "%.23s", (const char *)o.data);
-            cf_buf_free(&o);
-            cf_batch_free(tb);
-            cf_schema_free(s);
-        }
+        if (ts >= 0)
+            cf_delta_fmt_ts_ms(ts, when, sizeof when);
         if (fmt == CF_DELTA_FMT_TABLE) {
             printf("%-8" PRId64 " %-24s %-18s %s\n", v[k], when, op ? op : "-", metrics ? metrics : "{}");
         } else {

@@ -142,6 +142,8 @@ const char *cf_delta_type_name(cf_type t, char *buf, size_t n);
 char      *cf_delta_stats_json(const cf_schema *s, const cf_pq_file_info *fi, cf_err *err);
 /* "YYYY-MM-DD" -> days; "YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z]" -> micros. */
 int        cf_delta_parse_date(const char *s, int32_t *out);
+/* "YYYY-MM-DD HH:MM:SS.mmm" (UTC) of epoch milliseconds; buf >= 32. */
+void       cf_delta_fmt_ts_ms(int64_t ms, char *buf, size_t n);
 int        cf_delta_parse_ts(const char *s, int64_t *out);
 /* numRecords of a stats text, -1 when absent or unreadable. */
 int64_t    cf_delta_stats_num_records(const char *stats);

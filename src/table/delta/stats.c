@@ -64,6 +64,11 @@ static void fmt_ts(int64_t us, char sep, int frac_digits, bool zulu, char *buf, 
                  zulu ? "Z" : "");
 }
 
+void cf_delta_fmt_ts_ms(int64_t ms, char *buf, size_t n)
+{
+    fmt_ts(ms * 1000, ' ', 3, false, buf, n);
+}
+
 int cf_delta_parse_date(const char *s, int32_t *out)
 {
     int y, m, d;
