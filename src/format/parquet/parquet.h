@@ -30,6 +30,8 @@ typedef struct cf_pq_options {
     const char *const *kv_vals;
 } cf_pq_options;
 
+/* Fills the defaults above.  Zero sizes and level in a hand-made struct
+ * also mean "default". */
 void cf_pq_options_default(cf_pq_options *o);
 
 /* Per-column statistics of a written file, in the column's own type:

@@ -1049,6 +1049,10 @@ static cf_pq_writer *writer_new(const char *path, const cf_pq_options *o, int nc
         w->o.page_bytes = (size_t)1 << 20;
     if (w->o.row_group_bytes == 0)
         w->o.row_group_bytes = (size_t)128 << 20;
+    if (w->o.dict_max_bytes == 0)
+        w->o.dict_max_bytes = (size_t)1 << 20;
+    if (w->o.zstd_level == 0)
+        w->o.zstd_level = 3;
     switch (w->o.codec) {
     case CF_CODEC_ZSTD: w->codec = PQ_CODEC_ZSTD; break;
     case CF_CODEC_SNAPPY: w->codec = PQ_CODEC_SNAPPY; break;
