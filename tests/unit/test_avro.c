@@ -1,7 +1,10 @@
 /* test_avro.c - Avro container files: encoding, header, round trips, bad input. */
 #include "cf_test.h"
 
+#include <snappy-c.h>
 #include <stdlib.h>
+#include <zlib.h>
+#include <zstd.h>
 #include "format/avro/avro.h"
 
 static const char *SCHEMA =
@@ -195,5 +198,79 @@ static void test_garbage(void)
     CHECK(cf_avro_reader_open_mem("PAR1", 4, &err) == NULL);
 }
 
+/* A container file as another writer makes it, with codec `codec`: three
+ * longs in one block compressed by `z` (0 snappy, 1 zstandard). */
+static void build_file(cf_buf *f, const char *codec, int z, bool bad_crc)
+{
+    static const uint8_t sync[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+    cf_buf raw;
+    char comp[256];
+    size_t clen = sizeof comp;
+
+    cf_buf_init(&raw, 0);
+    cf_buf_append(f, "Obj\x01", 4, NULL);
+    cf_avro_put_long(f, 2, NULL);
+    cf_avro_put_str(f, "avro.schema", NULL);
+    cf_avro_put_str(f, "\"long\"", NULL);
+    cf_avro_put_str(f, "avro.codec", NULL);
+    cf_avro_put_str(f, codec, NULL);
+    cf_avro_put_long(f, 0, NULL);
+    cf_buf_append(f, sync, 16, NULL);
+    cf_avro_put_long(&raw, 7, NULL);
+    cf_avro_put_long(&raw, -123456789012LL, NULL);
+    cf_avro_put_long(&raw, 0, NULL);
+    if (z == 0) {
+        uint32_t crc = (uint32_t)crc32(0L, raw.data, (uInt)raw.len) ^ (bad_crc ? 1u : 0u);
+        CHECK(snappy_compress((const char *)raw.data, raw.len, comp, &clen) == SNAPPY_OK);
+        comp[clen++] = (char)(crc >> 24);
+        comp[clen++] = (char)(crc >> 16);
+        comp[clen++] = (char)(crc >> 8);
+        comp[clen++] = (char)crc;
+    } else
+        clen = ZSTD_compress(comp, sizeof comp, raw.data, raw.len, 3);
+    cf_avro_put_long(f, 3, NULL);
+    cf_avro_put_bytes(f, comp, clen, NULL);
+    cf_buf_append(f, sync, 16, NULL);
+    cf_buf_free(&raw);
+}
+
+static void test_other_codecs(void)
+{
+    static const char *const codecs[] = { "snappy", "zstandard" };
+    for (int z = 0; z < 2; z++) {
+        cf_buf f;
+        cf_err err = { 0 };
+        cf_avro_reader *r;
+        const cf_avro_value *v;
+        int64_t got[3] = { 0 };
+        int n = 0;
+        cf_buf_init(&f, 0);
+        build_file(&f, codecs[z], z, false);
+        r = cf_avro_reader_open_mem(f.data, f.len, &err);
+        CHECK(r != NULL);
+        while (r && n < 3 && cf_avro_reader_next(r, &v, &err) == 1)
+            got[n++] = v->i;
+        CHECK_EQ_INT(n, 3);
+        CHECK(got[0] == 7 && got[1] == -123456789012LL && got[2] == 0);
+        cf_avro_reader_free(r);
+        cf_buf_free(&f);
+    }
+    {
+        /* a snappy block whose checksum does not match is refused */
+        cf_buf f;
+        cf_err err = { 0 };
+        const cf_avro_value *v;
+        cf_avro_reader *r;
+        cf_buf_init(&f, 0);
+        build_file(&f, "snappy", 0, true);
+        r = cf_avro_reader_open_mem(f.data, f.len, &err);
+        CHECK(r && cf_avro_reader_next(r, &v, &err) == -1);
+        CHECK_EQ_INT(err.code, CF_E_PARSE);
+        cf_avro_reader_free(r);
+        cf_buf_free(&f);
+    }
+}
+
 CF_TEST_MAIN("avro", T(test_varint), T(test_roundtrip_null), T(test_roundtrip_deflate),
-             T(test_empty_file), T(test_bad_schema), T(test_truncated), T(test_garbage))
+             T(test_empty_file), T(test_bad_schema), T(test_truncated), T(test_garbage),
+             T(test_other_codecs))

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <snappy-c.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "util/arena.h"
 
@@ -24,6 +26,10 @@
 #define BLOCK_TARGET     (64u << 10)     /* writer: flush a block past this */
 
 static const uint8_t MAGIC[4] = { 'O', 'b', 'j', 1 };
+
+/* Reader codecs: the writer makes null and deflate; other writers (Java
+ * Iceberg's write.avro.compression-codec) may also use snappy or zstandard. */
+enum { CODEC_NULL = 0, CODEC_DEFLATE, CODEC_SNAPPY, CODEC_ZSTD };
 
 /* ---- encoding -------------------------------------------------------- */
 
@@ -507,7 +513,7 @@ struct cf_avro_reader {
     int       nmeta;
     char    **meta_k, **meta_v;
     schema   *sch;
-    bool      deflate;
+    int       codec;           /* CODEC_* */
     uint8_t   sync[16];
     cf_buf    zbuf;            /* inflated block */
     cursor    blk;             /* remaining bytes of the current block */
@@ -788,9 +794,13 @@ static int read_header(cf_avro_reader *r, cf_err *err)
     memcpy(r->sync, p, 16);
     codec = cf_avro_reader_meta(r, "avro.codec");
     if (!codec || !strcmp(codec, "null"))
-        r->deflate = false;
+        r->codec = CODEC_NULL;
     else if (!strcmp(codec, "deflate"))
-        r->deflate = true;
+        r->codec = CODEC_DEFLATE;
+    else if (!strcmp(codec, "snappy"))
+        r->codec = CODEC_SNAPPY;
+    else if (!strcmp(codec, "zstandard"))
+        r->codec = CODEC_ZSTD;
     else
         return cf_err_set(err, CF_E_UNSUPPORTED, "avro codec '%.40s' is not supported", codec);
     if (!(sj = cf_avro_reader_meta(r, "avro.schema")))
@@ -905,6 +915,61 @@ static int inflate_raw(const uint8_t *in, size_t n, cf_buf *out, cf_err *err)
     return 0;
 }
 
+/* Avro's snappy codec: the snappy block, then a big-endian CRC-32 of the
+ * uncompressed bytes. */
+static int unsnappy(const uint8_t *in, size_t n, cf_buf *out, cf_err *err)
+{
+    size_t len;
+    uint32_t want;
+
+    cf_buf_reset(out);
+    if (n < 4 || snappy_uncompressed_length((const char *)in, n - 4, &len) != SNAPPY_OK)
+        return cf_err_set(err, CF_E_PARSE, "avro: bad snappy block");
+    if (len > MAX_BLOCK_BYTES)
+        return cf_err_set(err, CF_E_TOOBIG, "avro block inflates to %zu bytes", len);
+    if (cf_buf_reserve(out, len, err))
+        return -1;
+    if (snappy_uncompress((const char *)in, n - 4, (char *)out->data, &len) != SNAPPY_OK)
+        return cf_err_set(err, CF_E_PARSE, "avro: bad snappy block");
+    out->len = len;
+    want = (uint32_t)in[n - 4] << 24 | (uint32_t)in[n - 3] << 16 | (uint32_t)in[n - 2] << 8 | in[n - 1];
+    if ((uint32_t)crc32(0L, out->data, (uInt)len) != want)
+        return cf_err_set(err, CF_E_PARSE, "avro: snappy block checksum mismatch");
+    return 0;
+}
+
+static int unzstd(const uint8_t *in, size_t n, cf_buf *out, cf_err *err)
+{
+    ZSTD_DStream *z = ZSTD_createDStream();
+    ZSTD_inBuffer ib = { in, n, 0 };
+    size_t rc = 1;
+
+    cf_buf_reset(out);
+    if (!z)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    /* Streamed: a frame need not state its size. */
+    while (rc != 0) {
+        ZSTD_outBuffer ob;
+        if (cf_buf_reserve(out, 65536, err)) {
+            ZSTD_freeDStream(z);
+            return -1;
+        }
+        ob = (ZSTD_outBuffer){ out->data + out->len, out->alloc - out->len - 1, 0 };
+        rc = ZSTD_decompressStream(z, &ob, &ib);
+        out->len += ob.pos;
+        if (ZSTD_isError(rc)) {
+            ZSTD_freeDStream(z);
+            return cf_err_set(err, CF_E_PARSE, "avro: bad zstandard block: %s", ZSTD_getErrorName(rc));
+        }
+        if (rc != 0 && ib.pos == ib.size && ob.pos < ob.size) {
+            ZSTD_freeDStream(z);
+            return cf_err_set(err, CF_E_PARSE, "avro: truncated zstandard block");
+        }
+    }
+    ZSTD_freeDStream(z);
+    return 0;
+}
+
 static int next_block(cf_avro_reader *r, cf_err *err)
 {
     int64_t cnt;
@@ -921,12 +986,25 @@ static int next_block(cf_avro_reader *r, cf_err *err)
         return -1;
     if (memcmp(sync, r->sync, 16))
         return cf_err_setpos(err, CF_E_PARSE, (long)(r->c.p - r->data), "avro: sync marker mismatch");
-    if (r->deflate) {
+    switch (r->codec) {
+    case CODEC_DEFLATE:
         if (inflate_raw(p, sz, &r->zbuf, err))
             return -1;
-        r->blk = (cursor){ r->zbuf.data, r->zbuf.data + r->zbuf.len, r->zbuf.data };
-    } else
+        break;
+    case CODEC_SNAPPY:
+        if (unsnappy(p, sz, &r->zbuf, err))
+            return -1;
+        break;
+    case CODEC_ZSTD:
+        if (unzstd(p, sz, &r->zbuf, err))
+            return -1;
+        break;
+    default:
         r->blk = (cursor){ p, p + sz, p };
+        r->left = cnt;
+        return 0;
+    }
+    r->blk = (cursor){ r->zbuf.data, r->zbuf.data + r->zbuf.len, r->zbuf.data };
     r->left = cnt;
     return 0;
 }

@@ -7,7 +7,8 @@
  * The schema JSON goes into the header byte for byte as given, so extra
  * attributes such as Iceberg's "field-id" stay intact.
  *
- * Reader: parses the header and the writer schema from untrusted bytes and
+ * Reader: parses the header and the writer schema from untrusted bytes
+ * (codecs null, deflate, snappy, zstandard) and
  * decodes each record into a generic value tree (cf_avro_value) that lives
  * in the reader's arena until the next cf_avro_reader_next() call.  Every
  * length, count and nesting depth is checked against the input and caps. */
