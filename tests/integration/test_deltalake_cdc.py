@@ -211,3 +211,27 @@ def test_large_upsert_dataset(tmp_path):
     c = collections.Counter(rows.column("_change_type").to_pylist())
     assert c["insert"] - c["delete"] == len(ids)
     assert c["update_preimage"] == c["update_postimage"] > 0
+
+
+def test_partition_values_of_every_kind(tmp_path):
+    """Date, timestamp and string partitions with '/', spaces and nulls read back the same everywhere."""
+    ev = [{"op": "c", "lsn": i, "row": {"id": i, "d": "2024-01-%02d" % (1 + i % 3),
+                                        "ts": "2024-01-01T10:00:0%d.123456Z" % (i % 2), "amt": i * 1.5,
+                                        "name": None if i % 10 == 0 else "n/%d x" % (i % 4)}}
+          for i in range(100)]
+    write_events(tmp_path / "ev.jsonl", ev)
+    table = tmp_path / "t"
+    apply(table, tmp_path / "ev.jsonl", schema="id:int64,d:date,ts:timestamp,amt:double,name:string",
+          pk=None, mode="append", partition_by="d,ts,name")
+    got = sorted((r["id"], str(r["d"]), r["ts"].strftime("%H:%M:%S.%f"), r["name"])
+                 for r in read_delta(table).to_pylist())
+    want = sorted((e["row"]["id"], e["row"]["d"], e["row"]["ts"][11:26], e["row"]["name"]) for e in ev)
+    assert got == want
+    from conftest import duckdb_conn
+    con = duckdb_conn()
+    assert con.sql("select count(*) from delta_scan('%s') where name is null" % table).fetchone()[0] == 10
+    assert con.sql("select count(*) from delta_scan('%s') where name = 'n/1 x' and d = date '2024-01-02'"
+                   % table).fetchone()[0] == sum(1 for e in ev if e["row"]["name"] == "n/1 x"
+                                                 and e["row"]["d"] == "2024-01-02")
+    assert con.sql("select min(ts)::varchar from delta_scan('%s')" % table).fetchone()[0] == \
+        "2024-01-01 10:00:00.123456+00"
