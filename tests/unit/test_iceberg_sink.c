@@ -723,6 +723,42 @@ out:
     cf_schema_free(sc);
 }
 
+/* target_file_bytes cuts a batch into several files; the key index must
+ * point at the right file and position in each. */
+static void test_target_file_size(void)
+{
+    char dir[400];
+    cf_schema *sc = customers_schema(false);
+    cf_batch *b = cf_batch_new(sc, NULL);
+    cf_sink_config cfg = { .kind = "iceberg", .location = dir, .mode = CF_MODE_UPSERT,
+                           .codec = CF_CODEC_ZSTD, .target_file_bytes = 1500 };
+    cf_err err = { 0 };
+    cf_sink *s;
+    cf_ice_table t;
+    cf_ice_file *files = NULL;
+    int nfiles = 0, ndata = 0;
+
+    table_dir(dir, sizeof dir, "small_files");
+    s = cf_sink_open(&cfg, &err);
+    CHECK(s != NULL);
+    if (!s)
+        goto out;
+    CHECK(commit_range(s, b, 0, 100, false) == 0);
+    CHECK(commit_range(s, b, 100, 250, false) == 0);
+    cf_sink_close(s);
+    check_upsert_state(dir, 250);
+    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(t.meta && cf_ice_snapshot_files(cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
+    for (int i = 0; i < nfiles; i++)
+        ndata += files[i].content == 0;
+    CHECK(ndata >= 4);
+    cf_ice_files_free(files, nfiles);
+    cf_ice_table_free(&t);
+out:
+    cf_batch_free(b);
+    cf_schema_free(sc);
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -736,4 +772,5 @@ CF_TEST_MAIN("iceberg_sink", T(test_append), T(test_upsert), T(test_partitioned)
              T(test_schema_evolution), T(test_crash_append), T(test_crash_upsert),
              T(test_time_travel), T(test_concurrent_append), T(test_concurrent_upsert),
              T(test_soft_deletes), T(test_manifest_merge),
-             T(test_promotion_and_long_bounds), T(test_optimize_under_running_sink), T(test_cleanup))
+             T(test_promotion_and_long_bounds), T(test_optimize_under_running_sink),
+             T(test_target_file_size), T(test_cleanup))

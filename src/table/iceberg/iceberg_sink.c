@@ -1116,6 +1116,20 @@ out:
     return rc;
 }
 
+/* Rows per data file for a target size: the batch's average uncompressed
+ * row size decides.  SIZE_MAX when no target is set. */
+static size_t rows_per_file(const cf_batch *b, int64_t target)
+{
+    size_t row = 1;
+    if (target <= 0 || b->nrows == 0)
+        return SIZE_MAX;
+    for (int c = 0; c < b->ncols; c++) {
+        const cf_column *col = &b->cols[c];
+        row += cf_type_is_varlen(col->type) ? col->data.len / b->nrows + 4 : cf_col_width(col) + 1;
+    }
+    return (size_t)target / row > 0 ? (size_t)target / row : 1;
+}
+
 /* Bytes that identify a partition tuple (into out, reset first). */
 static int pvals_key(const cf_ice_pval *v, int n, cf_buf *out, cf_err *err)
 {
@@ -1221,6 +1235,7 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
     int *group_of = NULL;
     cf_ice_kmap *gmap = NULL;
     cf_buf pkey = { 0 };
+    size_t max_rows = SIZE_MAX;
 
     memset(&p, 0, sizeof p);
     cf_buf_init(&p.keys, 0);
@@ -1255,7 +1270,7 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
     /* Group the rows to write by partition value. */
     group_of = malloc(sizeof *group_of * (p.nrows + 1));
     pos_in_file = malloc(sizeof *pos_in_file * (p.nrows + 1));
-    added = calloc(p.nrows + p.ndels + 2, sizeof *added);
+    added = calloc(p.nrows + p.ndels + 2, sizeof *added);   /* a file holds at least a row */
     if (!group_of || !pos_in_file || !added) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
@@ -1297,10 +1312,17 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
         pos_in_file[i] = (int64_t)groups[g].n;
         groups[g].rows[groups[g].n++] = p.rows[i];
     }
+    /* One file per partition, cut at target_file_bytes when set (judged on
+     * uncompressed size, so files come out smaller than the target). */
+    max_rows = rows_per_file(b, sk->cfg.target_file_bytes);
     for (int g = 0; g < ngroups; g++) {
-        if (write_data_file(s, b, groups[g].rows, groups[g].n, groups[g].part, &added[nadded], err))
-            goto out;
-        groups[g].file = nadded++;
+        groups[g].file = nadded;
+        for (size_t from = 0; from < groups[g].n; from += max_rows) {
+            size_t n = groups[g].n - from < max_rows ? groups[g].n - from : max_rows;
+            if (write_data_file(s, b, groups[g].rows + from, n, groups[g].part, &added[nadded], err))
+                goto out;
+            nadded++;
+        }
     }
     if (p.ndels && write_delete_files(s, &p, added, &nadded, err))
         goto out;
@@ -1314,10 +1336,12 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
             cf_ice_kmap_del(s->idx, p.keys.data + p.koff[idx], p.klen[idx]);
         }
         for (size_t i = 0; i < p.nrows; i++) {
-            const cf_ice_file *nf = &added[groups[group_of[i]].file];
+            /* Rows of a group fill its files in order, max_rows each. */
+            size_t at = (size_t)pos_in_file[i];
+            const cf_ice_file *nf = &added[groups[group_of[i]].file + (int)(at / max_rows)];
             int fno = file_number(s, nf->path, nf->part, nf->npart, err);
             if (fno < 0 || cf_ice_kmap_put(s->idx, p.keys.data + p.koff[i], p.klen[i],
-                                           fno, pos_in_file[i], err)) {
+                                           fno, (int64_t)(at % max_rows), err)) {
                 /* The table is fine; the index is not: rebuild on next use. */
                 s->index_ready = false;
                 goto out;
