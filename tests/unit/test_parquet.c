@@ -623,6 +623,49 @@ static void test_wide_decimals(void)
     }
 }
 
+/* A string over 4 KiB keeps min/max out of the footer (but in file info). */
+static void test_long_string_stats(void)
+{
+    cf_err err = { 0 };
+    cf_schema *s = cf_schema_new();
+    cf_batch *b;
+    cf_pq_writer *w;
+    cf_pq_file_info fi;
+    const char *path = tmp_path("long.parquet");
+    char *big = malloc(10000);
+    FILE *f;
+    long size_big, size_small;
+
+    memset(big, 'x', 10000);
+    cf_schema_add(s, "s", (cf_type){ CF_T_STRING, 0, 0 }, true, 0, NULL);
+    b = cf_batch_new(s, &err);
+    cf_col_set_bytes(&b->cols[0], 0, big, 10000, NULL);
+    cf_batch_end_row(b, NULL);
+    w = cf_pq_writer_open(path, s, NULL, &err);
+    CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), 0);
+    CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
+    CHECK(fi.cols[0].has_minmax && fi.cols[0].s_max_len == 10000);
+    size_big = fi.file_bytes;
+    cf_pq_file_info_free(&fi);
+    f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    CHECK(ftell(f) == size_big);
+    fclose(f);
+    /* the file is the value (compressed) plus a small footer, not 2 more copies */
+    cf_batch_reset(b);
+    cf_col_set_bytes(&b->cols[0], 0, big, 100, NULL);
+    cf_batch_end_row(b, NULL);
+    w = cf_pq_writer_open(tmp_path("short.parquet"), s, NULL, &err);
+    CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), 0);
+    CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
+    size_small = fi.file_bytes;
+    CHECK(size_big < size_small + 1000);
+    cf_pq_file_info_free(&fi);
+    free(big);
+    cf_batch_free(b);
+    cf_schema_free(s);
+}
+
 /* Columns of empty strings have no data bytes at all: still fine. */
 static void test_empty_strings(void)
 {
@@ -703,7 +746,7 @@ static void test_rle_hybrid(void)
 }
 
 CF_TEST_MAIN("parquet",
-    T(test_rle_hybrid), T(test_empty_strings), T(test_wide_decimals),
+    T(test_rle_hybrid), T(test_empty_strings), T(test_wide_decimals), T(test_long_string_stats),
     T(test_types_zstd_dict), T(test_types_zstd_plain), T(test_types_snappy), T(test_types_none),
     T(test_no_nulls), T(test_all_nulls), T(test_row_groups_and_pages), T(test_empty_file),
     T(test_dict_fallback), T(test_stats), T(test_projection_rows_kv_errors), T(test_bad_values),

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define CREATED_BY "cdcflow version 0.1.0"
+#define MAX_STAT_BYTES 4096
 #define SLICE_ROWS 1024   /* row groups are cut at slice ends */
 
 void cf_pq_options_default(cf_pq_options *o)
@@ -429,6 +430,10 @@ static void write_stats(cf_tw *t, int16_t id, const acc *a, int sk, bool legacy)
     size_t nmin = 0, nmax = 0;
     bool mm = a->has && !a->nan;
 
+    /* Like arrow's max_statistics_size: huge bounds (JSON blobs) would bloat
+     * every footer for no pruning value. */
+    if (mm && (a->smin.len > MAX_STAT_BYTES || a->smax.len > MAX_STAT_BYTES))
+        mm = false;
     cf_tw_begin(t, id);
     if (mm) {
         nmin = acc_bound(a, sk, false, t1, &pmin);
