@@ -1,7 +1,9 @@
 /* parquet.h - Parquet writer and reader for cdcflow's data files, Delta
  * checkpoints and Iceberg data files.  Written from parquet.thrift and the
  * encodings spec: data page v1, PLAIN and RLE_DICTIONARY, ZSTD / SNAPPY /
- * uncompressed, statistics, field ids, key-value metadata.
+ * uncompressed, statistics, field ids, key-value metadata.  The reader
+ * also takes data page v2, PLAIN_DICTIONARY and GZIP (files from others).
+ * docs/parquet.md has the details.
  *
  * Two writer APIs:
  *   - flat: a cf_schema and cf_batch rows (data files);
@@ -64,7 +66,8 @@ void cf_pq_file_info_free(cf_pq_file_info *fi);    /* frees members; NULL-safe *
 
 typedef struct cf_pq_writer cf_pq_writer;
 
-/* Create `path` (fails if it exists).  `s` must outlive the writer. */
+/* Create `path` (fails if it exists).  `s` must outlive the writer.  The
+ * writer is freed by cf_pq_writer_close or cf_pq_writer_abort. */
 cf_pq_writer *cf_pq_writer_open(const char *path, const cf_schema *s,
                                 const cf_pq_options *o, cf_err *err);
 /* Append all rows of b (bound to the writer's schema).  Rows are buffered up
@@ -85,9 +88,12 @@ void cf_pq_writer_abort(cf_pq_writer *w);
 
 typedef struct cf_pq_reader cf_pq_reader;
 
-/* Untrusted input: every length and offset is checked, allocations are
- * bounded by the file size (decompressed pages by the codec's own bound),
- * corrupt input fails with CF_E_PARSE / CF_E_CORRUPT and a message.
+/* Returns a reader the caller frees with cf_pq_reader_close (NULL and *err
+ * on failure).  Untrusted input: every length and offset is checked,
+ * allocations are bounded by the file size (a decompressed page by what its
+ * codec's header states or its ratio allows), corrupt input fails with
+ * CF_E_PARSE and a message; how many rows to hold is the caller's call
+ * (cf_pq_reader_row_group_rows tells before reading).
  * Reads data page v1 and v2; PLAIN, PLAIN_DICTIONARY, RLE_DICTIONARY (and
  * RLE booleans); ZSTD, SNAPPY, GZIP, uncompressed.  DELTA_* encodings and
  * encrypted files fail with CF_E_UNSUPPORTED. */
