@@ -76,6 +76,22 @@ int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv 
         cols[ncols] = j;
         map[i] = ncols++;
     }
+    /* The usual case, a file written with the table's columns in order:
+     * decode straight into `out`, no copy. */
+    bool direct = ncols == tschema->nfields && out->ncols == ncols;
+    for (int i = 0; direct && i < ncols; i++) {
+        const cf_type *a = &sub->fields[i].type, *b = &out->cols[i].type;
+        direct = map[i] == i && a->id == b->id && a->precision == b->precision && a->scale == b->scale;
+    }
+    if (direct) {
+        for (int rg = 0; rg < cf_pq_reader_num_row_groups(r); rg++)
+            if (cf_pq_reader_read(r, rg, cols, ncols, out, err)) {
+                cf_err_wrap(err, "%s", rel);
+                goto out;
+            }
+        rc = 0;
+        goto out;
+    }
     if (!(tmp = cf_batch_new(sub, err)))
         goto out;
     for (int rg = 0; rg < cf_pq_reader_num_row_groups(r); rg++) {
