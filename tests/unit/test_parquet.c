@@ -471,6 +471,8 @@ static void test_tree_checkpoint(void)
     cf_col_set_bytes(&vb->cols[0], 0, "x", 1, NULL); cf_batch_end_row(vb, NULL);
     int16_t dv[] = { 0, 4, 3, 2 };
     CHECK_EQ_INT(cf_pq_writer_write_leaf(w, 5, dv, rk, 4, &vb->cols[0], &err), 0);
+    CHECK_EQ_INT(cf_pq_writer_end_row_group(w, 4, &err), -1);   /* leaves hold 3 records */
+    CHECK_EQ_INT(err.code, CF_E_ARG);
     CHECK_EQ_INT(cf_pq_writer_end_row_group(w, 3, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, NULL, &err), 0);
     if (err.code)

@@ -176,7 +176,8 @@ int cf_pq_writer_write_leaf(cf_pq_writer *w, int leaf, const int16_t *def,
                             const int16_t *rep, size_t nlevels, const cf_column *vals,
                             cf_err *err);
 /* Mark the end of a row group after every leaf got the same rows
- * (`nrows` top-level records). */
+ * (`nrows` top-level records).  CF_E_ARG when some leaf's entries with
+ * rep == 0 do not number `nrows`. */
 int cf_pq_writer_end_row_group(cf_pq_writer *w, int64_t nrows, cf_err *err);
 
 #endif

@@ -91,6 +91,7 @@ typedef struct colw {
     /* current chunk */
     cf_buf   chunk;                /* finished pages, compressed, with headers */
     int64_t  chunk_uncomp, chunk_values;
+    int64_t  rg_records;           /* tree writer: entries with rep == 0 this row group */
     bool     used_dict_pages, used_plain_pages;
     acc      ca, fa;               /* chunk and file statistics */
 } colw;
@@ -1513,6 +1514,7 @@ int cf_pq_writer_write_leaf(cf_pq_writer *w, int leaf, const int16_t *def, const
             (c->max_rep && push_level(&c->rep, (uint32_t)r, err)))
             return -1;
         c->page_n++;
+        c->rg_records += r == 0;
     }
     return 0;
 }
@@ -1521,6 +1523,14 @@ int cf_pq_writer_end_row_group(cf_pq_writer *w, int64_t nrows, cf_err *err)
 {
     if (!w->root)
         return cf_err_set(err, CF_E_ARG, "writer was opened for a flat schema");
+    /* every leaf must describe the same records, or readers disagree */
+    for (int i = 0; i < w->ncols; i++)
+        if (w->cols[i].rg_records != nrows)
+            return cf_err_set(err, CF_E_ARG, "leaf %s got %lld records, the row group has %lld",
+                              w->cols[i].path[w->cols[i].npath - 1],
+                              (long long)w->cols[i].rg_records, (long long)nrows);
+    for (int i = 0; i < w->ncols; i++)
+        w->cols[i].rg_records = 0;
     return flush_row_group(w, nrows, err);
 }
 
