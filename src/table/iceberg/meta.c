@@ -177,6 +177,15 @@ int cf_ice_load(const char *location, cf_ice_table *t, cf_err *err)
     if (!(t->location = abs_location(location, err)))
         return -1;
     v = read_hint(t->location);
+    if (v > 0) {
+        /* A hint naming a version that is gone (hand-cleaned) is ignored. */
+        char *hp = cf_ice_meta_path(t->location, v);
+        if (!hp)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        if (!file_exists(hp))
+            v = 0;
+        free(hp);
+    }
     if (v == 0)
         v = scan_versions(t->location);
     if (v == 0)
