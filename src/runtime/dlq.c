@@ -18,6 +18,8 @@
 #define FLUSH_TIMEOUT_MS 60000
 #define FILE_PENDING_MAX ((size_t)64 << 20)   /* write out early past this */
 #define PRODUCER_MAX_MSG "100000000"
+#define MAX_KNOWN_TOPICS 256
+#define ADMIN_TIMEOUT_MS 15000
 
 typedef enum { DLQ_OFF, DLQ_KAFKA, DLQ_FILE } dlq_kind;
 
@@ -30,6 +32,8 @@ struct cf_dlq {
     char       *topic;          /* NULL: "<source topic>.dlq" */
     _Atomic long failed;        /* delivery failures since the last flush */
     char        fail_msg[256];  /* first failure, written by the delivery callback */
+    char       *known[MAX_KNOWN_TOPICS];   /* dead-letter topics seen to exist */
+    int         nknown;
     /* file */
     char       *path;
     int         fd;
@@ -109,6 +113,57 @@ bad:
     return cf_err_set(err, CF_E_ARG, "dead-letter producer property: %s", why);
 }
 
+/* Create the dead-letter topic when the broker does not auto-create it, so
+ * that the first bad event does not turn into a delivery timeout.  A failure
+ * here is only logged: the flush reports what really matters. */
+static void ensure_topic(cf_dlq *d, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_resp_err_t e;
+    bool exists = false;
+
+    for (int i = 0; i < d->nknown; i++)
+        if (!strcmp(d->known[i], topic))
+            return;
+    if ((rkt = rd_kafka_topic_new(d->rk, topic, NULL))) {
+        e = rd_kafka_metadata(d->rk, 0, rkt, &md, ADMIN_TIMEOUT_MS);
+        exists = !e && md->topic_cnt == 1 && !md->topics[0].err;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+    if (!exists) {
+        char why[256];
+        rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, -1, why, sizeof why);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(d->rk);
+        rd_kafka_event_t *ev;
+
+        if (nt && q) {
+            rd_kafka_CreateTopics(d->rk, &nt, 1, NULL, q);
+            if ((ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS))) {
+                const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+                size_t n = 0;
+                const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+                e = rd_kafka_event_error(ev);
+                if (!e && n == 1)
+                    e = rd_kafka_topic_result_error(tr[0]);
+                if (!e)
+                    cf_log(CF_LOG_INFO, "dlq", "created dead-letter topic %s", topic);
+                else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                    cf_log(CF_LOG_WARN, "dlq", "cannot create dead-letter topic %s: %s", topic, rd_kafka_err2str(e));
+                rd_kafka_event_destroy(ev);
+            }
+        }
+        if (nt)
+            rd_kafka_NewTopic_destroy(nt);
+        if (q)
+            rd_kafka_queue_destroy(q);
+    }
+    if (d->nknown < MAX_KNOWN_TOPICS && (d->known[d->nknown] = strdup(topic)))
+        d->nknown++;
+}
+
 static int kafka_put(cf_dlq *d, const cf_msg *m, const char *reason, const cf_err *why, cf_err *err)
 {
     char topic[300], part[16], off[24], pos[24];
@@ -121,6 +176,7 @@ static int kafka_put(cf_dlq *d, const cf_msg *m, const char *reason, const cf_er
         snprintf(topic, sizeof topic, "%s", d->topic);
     else
         snprintf(topic, sizeof topic, "%s.dlq", m->topic ? m->topic : "cdcflow");
+    ensure_topic(d, topic);
     snprintf(part, sizeof part, "%d", (int)m->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
     snprintf(pos, sizeof pos, "%ld", why ? why->pos : -1L);
@@ -339,6 +395,8 @@ void cf_dlq_close(cf_dlq *d)
     if (d->fd >= 0)
         close(d->fd);
     cf_buf_free(&d->pending);
+    for (int i = 0; i < d->nknown; i++)
+        free(d->known[i]);
     free(d->topic);
     free(d->path);
     free(d);
