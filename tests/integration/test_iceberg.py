@@ -197,8 +197,8 @@ def test_schema_evolution(tables):
     assert len(md["schemas"]) == 2 and md["last-column-id"] == 10
     con = duckdb_conn()
     try:
-        # An aggregate FILTER, not WHERE: DuckDB 1.1's iceberg_scan pushes `IS NULL` down into
-        # files written before the column existed and drops their rows (pyiceberg above is right).
+        # An aggregate FILTER, not WHERE: DuckDB's iceberg_scan pushes `IS NULL` down into files
+        # written before the column existed and drops their rows, on pyiceberg's evolved tables too.
         nulls = con.sql(f"SELECT count(*) FILTER (WHERE loyalty_tier IS NULL) FROM iceberg_scan('{t}')").fetchone()[0]
     finally:
         con.close()
