@@ -521,16 +521,15 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
 }
 
 typedef struct posdel {
-    int32_t file;
-    int64_t pos;
+    int32_t     file;
+    int64_t     pos;
+    const char *path;        /* files[file].path, so qsort needs no context */
 } posdel;
-
-static ice *g_sort_ctx;     /* qsort has no context argument in C11 */
 
 static int cmp_posdel(const void *a, const void *b)
 {
     const posdel *x = a, *y = b;
-    int c = x->file == y->file ? 0 : strcmp(g_sort_ctx->files[x->file].path, g_sort_ctx->files[y->file].path);
+    int c = x->file == y->file ? 0 : strcmp(x->path, y->path);
     if (c)
         return c;
     return x->pos < y->pos ? -1 : x->pos > y->pos;
@@ -555,7 +554,6 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, const struct ifile 
         cf_schema_add(ds, "pos", (cf_type){ .id = CF_T_INT64 }, false, CF_ICE_POS_POS_ID, err) < 0 ||
         !(b = cf_batch_new(ds, err)))
         goto out;
-    g_sort_ctx = s;
     qsort(dels, n, sizeof *dels, cmp_posdel);
     for (size_t i = 0; i < n; i++) {
         const char *p = s->files[dels[i].file].path;
@@ -1036,7 +1034,7 @@ static void plan_free(plan *p)
     cf_buf_free(&p->keys);
 }
 
-static int add_del(plan *p, int32_t file, int64_t pos, cf_err *err)
+static int add_del(plan *p, int32_t file, int64_t pos, const char *path, cf_err *err)
 {
     if (p->ndels == p->adels) {
         size_t na = p->adels ? p->adels * 2 : 256;
@@ -1046,7 +1044,7 @@ static int add_del(plan *p, int32_t file, int64_t pos, cf_err *err)
         p->dels = nd;
         p->adels = na;
     }
-    p->dels[p->ndels++] = (posdel){ file, pos };
+    p->dels[p->ndels++] = (posdel){ file, pos, path };
     return 0;
 }
 
@@ -1087,7 +1085,8 @@ static int plan_upsert(ice *s, const cf_batch *b, plan *p, cf_err *err)
         if (!cf_ice_kmap_get(last, key.data, key.len, &a, &win) || (size_t)win != i)
             continue;
         cf_ice_kmap_del(last, key.data, key.len);   /* a key wins once */
-        if (cf_ice_kmap_get(s->idx, key.data, key.len, &fno, &pos) && add_del(p, fno, pos, err))
+        if (cf_ice_kmap_get(s->idx, key.data, key.len, &fno, &pos) &&
+            add_del(p, fno, pos, s->files[fno].path, err))
             goto out;
         off = p->keys.len;
         if (cf_buf_append(&p->keys, key.data, key.len, err))
