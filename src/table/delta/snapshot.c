@@ -4,8 +4,10 @@
 #include "table/delta/delta_int.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 cf_delta_snap *cf_delta_snap_new(const char *root, cf_err *err)
 {
@@ -458,13 +460,25 @@ fail:
 
 int cf_delta_snap_catch_up(cf_delta_snap *s, cf_err *err)
 {
-    int64_t *v = NULL;
-    size_t n = 0;
-    int rc;
+    char path[PATH_MAX];
+    struct stat st;
+    cf_buf b;
+    int applied = 0;
 
-    if (cf_delta_log_versions(s->root, &v, &n, err))
-        return -1;
-    rc = apply_range(s, v, n, -1, err);
-    free(v);
-    return rc;
+    /* Probe the next version instead of listing the log: a long-lived
+     * table's _delta_log holds many thousand files. */
+    cf_buf_init(&b, 0);
+    for (;;) {
+        cf_delta_commit_path(s->root, s->version + 1, path, sizeof path);
+        if (stat(path, &st))
+            break;
+        if (cf_delta_log_read(s->root, s->version + 1, &b, err) ||
+            cf_delta_snap_apply(s, (const char *)b.data, b.len, s->version + 1, err)) {
+            cf_buf_free(&b);
+            return -1;
+        }
+        applied++;
+    }
+    cf_buf_free(&b);
+    return applied;
 }
