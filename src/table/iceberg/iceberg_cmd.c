@@ -327,7 +327,7 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
     cf_pq_options o;
     cf_pq_file_info info;
     rewrite_ctx rc = { .ts = ts };
-    int rv = -1;
+    int rv = -1, nlist;
 
     memset(out, 0, sizeof *out);
     memset(&info, 0, sizeof info);
@@ -335,8 +335,17 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     for (int i = 0; i < n; i++)
         list[i] = *sel[i];                 /* shallow: borrowed for the scan */
-    for (int i = 0; i < ndels; i++)
-        list[n + i] = dels[i];
+    nlist = n;
+    /* Delete files are scoped to a partition; ones without partition values
+     * (other writers' unpartitioned deletes) may name any file. */
+    for (int i = 0; i < ndels; i++) {
+        bool all_null = true;
+        for (int k = 0; k < dels[i].npart; k++)
+            all_null = all_null && dels[i].part[k].null;
+        if (all_null || (dels[i].npart == sel[0]->npart &&
+                         cf_ice_pvals_equal(dels[i].part, sel[0]->part, sel[0]->npart)))
+            list[nlist++] = dels[i];
+    }
     if (sp->nfields && cf_ice_partition_path(sp, sel[0]->part, ppath, sizeof ppath)) {
         cf_err_set(err, CF_E_ARG, "partition path too long");
         goto out;
@@ -353,7 +362,7 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
     cf_pq_options_default(&o);
     if (!(rc.w = cf_pq_writer_open(path, ts, &o, err)))
         goto out;
-    if (cf_ice_scan_files(list, n + ndels, ts, NULL, 0, rewrite_fn, &rc, err)) {
+    if (cf_ice_scan_files(list, nlist, ts, NULL, 0, rewrite_fn, &rc, err)) {
         cf_pq_writer_abort(rc.w);
         goto out;
     }
