@@ -330,6 +330,17 @@ def test_optimize_then_expire(fresh_tables):
     h = subprocess.run([CDCFLOW, "history", t], capture_output=True, text=True)
     assert h.returncode == 0 and "replace" in h.stdout and "(current)" in h.stdout
 
+    # partitioned: one file per partition afterwards, deletes folded, rows unchanged
+    t = os.path.join(fresh_tables, "partitioned")
+    r = subprocess.run([CDCFLOW, "optimize", t], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tbl = static_table(t)
+    tasks = list(tbl.scan().plan_files())
+    parts = [tuple(task.file.partition) for task in tasks]
+    assert len(parts) == len(set(parts)) and not any(task.delete_files for task in tasks)
+    assert rows_of(tbl.scan().to_arrow()) == expected_upsert(200)
+    assert normalize_ts(ddb_rows(t)) == expected_upsert(200)
+
 
 def test_expire_trims_metadata_versions(fresh_tables):
     t = os.path.join(fresh_tables, "append")
