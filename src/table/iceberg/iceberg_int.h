@@ -169,14 +169,16 @@ typedef struct cf_ice_mlist {
 void cf_ice_mlist_free(cf_ice_mlist *l);
 int  cf_ice_mlist_add(cf_ice_mlist *l, const cf_ice_mfile *m, cf_err *err);  /* copies path */
 
-/* Read a manifest list file (ours or another writer's). */
+/* Read a manifest list file (ours or another writer's) into *out, which the
+ * caller frees with cf_ice_mlist_free (also on failure: left empty). */
 int cf_ice_read_mlist(const char *path, cf_ice_mlist *out, cf_err *err);
 /* Write a manifest list at `path` (must not exist). */
 int cf_ice_write_mlist(const char *path, const cf_ice_mlist *l, int64_t snapshot_id,
                        int64_t parent_id, int64_t seq, cf_err *err);
 
 /* Write a manifest of `files` (all of one content kind and spec) at `path`
- * and fill *mf for the manifest list.  `seq`/`snapshot_id`: of the
+ * (must not exist) and fill *mf for the manifest list; mf->path borrows
+ * `path` (cf_ice_mlist_add copies it).  `seq`/`snapshot_id`: of the
  * snapshot being committed (for min_sequence_number). */
 int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles,
                           const cf_ice_spec *sp, json_t *schema_json, int schema_id,
