@@ -1338,12 +1338,13 @@ static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covere
             /* Rows of a group fill its files in order, max_rows each. */
             size_t at = (size_t)pos_in_file[i];
             const cf_ice_file *nf = &added[groups[group_of[i]].file + (int)(at / max_rows)];
-            int fno = file_number(s, nf->path, nf->part, nf->npart, err);
+            int fno = file_number(s, nf->path, nf->part, nf->npart, NULL);
             if (fno < 0 || cf_ice_kmap_put(s->idx, p.keys.data + p.koff[i], p.klen[i],
-                                           fno, (int64_t)(at % max_rows), err)) {
-                /* The table is fine; the index is not: rebuild on next use. */
+                                           fno, (int64_t)(at % max_rows), NULL)) {
+                /* The batch is in the table, so the commit stands (a retry
+                 * would apply it twice); the index is rebuilt next time. */
                 s->index_ready = false;
-                goto out;
+                break;
             }
         }
     }
