@@ -84,6 +84,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
     cf_log_level l = level <= 3 ? CF_LOG_ERROR : level == 4 ? CF_LOG_WARN
                    : level <= 6 ? CF_LOG_INFO : CF_LOG_DEBUG;
+    /* Group offsets only feed lag tools; one refused during a rebalance is
+     * expected and harmless, so it is no warning. */
+    if (!strcmp(fac, "COMMITFAIL") && l < CF_LOG_DEBUG)
+        l = CF_LOG_DEBUG;
     cf_log(l, "kafka", "%s: %s", fac, buf);
 }
 
