@@ -59,6 +59,7 @@ typedef struct dsink {
      * every key, the old slot points at the new one. */
     int64_t       *alias;
     size_t         nalias;
+    cf_schema     *kschema;        /* the key columns, as the table types them */
 } dsink;
 
 static int64_t resolve(dsink *ds, int64_t slot)
@@ -599,31 +600,22 @@ static int d_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
     return 0;
 }
 
-static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *err)
+/* Put the keys of the live files in slots [from, nfiles) into the index. */
+static int pk_index_files(dsink *ds, size_t from, cf_err *err)
 {
     cf_delta_snap *snap = ds->snap;
-    cf_schema *ks = cf_schema_new();
-    cf_batch *b = NULL;
-    int *kidx = NULL;
+    cf_schema *ks = ds->kschema;
+    cf_batch *b = cf_batch_new(ks, err);
+    int *kidx = calloc((size_t)ks->nfields + 1, sizeof *kidx);
     int rc = -1;
 
-    cf_delta_map_free(ds->pk);
-    free(ds->alias);
-    ds->alias = NULL;
-    ds->nalias = 0;
-    if (!ks || !(ds->pk = cf_delta_map_new()) || !(kidx = calloc((size_t)npk, sizeof *kidx))) {
+    if (!b || !kidx) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
-    for (int i = 0; i < npk; i++) {
-        const cf_field *f = &snap->schema->fields[pk_names_in_table[i]];
-        if (cf_schema_add(ks, f->name, f->type, true, 0, err) < 0)
-            goto out;
+    for (int i = 0; i < ks->nfields; i++)
         kidx[i] = i;
-    }
-    if (!(b = cf_batch_new(ks, err)))
-        goto out;
-    for (size_t slot = 0; slot < snap->nfiles; slot++) {
+    for (size_t slot = from; slot < snap->nfiles; slot++) {
         cf_delta_file *f = &snap->files[slot];
         if (!f->live)
             continue;
@@ -632,7 +624,7 @@ static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *er
             goto out;
         for (size_t r = 0; r < b->nrows; r++) {
             cf_buf_reset(&ds->key);
-            if (encode_key(b, kidx, npk, r, &ds->key, err))
+            if (encode_key(b, kidx, ks->nfields, r, &ds->key, err))
                 goto out;
             if (cf_delta_map_put(ds->pk, ds->key.data, ds->key.len, (int64_t)slot)) {
                 cf_err_set(err, CF_E_NOMEM, "out of memory in the key index");
@@ -640,15 +632,36 @@ static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *er
             }
         }
     }
-    ds->pk_ready = true;
-    cf_log(CF_LOG_INFO, "delta", "key index of %s: %zu keys in %zu files", snap->root,
-           cf_delta_map_count(ds->pk), snap->nlive);
     rc = 0;
 out:
     cf_batch_free(b);
-    cf_schema_free(ks);
     free(kidx);
     return rc;
+}
+
+static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *err)
+{
+    cf_delta_snap *snap = ds->snap;
+
+    cf_delta_map_free(ds->pk);
+    cf_schema_free(ds->kschema);
+    free(ds->alias);
+    ds->alias = NULL;
+    ds->nalias = 0;
+    ds->pk_ready = false;
+    if (!(ds->kschema = cf_schema_new()) || !(ds->pk = cf_delta_map_new()))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    for (int i = 0; i < npk; i++) {
+        const cf_field *f = &snap->schema->fields[pk_names_in_table[i]];
+        if (cf_schema_add(ds->kschema, f->name, f->type, true, 0, err) < 0)
+            return -1;
+    }
+    if (pk_index_files(ds, 0, err))
+        return -1;
+    ds->pk_ready = true;
+    cf_log(CF_LOG_INFO, "delta", "key index of %s: %zu keys in %zu files", snap->root,
+           cf_delta_map_count(ds->pk), snap->nlive);
+    return 0;
 }
 
 static char *pv_key(const cf_delta_pv *pv);
@@ -987,11 +1000,16 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
 
     /* Anything newer (another writer) first: its txn versions matter, and
      * files it removed (optimize) would leave our key index stale. */
+    size_t seen_files = snap->nfiles;
     int others = cf_delta_snap_catch_up(snap, err);
     if (others < 0)
         return -1;
-    if (others > 0)
+    /* Keys of files other writers added go into the index; keys of files
+     * they removed point at dead slots, which lookups treat as absent. */
+    if (others > 0 && ds->pk_ready && pk_index_files(ds, seen_files, err)) {
         ds->pk_ready = false;
+        return cf_err_wrap(err, "key index");
+    }
     start_version = snap->version;
     bool progress = false;
     for (int i = 0; covered && i < covered->n; i++) {
@@ -1202,11 +1220,12 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
                 err->retriable = true;
             goto out_reload;
         }
-        cf_log(CF_LOG_INFO, "delta", "%s: version taken by another writer, retrying as %" PRId64,
+        cf_log(CF_LOG_DEBUG, "delta", "%s: version taken by another writer, retrying as %" PRId64,
                snap->root, v);
     }
 
     /* Our state: everything up to v. */
+    size_t before_ours = snap->nfiles;
     if (cf_delta_snap_catch_up(snap, err) < 0 || snap->version < v) {
         if (snap->version < v)
             cf_err_set(err, CF_E_CORRUPT, "%s: version %" PRId64 " not readable after commit", snap->root, v);
@@ -1214,10 +1233,15 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
         ds->pk_ready = false;
         goto out;
     }
-    if (upsert && ds->pk_ready && pk_after_commit(ds, err)) {
-        ds->pk_ready = false;
-        pending_reset(ds, false);
-        goto out;
+    /* The commit has landed: an index that cannot follow is rebuilt at the
+     * next commit rather than failing this one.  After a retry, the files
+     * of the commits we let go first need indexing too. */
+    if (upsert && ds->pk_ready) {
+        cf_err ie;
+        if ((v != start_version + 1 && pk_index_files(ds, before_ours, &ie)) || pk_after_commit(ds, &ie)) {
+            cf_log(CF_LOG_WARN, "delta", "%s: key index will be rebuilt: %s", snap->root, ie.msg);
+            ds->pk_ready = false;
+        }
     }
     pending_reset(ds, false);
     if (version)
@@ -1256,6 +1280,7 @@ static void d_close(cf_sink *s)
     pending_reset(ds, false);
     cf_delta_snap_free(ds->snap);
     cf_delta_map_free(ds->pk);
+    cf_schema_free(ds->kschema);
     free(ds->alias);
     cf_buf_free(&ds->key);
     cf_buf_free(&ds->newkeys);
