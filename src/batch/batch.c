@@ -257,6 +257,14 @@ int cf_col_set_null(cf_column *c, size_t row, cf_err *err)
 
 int cf_col_set_i64(cf_column *c, size_t row, int64_t v, cf_err *err)
 {
+    /* Fast path: the next value of an int64-wide column with room left. */
+    if (c->n == row && row < c->alloc && c->vals && type_width(c->type) == 8 &&
+        c->type.id != CF_T_DOUBLE) {
+        ((int64_t *)c->vals)[row] = v;
+        c->valid[row] = 1;
+        c->n = row + 1;
+        return 0;
+    }
     if (col_at(c, row, err))
         return -1;
     switch (type_width(c->type)) {
@@ -298,10 +306,13 @@ int cf_col_set_bool(cf_column *c, size_t row, bool v, cf_err *err)
 
 int cf_col_set_bytes(cf_column *c, size_t row, const void *p, size_t n, cf_err *err)
 {
-    if (!cf_type_is_varlen(c->type))
-        return cf_err_set(err, CF_E_TYPE, "string value for a %s column", cf_type_name(c->type.id));
-    if (col_at(c, row, err))
-        return -1;
+    /* Slow path unless this is the next value of a varlen column with room. */
+    if (!c->offs || c->n != row || row >= c->alloc) {
+        if (!cf_type_is_varlen(c->type))
+            return cf_err_set(err, CF_E_TYPE, "string value for a %s column", cf_type_name(c->type.id));
+        if (col_at(c, row, err))
+            return -1;
+    }
     if (c->data.len + n > UINT32_MAX)
         return cf_err_set(err, CF_E_TOOBIG, "column bytes over 4 GiB in one batch");
     if (cf_buf_append(&c->data, p, n, err))
