@@ -307,3 +307,18 @@ def test_optimize_and_vacuum(tmp_path):
     run_cdcflow("vacuum", table, "--retain-hours", 0, "--force")
     assert len(data_files_on_disk(table)) == 1
     assert DeltaTable(str(table)).to_pyarrow_table().num_rows == 3000
+
+
+def test_upsert_continues_after_optimize(tmp_path):
+    ev = make_events(6000, 900, seed=12)
+    table = tmp_path / "t"
+    write_events(tmp_path / "ev.jsonl", ev[:3000])
+    apply(table, tmp_path / "ev.jsonl", batch=100, partition_by="country")
+    from deltalake import DeltaTable
+    before = len(DeltaTable(str(table)).files())
+    run_cdcflow("optimize", table)
+    assert len(DeltaTable(str(table)).files()) <= 5 < before
+    assert_matches_model(table, ev[:3000])
+    write_events(tmp_path / "ev.jsonl", ev)
+    apply(table, tmp_path / "ev.jsonl", batch=100, partition_by="country")
+    assert_matches_model(table, ev)
