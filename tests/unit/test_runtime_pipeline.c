@@ -653,6 +653,67 @@ static void test_revoke_commits_batch_in_flight(void)
     unlink(path);
 }
 
+static void test_two_topics_available_now(void)
+{
+    char why[256], line[2048];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *prod;
+    rd_kafka_mock_cluster_t *mc;
+    const char *topics[2] = { TOPIC, "pg2.public.customers" };
+    const char *props[] = { "log_level=3" };
+    rig g = { 0 };
+    cf_pipeline_stats st;
+    cf_err err = { 0 };
+    char *path = write_events("two", "c");
+
+    rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", why, sizeof why);
+    rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
+    prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    mc = rd_kafka_handle_mock_cluster(prod);
+    rd_kafka_mock_topic_create(mc, topics[0], 1, 1);
+    rd_kafka_mock_topic_create(mc, topics[1], 1, 1);
+    rd_kafka_mock_topic_create(mc, "pg2.public.customers.dlq", 1, 1);
+    for (int i = 0; i < 3; i++) {
+        event_line(line, sizeof line, 'c', i + 1);
+        rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topics[0]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_VALUE(line, strlen(line)), RD_KAFKA_V_END);
+        event_line(line, sizeof line, 'c', 100 + i);
+        if (i == 1)
+            strcpy(line, "{oops");          /* the bad one, on the second topic */
+        rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topics[1]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_VALUE(line, strlen(line)), RD_KAFKA_V_END);
+    }
+    rd_kafka_flush(prod, 5000);
+
+    CHECK_EQ_INT(rig_open(&g, path, "off", 0), 0);
+    cf_dlq_close(g.dlq);
+    g.dlq = cf_dlq_open(&(cf_dlq_config){ .spec = "kafka", .bootstrap = rd_kafka_mock_cluster_bootstraps(mc),
+                                          .props = props, .nprops = 1 }, &err);
+    CHECK(g.dlq != NULL);
+    cf_source_close(g.src);
+    g.src = cf_source_open(&(cf_source_config){ .spec = "kafka", .bootstrap = rd_kafka_mock_cluster_bootstraps(mc),
+                                                .topics = topics, .ntopics = 2, .group_id = "t-two",
+                                                .props = props, .nprops = 1 }, &err);
+    CHECK(g.src != NULL);
+    if (g.src && g.dlq) {
+        g.pc.source = g.src;
+        g.pc.dlq = g.dlq;
+        g.pc.available_now = true;
+        CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), 0);
+        CHECK_EQ_INT(st.messages, 6);
+        CHECK_EQ_INT(st.events, 5);
+        CHECK_EQ_INT(st.dead_letter, 1);
+        CHECK_EQ_INT(g.r.ids, 1 + 2 + 3 + 100 + 102);
+        /* One commit covers both topics, the dead letter's offset included. */
+        CHECK_EQ_INT(cf_offsets_get(&g.r.table, topics[0], 0), 3);
+        CHECK_EQ_INT(cf_offsets_get(&g.r.table, topics[1], 0), 3);
+        CHECK_EQ_STR(cf_dlq_describe(g.dlq), "kafka:<topic>.dlq");
+    }
+    rig_close(&g);
+    rd_kafka_destroy(prod);
+    unlink(path);
+}
+
 __attribute__((constructor)) static void quiet(void)
 {
     cf_log_set_level(getenv("CF_TEST_VERBOSE") ? CF_LOG_DEBUG : CF_LOG_ERROR);
@@ -662,4 +723,4 @@ CF_TEST_MAIN("runtime_pipeline",
              T(test_batches_cover_offsets), T(test_resume_from_sink_offsets), T(test_dlq_off_stops_without_commit),
              T(test_size_cap_and_upsert_key), T(test_commit_failure_is_an_error),
              T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka),
-             T(test_revoke_commits_batch_in_flight))
+             T(test_revoke_commits_batch_in_flight), T(test_two_topics_available_now))
