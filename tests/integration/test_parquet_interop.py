@@ -206,9 +206,13 @@ def test_customers_file_pyarrow_and_duckdb(tmp_path):
     import duckdb
 
     path = tmp_path / "customers.parquet"
-    expected = run("write", path, 5000, "customers")
+    # 30000 rows: mostly-distinct columns (email, ids, timestamps) leave their dictionary
+    # after 16384 values, so chunks mix dictionary pages and PLAIN pages
+    expected = run("write", path, 30000, "customers")
+    encs = pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
+    assert "RLE_DICTIONARY" in encs and "PLAIN" in encs
     table = pq.read_table(path)
-    assert table.num_rows == 5000
+    assert table.num_rows == 30000
     assert table.schema.field("registration_date").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("total_orders").type == pa.int32()
     assert_rows_match(expected, {n: canon_arrow_column(table.column(n)) for n in table.column_names})
@@ -216,7 +220,9 @@ def test_customers_file_pyarrow_and_duckdb(tmp_path):
     n, total, ops = con.sql(
         f"SELECT count(*), sum(customer_id), count(DISTINCT _cdc_operation) FROM read_parquet('{path}')"
     ).fetchone()
-    assert (n, total) == (5000, sum(r["customer_id"] for r in expected))
+    assert (n, total) == (30000, sum(r["customer_id"] for r in expected))
+    emails = con.sql(f"SELECT email FROM read_parquet('{path}')").fetchall()
+    assert [e for (e,) in emails] == [r["email"] for r in expected]
     assert ops == len({r["_cdc_operation"] for r in expected})
 
 
