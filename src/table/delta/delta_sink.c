@@ -17,6 +17,7 @@
 #include "util/log.h"
 
 #define MAX_COMMIT_RETRIES 20
+#define MERGE_BUDGET (32LL << 20)   /* compressed bytes of touched files rewritten as one */
 
 /* Rows of one partition (indexes into the source batch). */
 typedef struct group {
@@ -793,7 +794,12 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         }
     }
     qsort(rw, nrs, sizeof *rw, cmp_rw);
+    /* The merged files are decoded in memory together (several times their
+     * compressed size): merge up to 32 MiB of them, less if the target is
+     * smaller. */
     int64_t target = ds->sink->cfg.target_file_bytes > 0 ? ds->sink->cfg.target_file_bytes : 128LL << 20;
+    if (target > MERGE_BUDGET)
+        target = MERGE_BUDGET;
     for (size_t i = 0; i < nrs;) {
         size_t j = i;
         int64_t bytes = 0;
