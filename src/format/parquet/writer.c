@@ -67,7 +67,6 @@ typedef struct colw {
     int16_t  max_def, max_rep;
     char   **path;
     int      npath;
-    int      field_index;          /* flat: schema field; tree: leaf */
 
     /* current page */
     cf_buf   def, rep;             /* uint32 levels */
@@ -112,7 +111,6 @@ struct cf_pq_writer {
     int         nrg;
     cf_buf      page, comp, hdr;   /* scratch */
     cf_pq_codec_ctx *cc;
-    uint32_t   *tmp_def;
 };
 
 /* ---- small helpers --------------------------------------------------- */
@@ -1022,7 +1020,6 @@ static void writer_free(cf_pq_writer *w)
     cf_buf_free(&w->comp);
     cf_buf_free(&w->hdr);
     cf_pq_codec_free(w->cc);
-    free(w->tmp_def);
     free(w->path);
     free(w);
 }
@@ -1071,8 +1068,7 @@ static cf_pq_writer *writer_new(const char *path, const cf_pq_options *o, int nc
     w->cols = calloc((size_t)(ncols ? ncols : 1), sizeof *w->cols);
     w->path = strdup(path);
     w->cc = cf_pq_codec_new();
-    w->tmp_def = malloc(SLICE_ROWS * sizeof *w->tmp_def);
-    if (!w->cols || !w->path || !w->cc || !w->tmp_def) {
+    if (!w->cols || !w->path || !w->cc) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto fail;
     }
@@ -1130,7 +1126,6 @@ cf_pq_writer *cf_pq_writer_open(const char *path, const cf_schema *s, const cf_p
             writer_free(w);
             return NULL;
         }
-        w->cols[i].field_index = i;
     }
     if (open_file(w, err)) {
         cf_pq_writer_abort(w);
@@ -1157,8 +1152,6 @@ static int tree_leaves(walk *k, const cf_pq_node *n, int depth, int16_t d, int16
     if (!n->nchildren) {
         if (k->w && col_init(k->w, &k->w->cols[k->leaf], n->type, d, r, k->names + 1, depth, err))
             return cf_err_wrap(err, "leaf %s", n->name);
-        if (k->w)
-            k->w->cols[k->leaf].field_index = k->leaf;
         k->leaf++;
         return 0;
     }
