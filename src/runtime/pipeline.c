@@ -30,8 +30,6 @@ typedef struct pipe {
     uint64_t  kinds[NKINDS], dlq_n, tomb_n;
     double    batch_start;      /* monotonic seconds */
     int64_t   processed_us;     /* _processed_timestamp of the batch's rows */
-    bool      failed;           /* an error in a hook; reported by the loop */
-    cf_err    fail;
     /* progress line */
     double    hb_last;          /* last metrics heartbeat */
     double    prog_last;
@@ -416,11 +414,6 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
             timeout = left_ms <= 0 ? 0 : left_ms < POLL_SLICE_MS ? (int)left_ms : POLL_SLICE_MS;
         }
         r = cf_source_poll(cfg->source, &m, timeout, err);
-        if (p.failed) {
-            if (err)
-                *err = p.fail;
-            goto out;
-        }
         if (r < 0) {
             cf_err_wrap(err, "source");
             goto out;
