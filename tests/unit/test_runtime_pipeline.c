@@ -714,6 +714,65 @@ static void test_two_topics_available_now(void)
     unlink(path);
 }
 
+/* Rows of one commit share one schema: a change of source table (or of its
+ * columns) commits what came before. */
+static void test_schema_change_cuts_batch(void)
+{
+    char path[256], line[2048];
+    FILE *f;
+    rig g = { 0 };
+    cf_pipeline_stats st;
+    cf_err err = { 0 };
+    cf_schema *orders = cf_schema_new();
+    const cf_schema *known[1] = { orders };
+    const char *known_tables[1] = { "orders" };
+    const char *pk[1] = { "order_id" };
+    static const char order_fmt[] =
+        "{\"before\":null,\"after\":{\"order_id\":%d,\"customer_id\":%d,\"status\":\"new\"},"
+        "\"source\":{\"db\":\"cdcdb\",\"schema\":\"public\",\"table\":\"orders\",\"lsn\":%d},"
+        "\"op\":\"c\",\"ts_ms\":1}\n";
+
+    cf_schema_add(orders, "order_id", (cf_type){ CF_T_INT32, 0, 0 }, false, 0, &err);
+    cf_schema_add(orders, "customer_id", (cf_type){ CF_T_INT32, 0, 0 }, true, 0, &err);
+    cf_schema_add(orders, "status", (cf_type){ CF_T_STRING, 0, 0 }, true, 0, &err);
+    cf_schema_set_pk(orders, pk, 1, &err);
+
+    snprintf(path, sizeof path, "/tmp/cf_test_pipe_%d_schema.jsonl", (int)getpid());
+    f = fopen(path, "w");
+    event_line(line, sizeof line, 'c', 1);
+    fprintf(f, "%s\n", line);
+    event_line(line, sizeof line, 'c', 2);
+    fprintf(f, "%s\n", line);
+    fprintf(f, order_fmt, 7, 1000, 5000);
+    fprintf(f, order_fmt, 8, 2000, 5001);
+    event_line(line, sizeof line, 'c', 3);
+    fprintf(f, "%s\n", line);
+    fclose(f);
+
+    CHECK_EQ_INT(rig_open(&g, path, "file", 0), 0);
+    cf_decoder_free(g.dec);
+    g.dec = cf_decoder_new(&(cf_decoder_config){ .known = known, .known_tables = known_tables, .nknown = 1 }, &err);
+    CHECK(g.dec != NULL);
+    if (g.dec) {
+        g.pc.decoder = g.dec;
+        CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), 0);
+        CHECK_EQ_INT(g.r.commits, 3);
+        CHECK_EQ_INT(g.r.rows[0], 2);
+        CHECK_EQ_INT(g.r.next[0], 2);             /* ends before the first orders event */
+        CHECK_EQ_INT(g.r.rows[1], 2);
+        CHECK_EQ_INT(g.r.next[1], 4);
+        CHECK_EQ_INT(g.r.rows[2], 1);
+        CHECK_EQ_INT(g.r.next[2], 5);
+        CHECK_EQ_INT(g.r.ids, 1 + 2 + 1000 + 2000 + 3);
+        CHECK_EQ_INT(st.events, 5);
+    } else {
+        fprintf(stderr, "  decoder: %s\n", err.msg);
+    }
+    rig_close(&g);
+    cf_schema_free(orders);
+    unlink(path);
+}
+
 __attribute__((constructor)) static void quiet(void)
 {
     cf_log_set_level(getenv("CF_TEST_VERBOSE") ? CF_LOG_DEBUG : CF_LOG_ERROR);
@@ -723,4 +782,5 @@ CF_TEST_MAIN("runtime_pipeline",
              T(test_batches_cover_offsets), T(test_resume_from_sink_offsets), T(test_dlq_off_stops_without_commit),
              T(test_size_cap_and_upsert_key), T(test_commit_failure_is_an_error),
              T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka),
-             T(test_revoke_commits_batch_in_flight), T(test_two_topics_available_now))
+             T(test_revoke_commits_batch_in_flight), T(test_two_topics_available_now),
+             T(test_schema_change_cuts_batch))
