@@ -392,6 +392,31 @@ def test_cdcflow_reads_pyarrow(tmp_path, page_version, codec, dictionary, fmt):
         assert not bad, f"{name}: first differences {bad[:3]}"
 
 
+@pytest.mark.parametrize("page_version", ["1.0", "2.0"])
+def test_cdcflow_reads_pyarrow_delta_and_split_encodings(tmp_path, page_version):
+    table = pyarrow_table(5000)
+    encodings = {
+        "i32": "DELTA_BINARY_PACKED", "i64": "DELTA_BINARY_PACKED", "d": "DELTA_BINARY_PACKED",
+        "ts": "DELTA_BINARY_PACKED", "t": "DELTA_BINARY_PACKED", "dec18": "DELTA_BYTE_ARRAY",
+        "s": "DELTA_LENGTH_BYTE_ARRAY", "bin": "DELTA_BYTE_ARRAY", "dec38": "DELTA_BYTE_ARRAY",
+        "f32": "BYTE_STREAM_SPLIT", "f64": "BYTE_STREAM_SPLIT", "tsntz": "BYTE_STREAM_SPLIT",
+    }
+    path = tmp_path / "enc.parquet"
+    pq.write_table(table, path, use_dictionary=False, column_encoding=encodings,
+                   data_page_version=page_version, data_page_size=4096, row_group_size=3000)
+    md = pq.ParquetFile(path).metadata
+    names = table.column_names
+    for name, enc in encodings.items():
+        assert enc in md.row_group(0).column(names.index(name)).encodings, name
+    got = run("dump", path)
+    assert len(got) == table.num_rows
+    for name in table.column_names:
+        want = canon_arrow_column(table.column(name))
+        have = [canon_expected(name, r[name]) for r in got]
+        bad = [(i, w, h) for i, (w, h) in enumerate(zip(want, have)) if not same(w, h)]
+        assert not bad, f"{name}: first differences {bad[:3]}"
+
+
 def test_schema_and_field_ids_of_pyarrow_file(tmp_path):
     fields = [pa.field("id", pa.int64(), nullable=False, metadata={"PARQUET:field_id": "7"}),
               pa.field("name", pa.string(), metadata={"PARQUET:field_id": "9"})]

@@ -227,6 +227,176 @@ int cf_rle_get16(cf_rle_dec *d, int16_t *out, size_t n, int16_t maxv)
     return 0;
 }
 
+/* ---- DELTA_* and BYTE_STREAM_SPLIT, decoded into PLAIN ---------------- */
+
+static int get_uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return -1;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int get_zz(const uint8_t **p, const uint8_t *end, int64_t *v)
+{
+    uint64_t u;
+    if (get_uleb(p, end, &u))
+        return -1;
+    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+    return 0;
+}
+
+int cf_pq_delta_binary(const uint8_t **pp, const uint8_t *end, int width, size_t want,
+                       cf_buf *out, cf_err *err)
+{
+    const uint8_t *p = *pp;
+    uint64_t block, nmini, total, per_mini;
+    int64_t first;
+    uint64_t cur;
+    size_t got = 0;
+
+    if (get_uleb(&p, end, &block) || get_uleb(&p, end, &nmini) || get_uleb(&p, end, &total) ||
+        get_zz(&p, end, &first))
+        return cf_err_set(err, CF_E_PARSE, "truncated DELTA_BINARY_PACKED header");
+    if (block == 0 || block % 128 || nmini == 0 || block % nmini || (block / nmini) % 32 ||
+        block > (1u << 20))
+        return cf_err_set(err, CF_E_PARSE, "bad DELTA_BINARY_PACKED block %llu / %llu",
+                          (unsigned long long)block, (unsigned long long)nmini);
+    if (total < want)
+        return cf_err_set(err, CF_E_PARSE, "DELTA_BINARY_PACKED holds %llu values, %zu needed",
+                          (unsigned long long)total, want);
+    per_mini = block / nmini;
+    if (cf_buf_reserve(out, want * (size_t)width, err))
+        return -1;
+    cur = (uint64_t)first;
+    /* values wrap modulo 2^width, as the spec's arithmetic does */
+#define EMIT(v) do { if (width == 4) { uint32_t u32_ = (uint32_t)(v); memcpy(out->data + out->len, &u32_, 4); } \
+                     else { uint64_t u64_ = (v); memcpy(out->data + out->len, &u64_, 8); }          \
+                     out->len += (size_t)width; got++; } while (0)
+    if (want)
+        EMIT(cur);
+    while (got < want) {
+        int64_t min_delta;
+        const uint8_t *widths;
+        if (get_zz(&p, end, &min_delta) || (uint64_t)(end - p) < nmini)
+            return cf_err_set(err, CF_E_PARSE, "truncated DELTA_BINARY_PACKED block");
+        widths = p;
+        p += nmini;
+        for (uint64_t m = 0; m < nmini && got < want; m++) {
+            int bw = widths[m];
+            uint64_t mask = bw >= 64 ? ~0ull : ((1ull << bw) - 1);
+            size_t bytes = (size_t)(per_mini * (uint64_t)bw / 8);
+            uint64_t bitpos = 0;
+            if (bw > 64)
+                return cf_err_set(err, CF_E_PARSE, "DELTA_BINARY_PACKED bit width %d", bw);
+            if ((size_t)(end - p) < bytes)
+                return cf_err_set(err, CF_E_PARSE, "truncated DELTA_BINARY_PACKED miniblock");
+            for (uint64_t k = 0; k < per_mini && got < want; k++) {
+                uint64_t d = 0;
+                for (int b = 0; b < bw; b++, bitpos++)   /* plain and safe: bw may be 64 */
+                    d |= (uint64_t)((p[bitpos / 8] >> (bitpos % 8)) & 1) << b;
+                cur += (uint64_t)min_delta + (d & mask);
+                EMIT(cur);
+            }
+            p += bytes;
+        }
+    }
+#undef EMIT
+    *pp = p;
+    return 0;
+}
+
+int cf_pq_delta_length(const uint8_t *p, size_t n, size_t want, cf_buf *out, cf_err *err)
+{
+    const uint8_t *end = p + n;
+    cf_buf lens;
+    int rc = -1;
+
+    cf_buf_init(&lens, 0);
+    if (cf_pq_delta_binary(&p, end, 4, want, &lens, err))
+        goto done;
+    for (size_t i = 0; i < want; i++) {
+        uint32_t len;
+        memcpy(&len, lens.data + i * 4, 4);
+        if (len > (size_t)(end - p)) {
+            cf_err_set(err, CF_E_PARSE, "DELTA_LENGTH_BYTE_ARRAY runs past its page");
+            goto done;
+        }
+        if (cf_buf_append(out, &len, 4, err) || cf_buf_append(out, p, len, err))
+            goto done;
+        p += len;
+    }
+    rc = 0;
+done:
+    cf_buf_free(&lens);
+    return rc;
+}
+
+int cf_pq_delta_byte_array(const uint8_t *p, size_t n, size_t want, size_t cap, cf_buf *out,
+                           cf_err *err)
+{
+    const uint8_t *end = p + n;
+    cf_buf pre, suf;
+    size_t prev_at = 0, prev_len = 0, at = 0;
+    int rc = -1;
+
+    cf_buf_init(&pre, 0);
+    cf_buf_init(&suf, 0);
+    if (cf_pq_delta_binary(&p, end, 4, want, &pre, err) ||
+        cf_pq_delta_length(p, (size_t)(end - p), want, &suf, err))
+        goto done;
+    for (size_t i = 0; i < want; i++) {
+        uint32_t pl, sl;
+        memcpy(&pl, pre.data + i * 4, 4);
+        memcpy(&sl, suf.data + at, 4);
+        if (pl > prev_len || (size_t)pl + sl > UINT32_MAX || out->len + 4 + pl + sl > cap) {
+            cf_err_set(err, CF_E_PARSE, "DELTA_BYTE_ARRAY prefix %u of a %zu-byte value", pl, prev_len);
+            goto done;
+        }
+        uint32_t len = pl + sl;
+        if (cf_buf_reserve(out, 4 + (size_t)len, err))
+            goto done;
+        memcpy(out->data + out->len, &len, 4);
+        if (pl)
+            memcpy(out->data + out->len + 4, out->data + prev_at + 4, pl);
+        if (sl)
+            memcpy(out->data + out->len + 4 + pl, suf.data + at + 4, sl);
+        prev_at = out->len;
+        prev_len = len;
+        out->len += 4 + (size_t)len;
+        at += 4 + sl;
+    }
+    rc = 0;
+done:
+    cf_buf_free(&pre);
+    cf_buf_free(&suf);
+    return rc;
+}
+
+int cf_pq_byte_stream_split(const uint8_t *p, size_t n, size_t width, size_t want, cf_buf *out,
+                            cf_err *err)
+{
+    if (width == 0 || want > n / width)
+        return cf_err_set(err, CF_E_PARSE, "BYTE_STREAM_SPLIT page holds fewer values than needed");
+    /* streams are n / width long: a page's values are all of it */
+    size_t stride = n / width;
+    if (cf_buf_reserve(out, want * width, err))
+        return -1;
+    for (size_t i = 0; i < want; i++)
+        for (size_t k = 0; k < width; k++)
+            out->data[out->len + i * width + k] = p[k * stride + i];
+    out->len += want * width;
+    return 0;
+}
+
 /* ---- decimals -------------------------------------------------------- */
 
 __int128 cf_pq_dec_from_be(const uint8_t *p, size_t n)

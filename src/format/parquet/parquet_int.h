@@ -109,6 +109,22 @@ void cf_rle_init(cf_rle_dec *d, const uint8_t *p, size_t n, int bw);
 int  cf_rle_get(cf_rle_dec *d, uint32_t *out, size_t n);
 int  cf_rle_get16(cf_rle_dec *d, int16_t *out, size_t n, int16_t maxv);
 
+/* ---- DELTA_* and BYTE_STREAM_SPLIT ------------------------------------
+ * Each decodes `want` values and appends them to `out` in PLAIN encoding
+ * (width-byte little-endian ints; 4-byte length + bytes), so the reader's
+ * PLAIN path does the rest. */
+enum { PQ_ENC_DELTA_BINARY_PACKED = 5, PQ_ENC_DELTA_LENGTH_BYTE_ARRAY = 6,
+       PQ_ENC_DELTA_BYTE_ARRAY = 7, PQ_ENC_BYTE_STREAM_SPLIT = 9 };
+/* Advances *p past the encoded values; width is 4 or 8. */
+int cf_pq_delta_binary(const uint8_t **p, const uint8_t *end, int width, size_t want,
+                       cf_buf *out, cf_err *err);
+int cf_pq_delta_length(const uint8_t *p, size_t n, size_t want, cf_buf *out, cf_err *err);
+/* `cap` bounds the decoded bytes: shared prefixes can multiply the input. */
+int cf_pq_delta_byte_array(const uint8_t *p, size_t n, size_t want, size_t cap, cf_buf *out,
+                           cf_err *err);
+int cf_pq_byte_stream_split(const uint8_t *p, size_t n, size_t width, size_t want, cf_buf *out,
+                            cf_err *err);
+
 /* ---- decimals -------------------------------------------------------- */
 
 /* Big-endian two's complement (1..16 bytes) to an integer. */

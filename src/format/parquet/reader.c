@@ -71,7 +71,7 @@ struct cf_pq_reader {
     char         **kv;         /* key, value pairs */
     int            nkv;
     cf_pq_codec_ctx *cc;
-    cf_buf         raw, page, dict;
+    cf_buf         raw, page, dict, alt;   /* alt: a page re-encoded as PLAIN */
     uint32_t      *dict_off, *dict_len;
     size_t         ndict, dict_alloc;
     int16_t       *defs, *reps;
@@ -575,6 +575,7 @@ void cf_pq_reader_close(cf_pq_reader *r)
     cf_buf_free(&r->raw);
     cf_buf_free(&r->page);
     cf_buf_free(&r->dict);
+    cf_buf_free(&r->alt);
     free(r->dict_off);
     free(r->dict_len);
     free(r->defs);
@@ -983,6 +984,24 @@ static int levels_room(cf_pq_reader *r, size_t n, cf_err *err)
     return 0;
 }
 
+/* DELTA_BYTE_ARRAY of a FIXED_LEN_BYTE_ARRAY column: drop the length
+ * prefixes (each must be the fixed length) to get its PLAIN form. */
+static int flba_from_lengths(const leaf *l, cf_buf *b, size_t count, cf_err *err)
+{
+    size_t w = (size_t)l->type_len, in = 0, outp = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t len;
+        memcpy(&len, b->data + in, 4);
+        if (len != w)
+            return cf_err_set(err, CF_E_PARSE, "fixed-length value of %u bytes, %zu expected", len, w);
+        memmove(b->data + outp, b->data + in + 4, w);
+        in += 4 + w;
+        outp += w;
+    }
+    b->len = outp;
+    return 0;
+}
+
 /* Decode the values section of a data page: nv level entries whose
  * definition levels are r->defs (or all present when max_def == 0). */
 static int page_values(cf_pq_reader *r, const leaf *l, int enc, const uint8_t *p, size_t n,
@@ -1082,8 +1101,40 @@ static int page_values(cf_pq_reader *r, const leaf *l, int enc, const uint8_t *p
         }
         return 0;
     }
-    if (enc != PQ_ENC_PLAIN)
-        return cf_err_set(err, CF_E_UNSUPPORTED, "column %s: encoding %d is not supported", l->path, enc);
+    if (enc != PQ_ENC_PLAIN) {
+        /* other encodings are turned into PLAIN first */
+        int rc;
+        r->alt.len = 0;
+        switch (enc) {
+        case PQ_ENC_DELTA_BINARY_PACKED:
+            if (l->ptype != PQ_INT32 && l->ptype != PQ_INT64)
+                goto unsupported;
+            rc = cf_pq_delta_binary(&p, end, l->ptype == PQ_INT32 ? 4 : 8, present, &r->alt, err);
+            break;
+        case PQ_ENC_DELTA_LENGTH_BYTE_ARRAY:
+            if (l->ptype != PQ_BYTE_ARRAY)
+                goto unsupported;
+            rc = cf_pq_delta_length(p, n, present, &r->alt, err);
+            break;
+        case PQ_ENC_DELTA_BYTE_ARRAY:
+            if (l->ptype != PQ_BYTE_ARRAY && l->ptype != PQ_FIXED_LEN_BYTE_ARRAY)
+                goto unsupported;
+            rc = cf_pq_delta_byte_array(p, n, present, 64 * n + ((size_t)1 << 20), &r->alt, err);
+            if (!rc && l->ptype == PQ_FIXED_LEN_BYTE_ARRAY)
+                rc = flba_from_lengths(l, &r->alt, present, err);
+            break;
+        case PQ_ENC_BYTE_STREAM_SPLIT:
+            if (!plain_width(l) || l->ptype == PQ_INT96)
+                goto unsupported;
+            rc = cf_pq_byte_stream_split(p, n, plain_width(l), present, &r->alt, err);
+            break;
+        default:
+            goto unsupported;
+        }
+        if (rc)
+            return cf_err_wrap(err, "column %s", l->path);
+        return page_values(r, l, PQ_ENC_PLAIN, r->alt.data, r->alt.len, nv, c, err);
+    }
     if (l->ptype == PQ_BOOLEAN) {
         size_t bit = 0;
         if ((present + 7) / 8 > n)
@@ -1156,6 +1207,9 @@ short_page:
             return -1;
     }
     return 0;
+unsupported:
+    return cf_err_set(err, CF_E_UNSUPPORTED, "column %s: encoding %d is not supported for its type",
+                      l->path, enc);
 }
 
 static int parse_levels_v1(const uint8_t **p, const uint8_t *end, int16_t *out, size_t nv,
