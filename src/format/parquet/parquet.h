@@ -2,7 +2,8 @@
  * checkpoints and Iceberg data files.  Written from parquet.thrift and the
  * encodings spec: data page v1, PLAIN and RLE_DICTIONARY, ZSTD / SNAPPY /
  * uncompressed, statistics, field ids, key-value metadata.  The reader
- * also takes data page v2, PLAIN_DICTIONARY and GZIP (files from others).
+ * also takes data page v2, the DELTA_* encodings and GZIP (files from
+ * others).
  * docs/parquet.md has the details.
  *
  * Two writer APIs:
@@ -94,8 +95,9 @@ typedef struct cf_pq_reader cf_pq_reader;
  * codec's header states or its ratio allows), corrupt input fails with
  * CF_E_PARSE and a message; how many rows to hold is the caller's call
  * (cf_pq_reader_row_group_rows tells before reading).
- * Reads data page v1 and v2; PLAIN, PLAIN_DICTIONARY, RLE_DICTIONARY (and
- * RLE booleans); ZSTD, SNAPPY, GZIP, uncompressed.  DELTA_* encodings and
+ * Reads data page v1 and v2; PLAIN, PLAIN_DICTIONARY, RLE_DICTIONARY, RLE
+ * booleans, DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY,
+ * BYTE_STREAM_SPLIT; ZSTD, SNAPPY, GZIP, uncompressed.  Other codecs and
  * encrypted files fail with CF_E_UNSUPPORTED. */
 cf_pq_reader *cf_pq_reader_open(const char *path, cf_err *err);
 /* Same over bytes in memory (borrowed: must outlive the reader). */
