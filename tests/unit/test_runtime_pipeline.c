@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cf_test.h"
@@ -773,6 +774,27 @@ static void test_schema_change_cuts_batch(void)
     unlink(path);
 }
 
+/* A second signal does not wait for the batch: the process exits at once. */
+static void test_second_signal_exits_at_once(void)
+{
+    int status = 0;
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        cf_signals_reset();
+        cf_signals_install();
+        raise(SIGTERM);                     /* asks for a graceful stop */
+        if (!cf_signals_stop_requested())
+            _exit(3);
+        raise(SIGINT);                      /* exits with 128 + SIGINT */
+        _exit(4);
+    }
+    CHECK(pid > 0);
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ_INT(WEXITSTATUS(status), 128 + SIGINT);
+}
+
 __attribute__((constructor)) static void quiet(void)
 {
     cf_log_set_level(getenv("CF_TEST_VERBOSE") ? CF_LOG_DEBUG : CF_LOG_ERROR);
@@ -783,4 +805,4 @@ CF_TEST_MAIN("runtime_pipeline",
              T(test_size_cap_and_upsert_key), T(test_commit_failure_is_an_error),
              T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka),
              T(test_revoke_commits_batch_in_flight), T(test_two_topics_available_now),
-             T(test_schema_change_cuts_batch))
+             T(test_schema_change_cuts_batch), T(test_second_signal_exits_at_once))
