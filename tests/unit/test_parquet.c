@@ -625,6 +625,37 @@ static void test_wide_decimals(void)
     }
 }
 
+/* DELTA_BINARY_PACKED: the two examples of Encodings.md, a truncated
+ * input, and a header that claims fewer values than needed. */
+static void test_delta_binary_packed(void)
+{
+    static const uint8_t ex1[] = { 0x80, 0x01, 0x04, 0x05, 0x02, 0x02, 0, 0, 0, 0 };
+    static const uint8_t ex2[] = { 0x80, 0x01, 0x04, 0x08, 0x0e, 0x03, 0x02, 0, 0, 0,
+                                   0xc0, 0xff, 0, 0, 0, 0, 0, 0 };
+    static const int64_t want1[] = { 1, 2, 3, 4, 5 }, want2[] = { 7, 5, 3, 1, 2, 3, 4, 5 };
+    cf_buf out;
+    const uint8_t *p;
+    int64_t v[8];
+
+    cf_buf_init(&out, 0);
+    p = ex1;
+    CHECK_EQ_INT(cf_pq_delta_binary(&p, ex1 + sizeof ex1, 8, 5, &out, NULL), 0);
+    CHECK(out.len == 40 && memcmp(out.data, want1, 40) == 0);
+    out.len = 0;
+    p = ex2;
+    CHECK_EQ_INT(cf_pq_delta_binary(&p, ex2 + sizeof ex2, 8, 8, &out, NULL), 0);
+    memcpy(v, out.data, sizeof v);
+    CHECK(out.len == 64 && memcmp(v, want2, 64) == 0);
+    CHECK(p == ex2 + sizeof ex2);
+    out.len = 0;
+    p = ex2;
+    CHECK_EQ_INT(cf_pq_delta_binary(&p, ex2 + sizeof ex2 - 3, 8, 8, &out, NULL), -1);
+    out.len = 0;
+    p = ex1;
+    CHECK_EQ_INT(cf_pq_delta_binary(&p, ex1 + sizeof ex1, 8, 6, &out, NULL), -1);
+    cf_buf_free(&out);
+}
+
 /* A string over 4 KiB keeps min/max out of the footer (but in file info). */
 static void test_long_string_stats(void)
 {
@@ -748,7 +779,7 @@ static void test_rle_hybrid(void)
 }
 
 CF_TEST_MAIN("parquet",
-    T(test_rle_hybrid), T(test_empty_strings), T(test_wide_decimals), T(test_long_string_stats),
+    T(test_rle_hybrid), T(test_empty_strings), T(test_wide_decimals), T(test_long_string_stats), T(test_delta_binary_packed),
     T(test_types_zstd_dict), T(test_types_zstd_plain), T(test_types_snappy), T(test_types_none),
     T(test_no_nulls), T(test_all_nulls), T(test_row_groups_and_pages), T(test_empty_file),
     T(test_dict_fallback), T(test_stats), T(test_projection_rows_kv_errors), T(test_bad_values),
