@@ -2,8 +2,8 @@
 # setup.sh - install what cdcflow needs to build, test and demo: Debian packages, the pinned Kafka/Debezium jars,
 # and the Python venv of the integration tests.  Idempotent: a second run checks and does nothing (~1 s).
 #
-# Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ (Maven's own
-# cache is ~/.m2); the venv is .venv from tests/requirements.txt.  Each step says what it does and
+# Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ and, for
+# Spark, .cache/spark/jars (Maven's own cache is ~/.m2); the venv is .venv from tests/requirements.txt.  Each step says what it does and
 # stops with a clear message when it fails.
 set -u
 
@@ -108,13 +108,20 @@ step_jars() {
         fail "the Debezium connector jar is missing from $CACHE/plugins"
 }
 
+# Spark, the third reader of the tests, takes Delta's and Iceberg's jars with spark.jars: it cannot
+# resolve packages itself here.  Spark's own jars come with pyspark (tests/requirements.txt).
+step_spark_jars() {
+    mkdir -p "$CACHE"
+    copy_jars spark "$ROOT/deploy/spark/pom.xml" "$ROOT/.cache/spark/jars"
+}
+
 # ---------------------------------------------------------------- Python venv
 
 step_venv() {
     local want stamp=$VENV/.requirements.sha py=${PYTHON:-python3}
     want=$(sha "$REQ")
     if [ -x "$VENV/bin/python" ] && [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        "$VENV/bin/python" -c 'import pytest, pyarrow, duckdb, deltalake, pyiceberg, confluent_kafka, psycopg2' 2>/dev/null; then
+        "$VENV/bin/python" -c 'import pytest, pyarrow, duckdb, deltalake, pyiceberg, confluent_kafka, psycopg2, pyspark, delta' 2>/dev/null; then
         say "python venv: up to date (.venv)"
         return
     fi
@@ -146,6 +153,7 @@ print(", ".join(f"{n} {v}" for n, v in con.sql(
 mkdir -p "$ROOT/.cache"
 step_debian
 step_jars
+step_spark_jars
 step_venv
 step_duckdb
 say "done"
