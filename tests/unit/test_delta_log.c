@@ -317,6 +317,52 @@ static void test_map(void)
     cf_delta_map_free(m);
 }
 
+/* Tables other writers made with features cdcflow does not honour are
+ * refused for writing, with the reason. */
+static void test_foreign_tables(void)
+{
+    static const struct { const char *protocol, *conf, *extra_field; bool upsert; const char *why; } cases[] = {
+        { "{\"minReaderVersion\":3,\"minWriterVersion\":7,\"readerFeatures\":[],\"writerFeatures\":[\"rowTracking\"]}",
+          "{}", "", false, "rowTracking" },
+        { "{\"minReaderVersion\":1,\"minWriterVersion\":5}", "{}", "", false, "writer version 5" },
+        { "{\"minReaderVersion\":1,\"minWriterVersion\":3}", "{\"delta.constraints.pos\":\"id > 0\"}", "",
+          false, "CHECK constraint pos" },
+        { "{\"minReaderVersion\":1,\"minWriterVersion\":2}", "{\"delta.appendOnly\":\"true\"}", "", true,
+          "append-only" },
+        { "{\"minReaderVersion\":1,\"minWriterVersion\":4}", "{}",
+          ",{\\\"name\\\":\\\"g\\\",\\\"type\\\":\\\"long\\\",\\\"nullable\\\":true,"
+          "\\\"metadata\\\":{\\\"delta.generationExpression\\\":\\\"id + 1\\\"}}", false, "generated" },
+        { "{\"minReaderVersion\":1,\"minWriterVersion\":2}", "{\"delta.appendOnly\":\"true\"}", "", false, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *dir = mktable(), log[2048];
+        cf_err e;
+        snprintf(log, sizeof log,
+                 "{\"protocol\":%s}\n"
+                 "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+                 "\"schemaString\":\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[{\\\"name\\\":\\\"id\\\","
+                 "\\\"type\\\":\\\"long\\\",\\\"nullable\\\":true,\\\"metadata\\\":{}}%s]}\","
+                 "\"partitionColumns\":[],\"configuration\":%s}}\n",
+                 cases[i].protocol, cases[i].extra_field, cases[i].conf);
+        CHECK_EQ_INT(cf_delta_log_put(dir, 0, log, strlen(log), &e), 0);
+        cf_sink_config cfg = { .kind = "delta", .location = dir,
+                               .mode = cases[i].upsert ? CF_MODE_UPSERT : CF_MODE_APPEND };
+        e.code = CF_OK;
+        cf_sink *k = cf_sink_open(&cfg, &e);
+        if (cases[i].why) {
+            CHECK(k == NULL);
+            CHECK_EQ_INT(e.code, CF_E_UNSUPPORTED);
+            if (!strstr(e.msg, cases[i].why))
+                fprintf(stderr, "  case %zu: '%s' lacks '%s'\n", i, e.msg, cases[i].why);
+            CHECK(strstr(e.msg, cases[i].why) != NULL);
+        } else {
+            CHECK(k != NULL);
+        }
+        cf_sink_close(k);
+        rmtree(dir);
+    }
+}
+
 CF_TEST_MAIN("delta_log", T(test_replay), T(test_bad_lines), T(test_put_if_absent),
              T(test_offsets_readback), T(test_schema_json), T(test_stats_json),
-             T(test_partition_values), T(test_map))
+             T(test_partition_values), T(test_map), T(test_foreign_tables))

@@ -70,6 +70,7 @@ typedef struct cf_delta_snap {
     char          *root;          /* table directory */
     int64_t        version;       /* -1: the table has no commit yet */
     int            min_reader, min_writer;
+    json_t        *protocol;      /* body of the live protocol action */
     json_t        *metadata;      /* body of the live metaData action */
     cf_schema     *schema;        /* parsed schemaString; NULL before metaData */
     int            npart;
@@ -103,6 +104,10 @@ int            cf_delta_snap_catch_up(cf_delta_snap *s, cf_err *err);
 int64_t        cf_delta_snap_txn(const cf_delta_snap *s, const char *app_id);
 /* Live file by log path, NULL if absent. */
 cf_delta_file *cf_delta_snap_file(const cf_delta_snap *s, const char *path);
+/* Whether cdcflow may write to this table: protocol versions and features
+ * it honours, no CHECK constraints or generated columns; append-only tables
+ * only in append mode.  -1 with CF_E_UNSUPPORTED otherwise. */
+int            cf_delta_snap_writable(const cf_delta_snap *s, bool removes, cf_err *err);
 /* Partition value of file f for column `col`; *is_null set; NULL if absent. */
 const char    *cf_delta_pv_get(const cf_delta_pv *pv, const char *col, bool *present);
 void           cf_delta_pv_free(cf_delta_pv *pv);

@@ -556,6 +556,11 @@ static int d_open(cf_sink *s, cf_err *err)
         free(ds);
         return cf_err_wrap(err, "delta table %s", s->cfg.location);
     }
+    if (cf_delta_snap_writable(ds->snap, s->cfg.mode == CF_MODE_UPSERT, err)) {
+        cf_delta_snap_free(ds->snap);
+        free(ds);
+        return -1;
+    }
     /* An existing table keeps its partitioning; asking for another is a
      * configuration error, not something to fix silently. */
     if (ds->snap->version >= 0 && s->cfg.npartition_by) {
@@ -1017,6 +1022,9 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
         return cf_err_wrap(err, "key index");
     }
     start_version = snap->version;
+    /* another writer may have changed the protocol or settings */
+    if (others > 0 && cf_delta_snap_writable(snap, upsert, err))
+        return -1;
     bool progress = false;
     for (int i = 0; covered && i < covered->n; i++) {
         snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
@@ -1382,6 +1390,9 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
         cf_err_set(err, CF_E_ARG, "%s is not a Delta table", root);
         goto out;
     }
+    /* optimize removes files but no rows: allowed on append-only tables */
+    if (cf_delta_snap_writable(snap, false, err))
+        goto out;
     if (!(sf = calloc(snap->nlive + 1, sizeof *sf)))
         goto oom;
     for (size_t i = 0; i < snap->nfiles; i++) {

@@ -64,6 +64,7 @@ void cf_delta_snap_free(cf_delta_snap *s)
     if (!s)
         return;
     meta_clear(s);
+    json_decref(s->protocol);
     for (size_t i = 0; i < s->nfiles; i++)
         file_free(&s->files[i]);
     free(s->files);
@@ -180,6 +181,58 @@ static int apply_protocol(cf_delta_snap *s, json_t *p, cf_err *err)
     }
     s->min_reader = r;
     s->min_writer = w;
+    json_decref(s->protocol);
+    if (!(s->protocol = json_deep_copy(p)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    return 0;
+}
+
+int cf_delta_snap_writable(const cf_delta_snap *s, bool removes, cf_err *err)
+{
+    /* What our commits honour: writer 2 appendOnly/invariants (we add no
+     * invariants and check below), 3 CHECK constraints (refused below),
+     * 4 change data feed and generated columns (refused below). */
+    static const char *const ok_features[] = { "appendOnly", "invariants", "changeDataFeed", NULL };
+    json_t *conf = s->metadata ? json_object_get(s->metadata, "configuration") : NULL;
+    const char *k;
+    json_t *v;
+
+    if (s->version < 0)
+        return 0;
+    if (s->min_writer > 4 && s->min_writer != 7)
+        return cf_err_set(err, CF_E_UNSUPPORTED, "%s needs writer version %d (cdcflow writes 4)", s->root,
+                          s->min_writer);
+    if (s->min_writer == 7) {
+        json_t *feats = json_object_get(s->protocol, "writerFeatures");
+        size_t i;
+        json_t *f;
+        json_array_foreach(feats, i, f) {
+            const char *name = json_string_value(f);
+            bool ok = false;
+            for (int q = 0; name && ok_features[q]; q++)
+                ok = !strcmp(name, ok_features[q]);
+            if (!ok)
+                return cf_err_set(err, CF_E_UNSUPPORTED, "%s needs writer feature '%s'", s->root,
+                                  name ? name : "?");
+        }
+    }
+    json_object_foreach(conf, k, v) {
+        if (!strncmp(k, "delta.constraints.", 18))
+            return cf_err_set(err, CF_E_UNSUPPORTED, "%s has CHECK constraint %s, which cdcflow does not "
+                              "evaluate", s->root, k + 18);
+        if (removes && !strcmp(k, "delta.appendOnly") && json_is_string(v) && !strcmp(json_string_value(v), "true"))
+            return cf_err_set(err, CF_E_UNSUPPORTED, "%s is append-only (delta.appendOnly): upsert mode "
+                              "would remove rows", s->root);
+    }
+    if (s->metadata) {
+        const char *ss = json_string_value(json_object_get(s->metadata, "schemaString"));
+        if (ss && (strstr(ss, "delta.generationExpression") || strstr(ss, "delta.identity")))
+            return cf_err_set(err, CF_E_UNSUPPORTED, "%s has generated or identity columns, which cdcflow "
+                              "does not compute", s->root);
+        if (ss && strstr(ss, "delta.invariants"))
+            return cf_err_set(err, CF_E_UNSUPPORTED, "%s has column invariants, which cdcflow does not "
+                              "evaluate", s->root);
+    }
     return 0;
 }
 
