@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -646,6 +647,9 @@ static int mode_bench(int64_t rows, const char *dir, const char *codec)
         die("close", &err);
     t_write += now_s() - t0;
     c_write += cpu_s() - c0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long rss_write_kb = ru.ru_maxrss;   /* generator batch + writer buffers */
 
     t0 = now_s();
     c0 = cpu_s();
@@ -671,7 +675,8 @@ static int mode_bench(int64_t rows, const char *dir, const char *codec)
            c_write, t_write, rows / c_write / 1e6, raw_bytes / c_write / 1e6, raw_bytes / 1e6);
     printf("  read:  %.2f s cpu (%.2f s wall)  %.2f M rows/s  %.1f MB/s\n", c_read, t_read,
            rows / c_read / 1e6, raw_bytes / c_read / 1e6);
-    printf("  file:  %.1f MB\n", (double)fi.file_bytes / 1e6);
+    printf("  file:  %.1f MB;  peak RSS while writing %.0f MB (batches of 65536 rows)\n",
+           (double)fi.file_bytes / 1e6, rss_write_kb / 1024.0);
     printf("RESULT cdcflow write_cpu_s=%.3f read_cpu_s=%.3f write_s=%.3f read_s=%.3f bytes=%" PRId64
            " rows=%" PRId64 " rg_rows=%" PRId64 " raw_bytes=%.0f\n", c_write, c_read, t_write, t_read,
            fi.file_bytes, rows, rg0, raw_bytes);
