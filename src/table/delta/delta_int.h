@@ -121,6 +121,10 @@ void cf_delta_commit_path(const char *root, int64_t version, char *buf, size_t n
  * never sees half a commit.  CF_E_CONFLICT when the version exists. */
 int  cf_delta_log_put(const char *root, int64_t version, const void *data, size_t len,
                       cf_err *err);
+/* The same, with the file's modification time set to mtime_ms (the
+ * commitInfo timestamp) so every reader sees one commit time. */
+int  cf_delta_log_put_at(const char *root, int64_t version, const void *data, size_t len,
+                         int64_t mtime_ms, cf_err *err);
 /* Read commit `version` into out (reset first).  CF_E_IO with retriable=false
  * when absent. */
 int  cf_delta_log_read(const char *root, int64_t version, cf_buf *out, cf_err *err);

@@ -1002,7 +1002,7 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
     bool upsert = s->cfg.mode == CF_MODE_UPSERT;
     cf_buf commit;
     char app[512];
-    int64_t start_version;
+    int64_t start_version, commit_ts = -1;
 
     cf_buf_init(&commit, 0);
     pending_reset(ds, false);
@@ -1113,12 +1113,13 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
     }
 
     /* assemble the commit */
+    commit_ts = cf_delta_now_ms();
     {
         json_t *ci = json_object(), *params = json_object(), *metrics = json_object(), *line;
         char num[32];
         char txnid[37];
         cf_delta_uuid(txnid);
-        json_object_set_new(ci, "timestamp", json_integer(cf_delta_now_ms()));
+        json_object_set_new(ci, "timestamp", json_integer(commit_ts));
         json_object_set_new(ci, "operation", json_string(upsert ? "MERGE" : "STREAMING UPDATE"));
         if (upsert) {
             json_object_set_new(params, "predicate", json_string("primary key match"));
@@ -1189,7 +1190,7 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
     int64_t v = start_version + 1;
     for (int attempt = 0;; attempt++) {
         cf_err e;
-        if (cf_delta_log_put(snap->root, v, commit.data, commit.len, &e) == 0)
+        if (cf_delta_log_put_at(snap->root, v, commit.data, commit.len, commit_ts, &e) == 0)
             break;
         if (e.code != CF_E_CONFLICT || attempt >= MAX_COMMIT_RETRIES || start_version < 0) {
             if (err)
@@ -1415,8 +1416,9 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
         rc = 0;
         goto out;
     }
+    int64_t commit_ts = cf_delta_now_ms();
     json_t *ci = json_pack("{s:I,s:s,s:{s:s,s:s},s:{s:s%,s:s%,s:s%},s:b,s:s}",
-                           "timestamp", (json_int_t)cf_delta_now_ms(), "operation", "OPTIMIZE",
+                           "timestamp", (json_int_t)commit_ts, "operation", "OPTIMIZE",
                            "operationParameters", "predicate", "[]", "zOrderBy", "[]",
                            "operationMetrics", "numRemovedFiles", "", (size_t)0, "numAddedFiles", "", (size_t)0,
                            "numOutputRows", "", (size_t)0,
@@ -1438,7 +1440,7 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
         goto out_drop;
     }
     json_decref(line);
-    if (cf_delta_log_put(root, snap->version + 1, commit.data, commit.len, err))
+    if (cf_delta_log_put_at(root, snap->version + 1, commit.data, commit.len, commit_ts, err))
         goto out_drop;
     *version = snap->version + 1;
     if (removed)

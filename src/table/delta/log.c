@@ -83,6 +83,12 @@ static int fsync_dir(const char *dir)
 int cf_delta_log_put(const char *root, int64_t version, const void *data, size_t len,
                      cf_err *err)
 {
+    return cf_delta_log_put_at(root, version, data, len, -1, err);
+}
+
+int cf_delta_log_put_at(const char *root, int64_t version, const void *data, size_t len,
+                        int64_t mtime_ms, cf_err *err)
+{
     char dir[PATH_MAX], final[PATH_MAX], tmp[PATH_MAX + 128], id[37];
     const uint8_t *p = data;
     int fd;
@@ -110,6 +116,16 @@ int cf_delta_log_put(const char *root, int64_t version, const void *data, size_t
     if (fsync(fd)) {
         cf_err_set(err, CF_E_IO, "fsync %s: %s", tmp, strerror(errno));
         goto fail;
+    }
+    if (mtime_ms >= 0) {
+        /* Readers differ on where a commit's time comes from (Spark and
+         * delta-rs: commitInfo or the file's modification time); make
+         * them one. */
+        struct timespec ts[2] = {
+            { .tv_nsec = UTIME_OMIT },
+            { .tv_sec = mtime_ms / 1000, .tv_nsec = (long)(mtime_ms % 1000) * 1000000L },
+        };
+        futimens(fd, ts);
     }
     close(fd);
     fd = -1;
