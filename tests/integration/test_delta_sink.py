@@ -279,6 +279,12 @@ def test_scan_history_changes_commands(tmp_path):
     ref = DeltaTable(str(table)).load_cdf(starting_version=1, ending_version=2).read_all().to_pylist()
     key = lambda r: (r["_commit_version"], r["_change_type"], r["id"], r["name"])
     assert sorted(map(key, ch)) == sorted(map(key, ref))
+    # one commit time per version, the same from both readers
+    import datetime
+    ours_ts = {(r["_commit_version"], datetime.datetime.fromisoformat(r["_commit_timestamp"]).replace(tzinfo=None))
+               for r in ch}   # delta-rs gives naive UTC
+    ref_ts = {(r["_commit_version"], r["_commit_timestamp"]) for r in ref}
+    assert ours_ts == ref_ts and len(ours_ts) == 2
     limited = run_cdcflow("scan", table, "--limit", 5, "--columns", "id,name", "--format", "csv").stdout
     lines = limited.splitlines()
     assert lines[0] == "id,name" and len(lines) == 6
