@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_META_BYTES (64 << 20)
+#define MAX_META_BYTES (256 << 20)   /* about 300 000 snapshots of ours */
 
 char *cf_ice_meta_path(const char *location, int v)
 {
