@@ -1,0 +1,485 @@
+"""test_spark_readers.py - Spark as a third reader of the tables cdcflow writes: Delta with delta-spark
+(rows, Change Data Feed, time travel, a table read from its checkpoint) and Iceberg through a Hadoop
+catalog (rows with position deletes applied, the snapshots table, time travel by snapshot id).
+
+The tables come from build/cdcflow itself (`delta` / `iceberg` with `--source file:`), fed with
+Debezium JSON lines made here from the captured fixtures in tests/data/debezium.  What Spark reads
+is compared with a model of the events and with deltalake / pyiceberg.
+
+Spark's Delta and Iceberg jars come from deploy/spark/pom.xml through scripts/setup.sh into
+.cache/spark/jars; without them (or without pyspark or a JDK) the module skips.  One local
+SparkSession serves the whole module: starting the JVM costs more than the reads.
+"""
+
+import base64
+import copy
+import datetime
+import glob
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from conftest import CDCFLOW, ROOT
+
+JARS_DIR = os.environ.get("CF_SPARK_JARS", os.path.join(ROOT, ".cache", "spark", "jars"))
+JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
+FIXTURES = os.path.join(ROOT, "tests", "data", "debezium")
+
+CUSTOMERS_TOPIC = "postgres.public.customers"
+ORDERS_TOPIC = "postgres.public.orders"
+
+# Compared column by column with the model; the other columns (ingestion times) are compared
+# between readers only.
+CUSTOMER_COLS = ["customer_id", "email", "full_name", "location", "lifetime_value", "registration_date",
+                 "is_active", "_cdc_operation", "_source_lsn"]
+ORDER_COLS = ["order_id", "customer_id", "order_date", "status", "item_count", "total_amount", "is_gift",
+              "notes", "shipped_at", "_cdc_operation", "_source_lsn"]
+
+EPOCH = datetime.datetime(1970, 1, 1)
+N_CUSTOMER_EVENTS = 150
+CUSTOMER_BATCH = 12          # -> 13 commits: Delta writes a checkpoint at version 10
+N_ORDER_EVENTS = 40
+ORDER_BATCH = 25             # -> 2 commits
+
+
+# ------------------------------------------------------------------ Debezium events
+
+def _fixture(name):
+    with open(os.path.join(FIXTURES, name)) as f:
+        return json.load(f)
+
+
+def decimal_b64(unscaled):
+    """Debezium's `precise` decimal: big-endian two's complement bytes of the unscaled value, base64."""
+    n = unscaled.bit_length() // 8 + 1
+    return base64.b64encode(unscaled.to_bytes(n, "big", signed=True)).decode()
+
+
+def customer_event(tmpl, i, nkeys=25):
+    """Envelope-less customers event i: creates for the first nkeys, then updates, every 11th a delete,
+    and a deleted key comes back later with a create."""
+    key = (i * 7) % nkeys + 1
+    if i < nkeys:
+        op = "c"
+    elif i % 11 == 10:
+        op = "d"
+    else:
+        op = "u"
+    row = dict(tmpl["after"], customer_id=key, email=f"user{key}@example.com", first_name=f"F{i}",
+               last_name=f"L{key}", city=["Austin", "Berlin", "Lyon"][i % 3],
+               registration_date=1704103200123456 + i * 3600000001, is_active=i % 2 == 0,
+               lifetime_value=decimal_b64(i * 1234 - 9000))
+    e = copy.deepcopy(tmpl)
+    e.update(op=op, before=row if op == "d" else None, after=None if op == "d" else row)
+    e["source"]["lsn"] = 24000000 + i
+    return e
+
+
+def customer_events(n):
+    tmpl = _fixture("customers_create_bare.json")
+    events = [customer_event(tmpl, i) for i in range(n)]
+    # Some updates of deleted keys would be re-creates in PostgreSQL: say so, as Debezium would.
+    live = set()
+    for e in events:
+        row = e["after"] or e["before"]
+        if e["op"] == "d":
+            live.discard(row["customer_id"])
+        else:
+            if e["op"] == "u" and row["customer_id"] not in live:
+                e["op"] = "c"
+            live.add(row["customer_id"])
+    return events
+
+
+def customer_row(e):
+    """The row cdcflow's customers transform makes of event e (columns CUSTOMER_COLS)."""
+    r = e["after"] or e["before"]
+    unscaled = int.from_bytes(base64.b64decode(r["lifetime_value"]), "big", signed=True)
+    return {
+        "customer_id": r["customer_id"],
+        "email": r["email"],
+        "full_name": f"{r['first_name']} {r['last_name']}",
+        "location": f"{r['city']}, {r['state']}, {r['country']}",
+        "lifetime_value": unscaled / 100,
+        "registration_date": EPOCH + datetime.timedelta(microseconds=r["registration_date"]),
+        "is_active": r["is_active"],
+        "_cdc_operation": {"c": "INSERT", "u": "UPDATE", "d": "DELETE", "r": "READ"}[e["op"]],
+        "_source_lsn": e["source"]["lsn"],
+    }
+
+
+def mirror(events):
+    """key -> row an upsert table holds after `events`: last event per key wins, deletes remove."""
+    state = {}
+    for e in events:
+        row = customer_row(e)
+        if e["op"] == "d":
+            state.pop(row["customer_id"], None)
+        else:
+            state[row["customer_id"]] = row
+    return state
+
+
+def order_event(tmpl, i):
+    """Enveloped orders event i (schema included): DECIMAL(12,2), MicroTimestamp (no zone),
+    ZonedTimestamp, booleans, nulls and non-ASCII text."""
+    e = copy.deepcopy(tmpl)
+    p = e["payload"]
+    row = dict(p["after"], order_id=i + 1, customer_id=i % 7, order_date=1704103200123456 + i * 86400000001,
+               status=["pending", "shipped", "delivered"][i % 3], item_count=i % 4,
+               total_amount=decimal_b64(i * 12345 - 50000), is_gift=i % 2 == 0,
+               notes=None if i % 5 == 0 else f"note {i} \u00e9\u00e8",
+               shipped_at=None if i % 3 == 0 else "2024-03-0%dT10:11:12.345678Z" % (1 + i % 9))
+    p.update(op="c", before=None, after=row)
+    p["source"]["lsn"] = 30000000 + i
+    return e
+
+
+def order_events(n):
+    tmpl = _fixture("real_orders_create.json")
+    return [order_event(tmpl, i) for i in range(n)]
+
+
+def order_row(e):
+    r = e["payload"]["after"]
+    unscaled = int.from_bytes(base64.b64decode(r["total_amount"]), "big", signed=True)
+    shipped = None
+    if r["shipped_at"] is not None:
+        shipped = datetime.datetime.strptime(r["shipped_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "order_id": r["order_id"], "customer_id": r["customer_id"],
+        "order_date": EPOCH + datetime.timedelta(microseconds=r["order_date"]),
+        "status": r["status"], "item_count": r["item_count"],
+        "total_amount": Decimal(unscaled).scaleb(-2), "is_gift": r["is_gift"], "notes": r["notes"],
+        "shipped_at": shipped, "_cdc_operation": "INSERT", "_source_lsn": e["payload"]["source"]["lsn"],
+    }
+
+
+def write_jsonl(path, events):
+    with open(path, "w") as f:
+        for e in events:
+            f.write(json.dumps(e) + "\n")
+
+
+def run_cdcflow(sink, events_file, workdir, *args):
+    if not os.access(CDCFLOW, os.X_OK):
+        pytest.fail(f"{CDCFLOW} is not built (make)")
+    cmd = [CDCFLOW, sink, "--source", f"file:{events_file}", "--available-now", "--metrics-port", "0",
+           "--checkpoint-location", os.path.join(workdir, "ckpt-" + uuid.uuid4().hex[:8]),
+           "--trigger-interval", "10ms", "--log-level", "warn", *[str(a) for a in args]]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
+
+
+# ------------------------------------------------------------------ values
+
+def plain(v):
+    """One form for values of every reader: naive UTC datetimes (Spark runs with session zone UTC;
+    deltalake and pyiceberg give zone-aware values for timestamp with zone)."""
+    if isinstance(v, datetime.datetime) and v.tzinfo is not None:
+        return v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return v
+
+
+def tuples(dicts, cols):
+    return sorted(tuple(plain(d[c]) for c in cols) for d in dicts)
+
+
+def spark_rows(df, cols=None):
+    cols = cols or df.columns
+    return tuples((r.asDict() for r in df.select(*cols).collect()), cols)
+
+
+def arrow_rows(table, cols=None):
+    cols = cols or table.column_names
+    return tuples(table.select(cols).to_pylist(), cols)
+
+
+def commit_offsets(table_path, topic=CUSTOMERS_TOPIC):
+    """Delta version -> next source offset its txn action records (batch boundaries in the events)."""
+    out = {}
+    for f in sorted(glob.glob(os.path.join(table_path, "_delta_log", "*.json"))):
+        v = int(os.path.basename(f).split(".")[0])
+        with open(f) as fh:
+            for line in fh:
+                a = json.loads(line)
+                if "txn" in a and a["txn"]["appId"].endswith(f"{topic}-0"):
+                    out[v] = a["txn"]["version"]
+    return out
+
+
+# ------------------------------------------------------------------ Spark
+
+def _spark_or_skip():
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.skip("pyspark is not installed (scripts/setup.sh installs tests/requirements.txt)")
+    jars = sorted(glob.glob(os.path.join(JARS_DIR, "*.jar")))
+    names = " ".join(os.path.basename(j) for j in jars)
+    if "delta-spark" not in names or "iceberg-spark-runtime" not in names:
+        pytest.skip(f"Spark's Delta/Iceberg jars are not in {JARS_DIR} (scripts/setup.sh fetches them)")
+    if not os.environ.get("JAVA_HOME") and os.path.isdir(JAVA_HOME):
+        os.environ["JAVA_HOME"] = JAVA_HOME
+    if not os.environ.get("JAVA_HOME") and not shutil.which("java"):
+        pytest.skip("no JDK for Spark (package openjdk-17-jdk-headless)")
+    return jars
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    jars = _spark_or_skip()
+    # Spark picks its address from the host name unless told; everything stays on loopback.
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    from pyspark.sql import SparkSession
+
+    scratch = tmp_path_factory.mktemp("spark")
+    session = (
+        SparkSession.builder.master("local[2]").appName("cdcflow-readers")
+        .config("spark.jars", ",".join(jars))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", "768m")
+        # A short-lived JVM reading small tables: the quick JIT tier and no code generation start
+        # answering sooner than the optimizing compilers pay back.
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        # Delta rebuilds a snapshot from its log with this many tasks (50 by default): tiny logs here.
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.sql.catalogImplementation", "in-memory")
+        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+        .config("spark.local.dir", str(scratch / "local"))
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension,"
+                "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def iceberg_catalog(spark, warehouse):
+    """Name of a Spark catalog (Iceberg, type hadoop) over `warehouse`; catalogs load lazily, so one
+    can be declared per warehouse after the session started."""
+    name = "ice_" + uuid.uuid4().hex[:8]
+    spark.conf.set(f"spark.sql.catalog.{name}", "org.apache.iceberg.spark.SparkCatalog")
+    spark.conf.set(f"spark.sql.catalog.{name}.type", "hadoop")
+    spark.conf.set(f"spark.sql.catalog.{name}.warehouse", "file://" + warehouse)
+    return name
+
+
+# ------------------------------------------------------------------ tables (written once per module)
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    """Delta and Iceberg tables cdcflow writes from the same events: customers upsert in many
+    commits (13 with a checkpoint at version 10) and orders append in two."""
+    root = str(tmp_path_factory.mktemp("cdcflow-tables"))
+    cust = customer_events(N_CUSTOMER_EVENTS)
+    orders = order_events(N_ORDER_EVENTS)
+    cust_file = os.path.join(root, "customers.jsonl")
+    orders_file = os.path.join(root, "orders.jsonl")
+    write_jsonl(cust_file, cust)
+    write_jsonl(orders_file, orders)
+    t = {
+        "customers": cust, "orders": orders, "root": root,
+        "delta_upsert": os.path.join(root, "delta", "customers"),
+        "delta_append": os.path.join(root, "delta", "orders"),
+        "warehouse": os.path.join(root, "iceberg"),
+    }
+    run_cdcflow("delta", cust_file, root, "--table-path", t["delta_upsert"], "--mode", "upsert",
+                "--max-offsets-per-trigger", CUSTOMER_BATCH)
+    run_cdcflow("delta", orders_file, root, "--topic", ORDERS_TOPIC, "--table-path", t["delta_append"],
+                "--max-offsets-per-trigger", ORDER_BATCH)
+    run_cdcflow("iceberg", cust_file, root, "--warehouse", t["warehouse"], "--namespace", "analytics",
+                "--table", "customers", "--mode", "upsert", "--max-offsets-per-trigger", CUSTOMER_BATCH)
+    run_cdcflow("iceberg", orders_file, root, "--topic", ORDERS_TOPIC, "--warehouse", t["warehouse"],
+                "--namespace", "analytics", "--table", "orders", "--max-offsets-per-trigger", ORDER_BATCH)
+    return t
+
+
+def delta_table(path, version=None):
+    from deltalake import DeltaTable
+    return DeltaTable(path, version=version)
+
+
+def iceberg_static(table_dir):
+    from pyiceberg.table import StaticTable
+    hint = open(os.path.join(table_dir, "metadata", "version-hint.text")).read().strip()
+    return StaticTable.from_metadata(os.path.join(table_dir, "metadata", f"v{hint}.metadata.json"))
+
+
+# ------------------------------------------------------------------ Delta
+
+def test_delta_append_types(spark, tables):
+    path = tables["delta_append"]
+    df = spark.read.format("delta").load(path)
+    types = dict(df.dtypes)
+    assert (types["total_amount"], types["order_date"], types["shipped_at"], types["is_gift"],
+            types["notes"], types["_source_lsn"]) == ("decimal(12,2)", "timestamp", "timestamp", "boolean",
+                                                      "string", "bigint")
+    want = tuples((order_row(e) for e in tables["orders"]), ORDER_COLS)
+    assert spark_rows(df, ORDER_COLS) == want
+    # Every column, ingestion times included, as delta-rs reads them.
+    assert spark_rows(df) == arrow_rows(delta_table(path).to_pyarrow_table())
+
+
+def test_delta_upsert_rows(spark, tables):
+    path = tables["delta_upsert"]
+    df = spark.read.format("delta").load(path)
+    assert dict(df.dtypes)["lifetime_value"] == "double"
+    want = tuples(mirror(tables["customers"]).values(), CUSTOMER_COLS)
+    assert len(want) > 10
+    assert spark_rows(df, CUSTOMER_COLS) == want
+    assert spark_rows(df) == arrow_rows(delta_table(path).to_pyarrow_table())
+
+
+def test_delta_change_data_feed(spark, tables):
+    path = tables["delta_upsert"]
+    cdf = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
+           .load(path))
+    cols = CUSTOMER_COLS + ["_change_type", "_commit_version"]
+    got = spark_rows(cdf, cols)
+    assert {r[-2] for r in got} == {"insert", "update_preimage", "update_postimage", "delete"}
+
+    # The same change rows as delta-rs's load_cdf.
+    rs = delta_table(path).load_cdf(starting_version=0).read_all()
+    assert got == arrow_rows(rs, cols)
+
+    # Commit timestamps: the two readers take them from different places.  delta-rs reads the
+    # commitInfo timestamp; Spark, with in-commit timestamps off, the commit file's modification
+    # time, made strictly increasing (a commit no later than the one before it gets that one + 1 ms).
+    info_ts, mtime_ts, prev = {}, {}, None
+    for f in sorted(glob.glob(os.path.join(path, "_delta_log", "*.json"))):
+        v = int(os.path.basename(f).split(".")[0])
+        with open(f) as fh:
+            info_ts[v] = next(json.loads(line)["commitInfo"]["timestamp"] for line in fh if '"commitInfo"' in line)
+        ms = os.stat(f).st_mtime_ns // 1000000
+        prev = mtime_ts[v] = ms if prev is None or ms > prev else prev + 1
+    as_ms = lambda t: round((plain(t) - EPOCH).total_seconds() * 1000)  # noqa: E731
+    assert {(r._commit_version, as_ms(r._commit_timestamp))
+            for r in cdf.select("_commit_version", "_commit_timestamp").distinct().collect()} == \
+        set(mtime_ts.items())
+    assert {(v, as_ms(t)) for v, t in zip(rs.column("_commit_version").to_pylist(),
+                                          rs.column("_commit_timestamp").to_pylist())} == set(info_ts.items())
+
+    # Replaying the changes version by version rebuilds the mirror at each batch boundary, and every
+    # preimage is the row the key held before that version.
+    offsets = commit_offsets(path)
+    assert sorted(offsets) == list(range(len(offsets))) and len(offsets) > 10
+    by_version = {}
+    for r in cdf.select(*cols).collect():
+        by_version.setdefault(r["_commit_version"], []).append(r.asDict())
+    state = {}
+    for v in sorted(offsets):
+        before = dict(state)
+        for r in by_version.get(v, []):
+            row = {c: plain(r[c]) for c in CUSTOMER_COLS}
+            if r["_change_type"] == "update_preimage":
+                assert before.get(row["customer_id"]) == row, (v, row)
+            elif r["_change_type"] in ("insert", "update_postimage"):
+                state[row["customer_id"]] = row
+            elif r["_change_type"] == "delete":
+                assert before.get(row["customer_id"]) == row, (v, row)
+                del state[row["customer_id"]]
+        want = mirror(tables["customers"][:offsets[v]])
+        assert state == {k: {c: plain(w[c]) for c in CUSTOMER_COLS} for k, w in want.items()}, v
+
+
+def test_delta_time_travel(spark, tables):
+    path = tables["delta_upsert"]
+    offsets = commit_offsets(path)
+    for v in (0, 5, max(offsets)):
+        df = spark.read.format("delta").option("versionAsOf", v).load(path)
+        want = tuples(mirror(tables["customers"][:offsets[v]]).values(), CUSTOMER_COLS)
+        assert spark_rows(df, CUSTOMER_COLS) == want, v
+        assert spark_rows(df) == arrow_rows(delta_table(path, version=v).to_pyarrow_table()), v
+    hist = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("version").collect()
+    assert sorted(r.version for r in hist) == sorted(offsets)
+
+
+def test_delta_reads_from_checkpoint(spark, tables, tmp_path):
+    """With the JSON commits before the checkpoint gone, only cdcflow's checkpoint can say what the
+    table holds: Spark must read it."""
+    src = tables["delta_upsert"]
+    assert os.path.exists(os.path.join(src, "_delta_log", "00000000000000000010.checkpoint.parquet"))
+    with open(os.path.join(src, "_delta_log", "_last_checkpoint")) as f:
+        assert json.load(f)["version"] == 10
+    path = str(tmp_path / "customers")
+    shutil.copytree(src, path)
+    for v in range(10):
+        os.remove(os.path.join(path, "_delta_log", "%020d.json" % v))
+    df = spark.read.format("delta").load(path)
+    assert spark_rows(df, CUSTOMER_COLS) == tuples(mirror(tables["customers"]).values(), CUSTOMER_COLS)
+    # Metadata and protocol come from the checkpoint too: Change Data Feed is still on.
+    props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()}
+    assert props.get("delta.enableChangeDataFeed") == "true"
+    # The changes after the checkpoint are still readable.
+    offsets = commit_offsets(src)
+    cdf = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 11)
+           .load(path))
+    assert {r._commit_version for r in cdf.select("_commit_version").distinct().collect()} <= \
+        set(v for v in offsets if v >= 11)
+
+
+# ------------------------------------------------------------------ Iceberg
+
+def test_iceberg_append_types(spark, tables):
+    cat = iceberg_catalog(spark, tables["warehouse"])
+    df = spark.table(f"{cat}.analytics.orders")
+    types = dict(df.dtypes)
+    # Debezium's MicroTimestamp has no zone, its ZonedTimestamp does: Iceberg keeps the difference.
+    assert (types["total_amount"], types["order_date"], types["shipped_at"], types["is_gift"]) == \
+        ("decimal(12,2)", "timestamp_ntz", "timestamp", "boolean")
+    want = tuples((order_row(e) for e in tables["orders"]), ORDER_COLS)
+    assert spark_rows(df, ORDER_COLS) == want
+    py = iceberg_static(os.path.join(tables["warehouse"], "analytics", "orders")).scan().to_arrow()
+    assert spark_rows(df) == arrow_rows(py)
+
+
+def test_iceberg_upsert_with_position_deletes(spark, tables):
+    cat = iceberg_catalog(spark, tables["warehouse"])
+    name = f"{cat}.analytics.customers"
+    df = spark.table(name)
+    want = tuples(mirror(tables["customers"]).values(), CUSTOMER_COLS)
+    assert spark_rows(df, CUSTOMER_COLS) == want
+    py = iceberg_static(os.path.join(tables["warehouse"], "analytics", "customers")).scan().to_arrow()
+    assert spark_rows(df) == arrow_rows(py)
+    # The retired rows are position deletes Spark had to apply (content 1), not equality deletes.
+    kinds = {r.content: r.n for r in spark.sql(
+        f"SELECT content, count(*) AS n FROM {name}.all_delete_files GROUP BY content").collect()}
+    assert kinds.get(1, 0) > 0 and 2 not in kinds
+
+
+def test_iceberg_snapshots_and_time_travel(spark, tables):
+    cat = iceberg_catalog(spark, tables["warehouse"])
+    name = f"{cat}.analytics.customers"
+    snaps = spark.sql(f"SELECT snapshot_id, parent_id, operation, summary FROM {name}.snapshots "
+                      "ORDER BY committed_at, snapshot_id").collect()
+    meta = iceberg_static(os.path.join(tables["warehouse"], "analytics", "customers")).metadata
+    assert [s.snapshot_id for s in snaps] == [s.snapshot_id for s in meta.snapshots]
+    assert [s.parent_id for s in snaps] == [s.parent_snapshot_id for s in meta.snapshots]
+    assert len(snaps) == -(-N_CUSTOMER_EVENTS // CUSTOMER_BATCH)
+    assert {s.operation for s in snaps} <= {"append", "overwrite", "delete"}
+    key = f"cdcflow.offsets.{CUSTOMERS_TOPIC}.0"
+    offsets = [int(s.summary[key]) for s in snaps]
+    assert offsets == sorted(offsets) and offsets[-1] == N_CUSTOMER_EVENTS
+
+    for i in (0, len(snaps) // 2):
+        sid = snaps[i].snapshot_id
+        old = spark.read.option("snapshot-id", sid).table(name)
+        want = tuples(mirror(tables["customers"][:offsets[i]]).values(), CUSTOMER_COLS)
+        assert spark_rows(old, CUSTOMER_COLS) == want, i
+        sql = spark.sql(f"SELECT * FROM {name} VERSION AS OF {sid}")
+        assert spark_rows(sql, CUSTOMER_COLS) == want, i
