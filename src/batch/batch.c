@@ -229,6 +229,15 @@ oom:
     return cf_err_set(err, CF_E_NOMEM, "out of memory growing a column to %zu values", na);
 }
 
+int cf_col_reserve(cf_column *c, size_t n, size_t bytes, cf_err *err)
+{
+    if (n > c->alloc && col_grow(c, n, err))
+        return -1;
+    if (bytes && cf_type_is_varlen(c->type) && cf_buf_reserve(&c->data, bytes, err))
+        return -1;
+    return 0;
+}
+
 /* Bring the column to exactly `row` values (padding with nulls), with room
  * for one more. */
 static int col_at(cf_column *c, size_t row, cf_err *err)

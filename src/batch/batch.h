@@ -125,8 +125,13 @@ static inline bool    cf_col_bool(const cf_column *c, size_t i) { return ((const
 static inline const uint8_t *cf_col_bytes(const cf_column *c, size_t i, size_t *len)
 {
     *len = c->offs[i + 1] - c->offs[i];
-    return c->data.data + c->offs[i];
+    /* A column of only empty strings has no byte buffer at all. */
+    return c->data.data ? c->data.data + c->offs[i] : (const uint8_t *)"";
 }
+/* Make room for at least `n` values in total (and `bytes` more varlen
+ * bytes), so bulk writers (the Parquet reader) can fill valid/vals/offs
+ * directly and then set c->n. */
+int    cf_col_reserve(cf_column *c, size_t n, size_t bytes, cf_err *err);
 /* Size in bytes of one fixed-width value of this column (0 for varlen). */
 size_t cf_col_width(const cf_column *c);
 
