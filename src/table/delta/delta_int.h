@@ -181,6 +181,11 @@ int64_t    cf_delta_now_ms(void);
  * file lacks read as null, partition columns come from pv. */
 int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv *pv,
                        const cf_schema *tschema, cf_batch *out, cf_err *err);
+/* The same for row group `only_rg` alone (all when < 0); *nrg (may be
+ * NULL) gets the file's row group count, so big files can be read one row
+ * group at a time. */
+int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_pv *pv,
+                          const cf_schema *tschema, cf_batch *out, int only_rg, int *nrg, cf_err *err);
 /* Append value `row` of src to dst (same type family) as row dst_row. */
 int cf_delta_copy_value(cf_column *dst, size_t dst_row, const cf_column *src, size_t row,
                         cf_err *err);

@@ -810,13 +810,9 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         int64_t bytes = 0;
         while (j < nrs && !strcmp(rw[j].part, rw[i].part) && (j == i || bytes + snap->files[rw[j].slot].size <= target))
             bytes += snap->files[rw[j++].slot].size;
-        size_t nkeep = 0;
-        cf_batch_reset(old);
+        /* remove the old files; their survivors go to the merged new one */
         for (size_t q = i; q < j; q++) {
             cf_delta_file *f = &snap->files[rw[q].slot];
-            if (cf_delta_read_file(snap->root, f->path, &f->pv, table, old, err))
-                goto rw_fail;
-            /* remove the old file; its survivors go to the merged new one */
             json_t *body = json_object(), *line = json_object();
             json_object_set_new(body, "path", json_string(f->path));
             json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
@@ -831,54 +827,79 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
                 goto rw_fail;
             ds->rm_files++;
         }
-        free(keep);
-        if (!(keep = malloc(sizeof *keep * (old->nrows + 1)))) {
-            cf_err_set(err, CF_E_NOMEM, "out of memory");
-            goto rw_fail;
-        }
-        for (size_t r = 0; r < old->nrows; r++) {
-            int64_t wi;
-            cf_buf_reset(&ds->key);
-            if (encode_key(old, opk, npk, r, &ds->key, err))
-                goto rw_fail;
-            if (!cf_delta_map_get(win, ds->key.data, ds->key.len, &wi)) {
-                keep[nkeep++] = (uint32_t)r;
-                continue;
-            }
-            /* retired: its old image goes to the change feed */
-            bool del = is_delete(rows, op_col, winners[wi]) && !ds->sink->cfg.soft_deletes;
-            const char *tag = del ? "delete" : "update_preimage";
-            size_t cr = cb->nrows;
-            for (int c = 0; c < table->nfields; c++)
-                if (cf_delta_copy_value(&cb->cols[c], cr, &old->cols[c], r, err))
+        /* A file over the merge budget is read and rewritten one row group
+         * at a time, so memory stays bounded by a row group; its survivors
+         * then land in several files and their keys are indexed one by one. */
+        bool big = j == i + 1 && snap->files[rw[i].slot].size > target;
+        int nrg = 1;
+        for (int rg = 0; rg < nrg; rg++) {
+            size_t nkeep = 0;
+            cf_batch_reset(old);
+            if (big) {
+                cf_delta_file *f = &snap->files[rw[i].slot];
+                if (cf_delta_read_file_rg(snap->root, f->path, &f->pv, table, old, rg, &nrg, err))
                     goto rw_fail;
-            if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err))
+            } else {
+                for (size_t q = i; q < j; q++) {
+                    cf_delta_file *f = &snap->files[rw[q].slot];
+                    if (cf_delta_read_file(snap->root, f->path, &f->pv, table, old, err))
+                        goto rw_fail;
+                }
+            }
+            free(keep);
+            if (!(keep = malloc(sizeof *keep * (old->nrows + 1)))) {
+                cf_err_set(err, CF_E_NOMEM, "out of memory");
                 goto rw_fail;
-            if (cf_buf_append(&ds->gonekeys, &(uint32_t){ (uint32_t)ds->key.len }, sizeof(uint32_t), err) ||
-                cf_buf_append(&ds->gonekeys, ds->key.data, ds->key.len, err))
+            }
+            for (size_t r = 0; r < old->nrows; r++) {
+                int64_t wi;
+                cf_buf_reset(&ds->key);
+                if (encode_key(old, opk, npk, r, &ds->key, err))
+                    goto rw_fail;
+                if (!cf_delta_map_get(win, ds->key.data, ds->key.len, &wi)) {
+                    keep[nkeep++] = (uint32_t)r;
+                    continue;
+                }
+                /* retired: its old image goes to the change feed */
+                bool del = is_delete(rows, op_col, winners[wi]) && !ds->sink->cfg.soft_deletes;
+                const char *tag = del ? "delete" : "update_preimage";
+                size_t cr = cb->nrows;
+                for (int c = 0; c < table->nfields; c++)
+                    if (cf_delta_copy_value(&cb->cols[c], cr, &old->cols[c], r, err))
+                        goto rw_fail;
+                if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err))
+                    goto rw_fail;
+                if (cf_buf_append(&ds->gonekeys, &(uint32_t){ (uint32_t)ds->key.len }, sizeof(uint32_t), err) ||
+                    cf_buf_append(&ds->gonekeys, ds->key.data, ds->key.len, err))
+                    goto rw_fail;
+                if (del)
+                    ds->del_rows++;
+                else
+                    ds->upd_rows++;
+            }
+            int wrc0;
+            if (big) {
+                wrc0 = write_rows(ds, table, old, keep, nkeep, false, opk, npk, err);
+            } else {
+                int64_t *from = malloc(sizeof *from * (j - i));
+                if (!from) {
+                    cf_err_set(err, CF_E_NOMEM, "out of memory");
+                    goto rw_fail;
+                }
+                for (size_t q = i; q < j; q++)
+                    from[q - i] = rw[q].slot;
+                ds->surv_slots = from;
+                ds->nsurv = j - i;
+                wrc0 = write_rows(ds, table, old, keep, nkeep, false, NULL, 0, err);
+                ds->surv_slots = NULL;
+                ds->nsurv = 0;
+                free(from);
+            }
+            if (wrc0)
                 goto rw_fail;
-            if (del)
-                ds->del_rows++;
-            else
-                ds->upd_rows++;
+            /* survivors are not new output rows */
+            ds->out_rows -= (int64_t)nkeep;
         }
-        int64_t *from = malloc(sizeof *from * (j - i));
-        if (!from) {
-            cf_err_set(err, CF_E_NOMEM, "out of memory");
-            goto rw_fail;
-        }
-        for (size_t q = i; q < j; q++)
-            from[q - i] = rw[q].slot;
-        ds->surv_slots = from;
-        ds->nsurv = j - i;
-        int wrc0 = write_rows(ds, table, old, keep, nkeep, false, NULL, 0, err);
-        ds->surv_slots = NULL;
-        ds->nsurv = 0;
-        free(from);
-        if (wrc0)
-            goto rw_fail;
-        /* survivors are not new output rows */
-        ds->out_rows -= (int64_t)nkeep;
         i = j;
     }
     rw_free(rw, nrs);

@@ -36,6 +36,12 @@ int cf_delta_copy_value(cf_column *dst, size_t dst_row, const cf_column *src, si
 int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv *pv,
                        const cf_schema *tschema, cf_batch *out, cf_err *err)
 {
+    return cf_delta_read_file_rg(root, logpath, pv, tschema, out, -1, NULL, err);
+}
+
+int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_pv *pv,
+                          const cf_schema *tschema, cf_batch *out, int only_rg, int *nrg, cf_err *err)
+{
     char full[PATH_MAX];
     char *rel = NULL;
     cf_pq_reader *r = NULL;
@@ -57,6 +63,11 @@ int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv 
         goto out;
     }
     fs = cf_pq_reader_schema(r);
+    int rg_first = only_rg < 0 ? 0 : only_rg, rg_end = cf_pq_reader_num_row_groups(r);
+    if (nrg)
+        *nrg = rg_end;
+    if (only_rg >= 0)
+        rg_end = only_rg < rg_end ? only_rg + 1 : only_rg;
     cols = calloc((size_t)tschema->nfields + 1, sizeof *cols);
     map = calloc((size_t)tschema->nfields + 1, sizeof *map);
     if (!cols || !map || !(sub = cf_schema_new())) {
@@ -84,7 +95,7 @@ int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv 
         direct = map[i] == i && a->id == b->id && a->precision == b->precision && a->scale == b->scale;
     }
     if (direct) {
-        for (int rg = 0; rg < cf_pq_reader_num_row_groups(r); rg++)
+        for (int rg = rg_first; rg < rg_end; rg++)
             if (cf_pq_reader_read(r, rg, cols, ncols, out, err)) {
                 cf_err_wrap(err, "%s", rel);
                 goto out;
@@ -94,7 +105,7 @@ int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv 
     }
     if (!(tmp = cf_batch_new(sub, err)))
         goto out;
-    for (int rg = 0; rg < cf_pq_reader_num_row_groups(r); rg++) {
+    for (int rg = rg_first; rg < rg_end; rg++) {
         size_t base = out->nrows, n;
         cf_batch_reset(tmp);
         if (ncols && cf_pq_reader_read(r, rg, cols, ncols, tmp, err)) {
@@ -104,8 +115,8 @@ int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv 
         n = ncols ? tmp->nrows : 0;
         if (!ncols) {
             /* only partition columns asked for: the row count still matters */
-            int64_t total = cf_pq_reader_num_rows(r);
-            n = rg == 0 ? (size_t)total : 0;
+            int64_t rows_rg = cf_pq_reader_row_group_rows(r, rg);
+            n = rows_rg > 0 ? (size_t)rows_rg : 0;
         }
         /* Column at a time, then count the rows. */
         for (int i = 0; i < tschema->nfields; i++) {
