@@ -71,7 +71,7 @@ def customer_event(tmpl, i, nkeys=25):
     else:
         op = "u"
     row = dict(tmpl["after"], customer_id=key, email=f"user{key}@example.com", first_name=f"F{i}",
-               last_name=f"L{key}", city=["Austin", "Berlin", "Lyon"][i % 3],
+               last_name=f"L{key}", city=["Austin", "S\u00e3o Paulo", "K\u00f6ln/Porz=1 %"][i % 3],
                registration_date=1704103200123456 + i * 3600000001, is_active=i % 2 == 0,
                lifetime_value=decimal_b64(i * 1234 - 9000))
     e = copy.deepcopy(tmpl)
@@ -306,7 +306,37 @@ def tables(tmp_path_factory):
                 "--table", "customers", "--mode", "upsert", "--max-offsets-per-trigger", CUSTOMER_BATCH)
     run_cdcflow("iceberg", orders_file, root, "--topic", ORDERS_TOPIC, "--warehouse", t["warehouse"],
                 "--namespace", "analytics", "--table", "orders", "--max-offsets-per-trigger", ORDER_BATCH)
+    # Partitioned upserts: rows move between partitions as their city changes, and the cities need
+    # escaping in paths ("/", "=", "%", non-ASCII).
+    t["delta_part"] = os.path.join(root, "delta", "customers_part")
+    run_cdcflow("delta", cust_file, root, "--table-path", t["delta_part"], "--mode", "upsert",
+                "--max-offsets-per-trigger", CUSTOMER_BATCH, "--partition-by", "location")
+    run_cdcflow("iceberg", cust_file, root, "--warehouse", t["warehouse"], "--namespace", "analytics",
+                "--table", "customers_part", "--mode", "upsert", "--max-offsets-per-trigger", CUSTOMER_BATCH,
+                "--partition-by", "location", "--partition-by", "day(registration_date)",
+                "--partition-by", "bucket[4](customer_id)")
     return t
+
+
+# Filters whose answers depend on partition pruning and on the min/max statistics cdcflow writes
+# (Delta data skipping, Iceberg manifest and row-group bounds): SQL for Spark, the same in Python.
+KOELN = "K\u00f6ln/Porz=1 %, TX, USA"
+MID_TS = EPOCH + datetime.timedelta(microseconds=1704103200123456 + 138 * 3600000001 + 1)
+FILTERS = [
+    (f"location = '{KOELN}'", lambda r: r["location"] == KOELN),
+    ("customer_id BETWEEN 5 AND 9", lambda r: 5 <= r["customer_id"] <= 9),
+    (f"registration_date >= '{MID_TS.isoformat(sep=' ')}'", lambda r: r["registration_date"] >= MID_TS),
+    ("email = 'user7@example.com'", lambda r: r["email"] == "user7@example.com"),
+    ("is_active AND location LIKE 'S%'", lambda r: r["is_active"] and r["location"].startswith("S")),
+    ("_source_lsn > 24000140", lambda r: r["_source_lsn"] > 24000140),
+]
+
+
+def check_filters(df, want_rows):
+    for sql, pred in FILTERS:
+        want = tuples((r for r in want_rows if pred(r)), CUSTOMER_COLS)
+        assert 0 < len(want) < len(want_rows), sql      # a filter that keeps some rows, not all
+        assert spark_rows(df.where(sql), CUSTOMER_COLS) == want, sql
 
 
 def delta_table(path, version=None):
@@ -433,6 +463,20 @@ def test_delta_reads_from_checkpoint(spark, tables, tmp_path):
         set(v for v in offsets if v >= 11)
 
 
+def test_delta_partitioned_upsert_and_pruning(spark, tables):
+    path = tables["delta_part"]
+    df = spark.read.format("delta").load(path)
+    model = mirror(tables["customers"]).values()
+    assert {r.location for r in df.select("location").distinct().collect()} == {r["location"] for r in model}
+    assert spark_rows(df, CUSTOMER_COLS) == tuples(model, CUSTOMER_COLS)
+    assert spark_rows(df) == arrow_rows(delta_table(path).to_pyarrow_table())
+    check_filters(df, list(model))
+    cols = CUSTOMER_COLS + ["_change_type", "_commit_version"]
+    cdf = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
+           .load(path))
+    assert spark_rows(cdf, cols) == arrow_rows(delta_table(path).load_cdf(starting_version=0).read_all(), cols)
+
+
 # ------------------------------------------------------------------ Iceberg
 
 def test_iceberg_append_types(spark, tables):
@@ -483,3 +527,19 @@ def test_iceberg_snapshots_and_time_travel(spark, tables):
         assert spark_rows(old, CUSTOMER_COLS) == want, i
         sql = spark.sql(f"SELECT * FROM {name} VERSION AS OF {sid}")
         assert spark_rows(sql, CUSTOMER_COLS) == want, i
+
+
+def test_iceberg_partitioned_upsert_and_pruning(spark, tables):
+    cat = iceberg_catalog(spark, tables["warehouse"])
+    name = f"{cat}.analytics.customers_part"
+    df = spark.table(name)
+    model = list(mirror(tables["customers"]).values())
+    assert spark_rows(df, CUSTOMER_COLS) == tuples(model, CUSTOMER_COLS)
+    py = iceberg_static(os.path.join(tables["warehouse"], "analytics", "customers_part")).scan().to_arrow()
+    assert spark_rows(df) == arrow_rows(py)
+    # Spark takes identity-partitioned columns from the manifests' partition tuples, not from the
+    # data files: they must agree with the rows' own values.
+    parts = spark.sql(f"SELECT partition FROM {name}.files WHERE content = 0").collect()
+    assert {p.partition.location for p in parts} <= {r["location"] for r in model}
+    assert all(0 <= p.partition.customer_id_bucket < 4 for p in parts)
+    check_filters(df, model)
