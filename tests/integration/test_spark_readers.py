@@ -160,6 +160,31 @@ def order_row(e):
     }
 
 
+def evolved_order_events(n, at):
+    """Orders events whose schema gains two columns (a decimal and a string) from event `at` on,
+    as Debezium sends after an ALTER TABLE ... ADD COLUMN."""
+    events = order_events(n)
+    for i, e in enumerate(events[at:], at):
+        for part in e["schema"]["fields"][:2]:          # before, after
+            part["fields"] += [
+                {"type": "bytes", "optional": True, "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+                 "parameters": {"scale": "3", "connect.decimal.precision": "9"}, "field": "discount"},
+                {"type": "string", "optional": True, "field": "gift_message"}]
+        e["payload"]["after"].update(discount=decimal_b64(i * 111 - 500),
+                                     gift_message=None if i % 4 == 0 else f"msg {i}")
+    return events
+
+
+def evolved_order_row(e):
+    row = order_row(e)
+    after = e["payload"]["after"]
+    row["discount"] = None
+    if "discount" in after:
+        row["discount"] = Decimal(int.from_bytes(base64.b64decode(after["discount"]), "big", signed=True)).scaleb(-3)
+    row["gift_message"] = after.get("gift_message")
+    return row
+
+
 def write_jsonl(path, events):
     with open(path, "w") as f:
         for e in events:
@@ -543,3 +568,71 @@ def test_iceberg_partitioned_upsert_and_pruning(spark, tables):
     assert {p.partition.location for p in parts} <= {r["location"] for r in model}
     assert all(0 <= p.partition.customer_id_bucket < 4 for p in parts)
     check_filters(df, model)
+
+
+def test_schema_evolution(spark, tmp_path):
+    """Columns added mid-stream (inside one batch): old files read as nulls, by name in Delta and by
+    field id in Iceberg."""
+    events = evolved_order_events(40, at=20)
+    src = str(tmp_path / "orders.jsonl")
+    write_jsonl(src, events)
+    delta_path, wh = str(tmp_path / "delta"), str(tmp_path / "iceberg")
+    run_cdcflow("delta", src, str(tmp_path), "--topic", ORDERS_TOPIC, "--table-path", delta_path,
+                "--max-offsets-per-trigger", 15)
+    run_cdcflow("iceberg", src, str(tmp_path), "--topic", ORDERS_TOPIC, "--warehouse", wh,
+                "--namespace", "analytics", "--table", "orders", "--max-offsets-per-trigger", 15)
+    cols = ORDER_COLS + ["discount", "gift_message"]
+    want = tuples((evolved_order_row(e) for e in events), cols)
+    assert sum(1 for r in want if r[-2] is not None) == 20
+
+    d = spark.read.format("delta").load(delta_path)
+    assert dict(d.dtypes)["discount"] == "decimal(9,3)"
+    assert spark_rows(d, cols) == want
+    assert spark_rows(d) == arrow_rows(delta_table(delta_path).to_pyarrow_table())
+    # The version before the change keeps the old schema.
+    assert "discount" not in spark.read.format("delta").option("versionAsOf", 0).load(delta_path).columns
+
+    cat = iceberg_catalog(spark, wh)
+    i = spark.table(f"{cat}.analytics.orders")
+    assert dict(i.dtypes)["discount"] == "decimal(9,3)"
+    assert spark_rows(i, cols) == want
+    assert spark_rows(i) == arrow_rows(iceberg_static(os.path.join(wh, "analytics", "orders")).scan().to_arrow())
+
+
+def test_after_optimize(spark, tables, tmp_path):
+    """cdcflow optimize rewrites files without changing data: Spark reads the same rows, the
+    Delta change feed shows no change for the compaction, older versions stay readable."""
+    src = os.path.join(tables["root"], "customers.jsonl")
+    delta_path, wh = str(tmp_path / "delta"), str(tmp_path / "iceberg")
+    run_cdcflow("delta", src, str(tmp_path), "--table-path", delta_path, "--mode", "upsert",
+                "--max-offsets-per-trigger", CUSTOMER_BATCH, "--partition-by", "location")
+    run_cdcflow("iceberg", src, str(tmp_path), "--warehouse", wh, "--namespace", "analytics",
+                "--table", "customers", "--mode", "upsert", "--max-offsets-per-trigger", CUSTOMER_BATCH)
+    ice_dir = os.path.join(wh, "analytics", "customers")
+    for table in (delta_path, ice_dir):
+        r = subprocess.run([CDCFLOW, "optimize", table], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    want = tuples(mirror(tables["customers"]).values(), CUSTOMER_COLS)
+
+    last = max(commit_offsets(delta_path))
+    opt = last + 1
+    assert os.path.exists(os.path.join(delta_path, "_delta_log", "%020d.json" % opt))
+    d = spark.read.format("delta").load(delta_path)
+    assert spark_rows(d, CUSTOMER_COLS) == want
+    assert len(d.inputFiles()) == len({r["location"] for r in mirror(tables["customers"]).values()})
+    assert spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", opt) \
+        .load(delta_path).count() == 0
+    assert spark_rows(spark.read.format("delta").option("versionAsOf", last).load(delta_path),
+                      CUSTOMER_COLS) == want
+    hist = spark.sql(f"DESCRIBE HISTORY delta.`{delta_path}` LIMIT 1").collect()[0]
+    assert (hist.version, hist.operation) == (opt, "OPTIMIZE")
+
+    cat = iceberg_catalog(spark, wh)
+    name = f"{cat}.analytics.customers"
+    assert spark_rows(spark.table(name), CUSTOMER_COLS) == want
+    snaps = spark.sql(f"SELECT snapshot_id, operation FROM {name}.snapshots ORDER BY committed_at, snapshot_id") \
+        .collect()
+    assert snaps[-1].operation == "replace"
+    assert spark.sql(f"SELECT count(*) AS n FROM {name}.delete_files").collect()[0].n == 0
+    before = spark.read.option("snapshot-id", snaps[-2].snapshot_id).table(name)
+    assert spark_rows(before, CUSTOMER_COLS) == want
