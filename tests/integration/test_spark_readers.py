@@ -452,6 +452,24 @@ def test_delta_change_data_feed(spark, tables):
         assert state == {k: {c: plain(w[c]) for c in CUSTOMER_COLS} for k, w in want.items()}, v
 
 
+def test_delta_change_data_feed_as_a_stream(spark, tables, tmp_path):
+    """A downstream Spark job consuming the change feed incrementally (several micro-batches)
+    sees exactly the rows of the batch read."""
+    path = tables["delta_upsert"]
+    name = "cdf_" + uuid.uuid4().hex[:8]
+    q = (spark.readStream.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
+         .option("maxFilesPerTrigger", 3).load(path)
+         .writeStream.format("memory").queryName(name).option("checkpointLocation", str(tmp_path / "ckpt"))
+         .trigger(availableNow=True).start())
+    q.awaitTermination()
+    assert q.exception() is None
+    assert q.lastProgress["batchId"] >= 2
+    cols = CUSTOMER_COLS + ["_change_type", "_commit_version"]
+    batch = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
+             .load(path))
+    assert spark_rows(spark.table(name), cols) == spark_rows(batch, cols)
+
+
 def test_delta_time_travel(spark, tables):
     path = tables["delta_upsert"]
     offsets = commit_offsets(path)
