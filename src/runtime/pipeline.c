@@ -100,8 +100,9 @@ static void log_batch(pipe_t *p, int64_t version, double dur, double commit_dur)
                               p->covered.v[i].topic, p->covered.v[i].partition,
                               (long long)p->covered.v[i].next_offset);
     cf_log(CF_LOG_INFO, "pipeline",
-           "batch: %llu events (c=%llu u=%llu d=%llu r=%llu t=%llu), %llu dead-letter, %llu tombstones, "
+           "%s: batch: %llu events (c=%llu u=%llu d=%llu r=%llu t=%llu), %llu dead-letter, %llu tombstones, "
            "next offsets %s, version %lld, %.1f ms (commit %.1f ms)",
+           p->cfg->table_name ? p->cfg->table_name : "table",
            (unsigned long long)(p->kinds[K_C] + p->kinds[K_U] + p->kinds[K_D] + p->kinds[K_R]),
            (unsigned long long)p->kinds[K_C], (unsigned long long)p->kinds[K_U],
            (unsigned long long)p->kinds[K_D], (unsigned long long)p->kinds[K_R],
@@ -388,10 +389,12 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         goto out;
     }
     for (int i = 0; i < start.n; i++)
-        cf_log(CF_LOG_INFO, "pipeline", "resume %s[%d] at offset %lld", start.v[i].topic,
+        cf_log(CF_LOG_INFO, "pipeline", "%s: resume %s[%d] at offset %lld",
+               cfg->table_name ? cfg->table_name : "table", start.v[i].topic,
                start.v[i].partition, (long long)start.v[i].next_offset);
     if (!start.n)
-        cf_log(CF_LOG_INFO, "pipeline", "no offsets in the table: starting from the earliest");
+        cf_log(CF_LOG_INFO, "pipeline", "%s: no offsets in the table: starting from the earliest",
+               cfg->table_name ? cfg->table_name : "table");
     if (cf_source_seek(cfg->source, &start, err))
         goto out;
     cf_source_set_hooks(cfg->source, on_assign, on_revoke, &p);

@@ -3,6 +3,7 @@
  * defaults; flags override them. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +259,7 @@ static int parse(opts *o, int argc, char **argv)
     int c;
     char *end;
 
-    optind = 1;
+    optind = 0;     /* 0: glibc starts afresh on a new argv (cdcflow run parses many) */
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (c) {
         case O_BOOTSTRAP: o->bootstrap = optarg; break;
@@ -334,173 +335,216 @@ static int parse(opts *o, int argc, char **argv)
     return 0;
 }
 
-static int run(int argc, char **argv, bool iceberg)
-{
-    opts o;
-    cf_err err = { 0 };
-    cf_source *src = NULL;
-    cf_sink *sink = NULL;
-    cf_decoder *dec = NULL;
-    cf_transform *xf = NULL;
-    cf_dlq *dlq = NULL;
-    cf_metrics *met = NULL;
-    cf_pipeline_stats st;
-    char location[4096], table_name[512], dlq_default[4200];
-    int rc = 1, lvl;
+/* One pipeline: options parsed, every stage open, ready to run. */
+typedef struct job {
+    opts          o;
+    cf_source    *src;
+    cf_sink      *sink;
+    cf_decoder   *dec;
+    cf_transform *xf;
+    cf_dlq       *dlq;
+    cf_metrics   *met;
+    char          location[4096], table_name[512], dlq_default[4200];
+    cf_pipeline_config pc;
+    cf_pipeline_stats  st;
+    cf_err        err;
+    int           rc;
+} job;
 
-    memset(&o, 0, sizeof o);
-    o.iceberg = iceberg;
-    o.bootstrap = env_or("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
-    o.table_path = env_or("DELTA_TABLE_PATH", "/tmp/delta-cdc/customers");
-    o.catalog = env_or("ICEBERG_CATALOG", "iceberg");
-    o.warehouse = env_or("ICEBERG_WAREHOUSE", "/tmp/iceberg-warehouse");
-    o.ns = env_or("ICEBERG_NAMESPACE", "analytics");
-    o.table = env_or("ICEBERG_TABLE", "customers_analytics");
-    o.checkpoint = env_or("CHECKPOINT_LOCATION", iceberg ? "/tmp/spark-checkpoints/kafka-to-iceberg"
-                                                         : "/tmp/spark-checkpoints/kafka-to-delta");
-    o.mode = "append";
-    o.deletes = "hard";
-    o.source = "kafka";
-    o.group_id = iceberg ? "cdcflow-iceberg" : "cdcflow-delta";
-    o.metrics_port = iceberg ? 9465 : 9464;
-    o.log_level = "info";
-    o.pipeline_id = iceberg ? "postgres_to_iceberg" : "postgres_to_delta";
-    if (list_add_csv(&o.topics, env_or("KAFKA_TOPIC", "postgres.public.customers")) || env_props(&o.props))
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    cf_source_close(j->src);
+    cf_dlq_close(j->dlq);
+    cf_sink_close(j->sink);
+    cf_transform_free(j->xf);
+    cf_decoder_free(j->dec);
+    cf_metrics_free(j->met);
+    list_free(&j->o.topics);
+    list_free(&j->o.partition_by);
+    list_free(&j->o.props);
+    free(j);
+}
+
+/* Parse argv (argv[0] = "delta" or "iceberg") over the environment's
+ * defaults and open every stage.  Returns the job (free with job_free), or
+ * NULL with *exit_code set: 0 after --help, 2 on bad usage, 1 on failure. */
+static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level, int *exit_code)
+{
+    job *j = calloc(1, sizeof *j);
+    opts *o;
+    int lvl;
+
+    *exit_code = 1;
+    if (!j) {
+        fprintf(stderr, "cdcflow: out of memory\n");
+        return NULL;
+    }
+    o = &j->o;
+    o->iceberg = iceberg;
+    o->bootstrap = env_or("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092");
+    o->table_path = env_or("DELTA_TABLE_PATH", "/tmp/delta-cdc/customers");
+    o->catalog = env_or("ICEBERG_CATALOG", "iceberg");
+    o->warehouse = env_or("ICEBERG_WAREHOUSE", "/tmp/iceberg-warehouse");
+    o->ns = env_or("ICEBERG_NAMESPACE", "analytics");
+    o->table = env_or("ICEBERG_TABLE", "customers_analytics");
+    o->checkpoint = env_or("CHECKPOINT_LOCATION", iceberg ? "/tmp/spark-checkpoints/kafka-to-iceberg"
+                                                          : "/tmp/spark-checkpoints/kafka-to-delta");
+    o->mode = "append";
+    o->deletes = "hard";
+    o->source = "kafka";
+    o->group_id = iceberg ? "cdcflow-iceberg" : "cdcflow-delta";
+    o->metrics_port = iceberg ? 9465 : 9464;
+    o->log_level = "info";
+    o->pipeline_id = iceberg ? "postgres_to_iceberg" : "postgres_to_delta";
+    if (list_add_csv(&o->topics, env_or("KAFKA_TOPIC", "postgres.public.customers")) || env_props(&o->props))
         goto usage_fail;
-    switch (parse(&o, argc, argv)) {
+    switch (parse(o, argc, argv)) {
     case 0: break;
-    case 1: rc = 0; goto out;
+    case 1: *exit_code = 0; goto fail;
     default: goto usage_fail;
     }
-    if ((lvl = cf_log_level_parse(o.log_level)) < 0) {
-        fprintf(stderr, "cdcflow: --log-level '%s': expected error, warn, info or debug\n", o.log_level);
+    if ((lvl = cf_log_level_parse(o->log_level)) < 0) {
+        fprintf(stderr, "cdcflow: --log-level '%s': expected error, warn, info or debug\n", o->log_level);
         goto usage_fail;
     }
-    cf_log_set_level((cf_log_level)lvl);
-    if (strcmp(o.mode, "append") && strcmp(o.mode, "upsert")) {
-        fprintf(stderr, "cdcflow: --mode '%s': expected append or upsert\n", o.mode);
+    if (set_log_level)
+        cf_log_set_level((cf_log_level)lvl);
+    if (strcmp(o->mode, "append") && strcmp(o->mode, "upsert")) {
+        fprintf(stderr, "cdcflow: --mode '%s': expected append or upsert\n", o->mode);
         goto usage_fail;
     }
-    if (strcmp(o.deletes, "hard") && strcmp(o.deletes, "soft")) {
-        fprintf(stderr, "cdcflow: --deletes '%s': expected hard or soft\n", o.deletes);
+    if (strcmp(o->deletes, "hard") && strcmp(o->deletes, "soft")) {
+        fprintf(stderr, "cdcflow: --deletes '%s': expected hard or soft\n", o->deletes);
         goto usage_fail;
     }
-    if (!o.topics.n) {
+    if (!o->topics.n) {
         fprintf(stderr, "cdcflow: no topic (set KAFKA_TOPIC or --topic)\n");
         goto usage_fail;
     }
     if (iceberg) {
-        snprintf(location, sizeof location, "%s/%s/%s", o.warehouse, o.ns, o.table);
-        snprintf(table_name, sizeof table_name, "%s.%s.%s", o.catalog, o.ns, o.table);
+        snprintf(j->location, sizeof j->location, "%s/%s/%s", o->warehouse, o->ns, o->table);
+        snprintf(j->table_name, sizeof j->table_name, "%s.%s.%s", o->catalog, o->ns, o->table);
     } else {
-        snprintf(location, sizeof location, "%s", o.table_path);
-        const char *b = strrchr(o.table_path, '/');
-        snprintf(table_name, sizeof table_name, "%s", b && b[1] ? b + 1 : o.table_path);
+        const char *b = strrchr(o->table_path, '/');
+        snprintf(j->location, sizeof j->location, "%s", o->table_path);
+        snprintf(j->table_name, sizeof j->table_name, "%s", b && b[1] ? b + 1 : o->table_path);
     }
-    if (!o.dlq) {
-        if (!strncmp(o.source, "file:", 5)) {
-            if (mkdir_p(o.checkpoint)) {
-                fprintf(stderr, "cdcflow: cannot create %s: %s\n", o.checkpoint, strerror(errno));
-                goto out;
+    if (!o->dlq) {
+        if (!strncmp(o->source, "file:", 5)) {
+            if (mkdir_p(o->checkpoint)) {
+                fprintf(stderr, "cdcflow: cannot create %s: %s\n", o->checkpoint, strerror(errno));
+                goto fail;
             }
-            snprintf(dlq_default, sizeof dlq_default, "file:%s/dead-letter.jsonl", o.checkpoint);
-            o.dlq = dlq_default;
+            snprintf(j->dlq_default, sizeof j->dlq_default, "file:%s/dead-letter.jsonl", o->checkpoint);
+            o->dlq = j->dlq_default;
         } else {
-            o.dlq = "kafka";
+            o->dlq = "kafka";
         }
     }
-
-    cf_signals_install();
     {
         cf_sink_config sc = {
             .kind = iceberg ? "iceberg" : "delta",
-            .location = location,
-            .table_name = table_name,
-            .mode = strcmp(o.mode, "upsert") ? CF_MODE_APPEND : CF_MODE_UPSERT,
-            .soft_deletes = !strcmp(o.deletes, "soft"),
-            .partition_by = o.partition_by.v,
-            .npartition_by = o.partition_by.n,
+            .location = j->location,
+            .table_name = j->table_name,
+            .mode = strcmp(o->mode, "upsert") ? CF_MODE_APPEND : CF_MODE_UPSERT,
+            .soft_deletes = !strcmp(o->deletes, "soft"),
+            .partition_by = o->partition_by.v,
+            .npartition_by = o->partition_by.n,
             /* Fixed, so that renaming the pipeline does not lose its place. */
             .app_id = "cdcflow",
             .codec = CF_CODEC_ZSTD,
         };
         cf_source_config srcc = {
-            .spec = o.source,
-            .bootstrap = o.bootstrap,
-            .topics = o.topics.v,
-            .ntopics = o.topics.n,
-            .group_id = o.group_id,
-            .props = o.props.v,
-            .nprops = o.props.n,
-            .max_message_bytes = o.max_msg,
+            .spec = o->source,
+            .bootstrap = o->bootstrap,
+            .topics = o->topics.v,
+            .ntopics = o->topics.n,
+            .group_id = o->group_id,
+            .props = o->props.v,
+            .nprops = o->props.n,
+            .max_message_bytes = o->max_msg,
         };
-        cf_dlq_config dc = { .spec = o.dlq, .bootstrap = o.bootstrap, .props = o.props.v, .nprops = o.props.n };
-        cf_decoder_config decc = { .max_message_bytes = o.max_msg };
-        cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o.pipeline_id };
+        cf_dlq_config dc = { .spec = o->dlq, .bootstrap = o->bootstrap, .props = o->props.v, .nprops = o->props.n };
+        cf_decoder_config decc = { .max_message_bytes = o->max_msg };
+        cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o->pipeline_id };
 
-        if (!(sink = cf_sink_open(&sc, &err)) || !(src = cf_source_open(&srcc, &err))
-            || !(dlq = cf_dlq_open(&dc, &err)) || !(dec = cf_decoder_new(&decc, &err))
-            || !(xf = cf_transform_new(&xc, &err)))
-            goto fail;
-        if (o.metrics_port) {
-            if (!(met = cf_metrics_new(table_name, o.pipeline_id))) {
-                cf_err_set(&err, CF_E_NOMEM, "out of memory");
-                goto fail;
+        if (!(j->sink = cf_sink_open(&sc, &j->err)) || !(j->src = cf_source_open(&srcc, &j->err))
+            || !(j->dlq = cf_dlq_open(&dc, &j->err)) || !(j->dec = cf_decoder_new(&decc, &j->err))
+            || !(j->xf = cf_transform_new(&xc, &j->err)))
+            goto open_fail;
+        if (o->metrics_port) {
+            double trig = (o->trigger_ms ? o->trigger_ms : CF_PIPELINE_DEFAULT_TRIGGER_MS) / 1e3;
+            if (!(j->met = cf_metrics_new(j->table_name, o->pipeline_id))) {
+                cf_err_set(&j->err, CF_E_NOMEM, "out of memory");
+                goto open_fail;
             }
             /* Healthy means committing within a few triggers when input waits. */
-            {
-                double trig = (o.trigger_ms ? o.trigger_ms : CF_PIPELINE_DEFAULT_TRIGGER_MS) / 1e3;
-                cf_metrics_set_health_limits(met, trig * 10 > 120 ? trig * 10 : 120, 60 + trig);
-            }
-            if (cf_metrics_serve(met, o.metrics_port, &err))
-                goto fail;
+            cf_metrics_set_health_limits(j->met, trig * 10 > 120 ? trig * 10 : 120, 60 + trig);
+            if (cf_metrics_serve(j->met, o->metrics_port, &j->err))
+                goto open_fail;
         }
-        cf_log(CF_LOG_INFO, "cdcflow", "%s: %s (%s) -> %s %s, mode %s, dead-letter %s%s", o.pipeline_id,
-               o.source, o.topics.v[0], iceberg ? "iceberg" : "delta", location, o.mode,
-               cf_dlq_describe(dlq), met ? "" : ", metrics off");
-        if (met)
-            cf_log(CF_LOG_INFO, "cdcflow", "metrics on http://127.0.0.1:%d/metrics", cf_metrics_port(met));
-
-        cf_pipeline_config pc = {
-            .source = src,
-            .sink = sink,
-            .decoder = dec,
-            .transform = xf,
-            .dlq = dlq,
-            .metrics = met,
-            .table_name = table_name,
+        j->pc = (cf_pipeline_config){
+            .source = j->src,
+            .sink = j->sink,
+            .decoder = j->dec,
+            .transform = j->xf,
+            .dlq = j->dlq,
+            .metrics = j->met,
+            .table_name = j->table_name,
             .mode = sc.mode,
-            .trigger_ms = o.trigger_ms,
-            .max_offsets = o.max_offsets,
-            .max_message_bytes = o.max_msg,
-            .available_now = o.available_now,
-            .progress = isatty(STDERR_FILENO),
+            .trigger_ms = o->trigger_ms,
+            .max_offsets = o->max_offsets,
+            .max_message_bytes = o->max_msg,
+            .available_now = o->available_now,
         };
-        if (cf_pipeline_run(&pc, &st, &err))
-            goto fail;
-        cf_log(CF_LOG_INFO, "cdcflow", "stopped cleanly: %llu messages, %llu events, %llu dead-letter, "
-               "%llu commits, table version %lld",
-               (unsigned long long)st.messages, (unsigned long long)st.events,
-               (unsigned long long)st.dead_letter, (unsigned long long)st.batches, (long long)st.version);
-        rc = 0;
-        goto out;
     }
-fail:
-    cf_log(CF_LOG_ERROR, "cdcflow", "%s: %s", cf_code_name(err.code), err.msg);
-    rc = 1;
-    goto out;
+    *exit_code = 0;
+    return j;
+open_fail:
+    cf_log(CF_LOG_ERROR, "cdcflow", "%s: %s", cf_code_name(j->err.code), j->err.msg);
+    goto fail;
 usage_fail:
-    rc = 2;
-out:
-    cf_source_close(src);
-    cf_dlq_close(dlq);
-    cf_sink_close(sink);
-    cf_transform_free(xf);
-    cf_decoder_free(dec);
-    cf_metrics_free(met);
-    list_free(&o.topics);
-    list_free(&o.partition_by);
-    list_free(&o.props);
+    *exit_code = 2;
+fail:
+    job_free(j);
+    return NULL;
+}
+
+/* Run the pipeline to its end; returns the exit code. */
+static int job_execute(job *j)
+{
+    const opts *o = &j->o;
+
+    cf_log(CF_LOG_INFO, "cdcflow", "%s: %s (%s) -> %s %s, mode %s, dead-letter %s%s", o->pipeline_id,
+           o->source, o->topics.v[0], o->iceberg ? "iceberg" : "delta", j->location, o->mode,
+           cf_dlq_describe(j->dlq), j->met ? "" : ", metrics off");
+    if (j->met)
+        cf_log(CF_LOG_INFO, "cdcflow", "%s: metrics on http://127.0.0.1:%d/metrics", o->pipeline_id,
+               cf_metrics_port(j->met));
+    if (cf_pipeline_run(&j->pc, &j->st, &j->err)) {
+        cf_log(CF_LOG_ERROR, "cdcflow", "%s: %s: %s", o->pipeline_id, cf_code_name(j->err.code), j->err.msg);
+        return 1;
+    }
+    cf_log(CF_LOG_INFO, "cdcflow", "%s: stopped cleanly: %llu messages, %llu events, %llu dead-letter, "
+           "%llu commits, table version %lld", o->pipeline_id,
+           (unsigned long long)j->st.messages, (unsigned long long)j->st.events,
+           (unsigned long long)j->st.dead_letter, (unsigned long long)j->st.batches, (long long)j->st.version);
+    return 0;
+}
+
+static int run(int argc, char **argv, bool iceberg)
+{
+    int rc;
+    job *j = job_prepare(argc, argv, iceberg, true, &rc);
+
+    if (!j)
+        return rc;
+    cf_signals_install();
+    j->pc.progress = isatty(STDERR_FILENO);
+    rc = job_execute(j);
+    job_free(j);
     return rc;
 }
 
@@ -514,9 +558,170 @@ int cf_cmd_iceberg(int argc, char **argv)
     return run(argc, argv, true);
 }
 
+/* ---- cdcflow run FILE: several pipelines in one process ---- */
+
+#define RUN_MAX_JOBS 32
+#define RUN_MAX_ARGS 128
+#define RUN_MAX_LINE 8192
+
+typedef struct line_args {
+    int   argc;
+    char *argv[RUN_MAX_ARGS + 1];
+} line_args;
+
+/* Split a line into words: blanks separate, '...' and "..." quote (no
+ * escapes), # starts a comment.  Returns the number of words, -1 if bad. */
+static int split_line(const char *line, line_args *la)
+{
+    const char *p = line;
+
+    la->argc = 0;
+    for (;;) {
+        char word[RUN_MAX_LINE];
+        size_t n = 0;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            p++;
+        if (!*p || *p == '#')
+            break;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            if (*p == '\'' || *p == '"') {
+                char q = *p++;
+                while (*p && *p != q && n < sizeof word - 1)
+                    word[n++] = *p++;
+                if (*p != q)
+                    return -1;
+                p++;
+            } else if (n < sizeof word - 1) {
+                word[n++] = *p++;
+            } else {
+                return -1;
+            }
+        }
+        word[n] = '\0';
+        if (la->argc == RUN_MAX_ARGS || !(la->argv[la->argc] = strdup(word)))
+            return -1;
+        la->argc++;
+    }
+    la->argv[la->argc] = NULL;
+    return la->argc;
+}
+
+static void run_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: cdcflow run FILE\n"
+            "\n"
+            "Run several pipelines in one process, one per line of FILE:\n"
+            "\n"
+            "  # table               options, exactly as for `cdcflow delta` / `cdcflow iceberg`\n"
+            "  delta   --topic postgres.public.customers --table-path /data/customers --metrics-port 9464\n"
+            "  delta   --topic postgres.public.orders --table-path /data/orders --mode upsert --metrics-port 9466\n"
+            "  iceberg --topic postgres.public.products --table products --metrics-port 9465\n"
+            "\n"
+            "Words are separated by blanks, '...' and \"...\" quote, # starts a comment.  The\n"
+            "environment variables of the single commands apply to every line; give each\n"
+            "line its own --metrics-port (or 0) and, for different tables, its own\n"
+            "--group-id or table location.  SIGTERM/SIGINT stop every pipeline gracefully;\n"
+            "if one fails the others are stopped too.  --log-level is taken from the first line.\n"
+            "Exit status: 0 all stopped cleanly, 1 a pipeline failed, 2 bad usage.\n");
+}
+
+typedef struct run_slot {
+    job      *j;
+    pthread_t th;
+    int       rc;
+} run_slot;
+
+static void *run_thread(void *opaque)
+{
+    run_slot *r = opaque;
+    r->rc = job_execute(r->j);
+    if (r->rc)
+        cf_signals_request_stop();      /* one down: stop the others cleanly */
+    return NULL;
+}
+
 int cf_cmd_run(int argc, char **argv)
 {
-    fputs("cdcflow: run: multi-table config files are not implemented yet; "
-          "run one `cdcflow delta` or `cdcflow iceberg` per table\n", stderr);
-    return 3;
+    static line_args lines[RUN_MAX_JOBS];
+    run_slot slots[RUN_MAX_JOBS];
+    int nlines = 0, njobs = 0, rc = 0, lineno = 0;
+    char buf[RUN_MAX_LINE];
+    FILE *f;
+
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        run_usage(stdout);
+        return 0;
+    }
+    if (argc != 2) {
+        run_usage(stderr);
+        return 2;
+    }
+    if (!(f = fopen(argv[1], "r"))) {
+        fprintf(stderr, "cdcflow: run: %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    memset(slots, 0, sizeof slots);
+    while (fgets(buf, sizeof buf, f)) {
+        line_args *la;
+        lineno++;
+        if (nlines == RUN_MAX_JOBS) {
+            fprintf(stderr, "cdcflow: run: %s:%d: more than %d pipelines\n", argv[1], lineno, RUN_MAX_JOBS);
+            rc = 2;
+            break;
+        }
+        la = &lines[nlines];
+        int n = split_line(buf, la);
+        if (n < 0) {
+            fprintf(stderr, "cdcflow: run: %s:%d: unbalanced quote or line too long\n", argv[1], lineno);
+            rc = 2;
+            nlines++;
+            break;
+        }
+        nlines++;
+        if (n == 0)
+            continue;
+        if (strcmp(la->argv[0], "delta") && strcmp(la->argv[0], "iceberg")) {
+            fprintf(stderr, "cdcflow: run: %s:%d: expected delta or iceberg, got '%s'\n", argv[1], lineno,
+                    la->argv[0]);
+            rc = 2;
+            break;
+        }
+        /* Option strings point into la->argv: it lives until the end. */
+        slots[njobs].j = job_prepare(la->argc, la->argv, !strcmp(la->argv[0], "iceberg"), njobs == 0, &rc);
+        if (!slots[njobs].j) {
+            fprintf(stderr, "cdcflow: run: %s:%d: pipeline not started\n", argv[1], lineno);
+            if (!rc)
+                rc = 2;     /* --help inside a file is a mistake */
+            break;
+        }
+        njobs++;
+    }
+    fclose(f);
+    if (!rc && !njobs) {
+        fprintf(stderr, "cdcflow: run: %s: no pipeline\n", argv[1]);
+        rc = 2;
+    }
+    if (!rc) {
+        cf_signals_install();
+        for (int i = 0; i < njobs; i++)
+            if (pthread_create(&slots[i].th, NULL, run_thread, &slots[i])) {
+                fprintf(stderr, "cdcflow: run: cannot start a thread\n");
+                cf_signals_request_stop();
+                njobs = i;
+                rc = 1;
+                break;
+            }
+        for (int i = 0; i < njobs; i++) {
+            pthread_join(slots[i].th, NULL);
+            if (slots[i].rc)
+                rc = 1;
+        }
+    }
+    for (int i = 0; i < RUN_MAX_JOBS; i++)
+        job_free(slots[i].j);
+    for (int i = 0; i < nlines; i++)
+        for (int k = 0; k < lines[i].argc; k++)
+            free(lines[i].argv[k]);
+    return rc;
 }

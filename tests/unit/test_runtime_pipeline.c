@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cf_test.h"
+#include "cli/commands.h"
 #include "runtime/pipeline.h"
 #include "runtime/signals.h"
 #include "source/source_int.h"
@@ -795,6 +796,68 @@ static void test_second_signal_exits_at_once(void)
     CHECK_EQ_INT(WEXITSTATUS(status), 128 + SIGINT);
 }
 
+/* `cdcflow run FILE`: two pipelines in one process, each into its own table. */
+static void test_run_config_file(void)
+{
+    char dir[128], conf[256], ev1[256], ev2[256], check[300];
+    char line[2048];
+    FILE *f;
+    char *argv[3] = { "run", conf, NULL };
+
+    snprintf(dir, sizeof dir, "/tmp/cf_test_run_%d", (int)getpid());
+    snprintf(ev1, sizeof ev1, "%s.a.jsonl", dir);
+    snprintf(ev2, sizeof ev2, "%s.b.jsonl", dir);
+    snprintf(conf, sizeof conf, "%s.conf", dir);
+    f = fopen(ev1, "w");
+    for (int i = 0; i < 3; i++) {
+        event_line(line, sizeof line, 'c', i + 1);
+        fprintf(f, "%s\n", line);
+    }
+    fclose(f);
+    f = fopen(ev2, "w");
+    event_line(line, sizeof line, 'c', 9);
+    fprintf(f, "%s\nnot json\n", line);
+    fclose(f);
+    f = fopen(conf, "w");
+    fprintf(f, "# two tables\n\n"
+               "delta --source file:%s --table-path %s/a --metrics-port 0 --checkpoint-location %s/s1\n"
+               "delta --source 'file:%s' --table-path \"%s/b\" --metrics-port 0 --checkpoint-location %s/s2 # x\n",
+            ev1, dir, dir, ev2, dir, dir);
+    fclose(f);
+    cf_signals_reset();
+    CHECK_EQ_INT(cf_cmd_run(2, argv), 0);
+    snprintf(check, sizeof check, "%s/a/_delta_log/00000000000000000000.json", dir);
+    CHECK(access(check, F_OK) == 0);
+    snprintf(check, sizeof check, "%s/b/_delta_log/00000000000000000000.json", dir);
+    CHECK(access(check, F_OK) == 0);
+    snprintf(check, sizeof check, "%s/s2/dead-letter.jsonl", dir);
+    {
+        char *d = slurp(check);
+        CHECK_EQ_INT(count_lines(d), 1);
+        free(d);
+    }
+    /* Bad files are usage errors; nothing starts. */
+    f = fopen(conf, "w");
+    fputs("delta --mode sideways\n", f);
+    fclose(f);
+    CHECK_EQ_INT(cf_cmd_run(2, argv), 2);
+    f = fopen(conf, "w");
+    fputs("spark --topic x\n", f);
+    fclose(f);
+    CHECK_EQ_INT(cf_cmd_run(2, argv), 2);
+    f = fopen(conf, "w");
+    fputs("delta --topic 'unterminated\n", f);
+    fclose(f);
+    CHECK_EQ_INT(cf_cmd_run(2, argv), 2);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    {
+        char rm[1024];
+        snprintf(rm, sizeof rm, "rm -rf '%s' '%s' '%s' '%s'", dir, ev1, ev2, conf);
+        CHECK_EQ_INT(system(rm), 0);
+    }
+}
+
 __attribute__((constructor)) static void quiet(void)
 {
     cf_log_set_level(getenv("CF_TEST_VERBOSE") ? CF_LOG_DEBUG : CF_LOG_ERROR);
@@ -805,4 +868,5 @@ CF_TEST_MAIN("runtime_pipeline",
              T(test_size_cap_and_upsert_key), T(test_commit_failure_is_an_error),
              T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka),
              T(test_revoke_commits_batch_in_flight), T(test_two_topics_available_now),
-             T(test_schema_change_cuts_batch), T(test_second_signal_exits_at_once))
+             T(test_schema_change_cuts_batch), T(test_second_signal_exits_at_once),
+             T(test_run_config_file))
