@@ -12,6 +12,10 @@ if ! scripts/stack.sh status >/dev/null 2>&1; then
     scripts/stack.sh start || { echo "run_integration: the stack did not start (see above)" >&2; exit 1; }
 fi
 
+# The tests drive build/cdcflow and the bench drivers (bench_delta, bench_parquet) as producers of
+# tables and files; build them once here rather than racing to build them from inside tests.
+make -s all build/bench/bench_delta build/bench/bench_parquet >/dev/null || { echo "run_integration: build failed" >&2; exit 1; }
+
 ntests=$(find tests/integration -name 'test_*.py' | wc -l)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
