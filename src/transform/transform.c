@@ -381,6 +381,19 @@ static int put_meta(cf_transform *t, const cf_event *ev, cf_batch *out, int m, s
     return 0;
 }
 
+/* Value `i` of the row image, with Debezium's unchanged-TOAST placeholder
+ * resolved from the before image when the event carries a full one
+ * (REPLICA IDENTITY FULL): the old value is the value. */
+static const cf_value *image_value(const cf_event *ev, const cf_row *img, int i)
+{
+    const cf_value *v = &img->vals[i];
+
+    if (v->kind == CF_V_UNAVAILABLE && img == &ev->after && ev->before.present &&
+        ev->before.vals[i].kind != CF_V_UNAVAILABLE)
+        v = &ev->before.vals[i];
+    return v;
+}
+
 static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, const cf_row *img,
                            cf_batch *out, size_t row, cf_err *err)
 {
@@ -391,7 +404,7 @@ static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, co
     bool ua;
 
     for (int i = 0; i < NIN; i++) {
-        in[i] = m->idx[i] >= 0 ? &img->vals[m->idx[i]] : &null_value;
+        in[i] = m->idx[i] >= 0 ? image_value(ev, img, m->idx[i]) : &null_value;
         ty[i] = m->idx[i] >= 0 ? src->fields[m->idx[i]].type : (cf_type){ CF_T_STRING, 0, 0 };
     }
     if (in[I_ID]->kind != CF_V_INT)
@@ -443,7 +456,7 @@ static int apply_passthrough(cf_transform *t, const cf_event *ev, const cf_row *
     const cf_schema *src = ev->schema;
 
     for (int i = 0; i < src->nfields; i++) {
-        const cf_value *v = &img->vals[i];
+        const cf_value *v = image_value(ev, img, i);
         if (put(&out->cols[i], row, v, src->fields[i].type, src->fields[i].name, err))
             return -1;
         if (v->kind == CF_V_UNAVAILABLE && ua_add(t, row, i, err))

@@ -297,6 +297,36 @@ static void test_unavailable_cells(void)
     cf_decoder_free(d);
 }
 
+/* REPLICA IDENTITY FULL: the before image holds the old value of an
+ * unchanged TOAST column, so the row is complete and nothing is unknown. */
+static void test_unavailable_filled_from_before(void)
+{
+    cf_decoder *d = cf_decoder_new(NULL, NULL);
+    cf_transform *t = cf_transform_new(NULL, NULL);
+    cf_transform_config pc = { .kind = CF_XF_PASSTHROUGH };
+    cf_transform *p = cf_transform_new(&pc, NULL);
+    cf_event ev;
+    cf_batch *b = run(d, t, TOPIC, "customers_toast_full_bare.json", &ev);
+
+    CHECK(b != NULL);
+    if (b) {
+        CHECK_EQ_STR(gets(b, 0, "full_name"), "John Doe");
+        CHECK_EQ_INT(cf_transform_unavailable_count(t, b), 0);
+    }
+    cf_batch_free(b);
+    b = run(d, p, TOPIC, "customers_toast_full_bare.json", &ev);
+    CHECK(b != NULL);
+    if (b) {
+        CHECK_EQ_STR(gets(b, 0, "address_line1"), "1 Main St");
+        CHECK_EQ_STR(gets(b, 0, "first_name"), "John");
+        CHECK_EQ_INT(cf_transform_unavailable_count(p, b), 0);
+    }
+    cf_batch_free(b);
+    cf_transform_free(p);
+    cf_transform_free(t);
+    cf_decoder_free(d);
+}
+
 static void test_passthrough(void)
 {
     cf_decoder *d = cf_decoder_new(NULL, NULL);
@@ -465,5 +495,5 @@ out:
 CF_TEST_MAIN("transform",
     T(test_customers_schema), T(test_customers_insert), T(test_customers_nulls_like_concat_ws),
     T(test_customers_update_and_delete_full), T(test_truncate_and_tombstone_append_nothing),
-    T(test_unavailable_cells), T(test_passthrough), T(test_schema_versions_and_pk),
+    T(test_unavailable_cells), T(test_unavailable_filled_from_before), T(test_passthrough), T(test_schema_versions_and_pk),
     T(test_wrong_batch_is_refused), T(test_forced_kinds), T(test_steady_state_heap_does_not_grow))
