@@ -5,11 +5,13 @@
  * Remove tombstones of the last 7 days are kept (they tell other tools'
  * vacuum what recent versions still need).
  *
- * Reading checkpoints back needs a nested Parquet reader, which cdcflow does
- * not have: our own snapshot replays JSON commits (we never delete them), the
- * checkpoints are for other readers and for log cleanup by other tools. */
+ * Reading takes any V1 checkpoint (ours, delta-rs's, Spark's; single-file or
+ * multi-part): each row becomes the JSON action it stands for and goes
+ * through the same replay as a commit line, so both paths check the same
+ * things (protocol features, deletion vectors). */
 #include "table/delta/delta_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* delta.deletedFileRetentionDuration's default: one week */
@@ -399,10 +402,387 @@ out:
     return rc;
 }
 
+/* ---- reading a checkpoint back ---------------------------------------- */
+
+/* cap on the parts of a multi-part checkpoint we accept */
+#define MAX_PARTS 10000
+
+/* Flat leaves read per row group (no repeated ancestor: entry i = row i). */
+enum {
+    R_TXN_APP, R_TXN_VER, R_TXN_UPD,
+    R_ADD_PATH, R_ADD_SIZE, R_ADD_MTIME, R_ADD_DC, R_ADD_STATS, R_ADD_DV,
+    R_RM_PATH, R_RM_DTS, R_RM_DC, R_RM_SIZE,
+    R_MD_ID, R_MD_NAME, R_MD_DESC, R_MD_PROV, R_MD_SCHEMA, R_MD_CTIME,
+    R_PR_R, R_PR_W,
+    R_NFLAT
+};
+static const char *const flat_name[R_NFLAT] = {
+    "txn.appId", "txn.version", "txn.lastUpdated",
+    "add.path", "add.size", "add.modificationTime", "add.dataChange", "add.stats",
+    "add.deletionVector.storageType",
+    "remove.path", "remove.deletionTimestamp", "remove.dataChange", "remove.size",
+    "metaData.id", "metaData.name", "metaData.description", "metaData.format.provider",
+    "metaData.schemaString", "metaData.createdTime",
+    "protocol.minReaderVersion", "protocol.minWriterVersion",
+};
+
+/* Maps and lists, by the dotted prefix of their group: whatever the
+ * writer named the repeated level ("key_value", "map", "list", "bag"). */
+enum { M_ADD_PV, M_RM_PV, M_MD_CONF, M_MD_OPTS, L_MD_PC, L_PR_RF, L_PR_WF, R_NREP };
+static const char *const rep_name[R_NREP] = {
+    "add.partitionValues.", "remove.partitionValues.", "metaData.configuration.",
+    "metaData.format.options.", "metaData.partitionColumns.", "protocol.readerFeatures.",
+    "protocol.writerFeatures.",
+};
+
+typedef struct ckr {
+    cf_pq_leaf_data flat[R_NFLAT];
+    bool            has_flat[R_NFLAT];
+    json_t        **rep[R_NREP];  /* per row: object (map) or array (list); NULL = none */
+    size_t          nrows;
+} ckr;
+
+static bool fvalid(const ckr *c, int f, size_t row)
+{
+    const cf_pq_leaf_data *d = &c->flat[f];
+    return c->has_flat[f] && row < d->n && (d->max_def == 0 || d->def[row] == d->max_def) &&
+           cf_col_valid(&d->vals, row);
+}
+
+static json_t *fjson(const ckr *c, int f, size_t row)
+{
+    const cf_pq_leaf_data *d = &c->flat[f];
+    size_t len;
+    const uint8_t *b;
+
+    if (!fvalid(c, f, row))
+        return NULL;
+    switch (d->vals.type.id) {
+    case CF_T_STRING:
+    case CF_T_BINARY:
+        b = cf_col_bytes(&d->vals, row, &len);
+        return json_stringn_nocheck((const char *)b, len);
+    case CF_T_INT64: return json_integer(cf_col_i64(&d->vals, row));
+    case CF_T_INT32: return json_integer(cf_col_i32(&d->vals, row));
+    case CF_T_BOOL: return json_boolean(cf_col_bool(&d->vals, row));
+    default: return NULL;   /* a type the protocol does not use here: as if absent */
+    }
+}
+
+/* Set o[key] from flat leaf f of row, when valid. */
+static int fset(json_t *o, const char *key, const ckr *c, int f, size_t row)
+{
+    json_t *v = fjson(c, f, row);
+    return v ? json_object_set_new(o, key, v) : 0;
+}
+
+/* The leaves under `prefix`: a map has two (key, value), a list one. */
+static int find_under(const cf_pq_reader *r, const char *prefix, int *leaves, int max)
+{
+    int n = 0, nl = cf_pq_reader_num_leaves(r);
+    size_t pl = strlen(prefix);
+    for (int i = 0; i < nl; i++) {
+        const char *p = cf_pq_reader_leaf_path(r, i);
+        if (p && !strncmp(p, prefix, pl)) {
+            if (n == max)
+                return -1;
+            leaves[n++] = i;
+        }
+    }
+    return n;
+}
+
+/* Turn a map (k, v) or list (k alone) leaf into one JSON value per row. */
+static int rep_rows(const cf_pq_leaf_data *k, const cf_pq_leaf_data *v, size_t nrows, json_t **out,
+                    const char *what, cf_err *err)
+{
+    int64_t row = -1;
+
+    if (k->max_rep == 0 || (v && (v->n != k->n || v->max_rep != k->max_rep)))
+        return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s is not a map or list", what);
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->rep[i] == 0)
+            row++;
+        if (row < 0 || (size_t)row >= nrows)
+            return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s has more rows than the row group",
+                              what);
+        if (k->def[i] != k->max_def || !cf_col_valid(&k->vals, i))
+            continue;   /* null or empty map/list, or a null list element */
+        if (k->vals.type.id != CF_T_STRING && k->vals.type.id != CF_T_BINARY)
+            return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s is not of strings", what);
+        size_t kl, vl;
+        const char *kb = (const char *)cf_col_bytes(&k->vals, i, &kl);
+        if (!out[row] && !(out[row] = v ? json_object() : json_array()))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        json_t *x;
+        if (v) {
+            if (memchr(kb, 0, kl))
+                return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s has a NUL in a key", what);
+            char *key = strndup(kb, kl);
+            if (!key)
+                return cf_err_set(err, CF_E_NOMEM, "out of memory");
+            if (v->def[i] == v->max_def && cf_col_valid(&v->vals, i) &&
+                (v->vals.type.id == CF_T_STRING || v->vals.type.id == CF_T_BINARY)) {
+                const char *vb = (const char *)cf_col_bytes(&v->vals, i, &vl);
+                x = json_stringn(vb, vl);
+            } else {
+                x = json_null();
+            }
+            int rc = x ? json_object_set_new(out[row], key, x) : -1;
+            free(key);
+            if (rc)
+                return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s: a value is not UTF-8", what);
+        } else {
+            if (!(x = json_stringn(kb, kl)) || json_array_append_new(out[row], x))
+                return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s: a value is not UTF-8", what);
+        }
+    }
+    return 0;
+}
+
+static void ckr_clear(ckr *c)
+{
+    for (int f = 0; f < R_NFLAT; f++)
+        cf_pq_leaf_data_free(&c->flat[f]);
+    for (int m = 0; m < R_NREP; m++) {
+        if (c->rep[m])
+            for (size_t i = 0; i < c->nrows; i++)
+                json_decref(c->rep[m][i]);
+        free(c->rep[m]);
+        c->rep[m] = NULL;
+    }
+    c->nrows = 0;
+}
+
+/* Load the leaves of row group rg. */
+static int ckr_load(ckr *c, cf_pq_reader *r, int rg, cf_err *err)
+{
+    int64_t rows = cf_pq_reader_row_group_rows(r, rg);
+
+    if (rows < 0)
+        return cf_err_set(err, CF_E_CORRUPT, "checkpoint row group %d has no row count", rg);
+    c->nrows = (size_t)rows;
+    for (int f = 0; f < R_NFLAT; f++) {
+        int li = cf_pq_reader_find_leaf(r, flat_name[f]);
+        c->has_flat[f] = li >= 0;
+        if (li < 0)
+            continue;
+        if (cf_pq_reader_read_leaf(r, rg, li, &c->flat[f], err))
+            return cf_err_wrap(err, "checkpoint column %s", flat_name[f]);
+        if (c->flat[f].max_rep != 0 || c->flat[f].n != c->nrows)
+            return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s: %zu entries for %zu rows",
+                              flat_name[f], c->flat[f].n, c->nrows);
+    }
+    for (int m = 0; m < R_NREP; m++) {
+        int leaves[2], n = find_under(r, rep_name[m], leaves, 2);
+        bool is_map = m < L_MD_PC;
+        if (n <= 0)
+            continue;
+        if (n != (is_map ? 2 : 1))
+            return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %.*s has %d leaves", 
+                              (int)strlen(rep_name[m]) - 1, rep_name[m], n);
+        if (!(c->rep[m] = calloc(c->nrows ? c->nrows : 1, sizeof *c->rep[m])))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        cf_pq_leaf_data kd = { 0 }, vd = { 0 };
+        int rc = cf_pq_reader_read_leaf(r, rg, leaves[0], &kd, err);
+        if (!rc && is_map)
+            rc = cf_pq_reader_read_leaf(r, rg, leaves[1], &vd, err);
+        if (!rc)
+            rc = rep_rows(&kd, is_map ? &vd : NULL, c->nrows, c->rep[m], rep_name[m], err);
+        cf_pq_leaf_data_free(&kd);
+        cf_pq_leaf_data_free(&vd);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* The map or list of row `row` (a new reference), or a fresh empty one. */
+static json_t *rget(const ckr *c, int m, size_t row)
+{
+    json_t *x = c->rep[m] ? c->rep[m][row] : NULL;
+    if (x)
+        return json_incref(x);
+    return m < L_MD_PC ? json_object() : json_array();
+}
+
+/* The action of row `row`, applied to s. */
+static int apply_row(cf_delta_snap *s, const ckr *c, size_t row, cf_err *err)
+{
+    json_t *a = json_object(), *o = json_object();
+    const char *kind = NULL;
+    int rc;
+
+    if (!a || !o)
+        goto oom;
+    if (fvalid(c, R_ADD_PATH, row)) {
+        kind = "add";
+        fset(o, "path", c, R_ADD_PATH, row);
+        json_object_set_new(o, "partitionValues", rget(c, M_ADD_PV, row));
+        fset(o, "size", c, R_ADD_SIZE, row);
+        fset(o, "modificationTime", c, R_ADD_MTIME, row);
+        fset(o, "dataChange", c, R_ADD_DC, row);
+        fset(o, "stats", c, R_ADD_STATS, row);
+        if (fvalid(c, R_ADD_DV, row)) {   /* apply_add refuses it, naming the file */
+            json_t *dv = json_object();
+            fset(dv, "storageType", c, R_ADD_DV, row);
+            json_object_set_new(o, "deletionVector", dv);
+        }
+    } else if (fvalid(c, R_RM_PATH, row)) {
+        /* A tombstone: keep it as a removed slot (our next checkpoint carries
+         * it on for other tools' vacuum).  A live path wins. */
+        json_t *p = fjson(c, R_RM_PATH, row);
+        if (!p || !json_is_string(p) || cf_delta_snap_file(s, json_string_value(p))) {
+            json_decref(p);
+            goto done;
+        }
+        json_object_set_new(o, "path", p);
+        json_object_set_new(o, "partitionValues", rget(c, M_RM_PV, row));
+        fset(o, "size", c, R_RM_SIZE, row);
+        json_object_set_new(a, "add", o);
+        rc = cf_delta_snap_apply_action(s, a, err);
+        json_decref(a);
+        if (rc)
+            goto fail_o;
+        a = json_object();
+        o = json_object();
+        if (!a || !o)
+            goto oom;
+        kind = "remove";
+        fset(o, "path", c, R_RM_PATH, row);
+        fset(o, "deletionTimestamp", c, R_RM_DTS, row);
+        fset(o, "dataChange", c, R_RM_DC, row);
+    } else if (fvalid(c, R_TXN_APP, row)) {
+        kind = "txn";
+        fset(o, "appId", c, R_TXN_APP, row);
+        fset(o, "version", c, R_TXN_VER, row);
+        fset(o, "lastUpdated", c, R_TXN_UPD, row);
+    } else if (fvalid(c, R_MD_SCHEMA, row) || fvalid(c, R_MD_ID, row)) {
+        json_t *fmt = json_object();
+        kind = "metaData";
+        fset(o, "id", c, R_MD_ID, row);
+        fset(o, "name", c, R_MD_NAME, row);
+        fset(o, "description", c, R_MD_DESC, row);
+        if (fmt) {
+            fset(fmt, "provider", c, R_MD_PROV, row);
+            json_object_set_new(fmt, "options", rget(c, M_MD_OPTS, row));
+            json_object_set_new(o, "format", fmt);
+        }
+        fset(o, "schemaString", c, R_MD_SCHEMA, row);
+        json_object_set_new(o, "partitionColumns", rget(c, L_MD_PC, row));
+        json_object_set_new(o, "configuration", rget(c, M_MD_CONF, row));
+        fset(o, "createdTime", c, R_MD_CTIME, row);
+    } else if (fvalid(c, R_PR_R, row)) {
+        kind = "protocol";
+        fset(o, "minReaderVersion", c, R_PR_R, row);
+        fset(o, "minWriterVersion", c, R_PR_W, row);
+        if (c->rep[L_PR_RF] && c->rep[L_PR_RF][row])
+            json_object_set_new(o, "readerFeatures", rget(c, L_PR_RF, row));
+        if (c->rep[L_PR_WF] && c->rep[L_PR_WF][row])
+            json_object_set_new(o, "writerFeatures", rget(c, L_PR_WF, row));
+    } else {
+        goto done;   /* a row of an action we do not keep (domainMetadata, checkpointMetadata...) */
+    }
+    json_object_set_new(a, kind, o);
+    rc = cf_delta_snap_apply_action(s, a, err);
+    json_decref(a);
+    return rc;
+done:
+    json_decref(o);
+    json_decref(a);
+    return 0;
+fail_o:
+    json_decref(o);
+    return -1;
+oom:
+    json_decref(o);
+    json_decref(a);
+    return cf_err_set(err, CF_E_NOMEM, "out of memory");
+}
+
+/* Apply every row of one checkpoint file (bytes in memory or a path). */
+static int read_part(cf_delta_snap *s, cf_pq_reader *r, cf_err *err)
+{
+    ckr c = { 0 };
+    int rc = 0;
+
+    for (int rg = 0; rg < cf_pq_reader_num_row_groups(r) && !rc; rg++) {
+        rc = ckr_load(&c, r, rg, err);
+        for (size_t i = 0; !rc && i < c.nrows; i++)
+            rc = apply_row(s, &c, i, err);
+        ckr_clear(&c);
+    }
+    return rc;
+}
+
+int cf_delta_checkpoint_read_mem(cf_delta_snap *s, const void *data, size_t len, cf_err *err)
+{
+    cf_pq_reader *r = cf_pq_reader_open_mem(data, len, err);
+    if (!r)
+        return -1;
+    int rc = read_part(s, r, err);
+    cf_pq_reader_close(r);
+    return rc;
+}
+
+/* Number of parts of the multi-part checkpoint `version`, 0 if none complete. */
+static int multipart_count(const char *root, int64_t version)
+{
+    char dir[PATH_MAX], pre[48], path[PATH_MAX + 64];
+    DIR *d;
+    struct dirent *e;
+    int parts = 0;
+    struct stat st;
+
+    snprintf(dir, sizeof dir, "%s/" CF_DELTA_LOG_DIR, root);
+    snprintf(pre, sizeof pre, "%020" PRId64 ".checkpoint.", version);
+    if (!(d = opendir(dir)))
+        return 0;
+    while ((e = readdir(d))) {
+        unsigned p, n;
+        char tail[16];
+        if (strncmp(e->d_name, pre, strlen(pre)) ||
+            sscanf(e->d_name + strlen(pre), "%10u.%10u.%15s", &p, &n, tail) != 3 ||
+            strcmp(tail, "parquet") || p != 1 || n < 1 || n > MAX_PARTS)
+            continue;
+        parts = (int)n;
+        break;
+    }
+    closedir(d);
+    for (int i = 1; i <= parts; i++) {
+        snprintf(path, sizeof path, "%s/%020" PRId64 ".checkpoint.%010d.%010d.parquet", dir, version, i,
+                 parts);
+        if (stat(path, &st))
+            return 0;   /* an incomplete set is no checkpoint */
+    }
+    return parts;
+}
+
 int cf_delta_checkpoint_read(cf_delta_snap *s, int64_t version, cf_err *err)
 {
-    (void)s;
-    return cf_err_set(err, CF_E_UNSUPPORTED,
-                      "checkpoint %" PRId64 " would need a nested Parquet reader",
-                      version);
+    char path[PATH_MAX + 64];
+    struct stat st;
+    int parts = 1;
+
+    snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.parquet", s->root, version);
+    if (stat(path, &st) && !(parts = multipart_count(s->root, version)))
+        return cf_err_set(err, CF_E_IO, "%s: no checkpoint %" PRId64, s->root, version);
+    for (int i = 1; i <= parts; i++) {
+        if (parts > 1 || stat(path, &st))
+            snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.%010d.%010d.parquet",
+                     s->root, version, i, parts);
+        cf_pq_reader *r = cf_pq_reader_open(path, err);
+        if (!r)
+            return cf_err_wrap(err, "checkpoint %" PRId64, version);
+        int rc = read_part(s, r, err);
+        cf_pq_reader_close(r);
+        if (rc)
+            return cf_err_wrap(err, "checkpoint %" PRId64 " (%s)", version, path);
+    }
+    if (!s->metadata || s->min_reader == 0)
+        return cf_err_set(err, CF_E_CORRUPT, "checkpoint %" PRId64 " has no %s action", version,
+                          s->metadata ? "protocol" : "metaData");
+    s->version = version;
+    s->last_ts = -1;
+    return 0;
 }

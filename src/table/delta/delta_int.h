@@ -5,7 +5,7 @@
  *
  * Written from delta-io/delta PROTOCOL.md.  Writer protocol: minReaderVersion
  * 1, minWriterVersion 4 (change data feed), no column mapping, no deletion
- * vectors, classic single-file Parquet checkpoints. */
+ * vectors, classic single-file Parquet checkpoints (any V1 checkpoint read). */
 #ifndef CF_DELTA_INT_H
 #define CF_DELTA_INT_H
 
@@ -198,6 +198,8 @@ int cf_delta_pv_parse(cf_column *c, size_t row, const char *v, cf_err *err);
 int cf_delta_checkpoint_write(const cf_delta_snap *s, cf_err *err);
 /* Apply every action of checkpoint `version` to s (s->version becomes it). */
 int cf_delta_checkpoint_read(cf_delta_snap *s, int64_t version, cf_err *err);
+/* The same for one checkpoint file's bytes (untrusted; the fuzz target). */
+int cf_delta_checkpoint_read_mem(cf_delta_snap *s, const void *data, size_t len, cf_err *err);
 
 /* ---- offsets -------------------------------------------------------- */
 

@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* list_versions suffix that matches the first part of multi-part checkpoints */
+#define MULTIPART_SUFFIX "*multipart*"
+
 void cf_delta_commit_path(const char *root, int64_t version, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".json", root, version);
@@ -195,6 +198,17 @@ static int64_t name_version(const char *name, const char *suffix)
             return -1;
         v = v * 10 + (name[i] - '0');
     }
+    if (!strcmp(suffix, MULTIPART_SUFFIX)) {
+        /* first part of a multi-part checkpoint: .checkpoint.0000000001.NNNNNNNNNN.parquet */
+        const char *t = name + 20;
+        if (strncmp(t, ".checkpoint.0000000001.", 23) || strlen(t) != 23 + 10 + 8 ||
+            strcmp(t + 33, ".parquet"))
+            return -1;
+        for (int i = 23; i < 33; i++)
+            if (t[i] < '0' || t[i] > '9')
+                return -1;
+        return v;
+    }
     return strcmp(name + 20, suffix) == 0 ? v : -1;
 }
 
@@ -276,7 +290,9 @@ int64_t cf_delta_log_last_checkpoint(const char *root, int64_t at_most)
         json_decref(j);
     }
     cf_buf_free(&b);
-    if (list_versions(root, ".checkpoint.parquet", &v, &n, NULL) == 0) {
+    for (int pass = 0; pass < 2; pass++) {
+        if (list_versions(root, pass ? MULTIPART_SUFFIX : ".checkpoint.parquet", &v, &n, NULL))
+            continue;
         for (size_t i = 0; i < n; i++)
             if ((at_most < 0 || v[i] <= at_most) && v[i] > best)
                 best = v[i];
