@@ -203,6 +203,21 @@ int cf_cmd_changes(int argc, char **argv)
         !(pr = cf_delta_printer_new(stdout, fmt, ps, limit)) ||
         !(cols = calloc((size_t)ps->nfields, sizeof *cols)) || !(rows = calloc((size_t)ps->nfields, sizeof *rows)))
         goto oom;
+    {
+        /* a start before the oldest commit the log still holds: say so
+         * rather than fail at the first missing file */
+        int64_t *lv = NULL;
+        size_t ln = 0;
+        if (cf_delta_log_versions(root, &lv, &ln, &e))
+            goto fail;
+        int64_t first = ln ? lv[0] : snap->version + 1;
+        free(lv);
+        if (from < first && from <= to) {
+            cf_err_set(&e, CF_E_ARG, "%s: versions before %" PRId64 " are no longer in the log (removed by "
+                       "log retention); the change feed can start at %" PRId64, root, first, first);
+            goto fail;
+        }
+    }
     int nt = snap->schema->nfields;
     for (int64_t v = from; v <= to && !cf_delta_printer_full(pr); v++) {
         cdf_action *a = NULL;
@@ -395,8 +410,8 @@ int cf_cmd_vacuum(int argc, char **argv)
     vac v = { .root = root, .keep = cf_delta_map_new(), .dry = dry };
     v.cutoff_ms = cf_delta_now_ms() - (int64_t)(hours * 3600.0 * 1000.0);
     for (size_t i = 0; i < snap->nfiles; i++)
-        if (snap->files[i].live)
-            keep_path(v.keep, snap->files[i].path);
+        if (snap->files[i].live || snap->files[i].deleted_at >= v.cutoff_ms)
+            keep_path(v.keep, snap->files[i].path);   /* live, or a recent tombstone (also from a checkpoint) */
     /* Files of versions inside the retention window stay: removed ones
      * with a recent deletionTimestamp and change data of recent commits. */
     int64_t *vers = NULL;

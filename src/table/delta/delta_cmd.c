@@ -279,6 +279,24 @@ int cf_delta_cmd_history(int argc, char **argv)
         json_decref(ci);
     }
     cf_buf_free(&b);
+    if (n == 0 || v[0] > 0) {
+        /* Log retention (other tools') deleted the first commits: their
+         * state lives on in a checkpoint, their history is gone. */
+        int64_t first = n ? v[0] : cf_delta_log_last_checkpoint(root, -1) + 1;
+        int64_t ck = cf_delta_log_last_checkpoint(root, first);
+        char note[256];
+        snprintf(note, sizeof note, "versions 0 to %" PRId64 " are no longer listed: their commits were "
+                 "removed from the log%s", first - 1, ck >= 0 ? "" : " and no checkpoint holds their state");
+        if (ck >= 0)
+            snprintf(note + strlen(note), sizeof note - strlen(note),
+                     " (checkpoint %" PRId64 " holds the table state)", ck);
+        if (first > 0) {
+            if (fmt == CF_DELTA_FMT_TABLE)
+                printf("%s\n", note);
+            else
+                fprintf(stderr, "cdcflow history: %s\n", note);
+        }
+    }
     free(v);
     return 0;
 }

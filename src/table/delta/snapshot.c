@@ -477,8 +477,8 @@ cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err
         } else if (n == 0 || v[0] != 0) {
             /* JSON commits from 0 would do too; without them we are stuck. */
             cf_err_set(err, CF_E_UNSUPPORTED,
-                       "%s: the log before version %" PRId64 " was cleaned up and cdcflow cannot read "
-                       "its Parquet checkpoints (%s)", root, n ? v[0] : ck + 1, e2.msg);
+                       "%s: the log before version %" PRId64 " was cleaned up and checkpoint %" PRId64
+                       " cannot be read: %s", root, n ? v[0] : ck + 1, ck, e2.msg);
             goto fail;
         } else {
             /* start over from version 0 */
@@ -487,8 +487,17 @@ cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err
                 goto fail;
         }
     }
+    if (ck < 0 && n && v[0] > 0 && (version < 0 || version >= v[0])) {
+        cf_err_set(err, CF_E_CORRUPT, "%s: the log starts at version %" PRId64 " (older commits were removed) "
+                   "and no checkpoint holds the state before it", root, v[0]);
+        goto fail;
+    }
     if (version >= 0 && s->version < 0 && (n == 0 || v[0] > version)) {
-        cf_err_set(err, CF_E_ARG, "%s has no version %" PRId64, root, version);
+        if (n && v[0] > 0)
+            cf_err_set(err, CF_E_ARG, "%s has no version %" PRId64 " any more: the log starts at %" PRId64
+                       " (older commits were removed by log retention)", root, version, v[0]);
+        else
+            cf_err_set(err, CF_E_ARG, "%s has no version %" PRId64, root, version);
         goto fail;
     }
     if (apply_range(s, v, n, version, err) < 0)
