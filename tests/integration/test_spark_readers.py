@@ -276,6 +276,10 @@ def spark(tmp_path_factory):
         # answering sooner than the optimizing compilers pay back.
         .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.sql.codegen.wholeStage", "false")
+        # Re-planning pays off on big shuffles, not on these: each query would plan twice.
+        .config("spark.sql.adaptive.enabled", "false")
+        # Statistics of the files Spark itself writes (one test); cdcflow's are what reads skip with.
+        .config("spark.databricks.delta.stats.collect", "false")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
