@@ -1,5 +1,6 @@
 /* fuzz_delta_log.c - libFuzzer target: untrusted Delta log text (commit
- * files, schemaString, stats) must never crash the snapshot replay. */
+ * files, schemaString, stats, _last_checkpoint) and Parquet checkpoints
+ * (inputs starting with "PAR1") must never crash the snapshot replay. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!s)
         return 0;
+    if (size >= 4 && !memcmp(data, "PAR1", 4)) {
+        /* a checkpoint, then a commit on top of what it gave */
+        if (cf_delta_checkpoint_read_mem(s, data, size, &e) == 0 && s->schema)
+            free(cf_delta_schema_json(s->schema, &e));
+        static const char rm[] = "{\"remove\":{\"path\":\"a\"}}";
+        cf_delta_snap_apply(s, rm, sizeof rm - 1, 1, &e);
+        cf_delta_snap_free(s);
+        return 0;
+    }
     /* the same bytes as a commit, twice (replacing adds, reapplying txns) */
     cf_delta_snap_apply(s, (const char *)data, size, 0, &e);
     cf_delta_snap_apply(s, (const char *)data, size, 1, &e);

@@ -343,3 +343,26 @@ def test_upsert_rewrites_files_over_the_budget_one_row_group_at_a_time(tmp_path)
     feed = DeltaTable(str(tmp_path / "t")).load_cdf(starting_version=0).read_all()
     c = collections.Counter(feed.column("_change_type").to_pylist())
     assert c["insert"] - c["delete"] == len(model(ev))
+
+
+def test_append_cuts_partitions_into_files_of_the_target_size(tmp_path):
+    ev = make_events(30000, 5000, seed=23)
+    write_events(tmp_path / "ev.jsonl", ev)
+    table = tmp_path / "t"
+    target = 16384
+    apply(table, tmp_path / "ev.jsonl", mode="append", pk=None, batch=10000, partition_by="country",
+          target_file_bytes=target)
+    from deltalake import DeltaTable
+    dt = DeltaTable(str(table))
+    adds = dt.get_add_actions(flatten=True).to_pylist()
+    # 3 commits x 5 countries would be 15 files without the target
+    assert len(adds) > 30
+    assert max(a["size_bytes"] for a in adds) <= 2 * target
+    assert sorted(a["num_records"] for a in adds)[len(adds) // 2] > 100
+    rows = dt.to_pyarrow_table()
+    assert rows.num_rows == len(ev)
+    assert sorted(zip(rows["id"].to_pylist(), rows["name"].to_pylist())) == \
+        sorted((e["row"]["id"], e["row"]["name"]) for e in ev)
+    from conftest import duckdb_conn
+    con = duckdb_conn()
+    assert con.sql("select count(*) from delta_scan('%s')" % table).fetchone()[0] == len(ev)

@@ -562,6 +562,7 @@ static int ckr_load(ckr *c, cf_pq_reader *r, int rg, cf_err *err)
     if (rows < 0)
         return cf_err_set(err, CF_E_CORRUPT, "checkpoint row group %d has no row count", rg);
     c->nrows = (size_t)rows;
+    bool any = false;
     for (int f = 0; f < R_NFLAT; f++) {
         int li = cf_pq_reader_find_leaf(r, flat_name[f]);
         c->has_flat[f] = li >= 0;
@@ -572,6 +573,13 @@ static int ckr_load(ckr *c, cf_pq_reader *r, int rg, cf_err *err)
         if (c->flat[f].max_rep != 0 || c->flat[f].n != c->nrows)
             return cf_err_set(err, CF_E_CORRUPT, "checkpoint column %s: %zu entries for %zu rows",
                               flat_name[f], c->flat[f].n, c->nrows);
+        any = true;
+    }
+    /* The row count is the footer's word; only a leaf read (bounded by the
+     * file) vouches for it.  Without one, no row can be an action we keep. */
+    if (!any) {
+        c->nrows = 0;
+        return 0;
     }
     for (int m = 0; m < R_NREP; m++) {
         int leaves[2], n = find_under(r, rep_name[m], leaves, 2);

@@ -61,6 +61,7 @@ typedef struct dsink {
     int64_t       *alias;
     size_t         nalias;
     cf_schema     *kschema;        /* the key columns, as the table types them */
+    double         file_ratio;     /* append: file bytes / estimated row bytes of the last cut file */
 } dsink;
 
 static int64_t resolve(dsink *ds, int64_t slot)
@@ -370,13 +371,59 @@ fail:
     return -1;
 }
 
+/* Estimated bytes of row r of the file's columns (values as Parquet
+ * stores them before compression). */
+static int64_t row_bytes(const cf_batch *view, uint32_t r)
+{
+    int64_t n = 0;
+    for (int c = 0; c < view->ncols; c++) {
+        const cf_column *col = &view->cols[c];
+        if (!cf_col_valid(col, r))
+            continue;
+        if (cf_type_is_varlen(col->type)) {
+            n += 4 + (int64_t)(col->offs[r + 1] - col->offs[r]);
+            continue;
+        }
+        switch (col->type.id) {
+        case CF_T_BOOL: n += 1; break;
+        case CF_T_INT32: case CF_T_DATE: case CF_T_FLOAT: n += 4; break;
+        default: n += 8; break;
+        }
+    }
+    return n + 1;
+}
+
+/* How many of rows[0..n) go to the next file so that it stays near
+ * `target` bytes: the estimated row bytes scaled by what the last file
+ * really weighed per estimated byte (compression).  At least one row. */
+static size_t cut_rows(const dsink *ds, const cf_batch *view, const uint32_t *rows, size_t n, int64_t target,
+                       int64_t *est)
+{
+    double ratio = ds->file_ratio > 0 ? ds->file_ratio : 1.0, acc = 0;
+    size_t k = 0;
+
+    *est = 0;
+    while (k < n) {
+        int64_t rb = row_bytes(view, rows[k]);
+        if (k && acc + (double)rb * ratio > (double)target)
+            break;
+        acc += (double)rb * ratio;
+        *est += rb;
+        k++;
+    }
+    return k;
+}
+
 /* Write rows of b (columns found by name) as one Parquet file per
  * partition under `subdir` ("" or "_change_data/"), appending add or cdc
- * actions.  The file schema is the table schema without partition
+ * actions; with cut_bytes > 0 a partition's rows are cut into files of
+ * about that size.  The file schema is the table schema without partition
  * columns, plus `_change_type` for change data.  keys_pk: when non-NULL,
- * record the encoded keys of the rows (upsert index). */
+ * record the encoded keys of the rows (upsert index); cutting is for
+ * append only (the key index and survivor aliases assume one file per
+ * partition). */
 static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, const uint32_t *rows,
-                      size_t n, bool cdc, const int *keys_pk, int npk, cf_err *err)
+                      size_t n, bool cdc, const int *keys_pk, int npk, int64_t cut_bytes, cf_err *err)
 {
     cf_delta_snap *snap = ds->snap;
     cf_schema *fs = NULL;
@@ -423,7 +470,7 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
     cf_pq_options_default(&opt);
     opt.codec = ds->sink->cfg.codec;
     opt.write_field_ids = false;
-    for (size_t gi = 0; gi < ng; gi++) {
+    for (size_t gi = 0, done = 0; gi < ng;) {
         char id[37], full[PATH_MAX * 2], rel[PATH_MAX], dirpath[PATH_MAX * 2];
         cf_pq_file_info fi = { 0 };
         cf_pq_writer *w;
@@ -441,14 +488,21 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             goto out;
         if (!(w = cf_pq_writer_open(full, fs, &opt, err)))
             goto out;
-        if (track_created(ds, full, err) ||
-            cf_pq_writer_write_rows(w, &view, g[gi].rows, g[gi].n, err)) {
+        /* this file: rows take[0..ntake) of the group */
+        const uint32_t *take = g[gi].rows + done;
+        size_t ntake = g[gi].n - done;
+        int64_t est = 0;
+        if (cut_bytes > 0 && !cdc && !keys_pk && !ds->nsurv)
+            ntake = cut_rows(ds, &view, take, ntake, cut_bytes, &est);
+        if (track_created(ds, full, err) || cf_pq_writer_write_rows(w, &view, take, ntake, err)) {
             cf_pq_writer_abort(w);
             goto out;
         }
         if (cf_pq_writer_close(w, &fi, err))
             goto out;
         int64_t size = stat(full, &st) == 0 ? (int64_t)st.st_size : fi.file_bytes;
+        if (est > 0)
+            ds->file_ratio = (double)size / (double)est;
 
         cf_buf_init(&lp, 0);
         if (cf_delta_path_encode(rel, &lp, err) || !cf_buf_cstr(&lp, err)) {
@@ -482,7 +536,7 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             ds->cdc_files++;
         } else {
             ds->out_files++;
-            ds->out_rows += (int64_t)g[gi].n;
+            ds->out_rows += (int64_t)ntake;
             ds->out_bytes += size;
         }
         if ((keys_pk || ds->nsurv) && !cdc) {
@@ -510,11 +564,11 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             }
             wr.logpath = (char *)cf_buf_steal(&lp, NULL);
             wr.key_off = ds->newkeys.len;
-            for (size_t k = 0; keys_pk && k < g[gi].n; k++) {
+            for (size_t k = 0; keys_pk && k < ntake; k++) {
                 size_t mark = ds->newkeys.len;
                 uint32_t len = 0;
                 if (cf_buf_append(&ds->newkeys, &len, sizeof len, err) ||
-                    encode_key(b, keys_pk, npk, g[gi].rows[k], &ds->newkeys, err)) {
+                    encode_key(b, keys_pk, npk, take[k], &ds->newkeys, err)) {
                     free(wr.logpath);
                     free(wr.from);
                     goto out;
@@ -526,6 +580,11 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             ds->w[ds->nw++] = wr;
         }
         cf_buf_free(&lp);
+        done += ntake;
+        if (done >= g[gi].n) {
+            gi++;
+            done = 0;
+        }
     }
     rc = 0;
 out:
@@ -879,7 +938,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
             }
             int wrc0;
             if (big) {
-                wrc0 = write_rows(ds, table, old, keep, nkeep, false, opk, npk, err);
+                wrc0 = write_rows(ds, table, old, keep, nkeep, false, opk, npk, 0, err);
             } else {
                 int64_t *from = malloc(sizeof *from * (j - i));
                 if (!from) {
@@ -890,7 +949,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
                     from[q - i] = rw[q].slot;
                 ds->surv_slots = from;
                 ds->nsurv = j - i;
-                wrc0 = write_rows(ds, table, old, keep, nkeep, false, NULL, 0, err);
+                wrc0 = write_rows(ds, table, old, keep, nkeep, false, NULL, 0, 0, err);
                 ds->surv_slots = NULL;
                 ds->nsurv = 0;
                 free(from);
@@ -943,13 +1002,13 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         if (!existed[k])
             ds->ins_rows++;
     }
-    int wrc = write_rows(ds, table, rows, newrows, nnew, false, pk, npk, err);
+    int wrc = write_rows(ds, table, rows, newrows, nnew, false, pk, npk, 0, err);
     free(newrows);
     free(incol);
     if (wrc)
         goto out;
     /* 4. the change feed of this commit */
-    if (snap->cdf_enabled && cb->nrows && write_rows(ds, table, cb, NULL, cb->nrows, true, NULL, 0, err))
+    if (snap->cdf_enabled && cb->nrows && write_rows(ds, table, cb, NULL, cb->nrows, true, NULL, 0, 0, err))
         goto out;
     rc = 0;
     goto out;
@@ -1127,7 +1186,8 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
                 json_decref(meta);
                 goto out_reload;
             }
-        } else if (write_rows(ds, snap->schema, rows, NULL, rows->nrows, false, NULL, 0, err)) {
+        } else if (write_rows(ds, snap->schema, rows, NULL, rows->nrows, false, NULL, 0,
+                              s->cfg.target_file_bytes, err)) {
             json_decref(meta);
             goto out_reload;
         }
@@ -1377,7 +1437,7 @@ static int compact_group(dsink *ds, const small_file *sf, size_t n, int64_t targ
             goto out;
         ds->rm_files++;
         if (bytes >= target || i + 1 == n) {
-            if (write_rows(ds, snap->schema, b, NULL, b->nrows, false, NULL, 0, err))
+            if (write_rows(ds, snap->schema, b, NULL, b->nrows, false, NULL, 0, 0, err))
                 goto out;
             cf_batch_reset(b);
             bytes = 0;
