@@ -366,3 +366,16 @@ def test_append_cuts_partitions_into_files_of_the_target_size(tmp_path):
     from conftest import duckdb_conn
     con = duckdb_conn()
     assert con.sql("select count(*) from delta_scan('%s')" % table).fetchone()[0] == len(ev)
+
+
+@pytest.mark.parametrize("cmd,iceberg_opts", [
+    ("scan", ["--snapshot ID", "--version N", "--timestamp T", "vN.metadata.json"]),
+    ("history", ["Iceberg", "--format and --limit apply"]),
+    ("optimize", ["Iceberg", "--target-size", "--min-files", "position delete"]),
+])
+def test_table_command_help_covers_iceberg(cmd, iceberg_opts):
+    out = run_cdcflow(cmd, "--help").stdout
+    assert out.startswith("Usage: cdcflow %s TABLE" % cmd)
+    tail = out[out.index("Iceberg tables"):]
+    for o in iceberg_opts:
+        assert o in tail, (cmd, o)

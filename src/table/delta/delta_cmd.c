@@ -183,8 +183,9 @@ static void history_usage(FILE *o)
 {
     fputs("Usage: cdcflow history TABLE [--limit N] [--format table|jsonl]\n"
           "\n"
-          "List the versions of a Delta Lake table (snapshots of an Iceberg table), newest\n"
-          "first: version, commit time, operation and its metrics.\n", o);
+          "List the versions of a Delta Lake table, newest first: version, commit time,\n"
+          "operation and its metrics.  When log retention removed the first commits, a last\n"
+          "line says which versions are no longer listed and which checkpoint holds them.\n", o);
 }
 
 int cf_delta_cmd_history(int argc, char **argv)
