@@ -100,7 +100,7 @@ test: setup
 	exit $$rc
 
 integration: all
-	@scripts/run_integration.sh
+	+@scripts/run_integration.sh
 
 ## demo: install, start the stack, register the connector, generate data, run the pipelines
 # all is built by a sub-make: its pkg-config flags must be read after setup installed the libraries.
