@@ -91,6 +91,134 @@ static void test_single_value(void)
     CHECK(!memcmp(out, "abc", 3));
 }
 
+/* UUIDs: 16 bytes in either text case; wide decimals: big-endian two's
+ * complement of the unscaled value, fewest bytes. */
+static void test_single_value_uuid_wide_decimal(void)
+{
+    uint8_t out[16];
+    static const uint8_t want_u[16] = { 0xf7, 0x9c, 0x3e, 0x09, 0x67, 0x7c, 0x4b, 0xbd,
+                                        0xa4, 0x79, 0x3f, 0x34, 0x9c, 0xb7, 0x85, 0xe7 };
+    cf_type uu = { .id = CF_T_UUID }, wide = { CF_T_DECIMAL, 30, 4 };
+    const char *big = "12345678901234567890.1234";   /* unscaled 123456789012345678901234 */
+    static const uint8_t want_big[10] = { 0x1a, 0x24, 0x9b, 0x1f, 0x10, 0xa0, 0x6c, 0x96, 0xaf, 0xf2 };
+
+    CHECK_EQ_INT(cf_ice_single_value(&uu, 0, 0, "f79c3e09-677c-4bbd-a479-3f349cb785e7", 36, out, sizeof out), 16);
+    CHECK(!memcmp(out, want_u, 16));
+    CHECK_EQ_INT(cf_ice_single_value(&uu, 0, 0, "F79C3E09-677C-4BBD-A479-3F349CB785E7", 36, out, sizeof out), 16);
+    CHECK(!memcmp(out, want_u, 16));
+    CHECK_EQ_INT(cf_ice_single_value(&uu, 0, 0, want_u, 16, out, sizeof out), 16);
+    CHECK(!memcmp(out, want_u, 16));
+    CHECK_EQ_INT(cf_ice_single_value(&uu, 0, 0, "f79c3e09-677c-4bbd-a479-3f349cb785eX", 36, out, sizeof out), -1);
+    CHECK_EQ_INT(cf_ice_single_value(&uu, 0, 0, "f79c3e09677c4bbda4793f349cb785e7", 32, out, sizeof out), -1);
+
+    CHECK_EQ_INT(cf_ice_single_value(&wide, 0, 0, big, strlen(big), out, sizeof out), 10);
+    CHECK(!memcmp(out, want_big, 10));
+    /* fewer fraction digits than the scale are padded: 1.5 -> 15000 = 0x3a98 */
+    CHECK_EQ_INT(cf_ice_single_value(&wide, 0, 0, "1.5", 3, out, sizeof out), 2);
+    CHECK(out[0] == 0x3a && out[1] == 0x98);
+    CHECK_EQ_INT(cf_ice_single_value(&wide, 0, 0, "-0.0001", 7, out, sizeof out), 1);
+    CHECK(out[0] == 0xff);
+    /* -12.8 -> -128000 = 0xfe0c00 */
+    CHECK_EQ_INT(cf_ice_single_value(&wide, 0, 0, "-12.8", 5, out, sizeof out), 3);
+    CHECK(out[0] == 0xfe && out[1] == 0x0c && out[2] == 0x00);
+    /* 38 nines is the widest; one more digit or too many fraction digits is no bound */
+    {
+        cf_type d38 = { CF_T_DECIMAL, 38, 0 };
+        char n38[40], n39[41];
+        memset(n38, '9', 38);
+        n38[38] = 0;
+        memset(n39, '9', 39);
+        n39[39] = 0;
+        CHECK_EQ_INT(cf_ice_single_value(&d38, 0, 0, n38, 38, out, sizeof out), 16);
+        CHECK(out[0] == 0x4b && out[15] == 0xff);   /* 10^38-1 = 0x4b3b4ca85a86c47a098a223fffffffff */
+        CHECK_EQ_INT(cf_ice_single_value(&d38, 0, 0, n39, 39, out, sizeof out), -1);
+    }
+    CHECK_EQ_INT(cf_ice_single_value(&wide, 0, 0, "1.00001", 7, out, sizeof out), -1);
+    CHECK_EQ_INT(cf_ice_single_value(&wide, 0, 0, "abc", 3, out, sizeof out), -1);
+}
+
+/* year/month/hour/truncate values and paths, negatives included (the spec
+ * floors toward negative infinity). */
+static void test_time_and_truncate_transforms(void)
+{
+    cf_schema *s = cf_schema_new();
+    cf_batch *b;
+    cf_err err = { 0 };
+    cf_ice_spec sp;
+    cf_ice_pval v[7];
+    char path[512];
+    const char *ex[] = { "year(ts)", "month(ts)", "hour(ts)", "months(d)", "truncate(10, i)",
+                         "truncate[3](str)", "years(d)" };
+    const char *bad[] = { "hour(d)" }, *bad2[] = { "truncate(0, i)" }, *bad3[] = { "year(i)" };
+    int src[7] = { 2, 2, 2, 1, 0, 3, 1 };
+
+    cf_schema_add(s, "i", (cf_type){ .id = CF_T_INT64 }, true, 0, &err);
+    cf_schema_add(s, "d", (cf_type){ .id = CF_T_DATE }, true, 0, &err);
+    cf_schema_add(s, "ts", (cf_type){ .id = CF_T_TIMESTAMP }, true, 0, &err);
+    cf_schema_add(s, "str", (cf_type){ .id = CF_T_STRING }, true, 0, &err);
+    CHECK(cf_ice_spec_parse(ex, 7, s, &sp, &err) == 0);
+    CHECK_EQ_INT(sp.nfields, 7);
+    CHECK_EQ_STR(sp.f[0].name, "ts_year");
+    CHECK_EQ_STR(sp.f[1].name, "ts_month");
+    CHECK_EQ_STR(sp.f[2].name, "ts_hour");
+    CHECK_EQ_STR(sp.f[4].name, "i_trunc");
+    CHECK_EQ_INT(sp.f[4].n, 10);
+    CHECK_EQ_INT(sp.f[5].n, 3);
+    CHECK_EQ_INT(sp.f[4].result.id, CF_T_INT64);
+    CHECK_EQ_INT(sp.f[0].result.id, CF_T_INT32);
+    {
+        json_t *j = cf_ice_spec_to_json(&sp);
+        CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(j, 2), "transform")), "hour");
+        CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(j, 4), "transform")), "truncate[10]");
+        json_decref(j);
+    }
+    b = cf_batch_new(s, &err);
+    /* 2017-11-16T22:31:08Z, 2017-11-16, 34, 3 code points of "éiceberg" */
+    cf_col_set_i64(&b->cols[0], 0, 34, &err);
+    cf_col_set_i64(&b->cols[1], 0, 17486, &err);
+    cf_col_set_i64(&b->cols[2], 0, 1510871468000000LL, &err);
+    cf_col_set_bytes(&b->cols[3], 0, "\xc3\xa9iceberg", 9, &err);
+    CHECK(cf_batch_end_row(b, &err) == 0);
+    /* 1969-12-31T23:59:59.999999Z, 1969-12-31, -1, "ab" */
+    cf_col_set_i64(&b->cols[0], 1, -1, &err);
+    cf_col_set_i64(&b->cols[1], 1, -1, &err);
+    cf_col_set_i64(&b->cols[2], 1, -1, &err);
+    cf_col_set_bytes(&b->cols[3], 1, "ab", 2, &err);
+    CHECK(cf_batch_end_row(b, &err) == 0);
+
+    CHECK(cf_ice_partition_of(&sp, b, src, 0, v, &err) == 0);
+    CHECK_EQ_INT(v[0].i, 47);
+    CHECK_EQ_INT(v[1].i, 574);
+    CHECK_EQ_INT(v[2].i, 419686);
+    CHECK_EQ_INT(v[3].i, 574);
+    CHECK_EQ_INT(v[4].i, 30);
+    CHECK_EQ_INT(v[5].n, 4);                 /* é is two bytes */
+    CHECK(v[5].s && !memcmp(v[5].s, "\xc3\xa9ic", 4));
+    CHECK_EQ_INT(v[6].i, 47);
+    CHECK(cf_ice_partition_path(&sp, v, path, sizeof path) == 0);
+    CHECK_EQ_STR(path, "ts_year=2017/ts_month=2017-11/ts_hour=2017-11-16-22/d_month=2017-11/"
+                       "i_trunc=30/str_trunc=%C3%A9ic/d_year=2017");
+    cf_ice_pvals_clear(v, 7);
+
+    CHECK(cf_ice_partition_of(&sp, b, src, 1, v, &err) == 0);
+    CHECK_EQ_INT(v[0].i, -1);
+    CHECK_EQ_INT(v[1].i, -1);
+    CHECK_EQ_INT(v[2].i, -1);
+    CHECK_EQ_INT(v[3].i, -1);
+    CHECK_EQ_INT(v[4].i, -10);
+    CHECK_EQ_INT(v[5].n, 2);
+    CHECK(cf_ice_partition_path(&sp, v, path, sizeof path) == 0);
+    CHECK_EQ_STR(path, "ts_year=1969/ts_month=1969-12/ts_hour=1969-12-31-23/d_month=1969-12/"
+                       "i_trunc=-10/str_trunc=ab/d_year=1969");
+    cf_ice_pvals_clear(v, 7);
+
+    CHECK(cf_ice_spec_parse(bad, 1, s, &sp, &err) == -1);
+    CHECK(cf_ice_spec_parse(bad2, 1, s, &sp, &err) == -1);
+    CHECK(cf_ice_spec_parse(bad3, 1, s, &sp, &err) == -1);
+    cf_batch_free(b);
+    cf_schema_free(s);
+}
+
 static cf_schema *sample_schema(void)
 {
     cf_schema *s = cf_schema_new();
@@ -108,7 +236,7 @@ static void test_spec_parse(void)
     cf_ice_spec sp;
     cf_err err = { 0 };
     const char *ex[] = { "day(ts)", "bucket(16, id)", "name" };
-    const char *bad[] = { "month(ts)" };
+    const char *bad[] = { "month(name)" };
     const char *bad2[] = { "nosuch" };
     json_t *j;
     char path[256];
@@ -312,5 +440,6 @@ static void test_kmap(void)
 }
 
 CF_TEST_MAIN("iceberg_meta", T(test_murmur3_vectors), T(test_bucket_columns), T(test_single_value),
+             T(test_single_value_uuid_wide_decimal), T(test_time_and_truncate_transforms),
              T(test_spec_parse), T(test_manifest_roundtrip), T(test_commit_conflict),
              T(test_schema_json), T(test_kmap))

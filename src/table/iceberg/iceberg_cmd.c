@@ -306,6 +306,7 @@ static void optimize_usage(FILE *o)
 typedef struct rewrite_ctx {
     cf_pq_writer    *w;
     const cf_schema *ts;
+    int64_t         *nans;      /* per column */
 } rewrite_ctx;
 
 static int rewrite_fn(void *ctx, const cf_batch *rows, const char *file, const int64_t *pos, cf_err *err)
@@ -313,6 +314,7 @@ static int rewrite_fn(void *ctx, const cf_batch *rows, const char *file, const i
     rewrite_ctx *rc = ctx;
     cf_batch view = *rows;
     view.schema = rc->ts;       /* same fields; the writer wants its own schema */
+    cf_ice_count_nans(rows, NULL, 0, rc->nans);
     return cf_pq_writer_write(rc->w, &view, err);
 }
 
@@ -333,6 +335,10 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
     memset(&info, 0, sizeof info);
     if (!list)
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (!(rc.nans = calloc((size_t)ts->nfields + 1, sizeof *rc.nans))) {
+        free(list);
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    }
     for (int i = 0; i < n; i++)
         list[i] = *sel[i];                 /* shallow: borrowed for the scan */
     nlist = n;
@@ -375,7 +381,7 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
     for (int k = 0; k < out->npart; k++) {
         out->part[k] = sel[0]->part[k];
         out->part[k].s = NULL;
-        if (sel[0]->part[k].s && !(out->part[k].s = strdup(sel[0]->part[k].s))) {
+        if (sel[0]->part[k].s && !(out->part[k].s = cf_ice_pval_dup(&sel[0]->part[k]))) {
             cf_err_set(err, CF_E_NOMEM, "out of memory");
             goto out;
         }
@@ -389,8 +395,10 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
     path = NULL;
     out->records = info.num_rows;
     out->bytes = info.file_bytes;
-    rv = cf_ice_file_metrics(ts, NULL, 64, &info, out, err);
+    if ((rv = cf_ice_file_metrics(ts, NULL, 64, &info, out, err)) == 0)
+        cf_ice_set_nans(out, ts, rc.nans);
 out:
+    free(rc.nans);
     cf_pq_file_info_free(&info);
     free(path);
     free(list);

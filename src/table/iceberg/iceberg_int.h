@@ -58,12 +58,15 @@ const char *cf_ice_type_name(cf_type t, char *buf, size_t n);
 
 /* ---- partition specs ------------------------------------------------- */
 
-typedef enum { CF_ICE_IDENTITY = 0, CF_ICE_DAY, CF_ICE_BUCKET } cf_ice_xform;
+typedef enum {
+    CF_ICE_IDENTITY = 0, CF_ICE_DAY, CF_ICE_BUCKET, CF_ICE_YEAR, CF_ICE_MONTH, CF_ICE_HOUR,
+    CF_ICE_TRUNCATE
+} cf_ice_xform;
 
 typedef struct cf_ice_pfield {
     char         name[128];
     cf_ice_xform xf;
-    int          n;              /* bucket count */
+    int          n;              /* bucket count, truncate width */
     int          source_id;      /* table field id */
     int          field_id;       /* 1000, 1001, ... */
     cf_type      result;         /* type of the partition value */
@@ -75,13 +78,17 @@ typedef struct cf_ice_spec {
     cf_ice_pfield f[16];
 } cf_ice_spec;
 
-/* Parse "col", "day(col)", "bucket(N,col)" / "bucket[N](col)" against a
- * schema whose field ids are assigned. */
+/* Parse "col", "year(col)", "month(col)", "day(col)", "hour(col)",
+ * "bucket(N,col)" / "bucket[N](col)", "truncate(W,col)" / "truncate[W](col)"
+ * against a schema whose field ids are assigned. */
 int cf_ice_spec_parse(const char *const *exprs, int n, const cf_schema *s,
                       cf_ice_spec *out, cf_err *err);
 /* The default spec of a metadata document. */
 int cf_ice_spec_from_json(json_t *meta, const cf_schema *s, cf_ice_spec *out, cf_err *err);
 json_t *cf_ice_spec_to_json(const cf_ice_spec *sp);
+
+/* 36-char UUID text (either case) to its 16 bytes; -1 if malformed. */
+int cf_ice_uuid_parse(const void *text, size_t n, uint8_t out[16]);
 
 /* murmur3_x86_32 with seed 0, as the Iceberg spec's bucket transform uses. */
 uint32_t cf_ice_murmur3(const void *p, size_t n);
@@ -102,13 +109,18 @@ typedef struct cf_ice_pval {
 int  cf_ice_partition_of(const cf_ice_spec *sp, const cf_batch *b, const int *src_col,
                          size_t row, cf_ice_pval *vals, cf_err *err);
 void cf_ice_pvals_clear(cf_ice_pval *v, int n);
+/* Copy of a value's bytes (n of them, NUL-terminated; they may hold NULs,
+ * as uuid values do); NULL on OOM. */
+char *cf_ice_pval_dup(const cf_ice_pval *v);
 bool cf_ice_pvals_equal(const cf_ice_pval *a, const cf_ice_pval *b, int n);
 /* "col_day=2024-01-01/id_bucket=3" for paths (appended to out). */
 int  cf_ice_partition_path(const cf_ice_spec *sp, const cf_ice_pval *v, char *out, size_t n);
 
-/* Iceberg single-value binary serialization of value i of column c
- * (bounds, partition summaries).  Returns bytes written, -1 if not
- * serializable.  out must hold 16 bytes for fixed-width types. */
+/* Iceberg single-value binary serialization of a value (bounds, partition
+ * summaries): integers in iv, floats in dv, the rest as bytes s/sn (UUIDs
+ * as 16 raw bytes or 36-char text, wide decimals as decimal text).  Returns
+ * bytes written, -1 if not serializable.  out must hold 16 bytes for
+ * fixed-width types. */
 int cf_ice_single_value(const cf_type *t, int64_t iv, double dv, const void *s, size_t sn,
                         uint8_t *out, size_t outsz);
 
@@ -117,6 +129,8 @@ int cf_ice_single_value(const cf_type *t, int64_t iv, double dv, const void *s, 
 typedef struct cf_ice_metric {
     int      id;
     int64_t  values, nulls;
+    int64_t  sizes;              /* bytes of the column's chunks, -1 if unknown */
+    int64_t  nans;               /* NaN values (float/double only), -1 if unknown */
     uint8_t *lower, *upper;      /* owned, NULL if unknown */
     size_t   lower_n, upper_n;
 } cf_ice_metric;
@@ -201,6 +215,14 @@ void cf_ice_files_free(cf_ice_file *files, int n);
 struct cf_pq_file_info;
 int cf_ice_file_metrics(const cf_schema *ws, const cf_schema *tt, size_t max_bound,
                         const struct cf_pq_file_info *info, cf_ice_file *f, cf_err *err);
+
+/* Add the NaN values of float/double columns among rows[0..n) of b (all
+ * rows when rows is NULL) to nans[column].  The Parquet writer's statistics
+ * count a NaN once per dictionary entry, not once per row, so manifests'
+ * nan_value_counts come from here. */
+void cf_ice_count_nans(const cf_batch *b, const uint32_t *rows, size_t n, int64_t *nans);
+/* Replace the NaN counts of f's metrics (one per column, in order). */
+void cf_ice_set_nans(cf_ice_file *f, const cf_schema *s, const int64_t *nans);
 
 /* ---- scans ----------------------------------------------------------- */
 

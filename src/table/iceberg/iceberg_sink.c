@@ -126,6 +126,15 @@ static json_t *schema_to_json(const cf_schema *sc, int schema_id, const int *pk,
 
 /* ---- schema binding ---------------------------------------------------- */
 
+/* Tables written before uuid and wide decimals got their own types declare
+ * them `string`; batches carry both as text, so they keep being written as
+ * strings there. */
+static bool text_column(cf_type table, cf_type batch)
+{
+    return table.id == CF_T_STRING &&
+           (batch.id == CF_T_UUID || (batch.id == CF_T_DECIMAL && batch.precision > 18));
+}
+
 static bool type_compatible(cf_type table, cf_type batch)
 {
     char a[64], b[64];
@@ -133,7 +142,7 @@ static bool type_compatible(cf_type table, cf_type batch)
     if (ta && tb && !strcmp(ta, tb))
         return true;
     /* int -> long is a promotion Iceberg readers apply to old files. */
-    return table.id == CF_T_INT64 && batch.id == CF_T_INT32;
+    return (table.id == CF_T_INT64 && batch.id == CF_T_INT32) || text_column(table, batch);
 }
 
 /* Give each batch column its table field id (new columns get new ids),
@@ -169,6 +178,8 @@ static int bind(ice *s, const cf_schema *bs, cf_err *err)
             }
             f->field_id = cur->fields[k].field_id;
             f->nullable = cur->fields[k].nullable;
+            if (text_column(cur->fields[k].type, f->type))
+                f->type = cur->fields[k].type;
         } else {
             f->field_id = ++last;
             /* Files written before this column existed must read it as null. */
@@ -417,9 +428,18 @@ int cf_ice_file_metrics(const cf_schema *ws, const cf_schema *tt, size_t max_bou
         m->id = ws->fields[j].field_id;
         m->values = st->value_count + st->null_count;
         m->nulls = st->null_count;
+        m->sizes = st->compressed_bytes;
+        /* The spec keeps NaN counts for float and double columns only. */
+        m->nans = t->id == CF_T_FLOAT || t->id == CF_T_DOUBLE ? st->nan_count : -1;
         if (!st->has_minmax)
             continue;
-        if (t->id == CF_T_FLOAT || t->id == CF_T_DOUBLE) {
+        if (t->id == CF_T_UUID || (t->id == CF_T_DECIMAL && t->precision > 18)) {
+            /* Statistics give these as text; bounds want their binary form. */
+            if (st->s_min && st->s_max) {
+                nl = cf_ice_single_value(t, 0, 0, st->s_min, st->s_min_len, lo, sizeof lo);
+                nh = cf_ice_single_value(t, 0, 0, st->s_max, st->s_max_len, hi, sizeof hi);
+            }
+        } else if (t->id == CF_T_FLOAT || t->id == CF_T_DOUBLE) {
             nl = cf_ice_single_value(t, 0, st->d_min, NULL, 0, lo, sizeof lo);
             nh = cf_ice_single_value(t, 0, st->d_max, NULL, 0, hi, sizeof hi);
         } else if (cf_type_is_varlen(*t)) {
@@ -445,6 +465,33 @@ int cf_ice_file_metrics(const cf_schema *ws, const cf_schema *tt, size_t max_bou
             return -1;
     }
     return 0;
+}
+
+void cf_ice_count_nans(const cf_batch *b, const uint32_t *rows, size_t n, int64_t *nans)
+{
+    if (!rows)
+        n = b->nrows;
+    for (int j = 0; j < b->ncols; j++) {
+        const cf_column *c = &b->cols[j];
+        if (c->type.id != CF_T_FLOAT && c->type.id != CF_T_DOUBLE)
+            continue;
+        for (size_t k = 0; k < n; k++) {
+            size_t i = rows ? rows[k] : k;
+            double v;
+            if (!cf_col_valid(c, i))
+                continue;
+            v = c->type.id == CF_T_FLOAT ? (double)((const float *)c->vals)[i]
+                                         : ((const double *)c->vals)[i];
+            nans[j] += v != v;
+        }
+    }
+}
+
+void cf_ice_set_nans(cf_ice_file *f, const cf_schema *s, const int64_t *nans)
+{
+    for (int j = 0; j < f->nmetrics && j < s->nfields; j++)
+        if (f->metrics[j].nans >= 0)
+            f->metrics[j].nans = nans[j];
 }
 
 static void pq_opts(const cf_sink_config *cfg, cf_pq_options *o)
@@ -507,7 +554,7 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
     f->npart = s->spec.nfields;
     for (int k = 0; k < s->spec.nfields; k++) {
         f->part[k] = part[k];
-        if (part[k].s && !(f->part[k].s = strdup(part[k].s))) {
+        if (part[k].s && !(f->part[k].s = cf_ice_pval_dup(&part[k]))) {
             cf_pq_file_info_free(&info);
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
         }
@@ -516,6 +563,18 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
         cf_pq_file_info_free(&info);
         return -1;
     }
+    for (int j = 0; j < info.ncols; j++)
+        if (info.cols[j].nan_count > 0) {      /* then count them right (rare) */
+            int64_t *nans = calloc((size_t)b->ncols, sizeof *nans);
+            if (!nans) {
+                cf_pq_file_info_free(&info);
+                return cf_err_set(err, CF_E_NOMEM, "out of memory");
+            }
+            cf_ice_count_nans(b, rows, n, nans);
+            cf_ice_set_nans(f, s->wschema, nans);
+            free(nans);
+            break;
+        }
     cf_pq_file_info_free(&info);
     return 0;
 }
@@ -597,7 +656,7 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, const struct ifile 
         }
         f->part[k] = part->part[k];
         f->part[k].s = NULL;
-        if (part->part[k].s && !(f->part[k].s = strdup(part->part[k].s))) {
+        if (part->part[k].s && !(f->part[k].s = cf_ice_pval_dup(&part->part[k]))) {
             cf_err_set(err, CF_E_NOMEM, "out of memory");
             goto out;
         }

@@ -128,13 +128,20 @@ int cf_ice_mlist_add(cf_ice_mlist *l, const cf_ice_mfile *m, cf_err *err)
     return 0;
 }
 
-static const char *avro_ptype(cf_type t)
+/* Avro type of a partition field; named types get the field id in their
+ * name since Avro names must be unique within a schema. */
+static const char *avro_ptype(cf_type t, int field_id, char *buf, size_t n)
 {
     switch (t.id) {
     case CF_T_BOOL: return "\"boolean\"";
     case CF_T_INT32: return "\"int\"";
     case CF_T_DATE: return "{\"type\":\"int\",\"logicalType\":\"date\"}";
     case CF_T_INT64: return "\"long\"";
+    case CF_T_BINARY: return "\"bytes\"";
+    case CF_T_UUID:
+        snprintf(buf, n, "{\"type\":\"fixed\",\"name\":\"uuid_%d\",\"size\":16,\"logicalType\":\"uuid\"}",
+                 field_id);
+        return buf;
     default: return "\"string\"";
     }
 }
@@ -150,12 +157,25 @@ static int put_opt_long(cf_buf *b, int64_t v, cf_err *err)
     return cf_avro_put_long(b, v, err);
 }
 
-/* which: 0 value counts, 1 null counts, 2 lower bounds, 3 upper bounds */
+/* Whether metric m has a value for map `which`. */
+static bool metric_has(const cf_ice_metric *m, int which)
+{
+    switch (which) {
+    case 0: case 1: return true;
+    case 2: return m->lower != NULL;
+    case 3: return m->upper != NULL;
+    case 4: return m->sizes >= 0;
+    default: return m->nans >= 0;
+    }
+}
+
+/* which: 0 value counts, 1 null counts, 2 lower bounds, 3 upper bounds,
+ * 4 column sizes, 5 NaN counts */
 static int put_metric_map(cf_buf *b, const cf_ice_file *f, int which, cf_err *err)
 {
     int n = 0;
     for (int i = 0; i < f->nmetrics; i++)
-        if (which < 2 || (which == 2 ? f->metrics[i].lower != NULL : f->metrics[i].upper != NULL))
+        if (metric_has(&f->metrics[i], which))
             n++;
     if (n == 0)
         return cf_avro_put_branch(b, 0, err);
@@ -164,7 +184,7 @@ static int put_metric_map(cf_buf *b, const cf_ice_file *f, int which, cf_err *er
     for (int i = 0; i < f->nmetrics; i++) {
         const cf_ice_metric *m = &f->metrics[i];
         int rc = 0;
-        if (which >= 2 && (which == 2 ? !m->lower : !m->upper))
+        if (!metric_has(m, which))
             continue;
         if (cf_avro_put_long(b, m->id, err))
             return -1;
@@ -173,6 +193,8 @@ static int put_metric_map(cf_buf *b, const cf_ice_file *f, int which, cf_err *er
         case 1: rc = cf_avro_put_long(b, m->nulls, err); break;
         case 2: rc = cf_avro_put_bytes(b, m->lower, m->lower_n, err); break;
         case 3: rc = cf_avro_put_bytes(b, m->upper, m->upper_n, err); break;
+        case 4: rc = cf_avro_put_long(b, m->sizes, err); break;
+        default: rc = cf_avro_put_long(b, m->nans, err); break;
         }
         if (rc)
             return -1;
@@ -202,15 +224,20 @@ static int encode_entry(cf_buf *b, const cf_ice_file *f, const cf_ice_spec *sp, 
         case CF_T_INT32:
         case CF_T_DATE:
         case CF_T_INT64: rc = cf_avro_put_long(b, v->i, err); break;
+        case CF_T_UUID:
+            if (!v->s || v->n != 16)
+                return cf_err_set(err, CF_E_ARG, "uuid partition value is not 16 bytes");
+            rc = cf_buf_append(b, v->s, 16, err);       /* fixed: no length */
+            break;
         default: rc = cf_avro_put_bytes(b, v->s ? v->s : "", v->s ? v->n : 0, err); break;
         }
         if (rc)
             return -1;
     }
     if (cf_avro_put_long(b, f->records, err) || cf_avro_put_long(b, f->bytes, err) ||
-        cf_avro_put_branch(b, 0, err) ||                 /* column_sizes */
+        put_metric_map(b, f, 4, err) ||                  /* column_sizes */
         put_metric_map(b, f, 0, err) || put_metric_map(b, f, 1, err) ||
-        cf_avro_put_branch(b, 0, err) ||                 /* nan_value_counts */
+        put_metric_map(b, f, 5, err) ||                  /* nan_value_counts */
         put_metric_map(b, f, 2, err) || put_metric_map(b, f, 3, err) ||
         cf_avro_put_branch(b, 0, err) ||                 /* key_metadata */
         cf_avro_put_branch(b, 0, err) ||                 /* split_offsets */
@@ -295,11 +322,13 @@ int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles
     memset(mf, 0, sizeof *mf);
     if (cf_buf_append(&schema, ENTRY_HEAD, sizeof ENTRY_HEAD - 1, err))
         goto out;
-    for (int k = 0; k < sp->nfields; k++)
+    for (int k = 0; k < sp->nfields; k++) {
+        char tbuf[128];
         if (cf_buf_printf(&schema, err, "%s{\"name\":\"%s\",\"type\":[\"null\",%s],\"default\":null,"
                           "\"field-id\":%d}", k ? "," : "", sp->f[k].name,
-                          avro_ptype(sp->f[k].result), sp->f[k].field_id))
+                          avro_ptype(sp->f[k].result, sp->f[k].field_id, tbuf, sizeof tbuf), sp->f[k].field_id))
             goto out;
+    }
     if (cf_buf_append(&schema, ENTRY_TAIL, sizeof ENTRY_TAIL - 1, err) || !cf_buf_cstr(&schema, err))
         goto out;
     sj = json_dumps(schema_json, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -363,8 +392,9 @@ out:
 
 static int read_metric_maps(const cf_avro_value *df, cf_ice_file *f, cf_err *err)
 {
-    static const char *const names[] = { "value_counts", "null_value_counts", "lower_bounds", "upper_bounds" };
-    for (int which = 0; which < 4; which++) {
+    static const char *const names[] = { "value_counts", "null_value_counts", "lower_bounds",
+                                         "upper_bounds", "column_sizes", "nan_value_counts" };
+    for (int which = 0; which < 6; which++) {
         const cf_avro_value *m = cf_avro_get(df, names[which]);
         if (!m || m->kind != CF_AV_ARRAY)
             continue;
@@ -385,11 +415,16 @@ static int read_metric_maps(const cf_avro_value *df, cf_ice_file *f, cf_err *err
                 mt = &f->metrics[f->nmetrics++];
                 memset(mt, 0, sizeof *mt);
                 mt->id = id;
+                mt->sizes = mt->nans = -1;
             }
             if (which == 0)
                 mt->values = v->i;
             else if (which == 1)
                 mt->nulls = v->i;
+            else if (which == 4)
+                mt->sizes = v->kind == CF_AV_LONG ? v->i : -1;
+            else if (which == 5)
+                mt->nans = v->kind == CF_AV_LONG ? v->i : -1;
             else if (v->kind == CF_AV_BYTES) {
                 uint8_t *p = malloc(v->n ? v->n : 1);
                 if (!p)

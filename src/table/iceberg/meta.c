@@ -386,11 +386,12 @@ const char *cf_ice_type_name(cf_type t, char *buf, size_t n)
     case CF_T_TIMESTAMP: return "timestamptz";
     case CF_T_TIMESTAMP_NTZ: return "timestamp";
     case CF_T_TIME: return "time";
-    /* Stored as text in batches and data files, so text in the table too. */
-    case CF_T_UUID: return "string";
+    /* Text in batches, but FLBA(16) UUID / FLBA decimal in data files, so
+     * the table declares the real types readers expect of those files. */
+    case CF_T_UUID: return "uuid";
     case CF_T_DECIMAL:
-        if (t.precision > 18)
-            return "string";
+        if (t.precision < 1 || t.precision > 38)
+            return NULL;
         snprintf(buf, n, "decimal(%d, %d)", t.precision, t.scale);
         return buf;
     }
@@ -532,6 +533,29 @@ static int add_pfield(cf_ice_spec *sp, const cf_schema *s, const char *col, size
         f->result = (cf_type){ .id = CF_T_DATE };
         snprintf(f->name, sizeof f->name, "%s_day", s->fields[k].name);
         break;
+    case CF_ICE_YEAR:
+    case CF_ICE_MONTH:
+        if (t != CF_T_DATE && t != CF_T_TIMESTAMP && t != CF_T_TIMESTAMP_NTZ)
+            return cf_err_set(err, CF_E_ARG, "%s() needs a date or timestamp column",
+                              xf == CF_ICE_YEAR ? "year" : "month");
+        f->result = (cf_type){ .id = CF_T_INT32 };
+        snprintf(f->name, sizeof f->name, "%s_%s", s->fields[k].name, xf == CF_ICE_YEAR ? "year" : "month");
+        break;
+    case CF_ICE_HOUR:
+        if (t != CF_T_TIMESTAMP && t != CF_T_TIMESTAMP_NTZ)
+            return cf_err_set(err, CF_E_ARG, "hour() needs a timestamp column");
+        f->result = (cf_type){ .id = CF_T_INT32 };
+        snprintf(f->name, sizeof f->name, "%s_hour", s->fields[k].name);
+        break;
+    case CF_ICE_TRUNCATE:
+        if (nb <= 0)
+            return cf_err_set(err, CF_E_ARG, "truncate width must be positive");
+        if (t != CF_T_INT32 && t != CF_T_INT64 && t != CF_T_STRING && t != CF_T_BINARY)
+            return cf_err_set(err, CF_E_UNSUPPORTED, "truncate() on %s columns is not supported",
+                              cf_type_name(t));
+        f->result = s->fields[k].type;
+        snprintf(f->name, sizeof f->name, "%s_trunc", s->fields[k].name);
+        break;
     case CF_ICE_BUCKET:
         if (nb <= 0)
             return cf_err_set(err, CF_E_ARG, "bucket count must be positive");
@@ -564,6 +588,25 @@ int cf_ice_spec_parse(const char *const *exprs, int n, const cf_schema *s,
         if (!strncmp(e, "day(", 4) || !strncmp(e, "days(", 5)) {
             if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_DAY, 0, err))
                 return -1;
+        } else if (!strncmp(e, "year(", 5) || !strncmp(e, "years(", 6)) {
+            if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_YEAR, 0, err))
+                return -1;
+        } else if (!strncmp(e, "month(", 6) || !strncmp(e, "months(", 7)) {
+            if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_MONTH, 0, err))
+                return -1;
+        } else if (!strncmp(e, "hour(", 5) || !strncmp(e, "hours(", 6)) {
+            if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_HOUR, 0, err))
+                return -1;
+        } else if (sscanf(e, "truncate[%d](", &nb) == 1) {
+            if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_TRUNCATE, nb, err))
+                return -1;
+        } else if ((sscanf(e, "truncate(%d,", &nb) == 1 || sscanf(e, "truncate(%d ,", &nb) == 1) &&
+                   strchr(open, ',')) {
+            const char *c = strchr(open, ',') + 1;
+            while (*c == ' ')
+                c++;
+            if (add_pfield(out, s, c, (size_t)(close - c), CF_ICE_TRUNCATE, nb, err))
+                return -1;
         } else if (!strncmp(e, "identity(", 9)) {
             if (add_pfield(out, s, open + 1, (size_t)(close - open - 1), CF_ICE_IDENTITY, 0, err))
                 return -1;
@@ -577,8 +620,9 @@ int cf_ice_spec_parse(const char *const *exprs, int n, const cf_schema *s,
             if (add_pfield(out, s, c, (size_t)(close - c), CF_ICE_BUCKET, nb, err))
                 return -1;
         } else
-            return cf_err_set(err, CF_E_ARG, "unknown partition transform in '%s' "
-                              "(identity, day(col), bucket(N,col))", e);
+            return cf_err_set(err, CF_E_ARG, "unknown partition transform in '%s' (identity, "
+                              "year(col), month(col), day(col), hour(col), bucket(N,col), "
+                              "truncate(W,col))", e);
     }
     return 0;
 }
@@ -606,8 +650,16 @@ int cf_ice_spec_from_json(json_t *meta, const cf_schema *s, cf_ice_spec *out, cf
             xf = CF_ICE_IDENTITY;
         else if (!strcmp(tr, "day"))
             xf = CF_ICE_DAY;
+        else if (!strcmp(tr, "year"))
+            xf = CF_ICE_YEAR;
+        else if (!strcmp(tr, "month"))
+            xf = CF_ICE_MONTH;
+        else if (!strcmp(tr, "hour"))
+            xf = CF_ICE_HOUR;
         else if (sscanf(tr, "bucket[%d]", &nb) == 1)
             xf = CF_ICE_BUCKET;
+        else if (sscanf(tr, "truncate[%d]", &nb) == 1)
+            xf = CF_ICE_TRUNCATE;
         else
             return cf_err_set(err, CF_E_UNSUPPORTED, "partition transform '%s' is not supported", tr);
         for (k = 0; k < s->nfields && s->fields[k].field_id != src; k++)
@@ -629,12 +681,15 @@ json_t *cf_ice_spec_to_json(const cf_ice_spec *sp)
     for (int i = 0; i < sp->nfields; i++) {
         const cf_ice_pfield *f = &sp->f[i];
         char tr[32];
-        if (f->xf == CF_ICE_IDENTITY)
-            snprintf(tr, sizeof tr, "identity");
-        else if (f->xf == CF_ICE_DAY)
-            snprintf(tr, sizeof tr, "day");
-        else
-            snprintf(tr, sizeof tr, "bucket[%d]", f->n);
+        switch (f->xf) {
+        case CF_ICE_IDENTITY: snprintf(tr, sizeof tr, "identity"); break;
+        case CF_ICE_DAY: snprintf(tr, sizeof tr, "day"); break;
+        case CF_ICE_YEAR: snprintf(tr, sizeof tr, "year"); break;
+        case CF_ICE_MONTH: snprintf(tr, sizeof tr, "month"); break;
+        case CF_ICE_HOUR: snprintf(tr, sizeof tr, "hour"); break;
+        case CF_ICE_BUCKET: snprintf(tr, sizeof tr, "bucket[%d]", f->n); break;
+        case CF_ICE_TRUNCATE: snprintf(tr, sizeof tr, "truncate[%d]", f->n); break;
+        }
         json_array_append_new(fields, json_pack("{s:s, s:s, s:i, s:i}", "name", f->name,
                               "transform", tr, "source-id", f->source_id, "field-id", f->field_id));
     }

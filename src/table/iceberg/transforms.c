@@ -1,5 +1,6 @@
-/* transforms.c - Iceberg partition transforms (identity, day, bucket with
- * murmur3_x86_32) and the single-value binary serialization of bounds. */
+/* transforms.c - Iceberg partition transforms (identity, year, month, day,
+ * hour, bucket with murmur3_x86_32, truncate) and the single-value binary
+ * serialization of bounds. */
 #include "table/iceberg/iceberg_int.h"
 
 #include <stdio.h>
@@ -84,12 +85,44 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+static void civil_from_days(int64_t z, int *y, int *m, int *d);
+
+/* Days since 1970-01-01 of a date or timestamp value. */
+static int64_t days_of(const cf_column *c, size_t row)
+{
+    return c->type.id == CF_T_DATE ? cf_col_i32(c, row) : floor_div(cf_col_i64(c, row), 86400000000LL);
+}
+
+/* Length of the first w code points of UTF-8 text (the spec truncates
+ * strings by code points, not bytes). */
+static size_t utf8_codepoints(const uint8_t *p, size_t n, int w)
+{
+    size_t i = 0;
+    while (i < n && w > 0) {
+        i++;
+        while (i < n && (p[i] & 0xc0) == 0x80)
+            i++;
+        w--;
+    }
+    return i;
+}
+
 void cf_ice_pvals_clear(cf_ice_pval *v, int n)
 {
     for (int i = 0; i < n; i++) {
         free(v[i].s);
         memset(&v[i], 0, sizeof v[i]);
     }
+}
+
+char *cf_ice_pval_dup(const cf_ice_pval *v)
+{
+    char *p = malloc(v->n + 1);
+    if (p) {
+        memcpy(p, v->s, v->n);
+        p[v->n] = 0;
+    }
+    return p;
 }
 
 bool cf_ice_pvals_equal(const cf_ice_pval *a, const cf_ice_pval *b, int n)
@@ -130,8 +163,35 @@ int cf_ice_partition_of(const cf_ice_spec *sp, const cf_batch *b, const int *src
             v->i = cf_ice_bucket_value(c, row, f->n);
             break;
         case CF_ICE_DAY:
-            v->i = c->type.id == CF_T_DATE ? cf_col_i32(c, row)
-                                           : floor_div(cf_col_i64(c, row), 86400000000LL);
+            v->i = days_of(c, row);
+            break;
+        case CF_ICE_YEAR:
+        case CF_ICE_MONTH: {
+            int y, m, d;
+            civil_from_days(days_of(c, row), &y, &m, &d);
+            v->i = f->xf == CF_ICE_YEAR ? y - 1970 : (int64_t)(y - 1970) * 12 + (m - 1);
+            break;
+        }
+        case CF_ICE_HOUR:
+            v->i = floor_div(cf_col_i64(c, row), 3600000000LL);
+            break;
+        case CF_ICE_TRUNCATE:
+            if (c->type.id == CF_T_INT32 || c->type.id == CF_T_INT64) {
+                int64_t x = c->type.id == CF_T_INT32 ? cf_col_i32(c, row) : cf_col_i64(c, row);
+                v->i = x - (((x % f->n) + f->n) % f->n);
+            } else {
+                size_t len;
+                const uint8_t *p = cf_col_bytes(c, row, &len);
+                if (c->type.id == CF_T_STRING)
+                    len = utf8_codepoints(p, len, f->n);
+                else if (len > (size_t)f->n)
+                    len = (size_t)f->n;
+                if (!(v->s = malloc(len + 1)))
+                    return cf_err_set(err, CF_E_NOMEM, "out of memory");
+                memcpy(v->s, p, len);
+                v->s[len] = 0;
+                v->n = len;
+            }
             break;
         case CF_ICE_IDENTITY:
             switch (c->type.id) {
@@ -142,6 +202,15 @@ int cf_ice_partition_of(const cf_ice_spec *sp, const cf_batch *b, const int *src
             default: {
                 size_t len;
                 const uint8_t *p = cf_col_bytes(c, row, &len);
+                uint8_t u[16];
+                /* A uuid partition value is its 16 bytes (Avro fixed). */
+                if (f->result.id == CF_T_UUID) {
+                    if (cf_ice_uuid_parse(p, len, u))
+                        return cf_err_set(err, CF_E_ARG, "partition %s: '%.*s' is not a UUID", f->name,
+                                          (int)(len < 64 ? len : 64), (const char *)p);
+                    p = u;
+                    len = 16;
+                }
                 if (!(v->s = malloc(len + 1)))
                     return cf_err_set(err, CF_E_NOMEM, "out of memory");
                 memcpy(v->s, p, len);
@@ -179,10 +248,25 @@ int cf_ice_partition_path(const cf_ice_spec *sp, const cf_ice_pval *v, char *out
         char val[192];
         if (v[k].null)
             snprintf(val, sizeof val, "null");
-        else if (f->result.id == CF_T_DATE) {
+        else if (f->xf == CF_ICE_YEAR)
+            snprintf(val, sizeof val, "%04lld", (long long)(1970 + v[k].i));
+        else if (f->xf == CF_ICE_MONTH)
+            snprintf(val, sizeof val, "%04lld-%02d", (long long)(1970 + floor_div(v[k].i, 12)),
+                     (int)(v[k].i - floor_div(v[k].i, 12) * 12) + 1);
+        else if (f->xf == CF_ICE_HOUR) {
+            int y, m, d;
+            civil_from_days(floor_div(v[k].i, 24), &y, &m, &d);
+            snprintf(val, sizeof val, "%04d-%02d-%02d-%02d", y, m, d, (int)(v[k].i - floor_div(v[k].i, 24) * 24));
+        } else if (f->result.id == CF_T_DATE) {
             int y, m, d;
             civil_from_days(v[k].i, &y, &m, &d);
             snprintf(val, sizeof val, "%04d-%02d-%02d", y, m, d);
+        } else if (f->result.id == CF_T_UUID && v[k].s && v[k].n == 16) {
+            const uint8_t *u = (const uint8_t *)v[k].s;
+            snprintf(val, sizeof val,
+                     "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                     u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+                     u[12], u[13], u[14], u[15]);
         } else if (v[k].s) {
             /* Keep paths portable: anything but [A-Za-z0-9._-] is %-escaped. */
             size_t o = 0;
@@ -204,6 +288,71 @@ int cf_ice_partition_path(const cf_ice_spec *sp, const cf_ice_pval *v, char *out
             return -1;
         used += (size_t)w;
     }
+    return 0;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int cf_ice_uuid_parse(const void *text, size_t n, uint8_t out[16])
+{
+    const char *p = text;
+    int k = 0;
+    if (n != 36)
+        return -1;
+    for (size_t i = 0; i < 36; i++) {
+        int hi, lo;
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (p[i] != '-')
+                return -1;
+            continue;
+        }
+        if ((hi = hexval((unsigned char)p[i])) < 0 || (lo = hexval((unsigned char)p[++i])) < 0)
+            return -1;
+        out[k++] = (uint8_t)(hi << 4 | lo);
+    }
+    return k == 16 ? 0 : -1;
+}
+
+/* Unscaled value of decimal text ("-123.45") at `scale`: -1 when it is not
+ * a number, has more fraction digits than the scale, or overflows 38 digits. */
+static int dec_parse(const void *text, size_t n, int scale, __int128 *out)
+{
+    const char *p = text, *end = p + n;
+    __int128 v = 0;
+    const __int128 lim = (__int128)1000000000000000000LL * 100000000000000000LL;  /* 1e35 */
+    bool neg = false, dot = false, digits = false;
+    int frac = 0;
+
+    if (p < end && (*p == '-' || *p == '+'))
+        neg = *p++ == '-';
+    for (; p < end; p++) {
+        if (*p == '.' && !dot) {
+            dot = true;
+            continue;
+        }
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (dot && ++frac > scale)
+            return -1;
+        if (v >= lim * 100)           /* one more digit would make 39 */
+            return -1;
+        v = v * 10 + (*p - '0');
+        digits = true;
+    }
+    if (!digits)
+        return -1;
+    for (; frac < scale; frac++) {
+        if (v >= lim * 100)
+            return -1;
+        v *= 10;
+    }
+    *out = neg ? -v : v;
     return 0;
 }
 
@@ -251,8 +400,40 @@ int cf_ice_single_value(const cf_type *t, int64_t iv, double dv, const void *s, 
             out[i] = (uint8_t)(u >> (8 * i));
         return 8;
     }
+    case CF_T_UUID: {
+        /* 16 bytes, big-endian: from raw bytes (partition values) or the
+         * 36-char text batches and Parquet statistics carry. */
+        uint8_t u[16];
+        if (outsz < 16)
+            return -1;
+        if (sn == 16)
+            memcpy(u, s, 16);
+        else if (cf_ice_uuid_parse(s, sn, u))
+            return -1;
+        memcpy(out, u, 16);
+        return 16;
+    }
     case CF_T_DECIMAL:
-        if (t->precision <= 18) {
+        if (t->precision > 18) {
+            /* Wide decimals are text in batches and statistics. */
+            __int128 x;
+            uint8_t be[16];
+            int start = 0;
+            if (dec_parse(s, sn, t->scale, &x))
+                return -1;
+            for (int i = 15; i >= 0; i--) {
+                be[i] = (uint8_t)x;
+                x >>= 8;
+            }
+            while (start < 15 && ((be[start] == 0x00 && !(be[start + 1] & 0x80)) ||
+                                  (be[start] == 0xff && (be[start + 1] & 0x80))))
+                start++;
+            if (outsz < (size_t)(16 - start))
+                return -1;
+            memcpy(out, be + start, (size_t)(16 - start));
+            return 16 - start;
+        }
+        {
             /* Unscaled value, two's complement big-endian, fewest bytes. */
             uint8_t be[8];
             int start = 0;
@@ -266,10 +447,7 @@ int cf_ice_single_value(const cf_type *t, int64_t iv, double dv, const void *s, 
             memcpy(out, be + start, (size_t)(8 - start));
             return 8 - start;
         }
-        /* wide decimals are text */
-        /* fall through */
     case CF_T_STRING:
-    case CF_T_UUID:
     case CF_T_BINARY:
         if (sn > outsz)
             return -1;
