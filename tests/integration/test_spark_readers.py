@@ -707,3 +707,33 @@ def test_cdcflow_continues_after_spark_writes(spark, tables, tmp_path):
     assert arrow_rows(delta_table(delta_path).to_pyarrow_table(), CUSTOMER_COLS) == want
     assert arrow_rows(iceberg_static(os.path.join(wh, "analytics", "customers")).scan().to_arrow(),
                       CUSTOMER_COLS) == want
+
+
+@pytest.mark.parametrize("table", ["orders", "customers_part"])
+def test_iceberg_column_metrics_as_spark_decodes_them(spark, tables, table):
+    """The files table decodes cdcflow's per-column counts and bounds (Iceberg's single-value
+    serialization): they must describe each data file's own values, or Spark skips files it needs."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    cat = iceberg_catalog(spark, tables["warehouse"])
+    files = spark.sql(f"SELECT file_path, record_count, readable_metrics FROM {cat}.analytics.{table}.files "
+                      "WHERE content = 0").collect()
+    assert files
+    for f in files:
+        # ParquetFile: the file alone, without partition columns guessed from its folder names.
+        data = pq.ParquetFile(f.file_path.replace("file://", "")).read()
+        assert f.record_count == data.num_rows
+        metrics = f.readable_metrics.asDict(recursive=True)
+        for col in data.column_names:
+            m, values = metrics[col], data.column(col)
+            assert (m["value_count"], m["null_value_count"]) == (len(values), values.null_count), (f.file_path, col)
+            if values.null_count == len(values):
+                assert m["lower_bound"] is None and m["upper_bound"] is None, (f.file_path, col)
+                continue
+            mm = pc.min_max(values)
+            lo, hi = plain(mm["min"].as_py()), plain(mm["max"].as_py())
+            if isinstance(lo, str):         # string bounds may be truncated prefixes
+                assert m["lower_bound"] <= lo and hi <= m["upper_bound"], (f.file_path, col)
+            else:
+                assert (m["lower_bound"], m["upper_bound"]) == (lo, hi), (f.file_path, col)
