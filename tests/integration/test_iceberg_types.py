@@ -295,3 +295,33 @@ def test_uuid_identity_partitions_with_upserts(tables):
         for d in task.delete_files:
             assert d.partition == task.file.partition
         assert f"/u={part}/" in task.file.file_path
+
+
+def test_expire_snapshots_takes_durations(tables, tmp_path):
+    import shutil
+    from conftest import CDCFLOW
+
+    t = str(tmp_path / "types")
+    shutil.copytree(os.path.join(tables, "types"), t)
+    help_text = subprocess.run([CDCFLOW, "expire-snapshots", "--help"], capture_output=True, text=True).stdout
+    for word in ("--older-than", "--retain-last", "--dry-run", "7d", "history.expire.max-snapshot-age-ms"):
+        assert word in help_text
+    # Both snapshots are younger than 7 days: nothing goes.
+    r = subprocess.run([CDCFLOW, "expire-snapshots", t, "--older-than", "7d"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(static_table(t).metadata.snapshots) == 2
+    for bad in ("7x", "-7d", "soon"):
+        r = subprocess.run([CDCFLOW, "expire-snapshots", t, "--older-than", bad], capture_output=True, text=True)
+        assert r.returncode == 2 and "bad --older-than" in r.stderr
+    r = subprocess.run([CDCFLOW, "expire-snapshots", t, "--older-than", "0s"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tbl = static_table(t)
+    assert len(tbl.metadata.snapshots) == 1
+    assert pyiceberg_rows(tbl) == expected(120)
+    # scan --timestamp takes a duration too: one hour ago there was no snapshot yet.
+    r = subprocess.run([CDCFLOW, "scan", t, "--timestamp", "1h"], capture_output=True, text=True)
+    assert r.returncode != 0
+    r = subprocess.run([CDCFLOW, "scan", t, "--timestamp", "0s", "--format", "jsonl"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 120

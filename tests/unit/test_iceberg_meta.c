@@ -219,6 +219,36 @@ static void test_time_and_truncate_transforms(void)
     cf_schema_free(s);
 }
 
+/* --older-than / --timestamp: epoch ms, ISO dates and times, durations. */
+static void test_parse_time(void)
+{
+    const int64_t now = 1767225600000LL;      /* 2026-01-01T00:00:00Z */
+    int64_t ms = 0;
+    CHECK(cf_ice_parse_time("7d", now, &ms) == 0);
+    CHECK_EQ_INT(ms, now - 7 * 86400000LL);
+    CHECK(cf_ice_parse_time("12h", now, &ms) == 0);
+    CHECK_EQ_INT(ms, now - 12 * 3600000LL);
+    CHECK(cf_ice_parse_time("30m", now, &ms) == 0);
+    CHECK_EQ_INT(ms, now - 30 * 60000LL);
+    CHECK(cf_ice_parse_time("45s", now, &ms) == 0);
+    CHECK_EQ_INT(ms, now - 45000);
+    CHECK(cf_ice_parse_time("0s", now, &ms) == 0);
+    CHECK_EQ_INT(ms, now);
+    CHECK(cf_ice_parse_time("1767225600000", now, &ms) == 0);
+    CHECK_EQ_INT(ms, 1767225600000LL);
+    CHECK(cf_ice_parse_time("2026-01-31", now, &ms) == 0);
+    CHECK_EQ_INT(ms, 1769817600000LL);
+    CHECK(cf_ice_parse_time("2026-01-31T12:00:00Z", now, &ms) == 0);
+    CHECK_EQ_INT(ms, 1769817600000LL + 12 * 3600000LL);
+    CHECK(cf_ice_parse_time("2026-01-31 12:30", now, &ms) == 0);
+    CHECK_EQ_INT(ms, 1769817600000LL + 12 * 3600000LL + 30 * 60000LL);
+    CHECK(cf_ice_parse_time("7w", now, &ms) == -1);
+    CHECK(cf_ice_parse_time("-7d", now, &ms) == -1);
+    CHECK(cf_ice_parse_time("d", now, &ms) == -1);
+    CHECK(cf_ice_parse_time("2026-01-31T12:00:00+02:00", now, &ms) == -1);
+    CHECK(cf_ice_parse_time("yesterday", now, &ms) == -1);
+}
+
 static cf_schema *sample_schema(void)
 {
     cf_schema *s = cf_schema_new();
@@ -441,5 +471,5 @@ static void test_kmap(void)
 
 CF_TEST_MAIN("iceberg_meta", T(test_murmur3_vectors), T(test_bucket_columns), T(test_single_value),
              T(test_single_value_uuid_wide_decimal), T(test_time_and_truncate_transforms),
-             T(test_spec_parse), T(test_manifest_roundtrip), T(test_commit_conflict),
+             T(test_parse_time), T(test_spec_parse), T(test_manifest_roundtrip), T(test_commit_conflict),
              T(test_schema_json), T(test_kmap))

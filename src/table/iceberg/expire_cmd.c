@@ -26,9 +26,13 @@ static void usage(FILE *o)
           "  - files under data/ and metadata/ that no snapshot ever referenced (left by\n"
           "    writers that died before committing), once older than WHEN and than an hour;\n"
           "  - metadata versions beyond write.metadata.previous-versions-max.\n"
-          "WHEN is an ISO-8601 time (2026-01-31T12:00:00Z), epoch milliseconds, or a\n"
-          "duration before now: 7d, 12h, 30m, 45s.\n"
-          "  --dry-run   print what would be removed, change nothing\n", o);
+          "  --older-than WHEN  ISO-8601 time (2026-01-31 or 2026-01-31T12:00:00Z), epoch\n"
+          "                     milliseconds, or a duration before now: 7d, 12h, 30m, 45s\n"
+          "  --retain-last N    keep at least the N newest snapshots (default 1)\n"
+          "  --dry-run          print what would be removed, change nothing\n"
+          "Writers can also expire snapshots from the metadata as they commit: see the\n"
+          "table properties history.expire.max-snapshot-age-ms and\n"
+          "history.expire.min-snapshots-to-keep in docs/iceberg.md.\n", o);
 }
 
 static const char *local_path(const char *p)

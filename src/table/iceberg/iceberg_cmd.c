@@ -66,7 +66,8 @@ static void scan_usage(FILE *o)
           "  --snapshot ID    read snapshot ID (time travel; see `cdcflow history`)\n"
           "  --version N      read the table as metadata file vN.metadata.json left it\n"
           "  --timestamp T    read the newest snapshot committed at or before T\n"
-          "                   (ISO-8601 like 2026-01-31T12:00:00Z, or epoch milliseconds)\n"
+          "                   (ISO-8601 like 2026-01-31T12:00:00Z, epoch milliseconds, or\n"
+          "                   a duration before now: 7d, 12h, 30m, 45s)\n"
           "  --format F       table (default), jsonl or csv\n"
           "  --limit N        print at most N rows\n"
           "  --columns LIST   print only these columns, in this order\n", o);
@@ -208,7 +209,9 @@ static void history_usage(FILE *o)
           "\n"
           "List the snapshots of an Iceberg table, oldest first: sequence number,\n"
           "snapshot id, parent, commit time, operation, files and records added,\n"
-          "total records, and the Kafka offsets the snapshot covers.\n", o);
+          "total records, and the Kafka offsets the snapshot covers.\n"
+          "  --format F   table (default) or jsonl (each snapshot's metadata entry as is)\n"
+          "  --limit N    list only the N newest snapshots\n", o);
 }
 
 static const char *sum_str(json_t *snap, const char *k)
