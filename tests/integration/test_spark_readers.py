@@ -713,6 +713,7 @@ def test_cdcflow_continues_after_spark_writes(spark, tables, tmp_path):
 def test_iceberg_column_metrics_as_spark_decodes_them(spark, tables, table):
     """The files table decodes cdcflow's per-column counts and bounds (Iceberg's single-value
     serialization): they must describe each data file's own values, or Spark skips files it needs."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -728,6 +729,9 @@ def test_iceberg_column_metrics_as_spark_decodes_them(spark, tables, table):
         for col in data.column_names:
             m, values = metrics[col], data.column(col)
             assert (m["value_count"], m["null_value_count"]) == (len(values), values.null_count), (f.file_path, col)
+            assert m["column_size"] > 0, (f.file_path, col)
+            if pa.types.is_floating(values.type):
+                assert m["nan_value_count"] == (pc.sum(pc.is_nan(values)).as_py() or 0), (f.file_path, col)
             if values.null_count == len(values):
                 assert m["lower_bound"] is None and m["upper_bound"] is None, (f.file_path, col)
                 continue
