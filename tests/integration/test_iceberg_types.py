@@ -86,16 +86,27 @@ def static_table(table):
     return StaticTable.from_metadata(os.path.join(table, "metadata", f"v{hint}.metadata.json"))
 
 
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("iceberg_types"))
-    build = subprocess.run(["make", "-s", "-C", ROOT, "build/tests/test_iceberg_types"],
+def write_tables(root):
+    build = subprocess.run(["make", "-s", "-C", ROOT, "all", "build/tests/test_iceberg_types"],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     run = subprocess.run([DRIVER], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, CF_ICEBERG_TEST_DIR=root))
     assert run.returncode == 0, run.stdout + run.stderr
     return root
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    """Tables the read-only tests share."""
+    return write_tables(str(tmp_path_factory.mktemp("iceberg_types")))
+
+
+@pytest.fixture
+def fresh_tables(tmp_path):
+    """Tables of its own for a test that changes them (a copy would not do: metadata holds
+    absolute paths, so a copy's files are the original's)."""
+    return write_tables(str(tmp_path))
 
 
 def test_types_declared_and_rows_read(tables):
@@ -297,12 +308,10 @@ def test_uuid_identity_partitions_with_upserts(tables):
         assert f"/u={part}/" in task.file.file_path
 
 
-def test_expire_snapshots_takes_durations(tables, tmp_path):
-    import shutil
+def test_expire_snapshots_takes_durations(fresh_tables):
     from conftest import CDCFLOW
 
-    t = str(tmp_path / "types")
-    shutil.copytree(os.path.join(tables, "types"), t)
+    t = os.path.join(fresh_tables, "types")
     help_text = subprocess.run([CDCFLOW, "expire-snapshots", "--help"], capture_output=True, text=True).stdout
     for word in ("--older-than", "--retain-last", "--dry-run", "7d", "history.expire.max-snapshot-age-ms"):
         assert word in help_text
@@ -325,3 +334,40 @@ def test_expire_snapshots_takes_durations(tables, tmp_path):
                        text=True)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 120
+
+
+def test_bounded_history_reads_and_expires(fresh_tables):
+    """history/: 20 commits with history.expire.max-snapshot-age-ms = 0 and min-snapshots-to-keep = 3
+    set after the first; the sink kept three snapshots in the metadata."""
+    import json
+    import time
+    from conftest import CDCFLOW
+
+    t = os.path.join(fresh_tables, "history")
+    tbl = static_table(t)
+    assert tbl.properties["history.expire.max-snapshot-age-ms"] == "0"
+    snaps = tbl.metadata.snapshots
+    assert len(snaps) == 3 and len(tbl.metadata.snapshot_log) == 3
+    assert pyiceberg_rows(tbl) == expected(120)
+    assert duckdb_rows(t) == expected(120)
+    # The oldest kept snapshot still reads (time travel within the kept history).
+    oldest = tbl.scan(snapshot_id=snaps[0].snapshot_id).to_arrow()
+    assert oldest.num_rows == 108
+    # Manifest lists of the dropped snapshots are orphans now: expire-snapshots removes them
+    # once they are old enough (an hour: younger ones may belong to a commit in flight).
+    lists = glob.glob(os.path.join(t, "metadata", "snap-*.avro"))
+    assert len(lists) == 20
+    old = time.time() - 2 * 3600
+    for dirpath, _, names in os.walk(t):
+        for n in names:
+            os.utime(os.path.join(dirpath, n), (old, old))
+    r = subprocess.run([CDCFLOW, "expire-snapshots", t, "--older-than", "0s", "--retain-last", "3"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(glob.glob(os.path.join(t, "metadata", "snap-*.avro"))) == 3
+    tbl = static_table(t)
+    assert pyiceberg_rows(tbl) == expected(120)
+    assert len(glob.glob(os.path.join(t, "data", "*.parquet"))) == 20   # appends: every file is live
+    hint = open(os.path.join(t, "metadata", "version-hint.text")).read().strip()
+    md = json.load(open(os.path.join(t, "metadata", f"v{hint}.metadata.json")))
+    assert len(md["snapshots"]) == 3

@@ -1,10 +1,11 @@
 /* test_iceberg_types.c - Iceberg tables with uuid, wide and narrow decimal,
  * NaN-holding double, date and timestamp columns: declared types, column
  * bounds, NaN counts and column sizes in manifests, and the year, month,
- * hour, truncate and uuid identity partition transforms.
+ * hour, truncate and uuid identity partition transforms; the bounded
+ * snapshot history (history.expire.* properties) the sink applies.
  *
  * With CF_ICEBERG_TEST_DIR set the tables are kept there (types/,
- * part_time/, part_hour/, part_trunc/, part_uuid/) for
+ * part_time/, part_hour/, part_trunc/, part_uuid/, history/) for
  * tests/integration/test_iceberg_types.py, which reads them with pyiceberg,
  * DuckDB and fastavro and recomputes the rows from the same formula
  * (see make_row). */
@@ -319,6 +320,97 @@ static void test_uuid_partitions_upsert(void)
     cf_ice_table_free(&t);
 }
 
+/* cf_ice_expire_history on a made-up document: off without the property,
+ * then by age, keeping the current snapshot, other refs and the newest N. */
+static void test_expire_history_rules(void)
+{
+    json_t *meta = json_pack("{s:{}, s:I, s:{s:{s:I, s:s}, s:{s:I, s:s}}, s:[], s:[]}", "properties",
+                             "current-snapshot-id", (json_int_t)5, "refs", "main", "snapshot-id",
+                             (json_int_t)5, "type", "branch", "keep", "snapshot-id", (json_int_t)2,
+                             "type", "tag", "snapshots", "snapshot-log");
+    json_t *props = json_object_get(meta, "properties");
+    for (int i = 1; i <= 5; i++) {
+        json_array_append_new(json_object_get(meta, "snapshots"),
+                              json_pack("{s:i, s:I}", "snapshot-id", i, "timestamp-ms", (json_int_t)(i * 1000)));
+        json_array_append_new(json_object_get(meta, "snapshot-log"),
+                              json_pack("{s:i, s:I}", "snapshot-id", i, "timestamp-ms", (json_int_t)(i * 1000)));
+    }
+    CHECK_EQ_INT(cf_ice_expire_history(meta, 100000), 0);             /* no property: off */
+    json_object_set_new(props, "history.expire.max-snapshot-age-ms", json_string("bogus"));
+    CHECK_EQ_INT(cf_ice_expire_history(meta, 100000), 0);             /* unreadable: off */
+    json_object_set_new(props, "history.expire.max-snapshot-age-ms", json_string("3500"));
+    /* now 6000: age limit keeps ts >= 2500 (3, 4, 5); tag keeps 2; 1 goes */
+    CHECK_EQ_INT(cf_ice_expire_history(meta, 6000), 1);
+    CHECK_EQ_INT(json_array_size(json_object_get(meta, "snapshots")), 4);
+    CHECK_EQ_INT(json_array_size(json_object_get(meta, "snapshot-log")), 4);
+    CHECK(cf_ice_snapshot(meta, 1) == NULL && cf_ice_snapshot(meta, 2) != NULL);
+    json_object_set_new(props, "history.expire.max-snapshot-age-ms", json_string("0"));
+    json_object_set_new(props, "history.expire.min-snapshots-to-keep", json_string("2"));
+    /* everything is old: the tagged 2 and the newest two (4, 5) stay */
+    CHECK_EQ_INT(cf_ice_expire_history(meta, 6000), 1);
+    CHECK(cf_ice_snapshot(meta, 3) == NULL && cf_ice_snapshot(meta, 4) != NULL);
+    json_object_del(json_object_get(meta, "refs"), "keep");
+    json_object_set_new(props, "history.expire.min-snapshots-to-keep", json_string("0"));  /* means 1 */
+    CHECK_EQ_INT(cf_ice_expire_history(meta, 6000), 2);
+    CHECK_EQ_INT(json_array_size(json_object_get(meta, "snapshots")), 1);
+    CHECK(cf_ice_snapshot(meta, 5) != NULL);
+    CHECK_EQ_INT(json_array_size(json_object_get(meta, "snapshot-log")), 1);
+    json_decref(meta);
+}
+
+/* A long stream with the policy set keeps a bounded metadata file and
+ * still reads every row and resumes from its offsets. */
+static void test_sink_bounds_history(void)
+{
+    char dir[400];
+    cf_ice_table t = { 0 };
+    cf_ice_file *files = NULL;
+    int nfiles = 0;
+    cf_schema *s = NULL;
+    cf_err err = { 0 };
+    count c;
+    json_t *meta;
+
+    /* commit 1, then the policy, then 19 more commits by a new writer */
+    CHECK(write_table("history", CF_MODE_APPEND, NULL, 0, 6, 1, 1, dir, sizeof dir) == 0);
+    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    if (!t.meta)
+        return;
+    meta = json_deep_copy(t.meta);
+    json_object_set_new(json_object_get(meta, "properties"), "history.expire.max-snapshot-age-ms",
+                        json_string("0"));
+    json_object_set_new(json_object_get(meta, "properties"), "history.expire.min-snapshots-to-keep",
+                        json_string("3"));
+    CHECK(cf_ice_commit(&t, meta, &err) == 0);
+    cf_ice_table_free(&t);
+    {
+        cf_schema *sc = things_schema();
+        cf_batch *b = cf_batch_new(sc, NULL);
+        cf_sink_config cfg = { .kind = "iceberg", .location = dir, .table_name = "things",
+                               .mode = CF_MODE_APPEND, .codec = CF_CODEC_ZSTD };
+        cf_sink *sk = cf_sink_open(&cfg, &err);
+        cf_offsets off = { 0 };
+        CHECK(sk != NULL);
+        for (int64_t k = 1; sk && k < 20; k++)
+            CHECK(commit_rows(sk, b, k * 6, k * 6 + 6, 0) == 0);
+        CHECK(sk && cf_sink_offsets(sk, &off, &err) == 0);
+        CHECK_EQ_INT(cf_offsets_get(&off, TOPIC, 0), 120);
+        cf_offsets_free(&off);
+        cf_sink_close(sk);
+        cf_batch_free(b);
+        cf_schema_free(sc);
+    }
+    if (load(dir, &t, &files, &nfiles, &s, &c) == 0) {
+        CHECK_EQ_INT(c.rows, 120);
+        CHECK_EQ_INT(nfiles, 20);
+        CHECK_EQ_INT(json_array_size(json_object_get(t.meta, "snapshots")), 3);
+        CHECK_EQ_INT(json_array_size(json_object_get(t.meta, "snapshot-log")), 3);
+    }
+    cf_ice_files_free(files, nfiles);
+    cf_schema_free(s);
+    cf_ice_table_free(&t);
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -329,4 +421,5 @@ static void test_cleanup(void)
 }
 
 CF_TEST_MAIN("iceberg_types", T(test_types_and_metrics), T(test_time_and_truncate_partitions),
-             T(test_uuid_partitions_upsert), T(test_cleanup))
+             T(test_uuid_partitions_upsert), T(test_expire_history_rules), T(test_sink_bounds_history),
+             T(test_cleanup))

@@ -18,7 +18,7 @@
 static void usage(FILE *o)
 {
     fputs("Usage: cdcflow expire-snapshots ICEBERG_TABLE --older-than WHEN [--retain-last N]\n"
-          "                                [--dry-run]\n"
+          "                                [--dry-run] [--save-policy | --clear-policy]\n"
           "\n"
           "Remove snapshots committed before WHEN from an Iceberg table, keeping the\n"
           "current snapshot and the N most recent ones (default 1), then delete:\n"
@@ -30,9 +30,12 @@ static void usage(FILE *o)
           "                     milliseconds, or a duration before now: 7d, 12h, 30m, 45s\n"
           "  --retain-last N    keep at least the N newest snapshots (default 1)\n"
           "  --dry-run          print what would be removed, change nothing\n"
-          "Writers can also expire snapshots from the metadata as they commit: see the\n"
-          "table properties history.expire.max-snapshot-age-ms and\n"
-          "history.expire.min-snapshots-to-keep in docs/iceberg.md.\n", o);
+          "  --save-policy      also store --older-than (a duration) and --retain-last as the\n"
+          "                     table properties history.expire.max-snapshot-age-ms and\n"
+          "                     history.expire.min-snapshots-to-keep: cdcflow's sink then drops\n"
+          "                     older snapshots from the metadata at each commit, so it stays\n"
+          "                     bounded (files still go only with expire-snapshots)\n"
+          "  --clear-policy     remove those properties (--older-than then optional)\n", o);
 }
 
 static const char *local_path(const char *p)
@@ -157,14 +160,56 @@ static void sweep_dir(sweep *sw, const char *dir, int depth)
     closedir(d);
 }
 
+/* Record (max_age >= 0) or remove the history.expire.* properties, in a
+ * metadata commit of its own. */
+static int set_policy(const char *dir, int64_t max_age, int64_t retain, cf_err *e)
+{
+    for (int attempt = 0; attempt < 10; attempt++) {
+        cf_ice_table t = { 0 };
+        json_t *meta, *props;
+        char v[32];
+        if (cf_ice_load(dir, &t, e) || !t.meta) {
+            cf_ice_table_free(&t);
+            return e->msg[0] ? -1 : cf_err_set(e, CF_E_ARG, "%s: no table", dir);
+        }
+        if (!(meta = json_deep_copy(t.meta))) {
+            cf_ice_table_free(&t);
+            return cf_err_set(e, CF_E_NOMEM, "out of memory");
+        }
+        if (!json_is_object(json_object_get(meta, "properties")))
+            json_object_set_new(meta, "properties", json_object());
+        props = json_object_get(meta, "properties");
+        if (max_age >= 0) {
+            snprintf(v, sizeof v, "%" PRId64, max_age);
+            json_object_set_new(props, "history.expire.max-snapshot-age-ms", json_string(v));
+            snprintf(v, sizeof v, "%" PRId64, retain);
+            json_object_set_new(props, "history.expire.min-snapshots-to-keep", json_string(v));
+        } else {
+            json_object_del(props, "history.expire.max-snapshot-age-ms");
+            json_object_del(props, "history.expire.min-snapshots-to-keep");
+        }
+        cf_ice_log_metadata(&t, meta, cf_ice_now_ms());
+        if (cf_ice_commit(&t, meta, e) == 0) {
+            cf_ice_table_free(&t);
+            return 0;
+        }
+        cf_ice_table_free(&t);
+        if (e->code != CF_E_CONFLICT || !e->retriable)
+            return -1;
+        memset(e, 0, sizeof *e);
+    }
+    return cf_err_set(e, CF_E_CONFLICT, "the table kept changing; run again");
+}
+
 int cf_cmd_expire_snapshots(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "older-than", required_argument, 0, 'o' }, { "retain-last", required_argument, 0, 'r' },
-        { "dry-run", no_argument, 0, 'n' }, { "help", no_argument, 0, 'h' }, { 0 },
+        { "dry-run", no_argument, 0, 'n' }, { "save-policy", no_argument, 0, 's' },
+        { "clear-policy", no_argument, 0, 'c' }, { "help", no_argument, 0, 'h' }, { 0 },
     };
-    int64_t cutoff = -1, retain = 1;
-    bool dry = false;
+    int64_t cutoff = -1, retain = 1, max_age = -1;
+    bool dry = false, save = false, clear = false;
     int c, rc = 1;
     cf_ice_table t = { 0 };
     cf_ice_kmap *refs = NULL, *expired_refs = NULL;
@@ -174,26 +219,48 @@ int cf_cmd_expire_snapshots(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'o':
-            if (cf_ice_parse_time(optarg, cf_ice_now_ms(), &cutoff)) {
+        case 'o': {
+            int64_t now = cf_ice_now_ms();
+            size_t n = strlen(optarg);
+            if (cf_ice_parse_time(optarg, now, &cutoff)) {
                 fprintf(stderr, "cdcflow expire-snapshots: bad --older-than '%s'\n", optarg);
                 return 2;
             }
+            /* Only a duration makes sense as a standing policy. */
+            if (n && strchr("dhms", optarg[n - 1]))
+                max_age = now - cutoff;
             break;
+        }
+        case 's': save = true; break;
+        case 'c': clear = true; break;
         case 'r': retain = atoll(optarg) > 0 ? atoll(optarg) : 1; break;
         case 'n': dry = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc - 1 || cutoff < 0) {
+    if (optind != argc - 1 || (cutoff < 0 && !clear) || (save && clear)) {
         usage(stderr);
+        return 2;
+    }
+    if (save && max_age < 0) {
+        fprintf(stderr, "cdcflow expire-snapshots: --save-policy needs --older-than as a duration (7d, 12h, ...)\n");
         return 2;
     }
     dir = argv[optind];
     if (!cf_iceberg_is_table(dir)) {
         fprintf(stderr, "cdcflow expire-snapshots: %s is not an Iceberg table\n", dir);
         return 1;
+    }
+    if ((save || clear) && !dry) {
+        if (set_policy(dir, save ? max_age : -1, retain, &e))
+            goto fail;
+        printf("%s\n", save ? "saved the policy: writers now expire old snapshots at each commit"
+                            : "cleared the policy: writers keep every snapshot");
+        if (cutoff < 0) {
+            rc = 0;
+            goto out;
+        }
     }
     for (int attempt = 0; attempt < 10; attempt++) {
         json_t *meta = NULL, *snaps, *kept, *log, *sn;

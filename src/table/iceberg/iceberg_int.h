@@ -43,6 +43,14 @@ void cf_ice_add_snapshot(const cf_ice_table *t, json_t *meta, int64_t sid, int64
  * write.metadata.previous-versions-max) and stamp last-updated-ms. */
 void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms);
 
+/* Bounded history: when the table property history.expire.max-snapshot-age-ms
+ * is set, drop from `meta` the snapshots committed more than that before
+ * now_ms, keeping the current one, any other ref's, and the
+ * history.expire.min-snapshots-to-keep newest (default 1); their
+ * snapshot-log entries go too.  Files stay (expire-snapshots removes them
+ * once no kept snapshot refers to them).  Returns the number dropped. */
+int  cf_ice_expire_history(json_t *meta, int64_t now_ms);
+
 /* Path of metadata file version v (caller frees). */
 char *cf_ice_meta_path(const char *location, int v);
 

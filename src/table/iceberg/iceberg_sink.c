@@ -989,6 +989,9 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
         set_count(sum, k, covered->v[i].next_offset);
     }
     cf_ice_add_snapshot(&s->t, meta, sid, parent_id, seq, now, lpath, sum);
+    /* A long stream adds a snapshot per commit: with history.expire.*
+     * set, old ones leave the metadata here so it stays bounded. */
+    cf_ice_expire_history(meta, now);
     rc = cf_ice_commit(&s->t, meta, err);
     meta = NULL;                       /* stolen by cf_ice_commit */
 out:

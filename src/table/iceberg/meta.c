@@ -742,6 +742,65 @@ void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms)
     json_object_set_new(meta, "last-updated-ms", json_integer(now_ms));
 }
 
+/* A property that must be a whole number; -1 when absent or malformed. */
+static int64_t prop_int(json_t *meta, const char *key)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(meta, "properties"), key));
+    char *end;
+    long long x;
+    if (!v || !*v)
+        return -1;
+    x = strtoll(v, &end, 10);
+    return *end || x < 0 ? -1 : (int64_t)x;
+}
+
+static bool held_by_ref(json_t *meta, int64_t id)
+{
+    const char *name;
+    json_t *ref;
+    json_object_foreach(json_object_get(meta, "refs"), name, ref)
+        if (json_integer_value(json_object_get(ref, "snapshot-id")) == id)
+            return true;
+    return false;
+}
+
+int cf_ice_expire_history(json_t *meta, int64_t now_ms)
+{
+    int64_t max_age = prop_int(meta, "history.expire.max-snapshot-age-ms");
+    int64_t min_keep = prop_int(meta, "history.expire.min-snapshots-to-keep");
+    int64_t cur = cf_ice_current_snapshot_id(meta);
+    json_t *snaps = json_object_get(meta, "snapshots"), *kept, *log, *sn;
+    size_t i, n = json_array_size(snaps);
+    int dropped = 0;
+
+    if (max_age < 0)
+        return 0;                       /* not asked for: keep everything */
+    if (min_keep < 1)
+        min_keep = 1;
+    if (n <= (size_t)min_keep)
+        return 0;
+    kept = json_array();
+    json_array_foreach(snaps, i, sn) {
+        int64_t id = json_integer_value(json_object_get(sn, "snapshot-id"));
+        int64_t ts = json_integer_value(json_object_get(sn, "timestamp-ms"));
+        if (id == cur || i + (size_t)min_keep >= n || ts >= now_ms - max_age || held_by_ref(meta, id))
+            json_array_append(kept, sn);
+        else
+            dropped++;
+    }
+    if (!dropped) {
+        json_decref(kept);
+        return 0;
+    }
+    json_object_set_new(meta, "snapshots", kept);
+    log = json_array();
+    json_array_foreach(json_object_get(meta, "snapshot-log"), i, sn)
+        if (cf_ice_snapshot(meta, json_integer_value(json_object_get(sn, "snapshot-id"))))
+            json_array_append(log, sn);
+    json_object_set_new(meta, "snapshot-log", log);
+    return dropped;
+}
+
 int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms)
 {
     char *end;
