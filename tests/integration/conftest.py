@@ -250,18 +250,19 @@ def consume_until(topic, done, timeout=60, envelope=False):
         c.subscribe([topic])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                # The topic appears with its first event; until then the broker says it is unknown.
-                if m.error().code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
-                    continue
-                raise RuntimeError(f"consuming {topic}: {m.error()}")
-            v = m.value()
-            doc = json.loads(v) if v else None
-            got.append(doc if envelope or doc is None else doc["payload"])
-            if done(got):
+            # In batches, and done() once per batch: the topics grow to many thousands of events and a
+            # predicate that scans the whole list per message would make this quadratic.
+            msgs = c.consume(num_messages=1000, timeout=0.5)
+            for m in msgs:
+                if m.error():
+                    # The topic appears with its first event; until then the broker says it is unknown.
+                    if m.error().code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                        continue
+                    raise RuntimeError(f"consuming {topic}: {m.error()}")
+                v = m.value()
+                doc = json.loads(v) if v else None
+                got.append(doc if envelope or doc is None else doc["payload"])
+            if msgs and done(got):
                 break
     finally:
         c.close()
