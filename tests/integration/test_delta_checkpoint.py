@@ -91,6 +91,10 @@ def test_history_says_which_versions_are_gone(tmp_path):
     assert "versions 0 to 5" in hist.stderr
     ch = run_cdcflow("changes", table, "--from-version", 2, check=False)
     assert ch.returncode != 0 and "no longer in the log" in ch.stderr
+    later = [json.loads(l) for l in run_cdcflow("changes", table, "--from-version", 6, "--format",
+                                                "jsonl").stdout.splitlines()]
+    assert sorted(r["id"] for r in later) == list(range(200, 220))
+    assert {(r["_change_type"], r["_commit_version"]) for r in later} == {("insert", 6)}
 
 
 def test_sink_resumes_from_its_checkpoint_exactly_once(tmp_path):
