@@ -114,6 +114,20 @@ static void test_roundtrip(void)
     cf_delta_snap *inc = cf_delta_snap_new(dir, &e);
     CHECK_EQ_INT(cf_delta_checkpoint_read(inc, 4, &e), -1);
 
+    /* a tombstone the replay refuses (empty path) fails the read cleanly */
+    for (size_t i = 0; i < s->nfiles; i++)
+        if (!s->files[i].live) {
+            free(s->files[i].path);
+            s->files[i].path = strdup("");
+        }
+    s->version = 7;
+    CHECK_EQ_INT(cf_delta_checkpoint_write(s, &e), 0);
+    cf_delta_snap *bad = cf_delta_snap_new(dir, &e);
+    e.code = CF_OK;
+    CHECK_EQ_INT(cf_delta_checkpoint_read(bad, 7, &e), -1);
+    CHECK_EQ_INT(e.code, CF_E_CORRUPT);
+    cf_delta_snap_free(bad);
+
     /* garbage bytes fail cleanly */
     e.code = CF_OK;
     CHECK_EQ_INT(cf_delta_checkpoint_read_mem(inc, "PAR1xxxxPAR1", 12, &e), -1);

@@ -649,9 +649,9 @@ static int apply_row(cf_delta_snap *s, const ckr *c, size_t row, cf_err *err)
         fset(o, "size", c, R_RM_SIZE, row);
         json_object_set_new(a, "add", o);
         rc = cf_delta_snap_apply_action(s, a, err);
-        json_decref(a);
+        json_decref(a);   /* and o with it */
         if (rc)
-            goto fail_o;
+            return -1;
         a = json_object();
         o = json_object();
         if (!a || !o)
@@ -699,9 +699,6 @@ done:
     json_decref(o);
     json_decref(a);
     return 0;
-fail_o:
-    json_decref(o);
-    return -1;
 oom:
     json_decref(o);
     json_decref(a);
