@@ -2,12 +2,15 @@
  * -> table commit with the offsets it covers; see pipeline.h. */
 #include "runtime/pipeline.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/route.h"
 #include "runtime/signals.h"
 #include "util/log.h"
 
@@ -17,18 +20,35 @@
 
 enum { K_C, K_U, K_D, K_R, K_T, NKINDS };
 
+/* One table: its sink, transform and the batch in flight for it.  Offsets
+ * of a topic-partition belong to the one table its topic resolves to. */
+typedef struct lane {
+    char          location[CF_ROUTE_PATH_MAX];
+    char          name[512];          /* for log lines */
+    cf_sink      *sink;
+    cf_transform *xf;
+    bool          owned;              /* sink and xf opened here (route) */
+    cf_sink_config sc;                /* the route's config, location/name ours */
+    cf_batch     *batch;              /* NULL until the first good event */
+    const cf_schema *out_schema;
+    const cf_schema *src_ptr;         /* last source schema seen (fast path) */
+    cf_offsets    covered;            /* next offsets of everything consumed in the batch */
+    uint64_t      nmsg;               /* messages in the batch */
+    uint64_t      kinds[NKINDS], dlq_n, tomb_n;
+    double        batch_start;        /* monotonic seconds */
+} lane;
+
 typedef struct pipe {
     const cf_pipeline_config *cfg;
     cf_pipeline_stats *st;
     int64_t   trigger_ms, max_offsets;
     size_t    max_msg;
-    cf_batch *batch;            /* NULL until the first good event */
-    const cf_schema *out_schema;
-    const cf_schema *src_ptr;   /* last source schema seen (fast path) */
-    cf_offsets covered;         /* next offsets of everything consumed in the batch */
-    uint64_t  nmsg;             /* messages in the batch */
-    uint64_t  kinds[NKINDS], dlq_n, tomb_n;
-    double    batch_start;      /* monotonic seconds */
+    lane    **lanes;
+    int       nlanes, max_lanes;
+    char      last_topic[256];  /* fast path: topic -> lane of the last message */
+    lane     *last_lane;
+    uint64_t  nmsg;             /* messages held, over every lane */
+    double    batch_start;      /* monotonic seconds, first held message */
     int64_t   processed_us;     /* _processed_timestamp of the batch's rows */
     /* progress line */
     double    hb_last;          /* last metrics heartbeat */
@@ -79,48 +99,66 @@ static bool is_fatal_code(cf_code c)
         || c == CF_E_CONFLICT || c == CF_E_STOPPED;
 }
 
-static void reset_batch(pipe_t *p)
+static const char *table_label(const pipe_t *p, const lane *l)
 {
-    if (p->batch)
-        cf_batch_reset(p->batch);
-    cf_offsets_clear(&p->covered);
-    p->nmsg = 0;
-    p->dlq_n = p->tomb_n = 0;
-    memset(p->kinds, 0, sizeof p->kinds);
+    if (l && l->name[0])
+        return l->name;
+    return p->cfg->table_name ? p->cfg->table_name : "table";
 }
 
-static void log_batch(pipe_t *p, int64_t version, double dur, double commit_dur)
+static void reset_lane(lane *l)
+{
+    if (l->batch)
+        cf_batch_reset(l->batch);
+    cf_offsets_clear(&l->covered);
+    l->nmsg = 0;
+    l->dlq_n = l->tomb_n = 0;
+    memset(l->kinds, 0, sizeof l->kinds);
+}
+
+static void free_lane(lane *l)
+{
+    if (!l)
+        return;
+    if (l->owned) {
+        cf_sink_close(l->sink);
+        cf_transform_free(l->xf);
+    }
+    cf_offsets_free(&l->covered);
+    cf_batch_free(l->batch);
+    free(l);
+}
+
+static void log_batch(pipe_t *p, lane *l, int64_t version, double dur, double commit_dur)
 {
     char offs[512];
     size_t n = 0;
 
     offs[0] = '\0';
-    for (int i = 0; i < p->covered.n && n < sizeof offs - 64; i++)
+    for (int i = 0; i < l->covered.n && n < sizeof offs - 64; i++)
         n += (size_t)snprintf(offs + n, sizeof offs - n, "%s%s[%d]=%lld", i ? " " : "",
-                              p->covered.v[i].topic, p->covered.v[i].partition,
-                              (long long)p->covered.v[i].next_offset);
+                              l->covered.v[i].topic, l->covered.v[i].partition,
+                              (long long)l->covered.v[i].next_offset);
     cf_log(CF_LOG_INFO, "pipeline",
            "%s: batch: %llu events (c=%llu u=%llu d=%llu r=%llu t=%llu), %llu dead-letter, %llu tombstones, "
            "next offsets %s, version %lld, %.1f ms (commit %.1f ms)",
-           p->cfg->table_name ? p->cfg->table_name : "table",
-           (unsigned long long)(p->kinds[K_C] + p->kinds[K_U] + p->kinds[K_D] + p->kinds[K_R]),
-           (unsigned long long)p->kinds[K_C], (unsigned long long)p->kinds[K_U],
-           (unsigned long long)p->kinds[K_D], (unsigned long long)p->kinds[K_R],
-           (unsigned long long)p->kinds[K_T], (unsigned long long)p->dlq_n,
-           (unsigned long long)p->tomb_n, offs, (long long)version, dur * 1e3, commit_dur * 1e3);
+           table_label(p, l),
+           (unsigned long long)(l->kinds[K_C] + l->kinds[K_U] + l->kinds[K_D] + l->kinds[K_R]),
+           (unsigned long long)l->kinds[K_C], (unsigned long long)l->kinds[K_U],
+           (unsigned long long)l->kinds[K_D], (unsigned long long)l->kinds[K_R],
+           (unsigned long long)l->kinds[K_T], (unsigned long long)l->dlq_n,
+           (unsigned long long)l->tomb_n, offs, (long long)version, dur * 1e3, commit_dur * 1e3);
 }
 
-/* Commit the batch and the offsets it covers.  `keep_decoder`: an event of
- * the decoder is still in use (a schema change cut the batch), so its
- * memory must not be released yet. */
-static int commit_batch(pipe_t *p, bool keep_decoder, cf_err *err)
+/* Commit one table's batch and the offsets it covers. */
+static int commit_lane(pipe_t *p, lane *l, cf_err *err)
 {
     const cf_pipeline_config *cfg = p->cfg;
     int64_t version = -1;
     double t0, t1;
     int rc = -1;
 
-    if (!p->nmsg)
+    if (!l->nmsg)
         return 0;
     t0 = mono_s();
     /* The dead letters of this batch must be safe before the table says
@@ -129,60 +167,229 @@ static int commit_batch(pipe_t *p, bool keep_decoder, cf_err *err)
         return cf_err_wrap(err, "not committing the batch");
     for (int attempt = 1; attempt <= COMMIT_RETRIES; attempt++) {
         cf_err e = { 0 };
-        rc = cf_sink_commit(cfg->sink, p->batch,
-                            &p->covered, &version, &e);
+        rc = cf_sink_commit(l->sink, l->batch, &l->covered, &version, &e);
         if (!rc)
             break;
         if (!e.retriable || attempt == COMMIT_RETRIES) {
             if (err)
                 *err = e;
-            return cf_err_wrap(err, "table commit");
+            return cf_err_wrap(err, "table %s: commit", table_label(p, l));
         }
-        cf_log(CF_LOG_WARN, "pipeline", "table commit failed (%s), retrying (%d/%d)", e.msg, attempt,
-               COMMIT_RETRIES);
+        cf_log(CF_LOG_WARN, "pipeline", "%s: table commit failed (%s), retrying (%d/%d)", table_label(p, l),
+               e.msg, attempt, COMMIT_RETRIES);
         usleep((useconds_t)(100000 * attempt));
     }
     t1 = mono_s();
     {
         cf_err e = { 0 };
-        if (cf_source_commit(cfg->source, &p->covered, &e))
+        if (cf_source_commit(cfg->source, &l->covered, &e))
             cf_log(CF_LOG_WARN, "pipeline", "group offsets (lag only): %s", e.msg);
     }
     p->st->batches++;
     if (version >= 0)
         p->st->version = version;
     if (cfg->metrics) {
-        cf_metrics_add_events(cfg->metrics, 'c', p->kinds[K_C]);
-        cf_metrics_add_events(cfg->metrics, 'u', p->kinds[K_U]);
-        cf_metrics_add_events(cfg->metrics, 'd', p->kinds[K_D]);
-        cf_metrics_add_events(cfg->metrics, 'r', p->kinds[K_R]);
-        cf_metrics_add_events(cfg->metrics, 't', p->kinds[K_T]);
-        cf_metrics_add_events(cfg->metrics, 0, p->tomb_n);
-        cf_metrics_add_dead_letter(cfg->metrics, p->dlq_n);
-        cf_metrics_batch_done(cfg->metrics, t1 - p->batch_start, t1 - t0, version);
+        cf_metrics_add_events(cfg->metrics, 'c', l->kinds[K_C]);
+        cf_metrics_add_events(cfg->metrics, 'u', l->kinds[K_U]);
+        cf_metrics_add_events(cfg->metrics, 'd', l->kinds[K_D]);
+        cf_metrics_add_events(cfg->metrics, 'r', l->kinds[K_R]);
+        cf_metrics_add_events(cfg->metrics, 't', l->kinds[K_T]);
+        cf_metrics_add_events(cfg->metrics, 0, l->tomb_n);
+        cf_metrics_add_dead_letter(cfg->metrics, l->dlq_n);
+        cf_metrics_batch_done(cfg->metrics, t1 - l->batch_start, t1 - t0, version);
         cf_metrics_set_lag(cfg->metrics, cf_source_lag(cfg->source));
     }
-    log_batch(p, version, t1 - p->batch_start, t1 - t0);
-    reset_batch(p);
+    log_batch(p, l, version, t1 - l->batch_start, t1 - t0);
+    p->nmsg -= l->nmsg;
+    reset_lane(l);
+    return 0;
+}
+
+/* Commit every table's batch.  `keep_decoder`: an event of the decoder is
+ * still in use, so its memory must not be released yet. */
+static int commit_batch(pipe_t *p, bool keep_decoder, cf_err *err)
+{
+    if (!p->nmsg)
+        return 0;
+    for (int i = 0; i < p->nlanes; i++)
+        if (commit_lane(p, p->lanes[i], err))
+            return -1;
+    p->nmsg = 0;
     if (!keep_decoder)
-        cf_decoder_reset(cfg->decoder);
+        cf_decoder_reset(p->cfg->decoder);
+    return 0;
+}
+
+/* ---- tables ---- */
+
+static lane *find_lane(pipe_t *p, const char *location)
+{
+    for (int i = 0; i < p->nlanes; i++)
+        if (!strcmp(p->lanes[i]->location, location))
+            return p->lanes[i];
+    return NULL;
+}
+
+/* Open the table at `location` (route mode). */
+static lane *open_lane(pipe_t *p, const char *location, cf_err *err)
+{
+    const cf_pipeline_route *r = p->cfg->route;
+    const char *base = strrchr(location, '/');
+    lane *l;
+
+    if (p->nlanes == p->max_lanes) {
+        cf_err_set(err, CF_E_NOMEM, "more than %d tables in one pipeline (table %s)", p->max_lanes, location);
+        return NULL;
+    }
+    if (!(l = calloc(1, sizeof *l))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    base = base ? base + 1 : location;
+    snprintf(l->location, sizeof l->location, "%s", location);
+    snprintf(l->name, sizeof l->name, "%s%s", r->name_prefix ? r->name_prefix : "", base);
+    l->sc = r->sink;
+    l->sc.location = l->location;
+    l->sc.table_name = l->name;
+    l->owned = true;
+    if (!(l->sink = cf_sink_open(&l->sc, err)) || !(l->xf = cf_transform_new(&r->transform, err))) {
+        cf_err_wrap(err, "table %s", l->name);
+        free_lane(l);
+        return NULL;
+    }
+    p->lanes[p->nlanes++] = l;
+    cf_log(CF_LOG_INFO, "pipeline", "%s: table open at %s", l->name, l->location);
+    return l;
+}
+
+/* The table of a topic: the single one, or the one its name resolves to. */
+static lane *lane_for(pipe_t *p, const char *topic, cf_err *err)
+{
+    char loc[CF_ROUTE_PATH_MAX];
+    lane *l;
+
+    if (!p->cfg->route)
+        return p->lanes[0];
+    if (p->last_lane && !strcmp(p->last_topic, topic))
+        return p->last_lane;
+    if (cf_route_expand(p->cfg->route->location_tmpl, topic, loc, sizeof loc, err))
+        return NULL;
+    if (!(l = find_lane(p, loc)) && !(l = open_lane(p, loc, err)))
+        return NULL;
+    p->last_lane = l;
+    snprintf(p->last_topic, sizeof p->last_topic, "%s", topic);
+    return l;
+}
+
+/* Offsets of `l`'s table that belong to it: in route mode only the topics
+ * that resolve to this table count (a table may hold offsets of topics
+ * routed elsewhere since, or be another pipeline's). */
+static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *err)
+{
+    cf_offsets all = { 0 };
+    int rc = -1;
+
+    *kept = 0;
+    if (cf_sink_offsets(l->sink, &all, err)) {
+        cf_err_wrap(err, "table %s: reading its offsets", l->name);
+        goto out;
+    }
+    for (int i = 0; i < all.n; i++) {
+        if (p->cfg->route) {
+            char loc[CF_ROUTE_PATH_MAX];
+            cf_err e = { 0 };
+            if (cf_route_expand(p->cfg->route->location_tmpl, all.v[i].topic, loc, sizeof loc, &e)
+                || strcmp(loc, l->location))
+                continue;
+        }
+        if (cf_offsets_put(out, all.v[i].topic, all.v[i].partition, all.v[i].next_offset, err))
+            goto out;
+        (*kept)++;
+    }
+    rc = 0;
+out:
+    cf_offsets_free(&all);
+    return rc;
+}
+
+static bool is_table_dir(const char *kind, const char *dir)
+{
+    char path[CF_ROUTE_PATH_MAX + 512];
+    struct stat sb;
+
+    snprintf(path, sizeof path, "%s/%s", dir, kind && !strcmp(kind, "iceberg") ? "metadata" : "_delta_log");
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Route mode: open every table that exists under the template's parent
+ * directory and could be one of ours, so its offsets are known before any
+ * message of its topics arrives.  Tables without offsets of topics that
+ * resolve to them are closed again. */
+static int scan_tables(pipe_t *p, cf_err *err)
+{
+    const cf_pipeline_route *r = p->cfg->route;
+    char parent[CF_ROUTE_PATH_MAX], loc[CF_ROUTE_PATH_MAX + 256];
+    DIR *d;
+    struct dirent *de;
+    int rc = 0;
+
+    if (cf_route_parent(r->location_tmpl, parent, sizeof parent) || !(d = opendir(parent)))
+        return 0;       /* no parent yet: no table yet */
+    while ((de = readdir(d))) {
+        lane *l;
+        cf_offsets tmp = { 0 };
+        int kept = 0;
+        if (de->d_name[0] == '.' || !cf_route_entry_matches(r->location_tmpl, de->d_name))
+            continue;
+        snprintf(loc, sizeof loc, "%s/%s", parent, de->d_name);
+        if (find_lane(p, loc) || !is_table_dir(r->sink.kind, loc))
+            continue;
+        if (!(l = open_lane(p, loc, err))) {
+            rc = -1;
+            break;
+        }
+        rc = lane_offsets(p, l, &tmp, &kept, err);
+        cf_offsets_free(&tmp);
+        if (rc)
+            break;
+        if (!kept) {
+            p->nlanes--;
+            free_lane(l);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* The resume point: every open table's offsets (after a scan for tables
+ * that exist but are not open yet). */
+static int all_offsets(pipe_t *p, cf_offsets *out, cf_err *err)
+{
+    if (p->cfg->route && scan_tables(p, err))
+        return -1;
+    p->last_lane = NULL;
+    for (int i = 0; i < p->nlanes; i++) {
+        int kept;
+        if (lane_offsets(p, p->lanes[i], out, &kept, err))
+            return -1;
+    }
     return 0;
 }
 
 /* Bad input: to the dead-letter target, or stop. */
-static int bad_event(pipe_t *p, const cf_msg *m, const cf_err *why, cf_err *err)
+static int bad_event(pipe_t *p, lane *l, const cf_msg *m, const cf_err *why, cf_err *err)
 {
     if (!cf_dlq_enabled(p->cfg->dlq))
-        return cf_err_setpos(err, why->code, why->pos, "bad event at %s[%d] offset %lld: %s: %.300s "
-                             "(dead-letter is off: stopping without committing the batch)",
+        return cf_err_setpos(err, why->code, why->pos, "%s: bad event at %s[%d] offset %lld: %s: %.300s "
+                             "(dead-letter is off: stopping without committing the batch)", table_label(p, l),
                              m->topic, m->partition, (long long)m->offset, cf_code_name(why->code), why->msg);
     if (cf_dlq_put(p->cfg->dlq, m, why, err))
         return cf_err_wrap(err, "dead-letter");
-    p->dlq_n++;
+    l->dlq_n++;
     p->st->dead_letter++;
-    cf_log(p->dlq_n <= DLQ_LOG_PER_BATCH ? CF_LOG_WARN : CF_LOG_DEBUG, "pipeline",
-           "dead-letter %s[%d] offset %lld: %s: %s", m->topic, m->partition, (long long)m->offset,
-           cf_code_name(why->code), why->msg);
+    cf_log(l->dlq_n <= DLQ_LOG_PER_BATCH ? CF_LOG_WARN : CF_LOG_DEBUG, "pipeline",
+           "%s: dead-letter %s[%d] offset %lld: %s: %s", table_label(p, l), m->topic, m->partition,
+           (long long)m->offset, cf_code_name(why->code), why->msg);
     return 0;
 }
 
@@ -201,58 +408,64 @@ static bool has_key(const cf_event *ev)
     return true;
 }
 
-/* A new source schema cuts the batch: rows of one batch share one schema.
- * The decoder keeps one schema object per table version for its lifetime,
- * so a new pointer is a real change. */
-static int check_schema(pipe_t *p, const cf_event *ev, cf_err *err)
+/* A new source schema cuts the table's batch: rows of one batch share one
+ * schema.  The decoder keeps one schema object per table version for its
+ * lifetime, so a new pointer is a real change. */
+static int check_schema(pipe_t *p, lane *l, const cf_event *ev, cf_err *err)
 {
-    if (ev->schema == p->src_ptr)
+    if (ev->schema == l->src_ptr)
         return 0;
-    if (p->batch && p->batch->nrows) {
-        cf_log(CF_LOG_INFO, "pipeline", "source schema changed: committing the current batch first");
-        if (commit_batch(p, true, err))
+    if (l->batch && l->batch->nrows) {
+        cf_log(CF_LOG_INFO, "pipeline", "%s: source schema changed: committing the current batch first",
+               table_label(p, l));
+        if (commit_lane(p, l, err))
             return -1;
     }
-    p->src_ptr = ev->schema;
+    l->src_ptr = ev->schema;
     return 0;
 }
 
-/* Point the batch at the transform's output schema `out`. */
-static int bind_batch(pipe_t *p, const cf_event *ev, const cf_schema *out, cf_err *err)
+/* Point the table's batch at the transform's output schema `out`. */
+static int bind_batch(pipe_t *p, lane *l, const cf_event *ev, const cf_schema *out, cf_err *err)
 {
-    if (out == p->out_schema && p->batch)
+    if (out == l->out_schema && l->batch)
         return 0;
-    if (p->batch && p->batch->nrows && commit_batch(p, true, err))
+    if (l->batch && l->batch->nrows && commit_lane(p, l, err))
         return -1;
-    if (p->cfg->mode == CF_MODE_UPSERT && out->npk == 0)
+    if (l->sc.mode == CF_MODE_UPSERT && out->npk == 0)
         return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key, table %s.%s has none",
                           ev->src.schema, ev->src.table);
-    if (!p->batch) {
-        if (!(p->batch = cf_batch_new(out, err)))
+    if (!l->batch) {
+        if (!(l->batch = cf_batch_new(out, err)))
             return -1;
-    } else if (cf_batch_rebind(p->batch, out, err)) {
+    } else if (cf_batch_rebind(l->batch, out, err)) {
         return -1;
     }
-    p->out_schema = out;
+    l->out_schema = out;
     return 0;
 }
 
-/* One message into the batch.  The covered offsets move only after the
- * message is handled, so a batch cut by a schema change ends before it. */
+/* One message into its table's batch.  The covered offsets move only after
+ * the message is handled, so a batch cut by a schema change ends before it. */
 static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
 {
     const cf_pipeline_config *cfg = p->cfg;
     cf_event ev;
     cf_err why = { 0 };
+    lane *l = lane_for(p, m->topic, err);
 
+    if (!l)
+        return -1;
     if (!p->nmsg) {
         p->batch_start = mono_s();
         p->processed_us = wall_us();
     }
+    if (!l->nmsg)
+        l->batch_start = mono_s();
     if (m->value && m->value_len > p->max_msg) {
         cf_err_set(&why, CF_E_TOOBIG, "message of %zu bytes over the cap of %zu", m->value_len, p->max_msg);
         why.pos = -1;
-        if (bad_event(p, m, &why, err))
+        if (bad_event(p, l, m, &why, err))
             return -1;
         goto covered;
     }
@@ -263,41 +476,41 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
                 *err = why;
             return -1;
         }
-        if (bad_event(p, m, &why, err))
+        if (bad_event(p, l, m, &why, err))
             return -1;
         goto covered;
     }
     if (ev.op == 0) {
-        p->tomb_n++;
+        l->tomb_n++;
         p->st->tombstones++;
         goto covered;
     }
     if (ev.op == 't') {
         /* Nothing to write: the table keeps its history (as the seed did). */
-        p->kinds[K_T]++;
+        l->kinds[K_T]++;
         goto covered;
     }
     {
         if (!strchr("cudr", ev.op)) {
             cf_err_set(&why, CF_E_PARSE, "unknown op '%c'", ev.op);
             why.pos = -1;
-            if (bad_event(p, m, &why, err))
+            if (bad_event(p, l, m, &why, err))
                 return -1;
             goto covered;
         }
-        if (cfg->mode == CF_MODE_UPSERT && !has_key(&ev)) {
+        if (l->sc.mode == CF_MODE_UPSERT && !has_key(&ev)) {
             cf_err_set(&why, CF_E_PARSE, "no primary key value in the %s image (upsert mode)",
                        ev.op == 'd' ? "before" : "after");
             why.pos = -1;
-            if (bad_event(p, m, &why, err))
+            if (bad_event(p, l, m, &why, err))
                 return -1;
             goto covered;
         }
     }
-    if (check_schema(p, &ev, err))
+    if (check_schema(p, l, &ev, err))
         return -1;
     {
-        const cf_schema *out = cf_transform_schema(cfg->transform, &ev, &why);
+        const cf_schema *out = cf_transform_schema(l->xf, &ev, &why);
         if (!out) {
             /* e.g. a source column named like a metadata column */
             if (is_fatal_code(why.code)) {
@@ -305,11 +518,11 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
                     *err = why;
                 return -1;
             }
-            if (bad_event(p, m, &why, err))
+            if (bad_event(p, l, m, &why, err))
                 return -1;
             goto covered;
         }
-        if (bind_batch(p, &ev, out, err))
+        if (bind_batch(p, l, &ev, out, err))
             return -1;
     }
     if (!p->nmsg) {
@@ -317,26 +530,29 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
         p->batch_start = mono_s();
         p->processed_us = wall_us();
     }
+    if (!l->nmsg)
+        l->batch_start = mono_s();
     {
-        size_t before = p->batch->nrows;
-        if (cf_transform_apply(cfg->transform, &ev, p->batch, p->processed_us, &why)) {
-            cf_batch_abort_row(p->batch);
+        size_t before = l->batch->nrows;
+        if (cf_transform_apply(l->xf, &ev, l->batch, p->processed_us, &why)) {
+            cf_batch_abort_row(l->batch);
             if (is_fatal_code(why.code)) {
                 if (err)
                     *err = why;
                 return -1;
             }
-            if (bad_event(p, m, &why, err))
+            if (bad_event(p, l, m, &why, err))
                 return -1;
             goto covered;
         }
-        p->st->events += p->batch->nrows - before;
+        p->st->events += l->batch->nrows - before;
     }
-    p->kinds[ev.op == 'c' ? K_C : ev.op == 'u' ? K_U : ev.op == 'd' ? K_D : ev.op == 'r' ? K_R : K_T]++;
+    l->kinds[ev.op == 'c' ? K_C : ev.op == 'u' ? K_U : ev.op == 'd' ? K_D : ev.op == 'r' ? K_R : K_T]++;
 covered:
+    l->nmsg++;
     p->nmsg++;
     p->st->messages++;
-    return cf_offsets_put(&p->covered, m->topic, m->partition, m->offset + 1, err);
+    return cf_offsets_put(&l->covered, m->topic, m->partition, m->offset + 1, err);
 }
 
 /* ---- source hooks (called inside cf_source_poll) ---- */
@@ -344,7 +560,7 @@ covered:
 static int on_assign(void *opaque, cf_offsets *out, cf_err *err)
 {
     pipe_t *p = opaque;
-    return cf_sink_offsets(p->cfg->sink, out, err);
+    return all_offsets(p, out, err);
 }
 
 static int on_revoke(void *opaque, const cf_offsets *revoked)
@@ -360,7 +576,9 @@ static int on_revoke(void *opaque, const cf_offsets *revoked)
     /* Nothing of it reached the table: whoever owns the partitions next reads
      * them again from the table's offsets. */
     cf_log(CF_LOG_ERROR, "pipeline", "commit at revoke failed, batch dropped: %s", e.msg);
-    reset_batch(p);
+    for (int i = 0; i < p->nlanes; i++)
+        reset_lane(p->lanes[i]);
+    p->nmsg = 0;
     cf_decoder_reset(p->cfg->decoder);
     return -1;
 }
@@ -382,19 +600,40 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
     p.trigger_ms = cfg->trigger_ms > 0 ? cfg->trigger_ms : CF_PIPELINE_DEFAULT_TRIGGER_MS;
     p.max_offsets = cfg->max_offsets > 0 ? cfg->max_offsets : CF_PIPELINE_DEFAULT_MAX_OFFSETS;
     p.max_msg = cfg->max_message_bytes ? cfg->max_message_bytes : CF_PIPELINE_DEFAULT_MAX_MSG;
+    p.max_lanes = cfg->route ? (cfg->route->max_tables > 0 ? cfg->route->max_tables
+                                                           : CF_PIPELINE_DEFAULT_MAX_TABLES) : 1;
+    if (!(p.lanes = calloc((size_t)p.max_lanes, sizeof *p.lanes))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (cfg->route) {
+        if (cf_route_check(cfg->route->location_tmpl, err))
+            goto out;
+    } else {
+        lane *l = calloc(1, sizeof *l);
+        if (!l) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto out;
+        }
+        l->sink = cfg->sink;
+        l->xf = cfg->transform;
+        l->sc.mode = cfg->mode;
+        p.lanes[p.nlanes++] = l;
+    }
 
-    /* Exactly once: the table says where we are. */
-    if (cf_sink_offsets(cfg->sink, &start, err)) {
+    /* Exactly once: the tables say where we are. */
+    if (all_offsets(&p, &start, err)) {
         cf_err_wrap(err, "reading the table's offsets");
         goto out;
     }
-    for (int i = 0; i < start.n; i++)
-        cf_log(CF_LOG_INFO, "pipeline", "%s: resume %s[%d] at offset %lld",
-               cfg->table_name ? cfg->table_name : "table", start.v[i].topic,
-               start.v[i].partition, (long long)start.v[i].next_offset);
+    for (int i = 0; i < start.n; i++) {
+        lane *l = cfg->route ? lane_for(&p, start.v[i].topic, NULL) : p.lanes[0];
+        cf_log(CF_LOG_INFO, "pipeline", "%s: resume %s[%d] at offset %lld", table_label(&p, l),
+               start.v[i].topic, start.v[i].partition, (long long)start.v[i].next_offset);
+    }
     if (!start.n)
-        cf_log(CF_LOG_INFO, "pipeline", "%s: no offsets in the table: starting from the earliest",
-               cfg->table_name ? cfg->table_name : "table");
+        cf_log(CF_LOG_INFO, "pipeline", "%s: no offsets in the table%s: starting from the earliest",
+               cfg->route ? cfg->route->location_tmpl : table_label(&p, NULL), cfg->route ? "s" : "");
     if (cf_source_seek(cfg->source, &start, err))
         goto out;
     cf_source_set_hooks(cfg->source, on_assign, on_revoke, &p);
@@ -456,7 +695,9 @@ out:
     }
     cf_source_set_hooks(cfg->source, NULL, NULL, NULL);
     cf_offsets_free(&start);
-    cf_offsets_free(&p.covered);
-    cf_batch_free(p.batch);
+    p.st->tables = p.nlanes;
+    for (int i = 0; i < p.nlanes; i++)
+        free_lane(p.lanes[i]);
+    free(p.lanes);
     return rc;
 }

@@ -20,12 +20,28 @@
 #define CF_PIPELINE_DEFAULT_MAX_OFFSETS  100000
 #define CF_PIPELINE_DEFAULT_MAX_MSG      ((size_t)16 << 20)
 
+/* Many tables: each topic goes to the table its name resolves to under a
+ * location template (route.h).  Sinks and transforms are opened per table,
+ * lazily on the table's first message, or at start/assignment for tables
+ * that already exist under the template's parent directory (their offsets
+ * are the resume point of the topics that resolve to them). */
+typedef struct cf_pipeline_route {
+    const char    *location_tmpl;    /* e.g. "/data/delta/{table}" */
+    const char    *name_prefix;      /* table name = prefix + last component; may be NULL */
+    cf_sink_config sink;             /* location and table_name are set per table */
+    cf_transform_config transform;
+    int            max_tables;       /* 0 = CF_PIPELINE_DEFAULT_MAX_TABLES */
+} cf_pipeline_route;
+
+#define CF_PIPELINE_DEFAULT_MAX_TABLES 256
+
 typedef struct cf_pipeline_config {
     /* All borrowed: they must outlive cf_pipeline_run(). */
     cf_source    *source;
-    cf_sink      *sink;
+    cf_sink      *sink;              /* one table; NULL when route is set */
     cf_decoder   *decoder;
-    cf_transform *transform;
+    cf_transform *transform;         /* one table; NULL when route is set */
+    const cf_pipeline_route *route;  /* NULL: everything goes to sink */
     cf_dlq       *dlq;               /* NULL or "off": bad input stops the pipeline */
     cf_metrics   *metrics;           /* may be NULL */
     const char   *table_name;        /* for log lines */
@@ -44,6 +60,7 @@ typedef struct cf_pipeline_stats {
     uint64_t tombstones;
     uint64_t batches;        /* table commits */
     int64_t  version;        /* last table version committed, -1 none */
+    int      tables;         /* tables open at the end (1 without a route) */
 } cf_pipeline_stats;
 
 /* Run until the source is exhausted (file end, available-now), a stop is

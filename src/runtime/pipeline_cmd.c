@@ -14,6 +14,7 @@
 #include "runtime/dlq.h"
 #include "runtime/metrics.h"
 #include "runtime/pipeline.h"
+#include "runtime/route.h"
 #include "runtime/signals.h"
 #include "util/log.h"
 
@@ -344,7 +345,8 @@ typedef struct job {
     cf_transform *xf;
     cf_dlq       *dlq;
     cf_metrics   *met;
-    char          location[4096], table_name[512], dlq_default[4200];
+    char          location[4096], table_name[512], dlq_default[4200], name_prefix[600];
+    cf_pipeline_route route;          /* used when the location is a template */
     cf_pipeline_config pc;
     cf_pipeline_stats  st;
     cf_err        err;
@@ -469,10 +471,28 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
         cf_dlq_config dc = { .spec = o->dlq, .bootstrap = o->bootstrap, .props = o->props.v, .nprops = o->props.n };
         cf_decoder_config decc = { .max_message_bytes = o->max_msg };
         cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o->pipeline_id };
+        bool routed = cf_route_is_template(j->location);
 
-        if (!(j->sink = cf_sink_open(&sc, &j->err)) || !(j->src = cf_source_open(&srcc, &j->err))
+        if (routed) {
+            /* One table per topic, opened as its topics show up. */
+            if (cf_route_check(j->location, &j->err)) {
+                fprintf(stderr, "cdcflow: %s\n", j->err.msg);
+                goto usage_fail;
+            }
+            if (iceberg)
+                snprintf(j->name_prefix, sizeof j->name_prefix, "%s.%s.", o->catalog, o->ns);
+            j->route = (cf_pipeline_route){
+                .location_tmpl = j->location,
+                .name_prefix = j->name_prefix,
+                .sink = sc,
+                .transform = xc,
+            };
+            j->route.sink.location = NULL;
+            j->route.sink.table_name = NULL;
+        }
+        if ((!routed && !(j->sink = cf_sink_open(&sc, &j->err))) || !(j->src = cf_source_open(&srcc, &j->err))
             || !(j->dlq = cf_dlq_open(&dc, &j->err)) || !(j->dec = cf_decoder_new(&decc, &j->err))
-            || !(j->xf = cf_transform_new(&xc, &j->err)))
+            || (!routed && !(j->xf = cf_transform_new(&xc, &j->err))))
             goto open_fail;
         if (o->metrics_port) {
             double trig = (o->trigger_ms ? o->trigger_ms : CF_PIPELINE_DEFAULT_TRIGGER_MS) / 1e3;
@@ -490,6 +510,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .sink = j->sink,
             .decoder = j->dec,
             .transform = j->xf,
+            .route = routed ? &j->route : NULL,
             .dlq = j->dlq,
             .metrics = j->met,
             .table_name = j->table_name,
@@ -528,9 +549,10 @@ static int job_execute(job *j)
         return 1;
     }
     cf_log(CF_LOG_INFO, "cdcflow", "%s: stopped cleanly: %llu messages, %llu events, %llu dead-letter, "
-           "%llu commits, table version %lld", o->pipeline_id,
+           "%llu commits, %d table%s, last table version %lld", o->pipeline_id,
            (unsigned long long)j->st.messages, (unsigned long long)j->st.events,
-           (unsigned long long)j->st.dead_letter, (unsigned long long)j->st.batches, (long long)j->st.version);
+           (unsigned long long)j->st.dead_letter, (unsigned long long)j->st.batches, j->st.tables,
+           j->st.tables == 1 ? "" : "s", (long long)j->st.version);
     return 0;
 }
 
