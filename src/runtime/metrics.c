@@ -24,8 +24,18 @@ typedef struct histo {
     double   sum;
 } histo;
 
+/* One table of a routed pipeline (one table per topic). */
+typedef struct table_stat {
+    char     *name;
+    uint64_t  events[NOPS];
+    uint64_t  batches;
+    int64_t   version;
+} table_stat;
+
 struct cf_metrics {
     pthread_mutex_t mu;
+    table_stat *tables;          /* empty unless the pipeline routes to several tables */
+    int       ntables;
     char     *table, *pipeline_id;
     struct MHD_Daemon *httpd;
     int       port;
@@ -90,6 +100,9 @@ void cf_metrics_free(cf_metrics *m)
     if (m->httpd)
         MHD_stop_daemon(m->httpd);
     pthread_mutex_destroy(&m->mu);
+    for (int i = 0; i < m->ntables; i++)
+        free(m->tables[i].name);
+    free(m->tables);
     free(m->table);
     free(m->pipeline_id);
     free(m);
@@ -103,6 +116,53 @@ void cf_metrics_add_events(cf_metrics *m, char op, uint64_t n)
           : op == 'r' ? OP_READ : op == 't' ? OP_TRUNCATE : OP_TOMBSTONE;
     if (m)
         LOCKED(m, m->events[i] += n);
+}
+
+static int op_index(char op)
+{
+    return op == 'c' ? OP_INSERT : op == 'u' ? OP_UPDATE : op == 'd' ? OP_DELETE
+         : op == 'r' ? OP_READ : op == 't' ? OP_TRUNCATE : OP_TOMBSTONE;
+}
+
+/* The entry of `table`, added on first sight; NULL at the cap or on OOM
+ * (the table's series are then missing, the totals still count). */
+static table_stat *table_locked(cf_metrics *m, const char *table)
+{
+    table_stat *t;
+
+    for (int i = 0; i < m->ntables; i++)
+        if (!strcmp(m->tables[i].name, table))
+            return &m->tables[i];
+    if (m->ntables == CF_METRICS_MAX_TABLES)
+        return NULL;
+    if (!(t = realloc(m->tables, (size_t)(m->ntables + 1) * sizeof *t)))
+        return NULL;
+    m->tables = t;
+    t = &m->tables[m->ntables];
+    memset(t, 0, sizeof *t);
+    t->version = -1;
+    if (!(t->name = strdup(table)))
+        return NULL;
+    m->ntables++;
+    return t;
+}
+
+void cf_metrics_table_commit(cf_metrics *m, const char *table, const uint64_t by_op[6], int64_t version)
+{
+    table_stat *t;
+
+    if (!m || !table)
+        return;
+    pthread_mutex_lock(&m->mu);
+    if ((t = table_locked(m, table))) {
+        static const char ops[6] = { 'c', 'u', 'd', 'r', 't', 0 };
+        for (int i = 0; i < 6; i++)
+            t->events[op_index(ops[i])] += by_op[i];
+        t->batches++;
+        if (version >= 0)
+            t->version = version;
+    }
+    pthread_mutex_unlock(&m->mu);
 }
 
 void cf_metrics_add_dead_letter(cf_metrics *m, uint64_t n)
@@ -248,11 +308,32 @@ int cf_metrics_render(cf_metrics *m, cf_buf *b, cf_err *err)
     if (cf_buf_printf(b, err, "# HELP cdcflow_events_total Change events committed to the table, by operation.\n"
                               "# TYPE cdcflow_events_total counter\n"))
         goto out;
-    for (int i = 0; i < NOPS; i++) {
+    /* A routed pipeline reports each table under its own label instead. */
+    for (int i = 0; !m->ntables && i < NOPS; i++) {
         if (cf_buf_printf(b, err, "cdcflow_events_total{table=\"") || put_label(b, m->table, err)
             || cf_buf_printf(b, err, "\",op=\"%s\"} %llu\n", op_names[i], (unsigned long long)m->events[i]))
             goto out;
     }
+    for (int t = 0; t < m->ntables; t++)
+        for (int i = 0; i < NOPS; i++)
+            if (cf_buf_printf(b, err, "cdcflow_events_total{table=\"") || put_label(b, m->tables[t].name, err)
+                || cf_buf_printf(b, err, "\",op=\"%s\"} %llu\n", op_names[i],
+                                 (unsigned long long)m->tables[t].events[i]))
+                goto out;
+    if (m->ntables && cf_buf_printf(b, err, "# HELP cdcflow_table_batches_total Batches committed, by table.\n"
+                                             "# TYPE cdcflow_table_batches_total counter\n"))
+        goto out;
+    for (int t = 0; t < m->ntables; t++)
+        if (cf_buf_printf(b, err, "cdcflow_table_batches_total{table=\"") || put_label(b, m->tables[t].name, err)
+            || cf_buf_printf(b, err, "\"} %llu\n", (unsigned long long)m->tables[t].batches))
+            goto out;
+    if (m->ntables && cf_buf_printf(b, err, "# HELP cdcflow_table_last_version Last version committed, by table.\n"
+                                             "# TYPE cdcflow_table_last_version gauge\n"))
+        goto out;
+    for (int t = 0; t < m->ntables; t++)
+        if (cf_buf_printf(b, err, "cdcflow_table_last_version{table=\"") || put_label(b, m->tables[t].name, err)
+            || cf_buf_printf(b, err, "\"} %lld\n", (long long)m->tables[t].version))
+            goto out;
     if (cf_buf_printf(b, err,
                       "# HELP cdcflow_dead_letter_total Events sent to the dead-letter target.\n"
                       "# TYPE cdcflow_dead_letter_total counter\ncdcflow_dead_letter_total %llu\n"

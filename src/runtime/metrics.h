@@ -24,6 +24,13 @@ int         cf_metrics_port(const cf_metrics *m);
 /* op: Debezium op code 'c','u','d','r','t' (0 = tombstone). */
 void cf_metrics_add_events(cf_metrics *m, char op, uint64_t n);
 void cf_metrics_add_dead_letter(cf_metrics *m, uint64_t n);
+/* A routed pipeline (one table per topic): one committed batch of `table`
+ * with its events by op ('c','u','d','r','t', tombstones) and the version
+ * it made.  Once called, /metrics shows cdcflow_events_total per table
+ * (label table=NAME) instead of the pipeline's single row set, plus
+ * cdcflow_table_batches_total and cdcflow_table_last_version by table. */
+#define CF_METRICS_MAX_TABLES 1024
+void cf_metrics_table_commit(cf_metrics *m, const char *table, const uint64_t by_op[6], int64_t version);
 /* One committed batch: wall time from its first message to the end of the
  * commit, the commit alone, the table version it made. */
 void cf_metrics_batch_done(cf_metrics *m, double batch_s, double commit_s, int64_t version);

@@ -197,6 +197,11 @@ static int commit_lane(pipe_t *p, lane *l, cf_err *err)
         cf_metrics_add_events(cfg->metrics, 0, l->tomb_n);
         cf_metrics_add_dead_letter(cfg->metrics, l->dlq_n);
         cf_metrics_batch_done(cfg->metrics, t1 - l->batch_start, t1 - t0, version);
+        if (cfg->route) {
+            uint64_t by_op[6] = { l->kinds[K_C], l->kinds[K_U], l->kinds[K_D], l->kinds[K_R], l->kinds[K_T],
+                                  l->tomb_n };
+            cf_metrics_table_commit(cfg->metrics, l->name, by_op, version);
+        }
         cf_metrics_set_lag(cfg->metrics, cf_source_lag(cfg->source));
     }
     log_batch(p, l, version, t1 - l->batch_start, t1 - t0);

@@ -12,6 +12,7 @@
 
 #include "cf_test.h"
 #include "cli/commands.h"
+#include "runtime/metrics.h"
 #include "runtime/route.h"
 #include "runtime/signals.h"
 #include "table/delta/delta_int.h"
@@ -251,6 +252,30 @@ static void test_topics_to_tables_and_resume(void)
     CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* Each table of a routed pipeline has its own series, labelled by name. */
+static void test_metrics_by_table(void)
+{
+    cf_metrics *m = cf_metrics_new("/d/{table}", "postgres_to_delta");
+    uint64_t a[6] = { 3, 1, 0, 0, 0, 0 }, b[6] = { 0, 0, 2, 0, 0, 1 };
+    cf_buf out = { 0 };
+    cf_err err = { 0 };
+
+    cf_metrics_table_commit(m, "orders", a, 7);
+    cf_metrics_table_commit(m, "customers", b, 2);
+    cf_metrics_table_commit(m, "orders", a, 8);
+    CHECK_EQ_INT(cf_metrics_render(m, &out, &err), 0);
+    CHECK(cf_buf_putc(&out, '\0', &err) == 0);
+    CHECK(strstr((char *)out.data, "cdcflow_events_total{table=\"orders\",op=\"insert\"} 6\n") != NULL);
+    CHECK(strstr((char *)out.data, "cdcflow_events_total{table=\"orders\",op=\"update\"} 2\n") != NULL);
+    CHECK(strstr((char *)out.data, "cdcflow_events_total{table=\"customers\",op=\"delete\"} 2\n") != NULL);
+    CHECK(strstr((char *)out.data, "cdcflow_events_total{table=\"customers\",op=\"tombstone\"} 1\n") != NULL);
+    CHECK(strstr((char *)out.data, "cdcflow_table_batches_total{table=\"orders\"} 2\n") != NULL);
+    CHECK(strstr((char *)out.data, "cdcflow_table_last_version{table=\"orders\"} 8\n") != NULL);
+    CHECK(strstr((char *)out.data, "{table=\"/d/{table}\",op=") == NULL);
+    cf_buf_free(&out);
+    cf_metrics_free(m);
+}
+
 /* A bad template is a usage error before anything starts. */
 static void test_bad_template_is_usage_error(void)
 {
@@ -269,4 +294,4 @@ __attribute__((constructor)) static void quiet(void)
 
 CF_TEST_MAIN("runtime_route",
              T(test_placeholders), T(test_bad_templates), T(test_hostile_names),
-             T(test_topics_to_tables_and_resume), T(test_bad_template_is_usage_error))
+             T(test_topics_to_tables_and_resume), T(test_metrics_by_table), T(test_bad_template_is_usage_error))
