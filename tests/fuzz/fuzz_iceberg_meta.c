@@ -1,7 +1,8 @@
 /* fuzz_iceberg_meta.c - libFuzzer target: Iceberg metadata from untrusted
  * bytes.  Avro input ("Obj\1...") goes through the manifest list and
  * manifest readers; anything else is table metadata JSON through the
- * schema, partition spec and snapshot readers. */
+ * schema, partition spec, snapshot readers and the bounded-history expiry,
+ * and text through the time parser and the uuid/decimal bound encoders. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(text, data, size);
         text[size] = 0;
         (void)cf_ice_parse_time(text, 0, &ms);
+        {
+            /* bounds from statistics text: uuids and wide decimals */
+            uint8_t out[16];
+            cf_type uu = { .id = CF_T_UUID }, wide = { CF_T_DECIMAL, 38, (int)(size % 39) };
+            (void)cf_ice_single_value(&uu, 0, 0, text, size, out, sizeof out);
+            (void)cf_ice_single_value(&wide, 0, 0, text, size, out, sizeof out);
+        }
         free(text);
     }
     if (!(meta = json_loadb((const char *)data, size, 0, NULL)))
         return 0;
     (void)cf_ice_snapshot(meta, -1);
     (void)cf_ice_current_snapshot_id(meta);
+    (void)cf_ice_expire_history(meta, 1767225600000LL);
     if ((s = cf_ice_schema_from_json(meta, -1, &err))) {
         (void)cf_ice_spec_from_json(meta, s, &sp, &err);
         cf_schema_free(s);

@@ -247,6 +247,10 @@ static void test_parse_time(void)
     CHECK(cf_ice_parse_time("d", now, &ms) == -1);
     CHECK(cf_ice_parse_time("2026-01-31T12:00:00+02:00", now, &ms) == -1);
     CHECK(cf_ice_parse_time("yesterday", now, &ms) == -1);
+    /* further back than an int64 of milliseconds reaches (found by fuzzing) */
+    CHECK(cf_ice_parse_time("9223372036854775d", now, &ms) == -1);
+    CHECK(cf_ice_parse_time("99999999999999999999", now, &ms) == -1);
+    CHECK(cf_ice_parse_time("9223372036854775s", -now, &ms) == -1);
 }
 
 static cf_schema *sample_schema(void)

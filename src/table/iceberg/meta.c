@@ -804,10 +804,14 @@ int cf_ice_expire_history(json_t *meta, int64_t now_ms)
 int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms)
 {
     char *end;
-    long long v = strtoll(s, &end, 10);
+    long long v;
     struct tm tm;
     const char *rest;
 
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno == ERANGE)
+        return -1;
     if (end != s && !*end) {
         *ms = v;
         return 0;
@@ -815,6 +819,8 @@ int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms)
     if (end != s && v >= 0 && (!strcmp(end, "d") || !strcmp(end, "h") || !strcmp(end, "m") ||
                                !strcmp(end, "s"))) {
         int64_t unit = *end == 'd' ? 86400000 : *end == 'h' ? 3600000 : *end == 'm' ? 60000 : 1000;
+        if (v > INT64_MAX / unit || (now_ms < 0 && v * unit > now_ms - INT64_MIN))
+            return -1;                  /* further back than time goes */
         *ms = now_ms - (int64_t)v * unit;
         return 0;
     }
@@ -832,7 +838,12 @@ int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms)
     }
     if (*rest && strcmp(rest, "Z") && strcmp(rest, "+00:00"))
         return -1;
-    *ms = (int64_t)timegm(&tm) * 1000;
+    {
+        time_t secs = timegm(&tm);
+        if ((int64_t)secs > INT64_MAX / 1000 || (int64_t)secs < INT64_MIN / 1000)
+            return -1;
+        *ms = (int64_t)secs * 1000;
+    }
     return 0;
 }
 
