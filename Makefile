@@ -90,11 +90,12 @@ unit-asan:
 setup:
 	@scripts/setup.sh
 
-## test: install what is missing, then run all tests (unit, unit under ASan, integration)
+## test: install what is missing, then run all tests (unit, unit under ASan, a short fuzz run, integration)
 test: setup
 	@$(MAKE) all || exit 1; rc=0; \
 	$(MAKE) unit || rc=1; \
 	$(MAKE) unit-asan || rc=1; \
+	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-10} || rc=1; \
 	$(MAKE) integration || rc=1; \
 	[ $$rc -eq 0 ] && echo "test: all suites passed" || echo "test: some suite failed (see above)"; \
 	exit $$rc
