@@ -732,36 +732,10 @@ static size_t type_width(cf_type t)
     }
 }
 
-/* Room for `extra` more values, laid out as batch.c lays them out. */
+/* Room for `extra` more values (batch.c owns the column layout). */
 static int col_reserve(cf_column *c, size_t extra, cf_err *err)
 {
-    size_t need = c->n + extra, na = c->alloc ? c->alloc : 1024, w = type_width(c->type);
-    uint8_t *v;
-
-    if (need <= c->alloc)
-        return 0;
-    while (na < need)
-        na *= 2;
-    if (!(v = realloc(c->valid, na)))
-        goto oom;
-    c->valid = v;
-    if (cf_type_is_varlen(c->type)) {
-        uint32_t *o = realloc(c->offs, sizeof *o * (na + 1));
-        if (!o)
-            goto oom;
-        if (!c->offs)
-            o[0] = 0;
-        c->offs = o;
-    } else {
-        void *x = realloc(c->vals, w * na);
-        if (!x)
-            goto oom;
-        c->vals = x;
-    }
-    c->alloc = na;
-    return 0;
-oom:
-    return cf_err_set(err, CF_E_NOMEM, "out of memory growing a column to %zu values", need);
+    return cf_col_reserve(c, c->n + extra, 0, err);
 }
 
 static void put_null(cf_column *c)
