@@ -29,6 +29,12 @@ typedef struct lane {
     cf_transform *xf;
     bool          owned;              /* sink and xf opened here (route) */
     cf_sink_config sc;                /* the route's config, location/name ours */
+    const char *const *pk;            /* primary key override, 0 columns = source key */
+    int           npk;
+    const cf_schema *pk_base;         /* transform schema the override was applied to */
+    cf_schema   **pk_schemas;         /* clones with the override; kept for the lane's life
+                                       * since a sink may remember a schema it saw */
+    int           npk_schemas;
     cf_batch     *batch;              /* NULL until the first good event */
     const cf_schema *out_schema;
     const cf_schema *src_ptr;         /* last source schema seen (fast path) */
@@ -126,6 +132,9 @@ static void free_lane(lane *l)
     }
     cf_offsets_free(&l->covered);
     cf_batch_free(l->batch);
+    for (int i = 0; i < l->npk_schemas; i++)
+        cf_schema_free(l->pk_schemas[i]);
+    free(l->pk_schemas);
     free(l);
 }
 
@@ -167,7 +176,11 @@ static int commit_lane(pipe_t *p, lane *l, cf_err *err)
         return cf_err_wrap(err, "not committing the batch");
     for (int attempt = 1; attempt <= COMMIT_RETRIES; attempt++) {
         cf_err e = { 0 };
+        if (l->npk && l->batch)
+            l->batch->schema = l->pk_schemas[l->npk_schemas - 1];   /* same columns, our key */
         rc = cf_sink_commit(l->sink, l->batch, &l->covered, &version, &e);
+        if (l->npk && l->batch)
+            l->batch->schema = l->pk_base;
         if (!rc)
             break;
         if (!e.retriable || attempt == COMMIT_RETRIES) {
@@ -256,6 +269,25 @@ static lane *open_lane(pipe_t *p, const char *location, cf_err *err)
     l->sc = r->sink;
     l->sc.location = l->location;
     l->sc.table_name = l->name;
+    l->pk = p->cfg->primary_key;
+    l->npk = p->cfg->nprimary_key;
+    for (int i = 0; i < r->ntables; i++) {
+        const cf_pipeline_table *t = &r->tables[i];
+        if (strcmp(t->name, base))
+            continue;
+        if (t->set_mode)
+            l->sc.mode = t->mode;
+        if (t->set_deletes)
+            l->sc.soft_deletes = t->soft_deletes;
+        if (t->set_partition_by) {
+            l->sc.partition_by = t->partition_by;
+            l->sc.npartition_by = t->npartition_by;
+        }
+        if (t->nprimary_key) {
+            l->pk = t->primary_key;
+            l->npk = t->nprimary_key;
+        }
+    }
     l->owned = true;
     if (!(l->sink = cf_sink_open(&l->sc, err)) || !(l->xf = cf_transform_new(&r->transform, err))) {
         cf_err_wrap(err, "table %s", l->name);
@@ -398,12 +430,24 @@ static int bad_event(pipe_t *p, lane *l, const cf_msg *m, const cf_err *why, cf_
     return 0;
 }
 
-/* Upsert needs the key of the row image that carries it. */
-static bool has_key(const cf_event *ev)
+/* Upsert needs the key of the row image that carries it: the source key,
+ * or the override's columns when they are source columns (derived ones
+ * are checked by the sink). */
+static bool has_key(const lane *l, const cf_event *ev)
 {
     const cf_row *r = ev->op == 'd' ? &ev->before : &ev->after;
 
-    if (!ev->schema || ev->schema->npk == 0 || !r->present)
+    if (!ev->schema || !r->present)
+        return false;
+    if (l->npk) {
+        for (int i = 0; i < l->npk; i++) {
+            int c = cf_schema_find(ev->schema, l->pk[i]);
+            if (c >= 0 && (r->vals[c].kind == CF_V_NULL || r->vals[c].kind == CF_V_UNAVAILABLE))
+                return false;
+        }
+        return true;
+    }
+    if (ev->schema->npk == 0)
         return false;
     for (int i = 0; i < ev->schema->npk; i++) {
         cf_vkind k = r->vals[ev->schema->pk[i]].kind;
@@ -433,11 +477,30 @@ static int check_schema(pipe_t *p, lane *l, const cf_event *ev, cf_err *err)
 /* Point the table's batch at the transform's output schema `out`. */
 static int bind_batch(pipe_t *p, lane *l, const cf_event *ev, const cf_schema *out, cf_err *err)
 {
+    if (l->npk && out != l->pk_base) {
+        /* The override goes on a copy of the transform's schema, made once
+         * per transform schema; the batch stays bound to the transform's
+         * own (apply checks it) and shows the copy to the sink at commit. */
+        cf_schema **v, *c;
+        if (l->batch && l->batch->nrows && commit_lane(p, l, err))
+            return -1;
+        if (!(v = realloc(l->pk_schemas, (size_t)(l->npk_schemas + 1) * sizeof *v)))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        l->pk_schemas = v;
+        if (!(c = cf_schema_clone(out)))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        if (cf_schema_set_pk(c, l->pk, l->npk, err)) {
+            cf_schema_free(c);
+            return cf_err_wrap(err, "%s: --primary-key", table_label(p, l));
+        }
+        l->pk_schemas[l->npk_schemas++] = c;
+        l->pk_base = out;
+    }
     if (out == l->out_schema && l->batch)
         return 0;
     if (l->batch && l->batch->nrows && commit_lane(p, l, err))
         return -1;
-    if (l->sc.mode == CF_MODE_UPSERT && out->npk == 0)
+    if (l->sc.mode == CF_MODE_UPSERT && out->npk == 0 && !l->npk)
         return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key, table %s.%s has none",
                           ev->src.schema, ev->src.table);
     if (!l->batch) {
@@ -503,7 +566,7 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
                 return -1;
             goto covered;
         }
-        if (l->sc.mode == CF_MODE_UPSERT && !has_key(&ev)) {
+        if (l->sc.mode == CF_MODE_UPSERT && !has_key(l, &ev)) {
             cf_err_set(&why, CF_E_PARSE, "no primary key value in the %s image (upsert mode)",
                        ev.op == 'd' ? "before" : "after");
             why.pos = -1;
@@ -623,6 +686,8 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         l->sink = cfg->sink;
         l->xf = cfg->transform;
         l->sc.mode = cfg->mode;
+        l->pk = cfg->primary_key;
+        l->npk = cfg->nprimary_key;
         p.lanes[p.nlanes++] = l;
     }
 

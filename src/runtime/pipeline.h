@@ -25,12 +25,28 @@
  * lazily on the table's first message, or at start/assignment for tables
  * that already exist under the template's parent directory (their offsets
  * are the resume point of the topics that resolve to them). */
+/* Options of one routed table that differ from the pipeline's. */
+typedef struct cf_pipeline_table {
+    const char *name;                /* the resolved name: last path component, e.g. "orders" */
+    bool        set_mode;
+    cf_mode     mode;
+    bool        set_deletes;
+    bool        soft_deletes;
+    bool        set_partition_by;
+    const char *const *partition_by;
+    int         npartition_by;
+    const char *const *primary_key;  /* 0 columns: the pipeline's choice */
+    int         nprimary_key;
+} cf_pipeline_table;
+
 typedef struct cf_pipeline_route {
     const char    *location_tmpl;    /* e.g. "/data/delta/{table}" */
     const char    *name_prefix;      /* table name = prefix + last component; may be NULL */
     cf_sink_config sink;             /* location and table_name are set per table */
     cf_transform_config transform;
     int            max_tables;       /* 0 = CF_PIPELINE_DEFAULT_MAX_TABLES */
+    const cf_pipeline_table *tables; /* per-table overrides, matched by name */
+    int            ntables;
 } cf_pipeline_route;
 
 #define CF_PIPELINE_DEFAULT_MAX_TABLES 256
@@ -46,6 +62,10 @@ typedef struct cf_pipeline_config {
     cf_metrics   *metrics;           /* may be NULL */
     const char   *table_name;        /* for log lines */
     cf_mode       mode;              /* upsert: events without a key are bad input */
+    /* Primary key override: these output columns instead of the source
+     * table's key (every table of a route unless it names its own). */
+    const char *const *primary_key;
+    int           nprimary_key;
     int64_t       trigger_ms;        /* 0 = CF_PIPELINE_DEFAULT_TRIGGER_MS */
     int64_t       max_offsets;       /* messages per batch; 0 = default */
     size_t        max_message_bytes; /* 0 = default; bigger messages are bad input */

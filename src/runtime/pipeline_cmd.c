@@ -21,6 +21,7 @@
 extern char **environ;
 
 #define MAX_LIST 64
+#define RUN_MAX_TABLES 64
 #define ENV_PROP_PREFIX "CDCFLOW_KAFKA_"
 
 typedef struct list {
@@ -39,6 +40,7 @@ typedef struct opts {
     const char *checkpoint;
     const char *mode, *deletes;
     list partition_by;
+    list primary_key;
     int64_t trigger_ms, max_offsets;
     const char *source;
     bool available_now;
@@ -188,15 +190,19 @@ static void usage(FILE *f, bool iceberg)
                 "  --warehouse DIR            Hadoop-catalog warehouse   [env ICEBERG_WAREHOUSE, /tmp/iceberg-warehouse]\n"
                 "  --namespace NS             [env ICEBERG_NAMESPACE, analytics]\n"
                 "  --table NAME               [env ICEBERG_TABLE, customers_analytics]\n"
-                "                             the table lives in WAREHOUSE/NS/NAME\n"
+                "                             the table lives in WAREHOUSE/NS/NAME; with {table}, {schema}\n"
+                "                             or {topic} in NAME each topic gets its own table (see below)\n"
                 "  --catalog NAME             catalog name, for logs   [env ICEBERG_CATALOG, iceberg]\n");
     else
         fprintf(f,
-                "  --table-path DIR           [env DELTA_TABLE_PATH, /tmp/delta-cdc/customers]\n");
+                "  --table-path DIR           [env DELTA_TABLE_PATH, /tmp/delta-cdc/customers]\n"
+                "                             with {table}, {schema} or {topic} in the last path part\n"
+                "                             each topic gets its own table (see below)\n");
     fprintf(f,
             "  --mode append|upsert       append: one row per event (as SYSTEM.md); upsert: mirror by key   [append]\n"
             "  --deletes hard|soft        upsert: remove deleted rows or mark them   [hard]\n"
             "  --partition-by COL         partition column, repeatable\n"
+            "  --primary-key COL[,COL]    key columns of the output instead of the source table's key\n"
             "  --pipeline-id ID           value of _pipeline_id   [postgres_to_%s]\n"
             "\n"
             "Batches:\n"
@@ -216,6 +222,11 @@ static void usage(FILE *f, bool iceberg)
             "  --log-level L              error|warn|info|debug (to stderr)   [info]\n"
             "  -h, --help                 this help\n"
             "\n"
+            "One table per topic: {topic} is the topic, {table} its last dot-separated part,\n"
+            "{schema} the part before (Debezium names topics PREFIX.SCHEMA.TABLE).  Values are\n"
+            "cut to [A-Za-z0-9_-]; tables open on their first event; on start each table\n"
+            "found under the template's directory gives the offsets of its topics.\n"
+            "\n"
             "SIGTERM/SIGINT finish and commit the batch in flight, then exit 0; a second\n"
             "signal exits at once.  Exit status: 0 clean stop, 1 error, 2 bad usage.\n",
             cmd, cmd, iceberg ? 9465 : 9464);
@@ -225,7 +236,7 @@ enum {
     O_BOOTSTRAP = 256, O_TOPIC, O_TABLE_PATH, O_WAREHOUSE, O_NAMESPACE, O_TABLE, O_CATALOG,
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
-    O_MAX_MSG,
+    O_MAX_MSG, O_PRIMARY_KEY,
 };
 
 static int parse(opts *o, int argc, char **argv)
@@ -253,6 +264,7 @@ static int parse(opts *o, int argc, char **argv)
         { "pipeline-id", required_argument, 0, O_PIPELINE_ID },
         { "checkpoint-location", required_argument, 0, O_CHECKPOINT },
         { "max-message-bytes", required_argument, 0, O_MAX_MSG },
+        { "primary-key", required_argument, 0, O_PRIMARY_KEY },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -281,6 +293,10 @@ static int parse(opts *o, int argc, char **argv)
         case O_DELETES: o->deletes = optarg; break;
         case O_PARTITION_BY:
             if (list_add_csv(&o->partition_by, optarg))
+                return -1;
+            break;
+        case O_PRIMARY_KEY:
+            if (list_add_csv(&o->primary_key, optarg))
                 return -1;
             break;
         case O_TRIGGER:
@@ -347,6 +363,9 @@ typedef struct job {
     cf_metrics   *met;
     char          location[4096], table_name[512], dlq_default[4200], name_prefix[600];
     cf_pipeline_route route;          /* used when the location is a template */
+    cf_pipeline_table tables[RUN_MAX_TABLES];   /* `table` lines of a run file */
+    list          tparts[RUN_MAX_TABLES], tpks[RUN_MAX_TABLES];
+    int           ntables;
     cf_pipeline_config pc;
     cf_pipeline_stats  st;
     cf_err        err;
@@ -365,7 +384,12 @@ static void job_free(job *j)
     cf_metrics_free(j->met);
     list_free(&j->o.topics);
     list_free(&j->o.partition_by);
+    list_free(&j->o.primary_key);
     list_free(&j->o.props);
+    for (int i = 0; i < j->ntables; i++) {
+        list_free(&j->tparts[i]);
+        list_free(&j->tpks[i]);
+    }
     free(j);
 }
 
@@ -515,6 +539,8 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .metrics = j->met,
             .table_name = j->table_name,
             .mode = sc.mode,
+            .primary_key = o->primary_key.v,
+            .nprimary_key = o->primary_key.n,
             .trigger_ms = o->trigger_ms,
             .max_offsets = o->max_offsets,
             .max_message_bytes = o->max_msg,
@@ -640,12 +666,101 @@ static void run_usage(FILE *f)
             "  delta   --topic postgres.public.orders --table-path /data/orders --mode upsert --metrics-port 9466\n"
             "  iceberg --topic postgres.public.products --table products --metrics-port 9465\n"
             "\n"
+            "One line can serve many topics, one table each, with a template; `table`\n"
+            "lines below it override options for one of its tables (by resolved name):\n"
+            "\n"
+            "  delta --topic '^postgres\\.public\\..*' --table-path /data/delta/{table} --mode upsert\n"
+            "  table orders   --partition-by status --primary-key order_id\n"
+            "  table products --mode append\n"
+            "\n"
+            "A table line takes --mode, --deletes, --partition-by, --primary-key.\n"
             "Words are separated by blanks, '...' and \"...\" quote, # starts a comment.  The\n"
             "environment variables of the single commands apply to every line; give each\n"
             "line its own --metrics-port (or 0) and, for different tables, its own\n"
             "--group-id or table location.  SIGTERM/SIGINT stop every pipeline gracefully;\n"
             "if one fails the others are stopped too.  --log-level is taken from the first line.\n"
-            "Exit status: 0 all stopped cleanly, 1 a pipeline failed, 2 bad usage.\n");
+            "Exit status: 0 all stopped cleanly, 1 a pipeline failed, 2 bad usage (FILE:LINE said).\n");
+}
+
+/* "table NAME --mode M ..." after a templated pipeline line.  Returns 0, or
+ * -1 after printing FILE:LINE and the reason. */
+static int table_line(job *j, const line_args *la, const char *file, int lineno)
+{
+    cf_pipeline_table *t;
+    int i = j->ntables;
+    char clean[CF_ROUTE_VALUE_MAX + 1];
+
+    if (!j->route.location_tmpl) {
+        fprintf(stderr, "cdcflow: run: %s:%d: a table line belongs under a pipeline line whose table "
+                "location has a {table}, {schema} or {topic} template\n", file, lineno);
+        return -1;
+    }
+    if (la->argc < 2 || la->argv[1][0] == '-') {
+        fprintf(stderr, "cdcflow: run: %s:%d: expected table NAME [options]\n", file, lineno);
+        return -1;
+    }
+    cf_route_sanitize(la->argv[1], clean, sizeof clean);
+    if (strcmp(clean, la->argv[1])) {
+        fprintf(stderr, "cdcflow: run: %s:%d: table name '%s' can never match: resolved names use only "
+                "A-Z a-z 0-9 _ - (did you mean '%s'?)\n", file, lineno, la->argv[1], clean);
+        return -1;
+    }
+    for (int k = 0; k < j->ntables; k++)
+        if (!strcmp(j->tables[k].name, la->argv[1])) {
+            fprintf(stderr, "cdcflow: run: %s:%d: table '%s' already has a line\n", file, lineno, la->argv[1]);
+            return -1;
+        }
+    if (i == RUN_MAX_TABLES) {
+        fprintf(stderr, "cdcflow: run: %s:%d: more than %d table lines for one pipeline\n", file, lineno,
+                RUN_MAX_TABLES);
+        return -1;
+    }
+    t = &j->tables[i];
+    memset(t, 0, sizeof *t);
+    t->name = la->argv[1];
+    j->ntables++;
+    for (int k = 2; k < la->argc; k += 2) {
+        const char *opt = la->argv[k], *val = k + 1 < la->argc ? la->argv[k + 1] : NULL;
+        if (!val) {
+            fprintf(stderr, "cdcflow: run: %s:%d: %s needs a value\n", file, lineno, opt);
+            return -1;
+        }
+        if (!strcmp(opt, "--mode")) {
+            if (strcmp(val, "append") && strcmp(val, "upsert")) {
+                fprintf(stderr, "cdcflow: run: %s:%d: --mode '%s': expected append or upsert\n", file, lineno, val);
+                return -1;
+            }
+            t->set_mode = true;
+            t->mode = strcmp(val, "upsert") ? CF_MODE_APPEND : CF_MODE_UPSERT;
+        } else if (!strcmp(opt, "--deletes")) {
+            if (strcmp(val, "hard") && strcmp(val, "soft")) {
+                fprintf(stderr, "cdcflow: run: %s:%d: --deletes '%s': expected hard or soft\n", file, lineno, val);
+                return -1;
+            }
+            t->set_deletes = true;
+            t->soft_deletes = !strcmp(val, "soft");
+        } else if (!strcmp(opt, "--partition-by")) {
+            if (list_add_csv(&j->tparts[i], val))
+                return -1;
+            t->set_partition_by = true;
+        } else if (!strcmp(opt, "--primary-key")) {
+            if (list_add_csv(&j->tpks[i], val) || !j->tpks[i].n) {
+                fprintf(stderr, "cdcflow: run: %s:%d: --primary-key needs a column\n", file, lineno);
+                return -1;
+            }
+        } else {
+            fprintf(stderr, "cdcflow: run: %s:%d: table line: unknown option '%s' "
+                    "(expected --mode, --deletes, --partition-by, --primary-key)\n", file, lineno, opt);
+            return -1;
+        }
+    }
+    t->partition_by = j->tparts[i].v;
+    t->npartition_by = j->tparts[i].n;
+    t->primary_key = j->tpks[i].v;
+    t->nprimary_key = j->tpks[i].n;
+    j->route.tables = j->tables;
+    j->route.ntables = j->ntables;
+    return 0;
 }
 
 typedef struct run_slot {
@@ -703,8 +818,21 @@ int cf_cmd_run(int argc, char **argv)
         nlines++;
         if (n == 0)
             continue;
+        if (!strcmp(la->argv[0], "table")) {
+            if (!njobs) {
+                fprintf(stderr, "cdcflow: run: %s:%d: a table line needs a pipeline line above it\n", argv[1],
+                        lineno);
+                rc = 2;
+                break;
+            }
+            if (table_line(slots[njobs - 1].j, la, argv[1], lineno)) {
+                rc = 2;
+                break;
+            }
+            continue;
+        }
         if (strcmp(la->argv[0], "delta") && strcmp(la->argv[0], "iceberg")) {
-            fprintf(stderr, "cdcflow: run: %s:%d: expected delta or iceberg, got '%s'\n", argv[1], lineno,
+            fprintf(stderr, "cdcflow: run: %s:%d: expected delta, iceberg or table, got '%s'\n", argv[1], lineno,
                     la->argv[0]);
             rc = 2;
             break;

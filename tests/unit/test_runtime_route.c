@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "cf_test.h"
@@ -276,6 +277,140 @@ static void test_metrics_by_table(void)
     cf_metrics_free(m);
 }
 
+/* Run `cdcflow run FILE` with `text` as FILE; stderr into *errout (caller frees). */
+static int run_file(const char *text, char **errout)
+{
+    char conf[128], errp[128];
+    char *argv[3] = { "run", conf, NULL };
+    FILE *f;
+    int rc, saved, fd;
+
+    snprintf(conf, sizeof conf, "/tmp/cf_test_route_%d.conf", (int)getpid());
+    snprintf(errp, sizeof errp, "/tmp/cf_test_route_%d.err", (int)getpid());
+    f = fopen(conf, "w");
+    fputs(text, f);
+    fclose(f);
+    fflush(stderr);
+    saved = dup(2);
+    fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+    cf_signals_reset();
+    rc = cf_cmd_run(2, argv);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    if (errout) {
+        FILE *e = fopen(errp, "r");
+        *errout = calloc(1, 65536);
+        if (e) {
+            size_t n = fread(*errout, 1, 65535, e);
+            (*errout)[n] = '\0';
+            fclose(e);
+        }
+    }
+    unlink(conf);
+    unlink(errp);
+    return rc;
+}
+
+static void test_run_file_errors_name_the_line(void)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        { "# x\ntable orders --mode upsert\n", ".conf:2: a table line needs a pipeline line" },
+        { "delta --source file:/dev/null --table-path /tmp/cf_t_x/fixed --metrics-port 0\n"
+          "table orders --mode upsert\n", ".conf:2: a table line belongs under a pipeline line" },
+        { "delta --source file:/dev/null --table-path /tmp/cf_t_x/{table} --metrics-port 0\n\n"
+          "table orders --mode sideways\n", ".conf:3: --mode 'sideways'" },
+        { "delta --source file:/dev/null --table-path /tmp/cf_t_x/{table} --metrics-port 0\n"
+          "table orders --colour blue\n", ".conf:2: table line: unknown option '--colour'" },
+        { "delta --source file:/dev/null --table-path /tmp/cf_t_x/{table} --metrics-port 0\n"
+          "table orders --partition-by\n", ".conf:2: --partition-by needs a value" },
+        { "delta --source file:/dev/null --table-path /tmp/cf_t_x/{table} --metrics-port 0\n"
+          "table ../etc --mode upsert\n", ".conf:2: table name '../etc' can never match" },
+        { "delta --source file:/dev/null --table-path /tmp/cf_t_x/{table} --metrics-port 0\n"
+          "table orders --mode upsert\ntable orders --mode append\n", ".conf:3: table 'orders' already has a line" },
+        { "delta --source file:/dev/null --table-path /tmp/cf_t_x/{table} --metrics-port 0\ntable\n",
+          ".conf:2: expected table NAME" },
+        { "\n\n\ndelta --source file:/dev/null --table-path '/tmp/cf_t_x/{tabel}' --metrics-port 0\n",
+          ".conf:4: pipeline not started" },
+        { "spark --topic x\n", ".conf:1: expected delta, iceberg or table" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *e = NULL;
+        CHECK_EQ_INT(run_file(cases[i].text, &e), 2);
+        if (!strstr(e, cases[i].want))
+            fprintf(stderr, "  case %zu: stderr was: %s\n", i, e);
+        CHECK(strstr(e, cases[i].want) != NULL);
+        free(e);
+    }
+    CHECK_EQ_INT(system("rm -rf /tmp/cf_t_x"), 0);
+}
+
+/* One run-file line serves three topics; table lines give orders an upsert
+ * key of its own and products a partition column. */
+static void test_run_file_table_overrides(void)
+{
+    char why[256], dir[128], text[2048], p[300], cmd[400];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *prod;
+    rd_kafka_mock_cluster_t *mc;
+    const char *boot;
+    char *e = NULL;
+
+    snprintf(dir, sizeof dir, "/tmp/cf_test_route_ov_%d", (int)getpid());
+    rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", why, sizeof why);
+    rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
+    prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    mc = rd_kafka_handle_mock_cluster(prod);
+    boot = rd_kafka_mock_cluster_bootstraps(mc);
+    rd_kafka_mock_topic_create(mc, "pg.public.customers", 1, 1);
+    rd_kafka_mock_topic_create(mc, "pg.public.orders", 1, 1);
+    rd_kafka_mock_topic_create(mc, "pg.public.products", 1, 1);
+    produce(prod, "pg.public.customers", "customers", "customer_id", 1);
+    produce(prod, "pg.public.customers", "customers", "customer_id", 1);
+    produce(prod, "pg.public.orders", "orders", "order_id", 10);
+    produce(prod, "pg.public.orders", "orders", "order_id", 10);   /* same key: one row in upsert */
+    produce(prod, "pg.public.orders", "orders", "order_id", 11);
+    produce(prod, "pg.public.products", "products", "product_id", 20);
+    produce(prod, "pg.public.products", "products", "product_id", 21);
+    rd_kafka_flush(prod, 5000);
+
+    snprintf(text, sizeof text,
+             "# all tables, one consumer\n"
+             "delta --bootstrap %s --topic '^pg\\.public\\..*' --table-path %s/{table} --available-now "
+             "--metrics-port 0 --dlq off --group-id t-ov --kafka-prop log_level=3 --log-level error\n"
+             "table orders --mode upsert --primary-key order_id   # the events carry no key\n"
+             "table products --partition-by name\n",
+             boot, dir);
+    CHECK_EQ_INT(run_file(text, &e), 0);
+    free(e);
+    snprintf(p, sizeof p, "%s/customers", dir);
+    CHECK_EQ_INT(table_rows(p), 2);                 /* append */
+    snprintf(p, sizeof p, "%s/orders", dir);
+    CHECK_EQ_INT(table_rows(p), 2);                 /* upsert by order_id */
+    snprintf(p, sizeof p, "%s/products", dir);
+    CHECK_EQ_INT(table_rows(p), 2);
+    {
+        cf_err err = { 0 };
+        cf_delta_snap *s = cf_delta_snap_load(p, -1, &err);
+        CHECK(s != NULL);
+        if (s) {
+            CHECK_EQ_INT(s->npart, 1);
+            if (s->npart == 1)
+                CHECK_EQ_STR(s->part_cols[0], "name");
+            cf_delta_snap_free(s);
+        }
+    }
+    rd_kafka_destroy(prod);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 /* A bad template is a usage error before anything starts. */
 static void test_bad_template_is_usage_error(void)
 {
@@ -294,4 +429,5 @@ __attribute__((constructor)) static void quiet(void)
 
 CF_TEST_MAIN("runtime_route",
              T(test_placeholders), T(test_bad_templates), T(test_hostile_names),
-             T(test_topics_to_tables_and_resume), T(test_metrics_by_table), T(test_bad_template_is_usage_error))
+             T(test_topics_to_tables_and_resume), T(test_metrics_by_table),
+             T(test_run_file_errors_name_the_line), T(test_run_file_table_overrides), T(test_bad_template_is_usage_error))
