@@ -70,3 +70,25 @@ awk -v n="$SMALL" -v s="$start" -v e="$end" -v rss="$(cat "$out/rss")" -v rc="$r
     'BEGIN { if (rc) { printf "pipeline upsert, batches of 1000: failed (exit %d)\n", rc; exit }
              printf "pipeline upsert, batches of 1000: %d events in %.2f s, %.0f events/s, %d commits (%.1f ms each), peak RSS %d MiB\n",
                     n, e - s, n / (e - s), c, (e - s) * 1000 / c, rss / 1024 }'
+# The same stream with a bounded history (history.expire.*: keep the 10 newest): the
+# metadata JSON stays the same size however long the stream runs.
+run_small() {
+    build/cdcflow iceberg --source "file:$1" --available-now --mode upsert --warehouse "$out/wh" \
+        --namespace bench --table bounded --metrics-port 0 --checkpoint-location "$out/ck-bounded" \
+        --max-offsets-per-trigger 1000 --log-level warn >/dev/null 2>&1
+}
+head -n 1000 "$out/small.jsonl" > "$out/first.jsonl"
+run_small "$out/first.jsonl" &&
+    build/cdcflow expire-snapshots "$out/wh/bench/bounded" --older-than 0s --retain-last 10 --save-policy >/dev/null &&
+    start=$(date +%s.%N) && run_small "$out/small.jsonl"
+rc=$?
+end=$(date +%s.%N)
+meta_kib() { local d="$1/metadata"; echo $(( $(stat -c %s "$d/v$(cat "$d/version-hint.text").metadata.json") / 1024 )); }
+if [ $rc -eq 0 ]; then
+    awk -v s="$start" -v e="$end" -v c="$commits" -v a="$(meta_kib "$out/wh/bench/small")" \
+        -v b="$(meta_kib "$out/wh/bench/bounded")" -v k="$(build/cdcflow history "$out/wh/bench/bounded" | tail -n +2 | wc -l)" \
+        'BEGIN { printf "bounded history, batches of 1000: %.2f s for %d commits (%.1f ms each); metadata %d KiB with every snapshot, %d KiB keeping %d\n",
+                        e - s, c - 1, (e - s) * 1000 / (c - 1), a, b, k }'
+else
+    echo "bounded history: failed (exit $rc)"
+fi
