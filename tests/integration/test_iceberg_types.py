@@ -371,3 +371,38 @@ def test_bounded_history_reads_and_expires(fresh_tables):
     hint = open(os.path.join(t, "metadata", "version-hint.text")).read().strip()
     md = json.load(open(os.path.join(t, "metadata", f"v{hint}.metadata.json")))
     assert len(md["snapshots"]) == 3
+
+
+def test_optimize_keeps_types_bounds_and_uuid_partitions(fresh_tables):
+    from conftest import CDCFLOW
+    from pyiceberg.conversions import from_bytes
+
+    t = os.path.join(fresh_tables, "types")
+    r = subprocess.run([CDCFLOW, "optimize", t], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tbl = static_table(t)
+    assert tbl.current_snapshot().summary.operation.value == "replace"
+    assert pyiceberg_rows(tbl) == expected(120)
+    assert duckdb_rows(t) == expected(120)
+    files = data_files(tbl)
+    assert len(files) == 1
+    f, schema = files[0], tbl.schema()
+    fid = {n: schema.find_field(n).field_id for n in ("u", "big", "f")}
+    rows = [make_row(i) for i in range(120)]
+    assert from_bytes(schema.find_type("u"), f.lower_bounds[fid["u"]]) == min(r["u"].bytes for r in rows)
+    assert from_bytes(schema.find_type("big"), f.upper_bounds[fid["big"]]) == max(r["big"] for r in rows)
+    assert f.nan_value_counts == {fid["f"]: 7}          # counted per row, not per distinct value
+
+    # Upsert table partitioned by uuid: every data file rewritten without its deleted rows.
+    t = os.path.join(fresh_tables, "part_uuid")
+    r = subprocess.run([CDCFLOW, "optimize", t], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tbl = static_table(t)
+    tasks = list(tbl.scan().plan_files())
+    assert len(tasks) == 16 and all(not task.delete_files for task in tasks)
+    assert pyiceberg_rows(tbl) == expected(16, gen=1)
+    assert duckdb_rows(t) == expected(16, gen=1)
+    for task in tasks:
+        part = task.file.partition[0]
+        part = part if isinstance(part, uuid.UUID) else uuid.UUID(bytes=bytes(part))
+        assert [uuid.UUID(bytes=bytes(v)) for v in read_file(task.file.file_path)["u"].to_pylist()] == [part]
