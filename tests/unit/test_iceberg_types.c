@@ -411,6 +411,50 @@ static void test_sink_bounds_history(void)
     cf_ice_table_free(&t);
 }
 
+/* A table whose uuid and wide decimal columns were declared `string` (as
+ * before they had their own types) keeps taking them, as text. */
+static void test_string_declared_columns_stay_strings(void)
+{
+    char dir[400];
+    cf_schema *old = things_schema(), *now = things_schema();
+    cf_batch *b;
+    cf_sink_config cfg = { .kind = "iceberg", .table_name = "things", .mode = CF_MODE_APPEND,
+                           .codec = CF_CODEC_ZSTD };
+    cf_err err = { 0 };
+    cf_sink *sk;
+    cf_ice_table t = { 0 };
+    cf_ice_file *files = NULL;
+    int nfiles = 0;
+    cf_schema *s = NULL;
+    count c;
+
+    old->fields[1].type = (cf_type){ .id = CF_T_STRING };
+    old->fields[2].type = (cf_type){ .id = CF_T_STRING };
+    table_dir(dir, sizeof dir, "string_declared");
+    cfg.location = dir;
+    for (int round = 0; round < 2; round++) {
+        b = cf_batch_new(round ? now : old, NULL);
+        CHECK((sk = cf_sink_open(&cfg, &err)) != NULL);
+        CHECK(sk && commit_rows(sk, b, round * 10, round * 10 + 10, 0) == 0);
+        cf_sink_close(sk);
+        cf_batch_free(b);
+    }
+    if (load(dir, &t, &files, &nfiles, &s, &c) == 0) {
+        CHECK_EQ_INT(c.rows, 20);
+        CHECK_EQ_INT(s->fields[1].type.id, CF_T_STRING);
+        CHECK_EQ_INT(s->fields[2].type.id, CF_T_STRING);
+        for (int i = 0; i < nfiles; i++) {
+            const cf_ice_metric *m = metric(&files[i], 2);
+            CHECK(m && m->lower_n == 36);          /* text bounds, as the column says */
+        }
+    }
+    cf_ice_files_free(files, nfiles);
+    cf_schema_free(s);
+    cf_ice_table_free(&t);
+    cf_schema_free(old);
+    cf_schema_free(now);
+}
+
 static void test_cleanup(void)
 {
     char cmd[400];
@@ -422,4 +466,4 @@ static void test_cleanup(void)
 
 CF_TEST_MAIN("iceberg_types", T(test_types_and_metrics), T(test_time_and_truncate_partitions),
              T(test_uuid_partitions_upsert), T(test_expire_history_rules), T(test_sink_bounds_history),
-             T(test_cleanup))
+             T(test_string_declared_columns_stay_strings), T(test_cleanup))

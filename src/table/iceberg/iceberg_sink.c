@@ -511,6 +511,7 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
     cf_pq_file_info info;
     cf_batch view;
     size_t plen;
+    int rc;
 
     memset(f, 0, sizeof *f);
     if (s->spec.nfields && cf_ice_partition_path(&s->spec, part, ppath, sizeof ppath))
@@ -529,11 +530,29 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
      * the same columns with table field ids, so write through a view. */
     view = *b;
     view.schema = s->wschema;
+    for (int j = 0; j < b->ncols && j < s->wschema->nfields; j++)
+        if (b->cols[j].type.id != s->wschema->fields[j].type.id) {
+            /* A uuid or wide decimal (text in the batch) going into a column
+             * an older table declared string: same bytes, string type. */
+            if (view.cols == b->cols) {
+                if (!(view.cols = malloc(sizeof *view.cols * (size_t)b->ncols))) {
+                    free(path);
+                    return cf_err_set(err, CF_E_NOMEM, "out of memory");
+                }
+                memcpy(view.cols, b->cols, sizeof *view.cols * (size_t)b->ncols);
+            }
+            view.cols[j].type = s->wschema->fields[j].type;
+        }
     if (!(w = cf_pq_writer_open(path, s->wschema, &o, err))) {
+        if (view.cols != b->cols)
+            free(view.cols);
         free(path);
         return -1;
     }
-    if (cf_pq_writer_write_rows(w, &view, rows, n, err)) {
+    rc = cf_pq_writer_write_rows(w, &view, rows, n, err);
+    if (view.cols != b->cols)
+        free(view.cols);
+    if (rc) {
         cf_pq_writer_abort(w);
         free(path);
         return -1;
