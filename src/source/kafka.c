@@ -131,7 +131,9 @@ static void set_target(kafka_src *k, kpart *p)
 
 static bool is_coop(kafka_src *k)
 {
-    return !strcmp(rd_kafka_rebalance_protocol(k->rk), "COOPERATIVE");
+    /* NULL until the consumer has joined a group (and with no group at all). */
+    const char *proto = rd_kafka_rebalance_protocol(k->rk);
+    return proto && !strcmp(proto, "COOPERATIVE");
 }
 
 /* Seek the assigned partitions in `parts` back to the table's offsets. */
