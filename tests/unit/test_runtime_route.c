@@ -1,14 +1,16 @@
 /* test_runtime_route.c - one pipeline, one table per topic: template checks,
  * hostile topic names stay under the template's parent, routing of several
  * topics into their own Delta tables through the Kafka mock cluster, resume
- * of every table from its own offsets, and config-file errors by line. */
+ * of every table from its own offsets (and not from a neighbour's), per-table
+ * metrics, run-file table lines and their errors by FILE:LINE. */
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cf_test.h"
@@ -253,6 +255,78 @@ static void test_topics_to_tables_and_resume(void)
     CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* A table under the template's parent holding offsets of a topic that
+ * resolves elsewhere (written by a fixed-path pipeline) does not move that
+ * topic's start. */
+static void test_foreign_offsets_ignored(void)
+{
+    char why[256], dir[128], tmpl[200], fixed[200], p[300], cmd[400];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *prod;
+    rd_kafka_mock_cluster_t *mc;
+    const char *boot;
+
+    snprintf(dir, sizeof dir, "/tmp/cf_test_route_fo_%d", (int)getpid());
+    snprintf(tmpl, sizeof tmpl, "%s/{table}", dir);
+    snprintf(fixed, sizeof fixed, "%s/orders", dir);
+    rd_kafka_conf_set(conf, "test.mock.num.brokers", "1", why, sizeof why);
+    rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
+    prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    mc = rd_kafka_handle_mock_cluster(prod);
+    boot = rd_kafka_mock_cluster_bootstraps(mc);
+    rd_kafka_mock_topic_create(mc, "pg.public.customers", 1, 1);
+    for (int i = 0; i < 3; i++)
+        produce(prod, "pg.public.customers", "customers", "customer_id", i + 1);
+    rd_kafka_flush(prod, 5000);
+    /* customers' events into a table named orders, the fixed way */
+    CHECK_EQ_INT(run_delta(boot, fixed, "t-fo-1"), 0);
+    CHECK_EQ_INT(table_rows(fixed), 3);
+    CHECK_EQ_INT(table_offset(fixed, "pg.public.customers"), 3);
+    /* routed: customers starts from the earliest offset all the same */
+    CHECK_EQ_INT(run_delta(boot, tmpl, "t-fo-2"), 0);
+    snprintf(p, sizeof p, "%s/customers", dir);
+    CHECK_EQ_INT(table_rows(p), 3);
+    CHECK_EQ_INT(table_rows(fixed), 3);
+    rd_kafka_destroy(prod);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+/* A hostile topic name through the whole command (the file source takes any
+ * --topic): the table lands under the template's parent, nowhere else. */
+static void test_hostile_topic_end_to_end(void)
+{
+    char dir[128], ev[200], src[220], tmpl[200], p[300], cmd[400];
+    FILE *f;
+
+    snprintf(dir, sizeof dir, "/tmp/cf_test_route_h_%d", (int)getpid());
+    snprintf(ev, sizeof ev, "/tmp/cf_test_route_h_%d.jsonl", (int)getpid());
+    snprintf(src, sizeof src, "file:%s", ev);
+    mkdir(dir, 0755);
+    f = fopen(ev, "w");
+    fputs("{\"before\":null,\"after\":{\"customer_id\":1,\"email\":\"a@b\"},\"source\":{\"schema\":\"public\","
+          "\"table\":\"customers\",\"db\":\"cdcdb\",\"lsn\":1},\"op\":\"c\",\"ts_ms\":1}\n", f);
+    fclose(f);
+    for (int t = 0; t < 2; t++) {
+        char *argv[] = { "delta", "--source", src, "--topic", "../../cf_route_escape/y", "--table-path", tmpl,
+                         "--metrics-port", "0", "--dlq", "off", "--log-level", "error", NULL };
+        snprintf(tmpl, sizeof tmpl, "%s/%s", dir, t == 0 ? "{topic}" : "{table}");
+        cf_signals_reset();
+        CHECK_EQ_INT(cf_cmd_delta(13, argv), 0);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        snprintf(p, sizeof p, "%s/%s", dir, t == 0 ? "______cf_route_escape_y" : "_cf_route_escape_y");
+        CHECK_EQ_INT(table_rows(p), 1);
+    }
+    CHECK(access("/tmp/cf_route_escape", F_OK) != 0);
+    snprintf(p, sizeof p, "%s/../cf_route_escape", dir);
+    CHECK(access(p, F_OK) != 0);
+    snprintf(cmd, sizeof cmd, "ls '%s' | wc -l | grep -qx 2", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, ev);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 /* Each table of a routed pipeline has its own series, labelled by name. */
 static void test_metrics_by_table(void)
 {
@@ -430,4 +504,5 @@ __attribute__((constructor)) static void quiet(void)
 CF_TEST_MAIN("runtime_route",
              T(test_placeholders), T(test_bad_templates), T(test_hostile_names),
              T(test_topics_to_tables_and_resume), T(test_metrics_by_table),
+             T(test_foreign_offsets_ignored), T(test_hostile_topic_end_to_end),
              T(test_run_file_errors_name_the_line), T(test_run_file_table_overrides), T(test_bad_template_is_usage_error))
