@@ -292,14 +292,17 @@ static void test_stats(void)
     cf_col_set_f64(&b2->cols[0], 0, 1.0, NULL); cf_batch_end_row(b2, NULL);
     cf_col_set_f64(&b2->cols[0], 1, NAN, NULL); cf_batch_end_row(b2, NULL);
     cf_col_set_null(&b2->cols[0], 2, NULL); cf_batch_end_row(b2, NULL);
+    /* the same NaN again: one dictionary entry, but every row counts */
+    cf_col_set_f64(&b2->cols[0], 3, NAN, NULL); cf_batch_end_row(b2, NULL);
+    cf_col_set_f64(&b2->cols[0], 4, NAN, NULL); cf_batch_end_row(b2, NULL);
     w = cf_pq_writer_open(tmp_path("nan.parquet"), s2, NULL, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b2, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
     CHECK(!fi.cols[0].has_minmax);
-    CHECK_EQ_INT(fi.cols[0].nan_count, 1);
+    CHECK_EQ_INT(fi.cols[0].nan_count, 3);
     CHECK(fi.cols[0].compressed_bytes > 0 && fi.cols[0].compressed_bytes < fi.file_bytes);
     CHECK_EQ_INT(fi.cols[0].null_count, 1);
-    CHECK_EQ_INT(fi.cols[0].value_count, 2);
+    CHECK_EQ_INT(fi.cols[0].value_count, 4);
     cf_pq_file_info_free(&fi);
     cf_batch_free(b2);
     cf_schema_free(s2);

@@ -319,9 +319,8 @@ static inline __attribute__((always_inline)) void acc_value(acc *a, int sk, cons
         } else {
             memcpy(&v, k, 8);
         }
-        if (isnan(v)) {
+        if (isnan(v)) {           /* counted per row by put_value(): this may run per dictionary entry */
             a->nan = true;
-            a->nans++;
             return;
         }
         if (!a->has) {
@@ -708,6 +707,18 @@ static int finish_page(cf_pq_writer *w, colw *c, cf_err *err)
 static inline __attribute__((always_inline)) int put_value(cf_pq_writer *w, colw *c, const uint8_t *k, size_t n, cf_err *err)
 {
     c->ca.nvals++;
+    if (c->sk == SK_F64 || c->sk == SK_F32) {
+        double v;
+        if (c->sk == SK_F32) {
+            float f;
+            memcpy(&f, k, 4);
+            v = f;
+        } else {
+            memcpy(&v, k, 8);
+        }
+        if (isnan(v))
+            c->ca.nans++;
+    }
     if (c->dict_on) {
         int64_t e = dict_put(c, k, n, w->o.dict_max_bytes, err);
         c->dict_seen++;
