@@ -72,7 +72,7 @@ run_pipelines() {
     "$CDCFLOW" delta --bootstrap 127.0.0.1:9092 --topic "$topic" --table-path "$DEMO_DIR/delta/customers" \
         --checkpoint-location "$DEMO_DIR/checkpoints/delta" --available-now --metrics-port 0 --log-level warn ||
         fail "cdcflow delta failed"
-    "$CDCFLOW" history "$DEMO_DIR/delta/customers" | tail -n 3 | cut -c1-160
+    "$CDCFLOW" history "$DEMO_DIR/delta/customers" | head -n 4 | cut -c1-160   # newest first
     "$CDCFLOW" scan "$DEMO_DIR/delta/customers" --limit 5 \
         --columns customer_id,full_name,location,customer_tier,_cdc_operation || fail "cdcflow scan failed"
 
