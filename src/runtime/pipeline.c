@@ -318,17 +318,18 @@ static lane *lane_for(pipe_t *p, const char *topic, cf_err *err)
     return l;
 }
 
-/* Offsets of `l`'s table that belong to it: in route mode only the topics
- * that resolve to this table count (a table may hold offsets of topics
- * routed elsewhere since, or be another pipeline's). */
-static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *err)
+/* Offsets of the table at `location` that belong to it: in route mode only
+ * the topics that resolve to this table count (a table may hold offsets of
+ * topics routed elsewhere since, or be another pipeline's). */
+static int table_offsets(pipe_t *p, cf_sink *sink, const char *location, const char *name, cf_offsets *out,
+                         int *kept, cf_err *err)
 {
     cf_offsets all = { 0 };
     int rc = -1;
 
     *kept = 0;
-    if (cf_sink_offsets(l->sink, &all, err)) {
-        cf_err_wrap(err, "table %s: reading its offsets", l->name);
+    if (cf_sink_offsets(sink, &all, err)) {
+        cf_err_wrap(err, "table %s: reading its offsets", name);
         goto out;
     }
     for (int i = 0; i < all.n; i++) {
@@ -336,7 +337,7 @@ static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *
             char loc[CF_ROUTE_PATH_MAX];
             cf_err e = { 0 };
             if (cf_route_expand(p->cfg->route->location_tmpl, all.v[i].topic, loc, sizeof loc, &e)
-                || strcmp(loc, l->location))
+                || strcmp(loc, location))
                 continue;
         }
         if (cf_offsets_put(out, all.v[i].topic, all.v[i].partition, all.v[i].next_offset, err))
@@ -347,6 +348,11 @@ static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *
 out:
     cf_offsets_free(&all);
     return rc;
+}
+
+static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *err)
+{
+    return table_offsets(p, l->sink, l->location, table_label(p, l), out, kept, err);
 }
 
 static bool is_table_dir(const char *kind, const char *dir)
@@ -361,7 +367,7 @@ static bool is_table_dir(const char *kind, const char *dir)
 /* Route mode: open every table that exists under the template's parent
  * directory and could be one of ours, so its offsets are known before any
  * message of its topics arrives.  Tables without offsets of topics that
- * resolve to them are closed again. */
+ * resolve to them are not kept open. */
 static int scan_tables(pipe_t *p, cf_err *err)
 {
     const cf_pipeline_route *r = p->cfg->route;
@@ -373,7 +379,6 @@ static int scan_tables(pipe_t *p, cf_err *err)
     if (cf_route_parent(r->location_tmpl, parent, sizeof parent) || !(d = opendir(parent)))
         return 0;       /* no parent yet: no table yet */
     while ((de = readdir(d))) {
-        lane *l;
         cf_offsets tmp = { 0 };
         int kept = 0;
         if (de->d_name[0] == '.' || !cf_route_entry_matches(r->location_tmpl, de->d_name))
@@ -381,17 +386,31 @@ static int scan_tables(pipe_t *p, cf_err *err)
         snprintf(loc, sizeof loc, "%s/%s", parent, de->d_name);
         if (find_lane(p, loc) || !is_table_dir(r->sink.kind, loc))
             continue;
-        if (!(l = open_lane(p, loc, err))) {
+        {
+            /* A plain look at the offsets first: a neighbour table with
+             * other options (partitioning, mode) is none of our business. */
+            cf_sink_config probe = r->sink;
+            cf_sink *s;
+            probe.location = loc;
+            probe.table_name = de->d_name;
+            probe.mode = CF_MODE_APPEND;
+            probe.soft_deletes = false;
+            probe.partition_by = NULL;
+            probe.npartition_by = 0;
+            if (!(s = cf_sink_open(&probe, err))) {
+                cf_err_wrap(err, "table %s (under the template's directory)", loc);
+                rc = -1;
+                break;
+            }
+            rc = table_offsets(p, s, loc, de->d_name, &tmp, &kept, err);
+            cf_sink_close(s);
+            cf_offsets_free(&tmp);
+            if (rc)
+                break;
+        }
+        if (kept && !open_lane(p, loc, err)) {
             rc = -1;
             break;
-        }
-        rc = lane_offsets(p, l, &tmp, &kept, err);
-        cf_offsets_free(&tmp);
-        if (rc)
-            break;
-        if (!kept) {
-            p->nlanes--;
-            free_lane(l);
         }
     }
     closedir(d);
