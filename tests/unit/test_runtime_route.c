@@ -333,6 +333,42 @@ static void test_hostile_topic_end_to_end(void)
     CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* --primary-key on one fixed table: rows are keyed by the named column, not
+ * by the source key (here: two customers sharing an email are one row). */
+static void test_primary_key_override_single_table(void)
+{
+    char dir[128], ev[200], src[220], cmd[400];
+    FILE *f;
+    char *argv[] = { "delta", "--source", src, "--topic", "pg.public.customers", "--table-path", dir,
+                     "--mode", "upsert", "--primary-key", "email", "--metrics-port", "0", "--dlq", "off",
+                     "--log-level", "error", NULL };
+
+    snprintf(dir, sizeof dir, "/tmp/cf_test_route_pk_%d", (int)getpid());
+    snprintf(ev, sizeof ev, "/tmp/cf_test_route_pk_%d.jsonl", (int)getpid());
+    snprintf(src, sizeof src, "file:%s", ev);
+    f = fopen(ev, "w");
+    for (int i = 1; i <= 3; i++)
+        fprintf(f, "{\"before\":null,\"after\":{\"customer_id\":%d,\"email\":\"%s\"},\"source\":{\"schema\":"
+                "\"public\",\"table\":\"customers\",\"db\":\"cdcdb\",\"lsn\":%d},\"op\":\"c\",\"ts_ms\":1}\n",
+                i, i == 3 ? "b@x" : "a@x", i);
+    fclose(f);
+    cf_signals_reset();
+    CHECK_EQ_INT(cf_cmd_delta(17, argv), 0);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    CHECK_EQ_INT(table_rows(dir), 2);
+    /* a key column the output does not have stops the pipeline */
+    argv[10] = "no_such_column";
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    cf_signals_reset();
+    CHECK_EQ_INT(cf_cmd_delta(17, argv), 1);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, ev);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 /* Each table of a routed pipeline has its own series, labelled by name. */
 static void test_metrics_by_table(void)
 {
@@ -510,5 +546,5 @@ __attribute__((constructor)) static void quiet(void)
 CF_TEST_MAIN("runtime_route",
              T(test_placeholders), T(test_bad_templates), T(test_hostile_names),
              T(test_topics_to_tables_and_resume), T(test_metrics_by_table),
-             T(test_foreign_offsets_ignored), T(test_hostile_topic_end_to_end),
+             T(test_foreign_offsets_ignored), T(test_primary_key_override_single_table), T(test_hostile_topic_end_to_end),
              T(test_run_file_errors_name_the_line), T(test_run_file_table_overrides), T(test_bad_template_is_usage_error))
