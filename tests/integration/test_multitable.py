@@ -5,13 +5,18 @@ tables, one table per topic through the {table} template, and each table equals 
 The example config is used as shipped, with only its paths, consumer groups and metrics ports
 changed for the test.  Other tests write to these PostgreSQL tables too, so each comparison covers
 a block of ids this test owns; the pipelines consume the whole topics.  A second run after more
-changes shows every table resuming from its own offsets.
+changes shows every table resuming from its own offsets; a third, long-running one (stopped with
+SIGTERM) keeps all eight tables equal while changes flow and serves per-table metrics.
 """
 
 import os
 import random
 import re
+import signal
+import socket
 import subprocess
+import time
+import urllib.request
 
 import pytest
 from conftest import CDCFLOW, ROOT, consume_until, topic_for
@@ -76,15 +81,26 @@ def iceberg_rows(root, table, lo, hi):
     return rows_of(t.to_arrow().to_pylist(), table, lo, hi)
 
 
-def make_conf(tmp_path, tag):
-    """The shipped example with test paths, groups and ports; everything else as written."""
+def make_conf(tmp_path, tag, delta_port=None):
+    """The shipped example with test paths, groups and ports; everything else as written.  With
+    delta_port the pipelines keep running (stopped by SIGTERM) and the Delta one serves metrics."""
     text = open(CONF).read()
     text = text.replace("/data/delta", str(tmp_path / "delta")).replace("/data/iceberg", str(tmp_path / "iceberg"))
     text = re.sub(r"--group-id (\S+)", lambda m: f"--group-id {m.group(1)}-it-{tag}", text)
-    text = re.sub(r"--metrics-port \d+", "--metrics-port 0 --available-now --log-level warn", text)
-    path = tmp_path / "all-tables.conf"
+    if delta_port is None:
+        text = re.sub(r"--metrics-port \d+", "--metrics-port 0 --available-now --log-level warn", text)
+    else:
+        text = text.replace("--metrics-port 9464", f"--metrics-port {delta_port} --log-level warn")
+        text = text.replace("--metrics-port 9465", "--metrics-port 0")
+    path = tmp_path / ("all-tables.conf" if delta_port is None else "all-tables-live.conf")
     path.write_text(text)
     return str(path)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_all(conf):
@@ -116,6 +132,11 @@ def make_changes(pg, lo, phase):
                 cur.execute("UPDATE customers SET customer_tier = 'gold' WHERE customer_id = %s", (lo + i,))
             cur.execute("DELETE FROM orders WHERE order_id = %s", (lo + 29,))
             cur.execute("DELETE FROM inventory WHERE inventory_id = %s", (lo + 9,))
+        elif phase == 2:
+            for i in range(2, 27, 6):
+                cur.execute("UPDATE orders SET status = 'returned' WHERE order_id = %s", (lo + i,))
+            cur.execute("UPDATE inventory SET warehouse = 'wh9' WHERE inventory_id = %s", (lo + 4,))
+            cur.execute("DELETE FROM products WHERE product_id = %s", (lo + 8,))   # cascades to its inventory
         else:
             for i in range(1, 30, 5):
                 cur.execute("UPDATE orders SET status = 'delivered', item_count = item_count + 1 "
@@ -196,3 +217,29 @@ def test_one_process_four_topics_eight_tables(pg, connector, tmp_path):
     wait_published(pg, lo)
     run_all(conf)
     check_equal(pg, tmp_path, lo)
+
+    # the same file, running until SIGTERM: changes flow into all eight tables while it runs, and
+    # its metrics carry one row set per table
+    port = free_port()
+    live = subprocess.Popen([CDCFLOW, "run", make_conf(tmp_path, tag, delta_port=port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        make_changes(pg, lo, 2)
+        wait_published(pg, lo)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                check_equal(pg, tmp_path, lo)
+                break
+            except Exception:  # not equal yet, or a table read between two of its files; retried until the deadline
+                if time.monotonic() > deadline or live.poll() is not None:
+                    raise
+                time.sleep(1)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        for t in TABLES:
+            assert f'cdcflow_table_last_version{{table="{t}"}}' in metrics, metrics
+        assert re.search(r'cdcflow_events_total\{table="orders",op="update"\} [1-9]', metrics), metrics
+    finally:
+        live.send_signal(signal.SIGTERM)
+        _, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err
