@@ -1,5 +1,6 @@
 /* pipeline.c - the micro-batch loop: source -> decode -> transform -> batch
- * -> table commit with the offsets it covers; see pipeline.h. */
+ * -> table commit with the offsets it covers, for one table or one table per
+ * topic (a "lane" each); see pipeline.h. */
 #include "runtime/pipeline.h"
 
 #include <dirent.h>
