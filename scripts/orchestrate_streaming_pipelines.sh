@@ -14,6 +14,10 @@
 #   DELTA_LOG, ICEBERG_LOG    log files [/tmp/kafka-to-delta.log, /tmp/kafka-to-iceberg.log]
 #   DELTA_METRICS_PORT        [9464]    ICEBERG_METRICS_PORT [9465]
 #   DELTA_ARGS, ICEBERG_ARGS  extra arguments for `cdcflow delta` / `cdcflow iceberg`
+#   DELTA_CONFIG, ICEBERG_CONFIG
+#                             run `cdcflow run FILE` for that pipeline instead (multi-table,
+#                             e.g. deploy/pipelines/all-tables.conf); its metrics port should
+#                             be DELTA_METRICS_PORT / ICEBERG_METRICS_PORT for `status`
 #   KAFKA_BOOTSTRAP_SERVERS   [localhost:9092]
 #   KAFKA_CONNECT_URL         [http://127.0.0.1:8083]
 #   STOP_TIMEOUT              seconds between SIGTERM and SIGKILL [30]
@@ -53,17 +57,28 @@ extra_args() {
     iceberg) echo "${ICEBERG_ARGS:-}" ;;
     esac
 }
+config_file() {
+    case $1 in
+    delta) echo "${DELTA_CONFIG:-}" ;;
+    iceberg) echo "${ICEBERG_CONFIG:-}" ;;
+    esac
+}
 pid_file() { echo "$RUN_DIR/$1.pid"; }
 
-# The PID recorded for a pipeline if that process is alive and is cdcflow;
-# a stale PID file (dead process, or a reused PID) is removed, not trusted.
+# /proc/PID/cmdline with NULs as spaces.
+cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+
+# The PID recorded for a pipeline if that process is alive and is the one
+# started (the PID file keeps its command line); a stale PID file (dead
+# process, or a reused PID) is removed, not trusted.
 live_pid() {
-    local f pid
+    local f pid want
     f=$(pid_file "$1")
     [ -f "$f" ] || return 1
-    pid=$(head -n1 "$f" 2>/dev/null)
-    if [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "cdcflow.* $1\b"; then
+    pid=$(sed -n 1p "$f" 2>/dev/null)
+    want=$(sed -n 2p "$f" 2>/dev/null)
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] && [ -n "$want" ] &&
+        [ "$(cmdline_of "$pid")" = "$want" ]; then
         echo "$pid"
         return 0
     fi
@@ -92,7 +107,7 @@ check_prereqs() {
 }
 
 start_one() {
-    local p=$1 pid log port
+    local p=$1 pid log port cfg
     if pid=$(live_pid "$p"); then
         info "$p: already running (PID $pid)"
         return 0
@@ -100,10 +115,23 @@ start_one() {
     mkdir -p "$RUN_DIR" || die "cannot create $RUN_DIR"
     log=$(log_file "$p")
     port=$(metrics_port "$p")
-    # shellcheck disable=SC2046 # extra args are split on purpose
-    nohup "$BIN" "$p" --metrics-port "$port" $(extra_args "$p") >>"$log" 2>&1 </dev/null &
+    cfg=$(config_file "$p")
+    if [ -n "$cfg" ]; then
+        [ -r "$cfg" ] || die "$p: config file $cfg not readable"
+        nohup "$BIN" run "$cfg" >>"$log" 2>&1 </dev/null &
+    else
+        # shellcheck disable=SC2046 # extra args are split on purpose
+        nohup "$BIN" "$p" --metrics-port "$port" $(extra_args "$p") >>"$log" 2>&1 </dev/null &
+    fi
     pid=$!
-    echo "$pid" >"$(pid_file "$p")"
+    # The command line identifies the process later (a PID alone may be reused).
+    # Wait for nohup to have exec'ed cdcflow so the line recorded is cdcflow's.
+    for _ in $(seq 1 100); do
+        case $(cmdline_of "$pid") in "$BIN "*) break ;; esac
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    printf '%s\n%s\n' "$pid" "$(cmdline_of "$pid")" >"$(pid_file "$p")"
     # Healthy means the metrics endpoint answers; bounded wait.
     local t=0
     while [ "$t" -lt $((START_TIMEOUT * 2)) ]; do
