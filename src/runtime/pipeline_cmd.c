@@ -42,6 +42,8 @@ typedef struct opts {
     list partition_by;
     list primary_key;
     int64_t trigger_ms, max_offsets;
+    int64_t target_file_bytes;
+    int     checkpoint_interval;
     const char *source;
     bool available_now;
     const char *dlq;
@@ -71,12 +73,28 @@ static int list_add(list *l, const char *s, bool own)
     return 0;
 }
 
+/* Length of the next comma-separated item: commas inside (...) or [...]
+ * belong to the item, so "bucket(16, id)" stays whole. */
+static size_t item_len(const char *p)
+{
+    size_t n = 0;
+    int depth = 0;
+
+    for (; p[n] && (depth > 0 || p[n] != ','); n++) {
+        if (p[n] == '(' || p[n] == '[')
+            depth++;
+        else if ((p[n] == ')' || p[n] == ']') && depth > 0)
+            depth--;
+    }
+    return n;
+}
+
 /* "a,b,c" -> three entries. */
 static int list_add_csv(list *l, const char *csv)
 {
     const char *p = csv;
     while (*p) {
-        size_t n = strcspn(p, ",");
+        size_t n = item_len(p);
         if (n) {
             char *s = strndup(p, n);
             if (!s || list_add(l, s, true)) {
@@ -201,7 +219,10 @@ static void usage(FILE *f, bool iceberg)
     fprintf(f,
             "  --mode append|upsert       append: one row per event (as SYSTEM.md); upsert: mirror by key   [append]\n"
             "  --deletes hard|soft        upsert: remove deleted rows or mark them   [hard]\n"
-            "  --partition-by COL         partition column, repeatable\n"
+            "  --partition-by COL         partition column, repeatable; Iceberg also takes transforms:\n"
+            "                             year(c) month(c) day(c) hour(c) bucket[N](c) truncate[W](c)\n"
+            "  --target-file-size N       cut data files at about N bytes (k/M/G suffixes)   [0: one file\n"
+            "                             per partition per commit]\n"
             "  --primary-key COL[,COL]    key columns of the output instead of the source table's key\n"
             "  --pipeline-id ID           value of _pipeline_id   [postgres_to_%s]\n"
             "\n"
@@ -209,6 +230,7 @@ static void usage(FILE *f, bool iceberg)
             "  --trigger-interval D       commit every D (10s, 500ms, 1m)   [1s; SYSTEM.md used 10 s]\n"
             "  --max-offsets-per-trigger N  at most N messages per commit   [100000; SYSTEM.md used 1000]\n"
             "  --available-now            process what is available at start, commit, exit 0\n"
+            "  --checkpoint-interval N    Delta: write a Parquet checkpoint every N commits   [10]\n"
             "\n"
             "Operations:\n"
             "  --dlq kafka[:TOPIC]|file:PATH|off  dead-letter target for bad events\n"
@@ -236,7 +258,7 @@ enum {
     O_BOOTSTRAP = 256, O_TOPIC, O_TABLE_PATH, O_WAREHOUSE, O_NAMESPACE, O_TABLE, O_CATALOG,
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
-    O_MAX_MSG, O_PRIMARY_KEY,
+    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL,
 };
 
 static int parse(opts *o, int argc, char **argv)
@@ -265,6 +287,8 @@ static int parse(opts *o, int argc, char **argv)
         { "checkpoint-location", required_argument, 0, O_CHECKPOINT },
         { "max-message-bytes", required_argument, 0, O_MAX_MSG },
         { "primary-key", required_argument, 0, O_PRIMARY_KEY },
+        { "target-file-size", required_argument, 0, O_TARGET_FILE },
+        { "checkpoint-interval", required_argument, 0, O_CKPT_INTERVAL },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -309,6 +333,26 @@ static int parse(opts *o, int argc, char **argv)
             o->max_offsets = strtoll(optarg, &end, 10);
             if (*end || o->max_offsets <= 0) {
                 fprintf(stderr, "cdcflow: --max-offsets-per-trigger '%s': expected a positive number\n", optarg);
+                return -1;
+            }
+            break;
+        case O_TARGET_FILE: {
+            double v = strtod(optarg, &end);
+            int64_t mul = *end == 'k' || *end == 'K' ? 1024 : *end == 'M' ? 1 << 20
+                        : *end == 'G' ? (int64_t)1 << 30 : 1;
+            if (mul > 1)
+                end++;
+            if (*end || v < 0 || v * (double)mul > 1e15) {
+                fprintf(stderr, "cdcflow: --target-file-size '%s': expected bytes, e.g. 134217728 or 128M\n", optarg);
+                return -1;
+            }
+            o->target_file_bytes = (int64_t)(v * (double)mul);
+            break;
+        }
+        case O_CKPT_INTERVAL:
+            o->checkpoint_interval = (int)strtol(optarg, &end, 10);
+            if (*end || o->checkpoint_interval <= 0) {
+                fprintf(stderr, "cdcflow: --checkpoint-interval '%s': expected a positive number\n", optarg);
                 return -1;
             }
             break;
@@ -480,7 +524,9 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .npartition_by = o->partition_by.n,
             /* Fixed, so that renaming the pipeline does not lose its place. */
             .app_id = "cdcflow",
+            .checkpoint_interval = o->checkpoint_interval,
             .codec = CF_CODEC_ZSTD,
+            .target_file_bytes = o->target_file_bytes,
         };
         cf_source_config srcc = {
             .spec = o->source,
