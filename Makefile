@@ -72,7 +72,8 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJS)
 
 build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/main.c,$(SRCS))
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	@echo "  FUZZ    $@"
+	$(Q)clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	    -o $@ $< $(filter-out src/cli/main.c,$(SRCS)) $(LDLIBS)
 
 -include $(OBJS:.o=.d)
