@@ -93,16 +93,16 @@ setup:
 
 ## test: install what is missing, then run all tests (unit, unit under ASan, a short fuzz run, integration)
 test: setup
-	@$(MAKE) all || exit 1; rc=0; \
-	$(MAKE) unit || rc=1; \
-	$(MAKE) unit-asan || rc=1; \
-	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-10} || rc=1; \
+	@$(MAKE) -j2 all || exit 1; rc=0; \
+	$(MAKE) -j2 unit || rc=1; \
+	$(MAKE) -j2 unit-asan || rc=1; \
+	$(MAKE) -j2 fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-10} || rc=1; \
 	$(MAKE) integration || rc=1; \
 	[ $$rc -eq 0 ] && echo "test: all suites passed" || echo "test: some suite failed (see above)"; \
 	exit $$rc
 
 integration: all
-	+@scripts/run_integration.sh
+	@scripts/run_integration.sh
 
 ## demo: install, start the stack, register the connector, generate data, run the pipelines
 # all is built by a sub-make: its pkg-config flags must be read after setup installed the libraries.

@@ -5,6 +5,10 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
+# Long-lived servers (the stack) and tests that run make start from here: none of them may hold or
+# take a token of a calling make's jobserver, or that make waits forever at its end.
+unset MAKEFLAGS MFLAGS MAKELEVEL
+
 PY=.venv/bin/python
 [ -x "$PY" ] || { echo "run_integration: .venv missing: run scripts/setup.sh (or make setup)" >&2; exit 1; }
 
@@ -14,7 +18,7 @@ fi
 
 # The tests drive build/cdcflow and the bench drivers (bench_delta, bench_parquet) as producers of
 # tables and files; build them once here rather than racing to build them from inside tests.
-make -s all build/bench/bench_delta build/bench/bench_parquet >/dev/null || { echo "run_integration: build failed" >&2; exit 1; }
+make -s -j2 all build/bench/bench_delta build/bench/bench_parquet >/dev/null || { echo "run_integration: build failed" >&2; exit 1; }
 
 ntests=$(find tests/integration -name 'test_*.py' | wc -l)
 log=$(mktemp)
