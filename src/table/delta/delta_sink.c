@@ -131,6 +131,27 @@ static json_t *pv_json(const cf_delta_pv *pv)
     return o;
 }
 
+/* Queue a `remove` action for file f: dataChange true when rows leave the
+ * table (upsert rewrites), false when they only move (optimize). */
+static int put_remove(dsink *ds, const cf_delta_file *f, bool data_change, cf_err *err)
+{
+    json_t *body = json_object(), *line = json_object();
+    int rc;
+
+    json_object_set_new(body, "path", json_string(f->path));
+    json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
+    json_object_set_new(body, "dataChange", json_boolean(data_change));
+    json_object_set_new(body, "extendedFileMetadata", json_true());
+    json_object_set_new(body, "partitionValues", pv_json(&f->pv));
+    json_object_set_new(body, "size", json_integer(f->size));
+    json_object_set_new(line, "remove", body);
+    rc = put_json_line(&ds->actions, line, err);
+    json_decref(line);
+    if (rc == 0)
+        ds->rm_files++;
+    return rc;
+}
+
 static int is_part_col(const cf_delta_snap *snap, const char *name)
 {
     for (int i = 0; i < snap->npart; i++)
@@ -871,20 +892,8 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
             bytes += snap->files[rw[j++].slot].size;
         /* remove the old files; their survivors go to the merged new one */
         for (size_t q = i; q < j; q++) {
-            cf_delta_file *f = &snap->files[rw[q].slot];
-            json_t *body = json_object(), *line = json_object();
-            json_object_set_new(body, "path", json_string(f->path));
-            json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
-            json_object_set_new(body, "dataChange", json_true());
-            json_object_set_new(body, "extendedFileMetadata", json_true());
-            json_object_set_new(body, "partitionValues", pv_json(&f->pv));
-            json_object_set_new(body, "size", json_integer(f->size));
-            json_object_set_new(line, "remove", body);
-            int prc = put_json_line(&ds->actions, line, err);
-            json_decref(line);
-            if (prc)
+            if (put_remove(ds, &snap->files[rw[q].slot], true, err))
                 goto rw_fail;
-            ds->rm_files++;
         }
         /* A file over the merge budget is read and rewritten one row group
          * at a time, so memory stays bounded by a row group; its survivors
@@ -1423,19 +1432,8 @@ static int compact_group(dsink *ds, const small_file *sf, size_t n, int64_t targ
         if (cf_delta_read_file(snap->root, f->path, &f->pv, snap->schema, b, err))
             goto out;
         bytes += f->size;
-        json_t *body = json_object(), *line = json_object();
-        json_object_set_new(body, "path", json_string(f->path));
-        json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
-        json_object_set_new(body, "dataChange", json_false());
-        json_object_set_new(body, "extendedFileMetadata", json_true());
-        json_object_set_new(body, "partitionValues", pv_json(&f->pv));
-        json_object_set_new(body, "size", json_integer(f->size));
-        json_object_set_new(line, "remove", body);
-        int prc = put_json_line(&ds->actions, line, err);
-        json_decref(line);
-        if (prc)
+        if (put_remove(ds, f, false, err))
             goto out;
-        ds->rm_files++;
         if (bytes >= target || i + 1 == n) {
             if (write_rows(ds, snap->schema, b, NULL, b->nrows, false, NULL, 0, 0, err))
                 goto out;
