@@ -68,7 +68,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) tests/unit/cf_test.h
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@echo "  BENCH   $@"
-	$(Q)$(CC) $(ALL_CFLAGS) -Ibench $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibench -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/main.c,$(SRCS))
 	@mkdir -p $(dir $@)

@@ -224,7 +224,7 @@ static int run(const char *label, int envelope, int transform, long n)
             return 1;
         if (out->schema != s && cf_batch_rebind(out, s, &err))
             return 1;
-        if (cf_transform_apply(t, &ev, out, 1732450000000000LL, &err)) {
+        if (cf_transform_apply(t, &ev, out, NULL, 1732450000000000LL, &err)) {
             fprintf(stderr, "apply failed: %s\n", err.msg);
             return 1;
         }

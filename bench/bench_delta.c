@@ -13,6 +13,7 @@
 
 #include "table/delta/delta_int.h"
 #include "table/table.h"
+#include "sink_util.h"
 
 static double now_s(void)
 {
@@ -96,7 +97,7 @@ static int set_json_value(cf_column *c, size_t row, json_t *v, cf_err *err)
 static int commit(cf_sink *sink, cf_batch *b, cf_offsets *cov, int64_t *events, cf_err *e)
 {
     int64_t v;
-    if (cf_sink_commit(sink, b, cov, &v, e))
+    if (commit_b(sink, b, NULL, cov, &v, e))
         return -1;
     *events += (int64_t)b->nrows;
     cf_batch_reset(b);
@@ -263,7 +264,7 @@ static int cmd_gen(cf_sink_config *cfg, int64_t nevents, int batch, int64_t keys
         if ((int)b->nrows >= batch || i + 1 == nevents) {
             int64_t v;
             cf_delta_offsets_put(&cov, "postgres.public.customers", 0, i + 1, &e);
-            if (cf_sink_commit(sink, b, &cov, &v, &e))
+            if (commit_b(sink, b, NULL, &cov, &v, &e))
                 goto fail;
             events += (int64_t)b->nrows;
             commits++;

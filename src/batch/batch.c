@@ -443,3 +443,55 @@ int cf_batch_copy_row(cf_batch *dst, const cf_batch *src, size_t row, cf_err *er
     }
     return cf_batch_end_row(dst, err);
 }
+
+/* ---- cell sets ---------------------------------------------------------- */
+
+int cf_cells_add(cf_cells *c, size_t row, int col, cf_err *err)
+{
+    if (row > UINT32_MAX)
+        return cf_err_set(err, CF_E_TOOBIG, "row %zu past a cell set's range", row);
+    if (c->n == c->alloc) {
+        size_t na = c->alloc ? c->alloc * 2 : 64;
+        cf_cell *nv = realloc(c->v, sizeof *nv * na);
+        if (!nv)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        c->v = nv;
+        c->alloc = na;
+    }
+    c->v[c->n++] = (cf_cell){ (uint32_t)row, col };
+    return 0;
+}
+
+void cf_cells_truncate(cf_cells *c, size_t row)
+{
+    while (c->n && c->v[c->n - 1].row >= row)
+        c->n--;
+}
+
+bool cf_cells_has(const cf_cells *c, size_t row, int col)
+{
+    size_t lo = 0, hi;
+
+    if (!c || !c->n)
+        return false;
+    hi = c->n;
+    while (lo < hi) {           /* rows are appended in order: binary search */
+        size_t mid = (lo + hi) / 2;
+        if (c->v[mid].row < row)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < c->n && c->v[lo].row == row; lo++)
+        if (c->v[lo].col == col)
+            return true;
+    return false;
+}
+
+void cf_cells_free(cf_cells *c)
+{
+    if (!c)
+        return;
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}

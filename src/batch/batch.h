@@ -113,6 +113,20 @@ int  cf_col_set_bytes(cf_column *c, size_t row, const void *p, size_t n, cf_err 
 int  cf_batch_end_row(cf_batch *b, cf_err *err);
 void cf_batch_abort_row(cf_batch *b);
 
+/* A set of (row, column) cells of a batch, appended in row order: the
+ * unchanged-TOAST placeholders of a batch, for example. */
+typedef struct cf_cell { uint32_t row; int32_t col; } cf_cell;
+typedef struct cf_cells {
+    size_t   n, alloc;
+    cf_cell *v;
+} cf_cells;
+
+int  cf_cells_add(cf_cells *c, size_t row, int col, cf_err *err);
+/* Drop cells of rows >= row (a row given up half-built). */
+void cf_cells_truncate(cf_cells *c, size_t row);
+bool cf_cells_has(const cf_cells *c, size_t row, int col);   /* c may be NULL */
+void cf_cells_free(cf_cells *c);          /* NULL-safe; *c is empty and reusable */
+
 /* Copy row `row` of `src` (same schema) to the end of `dst`. */
 int  cf_batch_copy_row(cf_batch *dst, const cf_batch *src, size_t row, cf_err *err);
 

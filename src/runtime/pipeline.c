@@ -16,7 +16,6 @@
 #include "util/log.h"
 
 #define POLL_SLICE_MS     200     /* longest wait, so stop requests are seen soon */
-#define COMMIT_RETRIES    3
 #define DLQ_LOG_PER_BATCH 10      /* then only at debug level */
 
 enum { K_C, K_U, K_D, K_R, K_T, NKINDS };
@@ -32,13 +31,17 @@ typedef struct lane {
     cf_sink_config sc;                /* the route's config, location/name ours */
     const char *const *pk;            /* primary key override, 0 columns = source key */
     int           npk;
-    const cf_schema *pk_base;         /* transform schema the override was applied to */
-    cf_schema   **pk_schemas;         /* clones with the override; kept for the lane's life
-                                       * since a sink may remember a schema it saw */
-    int           npk_schemas;
     cf_batch     *batch;              /* NULL until the first good event */
     const cf_schema *out_schema;
     const cf_schema *src_ptr;         /* last source schema seen (fast path) */
+    int           key[CF_MAX_KEY_COLS];   /* key columns of out_schema */
+    int           nkey;
+    /* the commit value being built, beside the batch: */
+    char         *ops;                /* per row: 'c', 'u', 'd', 'r' */
+    int64_t      *lsns;               /* per row: source LSN, -1 unknown */
+    size_t        arows;              /* room in ops and lsns */
+    cf_cells      ua;                 /* unchanged-TOAST cells */
+    cf_offsets    start;              /* per topic-partition: where the batch starts */
     cf_offsets    covered;            /* next offsets of everything consumed in the batch */
     uint64_t      nmsg;               /* messages in the batch */
     uint64_t      kinds[NKINDS], dlq_n, tomb_n;
@@ -99,13 +102,6 @@ static void progress(pipe_t *p, bool force)
     p->prog_events = p->st->events;
 }
 
-static bool is_fatal_code(cf_code c)
-{
-    /* Bad input never is; a broken machine or table is. */
-    return c == CF_E_NOMEM || c == CF_E_IO || c == CF_E_CORRUPT || c == CF_E_KAFKA
-        || c == CF_E_CONFLICT || c == CF_E_STOPPED;
-}
-
 static const char *table_label(const pipe_t *p, const lane *l)
 {
     if (l && l->name[0])
@@ -118,6 +114,8 @@ static void reset_lane(lane *l)
     if (l->batch)
         cf_batch_reset(l->batch);
     cf_offsets_clear(&l->covered);
+    cf_offsets_clear(&l->start);
+    l->ua.n = 0;
     l->nmsg = 0;
     l->dlq_n = l->tomb_n = 0;
     memset(l->kinds, 0, sizeof l->kinds);
@@ -132,10 +130,11 @@ static void free_lane(lane *l)
         cf_transform_free(l->xf);
     }
     cf_offsets_free(&l->covered);
+    cf_offsets_free(&l->start);
     cf_batch_free(l->batch);
-    for (int i = 0; i < l->npk_schemas; i++)
-        cf_schema_free(l->pk_schemas[i]);
-    free(l->pk_schemas);
+    cf_cells_free(&l->ua);
+    free(l->ops);
+    free(l->lsns);
     free(l);
 }
 
@@ -160,13 +159,47 @@ static void log_batch(pipe_t *p, lane *l, int64_t version, double dur, double co
            (unsigned long long)l->tomb_n, offs, (long long)version, dur * 1e3, commit_dur * 1e3);
 }
 
+static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *err);
+
+/* The table refused the batch: another process of the group owns (some of)
+ * its partitions now, or owned them while we were paused.  Drop the batch
+ * and move our reading of its partitions back to where the table is; the
+ * rebalance that follows sorts out who reads what. */
+static int drop_fenced(pipe_t *p, lane *l, const cf_err *why, cf_err *err)
+{
+    cf_offsets table = { 0 }, to = { 0 };
+    int kept, rc = -1;
+
+    cf_log(CF_LOG_WARN, "pipeline", "%s: batch of %llu messages dropped: %s", table_label(p, l),
+           (unsigned long long)l->nmsg, why->msg);
+    p->st->fenced++;
+    if (lane_offsets(p, l, &table, &kept, err))
+        goto out;
+    for (int i = 0; i < l->covered.n; i++) {
+        const cf_offset *o = &l->covered.v[i];
+        if (cf_offsets_put(&to, o->topic, o->partition, cf_offsets_get(&table, o->topic, o->partition), err))
+            goto out;
+    }
+    p->nmsg -= l->nmsg;
+    reset_lane(l);
+    rc = cf_source_rewind(p->cfg->source, &to, err);
+out:
+    cf_offsets_free(&table);
+    cf_offsets_free(&to);
+    return rc;
+}
+
 /* Commit one table's batch and the offsets it covers. */
 static int commit_lane(pipe_t *p, lane *l, cf_err *err)
 {
     const cf_pipeline_config *cfg = p->cfg;
     int64_t version = -1;
     double t0, t1;
-    int rc = -1;
+    cf_err e = { 0 };
+    cf_commit c = {
+        .rows = l->batch, .ops = l->ops, .lsns = l->lsns, .key = l->key, .nkey = l->nkey,
+        .unavail = &l->ua, .start = &l->start, .end = &l->covered,
+    };
 
     if (!l->nmsg)
         return 0;
@@ -175,30 +208,17 @@ static int commit_lane(pipe_t *p, lane *l, cf_err *err)
      * their offsets are done, or a crash in between would lose them. */
     if (cf_dlq_flush(cfg->dlq, err))
         return cf_err_wrap(err, "not committing the batch");
-    for (int attempt = 1; attempt <= COMMIT_RETRIES; attempt++) {
-        cf_err e = { 0 };
-        if (l->npk && l->batch)
-            l->batch->schema = l->pk_schemas[l->npk_schemas - 1];   /* same columns, our key */
-        rc = cf_sink_commit(l->sink, l->batch, &l->covered, &version, &e);
-        if (l->npk && l->batch)
-            l->batch->schema = l->pk_base;
-        if (!rc)
-            break;
-        if (!e.retriable || attempt == COMMIT_RETRIES) {
-            if (err)
-                *err = e;
-            return cf_err_wrap(err, "table %s: commit", table_label(p, l));
-        }
-        cf_log(CF_LOG_WARN, "pipeline", "%s: table commit failed (%s), retrying (%d/%d)", table_label(p, l),
-               e.msg, attempt, COMMIT_RETRIES);
-        usleep((useconds_t)(100000 * attempt));
+    if (cf_sink_commit(l->sink, &c, &version, &e)) {
+        if (e.code == CF_E_FENCED)
+            return drop_fenced(p, l, &e, err);
+        if (err)
+            *err = e;
+        return cf_err_wrap(err, "table %s: commit", table_label(p, l));
     }
     t1 = mono_s();
-    {
-        cf_err e = { 0 };
-        if (cf_source_commit(cfg->source, &l->covered, &e))
-            cf_log(CF_LOG_WARN, "pipeline", "group offsets (lag only): %s", e.msg);
-    }
+    cf_err_clear(&e);
+    if (cf_source_commit(cfg->source, &l->covered, &e))
+        cf_log(CF_LOG_WARN, "pipeline", "group offsets (lag only): %s", e.msg);
     p->st->batches++;
     if (version >= 0)
         p->st->version = version;
@@ -497,32 +517,34 @@ static int check_schema(pipe_t *p, lane *l, const cf_event *ev, cf_err *err)
 /* Point the table's batch at the transform's output schema `out`. */
 static int bind_batch(pipe_t *p, lane *l, const cf_event *ev, const cf_schema *out, cf_err *err)
 {
-    if (l->npk && out != l->pk_base) {
-        /* The override goes on a copy of the transform's schema, made once
-         * per transform schema; the batch stays bound to the transform's
-         * own (apply checks it) and shows the copy to the sink at commit. */
-        cf_schema **v, *c;
-        if (l->batch && l->batch->nrows && commit_lane(p, l, err))
-            return -1;
-        if (!(v = realloc(l->pk_schemas, (size_t)(l->npk_schemas + 1) * sizeof *v)))
-            return cf_err_set(err, CF_E_NOMEM, "out of memory");
-        l->pk_schemas = v;
-        if (!(c = cf_schema_clone(out)))
-            return cf_err_set(err, CF_E_NOMEM, "out of memory");
-        if (cf_schema_set_pk(c, l->pk, l->npk, err)) {
-            cf_schema_free(c);
-            return cf_err_wrap(err, "%s: --primary-key", table_label(p, l));
-        }
-        l->pk_schemas[l->npk_schemas++] = c;
-        l->pk_base = out;
-    }
     if (out == l->out_schema && l->batch)
         return 0;
     if (l->batch && l->batch->nrows && commit_lane(p, l, err))
         return -1;
     if (l->sc.mode == CF_MODE_UPSERT && out->npk == 0 && !l->npk)
-        return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key, table %s.%s has none",
+        return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key, table %s.%s has none "
+                          "(the events carry no key schema): name it with --primary-key",
                           ev->src.schema, ev->src.table);
+    /* The key of the commit: the override's columns, or the source key. */
+    l->nkey = 0;
+    if (l->npk) {
+        if (l->npk > CF_MAX_KEY_COLS)
+            return cf_err_set(err, CF_E_ARG, "%s: --primary-key names %d columns (at most %d)",
+                              table_label(p, l), l->npk, CF_MAX_KEY_COLS);
+        for (int i = 0; i < l->npk; i++) {
+            int k = cf_schema_find(out, l->pk[i]);
+            if (k < 0)
+                return cf_err_set(err, CF_E_ARG, "%s: --primary-key: no column '%s' in the output",
+                                  table_label(p, l), l->pk[i]);
+            l->key[l->nkey++] = k;
+        }
+    } else {
+        if (out->npk > CF_MAX_KEY_COLS)
+            return cf_err_set(err, CF_E_UNSUPPORTED, "table %s.%s has a key of %d columns (at most %d)",
+                              ev->src.schema, ev->src.table, out->npk, CF_MAX_KEY_COLS);
+        for (int i = 0; i < out->npk; i++)
+            l->key[l->nkey++] = out->pk[i];
+    }
     if (!l->batch) {
         if (!(l->batch = cf_batch_new(out, err)))
             return -1;
@@ -559,7 +581,7 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
     }
     why.pos = -1;
     if (cf_decoder_decode(cfg->decoder, m, &ev, &why)) {
-        if (is_fatal_code(why.code)) {
+        if (why.fatal) {
             if (err)
                 *err = why;
             return -1;
@@ -586,6 +608,10 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
                 return -1;
             goto covered;
         }
+        if (l->sc.mode == CF_MODE_UPSERT && ev.schema && ev.schema->npk == 0 && !l->npk)
+            return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key, table %s.%s has none "
+                              "(the events carry no key schema): name it with --primary-key",
+                              ev.src.schema, ev.src.table);
         if (l->sc.mode == CF_MODE_UPSERT && !has_key(l, &ev)) {
             cf_err_set(&why, CF_E_PARSE, "no primary key value in the %s image (upsert mode)",
                        ev.op == 'd' ? "before" : "after");
@@ -601,7 +627,7 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
         const cf_schema *out = cf_transform_schema(l->xf, &ev, &why);
         if (!out) {
             /* e.g. a source column named like a metadata column */
-            if (is_fatal_code(why.code)) {
+            if (why.fatal) {
                 if (err)
                     *err = why;
                 return -1;
@@ -622,9 +648,20 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
         l->batch_start = mono_s();
     {
         size_t before = l->batch->nrows;
-        if (cf_transform_apply(l->xf, &ev, l->batch, p->processed_us, &why)) {
+        if (before + 1 > l->arows) {
+            size_t na = l->arows ? l->arows * 2 : 1024;
+            char *no = realloc(l->ops, na);
+            int64_t *nl;
+            if (no)
+                l->ops = no;
+            if (!no || !(nl = realloc(l->lsns, na * sizeof *nl)))
+                return cf_err_set(err, CF_E_NOMEM, "out of memory");
+            l->lsns = nl;
+            l->arows = na;
+        }
+        if (cf_transform_apply(l->xf, &ev, l->batch, &l->ua, p->processed_us, &why)) {
             cf_batch_abort_row(l->batch);
-            if (is_fatal_code(why.code)) {
+            if (why.fatal) {
                 if (err)
                     *err = why;
                 return -1;
@@ -634,12 +671,19 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
             goto covered;
         }
         p->st->events += l->batch->nrows - before;
+        if (l->batch->nrows > before) {
+            l->ops[before] = ev.op;
+            l->lsns[before] = ev.src.lsn;
+        }
     }
     l->kinds[ev.op == 'c' ? K_C : ev.op == 'u' ? K_U : ev.op == 'd' ? K_D : ev.op == 'r' ? K_R : K_T]++;
 covered:
     l->nmsg++;
     p->nmsg++;
     p->st->messages++;
+    if (cf_offsets_get(&l->start, m->topic, m->partition) < 0 &&
+        cf_offsets_put(&l->start, m->topic, m->partition, m->from, err))
+        return -1;
     return cf_offsets_put(&l->covered, m->topic, m->partition, m->offset + 1, err);
 }
 
@@ -651,19 +695,26 @@ static int on_assign(void *opaque, cf_offsets *out, cf_err *err)
     return all_offsets(p, out, err);
 }
 
-static int on_revoke(void *opaque, const cf_offsets *revoked)
+static int on_revoke(void *opaque, const cf_offsets *revoked, bool lost)
 {
     pipe_t *p = opaque;
     cf_err e = { 0 };
 
     if (!p->nmsg)
         return 0;
+    if (lost) {
+        /* Another consumer may own them already and be committing: ours
+         * would be refused by the fence anyway, so do not even try. */
+        cf_log(CF_LOG_WARN, "pipeline", "partitions lost (session timed out): dropping the batch in flight");
+        goto drop;
+    }
     cf_log(CF_LOG_INFO, "pipeline", "partitions revoked: committing the batch in flight");
     if (commit_batch(p, false, &e) == 0)
         return 0;
     /* Nothing of it reached the table: whoever owns the partitions next reads
      * them again from the table's offsets. */
     cf_log(CF_LOG_ERROR, "pipeline", "commit at revoke failed, batch dropped: %s", e.msg);
+drop:
     for (int i = 0; i < p->nlanes; i++)
         reset_lane(p->lanes[i]);
     p->nmsg = 0;

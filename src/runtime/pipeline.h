@@ -79,6 +79,7 @@ typedef struct cf_pipeline_stats {
     uint64_t dead_letter;
     uint64_t tombstones;
     uint64_t batches;        /* table commits */
+    uint64_t fenced;         /* batches dropped: another writer owned their partitions */
     int64_t  version;        /* last table version committed, -1 none */
     int      tables;         /* tables open at the end (1 without a route) */
 } cf_pipeline_stats;

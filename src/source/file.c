@@ -24,6 +24,7 @@ typedef struct file_src {
     size_t   max_msg;
     cf_buf   line;         /* a line that spans reads; holds at most max_msg + 1 bytes */
     int64_t  next_line;    /* offset of the next line to read */
+    int64_t  from;         /* cf_msg.from of the next message */
 } file_src;
 
 /* Topic from the file name: basename without a .json/.jsonl/.ndjson/.txt suffix. */
@@ -145,6 +146,7 @@ static int file_seek(cf_source *s, const cf_offsets *o, cf_err *err)
             break;      /* the table is ahead of the file: nothing left to read */
         f->next_line++;
     }
+    f->from = target;
     return 0;
 }
 
@@ -169,6 +171,8 @@ static int file_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
         m->topic = f->topic;
         m->partition = 0;
         m->offset = off;
+        m->from = f->from <= off ? f->from : off;
+        f->from = off + 1;
         m->timestamp_ms = -1;
         if (n == 4 && !memcmp(p, "null", 4)) {
             m->value = NULL;
@@ -211,7 +215,7 @@ static void file_close(cf_source *s)
 }
 
 static const cf_source_backend file_backend = {
-    "file", file_seek, file_poll, file_commit, file_lag, file_available_now, file_close,
+    "file", file_seek, NULL, file_poll, file_commit, file_lag, file_available_now, file_close,
 };
 
 int cf_source_file_open(cf_source *s, const char *path, const cf_source_config *cfg, cf_err *err)

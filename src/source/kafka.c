@@ -30,6 +30,7 @@ typedef struct kpart {
     bool    assigned;
     bool    eof;        /* reached the end at least once since assignment */
     int64_t next;       /* next offset we will hand out, -1 unknown */
+    int64_t from;       /* cf_msg.from of the next message, -1 unknown */
     int64_t target;     /* available-now: high watermark at start, -1 none */
 } kpart;
 
@@ -68,6 +69,7 @@ static kpart *part_get(kafka_src *k, const char *topic, int32_t partition, bool 
     strcpy(p->topic, topic);
     p->partition = partition;
     p->next = -1;
+    p->from = -1;
     p->target = -1;
     return p;
 }
@@ -155,7 +157,7 @@ static void rewind_to_table(kafka_src *k, rd_kafka_topic_partition_list_t *keep)
         kpart *p = part_get(k, tp->topic, tp->partition, false);
         tp->offset = off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
         if (p) {
-            p->next = off;
+            p->next = p->from = off;
             p->eof = false;
         }
     }
@@ -165,6 +167,33 @@ static void rewind_to_table(kafka_src *k, rd_kafka_topic_partition_list_t *keep)
         fail(k, &e);
     }
     cf_offsets_free(&table);
+}
+
+static int kafka_rewind(cf_source *s, const cf_offsets *to, cf_err *err)
+{
+    kafka_src *k = s->impl;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(to->n ? to->n : 1);
+    rd_kafka_error_t *re = NULL;
+    int rc = 0;
+
+    for (int i = 0; i < to->n; i++) {
+        kpart *p = part_get(k, to->v[i].topic, to->v[i].partition, false);
+        int64_t off = to->v[i].next_offset;
+        if (!p || !p->assigned)
+            continue;
+        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
+            off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
+        p->next = p->from = off;
+        p->eof = false;
+        cf_log(CF_LOG_INFO, "kafka", "rewound %s[%d] to %s %lld", p->topic, p->partition,
+               off >= 0 ? "table offset" : "the earliest offset", (long long)off);
+    }
+    if (l->cnt && (re = rd_kafka_seek_partitions(k->rk, l, WATERMARK_TIMEOUT_MS))) {
+        rc = cf_err_set(err, CF_E_KAFKA, "rewind: %s", rd_kafka_error_string(re));
+        rd_kafka_error_destroy(re);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
 }
 
 static void on_assign(kafka_src *k, rd_kafka_topic_partition_list_t *parts)
@@ -197,7 +226,7 @@ static void on_assign(kafka_src *k, rd_kafka_topic_partition_list_t *parts)
         }
         p->assigned = true;
         p->eof = false;
-        p->next = off;
+        p->next = p->from = off;
         if (k->available_now)
             set_target(k, p);
         if (off >= 0)
@@ -229,7 +258,7 @@ static void on_revoke(kafka_src *k, rd_kafka_topic_partition_list_t *parts)
 {
     cf_offsets revoked = { 0 };
     cf_err e = { 0 };
-    bool coop = is_coop(k);
+    bool coop = is_coop(k), lost = rd_kafka_assignment_lost(k->rk);
     int rc = 0;
 
     for (int i = 0; i < parts->cnt; i++) {
@@ -239,14 +268,15 @@ static void on_revoke(kafka_src *k, rd_kafka_topic_partition_list_t *parts)
     }
     /* The message handed out last belongs to the batch being committed. */
     if (k->owner->revoke)
-        rc = k->owner->revoke(k->owner->hook_opaque, &revoked);
+        rc = k->owner->revoke(k->owner->hook_opaque, &revoked, lost);
     for (int i = 0; i < parts->cnt; i++) {
         kpart *p = part_get(k, parts->elems[i].topic, parts->elems[i].partition, false);
         if (p) {
             p->assigned = false;
             p->eof = false;
         }
-        cf_log(CF_LOG_INFO, "kafka", "revoked %s[%d]", parts->elems[i].topic, parts->elems[i].partition);
+        cf_log(CF_LOG_INFO, "kafka", "%s %s[%d]", lost ? "lost" : "revoked", parts->elems[i].topic,
+               parts->elems[i].partition);
     }
     if (coop) {
         rd_kafka_error_t *re = rd_kafka_incremental_unassign(k->rk, parts);
@@ -358,13 +388,19 @@ static int kafka_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
     m->topic = rd_kafka_topic_name(rm->rkt);
     m->partition = rm->partition;
     m->offset = rm->offset;
+    m->from = rm->offset;
     m->timestamp_ms = rd_kafka_message_timestamp(rm, NULL);
     m->key = rm->key;
     m->key_len = rm->key_len;
     m->value = rm->payload;
     m->value_len = rm->payload ? rm->len : 0;
-    if ((p = part_get(k, m->topic, m->partition, true)) && m->offset + 1 > p->next)
-        p->next = m->offset + 1;
+    if ((p = part_get(k, m->topic, m->partition, true))) {
+        if (p->from >= 0 && p->from <= m->offset)
+            m->from = p->from;
+        p->from = m->offset + 1;
+        if (m->offset + 1 > p->next)
+            p->next = m->offset + 1;
+    }
     k->cur = rm;
     return 1;
 }
@@ -493,7 +529,7 @@ static void kafka_close(cf_source *s)
 }
 
 static const cf_source_backend kafka_backend = {
-    "kafka", kafka_seek, kafka_poll, kafka_commit, kafka_lag, kafka_available_now, kafka_close,
+    "kafka", kafka_seek, kafka_rewind, kafka_poll, kafka_commit, kafka_lag, kafka_available_now, kafka_close,
 };
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, cf_err *err)

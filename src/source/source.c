@@ -39,6 +39,13 @@ void cf_source_close(cf_source *s)
 int cf_source_seek(cf_source *s, const cf_offsets *o, cf_err *err)
 { return s->be->seek(s, o, err); }
 
+int cf_source_rewind(cf_source *s, const cf_offsets *to, cf_err *err)
+{
+    if (!s->be->rewind)
+        return cf_err_set(err, CF_E_UNSUPPORTED, "a %s source cannot rewind", s->be->kind);
+    return s->be->rewind(s, to, err);
+}
+
 int cf_source_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
 { return s->be->poll(s, m, timeout_ms, err); }
 

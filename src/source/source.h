@@ -15,6 +15,11 @@ typedef struct cf_msg {
     const char *topic;
     int32_t     partition;
     int64_t     offset;
+    /* Where reading of this partition stood before this message: the
+     * offset it was assigned or rewound at, or the previous message's + 1.
+     * Offsets may have gaps (transaction markers, compaction), so a batch's
+     * start is the `from` of its first message, not its offset. */
+    int64_t     from;
     int64_t     timestamp_ms;   /* Kafka message timestamp, -1 if none */
     const void *key;            /* may be NULL */
     size_t      key_len;
@@ -72,6 +77,11 @@ int        cf_source_seek(cf_source *s, const cf_offsets *o, cf_err *err);
  * timeout, -1 on error; 2 when the source is exhausted (file at EOF, or
  * Kafka caught up with the high watermark in available-now mode). */
 int        cf_source_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err);
+/* Move the assigned partitions named in `to` back to the offsets given
+ * there (-1: the earliest): the batch that read past them was dropped.
+ * Partitions not assigned are skipped.  The file source cannot rewind:
+ * CF_E_UNSUPPORTED. */
+int        cf_source_rewind(cf_source *s, const cf_offsets *to, cf_err *err);
 /* Report progress (Kafka: commit group offsets for lag monitoring). */
 int        cf_source_commit(cf_source *s, const cf_offsets *o, cf_err *err);
 /* Consumer lag summed over assigned partitions, -1 if unknown. */
@@ -86,11 +96,14 @@ int        cf_source_set_available_now(cf_source *s, cf_err *err);
  *           every assignment because another process of the group may have
  *           committed since we started; partitions absent start at earliest.
  *   revoke: the partitions in `revoked` are about to go to another consumer;
- *           commit everything held for them now.  Return 0 when committed, -1
- *           when the held data was dropped instead (the source then rewinds
- *           the partitions it keeps to the table's offsets via `assign`). */
+ *           commit everything held for them now.  `lost`: they are gone
+ *           already (the session timed out, another consumer may own them
+ *           and be writing): drop what is held, commit nothing.  Return 0
+ *           when committed, -1 when the held data was dropped instead (the
+ *           source then rewinds the partitions it keeps to the table's
+ *           offsets via `assign`). */
 typedef int (*cf_source_assign_fn)(void *opaque, cf_offsets *out, cf_err *err);
-typedef int (*cf_source_revoke_fn)(void *opaque, const cf_offsets *revoked);
+typedef int (*cf_source_revoke_fn)(void *opaque, const cf_offsets *revoked, bool lost);
 void       cf_source_set_hooks(cf_source *s, cf_source_assign_fn assign,
                                cf_source_revoke_fn revoke, void *opaque);
 /* "kafka" or "file".  Never NULL. */

@@ -10,6 +10,7 @@
 typedef struct cf_source_backend {
     const char *kind;
     int     (*seek)(cf_source *s, const cf_offsets *o, cf_err *err);
+    int     (*rewind)(cf_source *s, const cf_offsets *to, cf_err *err);   /* NULL: cannot */
     int     (*poll)(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err);
     int     (*commit)(cf_source *s, const cf_offsets *o, cf_err *err);
     int64_t (*lag)(cf_source *s);

@@ -1,10 +1,16 @@
 /* table.h - the table sink interface: Delta Lake and Iceberg behind one
- * contract.  A commit writes a batch and the Kafka offsets it covers
- * atomically; cf_sink_offsets() reads them back on start (exactly once). */
+ * contract.  A commit is a value (cf_commit): rows with their op, LSN, key
+ * and unavailable cells, and per topic-partition the offsets the batch
+ * starts and ends at.  It is published with those offsets atomically, and
+ * only if the table's offsets still equal the batch's start (the fence), so
+ * a process that lost its partitions, or paused past its session, can never
+ * apply a batch twice or out of order.  cf_sink_offsets() reads the offsets
+ * back from the table (on start and at every assignment). */
 #ifndef CF_TABLE_H
 #define CF_TABLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "batch/batch.h"
 #include "source/source.h"
@@ -12,6 +18,9 @@
 
 typedef enum { CF_MODE_APPEND = 0, CF_MODE_UPSERT } cf_mode;
 typedef enum { CF_CODEC_ZSTD = 0, CF_CODEC_SNAPPY, CF_CODEC_NONE } cf_codec;
+
+/* Most key columns a table may have (Delta and Iceberg alike). */
+#define CF_MAX_KEY_COLS 32
 
 typedef struct cf_sink_config {
     const char *kind;              /* "delta" or "iceberg" */
@@ -27,35 +36,59 @@ typedef struct cf_sink_config {
     int64_t     target_file_bytes;
 } cf_sink_config;
 
+/* One commit, as a value.  Everything is borrowed for the call.
+ *   rows:      NULL or empty for an offsets-only commit (a batch of
+ *              tombstones or dead letters still moves the offsets);
+ *   ops, lsns: per row, the change ('c','u','d','r') and its source LSN
+ *              (-1 unknown); upsert keeps the last change per key by LSN,
+ *              ties by row order;
+ *   key:       the key columns of rows->schema (upsert), nkey of them;
+ *   unavail:   cells that Debezium sent as unchanged TOAST placeholders:
+ *              upsert keeps the value the table holds there;
+ *   start:     per topic-partition, the first offset of the batch: the
+ *              offset the table must hold for the commit to apply (a
+ *              partition the table has never seen applies from anywhere);
+ *   end:       per topic-partition, the next offset after the batch. */
+typedef struct cf_commit {
+    const cf_batch   *rows;
+    const char       *ops;
+    const int64_t    *lsns;
+    const int        *key;
+    int               nkey;
+    const cf_cells   *unavail;
+    const cf_offsets *start;
+    const cf_offsets *end;
+} cf_commit;
+
 typedef struct cf_sink cf_sink;
 
-typedef struct cf_sink_ops {
-    const char *name;
-    int  (*open)(cf_sink *s, cf_err *err);
-    int  (*offsets)(cf_sink *s, cf_offsets *out, cf_err *err);
-    /* rows: output of the transform (with _cdc_operation, _source_lsn);
-     * covered: next offsets per topic-partition after this batch. */
-    int  (*commit)(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
-                   int64_t *version, cf_err *err);
-    void (*close)(cf_sink *s);
-} cf_sink_ops;
-
-struct cf_sink {
-    const cf_sink_ops *ops;
-    cf_sink_config     cfg;
-    void              *impl;       /* backend state */
-};
-
-extern const cf_sink_ops cf_delta_sink_ops;
-extern const cf_sink_ops cf_iceberg_sink_ops;
-
-/* Open the backend named by cfg->kind.  Strings in cfg must outlive the sink. */
+/* Open the backend named by cfg->kind.  Strings in cfg must outlive the
+ * sink.  NULL with *err set on failure. */
 cf_sink *cf_sink_open(const cf_sink_config *cfg, cf_err *err);
 void     cf_sink_close(cf_sink *s);                       /* NULL-safe */
-static inline int cf_sink_offsets(cf_sink *s, cf_offsets *o, cf_err *err)
-{ return s->ops->offsets(s, o, err); }
-static inline int cf_sink_commit(cf_sink *s, const cf_batch *b, const cf_offsets *c,
-                                 int64_t *version, cf_err *err)
-{ return s->ops->commit(s, b, c, version, err); }
+/* The table's offsets, read anew from the table (another process may have
+ * committed since), added to *out.  Also brings the sink's view of the
+ * table (and its key index) up to date. */
+int      cf_sink_offsets(cf_sink *s, cf_offsets *out, cf_err *err);
+/* Publish `c`, retrying lost races with backoff (one policy, table.c).
+ * *version gets the table version the commit made (or the current one when
+ * there was nothing to write).  CF_E_FENCED: the table's offset of some
+ * partition is not the batch's start: nothing was written and the caller
+ * must drop the batch and re-read the offsets.  Any other failure leaves
+ * the table as it was. */
+int      cf_sink_commit(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *err);
+const cf_sink_config *cf_sink_cfg(const cf_sink *s);
+
+/* The fence of one partition: may a batch starting at `start` apply to a
+ * table whose offset is `have` (-1: the table never saw the partition)? */
+static inline bool cf_fence_ok(int64_t have, int64_t start)
+{
+    return have < 0 || have == start;
+}
+
+/* Check `c` against the table's offsets `have` (the state a commit is
+ * built on).  0 when every partition passes; -1 with CF_E_FENCED naming the
+ * first one that does not. */
+int cf_commit_fence(const cf_commit *c, const cf_offsets *have, const char *table, cf_err *err);
 
 #endif

@@ -30,11 +30,6 @@ typedef struct map {
     int              meta;      /* index of the first metadata column */
 } map;
 
-typedef struct cell {
-    size_t row;
-    int    col;
-} cell;
-
 struct cf_transform {
     cf_xf_kind      kind;
     char           *pipeline_id;
@@ -44,9 +39,7 @@ struct cf_transform {
     int             nmaps;
     int             last;
     cf_buf          scratch;
-    const cf_batch *ua_batch;   /* batch the unavailable cells belong to */
-    cell           *ua;
-    size_t          ua_n, ua_alloc;
+    cf_cells       *ua;         /* apply's caller's set of unavailable cells, or NULL */
 };
 
 static int add_meta(cf_schema *s, cf_err *err)
@@ -127,7 +120,6 @@ void cf_transform_free(cf_transform *t)
     free(t->maps);
     cf_schema_free(t->cust_out);
     free(t->pipeline_id);
-    free(t->ua);
     cf_buf_free(&t->scratch);
     free(t);
 }
@@ -230,41 +222,7 @@ const cf_schema *cf_transform_schema(cf_transform *t, const cf_event *ev, cf_err
 
 static int ua_add(cf_transform *t, size_t row, int col, cf_err *err)
 {
-    if (t->ua_n == t->ua_alloc) {
-        size_t na = t->ua_alloc ? t->ua_alloc * 2 : 64;
-        cell *nc = realloc(t->ua, sizeof *nc * na);
-        if (!nc)
-            return cf_err_set(err, CF_E_NOMEM, "out of memory");
-        t->ua = nc;
-        t->ua_alloc = na;
-    }
-    t->ua[t->ua_n++] = (cell){ row, col };
-    return 0;
-}
-
-bool cf_transform_unavailable(const cf_transform *t, const cf_batch *out, size_t row, int col)
-{
-    size_t lo = 0, hi;
-
-    if (out != t->ua_batch || !t->ua_n)
-        return false;
-    hi = t->ua_n;
-    while (lo < hi) {           /* rows are appended in order: binary search */
-        size_t mid = (lo + hi) / 2;
-        if (t->ua[mid].row < row)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (; lo < t->ua_n && t->ua[lo].row == row; lo++)
-        if (t->ua[lo].col == col)
-            return true;
-    return false;
-}
-
-size_t cf_transform_unavailable_count(const cf_transform *t, const cf_batch *out)
-{
-    return out == t->ua_batch ? t->ua_n : 0;
+    return t->ua ? cf_cells_add(t->ua, row, col, err) : 0;
 }
 
 /* ---- values ----------------------------------------------------------- */
@@ -465,12 +423,12 @@ static int apply_passthrough(cf_transform *t, const cf_event *ev, const cf_row *
     return 0;
 }
 
-int cf_transform_apply(cf_transform *t, const cf_event *ev, cf_batch *out,
+int cf_transform_apply(cf_transform *t, const cf_event *ev, cf_batch *out, cf_cells *unavail,
                        int64_t processed_ts_us, cf_err *err)
 {
     const cf_row *img;
     map *m;
-    size_t row = out->nrows, ua_mark;
+    size_t row = out->nrows;
 
     if (ev->op == 0 || ev->op == 't')
         return 0;
@@ -482,18 +440,17 @@ int cf_transform_apply(cf_transform *t, const cf_event *ev, cf_batch *out,
         return -1;
     if (out->schema != m->out)
         return cf_err_set(err, CF_E_ARG, "output batch is bound to another schema");
-    if (out != t->ua_batch || out->nrows == 0) {
-        t->ua_batch = out;
-        t->ua_n = 0;
-    }
-    ua_mark = t->ua_n;
+    t->ua = unavail;
     if ((m->customers ? apply_customers(t, m, ev, img, out, row, err)
                       : apply_passthrough(t, ev, img, out, row, err)) ||
         put_meta(t, ev, out, m->meta, row, processed_ts_us, err) ||
         cf_batch_end_row(out, err)) {
         cf_batch_abort_row(out);
-        t->ua_n = ua_mark;
+        if (unavail)
+            cf_cells_truncate(unavail, row);
+        t->ua = NULL;
         return -1;
     }
+    t->ua = NULL;
     return 0;
 }

@@ -34,20 +34,14 @@ void          cf_transform_free(cf_transform *t);          /* NULL-safe */
 const cf_schema *cf_transform_schema(cf_transform *t, const cf_event *ev, cf_err *err);
 /* Append one row for `ev` to `out` (bound to cf_transform_schema()).
  * For deletes the row comes from `before`.  Tombstones and truncates append
- * nothing and return 0.  On failure nothing is appended. */
-int           cf_transform_apply(cf_transform *t, const cf_event *ev, cf_batch *out,
+ * nothing and return 0.  On failure nothing is appended.
+ *
+ * Unchanged-TOAST values (CF_V_UNAVAILABLE) that no full before image
+ * resolves are left null in the batch, and their cells are added to
+ * `unavail` (if not NULL), so an upsert sink can keep the value the table
+ * holds there.  A derived column (full_name, location) is unavailable when
+ * any of its inputs is. */
+int           cf_transform_apply(cf_transform *t, const cf_event *ev, cf_batch *out, cf_cells *unavail,
                                  int64_t processed_ts_us, cf_err *err);
-
-/* Unchanged-TOAST values (CF_V_UNAVAILABLE) are left null in the batch;
- * the transform remembers which (row, column) cells of the batch it last
- * appended to were such placeholders, so an upsert sink can keep the old
- * value there instead of writing null.  The list restarts whenever apply
- * sees an empty batch (nrows 0) or a different batch.  A derived column
- * (full_name, location) is unavailable when any of its inputs is. */
-bool          cf_transform_unavailable(const cf_transform *t, const cf_batch *out,
-                                       size_t row, int col);
-/* Number of unavailable cells recorded for `out` (0 in the common case:
- * sinks can skip the per-cell check). */
-size_t        cf_transform_unavailable_count(const cf_transform *t, const cf_batch *out);
 
 #endif

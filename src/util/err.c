@@ -10,8 +10,20 @@ static const char *const names[CF_E__COUNT] = {
     [CF_E_PARSE] = "parse", [CF_E_TYPE] = "type", [CF_E_UNSUPPORTED] = "unsupported",
     [CF_E_CONFLICT] = "conflict", [CF_E_KAFKA] = "kafka", [CF_E_HTTP] = "http",
     [CF_E_DB] = "db", [CF_E_CORRUPT] = "corrupt", [CF_E_TOOBIG] = "toobig",
-    [CF_E_STOPPED] = "stopped",
+    [CF_E_STOPPED] = "stopped", [CF_E_FENCED] = "fenced", [CF_E_STALE] = "stale",
 };
+
+/* Bad input never is fatal; a broken machine, table or broker is. */
+bool cf_code_fatal(cf_code code)
+{
+    switch (code) {
+    case CF_E_NOMEM: case CF_E_IO: case CF_E_CORRUPT: case CF_E_KAFKA:
+    case CF_E_CONFLICT: case CF_E_STOPPED: case CF_E_STALE:
+        return true;
+    default:
+        return false;
+    }
+}
 
 static int vset(cf_err *err, cf_code code, long pos, const char *fmt, va_list ap)
 {
@@ -19,7 +31,8 @@ static int vset(cf_err *err, cf_code code, long pos, const char *fmt, va_list ap
         return -1;
     err->code = code;
     err->pos = pos;
-    err->retriable = (code == CF_E_CONFLICT);
+    err->retriable = (code == CF_E_CONFLICT || code == CF_E_STALE);
+    err->fatal = cf_code_fatal(code);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     return -1;
 }
@@ -73,6 +86,7 @@ void cf_err_clear(cf_err *err)
     if (err) {
         err->code = CF_OK;
         err->retriable = false;
+        err->fatal = false;
         err->pos = -1;
         err->msg[0] = '\0';
     }

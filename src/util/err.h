@@ -26,12 +26,23 @@ typedef enum {
     CF_E_CORRUPT,      /* a table or file is inconsistent */
     CF_E_TOOBIG,       /* input over a configured size cap */
     CF_E_STOPPED,      /* interrupted by a signal */
+    CF_E_FENCED,       /* the table moved past the batch's start: another writer
+                        * owns the partition; the batch is dropped, not retried */
+    CF_E_STALE,        /* a staged commit was built on a state that changed in a
+                        * way it cannot be published over: stage it again */
     CF_E__COUNT        /* keep last; append new codes above it */
 } cf_code;
 
+/* retriable: the same call may succeed if made again (a lost commit race,
+ * a timeout); fatal: the process cannot go on (out of memory, a broken disk
+ * or table), as opposed to one bad input that can be set aside.  Both start
+ * from the code's default (cf_code_fatal(); only CONFLICT and STALE are
+ * retriable) and may be changed by the code that raised the error, which
+ * knows best. */
 typedef struct cf_err {
     cf_code code;
     bool    retriable;
+    bool    fatal;
     long    pos;        /* byte position in the input, -1 if none */
     char    msg[512];
 } cf_err;
@@ -51,6 +62,9 @@ int cf_err_wrap(cf_err *err, const char *fmt, ...)
 
 /* Reset to CF_OK. */
 void cf_err_clear(cf_err *err);
+
+/* Whether errors of this code stop the process by default. */
+bool cf_code_fatal(cf_code code);
 
 /* Stable lower-case name of a code ("parse", "io", ...). Never NULL. */
 const char *cf_code_name(cf_code code);

@@ -65,7 +65,7 @@ static void one(cf_decoder *d, cf_transform *t, cf_batch **out, const cf_msg *m)
     else if ((*out)->schema != s)
         cf_batch_rebind(*out, s, &err);
     if (*out)
-        cf_transform_apply(t, &ev, *out, 1, &err);
+        cf_transform_apply(t, &ev, *out, NULL, 1, &err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,6 +2,7 @@
  * about cfg.target_file_bytes; without a target it writes one file per
  * partition per commit.  No row is lost or written twice either way. */
 #include "cf_test.h"
+#include "sink_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ static void append(int64_t target, size_t *files_eu, size_t *files_us, int64_t *
     }
     cf_offsets o = { 0 };
     cf_delta_offsets_put(&o, "db.t", 0, NROWS, &e);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     CHECK_EQ_INT(v, 0);
     free(o.v);
     cf_sink_close(k);

@@ -3,6 +3,7 @@
  * commits the checkpoint covers were deleted (log retention by other tools)
  * still resumes at the right offsets and scans the same rows. */
 #include "cf_test.h"
+#include "sink_util.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -234,7 +235,7 @@ static void test_resume_after_log_cleanup(void)
         cf_offsets o = { 0 };
         cf_delta_offsets_put(&o, "db.customers", 0, 10 * (c + 1), &e);
         cf_delta_offsets_put(&o, "db.customers", 1, 5 * (c + 1), &e);
-        CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+        CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
         free(o.v);
     }
     CHECK_EQ_INT(v, 11);
@@ -281,7 +282,7 @@ static void test_resume_after_log_cleanup(void)
     row(b, 40, "new", "eu", "INSERT", 501);
     cf_offsets o = { 0 };
     cf_delta_offsets_put(&o, "db.customers", 0, 130, &e);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     CHECK_EQ_INT(v, 12);
     free(o.v);
     free(back.v);

@@ -2,6 +2,7 @@
  * with offsets, upsert by key with change data, concurrent writers
  * (put-if-absent retry, txn ownership), schema evolution and its limits. */
 #include "cf_test.h"
+#include "sink_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -101,7 +102,7 @@ static void test_append_offsets_and_replay_guard(void)
     row(b, 1, "a", "INSERT", 10);
     row(b, 2, "b", "INSERT", 11);
     cf_offsets o = at("topic-x", 2, 2);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     CHECK_EQ_INT(v, 0);
     cf_sink_close(k);
 
@@ -110,17 +111,20 @@ static void test_append_offsets_and_replay_guard(void)
     cf_offsets back = { 0 };
     CHECK_EQ_INT(cf_sink_offsets(k, &back, &e), 0);
     CHECK_EQ_INT(cf_offsets_get(&back, "topic-x", 2), 2);
-    /* the same offsets again: refused, nothing written twice */
+    /* the same batch again (it starts at 0, the table is at 2): fenced,
+     * nothing written twice */
     e.code = CF_OK;
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), -1);
-    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    cf_offsets o0 = at("topic-x", 2, 0);
+    CHECK_EQ_INT(commit_b(k, b, &o0, &o, &v, &e), -1);
+    CHECK_EQ_INT(e.code, CF_E_FENCED);
+    free(o0.v);
     size_t n;
     free(lookup(dir, 1, &n));
     CHECK_EQ_INT(n, 2);
     /* an empty batch that moves offsets (tombstones only) still commits them */
     cf_batch_reset(b);
     cf_offsets o2 = at("topic-x", 2, 5);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o2, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o2, &v, &e), 0);
     CHECK_EQ_INT(v, 1);
     cf_sink_close(k);
     free(back.v);
@@ -145,7 +149,7 @@ static void test_upsert_and_change_data(void)
     for (int i = 1; i <= 5; i++)
         row(b, i, "v0", "INSERT", i);
     cf_offsets o = at("t", 0, 5);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     cf_batch_reset(b);
     row(b, 2, "v1", "UPDATE", 20);
     row(b, 3, "gone", "DELETE", 21);
@@ -153,7 +157,7 @@ static void test_upsert_and_change_data(void)
     row(b, 6, "new", "INSERT", 22);
     free(o.v);
     o = at("t", 0, 9);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     CHECK_EQ_INT(v, 1);
     char *name = lookup(dir, 2, &n);
     CHECK_EQ_STR(name, "v1");
@@ -213,7 +217,7 @@ static void test_upsert_and_change_data(void)
     row(b, 6, "v2", "UPDATE", 30);
     free(o.v);
     o = at("t", 0, 10);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     name = lookup(dir, 6, &n);
     CHECK_EQ_STR(name, "v2");
     free(name);
@@ -237,21 +241,22 @@ static void test_concurrent_writers(void)
     cf_sink *a = cf_sink_open(&cfg, &e);
     row(b, 1, "a", "INSERT", 1);
     cf_offsets oa = at("t", 0, 1), ob = at("t", 1, 1);
-    CHECK_EQ_INT(cf_sink_commit(a, b, &oa, &v, &e), 0);   /* creates the table */
+    CHECK_EQ_INT(commit_b(a, b, NULL, &oa, &v, &e), 0);   /* creates the table */
     cf_sink *bb = cf_sink_open(&cfg, &e);                   /* both at version 0 now */
     free(oa.v);
     oa = at("t", 0, 2);
-    CHECK_EQ_INT(cf_sink_commit(a, b, &oa, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(a, b, NULL, &oa, &v, &e), 0);
     CHECK_EQ_INT(v, 1);
     /* b's next version (1) is taken: it sees a commit of another partition
      * and retries as 2 */
-    CHECK_EQ_INT(cf_sink_commit(bb, b, &ob, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(bb, b, NULL, &ob, &v, &e), 0);
     CHECK_EQ_INT(v, 2);
     /* b now commits offsets of partition 0, which a owns and moved past */
-    cf_offsets stale = at("t", 0, 2);
+    cf_offsets stale = at("t", 0, 2), from = at("t", 0, 1);
     e.code = CF_OK;
-    CHECK_EQ_INT(cf_sink_commit(bb, b, &stale, &v, &e), -1);
-    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    CHECK_EQ_INT(commit_b(bb, b, &from, &stale, &v, &e), -1);
+    CHECK_EQ_INT(e.code, CF_E_FENCED);
+    free(from.v);
     cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
     CHECK(sn && sn->version == 2 && sn->nlive == 3);
     cf_delta_snap_free(sn);
@@ -277,12 +282,12 @@ static void test_schema_evolution(void)
 
     row(b1, 1, "a", "INSERT", 1);
     cf_offsets o = at("t", 0, 1);
-    CHECK_EQ_INT(cf_sink_commit(k, b1, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b1, NULL, &o, &v, &e), 0);
     row(b2, 2, "b", "INSERT", 2);
     cf_col_set_bytes(&b2->cols[4], 0, "gold", 4, &e);
     free(o.v);
     o = at("t", 0, 2);
-    CHECK_EQ_INT(cf_sink_commit(k, b2, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b2, NULL, &o, &v, &e), 0);
     cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
     CHECK(sn && sn->schema->nfields == 5 && cf_schema_find(sn->schema, "tier") == 4);
     cf_delta_snap_free(sn);
@@ -290,7 +295,7 @@ static void test_schema_evolution(void)
     free(o.v);
     o = at("t", 0, 3);
     e.code = CF_OK;
-    CHECK_EQ_INT(cf_sink_commit(k, b1, &o, &v, &e), -1);
+    CHECK_EQ_INT(commit_b(k, b1, NULL, &o, &v, &e), -1);
     CHECK_EQ_INT(e.code, CF_E_UNSUPPORTED);
     CHECK(strstr(e.msg, "'tier'") != NULL);
     cf_sink_close(k);
@@ -319,7 +324,7 @@ static void test_partitioned_paths(void)
     cf_col_set_null(&b->cols[1], 2, &e);      /* null partition value */
     cf_batch_end_row(b, &e);
     cf_offsets o = at("t", 0, 3);
-    CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
     CHECK(sn && sn->nlive == 3 && sn->npart == 1);
     int seen = 0;
@@ -367,7 +372,7 @@ static void race(cf_mode mode)
         int64_t v;
         row(b, 0, "seed", "INSERT", 0);
         cf_offsets o = at("seed", 0, 1);
-        CHECK_EQ_INT(cf_sink_commit(k, b, &o, &v, &e), 0);
+        CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
         free(o.v);
         cf_batch_free(b);
         cf_sink_close(k);
@@ -386,7 +391,7 @@ static void race(cf_mode mode)
                 if (mode == CF_MODE_UPSERT && i > 0)   /* and rename the previous key */
                     row(b, p * 1000 + i - 1, "renamed", "UPDATE", i);
                 cf_offsets o = at("t", p, i + 1);
-                bad = cf_sink_commit(k, b, &o, &v, &e) != 0;
+                bad = commit_b(k, b, NULL, &o, &v, &e) != 0;
                 if (bad)
                     fprintf(stderr, "  writer %d commit %d: %s\n", p, i, e.msg);
                 free(o.v);

@@ -18,6 +18,7 @@
 #include "table/iceberg/iceberg_cmd.h"
 #include "table/iceberg/iceberg_int.h"
 #include "table/table.h"
+#include "sink_util.h"
 
 #define NKEYS 50
 #define TOPIC "postgres.public.customers"
@@ -132,7 +133,7 @@ static int commit_range(cf_sink *s, cf_batch *b, int64_t from, int64_t to, bool 
     int rc;
     fill(b, from, to, extra);
     cf_offsets_put(&off, TOPIC, 0, to, NULL);
-    rc = cf_sink_commit(s, b, &off, &v, &err);
+    rc = commit_b(s, b, NULL, &off, &v, &err);
     if (rc)
         fprintf(stderr, "  commit [%lld,%lld): %s\n", (long long)from, (long long)to, err.msg);
     cf_offsets_free(&off);
@@ -260,8 +261,8 @@ static void test_append(void)
         int64_t v1 = 0, v2 = 0;
         cf_offsets_put(&off, TOPIC, 0, 300, NULL);
         cf_batch_reset(b);
-        CHECK(cf_sink_commit(s, b, &off, &v1, &err) == 0);
-        CHECK(cf_sink_commit(s, b, &off, &v2, &err) == 0);
+        CHECK(commit_b(s, b, NULL, &off, &v1, &err) == 0);
+        CHECK(commit_b(s, b, NULL, &off, &v2, &err) == 0);
         CHECK_EQ_INT(v1, v2);
         cf_offsets_free(&off);
     }
@@ -513,7 +514,7 @@ static void concurrent_writer(const char *dir, cf_mode mode, int part, int64_t t
             if (cf_col_i64(&all->cols[0], r) % 2 == part)
                 cf_batch_copy_row(b, all, r, NULL);
         cf_offsets_put(&off, TOPIC, part, from + 10, NULL);
-        if (cf_sink_commit(s, b, &off, &v, &err)) {
+        if (commit_b(s, b, NULL, &off, &v, &err)) {
             fprintf(stderr, "  writer %d: %s\n", part, err.msg);
             _exit(3);
         }
@@ -665,12 +666,12 @@ static void test_promotion_and_long_bounds(void)
     cf_col_set_bytes(&b1->cols[1], 0, "a", 1, NULL);
     cf_batch_end_row(b1, NULL);
     cf_offsets_put(&off, TOPIC, 0, 1, NULL);
-    CHECK(cf_sink_commit(s, b1, &off, &v, &err) == 0);
+    CHECK(commit_b(s, b1, NULL, &off, &v, &err) == 0);
     cf_col_set_i64(&b2->cols[0], 0, 7, NULL);
     cf_col_set_bytes(&b2->cols[1], 0, big, strlen(big), NULL);
     cf_batch_end_row(b2, NULL);
     cf_offsets_put(&off, TOPIC, 0, 2, NULL);
-    CHECK(cf_sink_commit(s, b2, &off, &v, &err) == 0);
+    CHECK(commit_b(s, b2, NULL, &off, &v, &err) == 0);
     cf_sink_close(s);
     CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
     CHECK(t.meta && cf_ice_snapshot_files(cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);

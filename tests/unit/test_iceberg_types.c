@@ -17,6 +17,7 @@
 
 #include "table/iceberg/iceberg_int.h"
 #include "table/table.h"
+#include "sink_util.h"
 
 #define TOPIC "postgres.public.things"
 
@@ -99,7 +100,7 @@ static int commit_rows(cf_sink *s, cf_batch *b, int64_t from, int64_t to, int ge
     for (int64_t i = from; i < to; i++)
         make_row(b, i, gen);
     cf_offsets_put(&off, TOPIC, 0, to + gen * 1000, NULL);
-    rc = cf_sink_commit(s, b, &off, &v, &err);
+    rc = commit_b(s, b, NULL, &off, &v, &err);
     if (rc)
         fprintf(stderr, "  commit [%lld,%lld): %s\n", (long long)from, (long long)to, err.msg);
     cf_offsets_free(&off);

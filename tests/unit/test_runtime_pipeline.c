@@ -18,6 +18,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/signals.h"
 #include "source/source_int.h"
+#include "table/table_int.h"
 #include "util/log.h"
 
 #define TOPIC "pg.public.customers"
@@ -58,10 +59,19 @@ static int r_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
     return cf_offsets_copy(out, &r->table, err);
 }
 
-static int r_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered, int64_t *version, cf_err *err)
+/* The fence, as a table applies it. */
+static int r_stage(cf_sink *s, const cf_commit *c, cf_err *err)
+{
+    rec *r = s->impl;
+    return cf_commit_fence(c, &r->table, "recording", err);
+}
+
+static int r_commit(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *err)
 {
     rec *r = s->impl;
     int n = r->commits;
+    const cf_batch *rows = c->rows;
+    const cf_offsets *covered = c->end;
 
     if (r->fail_at && n + 1 == r->fail_at)
         return cf_err_set(err, CF_E_IO, "disk full (test)");
@@ -74,14 +84,17 @@ static int r_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
         int id = cf_schema_find(rows->schema, "customer_id");
         int op = cf_schema_find(rows->schema, "_cdc_operation");
         for (size_t i = 0; id >= 0 && i < rows->nrows; i++) {
-            const cf_column *c = &rows->cols[id];
-            r->ids += c->type.id == CF_T_INT32 ? cf_col_i32(c, i) : cf_col_i64(c, i);
+            const cf_column *col = &rows->cols[id];
+            r->ids += col->type.id == CF_T_INT32 ? cf_col_i32(col, i) : cf_col_i64(col, i);
         }
-        for (size_t i = 0; op >= 0 && i < rows->nrows; i++) {
+        for (size_t i = 0; i < rows->nrows; i++) {
             size_t len;
-            const uint8_t *p = cf_col_bytes(&rows->cols[op], i, &len);
-            if (len == 6 && !memcmp(p, "DELETE", 6))
+            const uint8_t *p = op >= 0 ? cf_col_bytes(&rows->cols[op], i, &len) : NULL;
+            /* the commit's op and the row's _cdc_operation agree */
+            if (c->ops[i] == 'd')
                 r->ops_delete++;
+            if (p && (c->ops[i] == 'd') != (len == 6 && !memcmp(p, "DELETE", 6)))
+                r->ops_delete += 1000;
         }
     }
     for (int i = 0; i < covered->n; i++)
@@ -92,9 +105,10 @@ static int r_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
     return 0;
 }
 
+static void r_abort(cf_sink *s) {}
 static void r_close(cf_sink *s) {}
 
-static const cf_sink_ops rec_ops = { "recording", r_open, r_offsets, r_commit, r_close };
+static const cf_sink_ops rec_ops = { "recording", r_open, r_offsets, r_stage, r_commit, r_abort, r_close };
 
 /* ---- fixtures ---- */
 
@@ -385,7 +399,7 @@ static int t_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
         return 2;
     memset(m, 0, sizeof *m);
     m->topic = TOPIC;
-    m->offset = t->next;
+    m->offset = m->from = t->next;
     m->value = t->lines[t->next];
     m->value_len = strlen(t->lines[t->next]);
     m->timestamp_ms = -1;
@@ -399,7 +413,7 @@ static int64_t t_lag(cf_source *s) { tsrc *t = s->impl; return t->n - t->next; }
 static int t_avail(cf_source *s, cf_err *err) { return 0; }
 static void t_close(cf_source *s) {}
 
-static const cf_source_backend tsrc_backend = { "test", t_seek, t_poll, t_commit, t_lag, t_avail, t_close };
+static const cf_source_backend tsrc_backend = { "test", t_seek, NULL, t_poll, t_commit, t_lag, t_avail, t_close };
 
 static void test_sigterm_commits_batch_in_flight(void)
 {
@@ -525,16 +539,25 @@ static int l_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
     return rc;
 }
 
-static int l_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered, int64_t *version, cf_err *err)
+static int l_stage(cf_sink *s, const cf_commit *c, cf_err *err)
 {
     int rc;
     pthread_mutex_lock(&rec_mu);
-    rc = r_commit(s, rows, covered, version, err);
+    rc = r_stage(s, c, err);
     pthread_mutex_unlock(&rec_mu);
     return rc;
 }
 
-static const cf_sink_ops locked_ops = { "locked", r_open, l_offsets, l_commit, r_close };
+static int l_commit(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *err)
+{
+    int rc;
+    pthread_mutex_lock(&rec_mu);
+    rc = r_commit(s, c, version, err);
+    pthread_mutex_unlock(&rec_mu);
+    return rc;
+}
+
+static const cf_sink_ops locked_ops = { "locked", r_open, l_offsets, l_stage, l_commit, r_abort, r_close };
 
 typedef struct member_a {
     rig *g;
@@ -556,7 +579,7 @@ static int b_assign(void *opaque, cf_offsets *out, cf_err *err)
     return l_offsets(opaque, out, err);
 }
 
-static int b_revoke(void *opaque, const cf_offsets *revoked) { return 0; }
+static int b_revoke(void *opaque, const cf_offsets *revoked, bool lost) { return 0; }
 
 static void produce_events(rd_kafka_t *prod, int first_id, int n)
 {

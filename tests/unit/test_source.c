@@ -227,7 +227,7 @@ static int h_assign(void *opaque, cf_offsets *out, cf_err *err)
     return cf_offsets_copy(out, &h->table, err);
 }
 
-static int h_revoke(void *opaque, const cf_offsets *revoked)
+static int h_revoke(void *opaque, const cf_offsets *revoked, bool lost)
 {
     hooks *h = opaque;
     h->revokes++;

@@ -98,6 +98,14 @@ int            cf_delta_snap_apply(cf_delta_snap *s, const char *text, size_t le
                                    int64_t version, cf_err *err);
 /* Apply one parsed action object ({"add":{...}} ...). */
 int            cf_delta_snap_apply_action(cf_delta_snap *s, json_t *action, cf_err *err);
+/* A view of `s` with metaData `meta` in force: the view shares s's files,
+ * txns and protocol and owns only the metadata-derived fields, so a commit
+ * can be staged against a new schema while `s` stays what the table says.
+ * Free with cf_delta_snap_view_free() (only what the view owns); the view is
+ * valid while `s` is unchanged. */
+int            cf_delta_snap_meta_view(const cf_delta_snap *s, json_t *meta, cf_delta_snap *view,
+                                       cf_err *err);
+void           cf_delta_snap_view_free(cf_delta_snap *view);
 /* Read and apply commits after s->version until the newest; returns how many. */
 int            cf_delta_snap_catch_up(cf_delta_snap *s, cf_err *err);
 /* The txn version recorded for appId, -1 if none. */

@@ -2,6 +2,7 @@
  * Parquet files and commit them with the Kafka offsets they cover (txn
  * actions) in one put-if-absent log entry; change data files for upserts. */
 #include "table/delta/delta_int.h"
+#include "table/table_int.h"
 #include "table/delta/delta_cmd.h"
 
 #include <errno.h>
@@ -61,7 +62,16 @@ typedef struct dsink {
     int64_t       *alias;
     size_t         nalias;
     cf_schema     *kschema;        /* the key columns, as the table types them */
+    size_t         indexed;        /* file slots [0, indexed) are in the key index */
     double         file_ratio;     /* append: file bytes / estimated row bytes of the last cut file */
+    /* the staged commit (d_stage -> d_publish) */
+    const cf_commit *c;            /* the commit being staged (stage_upsert reads it) */
+    cf_buf         commit;         /* the log entry */
+    bool           noop;           /* nothing to write */
+    bool           changed;        /* it carries a metaData action */
+    int64_t        base_version;   /* the table version it was built on */
+    int64_t        next;           /* version to publish as */
+    char          *base_schema;    /* schemaString it was built on, NULL for a new table */
 } dsink;
 
 static int64_t resolve(dsink *ds, int64_t slot)
@@ -632,6 +642,7 @@ static int d_open(cf_sink *s, cf_err *err)
     cf_buf_init(&ds->newkeys, 0);
     cf_buf_init(&ds->gonekeys, 0);
     cf_buf_init(&ds->actions, 0);
+    cf_buf_init(&ds->commit, 0);
     if (!(ds->snap = cf_delta_snap_load(s->cfg.location, -1, err))) {
         free(ds);
         return cf_err_wrap(err, "delta table %s", s->cfg.location);
@@ -658,15 +669,13 @@ static int d_open(cf_sink *s, cf_err *err)
     return 0;
 }
 
-static int d_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
+/* The offsets recorded in `snap` by txn actions of our appId prefix. */
+static int txn_offsets(const dsink *ds, const cf_delta_snap *snap, cf_offsets *out, cf_err *err)
 {
-    dsink *ds = s->impl;
     size_t pl = strlen(ds->app);
 
-    if (cf_delta_snap_catch_up(ds->snap, err) < 0)
-        return -1;
-    for (int i = 0; i < ds->snap->ntxns; i++) {
-        const char *a = ds->snap->txns[i].app_id, *dash;
+    for (int i = 0; i < snap->ntxns; i++) {
+        const char *a = snap->txns[i].app_id, *dash;
         char topic[256];
         char *end;
         long part;
@@ -675,15 +684,40 @@ static int d_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
          * partitions never do, so split at the last one. */
         if (strncmp(a, ds->app, pl) || !(dash = strrchr(a + pl, '-')) || dash == a + pl)
             continue;
+        errno = 0;
         part = strtol(dash + 1, &end, 10);
-        if (*end || end == dash + 1 || (size_t)(dash - (a + pl)) >= sizeof topic)
+        if (*end || end == dash + 1 || errno || part < 0 || part > INT32_MAX ||
+            (size_t)(dash - (a + pl)) >= sizeof topic)
             continue;
         memcpy(topic, a + pl, (size_t)(dash - (a + pl)));
         topic[dash - (a + pl)] = 0;
-        if (cf_delta_offsets_put(out, topic, (int32_t)part, ds->snap->txns[i].version, err))
+        if (cf_delta_offsets_put(out, topic, (int32_t)part, snap->txns[i].version, err))
             return -1;
     }
     return 0;
+}
+
+static int d_offsets(cf_sink *s, cf_offsets *out, cf_err *err)
+{
+    dsink *ds = s->impl;
+
+    /* Files other writers added meanwhile enter the key index at the next
+     * stage, from ds->indexed on. */
+    if (cf_delta_snap_catch_up(ds->snap, err) < 0)
+        return -1;
+    return txn_offsets(ds, ds->snap, out, err);
+}
+
+/* The fence against `snap`, the state a commit is built on. */
+static int fence(dsink *ds, const cf_delta_snap *snap, const cf_commit *c, cf_err *err)
+{
+    cf_offsets have = { 0 };
+    int rc = txn_offsets(ds, snap, &have, err);
+
+    if (rc == 0)
+        rc = cf_commit_fence(c, &have, snap->root, err);
+    cf_offsets_free(&have);
+    return rc;
 }
 
 /* Put the keys of the live files in slots [from, nfiles) into the index. */
@@ -744,6 +778,7 @@ static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *er
     }
     if (pk_index_files(ds, 0, err))
         return -1;
+    ds->indexed = snap->nfiles;
     ds->pk_ready = true;
     cf_log(CF_LOG_INFO, "delta", "key index of %s: %zu keys in %zu files", snap->root,
            cf_delta_map_count(ds->pk), snap->nlive);
@@ -768,21 +803,24 @@ static void rw_free(rw_file *rw, size_t n)
     free(rw);
 }
 
-static bool is_delete(const cf_batch *rows, int op_col, size_t r)
+static bool is_delete(const cf_commit *c, size_t r)
 {
-    size_t len = 0;
-    const cf_column *c = op_col >= 0 ? &rows->cols[op_col] : NULL;
-    const uint8_t *v = c && cf_col_valid(c, r) ? cf_col_bytes(c, r, &len) : NULL;
-    return v && len == 6 && !memcmp(v, "DELETE", 6);
+    return c->ops && c->ops[r] == 'd';
 }
 
-/* Stage the upsert of `rows` into ds->actions. */
-static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows, cf_err *err)
+static int64_t lsn_of(const cf_commit *c, size_t r)
+{
+    return c->lsns ? c->lsns[r] : -1;
+}
+
+/* Stage the upsert of cm->rows into ds->actions. */
+static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, cf_err *err)
 {
     cf_delta_snap *snap = ds->snap;
+    const cf_batch *rows = cm->rows;
     const cf_schema *in = rows->schema;
-    int npk = in->npk, *pk = in->pk;
-    int lsn_col = cf_schema_find(in, "_source_lsn"), op_col = cf_schema_find(in, "_cdc_operation");
+    const int *pk = cm->key;
+    int npk = cm->nkey;
     cf_delta_map *win = NULL, *rewrite = NULL;
     cf_schema *cs = NULL;
     cf_batch *cb = NULL, *old = NULL;
@@ -792,10 +830,15 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
     int64_t *rslots = NULL;
     size_t nrs = 0;
     int *tpk = NULL, *opk = NULL;
+    /* unchanged TOAST: rows with unavailable cells, and per winner the row
+     * of `fill` that holds the image it retires (the values to keep) */
+    uint8_t *has_ua = NULL;
+    int64_t *fill_of = NULL;
+    cf_batch *fill = NULL, *img = NULL;
     int rc = -1;
 
     if (npk <= 0)
-        return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key in the rows' schema");
+        return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key");
     if (!(tpk = calloc((size_t)npk, sizeof *tpk)) || !(opk = calloc((size_t)npk, sizeof *opk)))
         goto oom;
     for (int i = 0; i < npk; i++)
@@ -814,7 +857,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         goto oom;
     for (size_t r = 0; r < rows->nrows; r++) {
         int64_t prev;
-        bool live = !is_delete(rows, op_col, r);
+        bool live = !is_delete(cm, r);
         cf_buf_reset(&ds->key);
         if (encode_key(rows, pk, npk, r, &ds->key, err))
             goto out;
@@ -822,9 +865,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
             size_t pr = winners[prev];
             if (live)
                 had_live[prev] = 1;
-            if (lsn_col >= 0 && cf_col_valid(&rows->cols[lsn_col], pr) &&
-                cf_col_valid(&rows->cols[lsn_col], r) &&
-                cf_col_i64(&rows->cols[lsn_col], r) < cf_col_i64(&rows->cols[lsn_col], pr))
+            if (lsn_of(cm, pr) >= 0 && lsn_of(cm, r) >= 0 && lsn_of(cm, r) < lsn_of(cm, pr))
                 continue;
             winners[prev] = (uint32_t)r;
         } else {
@@ -833,6 +874,17 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
             had_live[nwin] = live;
             winners[nwin++] = (uint32_t)r;
         }
+    }
+
+    if (cm->unavail && cm->unavail->n) {
+        if (!(has_ua = calloc(rows->nrows + 1, 1)) || !(fill_of = malloc(sizeof *fill_of * (nwin + 1))) ||
+            !(fill = cf_batch_new(table, err)))
+            goto oom;
+        for (size_t i = 0; i < cm->unavail->n; i++)
+            if (cm->unavail->v[i].row < rows->nrows)
+                has_ua[cm->unavail->v[i].row] = 1;
+        for (size_t k = 0; k < nwin; k++)
+            fill_of[k] = -1;
     }
 
     /* 2. files holding a key we change are rewritten (copy-on-write) */
@@ -928,8 +980,14 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
                     keep[nkeep++] = (uint32_t)r;
                     continue;
                 }
-                /* retired: its old image goes to the change feed */
-                bool del = is_delete(rows, op_col, winners[wi]) && !ds->sink->cfg.soft_deletes;
+                /* retired: its old image goes to the change feed, and
+                 * keeps the cells the new one does not carry */
+                if (has_ua && has_ua[winners[wi]] && fill_of[wi] < 0) {
+                    fill_of[wi] = (int64_t)fill->nrows;
+                    if (cf_batch_copy_row(fill, old, r, err))
+                        goto rw_fail;
+                }
+                bool del = is_delete(cm, winners[wi]) && !ds->sink->cfg.soft_deletes;
                 const char *tag = del ? "delete" : "update_preimage";
                 size_t cr = cb->nrows;
                 for (int c = 0; c < table->nfields; c++)
@@ -984,26 +1042,38 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
     }
     for (int c = 0; c < table->nfields; c++)
         incol[c] = cf_schema_find(in, table->fields[c].name);
+    if (fill && fill->nrows && !(img = cf_batch_new(in, err))) {
+        free(newrows);
+        free(incol);
+        goto out;
+    }
     for (size_t k = 0; k < nwin; k++) {
-        size_t r = winners[k], len = 0;
-        const cf_column *opc = op_col >= 0 ? &rows->cols[op_col] : NULL;
-        const uint8_t *opv = opc && cf_col_valid(opc, r) ? cf_col_bytes(opc, r, &len) : NULL;
-        bool isdel = opv && len == 6 && !memcmp(opv, "DELETE", 6);
+        size_t r = winners[k];
+        bool isdel = is_delete(cm, r);
         if (isdel && !ds->sink->cfg.soft_deletes)
             continue;
         if (isdel && !existed[k] && !had_live[k])
             continue;   /* soft delete of a row nobody ever saw */
         newrows[nnew++] = (uint32_t)r;
         const char *tag = existed[k] ? "update_postimage" : "insert";
-        size_t cr = cb->nrows;
+        size_t cr = cb->nrows, ir = img ? img->nrows : 0;
+        bool keep_old = has_ua && has_ua[r] && fill_of[k] >= 0;
         for (int c = 0; c < table->nfields; c++) {
-            if (cf_delta_copy_value(&cb->cols[c], cr, &rows->cols[incol[c]], r, err)) {
+            const cf_column *src = &rows->cols[incol[c]];
+            size_t sr = r;
+            if (keep_old && cf_cells_has(cm->unavail, r, incol[c])) {
+                src = &fill->cols[c];
+                sr = (size_t)fill_of[k];
+            }
+            if (cf_delta_copy_value(&cb->cols[c], cr, src, sr, err) ||
+                (img && cf_delta_copy_value(&img->cols[incol[c]], ir, src, sr, err))) {
                 free(newrows);
                 free(incol);
                 goto out;
             }
         }
-        if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err)) {
+        if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err) ||
+            (img && cf_batch_end_row(img, err))) {
             free(newrows);
             free(incol);
             goto out;
@@ -1011,7 +1081,9 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_batch *rows,
         if (!existed[k])
             ds->ins_rows++;
     }
-    int wrc = write_rows(ds, table, rows, newrows, nnew, false, pk, npk, 0, err);
+    /* With kept cells the new images are the rows of img, in order. */
+    int wrc = img ? write_rows(ds, table, img, NULL, img->nrows, false, pk, npk, 0, err)
+                  : write_rows(ds, table, rows, newrows, nnew, false, pk, npk, 0, err);
     free(newrows);
     free(incol);
     if (wrc)
@@ -1031,6 +1103,10 @@ out:
     cf_delta_map_free(rewrite);
     cf_batch_free(cb);
     cf_batch_free(old);
+    cf_batch_free(fill);
+    cf_batch_free(img);
+    free(has_ua);
+    free(fill_of);
     cf_schema_free(cs);
     free(winners);
     free(keep);
@@ -1081,274 +1157,286 @@ static int pk_after_commit(dsink *ds, cf_err *err)
     return 0;
 }
 
-static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered, int64_t *version,
-                    cf_err *err)
+/* The metaData action a commit that changes the schema carries: the
+ * table's own with the new schema, or a new table's. */
+static json_t *new_metadata(dsink *ds, const cf_schema *table, cf_err *err)
 {
-    dsink *ds = s->impl;
-    cf_delta_snap *snap = ds->snap;
-    cf_schema *table = NULL;
-    int changed = 0, rc = -1;
-    bool upsert = s->cfg.mode == CF_MODE_UPSERT;
-    cf_buf commit;
-    char app[512];
-    int64_t start_version, commit_ts = -1;
+    const cf_sink_config *cfg = &ds->sink->cfg;
+    char *ss = cf_delta_schema_json(table, err);
+    json_t *meta;
 
-    cf_buf_init(&commit, 0);
-    pending_reset(ds, false);
-    if (version)
-        *version = snap->version;
+    if (!ss)
+        return NULL;
+    if (ds->snap->metadata) {
+        meta = json_deep_copy(ds->snap->metadata);
+    } else {
+        char id[37], ci[16];
+        json_t *pc = json_array(), *conf = json_object(), *fmt = json_object();
+        cf_delta_uuid(id);
+        for (int i = 0; i < cfg->npartition_by; i++)
+            json_array_append_new(pc, json_string(cfg->partition_by[i]));
+        json_object_set_new(conf, "delta.enableChangeDataFeed", json_string("true"));
+        snprintf(ci, sizeof ci, "%d", cfg->checkpoint_interval > 0 ? cfg->checkpoint_interval : 10);
+        json_object_set_new(conf, "delta.checkpointInterval", json_string(ci));
+        json_object_set_new(fmt, "provider", json_string("parquet"));
+        json_object_set_new(fmt, "options", json_object());
+        meta = json_object();
+        json_object_set_new(meta, "id", json_string(id));
+        if (cfg->table_name)
+            json_object_set_new(meta, "name", json_string(cfg->table_name));
+        json_object_set_new(meta, "format", fmt);
+        json_object_set_new(meta, "partitionColumns", pc);
+        json_object_set_new(meta, "configuration", conf);
+        json_object_set_new(meta, "createdTime", json_integer(cf_delta_now_ms()));
+    }
+    if (!meta) {
+        free(ss);
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    json_object_set_new(meta, "schemaString", json_string(ss));
+    free(ss);
+    return meta;
+}
 
-    /* Anything newer (another writer) first: its txn versions matter, and
-     * files it removed (optimize) would leave our key index stale. */
-    size_t seen_files = snap->nfiles;
-    int others = cf_delta_snap_catch_up(snap, err);
-    if (others < 0)
-        return -1;
-    /* Keys of files other writers added go into the index; keys of files
-     * they removed point at dead slots, which lookups treat as absent. */
-    if (others > 0 && ds->pk_ready && pk_index_files(ds, seen_files, err)) {
+/* commitInfo first, then protocol (new table), metaData, txn per
+ * topic-partition and the staged add/remove/cdc actions, into ds->commit. */
+static int assemble(dsink *ds, const cf_commit *c, json_t *meta, cf_err *err)
+{
+    bool upsert = ds->sink->cfg.mode == CF_MODE_UPSERT;
+    json_t *ci = json_object(), *params = json_object(), *metrics = json_object(), *line;
+    char num[32], txnid[37], app[512];
+    int64_t now = cf_delta_now_ms();
+
+    cf_delta_uuid(txnid);
+    json_object_set_new(ci, "timestamp", json_integer(now));
+    json_object_set_new(ci, "operation", json_string(upsert ? "MERGE" : "STREAMING UPDATE"));
+    if (upsert)
+        json_object_set_new(params, "predicate", json_string("primary key match"));
+    else
+        json_object_set_new(params, "outputMode", json_string("Append"));
+    json_object_set_new(ci, "operationParameters", params);
+#define METRIC(k, v) do { snprintf(num, sizeof num, "%" PRId64, (int64_t)(v)); \
+        json_object_set_new(metrics, k, json_string(num)); } while (0)
+    METRIC("numOutputRows", ds->out_rows);
+    METRIC("numOutputBytes", ds->out_bytes);
+    METRIC("numAddedFiles", ds->out_files);
+    METRIC("numRemovedFiles", ds->rm_files);
+    METRIC("numAddedChangeFiles", ds->cdc_files);
+    if (upsert) {
+        METRIC("numTargetRowsInserted", ds->ins_rows);
+        METRIC("numTargetRowsUpdated", ds->upd_rows);
+        METRIC("numTargetRowsDeleted", ds->del_rows);
+        METRIC("numSourceRows", c->rows ? c->rows->nrows : 0);
+    }
+#undef METRIC
+    json_object_set_new(ci, "operationMetrics", metrics);
+    json_object_set_new(ci, "isBlindAppend", json_boolean(!upsert && !meta));
+    json_object_set_new(ci, "engineInfo", json_string("cdcflow/" CF_VERSION));
+    json_object_set_new(ci, "txnId", json_string(txnid));
+    line = json_pack("{s:o}", "commitInfo", ci);
+    if (put_json_line(&ds->commit, line, err))
+        goto fail;
+    json_decref(line);
+    if (ds->base_version < 0) {
+        line = json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
+        if (put_json_line(&ds->commit, line, err))
+            goto fail;
+        json_decref(line);
+    }
+    if (meta) {
+        line = json_pack("{s:O}", "metaData", meta);
+        if (put_json_line(&ds->commit, line, err))
+            goto fail;
+        json_decref(line);
+    }
+    for (int i = 0; c->end && i < c->end->n; i++) {
+        snprintf(app, sizeof app, "%s%s-%d", ds->app, c->end->v[i].topic, c->end->v[i].partition);
+        line = json_pack("{s:{s:s,s:I,s:I}}", "txn", "appId", app, "version",
+                         (json_int_t)c->end->v[i].next_offset, "lastUpdated", (json_int_t)now);
+        if (put_json_line(&ds->commit, line, err))
+            goto fail;
+        json_decref(line);
+    }
+    return cf_buf_append(&ds->commit, ds->actions.data, ds->actions.len, err);
+fail:
+    json_decref(line);
+    return -1;
+}
+
+/* Bring the key index up to the snapshot: the files added since it was
+ * built (by anyone: another cdcflow process, Spark, delta-rs, optimize)
+ * enter it; files removed leave dead slots that lookups treat as absent. */
+static int pk_catch_up(dsink *ds, cf_err *err)
+{
+    if (!ds->pk_ready || ds->indexed >= ds->snap->nfiles) {
+        if (!ds->pk_ready)
+            ds->indexed = 0;
+        return 0;
+    }
+    if (pk_index_files(ds, ds->indexed, err)) {
         ds->pk_ready = false;
         return cf_err_wrap(err, "key index");
     }
-    start_version = snap->version;
-    /* another writer may have changed the protocol or settings */
+    ds->indexed = ds->snap->nfiles;
+    return 0;
+}
+
+static void staged_reset(dsink *ds, bool unlink_files)
+{
+    pending_reset(ds, unlink_files);
+    cf_buf_reset(&ds->commit);
+    free(ds->base_schema);
+    ds->base_schema = NULL;
+    ds->noop = ds->changed = false;
+    ds->c = NULL;
+}
+
+static const char *schema_string(const cf_delta_snap *snap)
+{
+    return snap->metadata ? json_string_value(json_object_get(snap->metadata, "schemaString")) : NULL;
+}
+
+/* Write the files of `c` and build its log entry on the newest state. */
+static int d_stage(cf_sink *s, const cf_commit *c, cf_err *err)
+{
+    dsink *ds = s->impl;
+    cf_delta_snap *snap = ds->snap, view;
+    const cf_batch *rows = c->rows && c->rows->nrows ? c->rows : NULL;
+    cf_schema *table = NULL;
+    json_t *meta = NULL;
+    bool upsert = s->cfg.mode == CF_MODE_UPSERT, viewing = false, progress = false;
+    int changed = 0, others, rc = -1;
+
+    staged_reset(ds, false);
+    /* Anything newer (another writer) first: its txn versions are the
+     * fence, and its files must be in the key index. */
+    if ((others = cf_delta_snap_catch_up(snap, err)) < 0)
+        return -1;
     if (others > 0 && cf_delta_snap_writable(snap, upsert, err))
         return -1;
-    bool progress = false;
-    for (int i = 0; covered && i < covered->n; i++) {
-        snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
-        int64_t have = cf_delta_snap_txn(snap, app);
-        if (have > covered->v[i].next_offset ||
-            (have == covered->v[i].next_offset && rows && rows->nrows))
-            return cf_err_set(err, CF_E_CONFLICT,
-                              "%s: offsets of %s[%d] up to %" PRId64 " are already in the table "
-                              "(another writer owns this partition?)", snap->root, covered->v[i].topic,
-                              covered->v[i].partition, have);
-        if (have < covered->v[i].next_offset)
-            progress = true;
+    if (upsert && pk_catch_up(ds, err))
+        return -1;
+    if (fence(ds, snap, c, err))
+        return -1;
+    for (int i = 0; c->end && i < c->end->n; i++) {
+        char app[512];
+        snprintf(app, sizeof app, "%s%s-%d", ds->app, c->end->v[i].topic, c->end->v[i].partition);
+        progress |= cf_delta_snap_txn(snap, app) < c->end->v[i].next_offset;
     }
-    if ((!rows || !rows->nrows) && (!progress || snap->version < 0))
-        return 0;   /* nothing to write; a table is created by its first rows */
-
-    if (rows && rows->nrows) {
+    ds->base_version = snap->version;
+    ds->next = snap->version + 1;
+    ds->c = c;
+    if (!rows && (!progress || snap->version < 0)) {
+        ds->noop = true;    /* nothing to write; a table is created by its first rows */
+        return 0;
+    }
+    if (schema_string(snap) && !(ds->base_schema = strdup(schema_string(snap))))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (rows) {
         if (!(table = reconcile_schema(snap->schema, rows->schema, &changed, err)))
             return cf_err_wrap(err, "delta table %s", snap->root);
-        if (snap->version < 0) {
-            /* The first commit decides partitioning. */
-            for (int i = 0; i < s->cfg.npartition_by; i++)
-                if (cf_schema_find(table, s->cfg.partition_by[i]) < 0) {
-                    cf_err_set(err, CF_E_ARG, "partition column '%s' is not a column", s->cfg.partition_by[i]);
-                    goto out;
-                }
-        }
+        for (int i = 0; snap->version < 0 && i < s->cfg.npartition_by; i++)
+            if (cf_schema_find(table, s->cfg.partition_by[i]) < 0) {
+                cf_err_set(err, CF_E_ARG, "partition column '%s' is not a column", s->cfg.partition_by[i]);
+                goto out;
+            }
     } else if (!(table = cf_schema_clone(snap->schema))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
-
-    /* commitInfo, protocol and metaData lines go first; build them now so a
-     * failure costs no file writes. */
-    json_t *meta = NULL;
+    ds->changed = changed;
     if (changed) {
-        char *ss = cf_delta_schema_json(table, err);
-        if (!ss)
+        /* The files are written against the new metadata (partition
+         * columns, schema) through a view: the snapshot itself stays what
+         * the table says until the commit lands. */
+        if (!(meta = new_metadata(ds, table, err)) || cf_delta_snap_meta_view(snap, meta, &view, err))
             goto out;
-        if (snap->metadata) {
-            meta = json_deep_copy(snap->metadata);
-        } else {
-            char id[37];
-            json_t *pc = json_array(), *conf = json_object(), *fmt = json_object();
-            cf_delta_uuid(id);
-            for (int i = 0; i < s->cfg.npartition_by; i++)
-                json_array_append_new(pc, json_string(s->cfg.partition_by[i]));
-            json_object_set_new(conf, "delta.enableChangeDataFeed", json_string("true"));
-            char ci[16];
-            snprintf(ci, sizeof ci, "%d", s->cfg.checkpoint_interval > 0 ? s->cfg.checkpoint_interval : 10);
-            json_object_set_new(conf, "delta.checkpointInterval", json_string(ci));
-            json_object_set_new(fmt, "provider", json_string("parquet"));
-            json_object_set_new(fmt, "options", json_object());
-            meta = json_object();
-            json_object_set_new(meta, "id", json_string(id));
-            if (s->cfg.table_name)
-                json_object_set_new(meta, "name", json_string(s->cfg.table_name));
-            json_object_set_new(meta, "format", fmt);
-            json_object_set_new(meta, "partitionColumns", pc);
-            json_object_set_new(meta, "configuration", conf);
-            json_object_set_new(meta, "createdTime", json_integer(cf_delta_now_ms()));
-        }
-        json_object_set_new(meta, "schemaString", json_string(ss));
-        free(ss);
-        /* Apply it now so the files below see the partition columns. */
-        json_t *line = json_pack("{s:O}", "metaData", meta);
-        cf_delta_snap *tmp_for_parts = snap;
-        if (!line || cf_delta_snap_apply_action(tmp_for_parts, line, err)) {
-            json_decref(line);
-            json_decref(meta);
-            goto out_reload;
-        }
-        json_decref(line);
+        viewing = true;
+        ds->snap = &view;
     }
-
-    if (rows && rows->nrows) {
-        if (upsert) {
-            if (stage_upsert(ds, snap->schema, rows, err)) {
-                json_decref(meta);
-                goto out_reload;
-            }
-        } else if (write_rows(ds, snap->schema, rows, NULL, rows->nrows, false, NULL, 0,
-                              s->cfg.target_file_bytes, err)) {
-            json_decref(meta);
-            goto out_reload;
-        }
+    if (rows) {
+        if (upsert ? stage_upsert(ds, ds->snap->schema, c, err)
+                   : write_rows(ds, ds->snap->schema, rows, NULL, rows->nrows, false, NULL, 0,
+                                s->cfg.target_file_bytes, err))
+            goto out;
     }
-
-    /* assemble the commit */
-    commit_ts = cf_delta_now_ms();
-    {
-        json_t *ci = json_object(), *params = json_object(), *metrics = json_object(), *line;
-        char num[32];
-        char txnid[37];
-        cf_delta_uuid(txnid);
-        json_object_set_new(ci, "timestamp", json_integer(commit_ts));
-        json_object_set_new(ci, "operation", json_string(upsert ? "MERGE" : "STREAMING UPDATE"));
-        if (upsert) {
-            json_object_set_new(params, "predicate", json_string("primary key match"));
-        } else {
-            json_object_set_new(params, "outputMode", json_string("Append"));
-        }
-        json_object_set_new(ci, "operationParameters", params);
-#define METRIC(k, v) do { snprintf(num, sizeof num, "%" PRId64, (int64_t)(v)); \
-        json_object_set_new(metrics, k, json_string(num)); } while (0)
-        METRIC("numOutputRows", ds->out_rows);
-        METRIC("numOutputBytes", ds->out_bytes);
-        METRIC("numAddedFiles", ds->out_files);
-        METRIC("numRemovedFiles", ds->rm_files);
-        METRIC("numAddedChangeFiles", ds->cdc_files);
-        if (upsert) {
-            METRIC("numTargetRowsInserted", ds->ins_rows);
-            METRIC("numTargetRowsUpdated", ds->upd_rows);
-            METRIC("numTargetRowsDeleted", ds->del_rows);
-            METRIC("numSourceRows", rows ? rows->nrows : 0);
-        }
-#undef METRIC
-        json_object_set_new(ci, "operationMetrics", metrics);
-        json_object_set_new(ci, "isBlindAppend", json_boolean(!upsert && !changed));
-        json_object_set_new(ci, "engineInfo", json_string("cdcflow/" CF_VERSION));
-        json_object_set_new(ci, "txnId", json_string(txnid));
-        line = json_pack("{s:o}", "commitInfo", ci);
-        if (put_json_line(&commit, line, err)) {
-            json_decref(line);
-            json_decref(meta);
-            goto out_reload;
-        }
-        json_decref(line);
-        if (start_version < 0) {
-            line = json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
-            if (put_json_line(&commit, line, err)) {
-                json_decref(line);
-                json_decref(meta);
-                goto out_reload;
-            }
-            json_decref(line);
-        }
-        if (meta) {
-            line = json_pack("{s:o}", "metaData", meta);
-            meta = NULL;
-            if (put_json_line(&commit, line, err)) {
-                json_decref(line);
-                goto out_reload;
-            }
-            json_decref(line);
-        }
-        for (int i = 0; covered && i < covered->n; i++) {
-            snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
-            line = json_pack("{s:{s:s,s:I,s:I}}", "txn", "appId", app, "version",
-                             (json_int_t)covered->v[i].next_offset, "lastUpdated",
-                             (json_int_t)cf_delta_now_ms());
-            if (put_json_line(&commit, line, err)) {
-                json_decref(line);
-                goto out_reload;
-            }
-            json_decref(line);
-        }
-        if (cf_buf_append(&commit, ds->actions.data, ds->actions.len, err))
-            goto out_reload;
+    rc = assemble(ds, c, meta, err);
+out:
+    if (viewing) {
+        ds->snap = snap;
+        cf_delta_snap_view_free(&view);
     }
+    json_decref(meta);
+    cf_schema_free(table);
+    return rc;
+}
 
-    /* put-if-absent, retrying past commits of other writers that do not
-     * touch what we touched */
-    int64_t v = start_version + 1;
-    for (int attempt = 0;; attempt++) {
-        cf_err e;
-        if (cf_delta_log_put_at(snap->root, v, commit.data, commit.len, commit_ts, &e) == 0)
-            break;
-        if (e.code != CF_E_CONFLICT || attempt >= MAX_COMMIT_RETRIES || start_version < 0) {
-            if (err)
-                *err = e;
-            goto out_reload;
+/* Somebody else committed ds->next first.  Catch up with them and decide:
+ * publish again on top (CONFLICT, retriable), stage anew (STALE), or give
+ * the batch up (FENCED). */
+static int after_lost_race(dsink *ds, cf_err *err)
+{
+    cf_delta_snap *snap = ds->snap;
+    const char *ss;
+
+    if (ds->base_version < 0)
+        return cf_err_set(err, CF_E_STALE, "%s: another writer created the table first", snap->root);
+    if (cf_delta_snap_catch_up(snap, err) < 0)
+        return -1;
+    if (cf_delta_snap_writable(snap, ds->sink->cfg.mode == CF_MODE_UPSERT, err))
+        return -1;
+    if (fence(ds, snap, ds->c, err))
+        return -1;
+    ss = schema_string(snap);
+    if (!ss || !ds->base_schema || strcmp(ss, ds->base_schema))
+        return cf_err_set(err, CF_E_STALE, "%s: another writer changed the schema", snap->root);
+    /* files we remove must still be live */
+    for (size_t off = 0; off < ds->actions.len;) {
+        const char *ln = (const char *)ds->actions.data + off;
+        const char *nl = memchr(ln, '\n', ds->actions.len - off);
+        size_t llen = nl ? (size_t)(nl - ln) : ds->actions.len - off;
+        if (llen > 10 && !strncmp(ln, "{\"remove\":", 10)) {
+            json_t *j = json_loadb(ln, llen, 0, NULL);
+            const char *p = json_string_value(json_object_get(json_object_get(j, "remove"), "path"));
+            bool live = p && cf_delta_snap_file(snap, p);
+            json_decref(j);
+            if (!live)
+                return cf_err_set(err, CF_E_STALE, "%s: another writer removed a file this commit "
+                                  "rewrites", snap->root);
         }
-        /* Somebody else committed v: look at what they did. */
-        cf_delta_snap *other = cf_delta_snap_load(snap->root, -1, err);
-        if (!other)
-            goto out_reload;
-        bool clash = false;
-        for (int i = 0; covered && i < covered->n && !clash; i++) {
-            snprintf(app, sizeof app, "%s%s-%d", ds->app, covered->v[i].topic, covered->v[i].partition);
-            clash = cf_delta_snap_txn(other, app) != cf_delta_snap_txn(snap, app);
-        }
-        if (!clash && changed)
-            clash = true;   /* our metaData was built on the old one */
-        if (!clash && other->metadata && snap->metadata) {
-            const char *a = json_string_value(json_object_get(other->metadata, "schemaString"));
-            const char *b = json_string_value(json_object_get(snap->metadata, "schemaString"));
-            clash = !a || !b || strcmp(a, b);
-        }
-        /* files we remove must still be live */
-        for (size_t off = 0; !clash && off < ds->actions.len;) {
-            const char *ln = (const char *)ds->actions.data + off;
-            const char *nl = memchr(ln, '\n', ds->actions.len - off);
-            size_t llen = nl ? (size_t)(nl - ln) : ds->actions.len - off;
-            if (llen > 10 && !strncmp(ln, "{\"remove\":", 10)) {
-                json_t *j = json_loadb(ln, llen, 0, NULL);
-                const char *p = json_string_value(json_object_get(json_object_get(j, "remove"), "path"));
-                clash = !p || !cf_delta_snap_file(other, p);
-                json_decref(j);
-            }
-            off += llen + 1;
-        }
-        v = other->version + 1;
-        cf_delta_snap_free(other);
-        if (clash) {
-            cf_err_set(err, CF_E_CONFLICT, "%s: a concurrent commit touched the same offsets, schema or "
-                       "files; this commit was abandoned", snap->root);
-            if (err)
-                err->retriable = true;
-            goto out_reload;
-        }
-        cf_log(CF_LOG_DEBUG, "delta", "%s: version taken by another writer, retrying as %" PRId64,
-               snap->root, v);
+        off += llen + 1;
     }
+    ds->next = snap->version + 1;
+    cf_err_set(err, CF_E_CONFLICT, "%s: version taken by another writer, retrying as %" PRId64, snap->root,
+               ds->next);
+    return -1;
+}
 
-    /* Our state: everything up to v. */
-    size_t before_ours = snap->nfiles;
+/* The commit landed as ds->next: our state follows, the key index learns
+ * what moved, and every checkpoint-interval-th version gets a checkpoint. */
+static int after_commit(dsink *ds, int64_t *version, cf_err *err)
+{
+    cf_delta_snap *snap = ds->snap;
+    int64_t v = ds->next;
+
     if (cf_delta_snap_catch_up(snap, err) < 0 || snap->version < v) {
         if (snap->version < v)
             cf_err_set(err, CF_E_CORRUPT, "%s: version %" PRId64 " not readable after commit", snap->root, v);
-        pending_reset(ds, false);
         ds->pk_ready = false;
-        goto out;
+        return -1;
     }
-    /* The commit has landed: an index that cannot follow is rebuilt at the
-     * next commit rather than failing this one.  After a retry, the files
-     * of the commits we let go first need indexing too. */
-    if (upsert && ds->pk_ready) {
+    /* An index that cannot follow is rebuilt at the next commit rather than
+     * failing this one, which has landed.  Files of commits we let go first
+     * are indexed with ours (from ds->indexed). */
+    if (ds->sink->cfg.mode == CF_MODE_UPSERT && ds->pk_ready) {
         cf_err ie;
-        if ((v != start_version + 1 && pk_index_files(ds, before_ours, &ie)) || pk_after_commit(ds, &ie)) {
+        if ((v != ds->base_version + 1 && pk_catch_up(ds, &ie)) || pk_after_commit(ds, &ie)) {
             cf_log(CF_LOG_WARN, "delta", "%s: key index will be rebuilt: %s", snap->root, ie.msg);
             ds->pk_ready = false;
         }
+        ds->indexed = snap->nfiles;
     }
-    pending_reset(ds, false);
     if (version)
         *version = v;
     if (v > 0 && snap->checkpoint_interval > 0 && v % snap->checkpoint_interval == 0) {
@@ -1356,25 +1444,45 @@ static int d_commit(cf_sink *s, const cf_batch *rows, const cf_offsets *covered,
         if (cf_delta_checkpoint_write(snap, &ce))
             cf_log(CF_LOG_WARN, "delta", "%s: checkpoint %" PRId64 " not written: %s", snap->root, v, ce.msg);
     }
-    rc = 0;
-    goto out;
+    return 0;
+}
 
-out_reload:
-    /* The commit did not land: drop its files and re-read the state we may
-     * have changed in memory (metaData applied ahead). */
-    pending_reset(ds, true);
-    {
-        cf_delta_snap *fresh = cf_delta_snap_load(snap->root, -1, NULL);
-        if (fresh) {
-            cf_delta_snap_free(ds->snap);
-            ds->snap = fresh;
-            ds->pk_ready = false;
-        }
+static int d_publish(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *err)
+{
+    dsink *ds = s->impl;
+    int64_t ts = -1;
+    cf_err e;
+    int rc;
+
+    if (ds->noop) {
+        if (version)
+            *version = ds->snap->version;
+        staged_reset(ds, false);
+        return 0;
     }
-out:
-    cf_buf_free(&commit);
-    cf_schema_free(table);
+    {
+        /* the commitInfo timestamp is the file's modification time */
+        json_t *first = json_loadb((const char *)ds->commit.data, ds->commit.len, JSON_DISABLE_EOF_CHECK, NULL);
+        ts = json_integer_value(json_object_get(json_object_get(first, "commitInfo"), "timestamp"));
+        json_decref(first);
+    }
+    if (cf_delta_log_put_at(ds->snap->root, ds->next, ds->commit.data, ds->commit.len, ts, &e)) {
+        if (e.code != CF_E_CONFLICT)
+            rc = -1;
+        else
+            rc = after_lost_race(ds, &e);
+        if (err)
+            *err = e;
+        return rc;
+    }
+    rc = after_commit(ds, version, err);
+    staged_reset(ds, false);
     return rc;
+}
+
+static void d_abort(cf_sink *s)
+{
+    staged_reset(s->impl, true);
 }
 
 static void d_close(cf_sink *s)
@@ -1391,6 +1499,8 @@ static void d_close(cf_sink *s)
     cf_buf_free(&ds->newkeys);
     cf_buf_free(&ds->gonekeys);
     cf_buf_free(&ds->actions);
+    cf_buf_free(&ds->commit);
+    free(ds->base_schema);
     free(ds->w);
     free(ds->created);
     free(ds);
@@ -1545,4 +1655,6 @@ out:
     return rc;
 }
 
-const cf_sink_ops cf_delta_sink_ops = { "delta", d_open, d_offsets, d_commit, d_close };
+const cf_sink_ops cf_delta_sink_ops = {
+    "delta", d_open, d_offsets, d_stage, d_publish, d_abort, d_close,
+};

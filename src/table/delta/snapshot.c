@@ -365,6 +365,26 @@ static int apply_txn(cf_delta_snap *s, json_t *t, cf_err *err)
     return 0;
 }
 
+int cf_delta_snap_meta_view(const cf_delta_snap *s, json_t *meta, cf_delta_snap *view, cf_err *err)
+{
+    *view = *s;
+    view->metadata = NULL;
+    view->schema = NULL;
+    view->part_cols = NULL;
+    view->npart = 0;
+    if (apply_metadata(view, meta, err)) {
+        cf_delta_snap_view_free(view);
+        return -1;
+    }
+    return 0;
+}
+
+void cf_delta_snap_view_free(cf_delta_snap *view)
+{
+    if (view)
+        meta_clear(view);
+}
+
 int cf_delta_snap_apply_action(cf_delta_snap *s, json_t *action, cf_err *err)
 {
     const char *k;

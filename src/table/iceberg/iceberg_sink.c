@@ -1,7 +1,7 @@
 /* iceberg_sink.c - the Iceberg v2 table sink: Parquet data files, Avro
  * manifests, atomic metadata commits that carry the Kafka offsets they
  * cover, append and upsert (position deletes via a primary-key index). */
-#include "table/table.h"
+#include "table/table_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,7 +14,6 @@
 #include "table/iceberg/iceberg_int.h"
 #include "format/parquet/parquet.h"
 
-#define MAX_COMMIT_ATTEMPTS 100
 #define MAX_BOUND_BYTES     64          /* string bounds kept in manifests */
 #define KEY_POOL_CAP        ((size_t)8 << 30)   /* bytes of primary-key values kept in memory */
 
@@ -35,16 +34,18 @@ typedef struct ice {
     cf_schema    *ttypes;         /* wschema with the table's types (promotions) */
     cf_ice_spec   spec;
     int           src_col[16];    /* partition source column in the batch, -1 if absent */
-    int           pk[16], npk;    /* key columns in the batch, in identifier order */
-    int           lsn_col, op_col;
+    int           pk[CF_MAX_KEY_COLS], npk;   /* key columns in the batch, in identifier order */
     cf_ice_kmap  *idx;            /* key -> (file number, row position) */
+    int64_t       idx_snap;       /* the snapshot the index reflects, -1 none */
     cf_ice_kmap  *paths;          /* path -> file number */
     struct ifile *files;          /* file number -> path and partition */
     int           nfiles, afiles;
     bool          index_ready;
-    bool          replaced;       /* another writer rewrote files: re-plan */
     char          prefix[300];    /* "<app>.offsets." */
+    struct staged *st;            /* the commit between stage and publish */
 } ice;
+
+static void staged_free(ice *s, bool unlink_files);
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -147,15 +148,40 @@ static bool type_compatible(cf_type table, cf_type batch)
 
 /* Give each batch column its table field id (new columns get new ids),
  * find the key, LSN and operation columns. */
-static int bind(ice *s, const cf_schema *bs, cf_err *err)
+/* Whether the key of `c` is the one the write schema was bound with. */
+static bool same_key(const ice *s, const cf_commit *c)
+{
+    if (!s->wschema || s->wschema->npk != c->nkey)
+        return false;
+    for (int i = 0; i < c->nkey; i++)
+        if (s->wschema->pk[i] != c->key[i])
+            return false;
+    return true;
+}
+
+static int bind(ice *s, const cf_schema *bs, const cf_commit *c, cf_err *err)
 {
     cf_schema *cur = NULL, *w, *tt;
     int last = 0;
 
-    if (s->bound == bs && s->wschema && cf_schema_equal(s->bound_copy, bs))
+    if (s->bound == bs && s->wschema && cf_schema_equal(s->bound_copy, bs) && same_key(s, c))
         return 0;
+    if (c->nkey > CF_MAX_KEY_COLS)
+        return cf_err_set(err, CF_E_UNSUPPORTED, "a key of %d columns (at most %d)", c->nkey, CF_MAX_KEY_COLS);
     if (!(w = cf_schema_clone(bs)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    {
+        /* The commit says which columns are the key. */
+        free(w->pk);
+        w->pk = NULL;
+        w->npk = 0;
+        if (c->nkey && !(w->pk = malloc(sizeof *w->pk * (size_t)c->nkey))) {
+            cf_schema_free(w);
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        }
+        for (int i = 0; i < c->nkey; i++)
+            w->pk[w->npk++] = c->key[i];
+    }
     if (s->t.meta) {
         if (!(cur = cf_ice_schema_from_json(s->t.meta, -1, err)))
             goto fail;
@@ -189,7 +215,7 @@ static int bind(ice *s, const cf_schema *bs, cf_err *err)
     /* Key: the table's identifier fields if it has them, else the batch's. */
     s->npk = 0;
     if (cur && cur->npk) {
-        for (int i = 0; i < cur->npk && i < 16; i++) {
+        for (int i = 0; i < cur->npk && i < CF_MAX_KEY_COLS; i++) {
             int k = cf_schema_find(w, cur->fields[cur->pk[i]].name);
             if (k < 0) {
                 cf_err_set(err, CF_E_ARG, "key column %s is missing from the rows",
@@ -199,7 +225,7 @@ static int bind(ice *s, const cf_schema *bs, cf_err *err)
             s->pk[s->npk++] = k;
         }
     } else
-        for (int i = 0; i < w->npk && i < 16; i++)
+        for (int i = 0; i < w->npk && i < CF_MAX_KEY_COLS; i++)
             s->pk[s->npk++] = w->pk[i];
     for (int i = 0; i < s->npk; i++)
         if (!cur || cf_schema_find(cur, w->fields[s->pk[i]].name) < 0)
@@ -208,8 +234,6 @@ static int bind(ice *s, const cf_schema *bs, cf_err *err)
         cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key (none in the rows' schema)");
         goto fail;
     }
-    s->lsn_col = cf_schema_find(w, "_source_lsn");
-    s->op_col = cf_schema_find(w, "_cdc_operation");
     /* Partition spec: the table's, or the configured one for a new table. */
     if (s->t.meta) {
         if (cf_ice_spec_from_json(s->t.meta, cur, &s->spec, err))
@@ -255,9 +279,11 @@ fail:
 /* ---- primary-key index -------------------------------------------------- */
 
 typedef struct rebuild_ctx {
-    ice   *s;
-    cf_buf key;
-    int    cols[16];
+    ice         *s;
+    cf_buf       key;
+    int          cols[CF_MAX_KEY_COLS];
+    cf_ice_kmap *watch;     /* keys to notice, or NULL */
+    bool        *hit;       /* set when a watched key is indexed */
 } rebuild_ctx;
 
 static int rebuild_row_fn(void *ctx, const cf_batch *rows, const char *file,
@@ -269,9 +295,13 @@ static int rebuild_row_fn(void *ctx, const cf_batch *rows, const char *file,
         return -1;
     for (size_t i = 0; i < rows->nrows; i++) {
         cf_buf_reset(&rc->key);
+        int32_t a;
+        int64_t b;
         if (cf_ice_key_of(rows, rc->cols, rows->ncols, i, &rc->key, err) ||
             cf_ice_kmap_put(rc->s->idx, rc->key.data, rc->key.len, fno, positions[i], err))
             return -1;
+        if (rc->watch && cf_ice_kmap_get(rc->watch, rc->key.data, rc->key.len, &a, &b))
+            *rc->hit = true;
     }
     return 0;
 }
@@ -288,6 +318,8 @@ static int rebuild_index(ice *s, cf_err *err)
     cf_ice_kmap_free(s->idx);
     if (!(s->idx = cf_ice_kmap_new(KEY_POOL_CAP)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    s->index_ready = false;
+    s->idx_snap = -1;
     if (!s->t.meta || cf_ice_current_snapshot_id(s->t.meta) < 0) {
         s->index_ready = true;
         return 0;
@@ -297,6 +329,10 @@ static int rebuild_index(ice *s, cf_err *err)
     if (cur->npk == 0) {
         cf_schema_free(cur);
         return cf_err_set(err, CF_E_ARG, "upsert mode: the table has no identifier fields");
+    }
+    if (cur->npk > CF_MAX_KEY_COLS) {
+        cf_schema_free(cur);
+        return cf_err_set(err, CF_E_UNSUPPORTED, "a key of %d columns (at most %d)", cur->npk, CF_MAX_KEY_COLS);
     }
     for (int i = 0; i < cur->npk; i++)
         rc.cols[i] = i;
@@ -312,9 +348,208 @@ static int rebuild_index(ice *s, cf_err *err)
     cf_schema_free(cur);
     if (rv)
         return cf_err_wrap(err, "rebuilding the key index");
+    s->idx_snap = cf_ice_current_snapshot_id(s->t.meta);
     s->index_ready = true;
     return 0;
 }
+/* ---- offsets ------------------------------------------------------------ */
+
+/* A non-negative decimal integer, all of `s`; -1 otherwise. */
+static int64_t parse_count(const char *s)
+{
+    char *end;
+    long long v;
+
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    return *end || errno ? -1 : v;
+}
+
+/* The newest snapshot in the current snapshot's ancestry that carries our
+ * offsets (other engines' snapshots carry none), or NULL. */
+static json_t *offsets_carrier(const ice *s, json_t *meta)
+{
+    int64_t id = meta ? cf_ice_current_snapshot_id(meta) : -1;
+    size_t pl = strlen(s->prefix);
+
+    for (int guard = 0; id >= 0 && guard < 1000000; guard++) {
+        json_t *sn = cf_ice_snapshot(meta, id), *pid, *v;
+        const char *key;
+        if (!sn)
+            return NULL;            /* expired: nothing older is known */
+        json_object_foreach(json_object_get(sn, "summary"), key, v)
+            if (!strncmp(key, s->prefix, pl))
+                return sn;
+        pid = json_object_get(sn, "parent-snapshot-id");
+        id = json_is_integer(pid) ? json_integer_value(pid) : -1;
+    }
+    return NULL;
+}
+
+/* Offsets of `meta` (see offsets_carrier) into *out.  A value that is not a
+ * plain count is a corrupt table, not offset 0. */
+static int meta_offsets(const ice *s, json_t *meta, cf_offsets *out, cf_err *err)
+{
+    json_t *snap = offsets_carrier(s, meta), *v;
+    const char *key;
+    size_t pl = strlen(s->prefix);
+
+    if (!snap)
+        return 0;
+    json_object_foreach(json_object_get(snap, "summary"), key, v) {
+        const char *dot;
+        char topic[256];
+        size_t tl;
+        int64_t part, off;
+        if (strncmp(key, s->prefix, pl) || !(dot = strrchr(key + pl, '.')))
+            continue;
+        tl = (size_t)(dot - (key + pl));
+        part = parse_count(dot + 1);
+        off = json_is_string(v) ? parse_count(json_string_value(v)) : -1;
+        if (tl == 0 || tl >= sizeof topic || part < 0 || part > INT32_MAX || off < 0)
+            return cf_err_set(err, CF_E_CORRUPT, "%s: snapshot %lld: bad offset property %s", s->t.location,
+                              (long long)json_integer_value(json_object_get(snap, "snapshot-id")), key);
+        memcpy(topic, key + pl, tl);
+        topic[tl] = 0;
+        if (cf_offsets_put(out, topic, (int32_t)part, off, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Re-read the table if another writer committed since we last looked. */
+static int refresh(ice *s, cf_err *err)
+{
+    char *next = cf_ice_meta_path(s->t.location ? s->t.location : s->sink->cfg.location, s->t.version + 1);
+    struct stat sb;
+    bool newer;
+
+    if (!next)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    newer = stat(next, &sb) == 0;
+    free(next);
+    if (!newer && s->t.meta)
+        return 0;
+    cf_ice_table_free(&s->t);
+    return cf_ice_load(s->sink->cfg.location, &s->t, err);
+}
+
+/* ---- key index catch-up -------------------------------------------------- */
+
+/* Index the data files snapshot `sn` added.  Rows its position deletes
+ * retired stay in the index: a position delete of a row already deleted is
+ * harmless, so only additions matter.  *hit: one of the added keys is in
+ * `watch` (the keys of a staged commit). */
+static int index_added_files(ice *s, json_t *sn, cf_ice_kmap *watch, bool *hit, cf_err *err)
+{
+    const char *ml = json_string_value(json_object_get(sn, "manifest-list"));
+    int64_t sid = json_integer_value(json_object_get(sn, "snapshot-id"));
+    cf_ice_mlist l = { 0 };
+    cf_ice_file *files = NULL;
+    int nfiles = 0, rc = -1;
+    rebuild_ctx rc_ctx = { .s = s, .watch = watch, .hit = hit };
+    cf_schema *cur = NULL;
+
+    if (!ml)
+        return cf_err_set(err, CF_E_UNSUPPORTED, "snapshot %lld has no manifest list", (long long)sid);
+    if (cf_ice_read_mlist(ml, &l, err))
+        goto out;
+    for (int i = 0; i < l.n; i++)
+        if (l.v[i].content == 0 && l.v[i].added_snapshot_id == sid && cf_ice_read_manifest(&l.v[i], &files, &nfiles, err))
+            goto out;
+    {
+        int keep = 0;
+        for (int i = 0; i < nfiles; i++) {
+            if (files[i].status == 1 && files[i].content == 0 && files[i].snapshot_id == sid) {
+                if (keep != i) {
+                    files[keep] = files[i];
+                    memset(&files[i], 0, sizeof files[i]);
+                }
+                keep++;
+            } else
+                cf_ice_file_clear(&files[i]);
+        }
+        nfiles = keep;
+    }
+    if (!nfiles) {
+        rc = 0;
+        goto out;
+    }
+    if (!(cur = cf_ice_schema_from_json(s->t.meta, -1, err)))
+        goto out;
+    for (int i = 0; i < cur->npk && i < CF_MAX_KEY_COLS; i++)
+        rc_ctx.cols[i] = i;
+    cf_buf_init(&rc_ctx.key, 0);
+    for (int i = 0; i < nfiles; i++)
+        if (file_number(s, files[i].path, files[i].part, files[i].npart, err) < 0)
+            goto out_key;
+    rc = cf_ice_scan_files(files, nfiles, cur, cur->pk, cur->npk, rebuild_row_fn, &rc_ctx, err);
+out_key:
+    cf_buf_free(&rc_ctx.key);
+out:
+    cf_schema_free(cur);
+    cf_ice_files_free(files, nfiles);
+    cf_ice_mlist_free(&l);
+    return rc;
+}
+
+/* Bring the key index from s->idx_snap up to snapshot `target` of the
+ * current metadata: whoever wrote the snapshots in between (another cdcflow
+ * process, Spark, pyiceberg).  A snapshot that rewrote or deleted files
+ * (compaction, a DELETE) moves positions: then the index is rebuilt from
+ * the current snapshot and *rebuilt is set.  *hit as for index_added_files. */
+static int index_catch_up(ice *s, int64_t target, cf_ice_kmap *watch, bool *hit, bool *rebuilt, cf_err *err)
+{
+    int64_t *chain = NULL, id = target;
+    size_t n = 0, alloc = 0;
+    int rc = -1;
+
+    *rebuilt = false;
+    if (!s->index_ready || target == s->idx_snap)
+        return 0;
+    for (;;) {
+        json_t *sn, *pid;
+        const char *op;
+        if (id == s->idx_snap)
+            break;
+        if (id < 0 || !(sn = cf_ice_snapshot(s->t.meta, id)))
+            goto rebuild;               /* the index's snapshot is not an ancestor */
+        op = json_string_value(json_object_get(json_object_get(sn, "summary"), "operation"));
+        if (op && (!strcmp(op, "replace") || !strcmp(op, "delete")))
+            goto rebuild;
+        if (n == alloc) {
+            size_t na = alloc ? alloc * 2 : 16;
+            int64_t *nc = realloc(chain, sizeof *nc * na);
+            if (!nc) {
+                cf_err_set(err, CF_E_NOMEM, "out of memory");
+                goto out;
+            }
+            chain = nc;
+            alloc = na;
+        }
+        chain[n++] = id;
+        pid = json_object_get(sn, "parent-snapshot-id");
+        id = json_is_integer(pid) ? json_integer_value(pid) : -1;
+    }
+    while (n--)
+        if (index_added_files(s, cf_ice_snapshot(s->t.meta, chain[n]), watch, hit, err))
+            goto out;
+    s->idx_snap = target;
+    rc = 0;
+    goto out;
+rebuild:
+    *rebuilt = true;
+    if (hit)
+        *hit = true;
+    rc = rebuild_index(s, err);
+out:
+    free(chain);
+    return rc;
+}
+
+
 
 /* ---- sink ops ----------------------------------------------------------- */
 
@@ -323,6 +558,7 @@ static void ice_close(cf_sink *sk)
     ice *s = sk->impl;
     if (!s)
         return;
+    staged_free(s, true);
     cf_ice_table_free(&s->t);
     cf_schema_free(s->wschema);
     cf_schema_free(s->ttypes);
@@ -364,30 +600,15 @@ fail:
     return -1;
 }
 
+/* The table's offsets, read anew: another process of the group may have
+ * committed since we last looked. */
 static int ice_offsets(cf_sink *sk, cf_offsets *out, cf_err *err)
 {
     ice *s = sk->impl;
-    json_t *snap = s->t.meta ? cf_ice_snapshot(s->t.meta, -1) : NULL, *v;
-    const char *key;
-    size_t pl = strlen(s->prefix);
 
-    if (!snap)
-        return 0;
-    json_object_foreach(json_object_get(snap, "summary"), key, v) {
-        const char *dot;
-        char topic[256];
-        size_t tl;
-        if (strncmp(key, s->prefix, pl) || !json_is_string(v) || !(dot = strrchr(key + pl, '.')))
-            continue;
-        tl = (size_t)(dot - (key + pl));
-        if (tl == 0 || tl >= sizeof topic)
-            continue;
-        memcpy(topic, key + pl, tl);
-        topic[tl] = 0;
-        if (cf_offsets_put(out, topic, (int32_t)atoi(dot + 1), strtoll(json_string_value(v), NULL, 10), err))
-            return -1;
-    }
-    return 0;
+    if (refresh(s, err))
+        return -1;
+    return meta_offsets(s, s->t.meta, out, err);
 }
 
 /* Length of a string bound prefix of at most max bytes that does not cut a
@@ -799,18 +1020,6 @@ clash:
     return cf_err_set(err, CF_E_CONFLICT, "another writer changed the table schema; restart to re-read it");
 }
 
-static bool offsets_change(ice *s, json_t *parent, const cf_offsets *covered)
-{
-    for (int i = 0; covered && i < covered->n; i++) {
-        char key[600];
-        snprintf(key, sizeof key, "%s%s.%d", s->prefix, covered->v[i].topic, covered->v[i].partition);
-        if (summary_int(parent, key) != covered->v[i].next_offset ||
-            !json_object_get(json_object_get(parent, "summary"), key))
-            return true;
-    }
-    return false;
-}
-
 /* Fold manifests m[0..n) into one whose entries are all EXISTING (with
  * their sequence numbers and snapshot ids spelled out), added to ml. */
 static int merge_into_one(ice *s, json_t *meta, const cf_ice_mfile *const *m, int n, int content,
@@ -902,11 +1111,12 @@ out:
  * first attempt into *newm and reused by retries (their entries inherit
  * the sequence number, so only the manifest list and metadata change).
  * CF_E_CONFLICT means retry after reloading. */
-static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered,
+static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_commit *c,
                        int64_t sid, cf_ice_mlist *newm, cf_err *err)
 {
     json_t *meta = s->t.meta ? json_deep_copy(s->t.meta) : new_table_doc(s);
-    json_t *parent, *sum, *v;
+    json_t *parent, *sum, *v, *carrier;
+    cf_offsets have = { 0 };
     cf_ice_mlist ml = { 0 };
     int64_t parent_id, seq, now = cf_ice_now_ms();
     int64_t add_rows = 0, add_bytes = 0, add_data = 0, add_del = 0, add_delrows = 0;
@@ -916,6 +1126,9 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
 
     if (!meta)
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    /* The fence, against the state this snapshot is built on. */
+    if (meta_offsets(s, meta, &have, err) || cf_commit_fence(c, &have, s->t.location, err))
+        goto out;
     if (s->t.meta && s->wschema && merge_schema(s, meta, err))
         goto out;
     parent_id = cf_ice_current_snapshot_id(meta);
@@ -997,15 +1210,18 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
     set_count(sum, "total-delete-files", summary_int(parent, "total-delete-files") + add_del);
     set_count(sum, "total-position-deletes", summary_int(parent, "total-position-deletes") + add_delrows);
     set_count(sum, "total-equality-deletes", summary_int(parent, "total-equality-deletes"));
-    /* Offsets of every topic-partition travel with each snapshot, so the
-     * current snapshot alone says where each writer resumes. */
-    json_object_foreach(json_object_get(parent, "summary"), key, v)
+    /* Offsets of every topic-partition travel with each snapshot, carried
+     * from the newest snapshot that has them (another engine's snapshots in
+     * between carry none), so the current snapshot says where each writer
+     * resumes. */
+    carrier = offsets_carrier(s, meta);
+    json_object_foreach(json_object_get(carrier, "summary"), key, v)
         if (!strncmp(key, s->prefix, strlen(s->prefix)))
             json_object_set(sum, key, v);
-    for (int i = 0; covered && i < covered->n; i++) {
+    for (int i = 0; c->end && i < c->end->n; i++) {
         char k[600];
-        snprintf(k, sizeof k, "%s%s.%d", s->prefix, covered->v[i].topic, covered->v[i].partition);
-        set_count(sum, k, covered->v[i].next_offset);
+        snprintf(k, sizeof k, "%s%s.%d", s->prefix, c->end->v[i].topic, c->end->v[i].partition);
+        set_count(sum, k, c->end->v[i].next_offset);
     }
     cf_ice_add_snapshot(&s->t, meta, sid, parent_id, seq, now, lpath, sum);
     /* A long stream adds a snapshot per commit: with history.expire.*
@@ -1016,84 +1232,20 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_offsets 
 out:
     json_decref(meta);
     cf_ice_mlist_free(&ml);
+    cf_offsets_free(&have);
     return rc;
-}
-
-/* Did a snapshot between `base` and the current one rewrite or delete
- * rows (optimize, another tool)?  Then positions in our index are stale. */
-static bool rewritten_since(json_t *meta, int64_t base)
-{
-    int64_t id = cf_ice_current_snapshot_id(meta);
-    for (int guard = 0; id >= 0 && id != base && guard < 100000; guard++) {
-        json_t *sn = cf_ice_snapshot(meta, id), *pid;
-        const char *op;
-        if (!sn)
-            return true;
-        op = json_string_value(json_object_get(json_object_get(sn, "summary"), "operation"));
-        if (op && (!strcmp(op, "replace") || !strcmp(op, "delete")))
-            return true;
-        pid = json_object_get(sn, "parent-snapshot-id");
-        id = json_is_integer(pid) ? json_integer_value(pid) : -1;
-    }
-    return id != base;
-}
-
-/* Commit with retries: on a lost race re-read the table and go again,
- * after a random pause that grows with each loss so writers spread out. */
-static int commit_files(ice *s, cf_ice_file *added, int nadded, const cf_offsets *covered, cf_err *err)
-{
-    int64_t base = s->t.meta ? cf_ice_current_snapshot_id(s->t.meta) : -1;
-    int64_t sid = cf_ice_new_snapshot_id();
-    cf_ice_mlist newm = { 0 };
-    unsigned seed = (unsigned)(sid ^ (sid >> 32));
-
-    for (int attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-        cf_err e = { 0 };
-        unsigned max_us = 1000u << (attempt < 8 ? attempt : 8);
-        if (commit_once(s, added, nadded, covered, sid, &newm, &e) == 0) {
-            cf_ice_mlist_free(&newm);
-            return 0;
-        }
-        if (e.code != CF_E_CONFLICT || !e.retriable) {
-            cf_ice_mlist_free(&newm);
-            if (err)
-                *err = e;
-            return -1;
-        }
-        cf_ice_table_free(&s->t);
-        if (cf_ice_load(s->sink->cfg.location, &s->t, err)) {
-            cf_ice_mlist_free(&newm);
-            return -1;
-        }
-        if (s->sink->cfg.mode == CF_MODE_UPSERT && s->t.meta && rewritten_since(s->t.meta, base)) {
-            cf_ice_mlist_free(&newm);
-            s->replaced = true;
-            s->index_ready = false;
-            return cf_err_set(err, CF_E_CONFLICT, "table files were rewritten by another writer");
-        }
-        usleep((useconds_t)(rand_r(&seed) % max_us));
-    }
-    cf_ice_mlist_free(&newm);
-    return cf_err_set(err, CF_E_CONFLICT, "gave up after %d commit conflicts", MAX_COMMIT_ATTEMPTS);
 }
 
 /* ---- commit ------------------------------------------------------------- */
 
-static bool is_delete(const ice *s, const cf_batch *b, size_t row)
+static bool is_delete(const cf_commit *c, size_t row)
 {
-    size_t n;
-    const uint8_t *p;
-    if (s->op_col < 0 || !cf_col_valid(&b->cols[s->op_col], row))
-        return false;
-    p = cf_col_bytes(&b->cols[s->op_col], row, &n);
-    return (n == 6 && !memcmp(p, "DELETE", 6)) || (n == 1 && p[0] == 'd');
+    return c->ops && c->ops[row] == 'd';
 }
 
-static int64_t lsn_of(const ice *s, const cf_batch *b, size_t row)
+static int64_t lsn_of(const cf_commit *c, size_t row)
 {
-    if (s->lsn_col < 0 || !cf_col_valid(&b->cols[s->lsn_col], row))
-        return -1;
-    return cf_col_i64(&b->cols[s->lsn_col], row);
+    return c->lsns ? c->lsns[row] : -1;
 }
 
 typedef struct plan {
@@ -1104,6 +1256,7 @@ typedef struct plan {
     cf_buf    keys;          /* upsert: key of each written row, then of each removed key */
     size_t   *koff, *klen;   /* keys: nrows written, then nremoved removed */
     size_t    nremoved;
+    cf_batch *img;           /* the rows to write when some kept their old cells, or NULL */
 } plan;
 
 static void plan_free(plan *p)
@@ -1113,6 +1266,7 @@ static void plan_free(plan *p)
     free(p->koff);
     free(p->klen);
     cf_buf_free(&p->keys);
+    cf_batch_free(p->img);
 }
 
 static int add_del(plan *p, int32_t file, int64_t pos, const char *path, cf_err *err)
@@ -1131,8 +1285,9 @@ static int add_del(plan *p, int32_t file, int64_t pos, const char *path, cf_err 
 
 /* Upsert: last event per key by LSN (batch order breaks ties); each winner
  * retires the key's live row; non-deletes (or soft deletes) write a row. */
-static int plan_upsert(ice *s, const cf_batch *b, plan *p, cf_err *err)
+static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
 {
+    const cf_batch *b = c->rows;
     cf_ice_kmap *last = cf_ice_kmap_new(0);
     cf_buf key;
     size_t *rowkey = NULL, nk = b->nrows * 2 + 1;
@@ -1151,7 +1306,7 @@ static int plan_upsert(ice *s, const cf_batch *b, plan *p, cf_err *err)
         if (cf_ice_key_of(b, s->pk, s->npk, i, &key, err))
             goto out;
         if (cf_ice_kmap_get(last, key.data, key.len, &a, &prev) &&
-            lsn_of(s, b, (size_t)prev) > lsn_of(s, b, i))
+            lsn_of(c, (size_t)prev) > lsn_of(c, i))
             continue;
         if (cf_ice_kmap_put(last, key.data, key.len, 0, (int64_t)i, err))
             goto out;
@@ -1172,7 +1327,7 @@ static int plan_upsert(ice *s, const cf_batch *b, plan *p, cf_err *err)
         off = p->keys.len;
         if (cf_buf_append(&p->keys, key.data, key.len, err))
             goto out;
-        if (is_delete(s, b, i) && !s->sink->cfg.soft_deletes) {
+        if (is_delete(c, i) && !s->sink->cfg.soft_deletes) {
             rowkey[b->nrows + p->nremoved] = off;
             p->klen[b->nrows + p->nremoved++] = key.len;
             continue;
@@ -1299,177 +1454,274 @@ out:
     return rc;
 }
 
-static int commit_batch(cf_sink *sk, const cf_batch *b, const cf_offsets *covered,
-                        int64_t *version, cf_err *err)
-{
-    ice *s = sk->impl;
-    plan p;
-    cf_ice_file *added = NULL;
-    int nadded = 0, rc = -1;
-    bool committed = false;
-    /* groups of rows by partition */
-    typedef struct group { cf_ice_pval part[16]; uint32_t *rows; size_t n; int file; } group;
-    group *groups = NULL;
-    int ngroups = 0;
-    int64_t *pos_in_file = NULL;
-    int *group_of = NULL;
-    cf_ice_kmap *gmap = NULL;
-    cf_buf pkey = { 0 };
-    size_t max_rows = SIZE_MAX;
+/* Rows of one partition value, written to consecutive files of `added`. */
+typedef struct pgroup { cf_ice_pval part[16]; uint32_t *rows; size_t n; int file; } pgroup;
 
-    memset(&p, 0, sizeof p);
-    cf_buf_init(&p.keys, 0);
-    if (!b || b->nrows == 0) {
-        json_t *cur = s->t.meta ? cf_ice_snapshot(s->t.meta, -1) : NULL;
-        if (!s->t.meta || !offsets_change(s, cur, covered)) {
-            if (version)
-                *version = s->t.version;
-            return 0;
-        }
-        rc = commit_files(s, NULL, 0, covered, err);
-        if (!rc && version)
-            *version = s->t.version;
-        return rc;
+/* The commit staged by ice_stage() for ice_publish(). */
+typedef struct staged {
+    const cf_batch *b;
+    plan          p;
+    cf_ice_file  *added;
+    int           nadded;
+    pgroup       *groups;
+    int           ngroups;
+    int          *group_of;
+    int64_t      *pos_in_file;
+    size_t        max_rows;
+    cf_ice_kmap  *bkeys;        /* upsert: the batch's keys, to see other writers touch them */
+    int64_t       sid;          /* the snapshot it becomes */
+    cf_ice_mlist  newm;         /* its manifests, written once, reused by retries */
+    bool          noop;
+    bool          lost;         /* the last publish lost a race: re-read the table first */
+} staged;
+
+static void staged_free(ice *s, bool unlink_files)
+{
+    staged *st = s->st;
+
+    if (!st)
+        return;
+    for (int i = 0; unlink_files && i < st->nadded; i++)
+        if (st->added[i].path)
+            unlink(st->added[i].path);
+    for (int i = 0; unlink_files && i < st->newm.n; i++)
+        unlink(st->newm.v[i].path);
+    for (int g = 0; g < st->ngroups; g++) {
+        cf_ice_pvals_clear(st->groups[g].part, s->spec.nfields);
+        free(st->groups[g].rows);
     }
-    if (bind(s, b->schema, err))
-        return -1;
-    if (sk->cfg.mode == CF_MODE_UPSERT && !s->index_ready && rebuild_index(s, err))
-        return -1;
-    if (!(p.rows = malloc(sizeof *p.rows * b->nrows))) {
-        cf_err_set(err, CF_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if (sk->cfg.mode == CF_MODE_UPSERT) {
-        if (plan_upsert(s, b, &p, err))
-            goto out;
-    } else {
-        for (size_t i = 0; i < b->nrows; i++)
-            p.rows[i] = (uint32_t)i;
-        p.nrows = b->nrows;
-    }
-    /* Group the rows to write by partition value. */
-    group_of = malloc(sizeof *group_of * (p.nrows + 1));
-    pos_in_file = malloc(sizeof *pos_in_file * (p.nrows + 1));
-    added = calloc(p.nrows + p.ndels + 2, sizeof *added);   /* a file holds at least a row */
-    if (!group_of || !pos_in_file || !added) {
-        cf_err_set(err, CF_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if (!(gmap = cf_ice_kmap_new(0))) {
-        cf_err_set(err, CF_E_NOMEM, "out of memory");
-        goto out;
-    }
+    free(st->groups);
+    free(st->group_of);
+    free(st->pos_in_file);
+    if (st->added)
+        cf_ice_files_free(st->added, st->nadded);
+    cf_ice_kmap_free(st->bkeys);
+    cf_ice_mlist_free(&st->newm);
+    plan_free(&st->p);
+    free(st);
+    s->st = NULL;
+}
+
+/* Group the rows to write by partition value into st->groups. */
+static int group_rows(ice *s, staged *st, cf_err *err)
+{
+    const cf_batch *b = st->b;
+    plan *p = &st->p;
+    cf_ice_kmap *gmap = cf_ice_kmap_new(0);
+    cf_buf pkey;
+    int rc = -1;
+
     cf_buf_init(&pkey, 0);
-    for (size_t i = 0; i < p.nrows; i++) {
+    st->group_of = malloc(sizeof *st->group_of * (p->nrows + 1));
+    st->pos_in_file = malloc(sizeof *st->pos_in_file * (p->nrows + 1));
+    st->added = calloc(p->nrows + p->ndels + 2, sizeof *st->added);   /* a file holds at least a row */
+    if (!gmap || !st->group_of || !st->pos_in_file || !st->added) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->nrows; i++) {
         cf_ice_pval pv[16];
         int32_t g;
         int64_t unused;
         /* Partition tuples are looked up by their bytes: a batch may span
          * thousands of partitions. */
-        if (cf_ice_partition_of(&s->spec, b, s->src_col, p.rows[i], pv, err) ||
+        if (cf_ice_partition_of(&s->spec, b, s->src_col, p->rows[i], pv, err) ||
             pvals_key(pv, s->spec.nfields, &pkey, err)) {
             cf_ice_pvals_clear(pv, s->spec.nfields);
             goto out;
         }
         if (!cf_ice_kmap_get(gmap, pkey.data, pkey.len, &g, &unused)) {
-            group *ng = realloc(groups, sizeof *ng * (size_t)(ngroups + 1));
-            if (!ng || !(ng[ngroups].rows = malloc(sizeof(uint32_t) * p.nrows))) {
+            pgroup *ng = realloc(st->groups, sizeof *ng * (size_t)(st->ngroups + 1));
+            if (!ng || !(ng[st->ngroups].rows = malloc(sizeof(uint32_t) * p->nrows))) {
                 if (ng)
-                    groups = ng;
+                    st->groups = ng;
                 cf_ice_pvals_clear(pv, s->spec.nfields);
                 cf_err_set(err, CF_E_NOMEM, "out of memory");
                 goto out;
             }
-            groups = ng;
-            memcpy(groups[ngroups].part, pv, sizeof pv);
-            groups[ngroups].n = 0;
-            g = ngroups++;
+            st->groups = ng;
+            memcpy(st->groups[st->ngroups].part, pv, sizeof pv);
+            st->groups[st->ngroups].n = 0;
+            g = st->ngroups++;
             if (cf_ice_kmap_put(gmap, pkey.data, pkey.len, g, 0, err))
                 goto out;
         } else
             cf_ice_pvals_clear(pv, s->spec.nfields);
-        group_of[i] = g;
-        pos_in_file[i] = (int64_t)groups[g].n;
-        groups[g].rows[groups[g].n++] = p.rows[i];
+        st->group_of[i] = g;
+        st->pos_in_file[i] = (int64_t)st->groups[g].n;
+        st->groups[g].rows[st->groups[g].n++] = p->rows[i];
     }
-    /* One file per partition, cut at target_file_bytes when set (judged on
-     * uncompressed size, so files come out smaller than the target). */
-    max_rows = rows_per_file(b, sk->cfg.target_file_bytes);
-    for (int g = 0; g < ngroups; g++) {
-        groups[g].file = nadded;
-        for (size_t from = 0; from < groups[g].n; from += max_rows) {
-            size_t n = groups[g].n - from < max_rows ? groups[g].n - from : max_rows;
-            if (write_data_file(s, b, groups[g].rows + from, n, groups[g].part, &added[nadded], err))
-                goto out;
-            nadded++;
-        }
-    }
-    if (p.ndels && write_delete_files(s, &p, added, &nadded, err))
-        goto out;
-    if (commit_files(s, added, nadded, covered, err))
-        goto out;
-    committed = true;
-    /* Committed: now the index may learn where the rows live. */
-    if (sk->cfg.mode == CF_MODE_UPSERT) {
-        for (size_t k = 0; k < p.nremoved; k++) {
-            size_t idx = p.nrows + k;
-            cf_ice_kmap_del(s->idx, p.keys.data + p.koff[idx], p.klen[idx]);
-        }
-        for (size_t i = 0; i < p.nrows; i++) {
-            /* Rows of a group fill its files in order, max_rows each. */
-            size_t at = (size_t)pos_in_file[i];
-            const cf_ice_file *nf = &added[groups[group_of[i]].file + (int)(at / max_rows)];
-            int fno = file_number(s, nf->path, nf->part, nf->npart, NULL);
-            if (fno < 0 || cf_ice_kmap_put(s->idx, p.keys.data + p.koff[i], p.klen[i],
-                                           fno, (int64_t)(at % max_rows), NULL)) {
-                /* The batch is in the table, so the commit stands (a retry
-                 * would apply it twice); the index is rebuilt next time. */
-                s->index_ready = false;
-                break;
-            }
-        }
-    }
-    if (version)
-        *version = s->t.version;
     rc = 0;
 out:
-    if (rc && !committed) {
-        /* Files written for a failed commit are orphans: nothing refers to
-         * them.  Remove what we can; a crash leaves them for expire. */
-        for (int i = 0; i < nadded; i++)
-            if (added[i].path)
-                unlink(added[i].path);
-    }
-    for (int g = 0; g < ngroups; g++) {
-        cf_ice_pvals_clear(groups[g].part, s->spec.nfields);
-        free(groups[g].rows);
-    }
-    free(groups);
-    free(group_of);
-    free(pos_in_file);
     cf_ice_kmap_free(gmap);
     cf_buf_free(&pkey);
-    if (added)
-        cf_ice_files_free(added, nadded);
-    plan_free(&p);
     return rc;
 }
 
-static int ice_commit(cf_sink *sk, const cf_batch *b, const cf_offsets *covered,
-                      int64_t *version, cf_err *err)
+/* Write the data and delete files of `c` against the newest table state. */
+static int ice_stage(cf_sink *sk, const cf_commit *c, cf_err *err)
 {
     ice *s = sk->impl;
-    /* If optimize rewrote the table under us, the planned position
-     * deletes point at retired files: rebuild the index and plan again. */
-    for (int attempt = 0;; attempt++) {
-        int rc;
-        s->replaced = false;
-        rc = commit_batch(sk, b, covered, version, err);
-        if (rc == 0 || !s->replaced || attempt >= 3)
+    const cf_batch *b = c->rows && c->rows->nrows ? c->rows : NULL;
+    bool upsert = sk->cfg.mode == CF_MODE_UPSERT;
+    staged *st;
+
+    staged_free(s, false);
+    if (!(st = s->st = calloc(1, sizeof *st)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    cf_buf_init(&st->p.keys, 0);
+    st->sid = cf_ice_new_snapshot_id();
+    st->b = b;
+    if (refresh(s, err))
+        return -1;
+    {
+        /* Refuse early what the publish would refuse anyway. */
+        cf_offsets have = { 0 };
+        int rc = meta_offsets(s, s->t.meta, &have, err);
+        if (rc == 0)
+            rc = cf_commit_fence(c, &have, s->t.location, err);
+        if (rc == 0 && !b) {
+            st->noop = true;
+            for (int i = 0; c->end && i < c->end->n; i++)
+                if (cf_offsets_get(&have, c->end->v[i].topic, c->end->v[i].partition) != c->end->v[i].next_offset)
+                    st->noop = false;
+            st->noop |= !s->t.meta;     /* a table is created by its first rows */
+        }
+        cf_offsets_free(&have);
+        if (rc || !b)
             return rc;
-        if (rebuild_index(s, err))
-            return -1;
     }
+    if (bind(s, b->schema, c, err))
+        return -1;
+    if (upsert) {
+        bool rebuilt;
+        if (!s->index_ready && rebuild_index(s, err))
+            return -1;
+        if (s->t.meta && index_catch_up(s, cf_ice_current_snapshot_id(s->t.meta), NULL, NULL, &rebuilt, err))
+            return cf_err_wrap(err, "key index");
+    }
+    if (!(st->p.rows = malloc(sizeof *st->p.rows * b->nrows)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (upsert) {
+        if (plan_upsert(s, c, &st->p, err))
+            return -1;
+        if (!(st->bkeys = cf_ice_kmap_new(0)))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        for (size_t i = 0; i < st->p.nrows + st->p.nremoved; i++)
+            if (cf_ice_kmap_put(st->bkeys, st->p.keys.data + st->p.koff[i], st->p.klen[i], 0, 0, err))
+                return -1;
+    } else {
+        for (size_t i = 0; i < b->nrows; i++)
+            st->p.rows[i] = (uint32_t)i;
+        st->p.nrows = b->nrows;
+    }
+    if (group_rows(s, st, err))
+        return -1;
+    /* One file per partition, cut at target_file_bytes when set (judged on
+     * uncompressed size, so files come out smaller than the target). */
+    st->max_rows = rows_per_file(b, sk->cfg.target_file_bytes);
+    for (int g = 0; g < st->ngroups; g++) {
+        st->groups[g].file = st->nadded;
+        for (size_t from = 0; from < st->groups[g].n; from += st->max_rows) {
+            size_t n = st->groups[g].n - from < st->max_rows ? st->groups[g].n - from : st->max_rows;
+            if (write_data_file(s, st->p.img ? st->p.img : b, st->groups[g].rows + from, n, st->groups[g].part,
+                                &st->added[st->nadded], err))
+                return -1;
+            st->nadded++;
+        }
+    }
+    if (st->p.ndels && write_delete_files(s, &st->p, st->added, &st->nadded, err))
+        return -1;
+    return 0;
 }
 
-const cf_sink_ops cf_iceberg_sink_ops = { "iceberg", ice_open, ice_offsets, ice_commit, ice_close };
+/* Committed: now the index may learn where the rows live. */
+static void index_after_commit(ice *s, int64_t parent)
+{
+    staged *st = s->st;
+    bool rebuilt = false;
+    cf_err e;
+
+    if (!st->b || s->sink->cfg.mode != CF_MODE_UPSERT || !s->index_ready)
+        return;
+    /* Snapshots of other writers we committed on top of come first. */
+    if (index_catch_up(s, parent, NULL, NULL, &rebuilt, &e)) {
+        s->index_ready = false;
+        return;
+    }
+    if (rebuilt) {
+        /* rebuilt from the current snapshot, ours included */
+        return;
+    }
+    for (size_t k = 0; k < st->p.nremoved; k++) {
+        size_t idx = st->p.nrows + k;
+        cf_ice_kmap_del(s->idx, st->p.keys.data + st->p.koff[idx], st->p.klen[idx]);
+    }
+    for (size_t i = 0; i < st->p.nrows; i++) {
+        /* Rows of a group fill its files in order, max_rows each. */
+        size_t at = (size_t)st->pos_in_file[i];
+        const cf_ice_file *nf = &st->added[st->groups[st->group_of[i]].file + (int)(at / st->max_rows)];
+        int fno = file_number(s, nf->path, nf->part, nf->npart, NULL);
+        if (fno < 0 || cf_ice_kmap_put(s->idx, st->p.keys.data + st->p.koff[i], st->p.klen[i],
+                                       fno, (int64_t)(at % st->max_rows), NULL)) {
+            /* The batch is in the table, so the commit stands (a retry
+             * would apply it twice); the index is rebuilt next time. */
+            s->index_ready = false;
+            return;
+        }
+    }
+    s->idx_snap = st->sid;
+}
+
+static int ice_publish(cf_sink *sk, const cf_commit *c, int64_t *version, cf_err *err)
+{
+    ice *s = sk->impl;
+    staged *st = s->st;
+    int64_t parent;
+    cf_err e = { 0 };
+
+    if (st->noop) {
+        if (version)
+            *version = s->t.version;
+        staged_free(s, false);
+        return 0;
+    }
+    if (st->lost) {
+        /* Somebody else committed first: see what they did. */
+        bool hit = false, rebuilt = false;
+        st->lost = false;
+        cf_ice_table_free(&s->t);
+        if (cf_ice_load(sk->cfg.location, &s->t, err))
+            return -1;
+        if (st->bkeys && s->index_ready && s->t.meta &&
+            index_catch_up(s, cf_ice_current_snapshot_id(s->t.meta), st->bkeys, &hit, &rebuilt, err))
+            return -1;
+        if (hit)
+            return cf_err_set(err, CF_E_STALE, "%s: another writer rewrote files or wrote keys of this batch",
+                              s->t.location);
+    }
+    parent = s->t.meta ? cf_ice_current_snapshot_id(s->t.meta) : -1;
+    if (commit_once(s, st->added, st->nadded, c, st->sid, &st->newm, &e)) {
+        if (e.code == CF_E_CONFLICT)
+            st->lost = true;
+        if (err)
+            *err = e;
+        return -1;
+    }
+    index_after_commit(s, parent);
+    if (version)
+        *version = s->t.version;
+    staged_free(s, false);
+    return 0;
+}
+
+static void ice_abort(cf_sink *sk)
+{
+    /* Files written for a failed commit are orphans: nothing refers to
+     * them.  Remove what we can; a crash leaves them for expire. */
+    staged_free(sk->impl, true);
+}
+
+const cf_sink_ops cf_iceberg_sink_ops = {
+    "iceberg", ice_open, ice_offsets, ice_stage, ice_publish, ice_abort, ice_close,
+};
