@@ -60,12 +60,12 @@ $(BUILD)/obj/%.o: %.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) tests/unit/cf_test.h
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) tests/unit/cf_test.h tests/unit/sink_util.h
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIB_OBJS)
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) tests/unit/sink_util.h
 	@mkdir -p $(dir $@)
 	@echo "  BENCH   $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Ibench -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)

@@ -127,6 +127,10 @@ void cf_cells_truncate(cf_cells *c, size_t row);
 bool cf_cells_has(const cf_cells *c, size_t row, int col);   /* c may be NULL */
 void cf_cells_free(cf_cells *c);          /* NULL-safe; *c is empty and reusable */
 
+/* Set value `dst_row` of dst from value `row` of src (null stays null):
+ * columns of one kind (varlen, integer, float), widths may differ. */
+int  cf_col_copy(cf_column *dst, size_t dst_row, const cf_column *src, size_t row, cf_err *err);
+
 /* Copy row `row` of `src` (same schema) to the end of `dst`. */
 int  cf_batch_copy_row(cf_batch *dst, const cf_batch *src, size_t row, cf_err *err);
 

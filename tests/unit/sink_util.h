@@ -4,6 +4,7 @@
 #ifndef CF_SINK_UTIL_H
 #define CF_SINK_UTIL_H
 
+#include <stdlib.h>
 #include <string.h>
 #include "table/table.h"
 
@@ -12,16 +13,20 @@
 static inline int commit_b(cf_sink *k, const cf_batch *b, const cf_offsets *start, const cf_offsets *end,
                            int64_t *v, cf_err *e)
 {
-    static char ops[1 << 16];
-    static int64_t lsns[1 << 16];
+    size_t nrows = b ? b->nrows : 0;
+    char *ops = malloc(nrows + 1);
+    int64_t *lsns = malloc(sizeof *lsns * (nrows + 1));
     cf_offsets here = { 0 };
     cf_commit c = { .rows = b, .start = start, .end = end };
     int op = b ? cf_schema_find(b->schema, "_cdc_operation") : -1;
     int lsn = b ? cf_schema_find(b->schema, "_source_lsn") : -1;
-    int rc;
+    int rc = 0;
 
-    if (b && b->nrows > sizeof ops)
-        return cf_err_set(e, CF_E_TOOBIG, "test batch too big");
+    if (!ops || !lsns) {
+        free(ops);
+        free(lsns);
+        return cf_err_set(e, CF_E_NOMEM, "out of memory");
+    }
     for (size_t r = 0; b && r < b->nrows; r++) {
         size_t n = 0;
         const uint8_t *p = op >= 0 && cf_col_valid(&b->cols[op], r) ? cf_col_bytes(&b->cols[op], r, &n) : NULL;
@@ -35,12 +40,14 @@ static inline int commit_b(cf_sink *k, const cf_batch *b, const cf_offsets *star
         c.nkey = b->schema->npk;
     }
     if (!start) {
-        if (cf_sink_offsets(k, &here, e))
-            return -1;
+        rc = cf_sink_offsets(k, &here, e);
         c.start = &here;
     }
-    rc = cf_sink_commit(k, &c, v, e);
+    if (!rc)
+        rc = cf_sink_commit(k, &c, v, e);
     cf_offsets_free(&here);
+    free(ops);
+    free(lsns);
     return rc;
 }
 

@@ -194,9 +194,6 @@ int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv 
  * group at a time. */
 int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_pv *pv,
                           const cf_schema *tschema, cf_batch *out, int only_rg, int *nrg, cf_err *err);
-/* Append value `row` of src to dst (same type family) as row dst_row. */
-int cf_delta_copy_value(cf_column *dst, size_t dst_row, const cf_column *src, size_t row,
-                        cf_err *err);
 /* Parse a partition value string into column c at row (types as the table). */
 int cf_delta_pv_parse(cf_column *c, size_t row, const char *v, cf_err *err);
 

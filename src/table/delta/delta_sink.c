@@ -991,7 +991,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
                 const char *tag = del ? "delete" : "update_preimage";
                 size_t cr = cb->nrows;
                 for (int c = 0; c < table->nfields; c++)
-                    if (cf_delta_copy_value(&cb->cols[c], cr, &old->cols[c], r, err))
+                    if (cf_col_copy(&cb->cols[c], cr, &old->cols[c], r, err))
                         goto rw_fail;
                 if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err))
                     goto rw_fail;
@@ -1065,8 +1065,8 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
                 src = &fill->cols[c];
                 sr = (size_t)fill_of[k];
             }
-            if (cf_delta_copy_value(&cb->cols[c], cr, src, sr, err) ||
-                (img && cf_delta_copy_value(&img->cols[incol[c]], ir, src, sr, err))) {
+            if (cf_col_copy(&cb->cols[c], cr, src, sr, err) ||
+                (img && cf_col_copy(&img->cols[incol[c]], ir, src, sr, err))) {
                 free(newrows);
                 free(incol);
                 goto out;

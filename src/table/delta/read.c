@@ -8,31 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cf_delta_copy_value(cf_column *dst, size_t dst_row, const cf_column *src, size_t row,
-                        cf_err *err)
-{
-    if (!cf_col_valid(src, row))
-        return cf_col_set_null(dst, dst_row, err);
-    if (cf_type_is_varlen(src->type)) {
-        size_t n;
-        const uint8_t *p = cf_col_bytes(src, row, &n);
-        return cf_col_set_bytes(dst, dst_row, p, n, err);
-    }
-    switch (src->type.id) {
-    case CF_T_FLOAT:
-        return cf_col_set_f64(dst, dst_row, cf_col_f32(src, row), err);
-    case CF_T_DOUBLE:
-        return cf_col_set_f64(dst, dst_row, cf_col_f64(src, row), err);
-    case CF_T_BOOL:
-        return cf_col_set_i64(dst, dst_row, cf_col_bool(src, row), err);
-    case CF_T_INT32:
-    case CF_T_DATE:
-        return cf_col_set_i64(dst, dst_row, cf_col_i32(src, row), err);
-    default:
-        return cf_col_set_i64(dst, dst_row, cf_col_i64(src, row), err);
-    }
-}
-
 int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv *pv,
                        const cf_schema *tschema, cf_batch *out, cf_err *err)
 {
@@ -124,7 +99,7 @@ int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_
             if (map[i] >= 0) {
                 const cf_column *sc = &tmp->cols[map[i]];
                 for (size_t k = 0; k < n; k++)
-                    if (cf_delta_copy_value(dc, base + k, sc, k, err))
+                    if (cf_col_copy(dc, base + k, sc, k, err))
                         goto out;
             } else {
                 bool in_pv = false;

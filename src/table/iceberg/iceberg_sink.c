@@ -1256,6 +1256,7 @@ typedef struct plan {
     cf_buf    keys;          /* upsert: key of each written row, then of each removed key */
     size_t   *koff, *klen;   /* keys: nrows written, then nremoved removed */
     size_t    nremoved;
+    int64_t  *old;           /* per written row: index in dels of the row it retires, -1 none */
     cf_batch *img;           /* the rows to write when some kept their old cells, or NULL */
 } plan;
 
@@ -1265,6 +1266,7 @@ static void plan_free(plan *p)
     free(p->dels);
     free(p->koff);
     free(p->klen);
+    free(p->old);
     cf_buf_free(&p->keys);
     cf_batch_free(p->img);
 }
@@ -1295,7 +1297,8 @@ static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
 
     cf_buf_init(&key, 0);
     if (!last || !(rowkey = malloc(sizeof *rowkey * nk)) ||
-        !(p->koff = malloc(sizeof *p->koff * nk)) || !(p->klen = malloc(sizeof *p->klen * nk))) {
+        !(p->koff = malloc(sizeof *p->koff * nk)) || !(p->klen = malloc(sizeof *p->klen * nk)) ||
+        !(p->old = malloc(sizeof *p->old * nk))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
@@ -1321,9 +1324,12 @@ static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
         if (!cf_ice_kmap_get(last, key.data, key.len, &a, &win) || (size_t)win != i)
             continue;
         cf_ice_kmap_del(last, key.data, key.len);   /* a key wins once */
-        if (cf_ice_kmap_get(s->idx, key.data, key.len, &fno, &pos) &&
-            add_del(p, fno, pos, s->files[fno].path, err))
-            goto out;
+        int64_t retired = -1;
+        if (cf_ice_kmap_get(s->idx, key.data, key.len, &fno, &pos)) {
+            if (add_del(p, fno, pos, s->files[fno].path, err))
+                goto out;
+            retired = (int64_t)p->ndels - 1;
+        }
         off = p->keys.len;
         if (cf_buf_append(&p->keys, key.data, key.len, err))
             goto out;
@@ -1334,6 +1340,7 @@ static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
         }
         rowkey[p->nrows] = off;
         p->klen[p->nrows] = key.len;
+        p->old[p->nrows] = retired;
         p->rows[p->nrows++] = (uint32_t)i;
     }
     /* Written rows' keys first, then removed keys. */
@@ -1348,6 +1355,115 @@ out:
     cf_ice_kmap_free(last);
     cf_buf_free(&key);
     free(rowkey);
+    return rc;
+}
+
+/* Reading back the rows a commit retires, for the cells it keeps. */
+typedef struct keep_ctx {
+    cf_ice_kmap *want;      /* (file number, position) -> written row */
+    int32_t      fno;       /* the file being read */
+    cf_batch    *old;       /* the rows found, table schema */
+    int64_t     *at;        /* per written row: its row in `old`, -1 */
+} keep_ctx;
+
+static int keep_row_fn(void *ctx, const cf_batch *rows, const char *file, const int64_t *positions, cf_err *err)
+{
+    keep_ctx *k = ctx;
+    for (size_t r = 0; r < rows->nrows; r++) {
+        int64_t key[2] = { k->fno, positions[r] }, wi;
+        int32_t unused;
+        if (!cf_ice_kmap_get(k->want, key, sizeof key, &unused, &wi))
+            continue;
+        k->at[wi] = (int64_t)k->old->nrows;
+        if (cf_batch_copy_row(k->old, rows, r, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Unchanged TOAST (REPLICA IDENTITY DEFAULT): a written row whose cells
+ * Debezium left out keeps, there, the values of the row it retires.  The
+ * retired rows are read back from their data files and the rows to write
+ * are copied into p->img with those cells filled (p->rows then index it). */
+static int keep_unavailable(ice *s, const cf_commit *c, plan *p, cf_err *err)
+{
+    const cf_batch *b = c->rows;
+    keep_ctx k = { 0 };
+    cf_schema *cur = NULL;
+    uint8_t *has = NULL;
+    int *tcol = NULL, rc = -1;
+    bool any = false;
+
+    if (!c->unavail || !c->unavail->n || !p->nrows)
+        return 0;
+    if (!(has = calloc(b->nrows + 1, 1)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < c->unavail->n; i++)
+        if (c->unavail->v[i].row < b->nrows)
+            has[c->unavail->v[i].row] = 1;
+    if (!(k.want = cf_ice_kmap_new(0)) || !(k.at = malloc(sizeof *k.at * p->nrows))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->nrows; i++) {
+        k.at[i] = -1;
+        if (has[p->rows[i]] && p->old[i] >= 0) {
+            const posdel *d = &p->dels[p->old[i]];
+            int64_t key[2] = { d->file, d->pos };
+            if (cf_ice_kmap_put(k.want, key, sizeof key, 0, (int64_t)i, err))
+                goto out;
+            any = true;
+        }
+    }
+    if (!any) {
+        rc = 0;
+        goto out;
+    }
+    if (!(cur = cf_ice_schema_from_json(s->t.meta, -1, err)) || !(k.old = cf_batch_new(cur, err)))
+        goto out;
+    for (size_t d = 0; d < p->ndels; d++) {
+        bool first = true;
+        /* each data file once: the deletes of one file are adjacent only
+         * by chance, so look back for an earlier one */
+        for (size_t e = 0; e < d && first; e++)
+            first = p->dels[e].file != p->dels[d].file;
+        if (!first)
+            continue;
+        cf_ice_file f = { .content = 0, .path = (char *)s->files[p->dels[d].file].path };
+        k.fno = p->dels[d].file;
+        if (cf_ice_scan_files(&f, 1, cur, NULL, 0, keep_row_fn, &k, err))
+            goto out;
+    }
+    if (!(tcol = malloc(sizeof *tcol * ((size_t)b->ncols + 1))) || !(p->img = cf_batch_new(b->schema, err))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int j = 0; j < b->ncols; j++)
+        tcol[j] = cf_schema_find(cur, b->schema->fields[j].name);
+    for (size_t i = 0; i < p->nrows; i++) {
+        size_t r = p->rows[i];
+        for (int j = 0; j < b->ncols; j++) {
+            bool keep = k.at[i] >= 0 && tcol[j] >= 0 && cf_cells_has(c->unavail, r, j);
+            if (keep ? cf_col_copy(&p->img->cols[j], i, &k.old->cols[tcol[j]], (size_t)k.at[i], err)
+                     : cf_col_copy(&p->img->cols[j], i, &b->cols[j], r, err))
+                goto out;
+        }
+        if (cf_batch_end_row(p->img, err))
+            goto out;
+        p->rows[i] = (uint32_t)i;
+    }
+    rc = 0;
+out:
+    if (rc) {
+        cf_batch_free(p->img);
+        p->img = NULL;
+    }
+    cf_ice_kmap_free(k.want);
+    cf_batch_free(k.old);
+    cf_schema_free(cur);
+    free(k.at);
+    free(has);
+    free(tcol);
     return rc;
 }
 
@@ -1603,8 +1719,10 @@ static int ice_stage(cf_sink *sk, const cf_commit *c, cf_err *err)
     if (!(st->p.rows = malloc(sizeof *st->p.rows * b->nrows)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     if (upsert) {
-        if (plan_upsert(s, c, &st->p, err))
+        if (plan_upsert(s, c, &st->p, err) || keep_unavailable(s, c, &st->p, err))
             return -1;
+        if (st->p.img)
+            st->b = b = st->p.img;
         if (!(st->bkeys = cf_ice_kmap_new(0)))
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
         for (size_t i = 0; i < st->p.nrows + st->p.nremoved; i++)
@@ -1624,7 +1742,7 @@ static int ice_stage(cf_sink *sk, const cf_commit *c, cf_err *err)
         st->groups[g].file = st->nadded;
         for (size_t from = 0; from < st->groups[g].n; from += st->max_rows) {
             size_t n = st->groups[g].n - from < st->max_rows ? st->groups[g].n - from : st->max_rows;
-            if (write_data_file(s, st->p.img ? st->p.img : b, st->groups[g].rows + from, n, st->groups[g].part,
+            if (write_data_file(s, b, st->groups[g].rows + from, n, st->groups[g].part,
                                 &st->added[st->nadded], err))
                 return -1;
             st->nadded++;

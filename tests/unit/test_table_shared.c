@@ -1,0 +1,321 @@
+/* test_table_shared.c - the commit contract when a table is shared, on both
+ * formats: the fence refuses a batch whose start is not the table's offset
+ * (a zombie, a lost partition), offsets survive snapshots of writers that
+ * carry none, the key index sees rows other writers committed, and unchanged
+ * TOAST cells keep the value the table holds. */
+#include "cf_test.h"
+#include "sink_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "table/delta/delta_int.h"
+#include "table/iceberg/iceberg_int.h"
+
+#define TOPIC "pg.public.t"
+
+static const char *kinds[] = { "delta", "iceberg" };
+
+static char *mktable(const char *kind)
+{
+    static char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/cf_shared_%s_XXXXXX", kind);
+    return mkdtemp(dir);
+}
+
+static void rmtree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup of %s failed\n", dir);
+}
+
+static cf_schema *schema(void)
+{
+    cf_err e;
+    cf_schema *s = cf_schema_new();
+    cf_type ti = { CF_T_INT64 }, ts = { CF_T_STRING };
+    const char *pk = "id";
+    cf_schema_add(s, "id", ti, false, 0, &e);
+    cf_schema_add(s, "name", ts, true, 0, &e);
+    cf_schema_add(s, "note", ts, true, 0, &e);
+    cf_schema_add(s, "_cdc_operation", ts, true, 0, &e);
+    cf_schema_add(s, "_source_lsn", ti, true, 0, &e);
+    cf_schema_set_pk(s, &pk, 1, &e);
+    return s;
+}
+
+/* note NULL: the cell is left null (an unavailable TOAST value, say) */
+static void row(cf_batch *b, int64_t id, const char *name, const char *note, const char *op, int64_t lsn)
+{
+    cf_err e;
+    size_t r = b->nrows;
+    cf_col_set_i64(&b->cols[0], r, id, &e);
+    cf_col_set_bytes(&b->cols[1], r, name, strlen(name), &e);
+    if (note)
+        cf_col_set_bytes(&b->cols[2], r, note, strlen(note), &e);
+    cf_col_set_bytes(&b->cols[3], r, op, strlen(op), &e);
+    cf_col_set_i64(&b->cols[4], r, lsn, &e);
+    cf_batch_end_row(b, &e);
+}
+
+static cf_offsets at(int32_t part, int64_t off)
+{
+    cf_offsets o = { 0 };
+    cf_offsets_put(&o, TOPIC, part, off, NULL);
+    return o;
+}
+
+static cf_sink *open_sink(const char *kind, const char *dir, const char *app)
+{
+    cf_err e = { 0 };
+    cf_sink_config cfg = { .kind = kind, .location = dir, .app_id = app, .mode = CF_MODE_UPSERT };
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    if (!k)
+        fprintf(stderr, "  open %s: %s\n", dir, e.msg);
+    return k;
+}
+
+/* Live rows of the table: how many have id `id`, and the name and note of
+ * the last one seen (caller frees). */
+typedef struct found { int n; char *name, *note; } found;
+
+static void note_row(found *f, const cf_batch *b, size_t r, int64_t id)
+{
+    size_t len;
+    const uint8_t *p;
+    if (cf_col_i64(&b->cols[0], r) != id)
+        return;
+    f->n++;
+    free(f->name);
+    free(f->note);
+    p = cf_col_bytes(&b->cols[1], r, &len);
+    f->name = strndup((const char *)p, len);
+    f->note = NULL;
+    if (cf_col_valid(&b->cols[2], r)) {
+        p = cf_col_bytes(&b->cols[2], r, &len);
+        f->note = strndup((const char *)p, len);
+    }
+}
+
+typedef struct ictx { found *f; int64_t id; } ictx;
+
+static int ice_row_fn(void *ctx, const cf_batch *rows, const char *file, const int64_t *pos, cf_err *err)
+{
+    ictx *c = ctx;
+    for (size_t r = 0; r < rows->nrows; r++)
+        note_row(c->f, rows, r, c->id);
+    return 0;
+}
+
+static found lookup(const char *kind, const char *dir, int64_t id)
+{
+    found f = { 0 };
+    cf_err e = { 0 };
+
+    if (!strcmp(kind, "delta")) {
+        cf_delta_snap *s = cf_delta_snap_load(dir, -1, &e);
+        cf_batch *b = s ? cf_batch_new(s->schema, &e) : NULL;
+        for (size_t i = 0; b && i < s->nfiles; i++)
+            if (s->files[i].live)
+                cf_delta_read_file(dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+        for (size_t r = 0; b && r < b->nrows; r++)
+            note_row(&f, b, r, id);
+        cf_batch_free(b);
+        cf_delta_snap_free(s);
+    } else {
+        cf_ice_table t;
+        cf_schema *s = NULL;
+        ictx c = { &f, id };
+        if (cf_ice_load(dir, &t, &e) == 0 && t.meta && (s = cf_ice_schema_from_json(t.meta, -1, &e)))
+            cf_ice_scan(cf_ice_snapshot(t.meta, -1), s, NULL, 0, ice_row_fn, &c, &e);
+        cf_schema_free(s);
+        cf_ice_table_free(&t);
+    }
+    return f;
+}
+
+static void found_free(found *f)
+{
+    free(f->name);
+    free(f->note);
+}
+
+static int64_t table_offset(cf_sink *k, int32_t part)
+{
+    cf_offsets o = { 0 };
+    cf_err e = { 0 };
+    int64_t v = cf_sink_offsets(k, &o, &e) ? -2 : cf_offsets_get(&o, TOPIC, part);
+    cf_offsets_free(&o);
+    return v;
+}
+
+/* A paused process (A) wakes up after the group gave its partition to B
+ * and B committed: A's batch starts where the table no longer is. */
+static void zombie_is_fenced(const char *kind)
+{
+    char *dir = mktable(kind);
+    cf_schema *s = schema();
+    cf_err e = { 0 };
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_sink *a = open_sink(kind, dir, "cdcflow"), *bb;
+    cf_offsets s0 = at(0, 0), e1 = at(0, 1), e2 = at(0, 2), s1 = at(0, 1);
+    int64_t v;
+
+    row(b, 1, "first", "n", "INSERT", 10);
+    CHECK_EQ_INT(commit_b(a, b, &s0, &e1, &v, &e), 0);
+    bb = open_sink(kind, dir, "cdcflow");
+    cf_batch_reset(b);
+    row(b, 1, "by-b", "n", "UPDATE", 11);
+    CHECK_EQ_INT(commit_b(bb, b, &s1, &e2, &v, &e), 0);         /* B owns partition 0 now */
+    cf_batch_reset(b);
+    row(b, 1, "zombie", "n", "UPDATE", 11);
+    e.code = CF_OK;
+    CHECK_EQ_INT(commit_b(a, b, &s1, &e2, &v, &e), -1);          /* A's view: table at 1 */
+    CHECK_EQ_INT(e.code, CF_E_FENCED);
+    CHECK(strstr(e.msg, "another writer owns the partition") != NULL);
+    CHECK_EQ_INT(table_offset(a, 0), 2);                          /* A re-reads and re-seeks */
+    {
+        found f = lookup(kind, dir, 1);
+        CHECK_EQ_INT(f.n, 1);
+        CHECK_EQ_STR(f.name, "by-b");
+        found_free(&f);
+    }
+    /* A batch from the table's offset on applies: the fence is exact. */
+    cf_offsets e3 = at(0, 3);
+    cf_batch_reset(b);
+    row(b, 1, "again", "n", "UPDATE", 12);
+    CHECK_EQ_INT(commit_b(a, b, &e2, &e3, &v, &e), 0);
+    {
+        found f = lookup(kind, dir, 1);
+        CHECK_EQ_INT(f.n, 1);
+        CHECK_EQ_STR(f.name, "again");
+        found_free(&f);
+    }
+    cf_sink_close(a);
+    cf_sink_close(bb);
+    cf_offsets_free(&s0);
+    cf_offsets_free(&s1);
+    cf_offsets_free(&e1);
+    cf_offsets_free(&e2);
+    cf_offsets_free(&e3);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+static void test_zombie_is_fenced(void)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        zombie_is_fenced(kinds[i]);
+}
+
+/* Another writer (here: one with its own offsets prefix, as another engine
+ * or pipeline is) commits between our commits.  Our offsets survive its
+ * snapshots, and the rows it wrote for a key are retired by our update of
+ * that key: the key index saw them, though our sink was open all along. */
+static void foreign_writer(const char *kind)
+{
+    char *dir = mktable(kind);
+    cf_schema *s = schema();
+    cf_err e = { 0 };
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_sink *ours = open_sink(kind, dir, "cdcflow"), *other;
+    cf_offsets e1 = at(0, 1), e2 = at(0, 2), o1 = at(7, 1);
+    int64_t v;
+
+    row(b, 1, "ours", "n", "INSERT", 10);
+    CHECK_EQ_INT(commit_b(ours, b, NULL, &e1, &v, &e), 0);
+    CHECK_EQ_INT(table_offset(ours, 0), 1);                       /* the index is built */
+    other = open_sink(kind, dir, "other");
+    cf_batch_reset(b);
+    row(b, 2, "theirs", "n", "INSERT", 20);
+    CHECK_EQ_INT(commit_b(other, b, NULL, &o1, &v, &e), 0);
+    cf_sink_close(other);
+    CHECK_EQ_INT(table_offset(ours, 0), 1);                       /* across their snapshot */
+    cf_batch_reset(b);
+    row(b, 2, "updated-by-us", "n", "UPDATE", 21);
+    CHECK_EQ_INT(commit_b(ours, b, NULL, &e2, &v, &e), 0);
+    {
+        found f = lookup(kind, dir, 2);
+        CHECK_EQ_INT(f.n, 1);
+        CHECK_EQ_STR(f.name, "updated-by-us");
+        found_free(&f);
+    }
+    cf_sink_close(ours);
+    ours = open_sink(kind, dir, "cdcflow");
+    CHECK_EQ_INT(table_offset(ours, 0), 2);
+    cf_sink_close(ours);
+    cf_offsets_free(&e1);
+    cf_offsets_free(&e2);
+    cf_offsets_free(&o1);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+static void test_foreign_writer(void)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        foreign_writer(kinds[i]);
+}
+
+/* REPLICA IDENTITY DEFAULT: an update that leaves a TOAST column alone
+ * carries a placeholder; the table keeps the value it holds. */
+static void toast_kept(const char *kind)
+{
+    char *dir = mktable(kind);
+    cf_schema *s = schema();
+    cf_err e = { 0 };
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_sink *k = open_sink(kind, dir, "cdcflow");
+    cf_offsets e1 = at(0, 1), e2 = at(0, 3);
+    cf_cells ua = { 0 };
+    static char big[12801];
+    int64_t v;
+
+    memset(big, 'x', sizeof big - 1);
+    row(b, 1, "a", big, "INSERT", 10);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &e1, &v, &e), 0);
+    cf_batch_reset(b);
+    row(b, 1, "renamed", NULL, "UPDATE", 11);       /* note unchanged: unavailable */
+    row(b, 2, "new", NULL, "INSERT", 12);           /* unavailable, but nothing to keep */
+    cf_cells_add(&ua, 0, 2, &e);
+    cf_cells_add(&ua, 1, 2, &e);
+    {
+        /* commit_b with the cells: build the value by hand */
+        char ops[2] = { 'u', 'c' };
+        int64_t lsns[2] = { 11, 12 };
+        cf_commit c = { .rows = b, .ops = ops, .lsns = lsns, .key = s->pk, .nkey = s->npk,
+                        .unavail = &ua, .start = &e1, .end = &e2 };
+        CHECK_EQ_INT(cf_sink_commit(k, &c, &v, &e), 0);
+    }
+    {
+        found f = lookup(kind, dir, 1);
+        CHECK_EQ_INT(f.n, 1);
+        CHECK_EQ_STR(f.name, "renamed");
+        CHECK(f.note && strlen(f.note) == sizeof big - 1);
+        found_free(&f);
+        f = lookup(kind, dir, 2);
+        CHECK_EQ_INT(f.n, 1);
+        CHECK(f.note == NULL);
+        found_free(&f);
+    }
+    cf_sink_close(k);
+    cf_cells_free(&ua);
+    cf_offsets_free(&e1);
+    cf_offsets_free(&e2);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+static void test_toast_kept(void)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        toast_kept(kinds[i]);
+}
+
+CF_TEST_MAIN("table_shared", T(test_zombie_is_fenced), T(test_foreign_writer), T(test_toast_kept))
