@@ -136,15 +136,16 @@ static char *xstrndup(const char *p, size_t n)
 }
 
 /* Arena allocation.  The per-batch arena running full is not the event's
- * fault: say CF_E_NOMEM (a cap was hit), so that no good event is taken
- * for a bad one; the caller should commit smaller batches. */
+ * fault: say CF_E_FULL, so that no good event is taken for a bad one; the
+ * caller commits the batch, resets the decoder and decodes it again. */
 static void *balloc(cf_arena *a, size_t n, cf_err *err)
 {
     void *p = cf_arena_alloc(a, n, err);
     if (!p && err && err->code == CF_E_TOOBIG) {
-        err->code = CF_E_NOMEM;
+        err->code = CF_E_FULL;
+        err->fatal = false;
         err->pos = -1;
-        cf_err_wrap(err, "decoder batch arena full (reset it per batch, or commit smaller batches)");
+        cf_err_wrap(err, "decoder batch arena full");
     }
     return p;
 }

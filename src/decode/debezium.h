@@ -39,7 +39,8 @@ void        cf_decoder_free(cf_decoder *d);           /* NULL-safe */
 /* Decode message `m` into *ev.  Returns 0 on success, -1 for a bad event
  * with *err saying why (code CF_E_PARSE, CF_E_TYPE, CF_E_TOOBIG,
  * CF_E_UNSUPPORTED; pos is the byte offset in the value, or in the key
- * when the message starts with "key:").  A tombstone (m->value == NULL, or
+ * when the message starts with "key:").  CF_E_FULL: the per-batch arena
+ * is full; the event is fine: reset the decoder and decode it again.  A tombstone (m->value == NULL, or
  * a JSON null / {"schema":null,"payload":null} value) decodes to op 0.
  * On failure *ev is unspecified. */
 int         cf_decoder_decode(cf_decoder *d, const cf_msg *m, cf_event *ev, cf_err *err);

@@ -580,7 +580,23 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
         goto covered;
     }
     why.pos = -1;
-    if (cf_decoder_decode(cfg->decoder, m, &ev, &why)) {
+    if (cf_decoder_decode(cfg->decoder, m, &ev, &why) && why.code == CF_E_FULL && p->nmsg) {
+        /* A memory bound cuts the batch; it never fails it. */
+        cf_log(CF_LOG_INFO, "pipeline", "%s: decoder arena full after %llu messages: committing the batch",
+               table_label(p, l), (unsigned long long)p->nmsg);
+        if (commit_batch(p, false, err))
+            return -1;
+        p->batch_start = mono_s();
+        p->processed_us = wall_us();
+        l->batch_start = p->batch_start;
+        cf_err_clear(&why);
+        why.pos = -1;
+        if (!cf_decoder_decode(cfg->decoder, m, &ev, &why))
+            goto decoded;
+    }
+    if (why.code != CF_OK) {
+        if (why.code == CF_E_FULL)
+            cf_err_wrap(&why, "one message needs more than the decoder's %s", "per-batch memory");
         if (why.fatal) {
             if (err)
                 *err = why;
@@ -590,6 +606,7 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
             return -1;
         goto covered;
     }
+decoded:
     if (ev.op == 0) {
         l->tomb_n++;
         p->st->tombstones++;

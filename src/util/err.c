@@ -10,7 +10,7 @@ static const char *const names[CF_E__COUNT] = {
     [CF_E_PARSE] = "parse", [CF_E_TYPE] = "type", [CF_E_UNSUPPORTED] = "unsupported",
     [CF_E_CONFLICT] = "conflict", [CF_E_KAFKA] = "kafka", [CF_E_HTTP] = "http",
     [CF_E_DB] = "db", [CF_E_CORRUPT] = "corrupt", [CF_E_TOOBIG] = "toobig",
-    [CF_E_STOPPED] = "stopped", [CF_E_FENCED] = "fenced", [CF_E_STALE] = "stale",
+    [CF_E_STOPPED] = "stopped", [CF_E_FENCED] = "fenced", [CF_E_STALE] = "stale", [CF_E_FULL] = "full",
 };
 
 /* Bad input never is fatal; a broken machine, table or broker is. */

@@ -362,6 +362,34 @@ static void test_size_cap_and_upsert_key(void)
     unlink(path);
 }
 
+/* The decoder's per-batch memory running full cuts the batch: every event
+ * lands, none is taken for a bad one, and the pipeline goes on. */
+static void test_full_arena_cuts_batch(void)
+{
+    char kinds[601];
+    char *path;
+    rig g = { 0 };
+    cf_pipeline_stats st;
+    cf_err err = { 0 };
+
+    memset(kinds, 'c', sizeof kinds - 1);
+    kinds[sizeof kinds - 1] = '\0';
+    path = write_events("arena", kinds);
+    CHECK_EQ_INT(rig_open(&g, path, "file", 0), 0);
+    cf_decoder_free(g.dec);
+    /* one 64 KiB block: a few hundred events */
+    g.pc.decoder = g.dec = cf_decoder_new(&(cf_decoder_config){ .max_batch_bytes = 64 << 10 }, &err);
+    g.pc.max_offsets = 100000;
+    CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), 0);
+    CHECK_EQ_INT(st.dead_letter, 0);
+    CHECK_EQ_INT(st.events, 600);
+    CHECK(g.r.commits >= 2);
+    CHECK_EQ_INT(g.r.ids, 600 * 601 / 2);
+    CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), 600);
+    rig_close(&g);
+    unlink(path);
+}
+
 static void test_commit_failure_is_an_error(void)
 {
     char *path = write_events("fail", "cccc");
@@ -888,7 +916,7 @@ __attribute__((constructor)) static void quiet(void)
 
 CF_TEST_MAIN("runtime_pipeline",
              T(test_batches_cover_offsets), T(test_resume_from_sink_offsets), T(test_dlq_off_stops_without_commit),
-             T(test_size_cap_and_upsert_key), T(test_commit_failure_is_an_error),
+             T(test_size_cap_and_upsert_key), T(test_full_arena_cuts_batch), T(test_commit_failure_is_an_error),
              T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka),
              T(test_revoke_commits_batch_in_flight), T(test_two_topics_available_now),
              T(test_schema_change_cuts_batch), T(test_second_signal_exits_at_once),
