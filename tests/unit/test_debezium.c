@@ -517,7 +517,8 @@ static void test_arena_full_is_not_a_bad_event(void)
         rc = decode(d, TOPIC, "customers_create_bare.json", NULL, &ev, &err);
     CHECK_EQ_INT(rc, -1);
     CHECK(i > 10);
-    CHECK_EQ_INT(err.code, CF_E_NOMEM);
+    CHECK_EQ_INT(err.code, CF_E_FULL);
+    CHECK(!err.fatal);
     CHECK(strstr(err.msg, "arena") != NULL);
     cf_decoder_reset(d);
     CHECK_EQ_INT(decode(d, TOPIC, "customers_create_bare.json", NULL, &ev, &err), 0);
