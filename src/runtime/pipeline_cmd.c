@@ -109,10 +109,12 @@ static int list_add_csv(list *l, const char *csv)
     return 0;
 }
 
+/* Free the strings the list owns.  The list stays usable, empty. */
 static void list_free(list *l)
 {
     for (int i = 0; i < l->nowned; i++)
         free(l->owned[i]);
+    l->n = l->nowned = 0;
 }
 
 /* "10s", "500ms", "1m", "2.5" (seconds) -> milliseconds; -1 if bad. */
@@ -302,7 +304,7 @@ static int parse(opts *o, int argc, char **argv)
         case O_BOOTSTRAP: o->bootstrap = optarg; break;
         case O_TOPIC:
             if (!topic_flag) {
-                o->topics.n = 0;    /* flags replace the environment's topic */
+                list_free(&o->topics);      /* flags replace the environment's topic */
                 topic_flag = true;
             }
             if (list_add_csv(&o->topics, optarg))
