@@ -665,6 +665,19 @@ typedef struct line_args {
     char *argv[RUN_MAX_ARGS + 1];
 } line_args;
 
+/* Double the array of kept lines (*cap grows).  Returns the new array, or
+ * NULL when out of memory (the old one is then still valid, owned by the
+ * caller). */
+static line_args **grow_lines(line_args **lines, int *cap)
+{
+    int ncap = *cap ? *cap * 2 : 64;
+    line_args **n = realloc(lines, (size_t)ncap * sizeof *n);
+
+    if (n)
+        *cap = ncap;
+    return n;
+}
+
 /* Split a line into words: blanks separate, '...' and "..." quote (no
  * escapes), # starts a comment.  Returns the number of words, -1 if bad. */
 static int split_line(const char *line, line_args *la)
@@ -826,11 +839,24 @@ static void *run_thread(void *opaque)
     return NULL;
 }
 
+/* Free a run file's kept lines.  NULL-safe. */
+static void free_lines(line_args **lines, int nlines)
+{
+    for (int i = 0; i < nlines; i++) {
+        for (int k = 0; k < lines[i]->argc; k++)
+            free(lines[i]->argv[k]);
+        free(lines[i]);
+    }
+    free(lines);
+}
+
 int cf_cmd_run(int argc, char **argv)
 {
-    static line_args lines[RUN_MAX_JOBS];
+    /* Pipeline and table lines are kept to the end (option strings point
+     * into them); blank and comment lines are not, and are not counted. */
+    line_args **lines = NULL;
     run_slot slots[RUN_MAX_JOBS];
-    int nlines = 0, njobs = 0, rc = 0, lineno = 0;
+    int nlines = 0, caplines = 0, njobs = 0, rc = 0, lineno = 0;
     char buf[RUN_MAX_LINE];
     FILE *f;
 
@@ -848,24 +874,30 @@ int cf_cmd_run(int argc, char **argv)
     }
     memset(slots, 0, sizeof slots);
     while (fgets(buf, sizeof buf, f)) {
-        line_args *la;
+        line_args *la = malloc(sizeof *la), **grown = lines;
+        int n;
+
         lineno++;
-        if (nlines == RUN_MAX_JOBS) {
-            fprintf(stderr, "cdcflow: run: %s:%d: more than %d pipelines\n", argv[1], lineno, RUN_MAX_JOBS);
-            rc = 2;
+        if (la && nlines == caplines)
+            grown = grow_lines(lines, &caplines);
+        if (!la || !grown) {
+            free(la);
+            fprintf(stderr, "cdcflow: run: out of memory\n");
+            rc = 1;
             break;
         }
-        la = &lines[nlines];
-        int n = split_line(buf, la);
-        if (n < 0) {
+        lines = grown;
+        lines[nlines++] = la;           /* freed with the others from here on */
+        if ((n = split_line(buf, la)) < 0) {
             fprintf(stderr, "cdcflow: run: %s:%d: unbalanced quote or line too long\n", argv[1], lineno);
             rc = 2;
-            nlines++;
             break;
         }
-        nlines++;
-        if (n == 0)
+        if (n == 0) {
+            free(la);
+            nlines--;
             continue;
+        }
         if (!strcmp(la->argv[0], "table")) {
             if (!njobs) {
                 fprintf(stderr, "cdcflow: run: %s:%d: a table line needs a pipeline line above it\n", argv[1],
@@ -885,7 +917,11 @@ int cf_cmd_run(int argc, char **argv)
             rc = 2;
             break;
         }
-        /* Option strings point into la->argv: it lives until the end. */
+        if (njobs == RUN_MAX_JOBS) {
+            fprintf(stderr, "cdcflow: run: %s:%d: more than %d pipelines\n", argv[1], lineno, RUN_MAX_JOBS);
+            rc = 2;
+            break;
+        }
         slots[njobs].j = job_prepare(la->argc, la->argv, !strcmp(la->argv[0], "iceberg"), njobs == 0, &rc);
         if (!slots[njobs].j) {
             fprintf(stderr, "cdcflow: run: %s:%d: pipeline not started\n", argv[1], lineno);
@@ -918,8 +954,6 @@ int cf_cmd_run(int argc, char **argv)
     }
     for (int i = 0; i < RUN_MAX_JOBS; i++)
         job_free(slots[i].j);
-    for (int i = 0; i < nlines; i++)
-        for (int k = 0; k < lines[i].argc; k++)
-            free(lines[i].argv[k]);
+    free_lines(lines, nlines);
     return rc;
 }

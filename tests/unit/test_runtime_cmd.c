@@ -30,6 +30,20 @@ static int in_child(int (*fn)(int, char **), int argc, char **argv, const char *
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
 }
 
+/* Whole file as a string (caller frees); "" if unreadable. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *s = calloc(1, 1 << 20);
+    if (f && s) {
+        size_t n = fread(s, 1, (1 << 20) - 1, f);
+        s[n] = '\0';
+    }
+    if (f)
+        fclose(f);
+    return s;
+}
+
 /* --topic replaces the environment's topic; 64 of them is the limit and
  * must fit (the replaced topic's string must not count against it). */
 static void test_topic_flag_replaces_env_topic_up_to_the_limit(void)
@@ -48,5 +62,59 @@ static void test_topic_flag_replaces_env_topic_up_to_the_limit(void)
     unsetenv("KAFKA_TOPIC");
 }
 
+static void write_events(const char *path, int n)
+{
+    FILE *f = fopen(path, "w");
+    for (int i = 0; f && i < n; i++)
+        fprintf(f, "{\"before\":null,\"after\":{\"customer_id\":%d,\"email\":\"u%d@example.com\"},"
+                "\"source\":{\"connector\":\"postgresql\",\"db\":\"d\",\"schema\":\"public\",\"table\":"
+                "\"customers\",\"lsn\":%d},\"op\":\"c\",\"ts_ms\":1700000000001}\n", i + 1, i + 1, 1000 + i);
+    if (f)
+        fclose(f);
+}
+
+/* Comments, blank lines and table lines are not pipelines: only pipeline
+ * lines count against the limit of 32. */
+static void test_run_file_limit_counts_pipelines_only(void)
+{
+    char dir[128], conf[256], ev[256];
+    char *argv[] = { "run", conf, NULL };
+    FILE *f;
+
+    snprintf(dir, sizeof dir, "/tmp/cf_test_cmd_run_%d", (int)getpid());
+    snprintf(conf, sizeof conf, "%s.conf", dir);
+    snprintf(ev, sizeof ev, "%s.jsonl", dir);
+    write_events(ev, 2);
+    f = fopen(conf, "w");
+    for (int i = 0; i < 40; i++)
+        fprintf(f, "# comment %d\n\n", i);
+    fprintf(f, "delta --source file:%s --table-path %s/{table} --metrics-port 0 --checkpoint-location %s/ck\n",
+            ev, dir, dir);
+    for (int i = 0; i < 40; i++)
+        fprintf(f, "table t%d --mode append\n", i);
+    fclose(f);
+    CHECK_EQ_INT(in_child(cf_cmd_run, 2, argv, NULL), 0);
+
+    /* 33 pipelines are still too many (exit 2 before anything runs). */
+    f = fopen(conf, "w");
+    for (int i = 0; i < 33; i++)
+        fprintf(f, "# p%d\ndelta --source file:%s --table-path %s/p%d --metrics-port 0 --checkpoint-location %s/ck\n",
+                i, ev, dir, i, dir);
+    fclose(f);
+    char out[300];
+    snprintf(out, sizeof out, "%s.out", dir);
+    CHECK_EQ_INT(in_child(cf_cmd_run, 2, argv, out), 2);
+    char *s = slurp(out);
+    CHECK(strstr(s, "more than 32 pipelines") != NULL);
+    free(s);
+    unlink(out);
+    unlink(conf);
+    unlink(ev);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
 CF_TEST_MAIN("runtime_cmd",
-             T(test_topic_flag_replaces_env_topic_up_to_the_limit))
+             T(test_topic_flag_replaces_env_topic_up_to_the_limit),
+             T(test_run_file_limit_counts_pipelines_only))
