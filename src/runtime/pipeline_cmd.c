@@ -739,7 +739,9 @@ static void run_usage(FILE *f)
             "environment variables of the single commands apply to every line; give each\n"
             "line its own --metrics-port (or 0) and, for different tables, its own\n"
             "--group-id or table location.  SIGTERM/SIGINT stop every pipeline gracefully;\n"
-            "if one fails the others are stopped too.  --log-level is taken from the first line.\n"
+            "if one fails the others are stopped too, gracefully (that is not a signal: the\n"
+            "first SIGTERM after it still lets them commit, a second one exits at once).\n"
+            "--log-level is taken from the first line.\n"
             "Exit status: 0 all stopped cleanly, 1 a pipeline failed, 2 bad usage (FILE:LINE said).\n");
 }
 

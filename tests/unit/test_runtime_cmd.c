@@ -115,6 +115,32 @@ static void test_run_file_limit_counts_pipelines_only(void)
     CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* A stop asked for by code (a failed pipeline) is not an operator's
+ * signal: the operator's first SIGTERM must still be a graceful stop. */
+static int stop_then_one_signal(int argc, char **argv)
+{
+    cf_signals_reset();
+    cf_signals_install();
+    cf_signals_request_stop();
+    if (!cf_signals_stop_requested() || cf_signals_which() != 0)
+        return 3;
+    raise(SIGTERM);                 /* graceful: the process goes on */
+    if (!cf_signals_stop_requested() || cf_signals_which() != SIGTERM)
+        return 4;
+    if (argc > 1)
+        raise(SIGINT);              /* the operator's second: out at once */
+    return 0;
+}
+
+static void test_code_stop_does_not_count_as_a_signal(void)
+{
+    char *one[] = { "x", NULL }, *two[] = { "x", "twice", NULL };
+
+    CHECK_EQ_INT(in_child(stop_then_one_signal, 1, one, NULL), 0);
+    CHECK_EQ_INT(in_child(stop_then_one_signal, 2, two, NULL), 128 + SIGINT);
+}
+
 CF_TEST_MAIN("runtime_cmd",
              T(test_topic_flag_replaces_env_topic_up_to_the_limit),
-             T(test_run_file_limit_counts_pipelines_only))
+             T(test_run_file_limit_counts_pipelines_only),
+             T(test_code_stop_does_not_count_as_a_signal))
