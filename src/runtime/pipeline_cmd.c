@@ -23,6 +23,7 @@ extern char **environ;
 #define MAX_LIST 64
 #define RUN_MAX_TABLES 64
 #define ENV_PROP_PREFIX "CDCFLOW_KAFKA_"
+#define PROP_KEY_MAX 200         /* below the key buffers of the Kafka clients */
 
 typedef struct list {
     const char *v[MAX_LIST];
@@ -136,6 +137,29 @@ static int64_t parse_duration_ms(const char *s)
     return -1;
 }
 
+/* "key=value" with a librdkafka-like key: 1..PROP_KEY_MAX characters of
+ * [A-Za-z0-9._-].  The value is not looked at. */
+static bool prop_ok(const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+
+    if (!eq || eq == kv || eq - kv > PROP_KEY_MAX)
+        return false;
+    for (const char *p = kv; p < eq; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+              || *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+/* Say a property was refused without echoing it: its value may be a
+ * password, and a typo (':' for '=') would put it in the log. */
+static void prop_refused(const char *where)
+{
+    fprintf(stderr, "cdcflow: %s: expected KEY=VALUE, KEY a property name of at most %d characters "
+            "[A-Za-z0-9._-] (the argument is not shown: it may hold a secret)\n", where, PROP_KEY_MAX);
+}
+
 /* CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL -> "security.protocol=SSL". */
 static int env_props(list *props)
 {
@@ -154,6 +178,11 @@ static int env_props(list *props)
             s[i] = c == '_' ? '.' : (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
         }
         strcpy(s + klen, eq);
+        if (!prop_ok(s)) {
+            free(s);
+            prop_refused("environment " ENV_PROP_PREFIX "*");
+            return -1;
+        }
         if (list_add(props, s, true)) {
             free(s);
             return -1;
@@ -200,7 +229,8 @@ static void usage(FILE *f, bool iceberg)
             "  --group-id ID              consumer group (lag monitoring only)   [cdcflow-%s]\n"
             "  --kafka-prop KEY=VALUE     any librdkafka property (TLS, SASL, ...), repeatable;\n"
             "                             also from env CDCFLOW_KAFKA_<KEY with _ for .>,\n"
-            "                             e.g. CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL\n"
+            "                             e.g. CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL; give secrets\n"
+            "                             (CDCFLOW_KAFKA_SASL_PASSWORD=...) that way: `ps` shows flags\n"
             "  --max-message-bytes N      bigger messages go to the dead-letter target   [16777216]\n"
             "\n"
             "Table:\n",
@@ -363,8 +393,8 @@ static int parse(opts *o, int argc, char **argv)
         case O_DLQ: o->dlq = optarg; break;
         case O_GROUP_ID: o->group_id = optarg; break;
         case O_KAFKA_PROP:
-            if (!strchr(optarg, '=')) {
-                fprintf(stderr, "cdcflow: --kafka-prop '%s': expected KEY=VALUE\n", optarg);
+            if (!prop_ok(optarg)) {
+                prop_refused("--kafka-prop");
                 return -1;
             }
             if (list_add(&o->props, optarg, false))

@@ -140,7 +140,30 @@ static void test_code_stop_does_not_count_as_a_signal(void)
     CHECK_EQ_INT(in_child(stop_then_one_signal, 2, two, NULL), 128 + SIGINT);
 }
 
+/* A mistyped or odd --kafka-prop is refused without echoing its value:
+ * it may be a password. */
+static void test_bad_kafka_prop_does_not_echo_secret(void)
+{
+    char out[128], longkey[400];
+    const char *bad[] = { "sasl.password:hunter2secret", "=hunter2secret", longkey };
+
+    memset(longkey, 'k', 300);
+    snprintf(longkey + 300, sizeof longkey - 300, "=hunter2secret");
+    snprintf(out, sizeof out, "/tmp/cf_test_cmd_prop_%d.out", (int)getpid());
+    for (int i = 0; i < 3; i++) {
+        char *argv[] = { "delta", "--kafka-prop", (char *)bad[i], "--source", "file:/nonexistent",
+                         "--metrics-port", "0", NULL };
+        CHECK_EQ_INT(in_child(cf_cmd_delta, 7, argv, out), 2);
+        char *s = slurp(out);
+        CHECK(strstr(s, "hunter2") == NULL);
+        CHECK(strstr(s, "--kafka-prop") != NULL);
+        free(s);
+    }
+    unlink(out);
+}
+
 CF_TEST_MAIN("runtime_cmd",
              T(test_topic_flag_replaces_env_topic_up_to_the_limit),
              T(test_run_file_limit_counts_pipelines_only),
-             T(test_code_stop_does_not_count_as_a_signal))
+             T(test_code_stop_does_not_count_as_a_signal),
+             T(test_bad_kafka_prop_does_not_echo_secret))
