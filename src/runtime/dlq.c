@@ -67,6 +67,67 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     cf_log(level <= 3 ? CF_LOG_ERROR : level == 4 ? CF_LOG_WARN : CF_LOG_DEBUG, "dlq", "%s: %s", fac, buf);
 }
 
+/* Whether a property of the source is one the dead-letter producer takes
+ * too: the scope "*" ones of librdkafka's CONFIGURATION.md that say how to
+ * reach and authenticate to the brokers, or how to debug.  The others are
+ * consumer-only (a producer warns about each at every start: group.id,
+ * fetch.*, isolation.level, ...) or size the consumer's reads
+ * (message.max.bytes, receive.message.max.bytes): those would change what
+ * the dead-letter topic must accept.  --dlq-kafka-prop sets them. */
+static bool shared_with_producer(const char *key)
+{
+    static const char *const prefixes[] = {
+        "sasl.", "ssl.", "ssl_", "socket.", "broker.", "reconnect.backoff", "api.version.", "metadata.",
+        "topic.metadata.", "retry.backoff", "https.", "log.",
+    };
+    static const char *const names[] = {
+        "bootstrap.servers", "client.id", "client.rack", "security.protocol", "enable.ssl.certificate.verification",
+        "connections.max.idle.ms", "resolve.canonical.bootstrap.servers.only", "client.dns.lookup", "debug",
+        "log_level", "statistics.interval.ms", "enable.sasl.oauthbearer.unsecure.jwt", "plugin.library.paths",
+    };
+
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        if (!strncmp(key, prefixes[i], strlen(prefixes[i])))
+            return true;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(key, names[i]))
+            return true;
+    return false;
+}
+
+/* Apply "key=value" properties to conf.  shared: the source's properties,
+ * of which only those shared_with_producer() are taken; else all, as
+ * given.  Returns 0, or -1 with *err naming the key (never the value: it
+ * may be a secret). */
+static int apply_props(rd_kafka_conf_t *conf, const char *const *props, int n, bool shared, cf_err *err)
+{
+    const char *what = shared ? "kafka property" : "dead-letter producer property";
+
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(props[i], '=');
+        char key[256], why[512];
+        rd_kafka_conf_res_t r;
+
+        if (!eq || eq == props[i] || (size_t)(eq - props[i]) >= sizeof key)
+            return cf_err_set(err, CF_E_ARG, "%s #%d: expected key=value (not shown: it may hold a secret)",
+                              what, i + 1);
+        memcpy(key, props[i], (size_t)(eq - props[i]));
+        key[eq - props[i]] = '\0';
+        if (shared && !shared_with_producer(key)) {
+            cf_log(CF_LOG_DEBUG, "dlq", "%s %s is not for a producer: not used by the dead-letter producer",
+                   what, key);
+            continue;
+        }
+        r = rd_kafka_conf_set(conf, key, eq + 1, why, sizeof why);
+        if (r == RD_KAFKA_CONF_OK)
+            continue;
+        if (eq[1] && strstr(why, eq + 1))
+            snprintf(why, sizeof why, "invalid value (not shown)");
+        return cf_err_set(err, CF_E_ARG, "%s %s: %s", what, key, why);
+    }
+    return 0;
+}
+
 static int kafka_open(cf_dlq *d, const cf_dlq_config *cfg, cf_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -86,19 +147,10 @@ static int kafka_open(cf_dlq *d, const cf_dlq_config *cfg, cf_err *err)
     for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], why, sizeof why) != RD_KAFKA_CONF_OK)
             goto bad;
-    for (int i = 0; i < cfg->nprops; i++) {
-        const char *eq = strchr(cfg->props[i], '=');
-        char key[256];
-        if (!eq || (size_t)(eq - cfg->props[i]) >= sizeof key) {
-            snprintf(why, sizeof why, "'%s': expected key=value", cfg->props[i]);
-            goto bad;
-        }
-        memcpy(key, cfg->props[i], (size_t)(eq - cfg->props[i]));
-        key[eq - cfg->props[i]] = '\0';
-        /* Consumer-only properties (group.id, ...) are shared with the
-         * source; the producer ignores them. */
-        if (rd_kafka_conf_set(conf, key, eq + 1, why, sizeof why) == RD_KAFKA_CONF_INVALID)
-            goto bad;
+    if (apply_props(conf, cfg->props, cfg->nprops, true, err)
+        || apply_props(conf, cfg->producer_props, cfg->nproducer_props, false, err)) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
     }
     rd_kafka_conf_set_opaque(conf, d);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);

@@ -23,8 +23,16 @@ typedef struct cf_dlq cf_dlq;
 typedef struct cf_dlq_config {
     const char *spec;              /* see above; NULL = "off" */
     const char *bootstrap;         /* Kafka targets */
-    const char *const *props;      /* extra librdkafka properties "key=value" */
+    /* The source's librdkafka properties "key=value": only those that apply
+     * to a producer as well (connection, security, client.id, debug, ...;
+     * see dlq.c) are used, the consumer-only ones are left out. */
+    const char *const *props;
     int         nprops;
+    /* Properties for the dead-letter producer only (--dlq-kafka-prop),
+     * applied last and as given.  message.max.bytes here also sets the
+     * largest dead letter sent (see cf_dlq_put). */
+    const char *const *producer_props;
+    int         nproducer_props;
 } cf_dlq_config;
 
 /* Returns NULL with *err set on failure. */

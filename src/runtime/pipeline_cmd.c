@@ -50,6 +50,7 @@ typedef struct opts {
     const char *dlq;
     const char *group_id;
     list props;
+    list dlq_props;              /* --dlq-kafka-prop: dead-letter producer only */
     int metrics_port;
     const char *log_level;
     const char *pipeline_id;
@@ -269,6 +270,10 @@ static void usage(FILE *f, bool iceberg)
             "                             [kafka source: kafka (= <topic>.dlq);\n"
             "                              file source: file:CHECKPOINT_LOCATION/dead-letter.jsonl]\n"
             "                             off: a bad event stops the pipeline, batch not committed\n"
+            "  --dlq-kafka-prop KEY=VALUE librdkafka property of the dead-letter producer only,\n"
+            "                             repeatable (acks, linger.ms, message.max.bytes, ...); of\n"
+            "                             --kafka-prop it takes only connection and security ones\n"
+            "                             (bootstrap.servers, security.protocol, sasl.*, ssl.*, client.id, ...)\n"
             "  --checkpoint-location DIR  state dir (file-source dead letters); progress itself is\n"
             "                             kept in the table   [env CHECKPOINT_LOCATION,\n"
             "                             /tmp/spark-checkpoints/kafka-to-%s]\n"
@@ -290,7 +295,7 @@ enum {
     O_BOOTSTRAP = 256, O_TOPIC, O_TABLE_PATH, O_WAREHOUSE, O_NAMESPACE, O_TABLE, O_CATALOG,
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
-    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL,
+    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP,
 };
 
 static int parse(opts *o, int argc, char **argv)
@@ -313,6 +318,7 @@ static int parse(opts *o, int argc, char **argv)
         { "dlq", required_argument, 0, O_DLQ },
         { "group-id", required_argument, 0, O_GROUP_ID },
         { "kafka-prop", required_argument, 0, O_KAFKA_PROP },
+        { "dlq-kafka-prop", required_argument, 0, O_DLQ_KAFKA_PROP },
         { "metrics-port", required_argument, 0, O_METRICS_PORT },
         { "log-level", required_argument, 0, O_LOG_LEVEL },
         { "pipeline-id", required_argument, 0, O_PIPELINE_ID },
@@ -400,6 +406,14 @@ static int parse(opts *o, int argc, char **argv)
             if (list_add(&o->props, optarg, false))
                 return -1;
             break;
+        case O_DLQ_KAFKA_PROP:
+            if (!prop_ok(optarg)) {
+                prop_refused("--dlq-kafka-prop");
+                return -1;
+            }
+            if (list_add(&o->dlq_props, optarg, false))
+                return -1;
+            break;
         case O_METRICS_PORT:
             o->metrics_port = (int)strtol(optarg, &end, 10);
             if (*end || o->metrics_port < 0 || o->metrics_port > 65535) {
@@ -462,6 +476,7 @@ static void job_free(job *j)
     list_free(&j->o.partition_by);
     list_free(&j->o.primary_key);
     list_free(&j->o.props);
+    list_free(&j->o.dlq_props);
     for (int i = 0; i < j->ntables; i++) {
         list_free(&j->tparts[i]);
         list_free(&j->tpks[i]);
@@ -570,7 +585,14 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .nprops = o->props.n,
             .max_message_bytes = o->max_msg,
         };
-        cf_dlq_config dc = { .spec = o->dlq, .bootstrap = o->bootstrap, .props = o->props.v, .nprops = o->props.n };
+        cf_dlq_config dc = {
+            .spec = o->dlq,
+            .bootstrap = o->bootstrap,
+            .props = o->props.v,
+            .nprops = o->props.n,
+            .producer_props = o->dlq_props.v,
+            .nproducer_props = o->dlq_props.n,
+        };
         cf_decoder_config decc = { .max_message_bytes = o->max_msg };
         cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o->pipeline_id };
         bool routed = cf_route_is_template(j->location);
