@@ -102,10 +102,17 @@ live_pid() {
     [ -f "$f" ] || return 1
     pid=$(sed -n 1p "$f" 2>/dev/null)
     want=$(sed -n 2p "$f" 2>/dev/null)
-    if [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] && [ -n "$want" ] &&
-        [ "$(masked_cmdline_of "$pid")" = "$want" ]; then
-        echo "$pid"
-        return 0
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] && [ -n "$want" ]; then
+        if [ "$(masked_cmdline_of "$pid")" = "$want" ]; then
+            echo "$pid"
+            return 0
+        fi
+        if [ "$(cmdline_of "$pid")" = "$want" ]; then
+            # Written by an older version of this script, secrets and all: scrub it.
+            (umask 077 && printf '%s\n%s\n' "$pid" "$(masked_cmdline_of "$pid")" >"$f")
+            echo "$pid"
+            return 0
+        fi
     fi
     echo "note: removing stale PID file $f (process ${pid:-?} is gone)" >&2
     rm -f "$f"

@@ -199,6 +199,13 @@ def test_orchestrated_secrets_stay_out_of_pid_file_and_log(tmp_path, stack):
         assert pid_file.exists()
         for k, v in SECRETS.items():
             assert v not in r.stdout + r.stderr
+        # A PID file of an older script (the raw command line) is still trusted, and scrubbed.
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            raw = f.read().replace(b"\0", b" ").decode()
+        pid_file.write_text("%d\n%s\n" % (pid, raw))
+        r = run_script(env, "status")
+        assert "delta    running" in r.stdout, r.stdout + r.stderr
+        assert pid_file.read_text() == text
     finally:
         r = run_script(env, "stop", "delta")
     assert r.returncode == 0, r.stdout + r.stderr
