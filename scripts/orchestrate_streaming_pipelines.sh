@@ -68,19 +68,51 @@ pid_file() { echo "$RUN_DIR/$1.pid"; }
 # /proc/PID/cmdline with NULs as spaces.
 cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
 
+# Kafka property names whose values are secrets (librdkafka's sensitive
+# ones: sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem,
+# sasl.oauthbearer.client.secret, sasl.oauthbearer.config, ... and the like).
+SECRET_KEY_RE='(password|passwd|secret|passphrase|token|credential|jaas|private\.key|key\.pem|oauthbearer\.config)'
+
+# cmdline_of with the value of every secret KEY=VALUE argument (also in
+# --flag=KEY=VALUE form) replaced by ***: what the PID file keeps and the
+# liveness check compares, so that no secret is written to disk.
+masked_cmdline_of() {
+    local a pre key out=''
+    [ -r "/proc/$1/cmdline" ] || return 1
+    while IFS= read -r -d '' a; do
+        pre=''
+        if [[ $a =~ ^(--[A-Za-z0-9-]+=)(.*)$ ]]; then
+            pre=${BASH_REMATCH[1]} a=${BASH_REMATCH[2]}
+        fi
+        if [[ $a =~ ^([A-Za-z0-9._-]+)= ]]; then
+            key=${BASH_REMATCH[1]}
+            [[ ${key,,} =~ $SECRET_KEY_RE ]] && a="$key=***"
+        fi
+        out+="$pre$a "
+    done <"/proc/$1/cmdline" 2>/dev/null
+    printf '%s' "$out"
+}
+
 # The PID recorded for a pipeline if that process is alive and is the one
-# started (the PID file keeps its command line); a stale PID file (dead
-# process, or a reused PID) is removed, not trusted.
+# started (the PID file keeps its command line, secrets masked); a stale PID
+# file (dead process, or a reused PID) is removed, not trusted.
 live_pid() {
     local f pid want
     f=$(pid_file "$1")
     [ -f "$f" ] || return 1
     pid=$(sed -n 1p "$f" 2>/dev/null)
     want=$(sed -n 2p "$f" 2>/dev/null)
-    if [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] && [ -n "$want" ] &&
-        [ "$(cmdline_of "$pid")" = "$want" ]; then
-        echo "$pid"
-        return 0
+    if [[ "$pid" =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] && [ -n "$want" ]; then
+        if [ "$(masked_cmdline_of "$pid")" = "$want" ]; then
+            echo "$pid"
+            return 0
+        fi
+        if [ "$(cmdline_of "$pid")" = "$want" ]; then
+            # Written by an older version of this script, secrets and all: scrub it.
+            (umask 077 && printf '%s\n%s\n' "$pid" "$(masked_cmdline_of "$pid")" >"$f")
+            echo "$pid"
+            return 0
+        fi
     fi
     echo "note: removing stale PID file $f (process ${pid:-?} is gone)" >&2
     rm -f "$f"
@@ -131,7 +163,8 @@ start_one() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.02
     done
-    printf '%s\n%s\n' "$pid" "$(cmdline_of "$pid")" >"$(pid_file "$p")"
+    # Never the secrets of --kafka-prop: the file is on disk, often world-readable.
+    (umask 077 && printf '%s\n%s\n' "$pid" "$(masked_cmdline_of "$pid")" >"$(pid_file "$p")")
     # Healthy means the metrics endpoint answers; bounded wait.
     local t=0
     while [ "$t" -lt $((START_TIMEOUT * 2)) ]; do

@@ -4,7 +4,10 @@
  *
  *   kafka        to "<source topic>.dlq" (per message)
  *   kafka:TOPIC  to TOPIC; headers cdcflow.error.reason/.code/.topic/
- *                .partition/.offset, value = original bytes, key = original key
+ *                .partition/.offset, value = original bytes, key = original key;
+ *                a record bigger than the topic takes (its max.message.bytes,
+ *                at most the producer's message.max.bytes) keeps the head
+ *                that fits and gets header cdcflow.error.truncated=true
  *   file:PATH    one JSON object per line, original bytes in base64
  *   off          no target: bad input stops the pipeline
  *
@@ -23,8 +26,16 @@ typedef struct cf_dlq cf_dlq;
 typedef struct cf_dlq_config {
     const char *spec;              /* see above; NULL = "off" */
     const char *bootstrap;         /* Kafka targets */
-    const char *const *props;      /* extra librdkafka properties "key=value" */
+    /* The source's librdkafka properties "key=value": only those that apply
+     * to a producer as well (connection, security, client.id, debug, ...;
+     * see dlq.c) are used, the consumer-only ones are left out. */
+    const char *const *props;
     int         nprops;
+    /* Properties for the dead-letter producer only (--dlq-kafka-prop),
+     * applied last and as given.  message.max.bytes here also sets the
+     * largest dead letter sent (see cf_dlq_put). */
+    const char *const *producer_props;
+    int         nproducer_props;
 } cf_dlq_config;
 
 /* Returns NULL with *err set on failure. */
@@ -33,8 +44,10 @@ cf_dlq  *cf_dlq_open(const cf_dlq_config *cfg, cf_err *err);
 void     cf_dlq_close(cf_dlq *d);
 /* False for "off". */
 bool     cf_dlq_enabled(const cf_dlq *d);
-/* Queue message `m` with the reason in `why` (code, message, byte position).
- * Copies what it needs: m may be released afterwards. */
+/* Queue message `m` with the reason in `why` (code, message, byte position),
+ * cut to fit the target topic (Kafka; see above).  Creates a missing Kafka
+ * target topic first.  Copies what it needs: m may be released afterwards.
+ * -1 with *err set if the record could not even be queued. */
 int      cf_dlq_put(cf_dlq *d, const cf_msg *m, const cf_err *why, cf_err *err);
 /* Make every queued record durable (Kafka: acknowledged by the brokers;
  * file: written and fsynced).  -1 if any record could not be stored. */

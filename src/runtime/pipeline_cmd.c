@@ -23,6 +23,7 @@ extern char **environ;
 #define MAX_LIST 64
 #define RUN_MAX_TABLES 64
 #define ENV_PROP_PREFIX "CDCFLOW_KAFKA_"
+#define PROP_KEY_MAX 200         /* below the key buffers of the Kafka clients */
 
 typedef struct list {
     const char *v[MAX_LIST];
@@ -49,6 +50,7 @@ typedef struct opts {
     const char *dlq;
     const char *group_id;
     list props;
+    list dlq_props;              /* --dlq-kafka-prop: dead-letter producer only */
     int metrics_port;
     const char *log_level;
     const char *pipeline_id;
@@ -109,10 +111,12 @@ static int list_add_csv(list *l, const char *csv)
     return 0;
 }
 
+/* Free the strings the list owns.  The list stays usable, empty. */
 static void list_free(list *l)
 {
     for (int i = 0; i < l->nowned; i++)
         free(l->owned[i]);
+    l->n = l->nowned = 0;
 }
 
 /* "10s", "500ms", "1m", "2.5" (seconds) -> milliseconds; -1 if bad. */
@@ -134,6 +138,29 @@ static int64_t parse_duration_ms(const char *s)
     return -1;
 }
 
+/* "key=value" with a librdkafka-like key: 1..PROP_KEY_MAX characters of
+ * [A-Za-z0-9._-].  The value is not looked at. */
+static bool prop_ok(const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+
+    if (!eq || eq == kv || eq - kv > PROP_KEY_MAX)
+        return false;
+    for (const char *p = kv; p < eq; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+              || *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+/* Say a property was refused without echoing it: its value may be a
+ * password, and a typo (':' for '=') would put it in the log. */
+static void prop_refused(const char *where)
+{
+    fprintf(stderr, "cdcflow: %s: expected KEY=VALUE, KEY a property name of at most %d characters "
+            "[A-Za-z0-9._-] (the argument is not shown: it may hold a secret)\n", where, PROP_KEY_MAX);
+}
+
 /* CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL -> "security.protocol=SSL". */
 static int env_props(list *props)
 {
@@ -152,6 +179,11 @@ static int env_props(list *props)
             s[i] = c == '_' ? '.' : (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
         }
         strcpy(s + klen, eq);
+        if (!prop_ok(s)) {
+            free(s);
+            prop_refused("environment " ENV_PROP_PREFIX "*");
+            return -1;
+        }
         if (list_add(props, s, true)) {
             free(s);
             return -1;
@@ -198,7 +230,8 @@ static void usage(FILE *f, bool iceberg)
             "  --group-id ID              consumer group (lag monitoring only)   [cdcflow-%s]\n"
             "  --kafka-prop KEY=VALUE     any librdkafka property (TLS, SASL, ...), repeatable;\n"
             "                             also from env CDCFLOW_KAFKA_<KEY with _ for .>,\n"
-            "                             e.g. CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL\n"
+            "                             e.g. CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL; give secrets\n"
+            "                             (CDCFLOW_KAFKA_SASL_PASSWORD=...) that way: `ps` shows flags\n"
             "  --max-message-bytes N      bigger messages go to the dead-letter target   [16777216]\n"
             "\n"
             "Table:\n",
@@ -237,6 +270,10 @@ static void usage(FILE *f, bool iceberg)
             "                             [kafka source: kafka (= <topic>.dlq);\n"
             "                              file source: file:CHECKPOINT_LOCATION/dead-letter.jsonl]\n"
             "                             off: a bad event stops the pipeline, batch not committed\n"
+            "  --dlq-kafka-prop KEY=VALUE librdkafka property of the dead-letter producer only,\n"
+            "                             repeatable (acks, linger.ms, message.max.bytes, ...); of\n"
+            "                             --kafka-prop it takes only connection and security ones\n"
+            "                             (bootstrap.servers, security.protocol, sasl.*, ssl.*, client.id, ...)\n"
             "  --checkpoint-location DIR  state dir (file-source dead letters); progress itself is\n"
             "                             kept in the table   [env CHECKPOINT_LOCATION,\n"
             "                             /tmp/spark-checkpoints/kafka-to-%s]\n"
@@ -258,7 +295,7 @@ enum {
     O_BOOTSTRAP = 256, O_TOPIC, O_TABLE_PATH, O_WAREHOUSE, O_NAMESPACE, O_TABLE, O_CATALOG,
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
-    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL,
+    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP,
 };
 
 static int parse(opts *o, int argc, char **argv)
@@ -281,6 +318,7 @@ static int parse(opts *o, int argc, char **argv)
         { "dlq", required_argument, 0, O_DLQ },
         { "group-id", required_argument, 0, O_GROUP_ID },
         { "kafka-prop", required_argument, 0, O_KAFKA_PROP },
+        { "dlq-kafka-prop", required_argument, 0, O_DLQ_KAFKA_PROP },
         { "metrics-port", required_argument, 0, O_METRICS_PORT },
         { "log-level", required_argument, 0, O_LOG_LEVEL },
         { "pipeline-id", required_argument, 0, O_PIPELINE_ID },
@@ -302,7 +340,7 @@ static int parse(opts *o, int argc, char **argv)
         case O_BOOTSTRAP: o->bootstrap = optarg; break;
         case O_TOPIC:
             if (!topic_flag) {
-                o->topics.n = 0;    /* flags replace the environment's topic */
+                list_free(&o->topics);      /* flags replace the environment's topic */
                 topic_flag = true;
             }
             if (list_add_csv(&o->topics, optarg))
@@ -361,11 +399,19 @@ static int parse(opts *o, int argc, char **argv)
         case O_DLQ: o->dlq = optarg; break;
         case O_GROUP_ID: o->group_id = optarg; break;
         case O_KAFKA_PROP:
-            if (!strchr(optarg, '=')) {
-                fprintf(stderr, "cdcflow: --kafka-prop '%s': expected KEY=VALUE\n", optarg);
+            if (!prop_ok(optarg)) {
+                prop_refused("--kafka-prop");
                 return -1;
             }
             if (list_add(&o->props, optarg, false))
+                return -1;
+            break;
+        case O_DLQ_KAFKA_PROP:
+            if (!prop_ok(optarg)) {
+                prop_refused("--dlq-kafka-prop");
+                return -1;
+            }
+            if (list_add(&o->dlq_props, optarg, false))
                 return -1;
             break;
         case O_METRICS_PORT:
@@ -430,6 +476,7 @@ static void job_free(job *j)
     list_free(&j->o.partition_by);
     list_free(&j->o.primary_key);
     list_free(&j->o.props);
+    list_free(&j->o.dlq_props);
     for (int i = 0; i < j->ntables; i++) {
         list_free(&j->tparts[i]);
         list_free(&j->tpks[i]);
@@ -538,7 +585,14 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .nprops = o->props.n,
             .max_message_bytes = o->max_msg,
         };
-        cf_dlq_config dc = { .spec = o->dlq, .bootstrap = o->bootstrap, .props = o->props.v, .nprops = o->props.n };
+        cf_dlq_config dc = {
+            .spec = o->dlq,
+            .bootstrap = o->bootstrap,
+            .props = o->props.v,
+            .nprops = o->props.n,
+            .producer_props = o->dlq_props.v,
+            .nproducer_props = o->dlq_props.n,
+        };
         cf_decoder_config decc = { .max_message_bytes = o->max_msg };
         cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o->pipeline_id };
         bool routed = cf_route_is_template(j->location);
@@ -663,6 +717,19 @@ typedef struct line_args {
     char *argv[RUN_MAX_ARGS + 1];
 } line_args;
 
+/* Double the array of kept lines (*cap grows).  Returns the new array, or
+ * NULL when out of memory (the old one is then still valid, owned by the
+ * caller). */
+static line_args **grow_lines(line_args **lines, int *cap)
+{
+    int ncap = *cap ? *cap * 2 : 64;
+    line_args **n = realloc(lines, (size_t)ncap * sizeof *n);
+
+    if (n)
+        *cap = ncap;
+    return n;
+}
+
 /* Split a line into words: blanks separate, '...' and "..." quote (no
  * escapes), # starts a comment.  Returns the number of words, -1 if bad. */
 static int split_line(const char *line, line_args *la)
@@ -724,7 +791,9 @@ static void run_usage(FILE *f)
             "environment variables of the single commands apply to every line; give each\n"
             "line its own --metrics-port (or 0) and, for different tables, its own\n"
             "--group-id or table location.  SIGTERM/SIGINT stop every pipeline gracefully;\n"
-            "if one fails the others are stopped too.  --log-level is taken from the first line.\n"
+            "if one fails the others are stopped too, gracefully (that is not a signal: the\n"
+            "first SIGTERM after it still lets them commit, a second one exits at once).\n"
+            "--log-level is taken from the first line.\n"
             "Exit status: 0 all stopped cleanly, 1 a pipeline failed, 2 bad usage (FILE:LINE said).\n");
 }
 
@@ -824,11 +893,24 @@ static void *run_thread(void *opaque)
     return NULL;
 }
 
+/* Free a run file's kept lines.  NULL-safe. */
+static void free_lines(line_args **lines, int nlines)
+{
+    for (int i = 0; i < nlines; i++) {
+        for (int k = 0; k < lines[i]->argc; k++)
+            free(lines[i]->argv[k]);
+        free(lines[i]);
+    }
+    free(lines);
+}
+
 int cf_cmd_run(int argc, char **argv)
 {
-    static line_args lines[RUN_MAX_JOBS];
+    /* Pipeline and table lines are kept to the end (option strings point
+     * into them); blank and comment lines are not, and are not counted. */
+    line_args **lines = NULL;
     run_slot slots[RUN_MAX_JOBS];
-    int nlines = 0, njobs = 0, rc = 0, lineno = 0;
+    int nlines = 0, caplines = 0, njobs = 0, rc = 0, lineno = 0;
     char buf[RUN_MAX_LINE];
     FILE *f;
 
@@ -846,24 +928,30 @@ int cf_cmd_run(int argc, char **argv)
     }
     memset(slots, 0, sizeof slots);
     while (fgets(buf, sizeof buf, f)) {
-        line_args *la;
+        line_args *la = malloc(sizeof *la), **grown = lines;
+        int n;
+
         lineno++;
-        if (nlines == RUN_MAX_JOBS) {
-            fprintf(stderr, "cdcflow: run: %s:%d: more than %d pipelines\n", argv[1], lineno, RUN_MAX_JOBS);
-            rc = 2;
+        if (la && nlines == caplines)
+            grown = grow_lines(lines, &caplines);
+        if (!la || !grown) {
+            free(la);
+            fprintf(stderr, "cdcflow: run: out of memory\n");
+            rc = 1;
             break;
         }
-        la = &lines[nlines];
-        int n = split_line(buf, la);
-        if (n < 0) {
+        lines = grown;
+        lines[nlines++] = la;           /* freed with the others from here on */
+        if ((n = split_line(buf, la)) < 0) {
             fprintf(stderr, "cdcflow: run: %s:%d: unbalanced quote or line too long\n", argv[1], lineno);
             rc = 2;
-            nlines++;
             break;
         }
-        nlines++;
-        if (n == 0)
+        if (n == 0) {
+            free(la);
+            nlines--;
             continue;
+        }
         if (!strcmp(la->argv[0], "table")) {
             if (!njobs) {
                 fprintf(stderr, "cdcflow: run: %s:%d: a table line needs a pipeline line above it\n", argv[1],
@@ -883,7 +971,11 @@ int cf_cmd_run(int argc, char **argv)
             rc = 2;
             break;
         }
-        /* Option strings point into la->argv: it lives until the end. */
+        if (njobs == RUN_MAX_JOBS) {
+            fprintf(stderr, "cdcflow: run: %s:%d: more than %d pipelines\n", argv[1], lineno, RUN_MAX_JOBS);
+            rc = 2;
+            break;
+        }
         slots[njobs].j = job_prepare(la->argc, la->argv, !strcmp(la->argv[0], "iceberg"), njobs == 0, &rc);
         if (!slots[njobs].j) {
             fprintf(stderr, "cdcflow: run: %s:%d: pipeline not started\n", argv[1], lineno);
@@ -916,8 +1008,6 @@ int cf_cmd_run(int argc, char **argv)
     }
     for (int i = 0; i < RUN_MAX_JOBS; i++)
         job_free(slots[i].j);
-    for (int i = 0; i < nlines; i++)
-        for (int k = 0; k < lines[i].argc; k++)
-            free(lines[i].argv[k]);
+    free_lines(lines, nlines);
     return rc;
 }
