@@ -287,7 +287,8 @@ static void usage(FILE *f, bool iceberg)
             "found under the template's directory gives the offsets of its topics.\n"
             "\n"
             "SIGTERM/SIGINT finish and commit the batch in flight, then exit 0; a second\n"
-            "signal exits at once.  Exit status: 0 clean stop, 1 error, 2 bad usage.\n",
+            "signal exits at once.  Exit status: 0 clean stop, 1 error, 2 bad usage (also a\n"
+            "configuration the data refutes, such as --mode upsert on events without a key).\n",
             cmd, cmd, iceberg ? 9465 : 9464);
 }
 
@@ -672,7 +673,9 @@ static int job_execute(job *j)
                cf_metrics_port(j->met));
     if (cf_pipeline_run(&j->pc, &j->st, &j->err)) {
         cf_log(CF_LOG_ERROR, "cdcflow", "%s: %s: %s", o->pipeline_id, cf_code_name(j->err.code), j->err.msg);
-        return 1;
+        /* A configuration the data refutes (upsert without a key, a key or
+         * partition column that is not a column) is a usage error too. */
+        return j->err.code == CF_E_ARG ? 2 : 1;
     }
     cf_log(CF_LOG_INFO, "cdcflow", "%s: stopped cleanly: %llu messages, %llu events, %llu dead-letter, "
            "%llu commits, %d table%s, last table version %lld", o->pipeline_id,

@@ -573,7 +573,8 @@ int cf_source_kafka_open(cf_source *s, const cf_source_config *cfg, cf_err *err)
         const char *eq = strchr(cfg->props[i], '=');
         char key[256];
         if (!eq || eq == cfg->props[i] || (size_t)(eq - cfg->props[i]) >= sizeof key) {
-            cf_err_set(err, CF_E_ARG, "kafka property '%s': expected key=value", cfg->props[i]);
+            /* never the text itself: it may be a secret */
+            cf_err_set(err, CF_E_ARG, "kafka property #%d: expected key=value", i + 1);
             goto fail;
         }
         memcpy(key, cfg->props[i], (size_t)(eq - cfg->props[i]));
