@@ -45,6 +45,7 @@ typedef struct opts {
     int64_t trigger_ms, max_offsets;
     int64_t target_file_bytes;
     int     checkpoint_interval;
+    bool    type_widening;
     const char *source;
     bool available_now;
     const char *dlq;
@@ -264,6 +265,10 @@ static void usage(FILE *f, bool iceberg)
             "  --max-offsets-per-trigger N  at most N messages per commit   [100000; SYSTEM.md used 1000]\n"
             "  --available-now            process what is available at start, commit, exit 0\n"
             "  --checkpoint-interval N    Delta: write a Parquet checkpoint every N commits   [10]\n"
+            "  --type-widening            Delta: a column that widens (int -> bigint, float -> double,\n"
+            "                             a wider decimal) widens the table with the typeWidening\n"
+            "                             feature, as delta.enableTypeWidening=true does; readers must\n"
+            "                             know the feature (docs/delta.md).  Iceberg always promotes.\n"
             "\n"
             "Operations:\n"
             "  --dlq kafka[:TOPIC]|file:PATH|off  dead-letter target for bad events\n"
@@ -296,7 +301,7 @@ enum {
     O_BOOTSTRAP = 256, O_TOPIC, O_TABLE_PATH, O_WAREHOUSE, O_NAMESPACE, O_TABLE, O_CATALOG,
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
-    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP,
+    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING,
 };
 
 static int parse(opts *o, int argc, char **argv)
@@ -328,6 +333,7 @@ static int parse(opts *o, int argc, char **argv)
         { "primary-key", required_argument, 0, O_PRIMARY_KEY },
         { "target-file-size", required_argument, 0, O_TARGET_FILE },
         { "checkpoint-interval", required_argument, 0, O_CKPT_INTERVAL },
+        { "type-widening", no_argument, 0, O_TYPE_WIDENING },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -395,6 +401,7 @@ static int parse(opts *o, int argc, char **argv)
                 return -1;
             }
             break;
+        case O_TYPE_WIDENING: o->type_widening = true; break;
         case O_SOURCE: o->source = optarg; break;
         case O_AVAILABLE_NOW: o->available_now = true; break;
         case O_DLQ: o->dlq = optarg; break;
@@ -575,6 +582,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .checkpoint_interval = o->checkpoint_interval,
             .codec = CF_CODEC_ZSTD,
             .target_file_bytes = o->target_file_bytes,
+            .type_widening = o->type_widening,
         };
         cf_source_config srcc = {
             .spec = o->source,

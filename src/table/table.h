@@ -34,6 +34,7 @@ typedef struct cf_sink_config {
     int         checkpoint_interval;   /* Delta; 0 = default 10 */
     cf_codec    codec;
     int64_t     target_file_bytes;
+    bool        type_widening;     /* Delta: widen column types (typeWidening feature) */
 } cf_sink_config;
 
 /* One commit, as a value.  Everything is borrowed for the call.

@@ -318,4 +318,112 @@ static void test_toast_kept(void)
         toast_kept(kinds[i]);
 }
 
-CF_TEST_MAIN("table_shared", T(test_zombie_is_fenced), T(test_foreign_writer), T(test_toast_kept))
+/* id int64 key, n of type `nt` */
+static cf_schema *nschema(cf_type_id nt)
+{
+    cf_err e;
+    cf_schema *s = cf_schema_new();
+    const char *pk = "id";
+    cf_schema_add(s, "id", (cf_type){ CF_T_INT64 }, false, 0, &e);
+    cf_schema_add(s, "n", (cf_type){ nt }, true, 0, &e);
+    cf_schema_set_pk(s, &pk, 1, &e);
+    return s;
+}
+
+static int commit_n(cf_sink *k, const cf_schema *s, int64_t id, int64_t n, int64_t end, cf_err *e)
+{
+    cf_batch *b = cf_batch_new(s, e);
+    cf_offsets o = at(0, end);
+    int64_t v;
+    int rc;
+    cf_col_set_i64(&b->cols[0], 0, id, e);
+    cf_col_set_i64(&b->cols[1], 0, n, e);
+    cf_batch_end_row(b, e);
+    rc = commit_b(k, b, NULL, &o, &v, e);
+    cf_offsets_free(&o);
+    cf_batch_free(b);
+    return rc;
+}
+
+/* Sum of n over the live rows, read by the table's own reader. */
+static int ice_sum_fn(void *ctx, const cf_batch *rows, const char *file, const int64_t *pos, cf_err *err)
+{
+    int64_t *sum = ctx;
+    int c = cf_schema_find(rows->schema, "n");
+    for (size_t r = 0; r < rows->nrows; r++)
+        *sum += cf_col_i64(&rows->cols[c], r);
+    return 0;
+}
+
+static int64_t sum_n(const char *kind, const char *dir, char *type, size_t tn)
+{
+    cf_err e = { 0 };
+    int64_t sum = 0;
+    if (!strcmp(kind, "delta")) {
+        cf_delta_snap *s = cf_delta_snap_load(dir, -1, &e);
+        cf_batch *b = s ? cf_batch_new(s->schema, &e) : NULL;
+        for (size_t i = 0; b && i < s->nfiles; i++)
+            if (s->files[i].live)
+                cf_delta_read_file(dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+        for (size_t r = 0; b && r < b->nrows; r++)
+            sum += cf_col_i64(&b->cols[1], r);
+        if (s)
+            snprintf(type, tn, "%s", cf_type_name(s->schema->fields[1].type.id));
+        cf_batch_free(b);
+        cf_delta_snap_free(s);
+    } else {
+        cf_ice_table t;
+        cf_schema *s = NULL;
+        if (cf_ice_load(dir, &t, &e) == 0 && t.meta && (s = cf_ice_schema_from_json(t.meta, -1, &e))) {
+            cf_ice_scan(cf_ice_snapshot(t.meta, -1), s, NULL, 0, ice_sum_fn, &sum, &e);
+            snprintf(type, tn, "%s", cf_type_name(s->fields[cf_schema_find(s, "n")].type.id));
+        }
+        cf_schema_free(s);
+        cf_ice_table_free(&t);
+    }
+    return sum;
+}
+
+/* int -> bigint at the source: Iceberg promotes the column; Delta widens
+ * it only where asked (typeWidening), and says how otherwise. */
+static void test_type_widening(void)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        const char *kind = kinds[i];
+        char *dir = mktable(kind), type[32] = "";
+        cf_schema *narrow = nschema(CF_T_INT32), *wide = nschema(CF_T_INT64);
+        cf_err e = { 0 };
+        cf_sink *k = open_sink(kind, dir, "cdcflow");
+        bool delta = !strcmp(kind, "delta");
+
+        CHECK_EQ_INT(commit_n(k, narrow, 1, 7, 1, &e), 0);
+        if (delta) {
+            e.code = CF_OK;
+            CHECK_EQ_INT(commit_n(k, wide, 2, 1LL << 40, 2, &e), -1);
+            CHECK_EQ_INT(e.code, CF_E_UNSUPPORTED);
+            CHECK(strstr(e.msg, "'n' changed type from integer to long") && strstr(e.msg, "enableTypeWidening"));
+            cf_sink_close(k);
+            cf_sink_config cfg = { .kind = kind, .location = dir, .app_id = "cdcflow", .mode = CF_MODE_UPSERT,
+                                   .type_widening = true };
+            k = cf_sink_open(&cfg, &e);
+        }
+        CHECK_EQ_INT(commit_n(k, wide, 2, 1LL << 40, 2, &e), 0);
+        CHECK_EQ_INT(commit_n(k, wide, 1, 8, 3, &e), 0);          /* an old row updated */
+        CHECK_EQ_INT(sum_n(kind, dir, type, sizeof type), (1LL << 40) + 8);
+        CHECK_EQ_STR(type, "int64");
+        cf_sink_close(k);
+        if (delta) {
+            cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+            const char *ss = sn ? json_string_value(json_object_get(sn->metadata, "schemaString")) : NULL;
+            CHECK(sn && sn->min_reader == 3 && sn->min_writer == 7);
+            CHECK(ss && strstr(ss, "\"delta.typeChanges\":[{\"fromType\":\"integer\",\"toType\":\"long\"}]"));
+            cf_delta_snap_free(sn);
+        }
+        cf_schema_free(narrow);
+        cf_schema_free(wide);
+        rmtree(dir);
+    }
+}
+
+CF_TEST_MAIN("table_shared", T(test_zombie_is_fenced), T(test_foreign_writer), T(test_toast_kept),
+             T(test_type_widening))

@@ -72,6 +72,7 @@ typedef struct dsink {
     int64_t        base_version;   /* the table version it was built on */
     int64_t        next;           /* version to publish as */
     char          *base_schema;    /* schemaString it was built on, NULL for a new table */
+    bool          *widened;        /* per table column: its type widens in this commit */
 } dsink;
 
 static int64_t resolve(dsink *ds, int64_t slot)
@@ -210,11 +211,30 @@ static int encode_key(const cf_batch *b, const int *pk, int npk, size_t row, cf_
 
 /* ---- schema reconciliation --------------------------------------------- */
 
+/* A type change Delta's typeWidening feature allows, among the types
+ * cdcflow stores (decimals wider than 18 digits are text here). */
+static bool widens(cf_type from, cf_type to)
+{
+    return (from.id == CF_T_INT32 && to.id == CF_T_INT64) ||
+           (from.id == CF_T_FLOAT && to.id == CF_T_DOUBLE) ||
+           (from.id == CF_T_DECIMAL && to.id == CF_T_DECIMAL && to.precision <= 18 &&
+            to.scale >= from.scale && to.precision - to.scale >= from.precision - from.scale &&
+            (to.precision > from.precision || to.scale > from.scale));
+}
+
+static bool type_widening_on(const dsink *ds)
+{
+    json_t *conf = ds->snap->metadata ? json_object_get(ds->snap->metadata, "configuration") : NULL;
+    const char *v = json_string_value(json_object_get(conf, "delta.enableTypeWidening"));
+    return ds->sink->cfg.type_widening || (v && !strcmp(v, "true"));
+}
+
 /* Table schema for this batch: the current one, or a widened copy when the
- * batch has new columns (*changed = 1).  Type changes and dropped columns
- * are refused.  Caller frees the result. */
-static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, int *changed,
-                                   cf_err *err)
+ * batch has new columns or, with `widen`, wider types (*changed = 1; the
+ * widened columns are flagged in widened[], sized table->nfields).  Other
+ * type changes and dropped columns are refused.  Caller frees the result. */
+static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, bool widen, bool *widened,
+                                   int *changed, cf_err *err)
 {
     cf_schema *out;
     char b1[32], b2[32];
@@ -248,15 +268,33 @@ static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, 
         }
         const char *a = cf_delta_type_name(table->fields[i].type, b1, sizeof b1);
         const char *b = cf_delta_type_name(in->fields[j].type, b2, sizeof b2);
-        if (strcmp(a, b)) {
-            cf_err_set(err, CF_E_UNSUPPORTED,
-                       "column '%s' changed type from %s to %s: type changes are not supported "
-                       "(see docs/delta.md)", table->fields[i].name, a, b);
-            return NULL;
+        if (!strcmp(a, b))
+            continue;
+        if (widen && widens(table->fields[i].type, in->fields[j].type)) {
+            widened[i] = true;
+            continue;
         }
+        if (widens(table->fields[i].type, in->fields[j].type))
+            cf_err_set(err, CF_E_UNSUPPORTED,
+                       "column '%s' changed type from %s to %s: this table does not take type changes. "
+                       "Delta's typeWidening feature does: set the table property "
+                       "delta.enableTypeWidening=true (or run with --type-widening) and restart; its readers "
+                       "must know the feature (see docs/delta.md)", table->fields[i].name, a, b);
+        else
+            cf_err_set(err, CF_E_UNSUPPORTED,
+                       "column '%s' changed type from %s to %s, which Delta cannot widen: write the "
+                       "column's new values to a new table, or rewrite this one with an engine that "
+                       "can (see docs/delta.md)", table->fields[i].name, a, b);
+        return NULL;
     }
     if (!(out = cf_schema_clone(table)))
         goto oom;
+    for (int i = 0; i < table->nfields; i++) {
+        if (!widened[i])
+            continue;
+        out->fields[i].type = in->fields[cf_schema_find(in, table->fields[i].name)].type;
+        *changed = 1;
+    }
     for (int j = 0; j < in->nfields; j++) {
         if (cf_schema_find(table, in->fields[j].name) >= 0)
             continue;
@@ -1157,6 +1195,9 @@ static int pk_after_commit(dsink *ds, cf_err *err)
     return 0;
 }
 
+static int carry_field_metadata(dsink *ds, char **ss, cf_err *err);
+static const char *schema_string(const cf_delta_snap *snap);
+
 /* The metaData action a commit that changes the schema carries: the
  * table's own with the new schema, or a new table's. */
 static json_t *new_metadata(dsink *ds, const cf_schema *table, cf_err *err)
@@ -1194,9 +1235,106 @@ static json_t *new_metadata(dsink *ds, const cf_schema *table, cf_err *err)
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         return NULL;
     }
+    if (carry_field_metadata(ds, &ss, err)) {
+        json_decref(meta);
+        return NULL;
+    }
     json_object_set_new(meta, "schemaString", json_string(ss));
     free(ss);
+    if (ds->widened && ds->snap->schema)
+        for (int i = 0; i < ds->snap->schema->nfields; i++)
+            if (ds->widened[i]) {
+                json_t *conf = json_object_get(meta, "configuration");
+                if (!json_is_object(conf))
+                    json_object_set_new(meta, "configuration", conf = json_object());
+                json_object_set_new(conf, "delta.enableTypeWidening", json_string("true"));
+                break;
+            }
     return meta;
+}
+
+/* The field metadata of the table's schemaString (comments, earlier type
+ * changes, whatever other writers put there) carried into the new one, by
+ * column name; a column widened now gets its delta.typeChanges entry. */
+static int carry_field_metadata(dsink *ds, char **ss, cf_err *err)
+{
+    const char *old = schema_string(ds->snap);
+    json_t *oj = old ? json_loads(old, 0, NULL) : NULL, *nj = json_loads(*ss, 0, NULL), *f;
+    size_t i;
+    char *out;
+
+    if (!nj) {
+        json_decref(oj);
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    }
+    json_array_foreach(json_object_get(nj, "fields"), i, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        json_t *of, *md = NULL;
+        size_t j;
+        int col = name && ds->snap->schema ? cf_schema_find(ds->snap->schema, name) : -1;
+        json_array_foreach(json_object_get(oj, "fields"), j, of)
+            if (name && json_is_string(json_object_get(of, "name")) &&
+                !strcmp(name, json_string_value(json_object_get(of, "name"))))
+                md = json_object_get(of, "metadata");
+        if (json_is_object(md) && json_object_size(md))
+            json_object_set_new(f, "metadata", json_deep_copy(md));
+        if (col >= 0 && ds->widened && ds->widened[col]) {
+            char from[32];
+            json_t *meta = json_object_get(f, "metadata"), *tc;
+            if (!json_is_object(meta))
+                json_object_set_new(f, "metadata", meta = json_object());
+            if (!json_is_array(tc = json_object_get(meta, "delta.typeChanges")))
+                json_object_set_new(meta, "delta.typeChanges", tc = json_array());
+            json_array_append_new(tc, json_pack("{s:s,s:O}", "fromType",
+                                                cf_delta_type_name(ds->snap->schema->fields[col].type, from,
+                                                                   sizeof from),
+                                                "toType", json_object_get(f, "type")));
+        }
+    }
+    out = json_dumps(nj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(oj);
+    json_decref(nj);
+    if (!out)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    free(*ss);
+    *ss = out;
+    return 0;
+}
+
+/* The protocol a commit that widens a column needs: reader 3 / writer 7
+ * with typeWidening, plus the features the older versions implied and the
+ * table uses.  NULL when the table has it already or nothing widens. */
+static json_t *widening_protocol(const dsink *ds)
+{
+    const cf_delta_snap *snap = ds->snap;
+    json_t *p, *rf, *wf, *conf = snap->metadata ? json_object_get(snap->metadata, "configuration") : NULL;
+    bool any = false;
+    size_t i;
+    json_t *f;
+
+    for (int c = 0; ds->widened && snap->schema && c < snap->schema->nfields; c++)
+        any |= ds->widened[c];
+    if (!any)
+        return NULL;
+    json_array_foreach(json_object_get(snap->protocol, "readerFeatures"), i, f)
+        if (json_is_string(f) && !strcmp(json_string_value(f), "typeWidening"))
+            return NULL;
+    p = json_deep_copy(snap->protocol);
+    if (!json_is_array(rf = json_object_get(p, "readerFeatures")))
+        json_object_set_new(p, "readerFeatures", rf = json_array());
+    if (!json_is_array(wf = json_object_get(p, "writerFeatures"))) {
+        json_object_set_new(p, "writerFeatures", wf = json_array());
+        /* writer 2 to 4 implied these; list the ones in use */
+        if (snap->min_writer >= 2 && json_is_string(json_object_get(conf, "delta.appendOnly")))
+            json_array_append_new(wf, json_string("appendOnly"));
+        if (snap->min_writer >= 4 && snap->cdf_enabled)
+            json_array_append_new(wf, json_string("changeDataFeed"));
+    }
+    json_array_append_new(rf, json_string("typeWidening"));
+    json_array_append_new(wf, json_string("typeWidening"));
+    json_object_set_new(p, "minReaderVersion", json_integer(3));
+    json_object_set_new(p, "minWriterVersion", json_integer(7));
+    return json_pack("{s:o}", "protocol", p);
 }
 
 /* commitInfo first, then protocol (new table), metaData, txn per
@@ -1240,6 +1378,10 @@ static int assemble(dsink *ds, const cf_commit *c, json_t *meta, cf_err *err)
     json_decref(line);
     if (ds->base_version < 0) {
         line = json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
+        if (put_json_line(&ds->commit, line, err))
+            goto fail;
+        json_decref(line);
+    } else if (meta && (line = widening_protocol(ds))) {
         if (put_json_line(&ds->commit, line, err))
             goto fail;
         json_decref(line);
@@ -1334,7 +1476,11 @@ static int d_stage(cf_sink *s, const cf_commit *c, cf_err *err)
     if (schema_string(snap) && !(ds->base_schema = strdup(schema_string(snap))))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     if (rows) {
-        if (!(table = reconcile_schema(snap->schema, rows->schema, &changed, err)))
+        free(ds->widened);
+        if (!(ds->widened = calloc((size_t)(snap->schema ? snap->schema->nfields : 0) + 1, sizeof *ds->widened)))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        if (!(table = reconcile_schema(snap->schema, rows->schema, type_widening_on(ds), ds->widened, &changed,
+                                       err)))
             return cf_err_wrap(err, "delta table %s", snap->root);
         for (int i = 0; snap->version < 0 && i < s->cfg.npartition_by; i++)
             if (cf_schema_find(table, s->cfg.partition_by[i]) < 0) {
@@ -1501,6 +1647,7 @@ static void d_close(cf_sink *s)
     cf_buf_free(&ds->actions);
     cf_buf_free(&ds->commit);
     free(ds->base_schema);
+    free(ds->widened);
     free(ds->w);
     free(ds->created);
     free(ds);

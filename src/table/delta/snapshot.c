@@ -174,7 +174,10 @@ static int apply_protocol(cf_delta_snap *s, json_t *p, cf_err *err)
         json_t *f;
         json_array_foreach(feats, i, f) {
             const char *name = json_string_value(f);
-            if (!name || (strcmp(name, "timestampNtz") && strcmp(name, "vacuumProtocolCheck")))
+            /* typeWidening: old files hold narrower values, which the
+             * reader widens by column (cf_col_copy) */
+            if (!name || (strcmp(name, "timestampNtz") && strcmp(name, "vacuumProtocolCheck") &&
+                          strcmp(name, "typeWidening")))
                 return cf_err_set(err, CF_E_UNSUPPORTED, "table needs reader feature '%s'",
                                   name ? name : "?");
         }
@@ -192,7 +195,8 @@ int cf_delta_snap_writable(const cf_delta_snap *s, bool removes, cf_err *err)
     /* What our commits honour: writer 2 appendOnly/invariants (we add no
      * invariants and check below), 3 CHECK constraints (refused below),
      * 4 change data feed and generated columns (refused below). */
-    static const char *const ok_features[] = { "appendOnly", "invariants", "changeDataFeed", NULL };
+    static const char *const ok_features[] = { "appendOnly", "invariants", "changeDataFeed", "typeWidening",
+                                               NULL };
     json_t *conf = s->metadata ? json_object_get(s->metadata, "configuration") : NULL;
     const char *k;
     json_t *v;

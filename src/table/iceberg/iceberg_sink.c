@@ -136,6 +136,18 @@ static bool text_column(cf_type table, cf_type batch)
            (batch.id == CF_T_UUID || (batch.id == CF_T_DECIMAL && batch.precision > 18));
 }
 
+/* A change of a column's type that Iceberg allows (type promotion): the
+ * table column takes the batch's wider type; readers read old files
+ * through it.  Decimals wider than 18 digits are stored as text here, so a
+ * decimal widens within 18. */
+static bool promotes(cf_type table, cf_type batch)
+{
+    return (table.id == CF_T_INT32 && batch.id == CF_T_INT64) ||
+           (table.id == CF_T_FLOAT && batch.id == CF_T_DOUBLE) ||
+           (table.id == CF_T_DECIMAL && batch.id == CF_T_DECIMAL && table.scale == batch.scale &&
+            batch.precision > table.precision && batch.precision <= 18);
+}
+
 static bool type_compatible(cf_type table, cf_type batch)
 {
     char a[64], b[64];
@@ -197,9 +209,14 @@ static int bind(ice *s, const cf_schema *bs, const cf_commit *c, cf_err *err)
             goto fail;
         }
         if (k >= 0) {
-            if (!type_compatible(cur->fields[k].type, f->type)) {
-                cf_err_set(err, CF_E_UNSUPPORTED, "column %s changed type from %s to %s", f->name,
-                           cf_type_name(cur->fields[k].type.id), cf_type_name(f->type.id));
+            if (!type_compatible(cur->fields[k].type, f->type) && !promotes(cur->fields[k].type, f->type)) {
+                char ta[64], tb2[64];
+                cf_err_set(err, CF_E_UNSUPPORTED, "column %s changed type from %s to %s, which Iceberg cannot "
+                           "promote (it promotes int to long, float to double and decimal(P,S) to a wider "
+                           "precision): send the column's new values to a new table, or change the table's "
+                           "column with an engine that can rewrite it, then restart", f->name,
+                           cf_ice_type_name(cur->fields[k].type, ta, sizeof ta) ? ta : "?",
+                           cf_ice_type_name(f->type, tb2, sizeof tb2) ? tb2 : "?");
                 goto fail;
             }
             f->field_id = cur->fields[k].field_id;
@@ -253,7 +270,7 @@ static int bind(ice *s, const cf_schema *bs, const cf_commit *c, cf_err *err)
     }
     for (int i = 0; cur && i < tt->nfields; i++) {
         int k = cf_schema_find(cur, tt->fields[i].name);
-        if (k >= 0)
+        if (k >= 0 && !promotes(cur->fields[k].type, tt->fields[i].type))
             tt->fields[i].type = cur->fields[k].type;
     }
     cf_schema_free(cur);
@@ -994,6 +1011,14 @@ static int merge_schema(ice *s, json_t *meta, cf_err *err)
         if (c >= 0) {
             if (cur->fields[c].field_id != f->field_id)
                 goto clash;
+            if (promotes(cur->fields[c].type, f->type)) {
+                size_t j;
+                json_t *jf;
+                json_array_foreach(fields, j, jf)
+                    if (json_integer_value(json_object_get(jf, "id")) == f->field_id)
+                        json_object_set_new(jf, "type", json_string(cf_ice_type_name(f->type, tb, sizeof tb)));
+                added++;
+            }
             continue;
         }
         if (f->field_id <= last)
