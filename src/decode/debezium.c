@@ -692,10 +692,12 @@ static int map_conn_field(cf_json *j, const conn_field *f, cf_type *t, colenc *e
     } else if (CF_JSON_IS(ty, "int64")) {
         e->enc = E_INT64;
         t->id = CF_T_INT64;
-    } else if (CF_JSON_IS(ty, "float32")) {
+    } else if (CF_JSON_IS(ty, "float") || CF_JSON_IS(ty, "float32")) {
+        /* Kafka Connect's JsonConverter names FLOAT32/FLOAT64 "float" and
+         * "double"; the schema type names are accepted too. */
         e->enc = E_FLOAT;
         t->id = CF_T_FLOAT;
-    } else if (CF_JSON_IS(ty, "float64")) {
+    } else if (CF_JSON_IS(ty, "double") || CF_JSON_IS(ty, "float64")) {
         e->enc = E_FLOAT;
         t->id = CF_T_DOUBLE;
     } else if (CF_JSON_IS(ty, "boolean")) {

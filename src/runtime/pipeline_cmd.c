@@ -16,6 +16,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/route.h"
 #include "runtime/signals.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 extern char **environ;
@@ -191,25 +192,6 @@ static int env_props(list *props)
         }
     }
     return 0;
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-
-    if (n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
 static void usage(FILE *f, bool iceberg)
@@ -558,7 +540,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
     }
     if (!o->dlq) {
         if (!strncmp(o->source, "file:", 5)) {
-            if (mkdir_p(o->checkpoint)) {
+            if (cf_fs_mkdirs(o->checkpoint, NULL)) {
                 fprintf(stderr, "cdcflow: cannot create %s: %s\n", o->checkpoint, strerror(errno));
                 goto fail;
             }

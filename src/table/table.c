@@ -73,6 +73,17 @@ int cf_commit_fence(const cf_commit *c, const cf_offsets *have, const char *tabl
     return 0;
 }
 
+int64_t cf_commit_toast_source(const cf_commit *c, const int64_t *prev, size_t row, int col)
+{
+    for (int64_t q = prev ? prev[row] : -1; q >= 0; q = prev[q]) {
+        if (c->ops && c->ops[q] == 'd')
+            return -2;
+        if (!cf_cells_has(c->unavail, (size_t)q, col))
+            return q;
+    }
+    return -1;
+}
+
 void cf_commit_backoff(int attempt, unsigned *seed)
 {
     unsigned long cap = (unsigned long)CF_COMMIT_BACKOFF_US << (attempt < 16 ? attempt : 16);

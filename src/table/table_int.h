@@ -43,6 +43,12 @@ extern const cf_sink_ops cf_iceberg_sink_ops;
 #define CF_COMMIT_BACKOFF_US   2000
 #define CF_COMMIT_BACKOFF_CAP  (500 * 1000)
 
+/* Where the value of unavailable cell (row, col) of c->rows is: the
+ * latest earlier row of the same key in the batch that carries it (prev[r]
+ * is the row of r's key before r, -1 none), or -1: the row the table holds
+ * (the one the commit retires), or -2: nowhere (a delete came between). */
+int64_t cf_commit_toast_source(const cf_commit *c, const int64_t *prev, size_t row, int col);
+
 /* Sleep before retry number `attempt` (0-based) of the policy above. */
 void cf_commit_backoff(int attempt, unsigned *seed);
 

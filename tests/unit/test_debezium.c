@@ -606,7 +606,40 @@ static void test_real_events(void)
     cf_decoder_free(d);
 }
 
-CF_TEST_MAIN("debezium",
+/* Kafka Connect's JsonConverter writes FLOAT32/FLOAT64 as "float" and
+ * "double" (a PostgreSQL real / double precision column). */
+static void test_connect_float_names(void)
+{
+    blob v = load("types_env.json");
+    cf_decoder *d = cf_decoder_new(NULL, NULL);
+    cf_msg m = { .topic = "postgres.public.all_types", .offset = 1 };
+    cf_event ev;
+    cf_err err = { 0 };
+    char *p;
+
+    CHECK(v.p != NULL);
+    if (!v.p)
+        return;
+    v.p[v.n] = '\0';
+    /* same lengths: "float32" -> "float"  + 2 spaces, "float64" -> "double" + 1 */
+    while ((p = strstr(v.p, "\"float32\"")))
+        memcpy(p, "\"float\"  ", 9);
+    while ((p = strstr(v.p, "\"float64\"")))
+        memcpy(p, "\"double\" ", 9);
+    m.value = v.p;
+    m.value_len = v.n;
+    CHECK_EQ_INT(cf_decoder_decode(d, &m, &ev, &err), 0);
+    if (ev.schema) {
+        int f32 = cf_schema_find(ev.schema, "f32"), f64 = cf_schema_find(ev.schema, "f64");
+        CHECK(f32 >= 0 && ev.schema->fields[f32].type.id == CF_T_FLOAT);
+        CHECK(f64 >= 0 && ev.schema->fields[f64].type.id == CF_T_DOUBLE);
+        CHECK(f64 >= 0 && ev.after.vals[f64].d == -0.00225);
+    }
+    cf_decoder_free(d);
+    free(v.p);
+}
+
+CF_TEST_MAIN("debezium", T(test_connect_float_names),
     T(test_real_events),
     T(test_create_envelope), T(test_create_bare), T(test_snapshot_read),
     T(test_replica_identity), T(test_truncate_and_tombstones), T(test_toast_placeholder),

@@ -3,6 +3,7 @@
  * commits the checkpoint covers were deleted (log retention by other tools)
  * still resumes at the right offsets and scans the same rows. */
 #include "cf_test.h"
+#include "util/fs.h"
 #include "sink_util.h"
 
 #include <inttypes.h>
@@ -33,7 +34,7 @@ static void test_roundtrip(void)
     int64_t now = cf_delta_now_ms();
     CHECK(mkdtemp(dir) != NULL);
     snprintf(log, sizeof log, "%s/_delta_log", dir);
-    CHECK_EQ_INT(cf_delta_mkdirs(log, &e), 0);
+    CHECK_EQ_INT(cf_fs_mkdirs(log, &e), 0);
 
     snprintf(text, sizeof text,
              "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":4}}\n"

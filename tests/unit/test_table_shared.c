@@ -282,12 +282,15 @@ static void toast_kept(const char *kind)
     cf_batch_reset(b);
     row(b, 1, "renamed", NULL, "UPDATE", 11);       /* note unchanged: unavailable */
     row(b, 2, "new", NULL, "INSERT", 12);           /* unavailable, but nothing to keep */
+    row(b, 3, "ins", "short", "INSERT", 13);        /* inserted and updated in one batch: */
+    row(b, 3, "upd", NULL, "UPDATE", 14);           /* the batch's earlier row has the value */
     cf_cells_add(&ua, 0, 2, &e);
     cf_cells_add(&ua, 1, 2, &e);
+    cf_cells_add(&ua, 3, 2, &e);
     {
         /* commit_b with the cells: build the value by hand */
-        char ops[2] = { 'u', 'c' };
-        int64_t lsns[2] = { 11, 12 };
+        char ops[4] = { 'u', 'c', 'c', 'u' };
+        int64_t lsns[4] = { 11, 12, 13, 14 };
         cf_commit c = { .rows = b, .ops = ops, .lsns = lsns, .key = s->pk, .nkey = s->npk,
                         .unavail = &ua, .start = &e1, .end = &e2 };
         CHECK_EQ_INT(cf_sink_commit(k, &c, &v, &e), 0);
@@ -301,6 +304,11 @@ static void toast_kept(const char *kind)
         f = lookup(kind, dir, 2);
         CHECK_EQ_INT(f.n, 1);
         CHECK(f.note == NULL);
+        found_free(&f);
+        f = lookup(kind, dir, 3);
+        CHECK_EQ_INT(f.n, 1);
+        CHECK_EQ_STR(f.name, "upd");
+        CHECK_EQ_STR(f.note, "short");
         found_free(&f);
     }
     cf_sink_close(k);

@@ -177,8 +177,6 @@ char      *cf_delta_path_decode(const char *logpath);
 int        cf_delta_path_encode(const char *fspath, cf_buf *out, cf_err *err);
 /* A random version 4 UUID string (37 bytes with NUL). */
 void       cf_delta_uuid(char out[37]);
-/* mkdir -p. */
-int        cf_delta_mkdirs(const char *path, cf_err *err);
 int64_t    cf_delta_now_ms(void);
 
 /* ---- reading rows back ---------------------------------------------- */

@@ -3,6 +3,7 @@
  * actions) in one put-if-absent log entry; change data files for upserts. */
 #include "table/delta/delta_int.h"
 #include "table/table_int.h"
+#include "util/fs.h"
 #include "table/delta/delta_cmd.h"
 
 #include <errno.h>
@@ -553,7 +554,7 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
         snprintf(full, sizeof full, "%s/%s", snap->root, rel);
         snprintf(dirpath, sizeof dirpath, "%s", full);
         *strrchr(dirpath, '/') = 0;
-        if (cf_delta_mkdirs(dirpath, err))
+        if (cf_fs_mkdirs(dirpath, err))
             goto out;
         if (!(w = cf_pq_writer_open(full, fs, &opt, err)))
             goto out;
@@ -871,7 +872,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
     /* unchanged TOAST: rows with unavailable cells, and per winner the row
      * of `fill` that holds the image it retires (the values to keep) */
     uint8_t *has_ua = NULL;
-    int64_t *fill_of = NULL;
+    int64_t *fill_of = NULL, *prev_row = NULL;   /* prev_row: the row of a row's key before it */
     cf_batch *fill = NULL, *img = NULL;
     int rc = -1;
 
@@ -893,6 +894,12 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
     if (!(win = cf_delta_map_new()) || !(winners = malloc(sizeof *winners * (rows->nrows + 1))) ||
         !(had_live = calloc(rows->nrows + 1, 1)))
         goto oom;
+    if (cm->unavail && cm->unavail->n) {
+        if (!(prev_row = malloc(sizeof *prev_row * (rows->nrows + 1))))
+            goto oom;
+        for (size_t r = 0; r < rows->nrows; r++)
+            prev_row[r] = -1;
+    }
     for (size_t r = 0; r < rows->nrows; r++) {
         int64_t prev;
         bool live = !is_delete(cm, r);
@@ -905,6 +912,8 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
                 had_live[prev] = 1;
             if (lsn_of(cm, pr) >= 0 && lsn_of(cm, r) >= 0 && lsn_of(cm, r) < lsn_of(cm, pr))
                 continue;
+            if (prev_row)
+                prev_row[r] = (int64_t)pr;
             winners[prev] = (uint32_t)r;
         } else {
             if (cf_delta_map_put(win, ds->key.data, ds->key.len, (int64_t)nwin))
@@ -1080,7 +1089,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
     }
     for (int c = 0; c < table->nfields; c++)
         incol[c] = cf_schema_find(in, table->fields[c].name);
-    if (fill && fill->nrows && !(img = cf_batch_new(in, err))) {
+    if (fill && !(img = cf_batch_new(in, err))) {
         free(newrows);
         free(incol);
         goto out;
@@ -1095,13 +1104,19 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
         newrows[nnew++] = (uint32_t)r;
         const char *tag = existed[k] ? "update_postimage" : "insert";
         size_t cr = cb->nrows, ir = img ? img->nrows : 0;
-        bool keep_old = has_ua && has_ua[r] && fill_of[k] >= 0;
+        bool has_cells = has_ua && has_ua[r];
         for (int c = 0; c < table->nfields; c++) {
             const cf_column *src = &rows->cols[incol[c]];
             size_t sr = r;
-            if (keep_old && cf_cells_has(cm->unavail, r, incol[c])) {
-                src = &fill->cols[c];
-                sr = (size_t)fill_of[k];
+            if (has_cells && cf_cells_has(cm->unavail, r, incol[c])) {
+                /* an earlier row of the batch, or the row the table holds */
+                int64_t q = cf_commit_toast_source(cm, prev_row, r, incol[c]);
+                if (q >= 0) {
+                    sr = (size_t)q;
+                } else if (q == -1 && fill_of[k] >= 0) {
+                    src = &fill->cols[c];
+                    sr = (size_t)fill_of[k];
+                }
             }
             if (cf_col_copy(&cb->cols[c], cr, src, sr, err) ||
                 (img && cf_col_copy(&img->cols[incol[c]], ir, src, sr, err))) {
@@ -1145,6 +1160,7 @@ out:
     cf_batch_free(img);
     free(has_ua);
     free(fill_of);
+    free(prev_row);
     cf_schema_free(cs);
     free(winners);
     free(keep);
@@ -1507,6 +1523,10 @@ static int d_stage(cf_sink *s, const cf_commit *c, cf_err *err)
                                 s->cfg.target_file_bytes, err))
             goto out;
     }
+    /* The files must be durable, names included, before a log entry names
+     * them. */
+    if (cf_fs_fsync_dirs_up_to(snap->root, ds->created, ds->ncreated, err))
+        goto out;
     rc = assemble(ds, c, meta, err);
 out:
     if (viewing) {

@@ -1,6 +1,7 @@
 /* log.c - the Delta transaction log on a local filesystem: numbered JSON
  * commits created put-if-absent, listing, _last_checkpoint, paths, ids. */
 #include "table/delta/delta_int.h"
+#include "util/fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -52,37 +53,6 @@ int64_t cf_delta_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int mkdir_p(const char *path, cf_err *err)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n >= sizeof tmp)
-        return cf_err_set(err, CF_E_ARG, "path too long: %s", path);
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST)
-            return cf_err_set(err, CF_E_IO, "mkdir %s: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST)
-        return cf_err_set(err, CF_E_IO, "mkdir %s: %s", tmp, strerror(errno));
-    return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int cf_delta_log_put(const char *root, int64_t version, const void *data, size_t len,
                      cf_err *err)
 {
@@ -97,7 +67,7 @@ int cf_delta_log_put_at(const char *root, int64_t version, const void *data, siz
     int fd;
 
     snprintf(dir, sizeof dir, "%s/" CF_DELTA_LOG_DIR, root);
-    if (mkdir_p(dir, err))
+    if (cf_fs_mkdirs(dir, err))
         return -1;
     cf_delta_commit_path(root, version, final, sizeof final);
     cf_delta_uuid(id);
@@ -146,7 +116,7 @@ int cf_delta_log_put_at(const char *root, int64_t version, const void *data, siz
         return cf_err_set(err, CF_E_IO, "link %s: %s", final, strerror(e));
     }
     unlink(tmp);
-    fsync_dir(dir);
+    cf_fs_fsync_dir(dir, NULL);
     return 0;
 fail:
     if (fd >= 0)
@@ -396,7 +366,6 @@ int cf_delta_path_escape(const char *s, cf_buf *out, cf_err *err)
     return 0;
 }
 
-int cf_delta_mkdirs(const char *path, cf_err *err) { return mkdir_p(path, err); }
 
 int cf_delta_offsets_put(cf_offsets *o, const char *topic, int32_t partition, int64_t next,
                          cf_err *err)

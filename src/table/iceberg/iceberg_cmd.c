@@ -14,6 +14,7 @@
 
 #include "table/delta/delta_print.h"
 #include "table/iceberg/iceberg_int.h"
+#include "util/fs.h"
 #include "format/parquet/parquet.h"
 
 bool cf_iceberg_is_table(const char *dir)
@@ -360,7 +361,7 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
         goto out;
     }
     snprintf(dir, sizeof dir, "%s/data%s%s", t->location, sp->nfields ? "/" : "", ppath);
-    if (cf_ice_mkdirs(dir, err))
+    if (cf_fs_mkdirs(dir, err))
         goto out;
     cf_ice_uuid(u);
     if (!(path = malloc(strlen(dir) + 64))) {

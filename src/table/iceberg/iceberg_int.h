@@ -256,7 +256,6 @@ int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, 
 int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms);
 /* "2026-01-31T12:00:00.000Z" */
 void cf_ice_format_time(int64_t ms, char *out, size_t n);
-int  cf_ice_mkdirs(const char *path, cf_err *err);
 
 /* Random v4 UUID text (37 bytes with NUL). */
 void cf_ice_uuid(char out[37]);

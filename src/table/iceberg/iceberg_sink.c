@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "table/iceberg/iceberg_int.h"
+#include "util/fs.h"
 #include "format/parquet/parquet.h"
 
 #define MAX_BOUND_BYTES     64          /* string bounds kept in manifests */
@@ -48,22 +49,6 @@ typedef struct ice {
 static void staged_free(ice *s, bool unlink_files);
 
 /* ---- small helpers ----------------------------------------------------- */
-
-static int mkdirs(const char *path, cf_err *err)
-{
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST)
-                return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
-    return 0;
-}
 
 /* Number of a data file, registering it (with its partition) if new. */
 static int file_number(ice *s, const char *path, const cf_ice_pval *part, int npart, cf_err *err)
@@ -211,12 +196,13 @@ static int bind(ice *s, const cf_schema *bs, const cf_commit *c, cf_err *err)
         if (k >= 0) {
             if (!type_compatible(cur->fields[k].type, f->type) && !promotes(cur->fields[k].type, f->type)) {
                 char ta[64], tb2[64];
+                const char *na = cf_ice_type_name(cur->fields[k].type, ta, sizeof ta);
+                const char *nb = cf_ice_type_name(f->type, tb2, sizeof tb2);
                 cf_err_set(err, CF_E_UNSUPPORTED, "column %s changed type from %s to %s, which Iceberg cannot "
                            "promote (it promotes int to long, float to double and decimal(P,S) to a wider "
                            "precision): send the column's new values to a new table, or change the table's "
                            "column with an engine that can rewrite it, then restart", f->name,
-                           cf_ice_type_name(cur->fields[k].type, ta, sizeof ta) ? ta : "?",
-                           cf_ice_type_name(f->type, tb2, sizeof tb2) ? tb2 : "?");
+                           na ? na : "?", nb ? nb : "?");
                 goto fail;
             }
             f->field_id = cur->fields[k].field_id;
@@ -756,7 +742,7 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
         return cf_err_set(err, CF_E_ARG, "partition path too long");
     snprintf(dir, sizeof dir, "%s/data%s%s", s->t.location, s->spec.nfields ? "/" : "",
              s->spec.nfields ? ppath : "");
-    if (mkdirs(dir, err))
+    if (cf_fs_mkdirs(dir, err))
         return -1;
     cf_ice_uuid(u);
     plen = strlen(dir) + 64;
@@ -878,7 +864,7 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, const struct ifile 
             goto out;
     }
     snprintf(dir, sizeof dir, "%s/data", s->t.location);
-    if (mkdirs(dir, err))
+    if (cf_fs_mkdirs(dir, err))
         goto out;
     cf_ice_uuid(u);
     if (!(path = malloc(strlen(dir) + 64))) {
@@ -1160,7 +1146,7 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_commit *
     parent = parent_id >= 0 ? cf_ice_snapshot(meta, parent_id) : NULL;
     seq = json_integer_value(json_object_get(meta, "last-sequence-number")) + 1;
     snprintf(mpath, sizeof mpath, "%s/metadata", s->t.location);
-    if (mkdirs(mpath, err))
+    if (cf_fs_mkdirs(mpath, err))
         goto out;
     /* New manifests: one for data files, one for delete files. */
     bool have_manifests = newm->n > 0;
@@ -1282,6 +1268,7 @@ typedef struct plan {
     size_t   *koff, *klen;   /* keys: nrows written, then nremoved removed */
     size_t    nremoved;
     int64_t  *old;           /* per written row: index in dels of the row it retires, -1 none */
+    int64_t  *prev;          /* per batch row: the row of its key before it in the batch, -1 */
     cf_batch *img;           /* the rows to write when some kept their old cells, or NULL */
 } plan;
 
@@ -1292,6 +1279,7 @@ static void plan_free(plan *p)
     free(p->koff);
     free(p->klen);
     free(p->old);
+    free(p->prev);
     cf_buf_free(&p->keys);
     cf_batch_free(p->img);
 }
@@ -1323,7 +1311,7 @@ static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
     cf_buf_init(&key, 0);
     if (!last || !(rowkey = malloc(sizeof *rowkey * nk)) ||
         !(p->koff = malloc(sizeof *p->koff * nk)) || !(p->klen = malloc(sizeof *p->klen * nk)) ||
-        !(p->old = malloc(sizeof *p->old * nk))) {
+        !(p->old = malloc(sizeof *p->old * nk)) || !(p->prev = malloc(sizeof *p->prev * nk))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
@@ -1333,9 +1321,12 @@ static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
         cf_buf_reset(&key);
         if (cf_ice_key_of(b, s->pk, s->npk, i, &key, err))
             goto out;
-        if (cf_ice_kmap_get(last, key.data, key.len, &a, &prev) &&
-            lsn_of(c, (size_t)prev) > lsn_of(c, i))
-            continue;
+        p->prev[i] = -1;
+        if (cf_ice_kmap_get(last, key.data, key.len, &a, &prev)) {
+            if (lsn_of(c, (size_t)prev) > lsn_of(c, i))
+                continue;
+            p->prev[i] = prev;
+        }
         if (cf_ice_kmap_put(last, key.data, key.len, 0, (int64_t)i, err))
             goto out;
     }
@@ -1432,21 +1423,21 @@ static int keep_unavailable(ice *s, const cf_commit *c, plan *p, cf_err *err)
     }
     for (size_t i = 0; i < p->nrows; i++) {
         k.at[i] = -1;
+        any |= has[p->rows[i]];
         if (has[p->rows[i]] && p->old[i] >= 0) {
             const posdel *d = &p->dels[p->old[i]];
             int64_t key[2] = { d->file, d->pos };
             if (cf_ice_kmap_put(k.want, key, sizeof key, 0, (int64_t)i, err))
                 goto out;
-            any = true;
         }
     }
     if (!any) {
         rc = 0;
         goto out;
     }
-    if (!(cur = cf_ice_schema_from_json(s->t.meta, -1, err)) || !(k.old = cf_batch_new(cur, err)))
+    if (s->t.meta && (!(cur = cf_ice_schema_from_json(s->t.meta, -1, err)) || !(k.old = cf_batch_new(cur, err))))
         goto out;
-    for (size_t d = 0; d < p->ndels; d++) {
+    for (size_t d = 0; cur && d < p->ndels; d++) {
         bool first = true;
         /* each data file once: the deletes of one file are adjacent only
          * by chance, so look back for an earlier one */
@@ -1464,13 +1455,23 @@ static int keep_unavailable(ice *s, const cf_commit *c, plan *p, cf_err *err)
         goto out;
     }
     for (int j = 0; j < b->ncols; j++)
-        tcol[j] = cf_schema_find(cur, b->schema->fields[j].name);
+        tcol[j] = cur ? cf_schema_find(cur, b->schema->fields[j].name) : -1;
     for (size_t i = 0; i < p->nrows; i++) {
         size_t r = p->rows[i];
         for (int j = 0; j < b->ncols; j++) {
-            bool keep = k.at[i] >= 0 && tcol[j] >= 0 && cf_cells_has(c->unavail, r, j);
-            if (keep ? cf_col_copy(&p->img->cols[j], i, &k.old->cols[tcol[j]], (size_t)k.at[i], err)
-                     : cf_col_copy(&p->img->cols[j], i, &b->cols[j], r, err))
+            const cf_column *src = &b->cols[j];
+            size_t sr = r;
+            if (has[r] && cf_cells_has(c->unavail, r, j)) {
+                /* an earlier row of the batch, or the row the table holds */
+                int64_t q = cf_commit_toast_source(c, p->prev, r, j);
+                if (q >= 0) {
+                    sr = (size_t)q;
+                } else if (q == -1 && k.at[i] >= 0 && tcol[j] >= 0) {
+                    src = &k.old->cols[tcol[j]];
+                    sr = (size_t)k.at[i];
+                }
+            }
+            if (cf_col_copy(&p->img->cols[j], i, src, sr, err))
                 goto out;
         }
         if (cf_batch_end_row(p->img, err))
@@ -1775,7 +1776,20 @@ static int ice_stage(cf_sink *sk, const cf_commit *c, cf_err *err)
     }
     if (st->p.ndels && write_delete_files(s, &st->p, st->added, &st->nadded, err))
         return -1;
-    return 0;
+    /* The files must be durable, names included, before a snapshot names
+     * them. */
+    {
+        char **paths = malloc(sizeof *paths * ((size_t)st->nadded + 1));
+        int rc;
+        if (!paths)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        for (int i = 0; i < st->nadded; i++)
+            paths[i] = st->added[i].path;
+        rc = cf_fs_fsync_dirs_up_to(s->t.location ? s->t.location : sk->cfg.location, paths,
+                                    (size_t)st->nadded, err);
+        free(paths);
+        return rc;
+    }
 }
 
 /* Committed: now the index may learn where the rows live. */

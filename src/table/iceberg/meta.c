@@ -2,6 +2,7 @@
  * Hadoop-layout table, publish a new version atomically, schemas and
  * partition specs to and from JSON. */
 #include "table/iceberg/iceberg_int.h"
+#include "util/fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -265,32 +266,6 @@ static int write_tmp(const char *dir, const char *text, char *tmp, size_t tmpn, 
     return 0;
 }
 
-static void sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-int cf_ice_mkdirs(const char *path, cf_err *err)
-{
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST)
-                return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return cf_err_set(err, CF_E_IO, "mkdir %s: %s", buf, strerror(errno));
-    return 0;
-}
-
 int cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err)
 {
     char dir[PATH_MAX], tmp[PATH_MAX + 64], hint[PATH_MAX + 64];
@@ -298,7 +273,7 @@ int cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err)
     int v = t->version + 1, rc = -1;
 
     snprintf(dir, sizeof dir, "%s/metadata", t->location);
-    if (cf_ice_mkdirs(dir, err))
+    if (cf_fs_mkdirs(dir, err))
         goto out;
     if (!(text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ||
         !(target = cf_ice_meta_path(t->location, v))) {
@@ -321,7 +296,7 @@ int cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err)
         goto out;
     }
     unlink(tmp);
-    sync_dir(dir);
+    cf_fs_fsync_dir(dir, NULL);
     json_decref(t->meta);
     t->meta = meta;
     meta = NULL;
