@@ -41,6 +41,7 @@ struct cf_metrics {
     int       port;
     uint64_t  events[NOPS];
     uint64_t  dead_letter;
+    uint64_t  fenced;        /* batches dropped: another writer owned their partitions */
     uint64_t  batches;
     histo     batch_dur, commit_dur;
     int64_t   lag;
@@ -163,6 +164,12 @@ void cf_metrics_table_commit(cf_metrics *m, const char *table, const uint64_t by
             t->version = version;
     }
     pthread_mutex_unlock(&m->mu);
+}
+
+void cf_metrics_add_fenced(cf_metrics *m)
+{
+    if (m)
+        LOCKED(m, m->fenced++);
 }
 
 void cf_metrics_add_dead_letter(cf_metrics *m, uint64_t n)
@@ -338,8 +345,12 @@ int cf_metrics_render(cf_metrics *m, cf_buf *b, cf_err *err)
                       "# HELP cdcflow_dead_letter_total Events sent to the dead-letter target.\n"
                       "# TYPE cdcflow_dead_letter_total counter\ncdcflow_dead_letter_total %llu\n"
                       "# HELP cdcflow_batches_total Batches committed to the table.\n"
-                      "# TYPE cdcflow_batches_total counter\ncdcflow_batches_total %llu\n",
-                      (unsigned long long)m->dead_letter, (unsigned long long)m->batches))
+                      "# TYPE cdcflow_batches_total counter\ncdcflow_batches_total %llu\n"
+                      "# HELP cdcflow_batches_fenced_total Batches dropped because the table had moved past "
+                      "their start (another process of the group owned their partitions).\n"
+                      "# TYPE cdcflow_batches_fenced_total counter\ncdcflow_batches_fenced_total %llu\n",
+                      (unsigned long long)m->dead_letter, (unsigned long long)m->batches,
+                      (unsigned long long)m->fenced))
         goto out;
     if (render_histo(b, "cdcflow_batch_duration_seconds", "From a batch's first message to its commit.",
                      &m->batch_dur, err)

@@ -173,6 +173,7 @@ static int drop_fenced(pipe_t *p, lane *l, const cf_err *why, cf_err *err)
     cf_log(CF_LOG_WARN, "pipeline", "%s: batch of %llu messages dropped: %s", table_label(p, l),
            (unsigned long long)l->nmsg, why->msg);
     p->st->fenced++;
+    cf_metrics_add_fenced(p->cfg->metrics);
     if (lane_offsets(p, l, &table, &kept, err))
         goto out;
     for (int i = 0; i < l->covered.n; i++) {
