@@ -433,5 +433,43 @@ static void test_type_widening(void)
     }
 }
 
-CF_TEST_MAIN("table_shared", T(test_zombie_is_fenced), T(test_foreign_writer), T(test_toast_kept),
+/* An offset property that is not a plain count is a corrupt table, not
+ * offset 0 (which would replay the topic from its start). */
+static void test_iceberg_corrupt_offset_is_an_error(void)
+{
+    char *dir = mktable("iceberg");
+    cf_schema *s = schema();
+    cf_err e = { 0 };
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_sink *k = open_sink("iceberg", dir, "cdcflow");
+    cf_offsets e1 = at(0, 41);
+    cf_offsets back = { 0 };
+    cf_ice_table t;
+    int64_t v;
+
+    row(b, 1, "a", "n", "INSERT", 10);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &e1, &v, &e), 0);
+    cf_sink_close(k);
+    CHECK_EQ_INT(cf_ice_load(dir, &t, &e), 0);
+    if (t.meta) {
+        /* the current snapshot's offset, as a careless tool might write it */
+        json_t *sum = json_object_get(cf_ice_snapshot(t.meta, -1), "summary");
+        json_object_set_new(sum, "cdcflow.offsets." TOPIC ".0", json_string("41x"));
+        CHECK_EQ_INT(cf_ice_commit(&t, json_incref(t.meta), &e), 0);
+    }
+    cf_ice_table_free(&t);
+    k = open_sink("iceberg", dir, "cdcflow");
+    e.code = CF_OK;
+    CHECK(k && cf_sink_offsets(k, &back, &e) == -1);
+    CHECK_EQ_INT(e.code, CF_E_CORRUPT);
+    CHECK(strstr(e.msg, "bad offset property") != NULL);
+    cf_sink_close(k);
+    cf_offsets_free(&back);
+    cf_offsets_free(&e1);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+CF_TEST_MAIN("table_shared", T(test_iceberg_corrupt_offset_is_an_error), T(test_zombie_is_fenced), T(test_foreign_writer), T(test_toast_kept),
              T(test_type_widening))
