@@ -60,6 +60,7 @@ typedef struct pipe {
     uint64_t  nmsg;             /* messages held, over every lane */
     double    batch_start;      /* monotonic seconds, first held message */
     int64_t   processed_us;     /* _processed_timestamp of the batch's rows */
+    cf_offsets rewound;         /* partitions a dropped batch rewound during handle() */
     /* progress line */
     double    hb_last;          /* last metrics heartbeat */
     double    prog_last;
@@ -183,6 +184,9 @@ static int drop_fenced(pipe_t *p, lane *l, const cf_err *why, cf_err *err)
     }
     p->nmsg -= l->nmsg;
     reset_lane(l);
+    for (int i = 0; i < to.n; i++)
+        if (cf_offsets_put(&p->rewound, to.v[i].topic, to.v[i].partition, 0, err))
+            goto out;
     rc = cf_source_rewind(p->cfg->source, &to, err);
 out:
     cf_offsets_free(&table);
@@ -556,6 +560,16 @@ static int bind_batch(pipe_t *p, lane *l, const cf_event *ev, const cf_schema *o
     return 0;
 }
 
+/* A commit made while handling m (a schema change, a full arena) was
+ * fenced and moved m's partition back: m comes again, it is taken then. */
+static bool rewound(const pipe_t *p, const cf_msg *m)
+{
+    for (int i = 0; i < p->rewound.n; i++)
+        if (p->rewound.v[i].partition == m->partition && !strcmp(p->rewound.v[i].topic, m->topic))
+            return true;
+    return false;
+}
+
 /* One message into its table's batch.  The covered offsets move only after
  * the message is handled, so a batch cut by a schema change ends before it. */
 static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
@@ -567,6 +581,7 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
 
     if (!l)
         return -1;
+    cf_offsets_clear(&p->rewound);
     if (!p->nmsg) {
         p->batch_start = mono_s();
         p->processed_us = wall_us();
@@ -587,6 +602,8 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
                table_label(p, l), (unsigned long long)p->nmsg);
         if (commit_batch(p, false, err))
             return -1;
+        if (rewound(p, m))
+            return 0;
         p->batch_start = mono_s();
         p->processed_us = wall_us();
         l->batch_start = p->batch_start;
@@ -641,6 +658,8 @@ decoded:
     }
     if (check_schema(p, l, &ev, err))
         return -1;
+    if (rewound(p, m))
+        return 0;
     {
         const cf_schema *out = cf_transform_schema(l->xf, &ev, &why);
         if (!out) {
@@ -656,6 +675,8 @@ decoded:
         }
         if (bind_batch(p, l, &ev, out, err))
             return -1;
+        if (rewound(p, m))
+            return 0;
     }
     if (!p->nmsg) {
         /* A schema change just committed the batch: this message opens the next one. */
@@ -854,6 +875,7 @@ out:
     }
     cf_source_set_hooks(cfg->source, NULL, NULL, NULL);
     cf_offsets_free(&start);
+    cf_offsets_free(&p.rewound);
     p.st->tables = p.nlanes;
     for (int i = 0; i < p.nlanes; i++)
         free_lane(p.lanes[i]);

@@ -43,6 +43,10 @@ extern const cf_sink_ops cf_iceberg_sink_ops;
 #define CF_COMMIT_BACKOFF_US   2000
 #define CF_COMMIT_BACKOFF_CAP  (500 * 1000)
 
+/* Row r of c->rows is a delete; its LSN (-1 unknown). */
+static inline bool cf_commit_is_delete(const cf_commit *c, size_t r) { return c->ops && c->ops[r] == 'd'; }
+static inline int64_t cf_commit_lsn(const cf_commit *c, size_t r) { return c->lsns ? c->lsns[r] : -1; }
+
 /* Where the value of unavailable cell (row, col) of c->rows is: the
  * latest earlier row of the same key in the batch that carries it (prev[r]
  * is the row of r's key before r, -1 none), or -1: the row the table holds

@@ -22,11 +22,11 @@ int cf_fs_mkdirs(const char *path, cf_err *err)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
+        if (mkdir(tmp, 0777) && errno != EEXIST)
             return cf_err_set(err, CF_E_IO, "mkdir %s: %s", tmp, strerror(errno));
         *p = '/';
     }
-    if (mkdir(tmp, 0755) && errno != EEXIST)
+    if (mkdir(tmp, 0777) && errno != EEXIST)
         return cf_err_set(err, CF_E_IO, "mkdir %s: %s", tmp, strerror(errno));
     return 0;
 }
@@ -99,7 +99,7 @@ int cf_fs_fsync_dirs_up_to(const char *root, char *const *paths, size_t n, cf_er
                     break;
             }
             /* up one, while still below root */
-            if (strlen(dir) <= rl || strncmp(dir, root, rl) || !(slash = strrchr(dir, '/')))
+            if (strlen(dir) <= rl || strncmp(dir, root, rl) || dir[rl] != '/' || !(slash = strrchr(dir, '/')))
                 break;
             dir[slash - dir] = '\0';
             if (strlen(dir) < rl)

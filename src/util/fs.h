@@ -6,7 +6,7 @@
 
 #include "util/err.h"
 
-/* Create `path` and its missing parents (mode 0755).  0, or -1 with
+/* Create `path` and its missing parents (mode 0777 less the umask).  0, or -1 with
  * CF_E_IO naming the directory that could not be made (CF_E_ARG: too long). */
 int cf_fs_mkdirs(const char *path, cf_err *err);
 /* fsync the directory `dir`.  -1 with CF_E_IO on failure. */

@@ -471,5 +471,51 @@ static void test_iceberg_corrupt_offset_is_an_error(void)
     rmtree(dir);
 }
 
-CF_TEST_MAIN("table_shared", T(test_iceberg_corrupt_offset_is_an_error), T(test_zombie_is_fenced), T(test_foreign_writer), T(test_toast_kept),
+/* Another engine committed on top and the snapshots that carried our
+ * offsets were expired (Spark's rewrite_data_files, then
+ * expire_snapshots(retain_last=1)): the offsets are still known. */
+static void test_iceberg_offsets_outlive_expired_snapshots(void)
+{
+    char *dir = mktable("iceberg");
+    cf_schema *s = schema();
+    cf_err e = { 0 };
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_sink *k = open_sink("iceberg", dir, "cdcflow"), *other;
+    cf_offsets e1 = at(0, 41), o1 = at(5, 3);
+    cf_ice_table t;
+    int64_t v;
+
+    row(b, 1, "a", "n", "INSERT", 10);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &e1, &v, &e), 0);
+    cf_sink_close(k);
+    other = open_sink("iceberg", dir, "other");
+    cf_batch_reset(b);
+    row(b, 2, "b", "n", "INSERT", 11);
+    CHECK_EQ_INT(commit_b(other, b, NULL, &o1, &v, &e), 0);
+    cf_sink_close(other);
+    CHECK_EQ_INT(cf_ice_load(dir, &t, &e), 0);
+    if (t.meta) {
+        /* keep only the current (foreign) snapshot */
+        json_t *snaps = json_object_get(t.meta, "snapshots"), *cur = cf_ice_snapshot(t.meta, -1);
+        json_t *keep = json_array();
+        json_array_append(keep, cur);
+        json_object_del(cur, "parent-snapshot-id");
+        json_object_set_new(t.meta, "snapshots", keep);
+        json_object_set_new(t.meta, "snapshot-log", json_array());
+        (void)snaps;
+        CHECK_EQ_INT(cf_ice_commit(&t, json_incref(t.meta), &e), 0);
+    }
+    cf_ice_table_free(&t);
+    k = open_sink("iceberg", dir, "cdcflow");
+    CHECK_EQ_INT(table_offset(k, 0), 41);
+    cf_sink_close(k);
+    cf_offsets_free(&e1);
+    cf_offsets_free(&o1);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+CF_TEST_MAIN("table_shared", T(test_iceberg_corrupt_offset_is_an_error),
+             T(test_iceberg_offsets_outlive_expired_snapshots), T(test_zombie_is_fenced), T(test_foreign_writer), T(test_toast_kept),
              T(test_type_widening))

@@ -18,7 +18,6 @@
 #include "cli/version.h"
 #include "util/log.h"
 
-#define MAX_COMMIT_RETRIES 20
 #define MERGE_BUDGET (32LL << 20)   /* compressed bytes of touched files rewritten as one */
 
 /* Rows of one partition (indexes into the source batch). */
@@ -74,6 +73,8 @@ typedef struct dsink {
     int64_t        next;           /* version to publish as */
     char          *base_schema;    /* schemaString it was built on, NULL for a new table */
     bool          *widened;        /* per table column: its type widens in this commit */
+    cf_delta_map  *bkeys;          /* upsert: the staged batch's keys */
+    int64_t        checked;        /* version cf_delta_snap_writable last passed, -2 none */
 } dsink;
 
 static int64_t resolve(dsink *ds, int64_t slot)
@@ -219,8 +220,7 @@ static bool widens(cf_type from, cf_type to)
     return (from.id == CF_T_INT32 && to.id == CF_T_INT64) ||
            (from.id == CF_T_FLOAT && to.id == CF_T_DOUBLE) ||
            (from.id == CF_T_DECIMAL && to.id == CF_T_DECIMAL && to.precision <= 18 &&
-            to.scale >= from.scale && to.precision - to.scale >= from.precision - from.scale &&
-            (to.precision > from.precision || to.scale > from.scale));
+            to.scale == from.scale && to.precision > from.precision);   /* unscaled values stay */
 }
 
 static bool type_widening_on(const dsink *ds)
@@ -672,6 +672,7 @@ static int d_open(cf_sink *s, cf_err *err)
     if (!ds)
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     ds->sink = s;
+    ds->checked = -2;
     if (!s->cfg.location || !*s->cfg.location) {
         free(ds);
         return cf_err_set(err, CF_E_ARG, "the delta sink needs a table path");
@@ -759,8 +760,9 @@ static int fence(dsink *ds, const cf_delta_snap *snap, const cf_commit *c, cf_er
     return rc;
 }
 
-/* Put the keys of the live files in slots [from, nfiles) into the index. */
-static int pk_index_files(dsink *ds, size_t from, cf_err *err)
+/* Put the keys of the live files in slots [from, nfiles) into the index.
+ * *hit (if watch) is set when one of them is a key of `watch`. */
+static int pk_index_files_watch(dsink *ds, size_t from, const cf_delta_map *watch, bool *hit, cf_err *err)
 {
     cf_delta_snap *snap = ds->snap;
     cf_schema *ks = ds->kschema;
@@ -789,6 +791,8 @@ static int pk_index_files(dsink *ds, size_t from, cf_err *err)
                 cf_err_set(err, CF_E_NOMEM, "out of memory in the key index");
                 goto out;
             }
+            if (watch && cf_delta_map_get(watch, ds->key.data, ds->key.len, NULL))
+                *hit = true;
         }
     }
     rc = 0;
@@ -796,6 +800,24 @@ out:
     cf_batch_free(b);
     free(kidx);
     return rc;
+}
+
+static int pk_index_files(dsink *ds, size_t from, cf_err *err)
+{
+    return pk_index_files_watch(ds, from, NULL, NULL, err);
+}
+
+/* Does the index hold the key columns with the types the table has now
+ * (a widened key column changes how its keys read)? */
+static bool pk_fits(const dsink *ds, const cf_schema *table, const int *tpk, int npk)
+{
+    if (!ds->kschema || ds->kschema->nfields != npk)
+        return false;
+    for (int i = 0; i < npk; i++)
+        if (strcmp(ds->kschema->fields[i].name, table->fields[tpk[i]].name) ||
+            ds->kschema->fields[i].type.id != table->fields[tpk[i]].type.id)
+            return false;
+    return true;
 }
 
 static int pk_build(dsink *ds, const int *pk_names_in_table, int npk, cf_err *err)
@@ -842,15 +864,6 @@ static void rw_free(rw_file *rw, size_t n)
     free(rw);
 }
 
-static bool is_delete(const cf_commit *c, size_t r)
-{
-    return c->ops && c->ops[r] == 'd';
-}
-
-static int64_t lsn_of(const cf_commit *c, size_t r)
-{
-    return c->lsns ? c->lsns[r] : -1;
-}
 
 /* Stage the upsert of cm->rows into ds->actions. */
 static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, cf_err *err)
@@ -885,7 +898,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
             cf_err_set(err, CF_E_ARG, "key column %s not in the table", in->fields[pk[i]].name);
             goto out;
         }
-    if (!ds->pk_ready && pk_build(ds, tpk, npk, err))
+    if ((!ds->pk_ready || !pk_fits(ds, snap->schema, tpk, npk)) && pk_build(ds, tpk, npk, err))
         goto out;
 
     /* 1. last event per key wins: highest _source_lsn, ties by batch order.
@@ -902,7 +915,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
     }
     for (size_t r = 0; r < rows->nrows; r++) {
         int64_t prev;
-        bool live = !is_delete(cm, r);
+        bool live = !cf_commit_is_delete(cm, r);
         cf_buf_reset(&ds->key);
         if (encode_key(rows, pk, npk, r, &ds->key, err))
             goto out;
@@ -910,7 +923,8 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
             size_t pr = winners[prev];
             if (live)
                 had_live[prev] = 1;
-            if (lsn_of(cm, pr) >= 0 && lsn_of(cm, r) >= 0 && lsn_of(cm, r) < lsn_of(cm, pr))
+            int64_t lp = cf_commit_lsn(cm, pr), lr = cf_commit_lsn(cm, r);
+            if (lp >= 0 && lr >= 0 && lr < lp)
                 continue;
             if (prev_row)
                 prev_row[r] = (int64_t)pr;
@@ -1034,7 +1048,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
                     if (cf_batch_copy_row(fill, old, r, err))
                         goto rw_fail;
                 }
-                bool del = is_delete(cm, winners[wi]) && !ds->sink->cfg.soft_deletes;
+                bool del = cf_commit_is_delete(cm, winners[wi]) && !ds->sink->cfg.soft_deletes;
                 const char *tag = del ? "delete" : "update_preimage";
                 size_t cr = cb->nrows;
                 for (int c = 0; c < table->nfields; c++)
@@ -1096,7 +1110,7 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
     }
     for (size_t k = 0; k < nwin; k++) {
         size_t r = winners[k];
-        bool isdel = is_delete(cm, r);
+        bool isdel = cf_commit_is_delete(cm, r);
         if (isdel && !ds->sink->cfg.soft_deletes)
             continue;
         if (isdel && !existed[k] && !had_live[k])
@@ -1152,6 +1166,11 @@ rw_fail:
 oom:
     cf_err_set(err, CF_E_NOMEM, "out of memory");
 out:
+    if (rc == 0) {
+        cf_delta_map_free(ds->bkeys);
+        ds->bkeys = win;           /* the batch's keys, for after_lost_race */
+        win = NULL;
+    }
     cf_delta_map_free(win);
     cf_delta_map_free(rewrite);
     cf_batch_free(cb);
@@ -1446,6 +1465,8 @@ static void staged_reset(dsink *ds, bool unlink_files)
     cf_buf_reset(&ds->commit);
     free(ds->base_schema);
     ds->base_schema = NULL;
+    cf_delta_map_free(ds->bkeys);
+    ds->bkeys = NULL;
     ds->noop = ds->changed = false;
     ds->c = NULL;
 }
@@ -1471,8 +1492,13 @@ static int d_stage(cf_sink *s, const cf_commit *c, cf_err *err)
      * fence, and its files must be in the key index. */
     if ((others = cf_delta_snap_catch_up(snap, err)) < 0)
         return -1;
-    if (others > 0 && cf_delta_snap_writable(snap, upsert, err))
-        return -1;
+    /* another writer (or tool) may have changed the protocol or settings;
+     * d_offsets may have caught up already, so go by version */
+    if (snap->version != ds->checked) {
+        if (cf_delta_snap_writable(snap, upsert, err))
+            return -1;
+        ds->checked = snap->version;
+    }
     if (upsert && pk_catch_up(ds, err))
         return -1;
     if (fence(ds, snap, c, err))
@@ -1557,6 +1583,18 @@ static int after_lost_race(dsink *ds, cf_err *err)
     ss = schema_string(snap);
     if (!ss || !ds->base_schema || strcmp(ss, ds->base_schema))
         return cf_err_set(err, CF_E_STALE, "%s: another writer changed the schema", snap->root);
+    if (ds->bkeys && ds->pk_ready && ds->indexed < snap->nfiles) {
+        /* rows another writer added for a key of this batch would stay
+         * beside ours: their files enter the index, and a hit stages anew */
+        bool hit = false;
+        if (pk_index_files_watch(ds, ds->indexed, ds->bkeys, &hit, err)) {
+            ds->pk_ready = false;
+            return -1;
+        }
+        ds->indexed = snap->nfiles;
+        if (hit)
+            return cf_err_set(err, CF_E_STALE, "%s: another writer wrote a key of this batch", snap->root);
+    }
     /* files we remove must still be live */
     for (size_t off = 0; off < ds->actions.len;) {
         const char *ln = (const char *)ds->actions.data + off;
@@ -1587,10 +1625,14 @@ static int after_commit(dsink *ds, int64_t *version, cf_err *err)
     int64_t v = ds->next;
 
     if (cf_delta_snap_catch_up(snap, err) < 0 || snap->version < v) {
-        if (snap->version < v)
-            cf_err_set(err, CF_E_CORRUPT, "%s: version %" PRId64 " not readable after commit", snap->root, v);
+        /* The commit has landed: it stands.  Our view follows at the next
+         * stage's catch-up; the index is rebuilt then. */
+        cf_log(CF_LOG_WARN, "delta", "%s: version %" PRId64 " committed but not read back yet: %s", snap->root,
+               v, snap->version < v ? "not visible" : err ? err->msg : "error");
         ds->pk_ready = false;
-        return -1;
+        if (version)
+            *version = v;
+        return 0;
     }
     /* An index that cannot follow is rebuilt at the next commit rather than
      * failing this one, which has landed.  Files of commits we let go first
@@ -1668,6 +1710,7 @@ static void d_close(cf_sink *s)
     cf_buf_free(&ds->commit);
     free(ds->base_schema);
     free(ds->widened);
+    cf_delta_map_free(ds->bkeys);
     free(ds->w);
     free(ds->created);
     free(ds);

@@ -213,7 +213,7 @@ int cf_delta_snap_writable(const cf_delta_snap *s, bool removes, cf_err *err)
         json_array_foreach(feats, i, f) {
             const char *name = json_string_value(f);
             bool ok = false;
-            for (int q = 0; name && ok_features[q]; q++)
+            for (int q = 0; name && ok_features[q] && !ok; q++)
                 ok = !strcmp(name, ok_features[q]);
             if (!ok)
                 return cf_err_set(err, CF_E_UNSUPPORTED, "%s needs writer feature '%s'", s->root,

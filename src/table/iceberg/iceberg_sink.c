@@ -30,6 +30,7 @@ typedef struct ice {
     cf_sink      *sink;
     cf_ice_table  t;
     const cf_schema *bound;       /* batch schema the write schema was made for */
+    int64_t       bound_sid;      /* the table schema id it was made against */
     cf_schema    *bound_copy;     /* its contents: a freed schema's address may come back */
     cf_schema    *wschema;        /* batch schema with table field ids */
     cf_schema    *ttypes;         /* wschema with the table's types (promotions) */
@@ -143,8 +144,6 @@ static bool type_compatible(cf_type table, cf_type batch)
     return (table.id == CF_T_INT64 && batch.id == CF_T_INT32) || text_column(table, batch);
 }
 
-/* Give each batch column its table field id (new columns get new ids),
- * find the key, LSN and operation columns. */
 /* Whether the key of `c` is the one the write schema was bound with. */
 static bool same_key(const ice *s, const cf_commit *c)
 {
@@ -156,12 +155,22 @@ static bool same_key(const ice *s, const cf_commit *c)
     return true;
 }
 
+/* The table's current schema id, -1 for a new table. */
+static int64_t schema_id(const ice *s)
+{
+    return s->t.meta ? json_integer_value(json_object_get(s->t.meta, "current-schema-id")) : -1;
+}
+
+/* Give each batch column its table field id (new columns get new ids),
+ * find the key and the partition source columns.  Bound again when the
+ * batch schema, the key or the table's schema changed. */
 static int bind(ice *s, const cf_schema *bs, const cf_commit *c, cf_err *err)
 {
     cf_schema *cur = NULL, *w, *tt;
     int last = 0;
 
-    if (s->bound == bs && s->wschema && cf_schema_equal(s->bound_copy, bs) && same_key(s, c))
+    if (s->bound == bs && s->wschema && cf_schema_equal(s->bound_copy, bs) && same_key(s, c) &&
+        s->bound_sid == schema_id(s))
         return 0;
     if (c->nkey > CF_MAX_KEY_COLS)
         return cf_err_set(err, CF_E_UNSUPPORTED, "a key of %d columns (at most %d)", c->nkey, CF_MAX_KEY_COLS);
@@ -272,6 +281,7 @@ static int bind(ice *s, const cf_schema *bs, const cf_commit *c, cf_err *err)
     s->wschema = w;
     s->ttypes = tt;
     s->bound = bs;
+    s->bound_sid = schema_id(s);
     return 0;
 fail:
     cf_schema_free(cur);
@@ -395,13 +405,17 @@ static json_t *offsets_carrier(const ice *s, json_t *meta)
  * plain count is a corrupt table, not offset 0. */
 static int meta_offsets(const ice *s, json_t *meta, cf_offsets *out, cf_err *err)
 {
-    json_t *snap = offsets_carrier(s, meta), *v;
+    json_t *snap = offsets_carrier(s, meta), *v, *from;
     const char *key;
     size_t pl = strlen(s->prefix);
 
-    if (!snap)
+    /* No snapshot left that carries them (another engine's snapshots on top
+     * and ours expired): the table properties, which every cdcflow commit
+     * sets with the same values and other engines keep, still do. */
+    from = snap ? json_object_get(snap, "summary") : meta ? json_object_get(meta, "properties") : NULL;
+    if (!from)
         return 0;
-    json_object_foreach(json_object_get(snap, "summary"), key, v) {
+    json_object_foreach(from, key, v) {
         const char *dot;
         char topic[256];
         size_t tl;
@@ -412,8 +426,10 @@ static int meta_offsets(const ice *s, json_t *meta, cf_offsets *out, cf_err *err
         part = parse_count(dot + 1);
         off = json_is_string(v) ? parse_count(json_string_value(v)) : -1;
         if (tl == 0 || tl >= sizeof topic || part < 0 || part > INT32_MAX || off < 0)
-            return cf_err_set(err, CF_E_CORRUPT, "%s: snapshot %lld: bad offset property %s", s->t.location,
-                              (long long)json_integer_value(json_object_get(snap, "snapshot-id")), key);
+            return cf_err_set(err, CF_E_CORRUPT, "%s: %s %lld: bad offset property %s", s->t.location,
+                              snap ? "snapshot" : "table properties, version",
+                              (long long)(snap ? json_integer_value(json_object_get(snap, "snapshot-id"))
+                                               : s->t.version), key);
         memcpy(topic, key + pl, tl);
         topic[tl] = 0;
         if (cf_offsets_put(out, topic, (int32_t)part, off, err))
@@ -1028,7 +1044,8 @@ static int merge_schema(ice *s, json_t *meta, cf_err *err)
 clash:
     cf_schema_free(cur);
     json_decref(sj);
-    return cf_err_set(err, CF_E_CONFLICT, "another writer changed the table schema; restart to re-read it");
+    /* Field ids were given against the old schema: bind and write anew. */
+    return cf_err_set(err, CF_E_STALE, "another writer changed the table schema");
 }
 
 /* Fold manifests m[0..n) into one whose entries are all EXISTING (with
@@ -1234,6 +1251,15 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_commit *
         snprintf(k, sizeof k, "%s%s.%d", s->prefix, c->end->v[i].topic, c->end->v[i].partition);
         set_count(sum, k, c->end->v[i].next_offset);
     }
+    {
+        /* the same offsets as table properties: they outlive our snapshots */
+        json_t *props = json_object_get(meta, "properties");
+        if (!json_is_object(props))
+            json_object_set_new(meta, "properties", props = json_object());
+        json_object_foreach(sum, key, v)
+            if (!strncmp(key, s->prefix, strlen(s->prefix)))
+                json_object_set(props, key, v);
+    }
     cf_ice_add_snapshot(&s->t, meta, sid, parent_id, seq, now, lpath, sum);
     /* A long stream adds a snapshot per commit: with history.expire.*
      * set, old ones leave the metadata here so it stays bounded. */
@@ -1249,15 +1275,6 @@ out:
 
 /* ---- commit ------------------------------------------------------------- */
 
-static bool is_delete(const cf_commit *c, size_t row)
-{
-    return c->ops && c->ops[row] == 'd';
-}
-
-static int64_t lsn_of(const cf_commit *c, size_t row)
-{
-    return c->lsns ? c->lsns[row] : -1;
-}
 
 typedef struct plan {
     uint32_t *rows;          /* rows to write, in batch order */
@@ -1323,7 +1340,9 @@ static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
             goto out;
         p->prev[i] = -1;
         if (cf_ice_kmap_get(last, key.data, key.len, &a, &prev)) {
-            if (lsn_of(c, (size_t)prev) > lsn_of(c, i))
+            /* later LSN wins; unknown LSNs go by row order, as in Delta */
+            int64_t lp = cf_commit_lsn(c, (size_t)prev), li = cf_commit_lsn(c, i);
+            if (lp >= 0 && li >= 0 && lp > li)
                 continue;
             p->prev[i] = prev;
         }
@@ -1349,7 +1368,7 @@ static int plan_upsert(ice *s, const cf_commit *c, plan *p, cf_err *err)
         off = p->keys.len;
         if (cf_buf_append(&p->keys, key.data, key.len, err))
             goto out;
-        if (is_delete(c, i) && !s->sink->cfg.soft_deletes) {
+        if (cf_commit_is_delete(c, i) && !s->sink->cfg.soft_deletes) {
             rowkey[b->nrows + p->nremoved] = off;
             p->klen[b->nrows + p->nremoved++] = key.len;
             continue;
