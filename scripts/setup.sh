@@ -22,7 +22,9 @@ DEB_PKGS="gcc make pkg-config librdkafka-dev libzstd-dev libsnappy-dev zlib1g-de
 say()  { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+# Of the files' contents only, not their paths: worktrees share .cache, and a stamp that named the
+# path made each checkout refetch what another had just fetched.
+sha() { cat "$@" | sha256sum | cut -c1-16; }
 
 # ---------------------------------------------------------------- Debian packages
 
