@@ -47,7 +47,7 @@ Q := @
 endif
 
 .PHONY: all asan unit unit-asan test demo setup stack-start stack-stop stack-status \
-        integration bench fuzz clean help
+        integration test-readers bench fuzz clean help
 
 all: $(BUILD)/cdcflow
 
@@ -87,22 +87,30 @@ unit: all $(TEST_BINS)
 unit-asan:
 	$(MAKE) SAN=1 unit
 
-## setup: install Debian packages, pinned jars and the Python venv (idempotent)
+## setup: install Debian packages, pinned jars and the Python venvs (idempotent)
 setup:
 	@scripts/setup.sh
 
-## test: install what is missing, then run all tests (unit, unit under ASan, a short fuzz run, integration)
+## test: install what is missing, then run all tests (unit, unit under ASan, a short fuzz run, integration, readers)
 test: setup
 	@$(MAKE) -j2 all || exit 1; rc=0; \
 	$(MAKE) -j2 unit || rc=1; \
 	$(MAKE) -j2 unit-asan || rc=1; \
 	$(MAKE) -j2 fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-10} || rc=1; \
 	$(MAKE) integration || rc=1; \
+	$(MAKE) test-readers || rc=1; \
 	[ $$rc -eq 0 ] && echo "test: all suites passed" || echo "test: some suite failed (see above)"; \
 	exit $$rc
 
 integration: all
 	@scripts/run_integration.sh
+
+## test-readers: read every kind of table cdcflow writes with the newest deltalake, DuckDB and pyiceberg (no stack)
+# Its own setup step (Debian packages, .venv-newest) rather than all of `make setup`: `make test` ran that already.
+test-readers:
+	@scripts/setup.sh readers
+	@$(MAKE) all
+	@.venv-newest/bin/python -m pytest tests/readers -q
 
 ## demo: install, start the stack, register the connector, generate data, run the pipelines
 # all is built by a sub-make: its pkg-config flags must be read after setup installed the libraries.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # setup.sh - install what cdcflow needs to build, test and demo: Debian packages, the pinned Kafka/Debezium jars,
-# and the Python venv of the integration tests.  Idempotent: a second run checks and does nothing (~1 s).
+# and the Python venvs of the tests.  Idempotent: a second run checks and does nothing (~1 s).
 #
 # Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ and, for
-# Spark, .cache/spark/jars (Maven's own cache is ~/.m2); the venv is .venv from tests/requirements.txt.  Each step says what it does and
+# Spark, .cache/spark/jars (Maven's own cache is ~/.m2).  The venvs: .venv from tests/requirements.txt
+# (integration tests), .venv-newest from tests/requirements-newest.txt (the newest readers, tests/readers).
+# `setup.sh readers` does only what `make test-readers` needs.  Each step says what it does and
 # stops with a clear message when it fails.
 set -u
 
@@ -11,6 +13,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=$ROOT/.cache/stack
 VENV=$ROOT/.venv
 REQ=$ROOT/tests/requirements.txt
+VENV_NEWEST=$ROOT/.venv-newest
+REQ_NEWEST=$ROOT/tests/requirements-newest.txt
 
 # Build deps (C libraries + tools), the stack (PostgreSQL, JDK + Maven for the jars, kcat), the venv's
 # python, and the small tools the scripts call (curl, ss, runuser).
@@ -140,6 +144,29 @@ step_venv() {
     say "python venv: ready"
 }
 
+# The newest readers (tests/readers, `make test-readers`): a venv of its own, so their pins never move
+# the integration tests' ones.  Same stamp as .venv: a second run only hashes the file and imports.
+step_venv_newest() {
+    local want stamp=$VENV_NEWEST/.requirements.sha py=${PYTHON:-python3} log=$VENV_NEWEST/pip-install.log
+    want=$(sha "$REQ_NEWEST")
+    if [ -x "$VENV_NEWEST/bin/python" ] && [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+        "$VENV_NEWEST/bin/python" -c 'import pytest, pyarrow, duckdb, deltalake, pyiceberg, duckdb_extension_delta, duckdb_extension_iceberg, duckdb_extension_avro' 2>/dev/null; then
+        say "python venv: up to date (.venv-newest)"
+        return
+    fi
+    if ! "$VENV_NEWEST/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        command -v "$py" >/dev/null 2>&1 || fail "$py not found (package python3)"
+        say "python venv: creating .venv-newest with $("$py" --version 2>&1)"
+        rm -rf "$VENV_NEWEST"
+        "$py" -m venv "$VENV_NEWEST" || fail "python3 -m venv failed (package python3-venv)"
+    fi
+    say "python venv: installing tests/requirements-newest.txt"
+    "$VENV_NEWEST/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ_NEWEST" >"$log" 2>&1 ||
+        { tail -30 "$log" >&2; fail "pip install -r tests/requirements-newest.txt failed (log: ${log#"$ROOT"/})"; }
+    echo "$want" >"$stamp"
+    say "python venv: ready (.venv-newest)"
+}
+
 # DuckDB's extensions come from PyPI packages; check they load offline as the tests load them.
 step_duckdb() {
     local out
@@ -152,10 +179,32 @@ print(", ".join(f"{n} {v}" for n, v in con.sql(
     say "duckdb extensions: loaded $out"
 }
 
+step_duckdb_newest() {
+    local out
+    out=$(cd "$ROOT/tests/readers" && "$VENV_NEWEST/bin/python" -c '
+from conftest import duckdb_conn
+con = duckdb_conn()
+print(", ".join(f"{n} {v}" for n, v in con.sql(
+    "SELECT extension_name, extension_version FROM duckdb_extensions() WHERE loaded AND extension_name IN (\x27delta\x27, \x27iceberg\x27, \x27avro\x27) ORDER BY 1").fetchall()))
+' 2>&1) || { printf '%s\n' "$out" >&2; fail "DuckDB (.venv-newest) could not load its delta/iceberg extensions"; }
+    say "duckdb extensions (.venv-newest): loaded $out"
+}
+
+# `setup.sh readers`: only what `make test-readers` needs (the Debian packages to build, .venv-newest).
 mkdir -p "$ROOT/.cache"
-step_debian
-step_jars
-step_spark_jars
-step_venv
-step_duckdb
+case "${1:-all}" in
+all)
+    step_debian
+    step_jars
+    step_spark_jars
+    step_venv
+    step_venv_newest
+    step_duckdb
+    step_duckdb_newest ;;
+readers)
+    step_debian
+    step_venv_newest
+    step_duckdb_newest ;;
+*)  fail "usage: setup.sh [all|readers]" ;;
+esac
 say "done"
