@@ -368,8 +368,19 @@ def test_delta_duckdb(tables, kind):
     assert_rows(arrow_rows(got, ref.column_names), arrow_rows(ref), f"duckdb vs deltalake {kind}")
 
 
-@pytest.mark.parametrize("kind", ["delta/append", "delta/upsert", "delta/partitioned", "delta/checkpoint",
-                                  "delta/optimized"])
+# deltalake 1.6.3 to 1.6.6 open change-data files of a partitioned table by the percent-encoded path the
+# log holds (as the protocol says it must), so they find no file: "Failed to fetch metadata for file
+# _change_data/location=S%25C3%25A3o...: not found".  A partitioned table that deltalake 1.6.6 writes
+# itself with the change feed on fails the same way; 0.22.3 (the pinned set) and 1.0 to 1.6.2 read
+# these tables.  Strict: a deltalake that reads them turns these into failures, to drop the marks.
+_CDF_PARTITION_PATHS = pytest.mark.xfail(
+    strict=True, reason="deltalake 1.6.6 looks up percent-encoded _change_data partition paths verbatim")
+
+
+@pytest.mark.parametrize("kind", ["delta/append", "delta/upsert",
+                                  pytest.param("delta/partitioned", marks=_CDF_PARTITION_PATHS),
+                                  "delta/checkpoint",
+                                  pytest.param("delta/optimized", marks=_CDF_PARTITION_PATHS)])
 def test_delta_change_feed_deltalake(tables, kind):
     from deltalake import DeltaTable
     path = tables[kind]
