@@ -865,329 +865,399 @@ static void rw_free(rw_file *rw, size_t n)
 }
 
 
-/* Stage the upsert of cm->rows into ds->actions. */
-static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, cf_err *err)
+/* One upsert being staged: the last change per key of the batch (the
+ * winners) and what each retires from the table. */
+typedef struct upsert_plan {
+    dsink           *ds;
+    const cf_schema *table;        /* the schema the files are written in */
+    const cf_commit *cm;
+    const cf_batch  *rows;         /* cm->rows */
+    int              npk;
+    int             *tpk;          /* key columns in the table, in key order */
+    cf_delta_map    *win;          /* encoded key -> winner number */
+    uint32_t        *winners;      /* winner number -> row of `rows` */
+    size_t           nwin;
+    uint8_t         *had_live;     /* per winner: its key had a live image in the batch */
+    uint8_t         *existed;      /* per winner: the table holds its key */
+    int64_t         *rslots;       /* file slots holding a winner's key */
+    size_t           nrs;
+    /* unchanged TOAST (only with cm->unavail cells) */
+    int64_t         *prev_row;     /* per row: the row of its key before it, -1 */
+    uint8_t         *has_ua;       /* per row: it has unavailable cells */
+    int64_t         *fill_of;      /* per winner: the row of `fill` holding what it retires, -1 */
+    cf_batch        *fill;
+    /* the change feed: the table's columns plus _change_type (column ct) */
+    cf_schema       *cs;
+    cf_batch        *cb;
+    int              ct;
+} upsert_plan;
+
+static void upsert_free(upsert_plan *u)
 {
-    cf_delta_snap *snap = ds->snap;
-    const cf_batch *rows = cm->rows;
-    const cf_schema *in = rows->schema;
-    const int *pk = cm->key;
-    int npk = cm->nkey;
-    cf_delta_map *win = NULL, *rewrite = NULL;
-    cf_schema *cs = NULL;
-    cf_batch *cb = NULL, *old = NULL;
-    uint32_t *winners = NULL, *keep = NULL;
-    uint8_t *existed = NULL, *had_live = NULL;
-    size_t nwin = 0;
-    int64_t *rslots = NULL;
-    size_t nrs = 0;
-    int *tpk = NULL, *opk = NULL;
-    /* unchanged TOAST: rows with unavailable cells, and per winner the row
-     * of `fill` that holds the image it retires (the values to keep) */
-    uint8_t *has_ua = NULL;
-    int64_t *fill_of = NULL, *prev_row = NULL;   /* prev_row: the row of a row's key before it */
-    cf_batch *fill = NULL, *img = NULL;
-    int rc = -1;
+    cf_delta_map_free(u->win);
+    free(u->tpk);
+    free(u->winners);
+    free(u->had_live);
+    free(u->existed);
+    free(u->rslots);
+    free(u->prev_row);
+    free(u->has_ua);
+    free(u->fill_of);
+    cf_batch_free(u->fill);
+    cf_batch_free(u->cb);
+    cf_schema_free(u->cs);
+}
 
-    if (npk <= 0)
-        return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key");
-    if (!(tpk = calloc((size_t)npk, sizeof *tpk)) || !(opk = calloc((size_t)npk, sizeof *opk)))
-        goto oom;
-    for (int i = 0; i < npk; i++)
-        if ((tpk[i] = cf_schema_find(snap->schema, in->fields[pk[i]].name)) < 0) {
-            cf_err_set(err, CF_E_ARG, "key column %s not in the table", in->fields[pk[i]].name);
-            goto out;
-        }
-    if ((!ds->pk_ready || !pk_fits(ds, snap->schema, tpk, npk)) && pk_build(ds, tpk, npk, err))
-        goto out;
+/* 1. The last change per key wins: highest LSN, ties by batch order.
+ * had_live: the key had a live image in this batch (a soft delete of it
+ * must keep a marked row even if the table never saw it). */
+static int upsert_winners(upsert_plan *u, cf_err *err)
+{
+    dsink *ds = u->ds;
+    const cf_batch *rows = u->rows;
+    size_t n = rows->nrows;
 
-    /* 1. last event per key wins: highest _source_lsn, ties by batch order.
-     * had_live: the key had a live image in this batch (a soft delete of it
-     * must keep a marked row even if the table never saw it). */
-    if (!(win = cf_delta_map_new()) || !(winners = malloc(sizeof *winners * (rows->nrows + 1))) ||
-        !(had_live = calloc(rows->nrows + 1, 1)))
-        goto oom;
-    if (cm->unavail && cm->unavail->n) {
-        if (!(prev_row = malloc(sizeof *prev_row * (rows->nrows + 1))))
-            goto oom;
-        for (size_t r = 0; r < rows->nrows; r++)
-            prev_row[r] = -1;
+    if (!(u->win = cf_delta_map_new()) || !(u->winners = malloc(sizeof *u->winners * (n + 1))) ||
+        !(u->had_live = calloc(n + 1, 1)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (u->cm->unavail && u->cm->unavail->n) {
+        if (!(u->prev_row = malloc(sizeof *u->prev_row * (n + 1))))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        for (size_t r = 0; r < n; r++)
+            u->prev_row[r] = -1;
     }
-    for (size_t r = 0; r < rows->nrows; r++) {
+    for (size_t r = 0; r < n; r++) {
         int64_t prev;
-        bool live = !cf_commit_is_delete(cm, r);
+        bool live = !cf_commit_is_delete(u->cm, r);
         cf_buf_reset(&ds->key);
-        if (encode_key(rows, pk, npk, r, &ds->key, err))
-            goto out;
-        if (cf_delta_map_get(win, ds->key.data, ds->key.len, &prev)) {
-            size_t pr = winners[prev];
+        if (encode_key(rows, u->cm->key, u->npk, r, &ds->key, err))
+            return -1;
+        if (cf_delta_map_get(u->win, ds->key.data, ds->key.len, &prev)) {
+            size_t pr = u->winners[prev];
+            int64_t lp = cf_commit_lsn(u->cm, pr), lr = cf_commit_lsn(u->cm, r);
             if (live)
-                had_live[prev] = 1;
-            int64_t lp = cf_commit_lsn(cm, pr), lr = cf_commit_lsn(cm, r);
+                u->had_live[prev] = 1;
             if (lp >= 0 && lr >= 0 && lr < lp)
                 continue;
-            if (prev_row)
-                prev_row[r] = (int64_t)pr;
-            winners[prev] = (uint32_t)r;
+            if (u->prev_row)
+                u->prev_row[r] = (int64_t)pr;
+            u->winners[prev] = (uint32_t)r;
         } else {
-            if (cf_delta_map_put(win, ds->key.data, ds->key.len, (int64_t)nwin))
-                goto oom;
-            had_live[nwin] = live;
-            winners[nwin++] = (uint32_t)r;
+            if (cf_delta_map_put(u->win, ds->key.data, ds->key.len, (int64_t)u->nwin))
+                return cf_err_set(err, CF_E_NOMEM, "out of memory");
+            u->had_live[u->nwin] = live;
+            u->winners[u->nwin++] = (uint32_t)r;
         }
     }
+    return 0;
+}
 
-    if (cm->unavail && cm->unavail->n) {
-        if (!(has_ua = calloc(rows->nrows + 1, 1)) || !(fill_of = malloc(sizeof *fill_of * (nwin + 1))) ||
-            !(fill = cf_batch_new(table, err)))
-            goto oom;
-        for (size_t i = 0; i < cm->unavail->n; i++)
-            if (cm->unavail->v[i].row < rows->nrows)
-                has_ua[cm->unavail->v[i].row] = 1;
-        for (size_t k = 0; k < nwin; k++)
-            fill_of[k] = -1;
+/* 2. Which winners the table holds, and the files holding them (they are
+ * rewritten: copy-on-write). */
+static int upsert_find_files(upsert_plan *u, cf_err *err)
+{
+    dsink *ds = u->ds;
+    cf_delta_map *seen = cf_delta_map_new();
+    int rc = -1;
+
+    if (!seen || !(u->rslots = malloc(sizeof *u->rslots * (u->nwin + 1))) ||
+        !(u->existed = calloc(u->nwin + 1, 1))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
     }
-
-    /* 2. files holding a key we change are rewritten (copy-on-write) */
-    if (!(rewrite = cf_delta_map_new()) || !(rslots = malloc(sizeof *rslots * (nwin + 1))) ||
-        !(existed = calloc(nwin + 1, 1)))
-        goto oom;
-    for (size_t k = 0; k < nwin; k++) {
+    for (size_t k = 0; k < u->nwin; k++) {
         int64_t slot;
         cf_buf_reset(&ds->key);
-        if (encode_key(rows, pk, npk, winners[k], &ds->key, err))
+        if (encode_key(u->rows, u->cm->key, u->npk, u->winners[k], &ds->key, err))
             goto out;
         if (!cf_delta_map_get(ds->pk, ds->key.data, ds->key.len, &slot) ||
-            (slot = resolve(ds, slot)) < 0 || !snap->files[slot].live)
+            (slot = resolve(ds, slot)) < 0 || !ds->snap->files[slot].live)
             continue;
-        existed[k] = 1;
-        if (!cf_delta_map_get(rewrite, &slot, sizeof slot, NULL)) {
-            if (cf_delta_map_put(rewrite, &slot, sizeof slot, 1))
-                goto oom;
-            rslots[nrs++] = slot;
+        u->existed[k] = 1;
+        if (!cf_delta_map_get(seen, &slot, sizeof slot, NULL)) {
+            if (cf_delta_map_put(seen, &slot, sizeof slot, 1)) {
+                cf_err_set(err, CF_E_NOMEM, "out of memory");
+                goto out;
+            }
+            u->rslots[u->nrs++] = slot;
         }
     }
+    rc = 0;
+out:
+    cf_delta_map_free(seen);
+    return rc;
+}
 
-    /* change rows: the table's columns plus _change_type */
-    if (!(cs = cf_schema_clone(table)))
-        goto oom;
-    cf_type st = { CF_T_STRING, 0, 0 };
-    if (cf_schema_add(cs, "_change_type", st, true, 0, err) < 0 || !(cb = cf_batch_new(cs, err)) ||
-        !(old = cf_batch_new(table, err)))
-        goto out;
-    int ct = cs->nfields - 1;
-    for (int i = 0; i < npk; i++)
-        opk[i] = tpk[i];
+/* Row r of `old` (a file being rewritten) is retired by winner wi: its
+ * image goes to the change feed, keeps the cells the new one lacks, and its
+ * key leaves the index once the commit lands. */
+static int upsert_retire(upsert_plan *u, const cf_batch *old, size_t r, int64_t wi, cf_err *err)
+{
+    dsink *ds = u->ds;
+    bool del = cf_commit_is_delete(u->cm, u->winners[wi]) && !ds->sink->cfg.soft_deletes;
+    const char *tag = del ? "delete" : "update_preimage";
+    size_t cr = u->cb->nrows;
 
-    /* Files of one partition are rewritten together into one file (up to
-     * the target size): small files merge instead of piling up. */
-    rw_file *rw = calloc(nrs + 1, sizeof *rw);
+    if (u->has_ua && u->has_ua[u->winners[wi]] && u->fill_of[wi] < 0) {
+        u->fill_of[wi] = (int64_t)u->fill->nrows;
+        if (cf_batch_copy_row(u->fill, old, r, err))
+            return -1;
+    }
+    for (int c = 0; c < u->table->nfields; c++)
+        if (cf_col_copy(&u->cb->cols[c], cr, &old->cols[c], r, err))
+            return -1;
+    if (cf_col_set_bytes(&u->cb->cols[u->ct], cr, tag, strlen(tag), err) || cf_batch_end_row(u->cb, err))
+        return -1;
+    if (cf_buf_append(&ds->gonekeys, &(uint32_t){ (uint32_t)ds->key.len }, sizeof(uint32_t), err) ||
+        cf_buf_append(&ds->gonekeys, ds->key.data, ds->key.len, err))
+        return -1;
+    if (del)
+        ds->del_rows++;
+    else
+        ds->upd_rows++;
+    return 0;
+}
+
+/* Rewrite files rw[0..n) of one partition into one: their rows the batch
+ * does not retire survive.  A single file over the merge budget is read and
+ * rewritten one row group at a time, so memory stays bounded by a row
+ * group; its survivors then land in several files and their keys are
+ * indexed one by one. */
+static int upsert_rewrite_group(upsert_plan *u, const rw_file *rw, size_t n, int64_t target, cf_batch *old,
+                                cf_err *err)
+{
+    dsink *ds = u->ds;
+    cf_delta_snap *snap = ds->snap;
+    bool big = n == 1 && snap->files[rw[0].slot].size > target;
+    uint32_t *keep = NULL;
+    int nrg = 1, rc = -1;
+
+    /* remove the old files; their survivors go to the merged new one */
+    for (size_t q = 0; q < n; q++)
+        if (put_remove(ds, &snap->files[rw[q].slot], true, err))
+            return -1;
+    for (int rg = 0; rg < nrg; rg++) {
+        size_t nkeep = 0;
+        int wrc;
+        cf_batch_reset(old);
+        if (big) {
+            cf_delta_file *f = &snap->files[rw[0].slot];
+            if (cf_delta_read_file_rg(snap->root, f->path, &f->pv, u->table, old, rg, &nrg, err))
+                goto out;
+        } else {
+            for (size_t q = 0; q < n; q++) {
+                cf_delta_file *f = &snap->files[rw[q].slot];
+                if (cf_delta_read_file(snap->root, f->path, &f->pv, u->table, old, err))
+                    goto out;
+            }
+        }
+        free(keep);
+        if (!(keep = malloc(sizeof *keep * (old->nrows + 1)))) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t r = 0; r < old->nrows; r++) {
+            int64_t wi;
+            cf_buf_reset(&ds->key);
+            if (encode_key(old, u->tpk, u->npk, r, &ds->key, err))
+                goto out;
+            if (!cf_delta_map_get(u->win, ds->key.data, ds->key.len, &wi))
+                keep[nkeep++] = (uint32_t)r;
+            else if (upsert_retire(u, old, r, wi, err))
+                goto out;
+        }
+        if (big) {
+            wrc = write_rows(ds, u->table, old, keep, nkeep, false, u->tpk, u->npk, 0, err);
+        } else {
+            int64_t *from = malloc(sizeof *from * n);
+            if (!from) {
+                cf_err_set(err, CF_E_NOMEM, "out of memory");
+                goto out;
+            }
+            for (size_t q = 0; q < n; q++)
+                from[q] = rw[q].slot;
+            ds->surv_slots = from;
+            ds->nsurv = n;
+            wrc = write_rows(ds, u->table, old, keep, nkeep, false, NULL, 0, 0, err);
+            ds->surv_slots = NULL;
+            ds->nsurv = 0;
+            free(from);
+        }
+        if (wrc)
+            goto out;
+        ds->out_rows -= (int64_t)nkeep;     /* survivors are not new output rows */
+    }
+    rc = 0;
+out:
+    free(keep);
+    return rc;
+}
+
+/* 3. Files of one partition are rewritten together into one file (up to
+ * the target size): small files merge instead of piling up. */
+static int upsert_rewrite(upsert_plan *u, cf_err *err)
+{
+    dsink *ds = u->ds;
+    cf_delta_snap *snap = ds->snap;
+    rw_file *rw = calloc(u->nrs + 1, sizeof *rw);
+    cf_batch *old = NULL;
+    int64_t target = ds->sink->cfg.target_file_bytes > 0 ? ds->sink->cfg.target_file_bytes : 128LL << 20;
+    int rc = -1;
+
     if (!rw)
-        goto oom;
-    for (size_t i = 0; i < nrs; i++) {
-        rw[i].slot = rslots[i];
-        if (!(rw[i].part = pv_key(&snap->files[rslots[i]].pv))) {
-            rw_free(rw, nrs);
-            goto oom;
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < u->nrs; i++) {
+        rw[i].slot = u->rslots[i];
+        if (!(rw[i].part = pv_key(&snap->files[u->rslots[i]].pv))) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto out;
         }
     }
-    qsort(rw, nrs, sizeof *rw, cmp_rw);
+    qsort(rw, u->nrs, sizeof *rw, cmp_rw);
     /* The merged files are decoded in memory together (several times their
      * compressed size): merge up to 32 MiB of them, less if the target is
      * smaller. */
-    int64_t target = ds->sink->cfg.target_file_bytes > 0 ? ds->sink->cfg.target_file_bytes : 128LL << 20;
     if (target > MERGE_BUDGET)
         target = MERGE_BUDGET;
-    for (size_t i = 0; i < nrs;) {
+    if (!(old = cf_batch_new(u->table, err)))
+        goto out;
+    for (size_t i = 0; i < u->nrs;) {
         size_t j = i;
         int64_t bytes = 0;
-        while (j < nrs && !strcmp(rw[j].part, rw[i].part) && (j == i || bytes + snap->files[rw[j].slot].size <= target))
+        while (j < u->nrs && !strcmp(rw[j].part, rw[i].part) &&
+               (j == i || bytes + snap->files[rw[j].slot].size <= target))
             bytes += snap->files[rw[j++].slot].size;
-        /* remove the old files; their survivors go to the merged new one */
-        for (size_t q = i; q < j; q++) {
-            if (put_remove(ds, &snap->files[rw[q].slot], true, err))
-                goto rw_fail;
-        }
-        /* A file over the merge budget is read and rewritten one row group
-         * at a time, so memory stays bounded by a row group; its survivors
-         * then land in several files and their keys are indexed one by one. */
-        bool big = j == i + 1 && snap->files[rw[i].slot].size > target;
-        int nrg = 1;
-        for (int rg = 0; rg < nrg; rg++) {
-            size_t nkeep = 0;
-            cf_batch_reset(old);
-            if (big) {
-                cf_delta_file *f = &snap->files[rw[i].slot];
-                if (cf_delta_read_file_rg(snap->root, f->path, &f->pv, table, old, rg, &nrg, err))
-                    goto rw_fail;
-            } else {
-                for (size_t q = i; q < j; q++) {
-                    cf_delta_file *f = &snap->files[rw[q].slot];
-                    if (cf_delta_read_file(snap->root, f->path, &f->pv, table, old, err))
-                        goto rw_fail;
-                }
-            }
-            free(keep);
-            if (!(keep = malloc(sizeof *keep * (old->nrows + 1)))) {
-                cf_err_set(err, CF_E_NOMEM, "out of memory");
-                goto rw_fail;
-            }
-            for (size_t r = 0; r < old->nrows; r++) {
-                int64_t wi;
-                cf_buf_reset(&ds->key);
-                if (encode_key(old, opk, npk, r, &ds->key, err))
-                    goto rw_fail;
-                if (!cf_delta_map_get(win, ds->key.data, ds->key.len, &wi)) {
-                    keep[nkeep++] = (uint32_t)r;
-                    continue;
-                }
-                /* retired: its old image goes to the change feed, and
-                 * keeps the cells the new one does not carry */
-                if (has_ua && has_ua[winners[wi]] && fill_of[wi] < 0) {
-                    fill_of[wi] = (int64_t)fill->nrows;
-                    if (cf_batch_copy_row(fill, old, r, err))
-                        goto rw_fail;
-                }
-                bool del = cf_commit_is_delete(cm, winners[wi]) && !ds->sink->cfg.soft_deletes;
-                const char *tag = del ? "delete" : "update_preimage";
-                size_t cr = cb->nrows;
-                for (int c = 0; c < table->nfields; c++)
-                    if (cf_col_copy(&cb->cols[c], cr, &old->cols[c], r, err))
-                        goto rw_fail;
-                if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err))
-                    goto rw_fail;
-                if (cf_buf_append(&ds->gonekeys, &(uint32_t){ (uint32_t)ds->key.len }, sizeof(uint32_t), err) ||
-                    cf_buf_append(&ds->gonekeys, ds->key.data, ds->key.len, err))
-                    goto rw_fail;
-                if (del)
-                    ds->del_rows++;
-                else
-                    ds->upd_rows++;
-            }
-            int wrc0;
-            if (big) {
-                wrc0 = write_rows(ds, table, old, keep, nkeep, false, opk, npk, 0, err);
-            } else {
-                int64_t *from = malloc(sizeof *from * (j - i));
-                if (!from) {
-                    cf_err_set(err, CF_E_NOMEM, "out of memory");
-                    goto rw_fail;
-                }
-                for (size_t q = i; q < j; q++)
-                    from[q - i] = rw[q].slot;
-                ds->surv_slots = from;
-                ds->nsurv = j - i;
-                wrc0 = write_rows(ds, table, old, keep, nkeep, false, NULL, 0, 0, err);
-                ds->surv_slots = NULL;
-                ds->nsurv = 0;
-                free(from);
-            }
-            if (wrc0)
-                goto rw_fail;
-            /* survivors are not new output rows */
-            ds->out_rows -= (int64_t)nkeep;
-        }
+        if (upsert_rewrite_group(u, rw + i, j - i, target, old, err))
+            goto out;
         i = j;
     }
-    rw_free(rw, nrs);
-    rw = NULL;
+    rc = 0;
+out:
+    rw_free(rw, u->nrs);
+    cf_batch_free(old);
+    return rc;
+}
 
-    /* 3. new images: winners that are not hard deletes */
-    size_t nnew = 0;
-    uint32_t *newrows = malloc(sizeof *newrows * (nwin + 1));
+/* 4. The new images: winners that are not hard deletes, with kept cells
+ * filled (from the batch's earlier row of the key, or the retired row),
+ * into the data files and the change feed. */
+static int upsert_new_images(upsert_plan *u, cf_err *err)
+{
+    dsink *ds = u->ds;
+    const cf_batch *rows = u->rows;
+    const cf_schema *table = u->table;
+    uint32_t *newrows = malloc(sizeof *newrows * (u->nwin + 1));
     int *incol = malloc(sizeof *incol * ((size_t)table->nfields + 1));
+    cf_batch *img = NULL;
+    size_t nnew = 0;
+    int rc = -1;
+
     if (!newrows || !incol) {
-        free(newrows);
-        free(incol);
-        goto oom;
-    }
-    for (int c = 0; c < table->nfields; c++)
-        incol[c] = cf_schema_find(in, table->fields[c].name);
-    if (fill && !(img = cf_batch_new(in, err))) {
-        free(newrows);
-        free(incol);
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t k = 0; k < nwin; k++) {
-        size_t r = winners[k];
-        bool isdel = cf_commit_is_delete(cm, r);
+    for (int c = 0; c < table->nfields; c++)
+        incol[c] = cf_schema_find(rows->schema, table->fields[c].name);
+    if (u->fill && !(img = cf_batch_new(rows->schema, err)))
+        goto out;
+    for (size_t k = 0; k < u->nwin; k++) {
+        size_t r = u->winners[k], cr = u->cb->nrows, ir = img ? img->nrows : 0;
+        bool isdel = cf_commit_is_delete(u->cm, r), has_cells = u->has_ua && u->has_ua[r];
+        const char *tag = u->existed[k] ? "update_postimage" : "insert";
         if (isdel && !ds->sink->cfg.soft_deletes)
             continue;
-        if (isdel && !existed[k] && !had_live[k])
+        if (isdel && !u->existed[k] && !u->had_live[k])
             continue;   /* soft delete of a row nobody ever saw */
         newrows[nnew++] = (uint32_t)r;
-        const char *tag = existed[k] ? "update_postimage" : "insert";
-        size_t cr = cb->nrows, ir = img ? img->nrows : 0;
-        bool has_cells = has_ua && has_ua[r];
         for (int c = 0; c < table->nfields; c++) {
             const cf_column *src = &rows->cols[incol[c]];
             size_t sr = r;
-            if (has_cells && cf_cells_has(cm->unavail, r, incol[c])) {
+            if (has_cells && cf_cells_has(u->cm->unavail, r, incol[c])) {
                 /* an earlier row of the batch, or the row the table holds */
-                int64_t q = cf_commit_toast_source(cm, prev_row, r, incol[c]);
+                int64_t q = cf_commit_toast_source(u->cm, u->prev_row, r, incol[c]);
                 if (q >= 0) {
                     sr = (size_t)q;
-                } else if (q == -1 && fill_of[k] >= 0) {
-                    src = &fill->cols[c];
-                    sr = (size_t)fill_of[k];
+                } else if (q == -1 && u->fill_of[k] >= 0) {
+                    src = &u->fill->cols[c];
+                    sr = (size_t)u->fill_of[k];
                 }
             }
-            if (cf_col_copy(&cb->cols[c], cr, src, sr, err) ||
-                (img && cf_col_copy(&img->cols[incol[c]], ir, src, sr, err))) {
-                free(newrows);
-                free(incol);
+            if (cf_col_copy(&u->cb->cols[c], cr, src, sr, err) ||
+                (img && cf_col_copy(&img->cols[incol[c]], ir, src, sr, err)))
                 goto out;
-            }
         }
-        if (cf_col_set_bytes(&cb->cols[ct], cr, tag, strlen(tag), err) || cf_batch_end_row(cb, err) ||
-            (img && cf_batch_end_row(img, err))) {
-            free(newrows);
-            free(incol);
+        if (cf_col_set_bytes(&u->cb->cols[u->ct], cr, tag, strlen(tag), err) || cf_batch_end_row(u->cb, err) ||
+            (img && cf_batch_end_row(img, err)))
             goto out;
-        }
-        if (!existed[k])
+        if (!u->existed[k])
             ds->ins_rows++;
     }
     /* With kept cells the new images are the rows of img, in order. */
-    int wrc = img ? write_rows(ds, table, img, NULL, img->nrows, false, pk, npk, 0, err)
-                  : write_rows(ds, table, rows, newrows, nnew, false, pk, npk, 0, err);
+    rc = img ? write_rows(ds, table, img, NULL, img->nrows, false, u->cm->key, u->npk, 0, err)
+             : write_rows(ds, table, rows, newrows, nnew, false, u->cm->key, u->npk, 0, err);
+out:
+    cf_batch_free(img);
     free(newrows);
     free(incol);
-    if (wrc)
+    return rc;
+}
+
+/* Stage the upsert of cm->rows into ds->actions: the files holding changed
+ * keys are rewritten without them, the new images and the change feed
+ * written.  On success the batch's keys stay in ds->bkeys for the publish. */
+static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, cf_err *err)
+{
+    upsert_plan u = { .ds = ds, .table = table, .cm = cm, .rows = cm->rows, .npk = cm->nkey };
+    const cf_schema *in = cm->rows->schema;
+    cf_type st = { CF_T_STRING, 0, 0 };
+    int rc = -1;
+
+    if (u.npk <= 0)
+        return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key");
+    if (!(u.tpk = calloc((size_t)u.npk, sizeof *u.tpk))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
-    /* 4. the change feed of this commit */
-    if (snap->cdf_enabled && cb->nrows && write_rows(ds, table, cb, NULL, cb->nrows, true, NULL, 0, 0, err))
-        goto out;
-    rc = 0;
-    goto out;
-rw_fail:
-    rw_free(rw, nrs);
-    goto out;
-oom:
-    cf_err_set(err, CF_E_NOMEM, "out of memory");
-out:
-    if (rc == 0) {
-        cf_delta_map_free(ds->bkeys);
-        ds->bkeys = win;           /* the batch's keys, for after_lost_race */
-        win = NULL;
     }
-    cf_delta_map_free(win);
-    cf_delta_map_free(rewrite);
-    cf_batch_free(cb);
-    cf_batch_free(old);
-    cf_batch_free(fill);
-    cf_batch_free(img);
-    free(has_ua);
-    free(fill_of);
-    free(prev_row);
-    cf_schema_free(cs);
-    free(winners);
-    free(keep);
-    free(existed);
-    free(had_live);
-    free(rslots);
-    free(tpk);
-    free(opk);
+    for (int i = 0; i < u.npk; i++)
+        if ((u.tpk[i] = cf_schema_find(ds->snap->schema, in->fields[cm->key[i]].name)) < 0) {
+            cf_err_set(err, CF_E_ARG, "key column %s not in the table", in->fields[cm->key[i]].name);
+            goto out;
+        }
+    if ((!ds->pk_ready || !pk_fits(ds, ds->snap->schema, u.tpk, u.npk)) && pk_build(ds, u.tpk, u.npk, err))
+        goto out;
+    if (upsert_winners(&u, err))
+        goto out;
+    if (cm->unavail && cm->unavail->n) {
+        if (!(u.has_ua = calloc(u.rows->nrows + 1, 1)) || !(u.fill_of = malloc(sizeof *u.fill_of * (u.nwin + 1))) ||
+            !(u.fill = cf_batch_new(table, err))) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < cm->unavail->n; i++)
+            if (cm->unavail->v[i].row < u.rows->nrows)
+                u.has_ua[cm->unavail->v[i].row] = 1;
+        for (size_t k = 0; k < u.nwin; k++)
+            u.fill_of[k] = -1;
+    }
+    if (!(u.cs = cf_schema_clone(table)) || cf_schema_add(u.cs, "_change_type", st, true, 0, err) < 0 ||
+        !(u.cb = cf_batch_new(u.cs, err))) {
+        if (!u.cs)
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    u.ct = u.cs->nfields - 1;
+    if (upsert_find_files(&u, err) || upsert_rewrite(&u, err) || upsert_new_images(&u, err))
+        goto out;
+    /* 5. the change feed of this commit */
+    if (ds->snap->cdf_enabled && u.cb->nrows &&
+        write_rows(ds, table, u.cb, NULL, u.cb->nrows, true, NULL, 0, 0, err))
+        goto out;
+    cf_delta_map_free(ds->bkeys);
+    ds->bkeys = u.win;             /* the batch's keys, for after_lost_race */
+    u.win = NULL;
+    rc = 0;
+out:
+    upsert_free(&u);
     return rc;
 }
 
