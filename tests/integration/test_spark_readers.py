@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import shutil
+import sys
 import subprocess
 import uuid
 from decimal import Decimal
@@ -27,22 +28,18 @@ from decimal import Decimal
 import pytest
 
 from conftest import CDCFLOW, ROOT
+sys.path.insert(0, os.path.join(ROOT, "tests", "common"))   # the module both reader suites share
+from cdc_tables import (CUSTOMER_COLS, CUSTOMERS_TOPIC, EPOCH, FIXTURES, ORDER_COLS, ORDERS_TOPIC,  # noqa: E402
+                        _fixture, customer_row, decimal_b64, mirror, order_row, run_cdcflow,
+                        write_jsonl)
 
 JARS_DIR = os.environ.get("CF_SPARK_JARS", os.path.join(ROOT, ".cache", "spark", "jars"))
 JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
-FIXTURES = os.path.join(ROOT, "tests", "data", "debezium")
 
-CUSTOMERS_TOPIC = "postgres.public.customers"
-ORDERS_TOPIC = "postgres.public.orders"
 
 # Compared column by column with the model; the other columns (ingestion times) are compared
 # between readers only.
-CUSTOMER_COLS = ["customer_id", "email", "full_name", "location", "lifetime_value", "registration_date",
-                 "is_active", "_cdc_operation", "_source_lsn"]
-ORDER_COLS = ["order_id", "customer_id", "order_date", "status", "item_count", "total_amount", "is_gift",
-              "notes", "shipped_at", "_cdc_operation", "_source_lsn"]
 
-EPOCH = datetime.datetime(1970, 1, 1)
 N_CUSTOMER_EVENTS = 150
 CUSTOMER_BATCH = 12          # -> 13 commits: Delta writes a checkpoint at version 10
 N_ORDER_EVENTS = 40
@@ -50,17 +47,6 @@ ORDER_BATCH = 25             # -> 2 commits
 
 
 # ------------------------------------------------------------------ Debezium events
-
-def _fixture(name):
-    with open(os.path.join(FIXTURES, name)) as f:
-        return json.load(f)
-
-
-def decimal_b64(unscaled):
-    """Debezium's `precise` decimal: big-endian two's complement bytes of the unscaled value, base64."""
-    n = unscaled.bit_length() // 8 + 1
-    return base64.b64encode(unscaled.to_bytes(n, "big", signed=True)).decode()
-
 
 def customer_event(tmpl, i, nkeys=25):
     """Envelope-less customers event i: creates for the first nkeys, then updates, every 11th a delete,
@@ -98,35 +84,6 @@ def customer_events(n):
     return events
 
 
-def customer_row(e):
-    """The row cdcflow's customers transform makes of event e (columns CUSTOMER_COLS)."""
-    r = e["after"] or e["before"]
-    unscaled = int.from_bytes(base64.b64decode(r["lifetime_value"]), "big", signed=True)
-    return {
-        "customer_id": r["customer_id"],
-        "email": r["email"],
-        "full_name": f"{r['first_name']} {r['last_name']}",
-        "location": f"{r['city']}, {r['state']}, {r['country']}",
-        "lifetime_value": unscaled / 100,
-        "registration_date": EPOCH + datetime.timedelta(microseconds=r["registration_date"]),
-        "is_active": r["is_active"],
-        "_cdc_operation": {"c": "INSERT", "u": "UPDATE", "d": "DELETE", "r": "READ"}[e["op"]],
-        "_source_lsn": e["source"]["lsn"],
-    }
-
-
-def mirror(events):
-    """key -> row an upsert table holds after `events`: last event per key wins, deletes remove."""
-    state = {}
-    for e in events:
-        row = customer_row(e)
-        if e["op"] == "d":
-            state.pop(row["customer_id"], None)
-        else:
-            state[row["customer_id"]] = row
-    return state
-
-
 def order_event(tmpl, i):
     """Enveloped orders event i (schema included): DECIMAL(12,2), MicroTimestamp (no zone),
     ZonedTimestamp, booleans, nulls and non-ASCII text."""
@@ -145,21 +102,6 @@ def order_event(tmpl, i):
 def order_events(n):
     tmpl = _fixture("real_orders_create.json")
     return [order_event(tmpl, i) for i in range(n)]
-
-
-def order_row(e):
-    r = e["payload"]["after"]
-    unscaled = int.from_bytes(base64.b64decode(r["total_amount"]), "big", signed=True)
-    shipped = None
-    if r["shipped_at"] is not None:
-        shipped = datetime.datetime.strptime(r["shipped_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
-    return {
-        "order_id": r["order_id"], "customer_id": r["customer_id"],
-        "order_date": EPOCH + datetime.timedelta(microseconds=r["order_date"]),
-        "status": r["status"], "item_count": r["item_count"],
-        "total_amount": Decimal(unscaled).scaleb(-2), "is_gift": r["is_gift"], "notes": r["notes"],
-        "shipped_at": shipped, "_cdc_operation": "INSERT", "_source_lsn": e["payload"]["source"]["lsn"],
-    }
 
 
 def evolved_order_events(n, at):
@@ -187,22 +129,6 @@ def evolved_order_row(e):
     return row
 
 
-def write_jsonl(path, events):
-    with open(path, "w") as f:
-        for e in events:
-            f.write(json.dumps(e) + "\n")
-
-
-def run_cdcflow(sink, events_file, workdir, *args):
-    if not os.access(CDCFLOW, os.X_OK):
-        pytest.fail(f"{CDCFLOW} is not built (make)")
-    cmd = [CDCFLOW, sink, "--source", f"file:{events_file}", "--available-now", "--metrics-port", "0",
-           "--checkpoint-location", os.path.join(workdir, "ckpt-" + uuid.uuid4().hex[:8]),
-           "--trigger-interval", "10ms", "--log-level", "warn", *[str(a) for a in args]]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
-
-
 # ------------------------------------------------------------------ values
 
 def plain(v):
@@ -217,14 +143,14 @@ def tuples(dicts, cols):
     return sorted(tuple(plain(d[c]) for c in cols) for d in dicts)
 
 
-def spark_rows(df, cols=None):
-    cols = cols or df.columns
-    return tuples((r.asDict() for r in df.select(*cols).collect()), cols)
-
-
 def arrow_rows(table, cols=None):
     cols = cols or table.column_names
     return tuples(table.select(cols).to_pylist(), cols)
+
+
+def spark_rows(df, cols=None):
+    cols = cols or df.columns
+    return tuples((r.asDict() for r in df.select(*cols).collect()), cols)
 
 
 def commit_offsets(table_path, topic=CUSTOMERS_TOPIC):
