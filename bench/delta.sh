@@ -14,32 +14,7 @@ build/bench/bench_delta gen --out "$out/append" --mode append --events "$N" --ba
 build/bench/bench_delta gen --out "$out/upsert" --mode upsert --events "$N" --batch 100000 2>/dev/null
 
 echo "-- whole pipeline: cdcflow delta --source file: (decode + transform + sink)"
-python3 - "$out/events.jsonl" "$N" <<'PY'
-import json, random, sys
-path, n = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(1)
-live, lsn = [], 1000
-with open(path, "w") as f:
-    for i in range(n):
-        lsn += 3
-        r = rnd.random()
-        if live and r < 0.05:
-            k = live.pop(rnd.randrange(len(live))); op = "d"
-        elif live and r < 0.15:
-            k = live[rnd.randrange(len(live))]; op = "u"
-        else:
-            k = i + 1; live.append(k); op = "c"
-        row = {"customer_id": k, "email": "u%d@example.com" % k, "first_name": "F%d" % (k % 997),
-               "last_name": "L%d" % (k % 991), "phone": None, "address_line1": "1 Main St",
-               "city": "City%d" % (k % 50), "state": "ST", "postal_code": "12345", "country": "US",
-               "registration_date": 1700000000000000, "last_updated": 1700000000000000 + i,
-               "is_active": True, "customer_tier": "gold", "lifetime_value": "12.34"}
-        ev = {"before": row if op == "d" else None, "after": None if op == "d" else row,
-              "source": {"version": "2.7.0", "connector": "postgresql", "name": "postgres",
-                         "ts_ms": 1700000000000 + i, "db": "cdcdb", "schema": "public",
-                         "table": "customers", "lsn": lsn}, "op": op, "ts_ms": 1700000000000 + i}
-        f.write(json.dumps(ev, separators=(",", ":")) + "\n")
-PY
+python3 bench/customer_events.py "$out/events.jsonl" "$N"
 for mode in append upsert; do
     start=$(date +%s.%N)
     /usr/bin/time -f "%M" -o "$out/rss" build/cdcflow delta --source "file:$out/events.jsonl" --available-now \

@@ -11,32 +11,7 @@ trap 'rm -rf "$out"' EXIT
 N=${ICEBERG_BENCH_EVENTS:-500000}
 BATCH=${ICEBERG_BENCH_BATCH:-100000}
 
-python3 - "$out/events.jsonl" "$N" <<'PY'
-import json, random, sys
-path, n = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(7)
-live, lsn = [], 5000
-with open(path, "w") as f:
-    for i in range(n):
-        lsn += 2
-        r = rnd.random()
-        if live and r < 0.05:
-            k = live.pop(rnd.randrange(len(live))); op = "d"
-        elif live and r < 0.15:
-            k = live[rnd.randrange(len(live))]; op = "u"
-        else:
-            k = i + 1; live.append(k); op = "c"
-        row = {"customer_id": k, "email": "u%d@example.com" % k, "first_name": "F%d" % (k % 997),
-               "last_name": "L%d" % (k % 991), "phone": None, "address_line1": "1 Main St",
-               "city": "City%d" % (k % 50), "state": "ST", "postal_code": "12345", "country": "US",
-               "registration_date": 1700000000000000 + k * 1000000, "last_updated": 1700000000000000 + i,
-               "is_active": k % 3 != 0, "customer_tier": "gold", "lifetime_value": "12.34"}
-        ev = {"before": row if op == "d" else None, "after": None if op == "d" else row,
-              "source": {"version": "2.7.4.Final", "connector": "postgresql", "name": "postgres",
-                         "ts_ms": 1700000000000 + i, "db": "cdcdb", "schema": "public",
-                         "table": "customers", "lsn": lsn}, "op": op, "ts_ms": 1700000000000 + i}
-        f.write(json.dumps(ev, separators=(",", ":")) + "\n")
-PY
+python3 bench/customer_events.py "$out/events.jsonl" "$N" --seed 7 --lsn-start 5000 --lsn-step 2 --vary
 echo "-- cdcflow iceberg --source file: ($N events, batches of $BATCH)"
 for mode in append upsert; do
     start=$(date +%s.%N)
