@@ -16,6 +16,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,40 +28,10 @@ KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 
 # ------------------------------------------------------------------ events
 
-def _f(typ, name, optional=True, **kw):
-    d = {"type": typ, "optional": optional}
-    if "sname" in kw:
-        d["name"] = kw["sname"]
-        d["version"] = 1
-    if "params" in kw:
-        d["parameters"] = kw["params"]
-    if "default" in kw:
-        d["default"] = kw["default"]
-    d["field"] = name
-    return d
+# The envelope's schema parts, as the decoder fixtures build them (tests/data/debezium/make_fixtures.py).
+sys.path.insert(0, os.path.join(ROOT, "tests", "data", "debezium"))
+from make_fixtures import CUSTOMER_FIELDS, SOURCE_SCHEMA as _SOURCE_SCHEMA, f as _f  # noqa: E402
 
-
-CUSTOMER_FIELDS = [
-    _f("int32", "customer_id", False, default=0),
-    _f("string", "email"), _f("string", "first_name"), _f("string", "last_name"),
-    _f("string", "phone"), _f("string", "address_line1"), _f("string", "city"),
-    _f("string", "state"), _f("string", "postal_code"), _f("string", "country"),
-    _f("int64", "registration_date", sname="io.debezium.time.MicroTimestamp"),
-    _f("int64", "last_updated", sname="io.debezium.time.MicroTimestamp"),
-    _f("boolean", "is_active"), _f("string", "customer_tier"),
-    _f("bytes", "lifetime_value", sname="org.apache.kafka.connect.data.Decimal",
-       params={"scale": "2", "connect.decimal.precision": "10"}),
-]
-
-_SOURCE_SCHEMA = {"type": "struct", "fields": [
-    _f("string", "version", False), _f("string", "connector", False), _f("string", "name", False),
-    _f("int64", "ts_ms", False),
-    {"type": "string", "optional": True, "name": "io.debezium.data.Enum", "version": 1,
-     "parameters": {"allowed": "true,last,false,incremental"}, "default": "false", "field": "snapshot"},
-    _f("string", "db", False), _f("string", "sequence"), _f("int64", "ts_us"), _f("int64", "ts_ns"),
-    _f("string", "schema", False), _f("string", "table", False), _f("int64", "txId"),
-    _f("int64", "lsn"), _f("int64", "xmin")],
-    "optional": False, "name": "io.debezium.connector.postgresql.Source", "field": "source"}
 
 _TX_SCHEMA = {"type": "struct", "fields": [
     _f("string", "id", False), _f("int64", "total_order", False), _f("int64", "data_collection_order", False)],
