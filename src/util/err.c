@@ -11,6 +11,7 @@ static const char *const names[CF_E__COUNT] = {
     [CF_E_CONFLICT] = "conflict", [CF_E_KAFKA] = "kafka", [CF_E_HTTP] = "http",
     [CF_E_DB] = "db", [CF_E_CORRUPT] = "corrupt", [CF_E_TOOBIG] = "toobig",
     [CF_E_STOPPED] = "stopped", [CF_E_FENCED] = "fenced", [CF_E_STALE] = "stale", [CF_E_FULL] = "full",
+    [CF_E_NOTFOUND] = "notfound",
 };
 
 /* Bad input never is fatal; a broken machine, table or broker is. */
@@ -18,7 +19,7 @@ bool cf_code_fatal(cf_code code)
 {
     switch (code) {
     case CF_E_NOMEM: case CF_E_IO: case CF_E_CORRUPT: case CF_E_KAFKA:
-    case CF_E_CONFLICT: case CF_E_STOPPED: case CF_E_STALE:
+    case CF_E_CONFLICT: case CF_E_STOPPED: case CF_E_STALE: case CF_E_NOTFOUND:
         return true;
     default:
         return false;

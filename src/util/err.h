@@ -31,6 +31,7 @@ typedef enum {
     CF_E_STALE,        /* a staged commit was built on a state that changed in a
                         * way it cannot be published over: stage it again */
     CF_E_FULL,         /* a per-batch buffer is full: commit the batch, then go on */
+    CF_E_NOTFOUND,     /* no object (file) at that path */
     CF_E__COUNT        /* keep last; append new codes above it */
 } cf_code;
 
