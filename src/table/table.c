@@ -29,7 +29,8 @@ cf_sink *cf_sink_open(const cf_sink_config *cfg, cf_err *err)
     }
     s->ops = ops;
     s->cfg = *cfg;
-    if (ops->open(s, err)) {
+    if (!(s->store = cf_store_open(cfg->location, cfg->store, err)) || ops->open(s, err)) {
+        cf_store_close(s->store);
         free(s);
         return NULL;
     }
@@ -42,6 +43,7 @@ void cf_sink_close(cf_sink *s)
         return;
     if (s->ops->close)
         s->ops->close(s);
+    cf_store_close(s->store);
     free(s);
 }
 

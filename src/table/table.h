@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include "batch/batch.h"
 #include "source/source.h"
+#include "store/store.h"
 #include "util/err.h"
 
 typedef enum { CF_MODE_APPEND = 0, CF_MODE_UPSERT } cf_mode;
@@ -35,6 +36,7 @@ typedef struct cf_sink_config {
     cf_codec    codec;
     int64_t     target_file_bytes;
     bool        type_widening;     /* Delta: widen column types (typeWidening feature) */
+    const cf_store_config *store;  /* object storage settings; NULL: from the environment */
 } cf_sink_config;
 
 /* One commit, as a value.  Everything is borrowed for the call.

@@ -30,6 +30,7 @@ typedef struct cf_sink_ops {
 struct cf_sink {
     const cf_sink_ops *ops;
     cf_sink_config     cfg;
+    cf_store          *store;      /* where cfg.location lives; opened before ops->open */
     void              *impl;       /* backend state */
 };
 

@@ -16,6 +16,7 @@
 #include <zstd.h>
 
 #include "util/arena.h"
+#include "util/id.h"
 
 #define MAX_DEPTH        32              /* schema and value nesting */
 #define MAX_NODES        4096            /* schema nodes per file */
@@ -346,20 +347,10 @@ struct cf_avro_writer {
     bool     finished;
 };
 
+/* Uniqueness within a file is all the marker needs. */
 static void fill_sync(uint8_t sync[16])
 {
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, sync, 16) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got != 16) {
-        /* Uniqueness within a file is all the marker needs. */
-        uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)sync;
-        for (int i = 0; i < 16; i++) {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            sync[i] = (uint8_t)(x >> 56);
-        }
-    }
+    cf_random_bytes(sync, 16);
 }
 
 static int put_meta(cf_buf *b, const char *k, const char *v, size_t vlen, cf_err *err)
@@ -834,35 +825,18 @@ fail:
     return NULL;
 }
 
-cf_avro_reader *cf_avro_reader_open_file(const char *path, cf_err *err)
+cf_avro_reader *cf_avro_reader_open_file(cf_store *st, const char *path, cf_err *err)
 {
-    FILE *f = fopen(path, "rb");
     cf_buf b;
     cf_avro_reader *r;
-    uint8_t tmp[65536];
-    size_t n;
     size_t len;
     uint8_t *data;
 
-    if (!f) {
-        cf_err_set(err, CF_E_IO, "open %s: %s", path, strerror(errno));
-        return NULL;
-    }
     cf_buf_init(&b, MAX_FILE_BYTES);
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        if (cf_buf_append(&b, tmp, n, err)) {
-            fclose(f);
-            cf_buf_free(&b);
-            cf_err_wrap(err, "%s", path);
-            return NULL;
-        }
-    if (ferror(f)) {
-        fclose(f);
+    if (cf_store_get(st, path, &b, err)) {
         cf_buf_free(&b);
-        cf_err_set(err, CF_E_IO, "read %s: %s", path, strerror(errno));
         return NULL;
     }
-    fclose(f);
     data = cf_buf_steal(&b, &len);
     if (!(r = cf_avro_reader_open_mem(data ? data : (const uint8_t *)"", len, err))) {
         free(data);
@@ -1063,37 +1037,15 @@ const char *cf_avro_get_str(const cf_avro_value *v, const char *name, char *buf,
 
 /* ---- files ----------------------------------------------------------- */
 
-int cf_avro_write_file_excl(const char *path, const void *p, size_t n, cf_err *err)
+int cf_avro_write_file(cf_store *st, const char *path, const void *p, size_t n, cf_err *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    const uint8_t *q = p;
+    cf_store_file *f = cf_store_file_create(st, path, err);
 
-    if (fd < 0)
-        return cf_err_set(err, errno == EEXIST ? CF_E_CONFLICT : CF_E_IO, "create %s: %s",
-                          path, strerror(errno));
-    while (n) {
-        ssize_t w = write(fd, q, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            cf_err_set(err, CF_E_IO, "write %s: %s", path, strerror(errno));
-            close(fd);
-            unlink(path);
-            return -1;
-        }
-        q += w;
-        n -= (size_t)w;
-    }
-    if (fsync(fd)) {
-        cf_err_set(err, CF_E_IO, "fsync %s: %s", path, strerror(errno));
-        close(fd);
-        unlink(path);
+    if (!f)
+        return -1;
+    if (cf_store_file_write(f, p, n, err)) {
+        cf_store_file_discard(f);
         return -1;
     }
-    if (close(fd)) {
-        cf_err_set(err, CF_E_IO, "close %s: %s", path, strerror(errno));
-        unlink(path);
-        return -1;
-    }
-    return 0;
+    return cf_store_file_finish(f, err);
 }

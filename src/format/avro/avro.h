@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "store/store.h"
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -89,8 +90,8 @@ typedef struct cf_avro_reader cf_avro_reader;
 /* Reads from memory; data must stay valid while the reader lives.
  * Returns NULL with *err set (CF_E_PARSE, CF_E_UNSUPPORTED, CF_E_TOOBIG). */
 cf_avro_reader *cf_avro_reader_open_mem(const void *data, size_t len, cf_err *err);
-/* Reads the whole file into memory (capped at 256 MiB). */
-cf_avro_reader *cf_avro_reader_open_file(const char *path, cf_err *err);
+/* Reads the whole file from store st into memory (capped at 256 MiB). */
+cf_avro_reader *cf_avro_reader_open_file(cf_store *st, const char *path, cf_err *err);
 void cf_avro_reader_free(cf_avro_reader *r);                   /* NULL-safe */
 /* Header metadata value (NUL-terminated copy owned by the reader), NULL if
  * absent.  "avro.schema" gives the schema JSON exactly as stored. */
@@ -99,8 +100,8 @@ const char *cf_avro_reader_meta(const cf_avro_reader *r, const char *key);
  * 0 at the end, -1 on malformed input. */
 int cf_avro_reader_next(cf_avro_reader *r, const cf_avro_value **out, cf_err *err);
 
-/* Write bytes to a new file: fails with CF_E_CONFLICT if `path` exists.
- * Data is fsynced before return. */
-int cf_avro_write_file_excl(const char *path, const void *p, size_t n, cf_err *err);
+/* Write bytes to a new file in store st (cf_store_file_create: locally
+ * CF_E_CONFLICT if `path` exists).  Durable when it returns 0. */
+int cf_avro_write_file(cf_store *st, const char *path, const void *p, size_t n, cf_err *err);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "batch/batch.h"
+#include "store/store.h"
 #include "table/table.h"      /* cf_codec */
 #include "util/err.h"
 
@@ -67,9 +68,11 @@ void cf_pq_file_info_free(cf_pq_file_info *fi);    /* frees members; NULL-safe *
 
 typedef struct cf_pq_writer cf_pq_writer;
 
-/* Create `path` (fails if it exists).  `s` must outlive the writer.  The
- * writer is freed by cf_pq_writer_close or cf_pq_writer_abort. */
-cf_pq_writer *cf_pq_writer_open(const char *path, const cf_schema *s,
+/* Create `path` in store st (CF_E_CONFLICT if a local file exists; on S3
+ * the object appears whole at close).  `st` and `s` must outlive the
+ * writer.  The writer is freed by cf_pq_writer_close or
+ * cf_pq_writer_abort. */
+cf_pq_writer *cf_pq_writer_open(cf_store *st, const char *path, const cf_schema *s,
                                 const cf_pq_options *o, cf_err *err);
 /* Append all rows of b (bound to the writer's schema).  Rows are buffered up
  * to a row group, then compressed and written: memory stays bounded.
@@ -78,7 +81,7 @@ int cf_pq_writer_write(cf_pq_writer *w, const cf_batch *b, cf_err *err);
 /* Append only rows[0..n) of b, in that order. */
 int cf_pq_writer_write_rows(cf_pq_writer *w, const cf_batch *b, const uint32_t *rows,
                             size_t n, cf_err *err);
-/* Flush, write the footer, fsync and close.  On success fills *info (may be
+/* Flush, write the footer and finish the file durably (cf_store_file_finish).  On success fills *info (may be
  * NULL) which the caller frees with cf_pq_file_info_free.  Frees w in every
  * case; on failure the partial file is removed. */
 int cf_pq_writer_close(cf_pq_writer *w, cf_pq_file_info *info, cf_err *err);
@@ -99,7 +102,9 @@ typedef struct cf_pq_reader cf_pq_reader;
  * booleans, DELTA_BINARY_PACKED, DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY,
  * BYTE_STREAM_SPLIT; ZSTD, SNAPPY, GZIP, uncompressed.  Other codecs and
  * encrypted files fail with CF_E_UNSUPPORTED. */
-cf_pq_reader *cf_pq_reader_open(const char *path, cf_err *err);
+/* Reads `path` from store st (which must outlive the reader) with ranged
+ * gets: the footer in one, then each column chunk it reads. */
+cf_pq_reader *cf_pq_reader_open(cf_store *st, const char *path, cf_err *err);
 /* Same over bytes in memory (borrowed: must outlive the reader). */
 cf_pq_reader *cf_pq_reader_open_mem(const void *data, size_t len, cf_err *err);
 void          cf_pq_reader_close(cf_pq_reader *r);         /* NULL-safe */
@@ -168,7 +173,7 @@ typedef struct cf_pq_node {
 
 /* Open a writer for a nested schema rooted at `root` (a group; its name is
  * the schema name).  Leaves are numbered depth-first from 0. */
-cf_pq_writer *cf_pq_writer_open_tree(const char *path, const cf_pq_node *root,
+cf_pq_writer *cf_pq_writer_open_tree(cf_store *st, const char *path, const cf_pq_node *root,
                                      const cf_pq_options *o, cf_err *err);
 /* Append `nlevels` level entries to leaf column `leaf`: def[i] and rep[i]
  * (rep may be NULL when the leaf has no repeated ancestor); the values of

@@ -56,7 +56,9 @@ typedef struct rgroup {
 } rgroup;
 
 struct cf_pq_reader {
-    int            fd;
+    cf_store      *st;         /* NULL for a reader over memory */
+    char          *path;
+    cf_buf         tail;       /* the file's last bytes, read once: footer and its neighbours */
     const uint8_t *mem;
     size_t         size;
     selem         *el;
@@ -555,8 +557,8 @@ void cf_pq_reader_close(cf_pq_reader *r)
 {
     if (!r)
         return;
-    if (r->fd >= 0)
-        close(r->fd);
+    free(r->path);
+    cf_buf_free(&r->tail);
     for (int i = 0; i < r->nel; i++)
         free(r->el[i].name);
     free(r->el);
@@ -594,19 +596,12 @@ static const uint8_t *file_bytes(cf_pq_reader *r, int64_t off, int64_t n, cf_err
     }
     if (r->mem)
         return r->mem + off;
+    if ((uint64_t)off >= r->size - r->tail.len)
+        return r->tail.data + ((uint64_t)off - (r->size - r->tail.len));
     r->raw.len = 0;
-    if (cf_buf_reserve(&r->raw, (size_t)n + 1, err))
+    if (cf_buf_reserve(&r->raw, (size_t)n + 1, err) ||
+        cf_store_get_range(r->st, r->path, (uint64_t)off, (size_t)n, r->raw.data, err))
         return NULL;
-    for (size_t got = 0; got < (size_t)n;) {
-        ssize_t k = pread(r->fd, r->raw.data + got, (size_t)n - got, off + (off_t)got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            cf_err_set(err, CF_E_IO, "read: %s", k < 0 ? strerror(errno) : "file shrank");
-            return NULL;
-        }
-        got += (size_t)k;
-    }
     r->raw.len = (size_t)n;
     return r->raw.data;
 }
@@ -652,22 +647,35 @@ fail:
     return NULL;
 }
 
-cf_pq_reader *cf_pq_reader_open(const char *path, cf_err *err)
+/* Small files are read whole in one request; larger ones have their
+ * footer read with a guess at its size, usually right. */
+#define TAIL_BYTES ((size_t)64 << 10)
+
+cf_pq_reader *cf_pq_reader_open(cf_store *st, const char *path, cf_err *err)
 {
     cf_pq_reader *r = calloc(1, sizeof *r);
-    struct stat st;
+    cf_store_stat sb;
+    size_t t;
 
-    if (!r) {
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         return NULL;
     }
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->fd < 0 || fstat(r->fd, &st) != 0) {
-        cf_err_set(err, CF_E_IO, "open %s: %s", path, strerror(errno));
+    r->st = st;
+    if (cf_store_head(st, path, &sb, err)) {
         cf_pq_reader_close(r);
         return NULL;
     }
-    r->size = (size_t)st.st_size;
+    r->size = (size_t)sb.size;
+    t = r->size < TAIL_BYTES ? r->size : TAIL_BYTES;
+    if (cf_buf_reserve(&r->tail, t + 1, err) ||
+        cf_store_get_range(st, path, r->size - t, t, r->tail.data, err)) {
+        cf_err_wrap(err, "%s", path);
+        cf_pq_reader_close(r);
+        return NULL;
+    }
+    r->tail.len = t;
     if (!open_common(r, err)) {
         cf_err_wrap(err, "%s", path);
         return NULL;
@@ -682,7 +690,6 @@ cf_pq_reader *cf_pq_reader_open_mem(const void *data, size_t len, cf_err *err)
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         return NULL;
     }
-    r->fd = -1;
     r->mem = data;
     r->size = len;
     return open_common(r, err);

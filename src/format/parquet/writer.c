@@ -96,7 +96,8 @@ typedef struct colw {
 } colw;
 
 struct cf_pq_writer {
-    int         fd;
+    cf_store   *st;
+    cf_store_file *f;              /* NULL once finished or before open_file */
     char       *path;
     int64_t     pos;
     cf_pq_options o;
@@ -117,18 +118,9 @@ struct cf_pq_writer {
 
 static int write_all(cf_pq_writer *w, const void *p, size_t n, cf_err *err)
 {
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t k = write(w->fd, b, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return cf_err_set(err, CF_E_IO, "write %s: %s", w->path, strerror(errno));
-        }
-        b += k;
-        n -= (size_t)k;
-        w->pos += k;
-    }
+    if (cf_store_file_write(w->f, p, n, err))
+        return -1;
+    w->pos += (int64_t)n;
     return 0;
 }
 
@@ -1039,14 +1031,13 @@ void cf_pq_writer_abort(cf_pq_writer *w)
 {
     if (!w)
         return;
-    if (w->fd >= 0) {
-        close(w->fd);
-        unlink(w->path);
-    }
+    cf_store_file_discard(w->f);
+    w->f = NULL;
     writer_free(w);
 }
 
-static cf_pq_writer *writer_new(const char *path, const cf_pq_options *o, int ncols, cf_err *err)
+static cf_pq_writer *writer_new(cf_store *st, const char *path, const cf_pq_options *o, int ncols,
+                               cf_err *err)
 {
     cf_pq_writer *w = calloc(1, sizeof *w);
 
@@ -1054,7 +1045,7 @@ static cf_pq_writer *writer_new(const char *path, const cf_pq_options *o, int nc
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         return NULL;
     }
-    w->fd = -1;
+    w->st = st;
     if (o)
         w->o = *o;
     else
@@ -1111,14 +1102,13 @@ static int col_init(cf_pq_writer *w, colw *c, cf_type ty, int16_t max_def, int16
 
 static int open_file(cf_pq_writer *w, cf_err *err)
 {
-    w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (w->fd < 0)
-        return cf_err_set(err, CF_E_IO, "create %s: %s", w->path, strerror(errno));
+    if (!(w->f = cf_store_file_create(w->st, w->path, err)))
+        return -1;
     return write_all(w, "PAR1", 4, err);
 }
 
-cf_pq_writer *cf_pq_writer_open(const char *path, const cf_schema *s, const cf_pq_options *o,
-                                cf_err *err)
+cf_pq_writer *cf_pq_writer_open(cf_store *st, const char *path, const cf_schema *s,
+                                const cf_pq_options *o, cf_err *err)
 {
     cf_pq_writer *w;
 
@@ -1126,7 +1116,7 @@ cf_pq_writer *cf_pq_writer_open(const char *path, const cf_schema *s, const cf_p
         cf_err_set(err, CF_E_ARG, "parquet schema has no columns");
         return NULL;
     }
-    if (!(w = writer_new(path, o, s->nfields, err)))
+    if (!(w = writer_new(st, path, o, s->nfields, err)))
         return NULL;
     w->flat = s;
     for (int i = 0; i < s->nfields; i++) {
@@ -1172,7 +1162,7 @@ static int tree_leaves(walk *k, const cf_pq_node *n, int depth, int16_t d, int16
     return 0;
 }
 
-cf_pq_writer *cf_pq_writer_open_tree(const char *path, const cf_pq_node *root,
+cf_pq_writer *cf_pq_writer_open_tree(cf_store *st, const char *path, const cf_pq_node *root,
                                      const cf_pq_options *o, cf_err *err)
 {
     walk k = { 0 };
@@ -1187,7 +1177,7 @@ cf_pq_writer *cf_pq_writer_open_tree(const char *path, const cf_pq_node *root,
     /* first pass counts leaves, second fills them; root's own level is not counted */
     for (int i = 0; i < root->nchildren; i++)
         tree_leaves(&k, &root->children[i], 1, 0, 0, err);
-    if (!(w = writer_new(path, o, k.leaf, err)))
+    if (!(w = writer_new(st, path, o, k.leaf, err)))
         return NULL;
     w->root = root;
     k.w = w;
@@ -1677,24 +1667,20 @@ int cf_pq_writer_close(cf_pq_writer *w, cf_pq_file_info *info, cf_err *err)
     }
     if (write_footer(w, err))
         goto fail;
-    if (fsync(w->fd) != 0) {
-        cf_err_set(err, CF_E_IO, "fsync %s: %s", w->path, strerror(errno));
-        goto fail;
+    {
+        cf_store_file *f = w->f;
+        w->f = NULL;
+        if (cf_store_file_finish(f, err)) {        /* removes the file on failure */
+            writer_free(w);
+            return -1;
+        }
     }
-    if (close(w->fd) != 0) {
-        w->fd = -1;
-        unlink(w->path);
-        cf_err_set(err, CF_E_IO, "close %s: %s", w->path, strerror(errno));
-        writer_free(w);
-        return -1;
-    }
-    w->fd = -1;
     if (info) {
         info->num_rows = w->num_rows;
         info->file_bytes = w->pos;
         info->cols = calloc((size_t)w->ncols, sizeof *info->cols);
         if (!info->cols) {
-            unlink(w->path);
+            cf_store_delete(w->st, w->path, NULL);
             writer_free(w);
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
         }
