@@ -246,6 +246,11 @@ static int walk(char *dir, size_t dl, int flags, cf_store_list_fn fn, void *ctx,
                 rc = fn(ctx, dir, &s);
             } else if (S_ISDIR(sb.st_mode) && !(flags & CF_STORE_FLAT))
                 rc = walk(dir, dl + 1 + nl, flags, fn, ctx, err);
+            else if (S_ISDIR(sb.st_mode) && (flags & CF_STORE_DIRS) && dl + 2 + nl < PATH_MAX) {
+                cf_store_stat s = { .size = -1, .mtime_ms = -1 };
+                memcpy(dir + dl + 1 + nl, "/", 2);
+                rc = fn(ctx, dir, &s);
+            }
         }
         dir[dl] = '\0';
     }

@@ -113,7 +113,12 @@ int cf_store_delete(cf_store *st, const char *path, cf_err *err);
  * Order is unspecified.  CF_STORE_FLAT lists only the objects directly
  * under dir (S3: delimiter "/"), else the walk is recursive.  A missing
  * dir lists nothing. */
-enum { CF_STORE_FLAT = 1 };
+enum {
+    CF_STORE_FLAT = 1,
+    /* with FLAT: also report the sub-directories (S3: common prefixes),
+     * as paths ending in "/" with size and mtime -1 */
+    CF_STORE_DIRS = 2,
+};
 typedef int (*cf_store_list_fn)(void *ctx, const char *path, const cf_store_stat *st);
 int cf_store_list(cf_store *st, const char *dir, int flags, cf_store_list_fn fn, void *ctx,
                   cf_err *err);
