@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "format/parquet/parquet.h"
+#include "local_store.h"
 
 static double now_s(void)
 {
@@ -329,7 +330,7 @@ static int mode_write(int argc, char **argv)
         return write_checkpoint(path, rows, &o);
     s = !strcmp(kind, "types") ? types_schema() : customers_schema();
     b = cf_batch_new(s, &err);
-    if (!(w = cf_pq_writer_open(path, s, &o, &err)))
+    if (!(w = cf_pq_writer_open(local_store(), path, s, &o, &err)))
         die("open", &err);
     for (int64_t i = 0; i < rows; i++) {
         if (!strcmp(kind, "types"))
@@ -455,7 +456,7 @@ static int write_checkpoint(const char *path, int64_t rows, const cf_pq_options 
         CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_INT32, CF_T_INT32 };
     leafbuf L[NLEAF] = { { 0 } };
     cf_err err = { 0 };
-    cf_pq_writer *w = cf_pq_writer_open_tree(path, &cp_root, o, &err);
+    cf_pq_writer *w = cf_pq_writer_open_tree(local_store(), path, &cp_root, o, &err);
     char buf[256];
 
     if (!w)
@@ -538,7 +539,7 @@ static int write_checkpoint(const char *path, int64_t rows, const cf_pq_options 
 static int mode_dump(const char *path)
 {
     cf_err err = { 0 };
-    cf_pq_reader *r = cf_pq_reader_open(path, &err);
+    cf_pq_reader *r = cf_pq_reader_open(local_store(), path, &err);
     cf_batch *b;
 
     if (!r)
@@ -558,7 +559,7 @@ static int mode_dump(const char *path)
 static int mode_leaf(const char *path, const char *dotted)
 {
     cf_err err = { 0 };
-    cf_pq_reader *r = cf_pq_reader_open(path, &err);
+    cf_pq_reader *r = cf_pq_reader_open(local_store(), path, &err);
     cf_pq_leaf_data d = { 0 };
     int li;
 
@@ -583,7 +584,7 @@ static int mode_leaf(const char *path, const char *dotted)
 static int mode_info(const char *path)
 {
     cf_err err = { 0 };
-    cf_pq_reader *r = cf_pq_reader_open(path, &err);
+    cf_pq_reader *r = cf_pq_reader_open(local_store(), path, &err);
     const cf_schema *s;
 
     if (!r)
@@ -625,7 +626,7 @@ static int mode_bench(int64_t rows, const char *dir, const char *codec)
         die("unknown codec", NULL);
     snprintf(path, sizeof path, "%s/cdcflow.parquet", dir);
     remove(path);
-    if (!(w = cf_pq_writer_open(path, s, &o, &err)))
+    if (!(w = cf_pq_writer_open(local_store(), path, s, &o, &err)))
         die("open", &err);
     for (int64_t i = 0; i < rows;) {
         cf_batch_reset(b);
@@ -653,7 +654,7 @@ static int mode_bench(int64_t rows, const char *dir, const char *codec)
 
     t0 = now_s();
     c0 = cpu_s();
-    if (!(r = cf_pq_reader_open(path, &err)))
+    if (!(r = cf_pq_reader_open(local_store(), path, &err)))
         die("reopen", &err);
     cf_batch *rb = cf_batch_new(cf_pq_reader_schema(r), &err);
     for (int g = 0; g < cf_pq_reader_num_row_groups(r); g++) {

@@ -3,10 +3,8 @@
  * topic (a "lane" each); see pipeline.h. */
 #include "runtime/pipeline.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -381,13 +379,72 @@ static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *
     return table_offsets(p, l->sink, l->location, table_label(p, l), out, kept, err);
 }
 
-static bool is_table_dir(const char *kind, const char *dir)
+/* Whether dir holds a table of this kind: its log (Delta) or metadata
+ * (Iceberg) directory lists anything. */
+static int any_object(void *ctx, const char *path, const cf_store_stat *st)
+{
+    (void)ctx, (void)path, (void)st;
+    return 1;
+}
+
+static bool is_table_dir(cf_store *st, const char *kind, const char *dir)
 {
     char path[CF_ROUTE_PATH_MAX + 512];
-    struct stat sb;
 
     snprintf(path, sizeof path, "%s/%s", dir, kind && !strcmp(kind, "iceberg") ? "metadata" : "_delta_log");
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    return cf_store_list(st, path, CF_STORE_FLAT, any_object, NULL, NULL) == 1;
+}
+
+typedef struct scan {
+    pipe_t     *p;
+    cf_store   *st;
+    const char *parent;
+    cf_err     *err;
+} scan;
+
+/* One entry under the template's parent: a table of ours? */
+static int scan_entry(void *ctx, const char *path, const cf_store_stat *sb)
+{
+    scan *sc = ctx;
+    pipe_t *p = sc->p;
+    const cf_pipeline_route *r = p->cfg->route;
+    char name[CF_ROUTE_PATH_MAX], loc[CF_ROUTE_PATH_MAX + 256];
+    size_t pl = strlen(sc->parent), nl;
+    cf_sink_config probe = r->sink;
+    cf_offsets tmp = { 0 };
+    cf_sink *s;
+    int kept = 0, rc;
+
+    (void)sb;
+    /* path is PARENT/NAME/ */
+    if (strncmp(path, sc->parent, pl) || path[pl] != '/')
+        return 0;
+    nl = strlen(path + pl + 1);
+    if (nl < 2 || path[pl + nl] != '/' || nl > sizeof name)
+        return 0;
+    memcpy(name, path + pl + 1, nl - 1);
+    name[nl - 1] = '\0';
+    if (name[0] == '.' || !cf_route_entry_matches(r->location_tmpl, name))
+        return 0;
+    snprintf(loc, sizeof loc, "%s/%s", sc->parent, name);
+    if (find_lane(p, loc) || !is_table_dir(sc->st, r->sink.kind, loc))
+        return 0;
+    /* A plain look at the offsets first: a neighbour table with other
+     * options (partitioning, mode) is none of our business. */
+    probe.location = loc;
+    probe.table_name = name;
+    probe.mode = CF_MODE_APPEND;
+    probe.soft_deletes = false;
+    probe.partition_by = NULL;
+    probe.npartition_by = 0;
+    if (!(s = cf_sink_open(&probe, sc->err)))
+        return cf_err_wrap(sc->err, "table %s (under the template's directory)", loc);
+    rc = table_offsets(p, s, loc, name, &tmp, &kept, sc->err);
+    cf_sink_close(s);
+    cf_offsets_free(&tmp);
+    if (rc == 0 && kept && !open_lane(p, loc, sc->err))
+        rc = -1;
+    return rc;
 }
 
 /* Route mode: open every table that exists under the template's parent
@@ -397,49 +454,16 @@ static bool is_table_dir(const char *kind, const char *dir)
 static int scan_tables(pipe_t *p, cf_err *err)
 {
     const cf_pipeline_route *r = p->cfg->route;
-    char parent[CF_ROUTE_PATH_MAX], loc[CF_ROUTE_PATH_MAX + 256];
-    DIR *d;
-    struct dirent *de;
-    int rc = 0;
+    char parent[CF_ROUTE_PATH_MAX];
+    scan sc = { .p = p, .parent = parent, .err = err };
+    int rc;
 
-    if (cf_route_parent(r->location_tmpl, parent, sizeof parent) || !(d = opendir(parent)))
-        return 0;       /* no parent yet: no table yet */
-    while ((de = readdir(d))) {
-        cf_offsets tmp = { 0 };
-        int kept = 0;
-        if (de->d_name[0] == '.' || !cf_route_entry_matches(r->location_tmpl, de->d_name))
-            continue;
-        snprintf(loc, sizeof loc, "%s/%s", parent, de->d_name);
-        if (find_lane(p, loc) || !is_table_dir(r->sink.kind, loc))
-            continue;
-        {
-            /* A plain look at the offsets first: a neighbour table with
-             * other options (partitioning, mode) is none of our business. */
-            cf_sink_config probe = r->sink;
-            cf_sink *s;
-            probe.location = loc;
-            probe.table_name = de->d_name;
-            probe.mode = CF_MODE_APPEND;
-            probe.soft_deletes = false;
-            probe.partition_by = NULL;
-            probe.npartition_by = 0;
-            if (!(s = cf_sink_open(&probe, err))) {
-                cf_err_wrap(err, "table %s (under the template's directory)", loc);
-                rc = -1;
-                break;
-            }
-            rc = table_offsets(p, s, loc, de->d_name, &tmp, &kept, err);
-            cf_sink_close(s);
-            cf_offsets_free(&tmp);
-            if (rc)
-                break;
-        }
-        if (kept && !open_lane(p, loc, err)) {
-            rc = -1;
-            break;
-        }
-    }
-    closedir(d);
+    if (cf_route_parent(r->location_tmpl, parent, sizeof parent))
+        return 0;       /* no parent: no table yet */
+    if (!(sc.st = cf_store_open(parent, r->sink.store, err)))
+        return -1;
+    rc = cf_store_list(sc.st, parent, CF_STORE_FLAT | CF_STORE_DIRS, scan_entry, &sc, err);
+    cf_store_close(sc.st);
     return rc;
 }
 

@@ -57,6 +57,7 @@ typedef struct opts {
     const char *log_level;
     const char *pipeline_id;
     size_t max_msg;
+    cf_store_config store;       /* AWS_* environment, then --s3-* flags */
 } opts;
 
 static const char *env_or(const char *name, const char *def)
@@ -252,6 +253,15 @@ static void usage(FILE *f, bool iceberg)
             "                             feature, as delta.enableTypeWidening=true does; readers must\n"
             "                             know the feature (docs/delta.md).  Iceberg always promotes.\n"
             "\n"
+            "Object storage (table locations s3://BUCKET/PREFIX/...; credentials from the\n"
+            "environment only: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN):\n"
+            "  --s3-endpoint URL          S3-compatible server (MinIO, Ceph, R2, ...)\n"
+            "                                                       [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL;\n"
+            "                                                        AWS: https://s3.REGION.amazonaws.com]\n"
+            "  --s3-region R              [env AWS_REGION, AWS_DEFAULT_REGION, us-east-1]\n"
+            "  --s3-addressing path|virtual|auto  bucket in the path or in the host name\n"
+            "                             [auto: path with --s3-endpoint, else virtual]\n"
+            "\n"
             "Operations:\n"
             "  --dlq kafka[:TOPIC]|file:PATH|off  dead-letter target for bad events\n"
             "                             [kafka source: kafka (= <topic>.dlq);\n"
@@ -284,6 +294,7 @@ enum {
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
     O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING,
+    O_S3_ENDPOINT, O_S3_REGION, O_S3_ADDRESSING,
 };
 
 static int parse(opts *o, int argc, char **argv)
@@ -316,6 +327,9 @@ static int parse(opts *o, int argc, char **argv)
         { "target-file-size", required_argument, 0, O_TARGET_FILE },
         { "checkpoint-interval", required_argument, 0, O_CKPT_INTERVAL },
         { "type-widening", no_argument, 0, O_TYPE_WIDENING },
+        { "s3-endpoint", required_argument, 0, O_S3_ENDPOINT },
+        { "s3-region", required_argument, 0, O_S3_REGION },
+        { "s3-addressing", required_argument, 0, O_S3_ADDRESSING },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -384,6 +398,20 @@ static int parse(opts *o, int argc, char **argv)
             }
             break;
         case O_TYPE_WIDENING: o->type_widening = true; break;
+        case O_S3_ENDPOINT: o->store.endpoint = optarg; break;
+        case O_S3_REGION: o->store.region = optarg; break;
+        case O_S3_ADDRESSING:
+            if (!strcmp(optarg, "path"))
+                o->store.path_style = 1;
+            else if (!strcmp(optarg, "virtual"))
+                o->store.path_style = 0;
+            else if (!strcmp(optarg, "auto"))
+                o->store.path_style = -1;
+            else {
+                fprintf(stderr, "cdcflow: --s3-addressing '%s': expected path, virtual or auto\n", optarg);
+                return -1;
+            }
+            break;
         case O_SOURCE: o->source = optarg; break;
         case O_AVAILABLE_NOW: o->available_now = true; break;
         case O_DLQ: o->dlq = optarg; break;
@@ -495,6 +523,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
     o->catalog = env_or("ICEBERG_CATALOG", "iceberg");
     o->warehouse = env_or("ICEBERG_WAREHOUSE", "/tmp/iceberg-warehouse");
     o->ns = env_or("ICEBERG_NAMESPACE", "analytics");
+    cf_store_config_from_env(&o->store);
     o->table = env_or("ICEBERG_TABLE", "customers_analytics");
     o->checkpoint = env_or("CHECKPOINT_LOCATION", iceberg ? "/tmp/spark-checkpoints/kafka-to-iceberg"
                                                           : "/tmp/spark-checkpoints/kafka-to-delta");
@@ -565,6 +594,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .codec = CF_CODEC_ZSTD,
             .target_file_bytes = o->target_file_bytes,
             .type_widening = o->type_widening,
+            .store = &o->store,
         };
         cf_source_config srcc = {
             .spec = o->source,

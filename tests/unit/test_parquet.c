@@ -3,6 +3,7 @@
  * leaves and corrupt input. */
 #include "cf_test.h"
 #include "format/parquet/parquet.h"
+#include "local_store.h"
 #include "format/parquet/parquet_int.h"
 
 #include <math.h>
@@ -108,7 +109,7 @@ static bool cols_equal(const cf_column *a, size_t ra, const cf_column *b, size_t
 static cf_batch *read_all(const char *path, cf_pq_reader **rp)
 {
     cf_err err = { 0 };
-    cf_pq_reader *r = cf_pq_reader_open(path, &err);
+    cf_pq_reader *r = cf_pq_reader_open(local_store(), path, &err);
     cf_batch *b;
     if (!r) {
         fprintf(stderr, "  open: %s\n", err.msg);
@@ -145,7 +146,7 @@ static void roundtrip(cf_codec codec, bool dict, int null_mode, int card, size_t
     o.dictionary = dict;
     if (rg_bytes) o.row_group_bytes = rg_bytes;
     if (page_bytes) o.page_bytes = page_bytes;
-    w = cf_pq_writer_open(path, s, &o, &err);
+    w = cf_pq_writer_open(local_store(), path, s, &o, &err);
     CHECK(w != NULL);
     if (!w)
         goto out;
@@ -194,11 +195,11 @@ static void test_empty_file(void)
     cf_err err = { 0 };
     cf_schema *s = all_types_schema(true);
     const char *path = tmp_path("empty.parquet");
-    cf_pq_writer *w = cf_pq_writer_open(path, s, NULL, &err);
+    cf_pq_writer *w = cf_pq_writer_open(local_store(), path, s, NULL, &err);
     cf_pq_reader *r;
     CHECK(w != NULL);
     CHECK_EQ_INT(cf_pq_writer_close(w, NULL, &err), 0);
-    r = cf_pq_reader_open(path, &err);
+    r = cf_pq_reader_open(local_store(), path, &err);
     CHECK(r != NULL);
     if (r) {
         CHECK_EQ_INT(cf_pq_reader_num_rows(r), 0);
@@ -233,7 +234,7 @@ static void test_dict_fallback(void)
     }
     cf_pq_options_default(&o);
     o.dict_max_bytes = 4096;
-    w = cf_pq_writer_open(path, s, &o, &err);
+    w = cf_pq_writer_open(local_store(), path, s, &o, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, NULL, &err), 0);
     got = read_all(path, &r);
@@ -261,7 +262,7 @@ static void test_stats(void)
         fill_row(b, i, 2, 0);
     cf_pq_options_default(&o);
     o.row_group_bytes = 4096;     /* several row groups: stats merge across them */
-    w = cf_pq_writer_open(path, s, &o, &err);
+    w = cf_pq_writer_open(local_store(), path, s, &o, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
     CHECK_EQ_INT(fi.ncols, NCOLS);
@@ -295,7 +296,7 @@ static void test_stats(void)
     /* the same NaN again: one dictionary entry, but every row counts */
     cf_col_set_f64(&b2->cols[0], 3, NAN, NULL); cf_batch_end_row(b2, NULL);
     cf_col_set_f64(&b2->cols[0], 4, NAN, NULL); cf_batch_end_row(b2, NULL);
-    w = cf_pq_writer_open(tmp_path("nan.parquet"), s2, NULL, &err);
+    w = cf_pq_writer_open(local_store(), tmp_path("nan.parquet"), s2, NULL, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b2, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
     CHECK(!fi.cols[0].has_minmax);
@@ -329,14 +330,14 @@ static void test_projection_rows_kv_errors(void)
     o.nkv = 2;
     o.kv_keys = keys;
     o.kv_vals = vals;
-    w = cf_pq_writer_open(path, s, &o, &err);
+    w = cf_pq_writer_open(local_store(), path, s, &o, &err);
     CHECK_EQ_INT(cf_pq_writer_write_rows(w, b, rows, 4, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, NULL, &err), 0);
     /* O_EXCL: never overwrite */
-    CHECK(cf_pq_writer_open(path, s, &o, &err) == NULL);
+    CHECK(cf_pq_writer_open(local_store(), path, s, &o, &err) == NULL);
     CHECK_EQ_INT(err.code, CF_E_IO);
 
-    r = cf_pq_reader_open(path, &err);
+    r = cf_pq_reader_open(local_store(), path, &err);
     CHECK(r != NULL);
     if (!r)
         goto out;
@@ -363,7 +364,7 @@ out:
     /* null in a required column */
     cf_batch_reset(b);
     fill_row(b, 0, 1, 0);
-    w = cf_pq_writer_open(tmp_path("req.parquet"), s, NULL, &err);
+    w = cf_pq_writer_open(local_store(), tmp_path("req.parquet"), s, NULL, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), -1);
     CHECK_EQ_INT(err.code, CF_E_TYPE);
     cf_pq_writer_abort(w);
@@ -388,14 +389,14 @@ static void test_bad_values(void)
     b = cf_batch_new(s, &err);
     cf_col_set_bytes(&b->cols[0], 0, "not-a-uuid", 10, NULL);
     cf_batch_end_row(b, NULL);
-    w = cf_pq_writer_open(tmp_path("bad.parquet"), s, NULL, &err);
+    w = cf_pq_writer_open(local_store(), tmp_path("bad.parquet"), s, NULL, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), -1);
     CHECK_EQ_INT(err.code, CF_E_TYPE);
     cf_pq_writer_abort(w);
     cf_batch_reset(b);
     cf_col_set_bytes(&b->cols[1], 0, "1.234", 5, NULL);   /* scale 2: would round */
     cf_batch_end_row(b, NULL);
-    w = cf_pq_writer_open(tmp_path("bad.parquet"), s, NULL, &err);
+    w = cf_pq_writer_open(local_store(), tmp_path("bad.parquet"), s, NULL, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), -1);
     CHECK_EQ_INT(err.code, CF_E_TYPE);
     cf_pq_writer_abort(w);
@@ -431,7 +432,7 @@ static void test_tree_checkpoint(void)
     static const cf_pq_node root = { .name = "spark_schema", .nchildren = 2, .children = top };
     cf_err err = { 0 };
     const char *path = tmp_path("checkpoint.parquet");
-    cf_pq_writer *w = cf_pq_writer_open_tree(path, &root, NULL, &err);
+    cf_pq_writer *w = cf_pq_writer_open_tree(local_store(), path, &root, NULL, &err);
     cf_schema *ss = cf_schema_new();
     cf_batch *vb;
     cf_pq_reader *r;
@@ -482,7 +483,7 @@ static void test_tree_checkpoint(void)
     if (err.code)
         fprintf(stderr, "  %s\n", err.msg);
 
-    r = cf_pq_reader_open(path, &err);
+    r = cf_pq_reader_open(local_store(), path, &err);
     CHECK(r != NULL);
     if (r) {
         CHECK_EQ_INT(cf_pq_reader_num_leaves(r), 6);
@@ -532,7 +533,7 @@ static void test_corrupt(void)
 
     for (size_t i = 0; i < 50; i++)
         fill_row(b, i, 2, 5);
-    w = cf_pq_writer_open(path, s, NULL, &err);
+    w = cf_pq_writer_open(local_store(), path, s, NULL, &err);
     cf_pq_writer_write(w, b, &err);
     cf_pq_writer_close(w, NULL, &err);
     f = fopen(path, "rb");
@@ -606,7 +607,7 @@ static void test_wide_decimals(void)
         b = cf_batch_new(s, &err);
         cf_col_set_bytes(&b->cols[0], 0, cases[k].in, strlen(cases[k].in), NULL);
         cf_batch_end_row(b, NULL);
-        w = cf_pq_writer_open(path, s, NULL, &err);
+        w = cf_pq_writer_open(local_store(), path, s, NULL, &err);
         rc = cf_pq_writer_write(w, b, &err);
         CHECK_EQ_INT(rc, cases[k].ok ? 0 : -1);
         if (rc) {
@@ -678,7 +679,7 @@ static void test_long_string_stats(void)
     b = cf_batch_new(s, &err);
     cf_col_set_bytes(&b->cols[0], 0, big, 10000, NULL);
     cf_batch_end_row(b, NULL);
-    w = cf_pq_writer_open(path, s, NULL, &err);
+    w = cf_pq_writer_open(local_store(), path, s, NULL, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
     CHECK(fi.cols[0].has_minmax && fi.cols[0].s_max_len == 10000);
@@ -692,7 +693,7 @@ static void test_long_string_stats(void)
     cf_batch_reset(b);
     cf_col_set_bytes(&b->cols[0], 0, big, 100, NULL);
     cf_batch_end_row(b, NULL);
-    w = cf_pq_writer_open(tmp_path("short.parquet"), s, NULL, &err);
+    w = cf_pq_writer_open(local_store(), tmp_path("short.parquet"), s, NULL, &err);
     CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
     size_small = fi.file_bytes;
@@ -727,7 +728,7 @@ static void test_empty_strings(void)
         }
         cf_pq_options_default(&o);
         o.dictionary = dict;
-        w = cf_pq_writer_open(path, s, &o, &err);
+        w = cf_pq_writer_open(local_store(), path, s, &o, &err);
         CHECK_EQ_INT(cf_pq_writer_write(w, b, &err), 0);
         CHECK_EQ_INT(cf_pq_writer_close(w, &fi, &err), 0);
         CHECK(fi.cols[0].has_minmax && fi.cols[0].s_min_len == 0 && fi.cols[0].null_count == 34);
