@@ -7,9 +7,13 @@
  * catalog needs the stack's S3 server behind it for tables. */
 #include "cf_test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "table/iceberg/rest.h"
 #include "util/id.h"
@@ -138,6 +142,34 @@ static void test_open_errors(void)
     CHECK_EQ_INT(e.code, CF_E_IO);
     CHECK(strstr(e.msg, "127.0.0.1:1") != NULL);
     CHECK(strstr(e.msg, "very-secret") == NULL);
+}
+
+/* A peer that takes the connection and never answers (the kernel accepts
+ * into the backlog): a timeout per attempt, then CF_E_IO, retriable. */
+static void test_silent_server_times_out(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    cf_ice_rest_config cfg = { 0 };
+    cf_err e = { 0 };
+    char uri[64];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    CHECK_EQ_INT(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ_INT(listen(fd, 8), 0);
+    CHECK_EQ_INT(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(uri, sizeof uri, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    cfg.uri = uri;
+    cfg.retries = 1;
+    cfg.timeout_ms = 300;
+    CHECK(cf_ice_rest_open(&cfg, &e) == NULL);
+    CHECK_EQ_INT(e.code, CF_E_IO);
+    CHECK(e.retriable);
+    CHECK(strstr(e.msg, "2 attempts") != NULL);
+    close(fd);
 }
 
 /* ---------------------------------------------------------------- against the server */
@@ -426,5 +458,6 @@ static void test_schema_spec_properties(void)
 
 CF_TEST_MAIN("ice_rest",
              T(test_builders), T(test_base_requirements), T(test_config_from_env), T(test_open_errors),
+             T(test_silent_server_times_out),
              T(test_token_and_config), T(test_namespace_and_missing_table), T(test_create_commit_load),
              T(test_race_one_conflict), T(test_schema_spec_properties))
