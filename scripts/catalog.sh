@@ -15,7 +15,7 @@
 #
 # Settings (environment):
 #   CATALOG_PORT     port of the catalog (8181)
-#   S3_PORT          port of the stack's S3 server (9000); S3_ENDPOINT overrides the whole URL
+#   S3_PORT          port of the stack's S3 server (9400); S3_ENDPOINT overrides the whole URL
 #   S3_BUCKET        bucket of the warehouse (cdcflow); ICEBERG_WAREHOUSE overrides s3://$S3_BUCKET/warehouse
 #   S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION   credentials of the S3 server (cdcflow, cdcflow-secret, us-east-1)
 #   CATALOG_DB       JDBC URL of the catalog database: an SQLite database in memory by default, since
@@ -34,7 +34,7 @@ PIDFILE=$RUN/$NAME.pid
 
 CATALOG_PORT=${CATALOG_PORT:-8181}
 CATALOG_URL=http://127.0.0.1:$CATALOG_PORT
-S3_PORT=${S3_PORT:-9000}
+S3_PORT=${S3_PORT:-9400}
 S3_ENDPOINT=${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}
 S3_BUCKET=${S3_BUCKET:-cdcflow}
 S3_ACCESS_KEY=${S3_ACCESS_KEY:-cdcflow}
@@ -72,6 +72,9 @@ live_pid() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$ROOT/" || return 1
     printf '%s\n' "$pid"
 }
+
+# The port the running catalog was started on: second line of the pid file.
+running_port() { sed -n 2p "$PIDFILE" 2>/dev/null; }
 
 # The spec's first call of every client; its answer has "defaults" and "overrides".
 catalog_healthy() {
@@ -115,6 +118,8 @@ cmd_start() {
     done
     mkdir -p "$LOG" "$RUN"
     if pid=$(live_pid); then
+        [ "$(running_port)" = "$CATALOG_PORT" ] ||
+            fail "this checkout's catalog already runs on port $(running_port) (pid $pid), not $CATALOG_PORT: stop it first"
         say "already running (pid $pid, $CATALOG_URL)"; return 0
     fi
     if port_busy "$CATALOG_PORT"; then
@@ -145,7 +150,7 @@ cmd_start() {
         -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$LIBS/*" "$LAUNCHER" 127.0.0.1 "$CATALOG_PORT" \
         </dev/null >>"$LOG/$NAME.log" 2>&1 &
     pid=$!
-    echo "$pid" >"$PIDFILE"
+    printf '%s\n%s\n' "$pid" "$CATALOG_PORT" >"$PIDFILE"
     t0s=$SECONDS
     while ! catalog_healthy; do
         if ! kill -0 "$pid" 2>/dev/null; then

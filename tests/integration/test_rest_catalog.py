@@ -22,7 +22,7 @@ import pytest
 
 CATALOG_URI = os.environ.get(
     "ICEBERG_CATALOG_URI", f"http://127.0.0.1:{os.environ.get('CATALOG_PORT', '8181')}")
-S3_ENDPOINT = os.environ.get("S3_ENDPOINT", f"http://127.0.0.1:{os.environ.get('S3_PORT', '9000')}")
+S3_ENDPOINT = os.environ.get("S3_ENDPOINT", f"http://127.0.0.1:{os.environ.get('S3_PORT', '9400')}")
 S3_BUCKET = os.environ.get("S3_BUCKET", "cdcflow")
 S3_ACCESS_KEY = os.environ.get("S3_ACCESS_KEY", "cdcflow")
 S3_SECRET_KEY = os.environ.get("S3_SECRET_KEY", "cdcflow-secret")
