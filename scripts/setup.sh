@@ -2,9 +2,10 @@
 # setup.sh - install what cdcflow needs to build, test and demo: Debian packages, the pinned Kafka/Debezium jars,
 # and the Python venvs of the tests.  Idempotent: a second run checks and does nothing (~1 s).
 #
-# Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ and, for
-# Spark, .cache/spark/jars (Maven's own cache is ~/.m2).  The venvs: .venv from tests/requirements.txt
-# (integration tests), .venv-newest from tests/requirements-newest.txt (the newest readers, tests/readers).
+# Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ (Kafka,
+# Debezium, the Iceberg REST catalog) and, for Spark, .cache/spark/jars (Maven's own cache is ~/.m2).
+# The venvs: .venv from tests/requirements.txt (integration tests), .venv-newest from
+# tests/requirements-newest.txt (the newest readers, tests/readers).
 # `setup.sh readers` does only what `make test-readers` needs.  Each step says what it does and
 # stops with a clear message when it fails.
 set -u
@@ -121,6 +122,13 @@ step_spark_jars() {
     copy_jars spark "$ROOT/deploy/spark/pom.xml" "$ROOT/.cache/spark/jars"
 }
 
+# The Iceberg REST catalog of the stack (scripts/catalog.sh): Apache Iceberg's reference server with
+# S3FileIO and a SQLite JDBC catalog, run from its jars.
+step_catalog_jars() {
+    mkdir -p "$CACHE"
+    copy_jars iceberg-rest "$ROOT/deploy/iceberg-rest/pom.xml" "$CACHE/iceberg-rest/libs"
+}
+
 # ---------------------------------------------------------------- Python venv
 
 step_venv() {
@@ -197,6 +205,7 @@ all)
     step_debian
     step_jars
     step_spark_jars
+    step_catalog_jars
     step_venv
     step_venv_newest
     step_duckdb
