@@ -8,10 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 #include "table/iceberg/iceberg_int.h"
+#include "store/store.h"
 
 static void fuzz_avro_manifests(const uint8_t *data, size_t size)
 {
     static char path[64];
+    static cf_store *st;
     cf_err err = { 0 };
     cf_ice_mlist l = { 0 };
     cf_ice_mfile mf = { 0 };
@@ -25,11 +27,13 @@ static void fuzz_avro_manifests(const uint8_t *data, size_t size)
         return;
     fwrite(data, 1, size, f);
     fclose(f);
-    if (cf_ice_read_mlist(path, &l, &err) == 0)
+    if (!st && !(st = cf_store_open("/", NULL, NULL)))
+        return;
+    if (cf_ice_read_mlist(st, path, &l, &err) == 0)
         cf_ice_mlist_free(&l);
     mf.path = path;
     mf.seq = 1;
-    (void)cf_ice_read_manifest(&mf, &files, &n, &err);
+    (void)cf_ice_read_manifest(st, &mf, &files, &n, &err);
     cf_ice_files_free(files, n);
     unlink(path);
 }

@@ -1,6 +1,7 @@
 /* test_iceberg_meta.c - Iceberg pieces that need no Parquet: murmur3 and
  * bucket vectors from the spec, single-value serialization, partition specs,
- * manifests round trip, metadata commits and conflicts. */
+ * manifests round trip, the directory catalog's commits and conflicts, and
+ * its refusal of object storage. */
 #include "cf_test.h"
 
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "format/avro/avro.h"
+#include "local_store.h"
 #include "table/iceberg/iceberg_int.h"
 
 static char tmpdir[256];
@@ -328,7 +330,7 @@ static void test_manifest_roundtrip(void)
     f[0].metrics = &m;
     f[0].nmetrics = 1;
     snprintf(mpath, sizeof mpath, "%s/m0.avro", tmpdir);
-    CHECK(cf_ice_write_manifest(mpath, f, 2, &sp, sj, 0, 42, 7, &mf, &err) == 0);
+    CHECK(cf_ice_write_manifest(local_store(), mpath, f, 2, &sp, sj, 0, 42, 7, &mf, &err) == 0);
     CHECK_EQ_INT(mf.added_files, 2);
     CHECK_EQ_INT(mf.added_rows, 21);
     CHECK_EQ_INT(mf.seq, 7);
@@ -338,7 +340,7 @@ static void test_manifest_roundtrip(void)
     CHECK(mf.psum[0].lo_n == 4 && mf.psum[0].lo[0] == (19000 & 0xff) && mf.psum[0].lo[1] == (19000 >> 8));
     CHECK(cf_ice_mlist_add(&ml, &mf, &err) == 0);
     /* Header keeps the field ids and the Iceberg metadata keys. */
-    r = cf_avro_reader_open_file(mpath, &err);
+    r = cf_avro_reader_open_file(local_store(), mpath, &err);
     CHECK(r != NULL);
     if (r) {
         avs = cf_avro_reader_meta(r, "avro.schema");
@@ -348,10 +350,10 @@ static void test_manifest_roundtrip(void)
         cf_avro_reader_free(r);
     }
     snprintf(lpath, sizeof lpath, "%s/snap.avro", tmpdir);
-    CHECK(cf_ice_write_mlist(lpath, &ml, 42, -1, 7, &err) == 0);
-    CHECK(cf_ice_write_mlist(lpath, &ml, 42, -1, 7, &err) == -1);   /* never overwrite */
+    CHECK(cf_ice_write_mlist(local_store(), lpath, &ml, 42, -1, 7, &err) == 0);
+    CHECK(cf_ice_write_mlist(local_store(), lpath, &ml, 42, -1, 7, &err) == -1);   /* never overwrite */
     CHECK_EQ_INT(err.code, CF_E_CONFLICT);
-    CHECK(cf_ice_read_mlist(lpath, &back, &err) == 0);
+    CHECK(cf_ice_read_mlist(local_store(), lpath, &back, &err) == 0);
     CHECK_EQ_INT(back.n, 1);
     if (back.n == 1) {
         CHECK_EQ_STR(back.v[0].path, mpath);
@@ -359,7 +361,7 @@ static void test_manifest_roundtrip(void)
         CHECK_EQ_INT(back.v[0].added_rows, 21);
         CHECK_EQ_INT(back.v[0].npsum, 1);
         CHECK(back.v[0].psum[0].contains_null && back.v[0].psum[0].hi_n == 4);
-        CHECK(cf_ice_read_manifest(&back.v[0], &rd, &nrd, &err) == 0);
+        CHECK(cf_ice_read_manifest(local_store(), &back.v[0], &rd, &nrd, &err) == 0);
         CHECK_EQ_INT(nrd, 2);
         if (nrd == 2) {
             CHECK_EQ_STR(rd[0].path, "/x/a.parquet");
@@ -379,45 +381,150 @@ static void test_manifest_roundtrip(void)
     rm_tmp();
 }
 
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
 static void test_commit_conflict(void)
 {
+    cf_ice_catalog *cat;
     cf_ice_table a, b, c;
     cf_err err = { 0 };
     json_t *doc = json_pack("{s:i, s:s, s:[]}", "format-version", 2, "location", "x", "snapshots");
     char hint[300];
-    FILE *f;
+    bool changed = false;
 
     mk_tmp();
-    CHECK(cf_ice_load(tmpdir, &a, &err) == 0);
+    cat = cf_ice_catalog_open(NULL, tmpdir, NULL, local_store(), &err);
+    CHECK(cat != NULL);
+    if (!cat)
+        goto out;
+    CHECK(!cf_ice_dir_is_table(local_store(), tmpdir));
+    CHECK(cf_ice_catalog_load(cat, &a, &err) == 0);
     CHECK_EQ_INT(a.version, 0);
-    CHECK(cf_ice_load(tmpdir, &b, &err) == 0);
-    CHECK(cf_ice_commit(&a, json_deep_copy(doc), &err) == 0);
+    CHECK(a.meta == NULL && a.meta_location == NULL);
+    CHECK_EQ_STR(a.location, tmpdir);
+    CHECK(cf_ice_catalog_load(cat, &b, &err) == 0);
+    CHECK(cf_ice_catalog_commit(cat, &a, json_deep_copy(doc), NULL, &err) == 0);
     CHECK_EQ_INT(a.version, 1);
+    CHECK(a.meta_location && strstr(a.meta_location, "/metadata/v1.metadata.json"));
+    CHECK(cf_ice_dir_is_table(local_store(), tmpdir));
     /* b still believes the table is empty: its v1 must lose. */
-    CHECK(cf_ice_commit(&b, json_deep_copy(doc), &err) == -1);
+    CHECK(cf_ice_catalog_commit(cat, &b, json_deep_copy(doc), NULL, &err) == -1);
     CHECK_EQ_INT(err.code, CF_E_CONFLICT);
     CHECK(err.retriable);
-    CHECK(cf_ice_commit(&a, json_deep_copy(doc), &err) == 0);
+    CHECK_EQ_INT(b.version, 0);
+    /* ...and a refresh shows it what won. */
+    CHECK(cf_ice_catalog_refresh(cat, &b, &changed, &err) == 0);
+    CHECK(changed && b.version == 1 && b.meta);
+    CHECK(cf_ice_catalog_refresh(cat, &b, &changed, &err) == 0);
+    CHECK(!changed && b.version == 1);
+    CHECK(cf_ice_catalog_commit(cat, &a, json_deep_copy(doc), NULL, &err) == 0);
     CHECK_EQ_INT(a.version, 2);
     /* A stale hint does not hide newer versions. */
     snprintf(hint, sizeof hint, "%s/metadata/version-hint.text", tmpdir);
-    f = fopen(hint, "w");
-    fputs("1", f);
-    fclose(f);
-    CHECK(cf_ice_load(tmpdir, &c, &err) == 0);
+    write_text(hint, "1");
+    CHECK(cf_ice_catalog_load(cat, &c, &err) == 0);
     CHECK_EQ_INT(c.version, 2);
     cf_ice_table_free(&c);
     /* A hint naming a missing version falls back to the directory. */
-    f = fopen(hint, "w");
-    fputs("9", f);
-    fclose(f);
-    CHECK(cf_ice_load(tmpdir, &c, &err) == 0);
+    write_text(hint, "9");
+    CHECK(cf_ice_catalog_load(cat, &c, &err) == 0);
     CHECK_EQ_INT(c.version, 2);
+    cf_ice_table_free(&c);
+    /* No hint at all: the directory listing finds the newest. */
+    CHECK(unlink(hint) == 0);
+    CHECK(cf_ice_catalog_load(cat, &c, &err) == 0);
+    CHECK_EQ_INT(c.version, 2);
+    cf_ice_table_free(&c);
+    CHECK(cf_ice_catalog_load_version(cat, 1, &c, &err) == 0);
+    CHECK(c.version == 1 && c.meta);
+    cf_ice_table_free(&c);
+    CHECK(cf_ice_catalog_load_version(cat, 7, &c, &err) == -1);
+    CHECK_EQ_INT(err.code, CF_E_NOTFOUND);
     cf_ice_table_free(&a);
     cf_ice_table_free(&b);
     cf_ice_table_free(&c);
+    cf_ice_catalog_close(cat);
+out:
     json_decref(doc);
     rm_tmp();
+}
+
+/* The metadata-log names the file each version was read from. */
+static void test_metadata_log(void)
+{
+    cf_ice_catalog *cat;
+    cf_ice_table t;
+    cf_err err = { 0 };
+    json_t *doc = json_pack("{s:i, s:[]}", "format-version", 2, "snapshots"), *m;
+
+    mk_tmp();
+    cat = cf_ice_catalog_open(NULL, tmpdir, NULL, local_store(), &err);
+    CHECK(cat && cf_ice_catalog_load(cat, &t, &err) == 0);
+    if (!cat)
+        goto out;
+    CHECK(cf_ice_catalog_commit(cat, &t, doc, NULL, &err) == 0);
+    doc = NULL;
+    m = json_deep_copy(t.meta);
+    cf_ice_log_metadata(&t, m, 1234);
+    CHECK(cf_ice_catalog_commit(cat, &t, m, NULL, &err) == 0);
+    m = json_array_get(json_object_get(t.meta, "metadata-log"), 0);
+    CHECK(m && strstr(json_string_value(json_object_get(m, "metadata-file")), "/metadata/v1.metadata.json"));
+    CHECK_EQ_INT(json_integer_value(json_object_get(t.meta, "last-updated-ms")), 1234);
+    cf_ice_table_free(&t);
+    cf_ice_catalog_close(cat);
+out:
+    json_decref(doc);
+    rm_tmp();
+}
+
+/* A directory catalog on S3 would lose commits (no atomic rename there,
+ * version-hint is last-writer-wins): refused, naming what to use. */
+static void test_catalog_refuses_object_storage(void)
+{
+    cf_ice_catalog_config cfg = { 0 };
+    cf_err err = { 0 };
+
+    CHECK(cf_ice_catalog_open(NULL, "s3://bucket/wh/t", NULL, local_store(), &err) == NULL);
+    CHECK_EQ_INT(err.code, CF_E_ARG);
+    CHECK(strstr(err.msg, "REST catalog") && strstr(err.msg, "--catalog-uri") &&
+          strstr(err.msg, "ICEBERG_CATALOG_URI"));
+    CHECK(strchr(err.msg, '\n') == NULL);
+    cf_err_clear(&err);
+    CHECK(cf_ice_catalog_open(&cfg, "s3a://bucket/t", NULL, local_store(), &err) == NULL);
+    CHECK_EQ_INT(err.code, CF_E_ARG);
+    cf_err_clear(&err);
+    cfg.uri = "http://localhost:8181";
+    CHECK(cf_ice_catalog_open(&cfg, "s3://bucket/t", "db.t", local_store(), &err) == NULL);
+    CHECK_EQ_INT(err.code, CF_E_UNSUPPORTED);
+}
+
+/* Locations are recorded absolute, as given otherwise (no realpath, URLs kept). */
+static void test_catalog_locations(void)
+{
+    const char *in[] = { "/data/t/", "file:///data/t", "rel/t", "/" };
+    char cwd[256], want[300];
+    cf_err err = { 0 };
+
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    for (int i = 0; i < 4; i++) {
+        cf_ice_catalog *cat = cf_ice_catalog_open(NULL, in[i], NULL, local_store(), &err);
+        cf_ice_table t;
+        CHECK(cat && cf_ice_catalog_load(cat, &t, &err) == 0);
+        if (!cat)
+            continue;
+        snprintf(want, sizeof want, "%s/rel/t", cwd);
+        CHECK_EQ_STR(t.location, i == 0 ? "/data/t" : i == 1 ? "file:///data/t" : i == 2 ? want : "/");
+        cf_ice_table_free(&t);
+        cf_ice_catalog_close(cat);
+    }
 }
 
 static void test_schema_json(void)
@@ -476,4 +583,5 @@ static void test_kmap(void)
 CF_TEST_MAIN("iceberg_meta", T(test_murmur3_vectors), T(test_bucket_columns), T(test_single_value),
              T(test_single_value_uuid_wide_decimal), T(test_time_and_truncate_transforms),
              T(test_parse_time), T(test_spec_parse), T(test_manifest_roundtrip), T(test_commit_conflict),
+             T(test_metadata_log), T(test_catalog_refuses_object_storage), T(test_catalog_locations),
              T(test_schema_json), T(test_kmap))

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "table/iceberg/iceberg_cmd.h"
+#include "iceberg_util.h"
 #include "table/iceberg/iceberg_int.h"
 #include "table/table.h"
 #include "sink_util.h"
@@ -176,13 +177,13 @@ static int scan_table(const char *dir, int64_t snapshot_id, seen *sn)
     int rc = -1;
 
     memset(sn, 0, sizeof *sn);
-    if (cf_ice_load(dir, &t, &err) || !t.meta) {
+    if (ice_load(dir, &t, &err) || !t.meta) {
         fprintf(stderr, "  load %s: %s\n", dir, err.msg);
         cf_ice_table_free(&t);
         return -1;
     }
     if ((s = cf_ice_schema_from_json(t.meta, -1, &err))) {
-        rc = cf_ice_scan(cf_ice_snapshot(t.meta, snapshot_id), s, NULL, 0, collect_fn, sn, &err);
+        rc = cf_ice_scan(local_store(), cf_ice_snapshot(t.meta, snapshot_id), s, NULL, 0, collect_fn, sn, &err);
         if (rc)
             fprintf(stderr, "  scan: %s\n", err.msg);
         cf_schema_free(s);
@@ -329,7 +330,7 @@ static void test_time_travel(void)
         cf_batch_free(b);
         cf_schema_free(sc);
     }
-    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(ice_load(dir, &t, &err) == 0 && t.meta);
     if (!t.meta)
         return;
     snaps = json_object_get(t.meta, "snapshots");
@@ -371,8 +372,8 @@ static void test_partitioned(void)
     cf_sink_close(s);
     check_upsert_state(dir, 200);
     CHECK(scan_table(dir, -1, &sn) == 0);
-    CHECK(cf_ice_load(dir, &t, &err) == 0);
-    CHECK(cf_ice_snapshot_files(cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
+    CHECK(ice_load(dir, &t, &err) == 0);
+    CHECK(cf_ice_snapshot_files(local_store(), cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
     /* 200 hourly events span 9 days; 4 buckets: many partitions. */
     CHECK(nfiles > 9);
     for (int i = 0; i < nfiles; i++)
@@ -409,7 +410,7 @@ static void test_schema_evolution(void)
     CHECK(scan_table(dir, -1, &sn) == 0);
     CHECK_EQ_INT(sn.rows, 100);
     CHECK_EQ_INT(sn.nulls_extra, 40);
-    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(ice_load(dir, &t, &err) == 0 && t.meta);
     if (t.meta) {
         cf_schema *cur = cf_ice_schema_from_json(t.meta, -1, &err);
         CHECK_EQ_INT(json_array_size(json_object_get(t.meta, "schemas")), 2);
@@ -620,11 +621,11 @@ static void test_manifest_merge(void)
         }
     cf_sink_close(s);
     check_upsert_state(dir, total);
-    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(ice_load(dir, &t, &err) == 0 && t.meta);
     if (t.meta) {
         json_t *snap = cf_ice_snapshot(t.meta, -1);
         CHECK_EQ_INT(json_array_size(json_object_get(t.meta, "snapshots")), total / 3);
-        CHECK(cf_ice_read_mlist(json_string_value(json_object_get(snap, "manifest-list")), &ml, &err) == 0);
+        CHECK(cf_ice_read_mlist(local_store(), json_string_value(json_object_get(snap, "manifest-list")), &ml, &err) == 0);
         CHECK(ml.n > 0 && ml.n < 100);
         cf_ice_mlist_free(&ml);
     }
@@ -673,8 +674,8 @@ static void test_promotion_and_long_bounds(void)
     cf_offsets_put(&off, TOPIC, 0, 2, NULL);
     CHECK(commit_b(s, b2, NULL, &off, &v, &err) == 0);
     cf_sink_close(s);
-    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
-    CHECK(t.meta && cf_ice_snapshot_files(cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
+    CHECK(ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(t.meta && cf_ice_snapshot_files(local_store(), cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
     CHECK_EQ_INT(nfiles, 2);
     for (int i = 0; i < nfiles; i++) {
         CHECK_EQ_INT(files[i].nmetrics, 2);
@@ -748,8 +749,8 @@ static void test_target_file_size(void)
     CHECK(commit_range(s, b, 100, 250, false) == 0);
     cf_sink_close(s);
     check_upsert_state(dir, 250);
-    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
-    CHECK(t.meta && cf_ice_snapshot_files(cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
+    CHECK(ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(t.meta && cf_ice_snapshot_files(local_store(), cf_ice_snapshot(t.meta, -1), &files, &nfiles, &err) == 0);
     for (int i = 0; i < nfiles; i++)
         ndata += files[i].content == 0;
     CHECK(ndata >= 4);

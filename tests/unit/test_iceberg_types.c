@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "iceberg_util.h"
 #include "table/iceberg/iceberg_int.h"
 #include "table/table.h"
 #include "sink_util.h"
@@ -153,9 +154,9 @@ static int load(const char *dir, cf_ice_table *t, cf_ice_file **files, int *nfil
 {
     cf_err err = { 0 };
     memset(c, 0, sizeof *c);
-    if (cf_ice_load(dir, t, &err) || !t->meta || !(*s = cf_ice_schema_from_json(t->meta, -1, &err)) ||
-        cf_ice_snapshot_files(cf_ice_snapshot(t->meta, -1), files, nfiles, &err) ||
-        cf_ice_scan(cf_ice_snapshot(t->meta, -1), *s, NULL, 0, count_fn, c, &err)) {
+    if (ice_load(dir, t, &err) || !t->meta || !(*s = cf_ice_schema_from_json(t->meta, -1, &err)) ||
+        cf_ice_snapshot_files(local_store(), cf_ice_snapshot(t->meta, -1), files, nfiles, &err) ||
+        cf_ice_scan(local_store(), cf_ice_snapshot(t->meta, -1), *s, NULL, 0, count_fn, c, &err)) {
         fprintf(stderr, "  %s: %s\n", dir, err.msg);
         return -1;
     }
@@ -374,7 +375,7 @@ static void test_sink_bounds_history(void)
 
     /* commit 1, then the policy, then 19 more commits by a new writer */
     CHECK(write_table("history", CF_MODE_APPEND, NULL, 0, 6, 1, 1, dir, sizeof dir) == 0);
-    CHECK(cf_ice_load(dir, &t, &err) == 0 && t.meta);
+    CHECK(ice_load(dir, &t, &err) == 0 && t.meta);
     if (!t.meta)
         return;
     meta = json_deep_copy(t.meta);
@@ -382,7 +383,7 @@ static void test_sink_bounds_history(void)
                         json_string("0"));
     json_object_set_new(json_object_get(meta, "properties"), "history.expire.min-snapshots-to-keep",
                         json_string("3"));
-    CHECK(cf_ice_commit(&t, meta, &err) == 0);
+    CHECK(ice_commit(dir, &t, meta, &err) == 0);
     cf_ice_table_free(&t);
     {
         cf_schema *sc = things_schema();

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "table/delta/delta_int.h"
+#include "iceberg_util.h"
 #include "table/iceberg/iceberg_int.h"
 
 #define TOPIC "pg.public.t"
@@ -129,8 +130,8 @@ static found lookup(const char *kind, const char *dir, int64_t id)
         cf_ice_table t;
         cf_schema *s = NULL;
         ictx c = { &f, id };
-        if (cf_ice_load(dir, &t, &e) == 0 && t.meta && (s = cf_ice_schema_from_json(t.meta, -1, &e)))
-            cf_ice_scan(cf_ice_snapshot(t.meta, -1), s, NULL, 0, ice_row_fn, &c, &e);
+        if (ice_load(dir, &t, &e) == 0 && t.meta && (s = cf_ice_schema_from_json(t.meta, -1, &e)))
+            cf_ice_scan(local_store(), cf_ice_snapshot(t.meta, -1), s, NULL, 0, ice_row_fn, &c, &e);
         cf_schema_free(s);
         cf_ice_table_free(&t);
     }
@@ -382,8 +383,8 @@ static int64_t sum_n(const char *kind, const char *dir, char *type, size_t tn)
     } else {
         cf_ice_table t;
         cf_schema *s = NULL;
-        if (cf_ice_load(dir, &t, &e) == 0 && t.meta && (s = cf_ice_schema_from_json(t.meta, -1, &e))) {
-            cf_ice_scan(cf_ice_snapshot(t.meta, -1), s, NULL, 0, ice_sum_fn, &sum, &e);
+        if (ice_load(dir, &t, &e) == 0 && t.meta && (s = cf_ice_schema_from_json(t.meta, -1, &e))) {
+            cf_ice_scan(local_store(), cf_ice_snapshot(t.meta, -1), s, NULL, 0, ice_sum_fn, &sum, &e);
             snprintf(type, tn, "%s", cf_type_name(s->fields[cf_schema_find(s, "n")].type.id));
         }
         cf_schema_free(s);
@@ -450,12 +451,12 @@ static void test_iceberg_corrupt_offset_is_an_error(void)
     row(b, 1, "a", "n", "INSERT", 10);
     CHECK_EQ_INT(commit_b(k, b, NULL, &e1, &v, &e), 0);
     cf_sink_close(k);
-    CHECK_EQ_INT(cf_ice_load(dir, &t, &e), 0);
+    CHECK_EQ_INT(ice_load(dir, &t, &e), 0);
     if (t.meta) {
         /* the current snapshot's offset, as a careless tool might write it */
         json_t *sum = json_object_get(cf_ice_snapshot(t.meta, -1), "summary");
         json_object_set_new(sum, "cdcflow.offsets." TOPIC ".0", json_string("41x"));
-        CHECK_EQ_INT(cf_ice_commit(&t, json_incref(t.meta), &e), 0);
+        CHECK_EQ_INT(ice_commit(dir, &t, json_incref(t.meta), &e), 0);
     }
     cf_ice_table_free(&t);
     k = open_sink("iceberg", dir, "cdcflow");
@@ -493,7 +494,7 @@ static void test_iceberg_offsets_outlive_expired_snapshots(void)
     row(b, 2, "b", "n", "INSERT", 11);
     CHECK_EQ_INT(commit_b(other, b, NULL, &o1, &v, &e), 0);
     cf_sink_close(other);
-    CHECK_EQ_INT(cf_ice_load(dir, &t, &e), 0);
+    CHECK_EQ_INT(ice_load(dir, &t, &e), 0);
     if (t.meta) {
         /* keep only the current (foreign) snapshot */
         json_t *snaps = json_object_get(t.meta, "snapshots"), *cur = cf_ice_snapshot(t.meta, -1);
@@ -503,7 +504,7 @@ static void test_iceberg_offsets_outlive_expired_snapshots(void)
         json_object_set_new(t.meta, "snapshots", keep);
         json_object_set_new(t.meta, "snapshot-log", json_array());
         (void)snaps;
-        CHECK_EQ_INT(cf_ice_commit(&t, json_incref(t.meta), &e), 0);
+        CHECK_EQ_INT(ice_commit(dir, &t, json_incref(t.meta), &e), 0);
     }
     cf_ice_table_free(&t);
     k = open_sink("iceberg", dir, "cdcflow");

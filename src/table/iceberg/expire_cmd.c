@@ -1,15 +1,11 @@
 /* expire_cmd.c - `cdcflow expire-snapshots`: drop old Iceberg snapshots,
  * then delete the files only they referenced, orphans of crashed writers
  * and metadata versions past write.metadata.previous-versions-max. */
-#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "table/iceberg/iceberg_cmd.h"
@@ -38,48 +34,42 @@ static void usage(FILE *o)
           "  --clear-policy     remove those properties (--older-than then optional)\n", o);
 }
 
-static const char *local_path(const char *p)
+/* The form of a location that the walk of the table reports: metadata may
+ * name local files as file: URLs, the walk gives plain paths. */
+static const char *walk_name(const char *p)
 {
-    if (!strncmp(p, "file://", 7))
-        return p + 7;
-    if (!strncmp(p, "file:", 5))
-        return p + 5;
-    return p;
+    const char *lp = cf_store_local_path(p);
+    return lp ? lp : p;
+}
+
+static int add_ref(cf_ice_kmap *refs, const char *p, cf_err *err)
+{
+    p = walk_name(p);
+    return cf_ice_kmap_put(refs, p, strlen(p), 0, 0, err);
 }
 
 /* Every path the snapshot references: manifest list, manifests, live files. */
-static int add_refs(json_t *snap, cf_ice_kmap *refs, cf_err *err)
+static int add_refs(cf_store *st, json_t *snap, cf_ice_kmap *refs, cf_err *err)
 {
     const char *ml = json_string_value(json_object_get(snap, "manifest-list"));
     cf_ice_mlist l;
+    int rc = 0;
 
     if (!ml)
         return 0;
-    if (cf_ice_kmap_put(refs, local_path(ml), strlen(local_path(ml)), 0, 0, err) ||
-        cf_ice_read_mlist(ml, &l, err))
+    if (add_ref(refs, ml, err) || cf_ice_read_mlist(st, ml, &l, err))
         return -1;
-    for (int i = 0; i < l.n; i++) {
+    for (int i = 0; rc == 0 && i < l.n; i++) {
         cf_ice_file *files = NULL;
         int n = 0;
-        const char *mp = local_path(l.v[i].path);
-        if (cf_ice_kmap_put(refs, mp, strlen(mp), 0, 0, err) ||
-            cf_ice_read_manifest(&l.v[i], &files, &n, err)) {
-            cf_ice_files_free(files, n);
-            cf_ice_mlist_free(&l);
-            return -1;
-        }
-        for (int k = 0; k < n; k++) {
-            const char *fp = local_path(files[k].path);
-            if (files[k].status != 2 && cf_ice_kmap_put(refs, fp, strlen(fp), 0, 0, err)) {
-                cf_ice_files_free(files, n);
-                cf_ice_mlist_free(&l);
-                return -1;
-            }
-        }
+        rc = add_ref(refs, l.v[i].path, err) || cf_ice_read_manifest(st, &l.v[i], &files, &n, err) ? -1 : 0;
+        for (int k = 0; rc == 0 && k < n; k++)
+            if (files[k].status != 2)
+                rc = add_ref(refs, files[k].path, err);
         cf_ice_files_free(files, n);
     }
     cf_ice_mlist_free(&l);
-    return 0;
+    return rc;
 }
 
 static bool referenced(const cf_ice_kmap *refs, const char *p)
@@ -94,88 +84,83 @@ static bool referenced(const cf_ice_kmap *refs, const char *p)
 #define ORPHAN_MIN_AGE_MS (3600 * 1000LL)
 
 typedef struct sweep {
+    cf_store *st;
     const cf_ice_kmap *refs;       /* referenced by kept snapshots: stay */
     const cf_ice_kmap *expired;    /* referenced only by expired snapshots: go */
     int64_t cutoff_ms;             /* orphans older than this go */
     bool    dry;
     int64_t removed, bytes;
-    int     keep_from;         /* metadata versions below this go */
-    int     current;
+    int64_t keep_from;             /* metadata versions below this go */
+    int64_t current;
 } sweep;
 
-static void remove_file(sweep *sw, const char *path, off_t size)
+static void remove_file(sweep *sw, const char *path, int64_t size)
 {
     if (sw->dry)
         printf("would remove %s\n", path);
-    else if (unlink(path))
+    else if (cf_store_delete(sw->st, path, NULL))
         return;
     sw->removed++;
     sw->bytes += size;
 }
 
-/* Walk data/ and metadata/: unreferenced data/manifest files older than
- * the cutoff, stale temp files, metadata versions past the log. */
-static void sweep_dir(sweep *sw, const char *dir, int depth)
+static bool ends_with(const char *s, size_t n, const char *suffix)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
+    size_t k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
+}
 
-    if (!d || depth > 16) {
-        if (d)
-            closedir(d);
-        return;
+/* Temporary files of a writer that died mid-write: the store's
+ * (".NAME.UUID.tmp") and those of older cdcflow versions (".tmp-UUID"). */
+static bool temp_name(const char *base, size_t n)
+{
+    return base[0] == '.' && (ends_with(base, n, ".tmp") || !strncmp(base, ".tmp-", 5));
+}
+
+/* One file found by walking data/ or metadata/: unreferenced data and
+ * manifest files older than the cutoff, stale temporary files, metadata
+ * versions past the log go. */
+static int sweep_fn(void *ctx, const char *path, const cf_store_stat *sb)
+{
+    sweep *sw = ctx;
+    const char *base = strrchr(path, '/');
+    long long v;
+    char tail[8];
+    size_t n;
+
+    base = base ? base + 1 : path;
+    n = strlen(base);
+    if (sscanf(base, "v%lld.metadata.jso%1s", &v, tail) == 2) {
+        if (v < sw->keep_from && v != sw->current)
+            remove_file(sw, path, sb->size);
+        return 0;
     }
-    while ((de = readdir(d))) {
-        char p[PATH_MAX];
-        struct stat st;
-        int v;
-        char tail[8];
-        size_t n = strlen(de->d_name);
-        if (de->d_name[0] == '.' && (n == 1 || (n == 2 && de->d_name[1] == '.')))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (lstat(p, &st))
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            sweep_dir(sw, p, depth + 1);
-            continue;
-        }
-        if (!S_ISREG(st.st_mode))
-            continue;
-        if (sscanf(de->d_name, "v%d.metadata.jso%1s", &v, tail) == 2) {
-            if (v < sw->keep_from && v != sw->current)
-                remove_file(sw, p, st.st_size);
-            continue;
-        }
-        if (!strcmp(de->d_name, "version-hint.text") || referenced(sw->refs, p))
-            continue;
-        /* An orphan (no snapshot we know of names it) may belong to a
-         * commit in flight: only old ones go. */
-        if (!referenced(sw->expired, p) && (int64_t)st.st_mtime * 1000 >= sw->cutoff_ms)
-            continue;
-        if ((n > 8 && !strcmp(de->d_name + n - 8, ".parquet")) ||
-            (n > 5 && !strcmp(de->d_name + n - 5, ".avro")) || !strncmp(de->d_name, ".tmp-", 5))
-            remove_file(sw, p, st.st_size);
-    }
-    closedir(d);
+    if (!strcmp(base, "version-hint.text") || referenced(sw->refs, path))
+        return 0;
+    /* An orphan (no snapshot we know of names it) may belong to a commit
+     * in flight: only old ones go. */
+    if (!referenced(sw->expired, path) && sb->mtime_ms >= sw->cutoff_ms)
+        return 0;
+    if (ends_with(base, n, ".parquet") || ends_with(base, n, ".avro") || temp_name(base, n))
+        remove_file(sw, path, sb->size);
+    return 0;
 }
 
 /* Record (max_age >= 0) or remove the history.expire.* properties, in a
  * metadata commit of its own. */
-static int set_policy(const char *dir, int64_t max_age, int64_t retain, cf_err *e)
+static int set_policy(cf_ice_cmd_table *ct, int64_t max_age, int64_t retain, cf_err *e)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
-        cf_ice_table t = { 0 };
+        cf_ice_change chg = { .snapshot_id = -1, .properties_changed = true };
         json_t *meta, *props;
         char v[32];
-        if (cf_ice_load(dir, &t, e) || !t.meta) {
-            cf_ice_table_free(&t);
-            return e->msg[0] ? -1 : cf_err_set(e, CF_E_ARG, "%s: no table", dir);
-        }
-        if (!(meta = json_deep_copy(t.meta))) {
-            cf_ice_table_free(&t);
+        cf_ice_table_free(&ct->t);
+        if (cf_ice_catalog_load(ct->cat, &ct->t, e))
+            return -1;
+        if (!ct->t.meta)
+            return cf_err_set(e, CF_E_ARG, "%s: no table", ct->t.location);
+        if (!(meta = json_deep_copy(ct->t.meta)))
             return cf_err_set(e, CF_E_NOMEM, "out of memory");
-        }
         if (!json_is_object(json_object_get(meta, "properties")))
             json_object_set_new(meta, "properties", json_object());
         props = json_object_get(meta, "properties");
@@ -188,17 +173,138 @@ static int set_policy(const char *dir, int64_t max_age, int64_t retain, cf_err *
             json_object_del(props, "history.expire.max-snapshot-age-ms");
             json_object_del(props, "history.expire.min-snapshots-to-keep");
         }
-        cf_ice_log_metadata(&t, meta, cf_ice_now_ms());
-        if (cf_ice_commit(&t, meta, e) == 0) {
-            cf_ice_table_free(&t);
+        chg.base_snapshot_id = cf_ice_current_snapshot_id(meta);
+        cf_ice_log_metadata(&ct->t, meta, cf_now_ms());
+        if (cf_ice_catalog_commit(ct->cat, &ct->t, meta, &chg, e) == 0)
             return 0;
-        }
-        cf_ice_table_free(&t);
         if (e->code != CF_E_CONFLICT || !e->retriable)
             return -1;
         memset(e, 0, sizeof *e);
     }
     return cf_err_set(e, CF_E_CONFLICT, "the table kept changing; run again");
+}
+
+/* One expiry against the current metadata. */
+typedef struct expiry {
+    int64_t      cutoff, retain;
+    bool         dry;
+    cf_ice_kmap *refs, *expired_refs;
+    int          nexpired;
+} expiry;
+
+/* The snapshots to keep (a new array; their files go into x->refs) and
+ * the files of the expired ones into x->expired_refs. */
+static json_t *split_snapshots(cf_ice_cmd_table *ct, expiry *x, cf_err *e)
+{
+    json_t *snaps = json_object_get(ct->t.meta, "snapshots"), *kept = json_array(), *sn;
+    int64_t cur = cf_ice_current_snapshot_id(ct->t.meta);
+    size_t i, nsnaps = json_array_size(snaps);
+
+    json_array_foreach(snaps, i, sn) {
+        int64_t id = json_integer_value(json_object_get(sn, "snapshot-id"));
+        bool keep = id == cur || i + (size_t)x->retain >= nsnaps ||
+                    json_integer_value(json_object_get(sn, "timestamp-ms")) >= x->cutoff;
+        if (keep) {
+            json_array_append(kept, sn);
+            if (add_refs(ct->st, sn, x->refs, e)) {
+                json_decref(kept);
+                return NULL;
+            }
+        } else {
+            cf_err ignore = { 0 };
+            x->nexpired++;
+            if (x->dry)
+                printf("would expire snapshot %" PRId64 "\n", id);
+            /* Unreadable (already cleaned) manifests only mean fewer
+             * files to remove. */
+            (void)add_refs(ct->st, sn, x->expired_refs, &ignore);
+        }
+    }
+    return kept;
+}
+
+/* Publish the metadata without the expired snapshots (kept stolen). */
+static int commit_expiry(cf_ice_cmd_table *ct, json_t *kept, cf_err *e)
+{
+    cf_ice_change chg = { .snapshot_id = -1, .snapshots_removed = true };
+    json_t *meta = json_deep_copy(ct->t.meta), *log = json_array(), *sn;
+    size_t i;
+
+    if (!meta || !log) {
+        json_decref(meta);
+        json_decref(log);
+        json_decref(kept);
+        return cf_err_set(e, CF_E_NOMEM, "out of memory");
+    }
+    chg.base_snapshot_id = cf_ice_current_snapshot_id(meta);
+    json_object_set_new(meta, "snapshots", kept);
+    json_array_foreach(json_object_get(ct->t.meta, "snapshot-log"), i, sn)
+        if (cf_ice_snapshot(meta, json_integer_value(json_object_get(sn, "snapshot-id"))))
+            json_array_append(log, sn);
+    json_object_set_new(meta, "snapshot-log", log);
+    cf_ice_log_metadata(&ct->t, meta, cf_now_ms());
+    return cf_ice_catalog_commit(ct->cat, &ct->t, meta, &chg, e);
+}
+
+/* Walk the table and delete what sweep_fn says may go: only files found
+ * by walking, never paths that metadata names. */
+static int sweep_table(cf_ice_cmd_table *ct, const expiry *x, sweep *sw, cf_err *e)
+{
+    json_t *sn;
+    int64_t orphan_cutoff = cf_now_ms() - ORPHAN_MIN_AGE_MS;
+    char p[4096];
+    size_t i;
+
+    *sw = (sweep){ .st = ct->st, .refs = x->refs, .expired = x->expired_refs, .dry = x->dry,
+                   .current = ct->t.version, .keep_from = ct->t.version,
+                   .cutoff_ms = x->cutoff < orphan_cutoff ? x->cutoff : orphan_cutoff };
+    /* Metadata versions the (new) log no longer lists may go. */
+    json_array_foreach(json_object_get(ct->t.meta, "metadata-log"), i, sn) {
+        const char *f = json_string_value(json_object_get(sn, "metadata-file"));
+        const char *base = f ? strrchr(f, '/') : NULL;
+        long long v;
+        if (base && sscanf(base, "/v%lld.metadata.json", &v) == 1 && v < sw->keep_from)
+            sw->keep_from = v;
+    }
+    snprintf(p, sizeof p, "%s/data", ct->t.location);
+    if (cf_store_list(ct->st, p, 0, sweep_fn, sw, e))
+        return -1;
+    snprintf(p, sizeof p, "%s/metadata", ct->t.location);
+    return cf_store_list(ct->st, p, 0, sweep_fn, sw, e);
+}
+
+/* Expire and sweep once; CF_E_CONFLICT (retriable) when another writer
+ * committed first. */
+static int expire_once(cf_ice_cmd_table *ct, expiry *x, cf_err *e)
+{
+    json_t *kept;
+    sweep sw;
+
+    cf_ice_table_free(&ct->t);
+    cf_ice_kmap_free(x->refs);
+    cf_ice_kmap_free(x->expired_refs);
+    x->expired_refs = NULL;
+    x->nexpired = 0;
+    if (!(x->refs = cf_ice_kmap_new(0)) || !(x->expired_refs = cf_ice_kmap_new(0)))
+        return cf_err_set(e, CF_E_NOMEM, "out of memory");
+    if (cf_ice_catalog_load(ct->cat, &ct->t, e))
+        return -1;
+    if (!ct->t.meta)
+        return cf_err_set(e, CF_E_ARG, "%s: no table", ct->t.location);
+    if (!(kept = split_snapshots(ct, x, e)))
+        return -1;
+    if (x->nexpired && !x->dry) {
+        if (commit_expiry(ct, kept, e))
+            return -1;
+    } else
+        json_decref(kept);
+    if (sweep_table(ct, x, &sw, e))
+        return -1;
+    printf("%s %d snapshot%s; %s %" PRId64 " files (%" PRId64 " bytes); %zu snapshots left\n",
+           x->dry ? "would expire" : "expired", x->nexpired, x->nexpired == 1 ? "" : "s",
+           x->dry ? "would remove" : "removed", sw.removed, sw.bytes,
+           json_array_size(json_object_get(ct->t.meta, "snapshots")) - (x->dry ? (size_t)x->nexpired : 0));
+    return 0;
 }
 
 int cf_cmd_expire_snapshots(int argc, char **argv)
@@ -208,38 +314,37 @@ int cf_cmd_expire_snapshots(int argc, char **argv)
         { "dry-run", no_argument, 0, 'n' }, { "save-policy", no_argument, 0, 's' },
         { "clear-policy", no_argument, 0, 'c' }, { "help", no_argument, 0, 'h' }, { 0 },
     };
-    int64_t cutoff = -1, retain = 1, max_age = -1;
-    bool dry = false, save = false, clear = false;
+    int64_t max_age = -1;
+    bool save = false, clear = false;
     int c, rc = 1;
-    cf_ice_table t = { 0 };
-    cf_ice_kmap *refs = NULL, *expired_refs = NULL;
+    cf_ice_cmd_table ct = { 0 };
+    expiry x = { .cutoff = -1, .retain = 1 };
     cf_err e = { 0 };
-    const char *dir;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': {
-            int64_t now = cf_ice_now_ms();
+            int64_t now = cf_now_ms();
             size_t n = strlen(optarg);
-            if (cf_ice_parse_time(optarg, now, &cutoff)) {
+            if (cf_ice_parse_time(optarg, now, &x.cutoff)) {
                 fprintf(stderr, "cdcflow expire-snapshots: bad --older-than '%s'\n", optarg);
                 return 2;
             }
             /* Only a duration makes sense as a standing policy. */
             if (n && strchr("dhms", optarg[n - 1]))
-                max_age = now - cutoff;
+                max_age = now - x.cutoff;
             break;
         }
         case 's': save = true; break;
         case 'c': clear = true; break;
-        case 'r': retain = atoll(optarg) > 0 ? atoll(optarg) : 1; break;
-        case 'n': dry = true; break;
+        case 'r': x.retain = atoll(optarg) > 0 ? atoll(optarg) : 1; break;
+        case 'n': x.dry = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc - 1 || (cutoff < 0 && !clear) || (save && clear)) {
+    if (optind != argc - 1 || (x.cutoff < 0 && !clear) || (save && clear)) {
         usage(stderr);
         return 2;
     }
@@ -247,116 +352,34 @@ int cf_cmd_expire_snapshots(int argc, char **argv)
         fprintf(stderr, "cdcflow expire-snapshots: --save-policy needs --older-than as a duration (7d, 12h, ...)\n");
         return 2;
     }
-    dir = argv[optind];
-    if (!cf_iceberg_is_table(dir)) {
-        fprintf(stderr, "cdcflow expire-snapshots: %s is not an Iceberg table\n", dir);
+    if (cf_ice_cmd_open("expire-snapshots", argv[optind], 0, &ct))
         return 1;
-    }
-    if ((save || clear) && !dry) {
-        if (set_policy(dir, save ? max_age : -1, retain, &e))
+    if ((save || clear) && !x.dry) {
+        if (set_policy(&ct, save ? max_age : -1, x.retain, &e))
             goto fail;
         printf("%s\n", save ? "saved the policy: writers now expire old snapshots at each commit"
                             : "cleared the policy: writers keep every snapshot");
-        if (cutoff < 0) {
+        if (x.cutoff < 0) {
             rc = 0;
             goto out;
         }
     }
     for (int attempt = 0; attempt < 10; attempt++) {
-        json_t *meta = NULL, *snaps, *kept, *log, *sn;
-        int64_t cur;
-        size_t i, nsnaps;
-        int expired = 0;
-
-        cf_ice_table_free(&t);
-        cf_ice_kmap_free(refs);
-        cf_ice_kmap_free(expired_refs);
-        expired_refs = NULL;
-        if (cf_ice_load(dir, &t, &e) || !t.meta || !(refs = cf_ice_kmap_new(0)) ||
-            !(expired_refs = cf_ice_kmap_new(0))) {
-            if (!e.msg[0])
-                cf_err_set(&e, CF_E_NOMEM, "out of memory");
-            goto fail;
+        cf_err_clear(&e);
+        if (expire_once(&ct, &x, &e) == 0) {
+            rc = 0;
+            goto out;
         }
-        cur = cf_ice_current_snapshot_id(t.meta);
-        snaps = json_object_get(t.meta, "snapshots");
-        nsnaps = json_array_size(snaps);
-        kept = json_array();
-        json_array_foreach(snaps, i, sn) {
-            int64_t id = json_integer_value(json_object_get(sn, "snapshot-id"));
-            bool keep = id == cur || i + (size_t)retain >= nsnaps ||
-                        json_integer_value(json_object_get(sn, "timestamp-ms")) >= cutoff;
-            if (keep) {
-                json_array_append(kept, sn);
-                if (add_refs(sn, refs, &e)) {
-                    json_decref(kept);
-                    goto fail;
-                }
-            } else {
-                cf_err ignore = { 0 };
-                expired++;
-                if (dry)
-                    printf("would expire snapshot %" PRId64 "\n", id);
-                /* Unreadable (already cleaned) manifests only mean fewer
-                 * files to remove. */
-                (void)add_refs(sn, expired_refs, &ignore);
-            }
-        }
-        if (expired && !dry) {
-            meta = json_deep_copy(t.meta);
-            json_object_set_new(meta, "snapshots", kept);
-            kept = NULL;
-            log = json_array();
-            json_array_foreach(json_object_get(t.meta, "snapshot-log"), i, sn) {
-                int64_t id = json_integer_value(json_object_get(sn, "snapshot-id"));
-                if (cf_ice_snapshot(meta, id))
-                    json_array_append(log, sn);
-            }
-            json_object_set_new(meta, "snapshot-log", log);
-            cf_ice_log_metadata(&t, meta, cf_ice_now_ms());
-            if (cf_ice_commit(&t, meta, &e)) {
-                json_decref(kept);
-                if (e.code == CF_E_CONFLICT && e.retriable)
-                    continue;         /* somebody committed: look again */
-                goto fail;
-            }
-        }
-        json_decref(kept);
-        {
-            /* Metadata versions the (new) log no longer lists may go. */
-            json_t *mlog = json_object_get(t.meta, "metadata-log");
-            int oldest = t.version;
-            int64_t orphan_cutoff = cf_ice_now_ms() - ORPHAN_MIN_AGE_MS;
-            sweep sw = { .refs = refs, .expired = expired_refs, .dry = dry, .current = t.version,
-                         .cutoff_ms = cutoff < orphan_cutoff ? cutoff : orphan_cutoff };
-            char p[PATH_MAX];
-            json_array_foreach(mlog, i, sn) {
-                const char *f = json_string_value(json_object_get(sn, "metadata-file"));
-                const char *base = f ? strrchr(f, '/') : NULL;
-                int v;
-                if (base && sscanf(base, "/v%d.metadata.json", &v) == 1 && v < oldest)
-                    oldest = v;
-            }
-            sw.keep_from = oldest;
-            snprintf(p, sizeof p, "%s/data", t.location);
-            sweep_dir(&sw, p, 0);
-            snprintf(p, sizeof p, "%s/metadata", t.location);
-            sweep_dir(&sw, p, 0);
-            printf("%s %d snapshot%s; %s %" PRId64 " files (%" PRId64 " bytes); %zu snapshots left\n",
-                   dry ? "would expire" : "expired", expired, expired == 1 ? "" : "s",
-                   dry ? "would remove" : "removed", sw.removed, sw.bytes,
-                   json_array_size(json_object_get(t.meta, "snapshots")) - (dry ? (size_t)expired : 0));
-        }
-        rc = 0;
-        goto out;
+        if (e.code != CF_E_CONFLICT || !e.retriable)
+            goto fail;                 /* else somebody committed: look again */
     }
     cf_err_set(&e, CF_E_CONFLICT, "the table kept changing; run again");
 fail:
     fprintf(stderr, "cdcflow expire-snapshots: %s\n", e.msg);
     rc = 1;
 out:
-    cf_ice_kmap_free(refs);
-    cf_ice_kmap_free(expired_refs);
-    cf_ice_table_free(&t);
+    cf_ice_kmap_free(x.refs);
+    cf_ice_kmap_free(x.expired_refs);
+    cf_ice_cmd_close(&ct);
     return rc;
 }

@@ -2,58 +2,58 @@
  * Iceberg halves of cdcflow's table commands). */
 #include "table/iceberg/iceberg_cmd.h"
 
-#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "table/delta/delta_print.h"
 #include "table/iceberg/iceberg_int.h"
-#include "util/fs.h"
 #include "format/parquet/parquet.h"
 
-bool cf_iceberg_is_table(const char *dir)
+bool cf_iceberg_is_table(const char *location)
 {
-    char p[PATH_MAX];
-    struct stat st;
-    DIR *d;
-    struct dirent *de;
-    bool found = false;
+    cf_store *st = cf_store_open(location, NULL, NULL);
+    bool yes = st && cf_ice_dir_is_table(st, location);
 
-    snprintf(p, sizeof p, "%s/metadata/version-hint.text", dir);
-    if (stat(p, &st) == 0)
-        return true;
-    snprintf(p, sizeof p, "%s/metadata", dir);
-    if (!(d = opendir(p)))
-        return false;
-    while (!found && (de = readdir(d))) {
-        size_t n = strlen(de->d_name);
-        found = de->d_name[0] == 'v' && n > 14 && !strcmp(de->d_name + n - 14, ".metadata.json");
-    }
-    closedir(d);
-    return found;
+    cf_store_close(st);
+    return yes;
 }
 
-/* Load the table (or metadata version `version` when > 0) or print why not. */
-static int load_or_say(const char *cmd, const char *dir, int version, cf_ice_table *t)
+int cf_ice_cmd_open(const char *cmd, const char *location, int64_t version, cf_ice_cmd_table *ct)
 {
+    cf_ice_catalog_config cc;
     cf_err e = { 0 };
-    if ((version > 0 ? cf_ice_load_version(dir, version, t, &e) : cf_ice_load(dir, t, &e))) {
+
+    memset(ct, 0, sizeof *ct);
+    cf_ice_catalog_config_from_env(&cc);
+    if (!(ct->st = cf_store_open(location, NULL, &e)) ||
+        !(ct->cat = cf_ice_catalog_open(&cc, location, NULL, ct->st, &e)) ||
+        (version > 0 ? cf_ice_catalog_load_version(ct->cat, version, &ct->t, &e)
+                     : cf_ice_catalog_load(ct->cat, &ct->t, &e))) {
         fprintf(stderr, "cdcflow %s: %s\n", cmd, e.msg);
-        cf_ice_table_free(t);
+        cf_ice_cmd_close(ct);
         return -1;
     }
-    if (!t->meta) {
-        fprintf(stderr, "cdcflow %s: %s is not an Iceberg table\n", cmd, dir);
-        cf_ice_table_free(t);
+    if (!ct->t.meta) {
+        fprintf(stderr, "cdcflow %s: %s is not an Iceberg table\n", cmd, location);
+        cf_ice_cmd_close(ct);
         return -1;
     }
     return 0;
+}
+
+void cf_ice_cmd_close(cf_ice_cmd_table *ct)
+{
+    if (!ct)
+        return;
+    cf_ice_table_free(&ct->t);
+    cf_ice_catalog_close(ct->cat);
+    cf_store_close(ct->st);
+    ct->cat = NULL;
+    ct->st = NULL;
 }
 
 /* ---- scan --------------------------------------------------------------- */
@@ -98,7 +98,7 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
     int64_t snap_id = -1, limit = -1, when = -1;
     int version = 0, fmt = CF_DELTA_FMT_TABLE, c, rc = 1, ncols = 0;
     const char *columns = NULL, *when_arg = NULL;
-    cf_ice_table t = { 0 };
+    cf_ice_cmd_table ct = { 0 };
     cf_schema *s = NULL;
     int *cols = NULL;
     json_t *snap;
@@ -111,7 +111,7 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
         case 's': snap_id = strtoll(optarg, NULL, 10); break;
         case 'v': version = atoi(optarg); break;
         case 't':
-            if (cf_ice_parse_time(optarg, cf_ice_now_ms(), &when)) {
+            if (cf_ice_parse_time(optarg, cf_now_ms(), &when)) {
                 fprintf(stderr, "cdcflow scan: bad --timestamp '%s'\n", optarg);
                 return 2;
             }
@@ -133,13 +133,13 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
         scan_usage(stderr);
         return 2;
     }
-    if (load_or_say("scan", argv[optind], version, &t))
+    if (cf_ice_cmd_open("scan", argv[optind], version, &ct))
         return 1;
     if (when >= 0) {
         json_t *sn;
         size_t i;
         /* The snapshot log is in commit order: the last one not after T. */
-        json_array_foreach(json_object_get(t.meta, "snapshot-log"), i, sn)
+        json_array_foreach(json_object_get(ct.t.meta, "snapshot-log"), i, sn)
             if (json_integer_value(json_object_get(sn, "timestamp-ms")) <= when)
                 snap_id = json_integer_value(json_object_get(sn, "snapshot-id"));
         if (snap_id < 0) {
@@ -147,13 +147,13 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
             goto out;
         }
     }
-    snap = cf_ice_snapshot(t.meta, snap_id);
+    snap = cf_ice_snapshot(ct.t.meta, snap_id);
     if (snap_id >= 0 && !snap) {
         fprintf(stderr, "cdcflow scan: no snapshot %" PRId64 " (expired?)\n", snap_id);
         goto out;
     }
     /* Read with the schema the snapshot was written with. */
-    s = cf_ice_schema_from_json(t.meta, snap && json_is_integer(json_object_get(snap, "schema-id"))
+    s = cf_ice_schema_from_json(ct.t.meta, snap && json_is_integer(json_object_get(snap, "schema-id"))
                                 ? (int)json_integer_value(json_object_get(snap, "schema-id")) : -1, &e);
     if (!s) {
         fprintf(stderr, "cdcflow scan: %s\n", e.msg);
@@ -187,7 +187,7 @@ int cf_iceberg_cmd_scan(int argc, char **argv)
         fprintf(stderr, "cdcflow scan: out of memory\n");
         goto out;
     }
-    if (snap && cf_ice_scan(snap, s, cols, cols ? ncols : 0, print_fn, &pc, &e) && e.code != CF_E_STOPPED) {
+    if (snap && cf_ice_scan(ct.st, snap, s, cols, cols ? ncols : 0, print_fn, &pc, &e) && e.code != CF_E_STOPPED) {
         cf_delta_printer_end(pc.pr);
         fprintf(stderr, "cdcflow scan: %s\n", e.msg);
         goto out;
@@ -198,7 +198,7 @@ out:
     cf_delta_printer_free(pc.pr);
     free(cols);
     cf_schema_free(s);
-    cf_ice_table_free(&t);
+    cf_ice_cmd_close(&ct);
     return rc;
 }
 
@@ -227,7 +227,7 @@ int cf_iceberg_cmd_history(int argc, char **argv)
         { "format", required_argument, 0, 'f' }, { "limit", required_argument, 0, 'l' },
         { "help", no_argument, 0, 'h' }, { 0 },
     };
-    cf_ice_table t = { 0 };
+    cf_ice_cmd_table ct = { 0 };
     int c, jsonl = 0;
     int64_t limit = -1, cur;
     json_t *snaps, *sn;
@@ -252,10 +252,10 @@ int cf_iceberg_cmd_history(int argc, char **argv)
         history_usage(stderr);
         return 2;
     }
-    if (load_or_say("history", argv[optind], 0, &t))
+    if (cf_ice_cmd_open("history", argv[optind], 0, &ct))
         return 1;
-    snaps = json_object_get(t.meta, "snapshots");
-    cur = cf_ice_current_snapshot_id(t.meta);
+    snaps = json_object_get(ct.t.meta, "snapshots");
+    cur = cf_ice_current_snapshot_id(ct.t.meta);
     if (limit >= 0 && json_array_size(snaps) > (size_t)limit)
         start = json_array_size(snaps) - (size_t)limit;
     if (!jsonl)
@@ -288,7 +288,7 @@ int cf_iceberg_cmd_history(int argc, char **argv)
                 printf("%s=%s ", strstr(key, ".offsets.") + 9, json_string_value(v));
         printf("%s\n", id == cur ? "(current)" : "");
     }
-    cf_ice_table_free(&t);
+    cf_ice_cmd_close(&ct);
     return 0;
 }
 
@@ -324,7 +324,7 @@ static int rewrite_fn(void *ctx, const cf_batch *rows, const char *file, const i
 
 /* Rewrite data files sel[0..n) (with every delete file applied) into one
  * new file; *out gets the new entry (content 0, path NULL if no row lived). */
-static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ice_spec *sp,
+static int rewrite_group(cf_ice_cmd_table *ct, const cf_schema *ts, const cf_ice_spec *sp,
                          cf_ice_file *const *sel, int n, cf_ice_file *dels, int ndels,
                          cf_ice_file *out, cf_err *err)
 {
@@ -360,19 +360,17 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
         cf_err_set(err, CF_E_ARG, "partition path too long");
         goto out;
     }
-    snprintf(dir, sizeof dir, "%s/data%s%s", t->location, sp->nfields ? "/" : "", ppath);
-    if (cf_fs_mkdirs(dir, err))
-        goto out;
-    cf_ice_uuid(u);
+    snprintf(dir, sizeof dir, "%s/data%s%s", ct->t.location, sp->nfields ? "/" : "", ppath);
+    cf_uuid(u);
     if (!(path = malloc(strlen(dir) + 64))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
     sprintf(path, "%s/%s-optimized.parquet", dir, u);
     cf_pq_options_default(&o);
-    if (!(rc.w = cf_pq_writer_open(path, ts, &o, err)))
+    if (!(rc.w = cf_pq_writer_open(ct->st, path, ts, &o, err)))
         goto out;
-    if (cf_ice_scan_files(list, nlist, ts, NULL, 0, rewrite_fn, &rc, err)) {
+    if (cf_ice_scan_files(ct->st, list, nlist, ts, NULL, 0, rewrite_fn, &rc, err)) {
         cf_pq_writer_abort(rc.w);
         goto out;
     }
@@ -391,7 +389,7 @@ static int rewrite_group(const cf_ice_table *t, const cf_schema *ts, const cf_ic
         }
     }
     if (info.num_rows == 0) {
-        unlink(path);                      /* every row was deleted */
+        cf_store_delete(ct->st, path, NULL);   /* every row was deleted */
         rv = 0;
         goto out;
     }
@@ -409,24 +407,218 @@ out:
     return rv;
 }
 
+/* What optimize found and wrote. */
+typedef struct opt_plan {
+    cf_ice_file *files;          /* live files of the current snapshot: data, then deletes */
+    int          nfiles, ndata;
+    bool        *rewrite;        /* per data file: replaced by a file of out[] */
+    int          nrewritten;
+    cf_ice_file *out;            /* the new data files */
+    int          nout;
+    int64_t      add_rows;
+    int64_t      live_rows, live_bytes, del_rows, del_pos;   /* counted by opt_write_manifests */
+} opt_plan;
+
+static void opt_plan_free(opt_plan *p)
+{
+    if (p->out)
+        cf_ice_files_free(p->out, p->nout);
+    cf_ice_files_free(p->files, p->nfiles);
+    free(p->rewrite);
+}
+
+static bool same_partition(const cf_ice_file *a, const cf_ice_file *b)
+{
+    return a->npart == b->npart && cf_ice_pvals_equal(a->part, b->part, a->npart);
+}
+
+/* The data files of partition files[i] to rewrite into *sel (*n of them),
+ * and whether the partition is worth it: it has min_files small ones, or
+ * there are delete files to fold in (then every file is rewritten). */
+static bool pick_group(const opt_plan *p, int i, int64_t target, int min_files,
+                       cf_ice_file **sel, int *n)
+{
+    bool deletes = p->nfiles > p->ndata;
+    int small = 0;
+
+    *n = 0;
+    for (int j = i; j < p->ndata; j++)
+        if (same_partition(&p->files[j], &p->files[i])) {
+            small += p->files[j].bytes < target;
+            if (deletes || p->files[j].bytes < target)
+                sel[(*n)++] = &p->files[j];
+        }
+    return deletes ? *n > 0 : small >= min_files;
+}
+
+/* Rewrite, partition by partition, the groups pick_group chooses. */
+static int opt_rewrite(cf_ice_cmd_table *ct, const cf_schema *ts, const cf_ice_spec *sp,
+                       int64_t target, int min_files, opt_plan *p, cf_err *e)
+{
+    cf_ice_file **sel;
+    int n;
+
+    if (!(p->rewrite = calloc((size_t)p->nfiles + 1, sizeof *p->rewrite)) ||
+        !(p->out = calloc((size_t)p->ndata + 1, sizeof *p->out)) ||
+        !(sel = calloc((size_t)p->ndata + 1, sizeof *sel)))
+        return cf_err_set(e, CF_E_NOMEM, "out of memory");
+    for (int i = 0; i < p->ndata; i++) {
+        bool seen_before = false;
+        for (int j = 0; j < i && !seen_before; j++)
+            seen_before = same_partition(&p->files[j], &p->files[i]);
+        if (seen_before || !pick_group(p, i, target, min_files, sel, &n))
+            continue;
+        if (rewrite_group(ct, ts, sp, sel, n, p->files + p->ndata, p->nfiles - p->ndata,
+                          &p->out[p->nout], e)) {
+            free(sel);
+            return -1;
+        }
+        if (p->out[p->nout].path)
+            p->add_rows += p->out[p->nout++].records;
+        else
+            cf_ice_file_clear(&p->out[p->nout]);
+        for (int k = 0; k < n; k++) {
+            p->rewrite[sel[k] - p->files] = true;
+            p->nrewritten++;
+        }
+    }
+    free(sel);
+    return 0;
+}
+
+/* The manifests of the replace snapshot (added files, rewritten ones and
+ * every delete file deleted, the rest kept) and its manifest list at
+ * mlpath; counts the live and removed rows into p. */
+static int opt_write_manifests(cf_ice_cmd_table *ct, const cf_ice_spec *sp, opt_plan *p,
+                               int64_t sid, int64_t parent_id, int64_t seq, char *mlpath,
+                               size_t mlsize, cf_err *e)
+{
+    json_t *meta = ct->t.meta, *cur_schema = NULL, *sch;
+    int schema_id = (int)json_integer_value(json_object_get(meta, "current-schema-id"));
+    cf_ice_file *entries = calloc((size_t)(p->nout + p->nfiles) + 1, sizeof *entries);
+    cf_ice_mlist ml = { 0 };
+    int ne = 0, first_del = p->nout + p->ndata, rc = -1;
+    char u[37];
+    size_t i;
+
+    if (!entries)
+        return cf_err_set(e, CF_E_NOMEM, "out of memory");
+    json_array_foreach(json_object_get(meta, "schemas"), i, sch)
+        if (json_integer_value(json_object_get(sch, "schema-id")) == schema_id)
+            cur_schema = sch;
+    for (int k = 0; k < p->nout; k++) {
+        entries[ne] = p->out[k];
+        entries[ne++].snapshot_id = sid;
+        p->live_bytes += p->out[k].bytes;
+    }
+    p->live_rows = p->add_rows;
+    for (int k = 0; k < p->nfiles; k++, ne++) {
+        entries[ne] = p->files[k];
+        if (k >= p->ndata || p->rewrite[k]) {
+            entries[ne].status = 2;
+            entries[ne].snapshot_id = sid;
+            *(k >= p->ndata ? &p->del_pos : &p->del_rows) += p->files[k].records;
+        } else {
+            entries[ne].status = 0;
+            p->live_rows += p->files[k].records;
+            p->live_bytes += p->files[k].bytes;
+        }
+    }
+    /* entries: data (new + old) first, then delete files */
+    for (int content = 0; content < 2; content++) {
+        int from = content ? first_del : 0, cnt = content ? ne - first_del : first_del;
+        char mpath[PATH_MAX];
+        cf_ice_mfile mf;
+        if (cnt == 0)
+            continue;
+        cf_uuid(u);
+        snprintf(mpath, sizeof mpath, "%s/metadata/%s-m%d.avro", ct->t.location, u, content);
+        if (cf_ice_write_manifest(ct->st, mpath, entries + from, cnt, sp, cur_schema, schema_id,
+                                  sid, seq, &mf, e) ||
+            cf_ice_mlist_add(&ml, &mf, e))
+            goto out;
+    }
+    cf_uuid(u);
+    snprintf(mlpath, mlsize, "%s/metadata/snap-%" PRId64 "-1-%s.avro", ct->t.location, sid, u);
+    rc = cf_ice_write_mlist(ct->st, mlpath, &ml, sid, parent_id, seq, e);
+out:
+    free(entries);                         /* shallow copies: p owns the members */
+    cf_ice_mlist_free(&ml);
+    return rc;
+}
+
+static json_t *opt_summary(json_t *parent, const opt_plan *p)
+{
+    json_t *sum = json_object(), *v;
+    const char *key;
+
+    json_object_set_new(sum, "operation", json_string("replace"));
+#define SETN(k, val) do { char b_[32]; snprintf(b_, sizeof b_, "%" PRId64, (int64_t)(val)); \
+                          json_object_set_new(sum, k, json_string(b_)); } while (0)
+    SETN("added-data-files", p->nout);
+    SETN("deleted-data-files", p->nrewritten);
+    SETN("added-records", p->add_rows);
+    SETN("deleted-records", p->del_rows);
+    SETN("removed-delete-files", p->nfiles - p->ndata);
+    SETN("removed-position-deletes", p->del_pos);
+    SETN("total-records", p->live_rows);
+    SETN("total-files-size", p->live_bytes);
+    SETN("total-data-files", p->ndata - p->nrewritten + p->nout);
+    SETN("total-delete-files", 0);
+    SETN("total-position-deletes", 0);
+    SETN("total-equality-deletes", 0);
+#undef SETN
+    /* Exactly once: the current snapshot must keep saying where to resume. */
+    json_object_foreach(json_object_get(parent, "summary"), key, v)
+        if (strstr(key, ".offsets."))
+            json_object_set(sum, key, v);
+    return sum;
+}
+
+/* Make the new files' names durable, then publish the replace snapshot. */
+static int opt_commit(cf_ice_cmd_table *ct, opt_plan *p, json_t *parent, int64_t sid,
+                      int64_t parent_id, int64_t seq, char *mlpath, cf_err *e)
+{
+    char **paths = malloc(sizeof *paths * ((size_t)p->nout + 1));
+    cf_ice_change chg = { .base_snapshot_id = parent_id, .snapshot_id = sid };
+    json_t *meta;
+
+    if (!paths)
+        return cf_err_set(e, CF_E_NOMEM, "out of memory");
+    for (int k = 0; k < p->nout; k++)
+        paths[k] = p->out[k].path;
+    paths[p->nout] = mlpath;
+    if (cf_store_sync(ct->st, ct->t.location, paths, (size_t)p->nout + 1, e)) {
+        free(paths);
+        return -1;
+    }
+    free(paths);
+    if (!(meta = json_deep_copy(ct->t.meta)))
+        return cf_err_set(e, CF_E_NOMEM, "out of memory");
+    cf_ice_add_snapshot(&ct->t, meta, sid, parent_id, seq, cf_now_ms(), mlpath, opt_summary(parent, p));
+    if (cf_ice_catalog_commit(ct->cat, &ct->t, meta, &chg, e)) {
+        if (e->code == CF_E_CONFLICT)
+            cf_err_set(e, CF_E_CONFLICT, "the table changed while optimizing; nothing was changed, run again");
+        return -1;
+    }
+    return 0;
+}
+
 int cf_iceberg_cmd_optimize(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "target-size", required_argument, 0, 't' }, { "min-files", required_argument, 0, 'm' },
         { "help", no_argument, 0, 'h' }, { 0 },
     };
-    int64_t target = 134217728, sid, seq, parent_id, now;
-    int min_files = 2, c, rc = 1, nfiles = 0, ndata = 0, nout = 0, nrewritten = 0;
-    cf_ice_table t = { 0 };
-    cf_ice_file *files = NULL, *out = NULL;
+    int64_t target = 134217728, sid, seq, parent_id;
+    int min_files = 2, c, rc = 1;
+    cf_ice_cmd_table ct = { 0 };
+    opt_plan p = { 0 };
     cf_schema *ts = NULL;
     cf_ice_spec sp;
     cf_err e = { 0 };
-    bool *rewrite = NULL;
-    json_t *parent, *meta = NULL, *sum, *v;
-    const char *key;
-    int64_t live_rows = 0, live_bytes = 0, add_rows = 0, del_rows = 0, del_pos = 0;
-    cf_ice_mlist ml = { 0 };
+    json_t *parent;
+    char mlpath[PATH_MAX];
 
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -441,183 +633,45 @@ int cf_iceberg_cmd_optimize(int argc, char **argv)
         optimize_usage(stderr);
         return 2;
     }
-    if (load_or_say("optimize", argv[optind], 0, &t))
+    if (cf_ice_cmd_open("optimize", argv[optind], 0, &ct))
         return 1;
-    parent_id = cf_ice_current_snapshot_id(t.meta);
-    if (!(parent = cf_ice_snapshot(t.meta, parent_id))) {
+    parent_id = cf_ice_current_snapshot_id(ct.t.meta);
+    if (!(parent = cf_ice_snapshot(ct.t.meta, parent_id))) {
         printf("nothing to optimize: the table has no snapshot\n");
         rc = 0;
         goto done;
     }
-    if (!(ts = cf_ice_schema_from_json(t.meta, -1, &e)) || cf_ice_spec_from_json(t.meta, ts, &sp, &e) ||
-        cf_ice_snapshot_files(parent, &files, &nfiles, &e))
+    if (!(ts = cf_ice_schema_from_json(ct.t.meta, -1, &e)) || cf_ice_spec_from_json(ct.t.meta, ts, &sp, &e) ||
+        cf_ice_snapshot_files(ct.st, parent, &p.files, &p.nfiles, &e))
         goto fail;
-    while (ndata < nfiles && files[ndata].content == 0)
-        ndata++;
-    if (!(rewrite = calloc((size_t)nfiles + 1, sizeof *rewrite)) ||
-        !(out = calloc((size_t)ndata + 1, sizeof *out))) {
-        cf_err_set(&e, CF_E_NOMEM, "out of memory");
+    while (p.ndata < p.nfiles && p.files[p.ndata].content == 0)
+        p.ndata++;
+    if (opt_rewrite(&ct, ts, &sp, target, min_files, &p, &e))
         goto fail;
-    }
-    /* Group data files by partition; pick what to rewrite. */
-    for (int i = 0; i < ndata; i++) {
-        cf_ice_file **sel;
-        int n = 0, small = 0;
-        bool seen_before = false;
-        for (int j = 0; j < i && !seen_before; j++)
-            seen_before = files[j].npart == files[i].npart &&
-                          cf_ice_pvals_equal(files[j].part, files[i].part, files[i].npart);
-        if (seen_before)
-            continue;
-        if (!(sel = calloc((size_t)ndata, sizeof *sel))) {
-            cf_err_set(&e, CF_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (int j = i; j < ndata; j++)
-            if (files[j].npart == files[i].npart && cf_ice_pvals_equal(files[j].part, files[i].part, files[i].npart)) {
-                bool take = nfiles > ndata || files[j].bytes < target;
-                small += files[j].bytes < target;
-                if (take) {
-                    sel[n++] = &files[j];
-                }
-            }
-        if (nfiles > ndata ? n > 0 : small >= min_files) {
-            if (rewrite_group(&t, ts, &sp, sel, n, files + ndata, nfiles - ndata, &out[nout], &e)) {
-                free(sel);
-                goto fail;
-            }
-            if (out[nout].path)
-                add_rows += out[nout++].records;
-            else
-                cf_ice_file_clear(&out[nout]);
-            for (int k = 0; k < n; k++) {
-                rewrite[sel[k] - files] = true;
-                nrewritten++;
-            }
-        }
-        free(sel);
-    }
-    if (nrewritten == 0) {
+    if (p.nrewritten == 0) {
         printf("nothing to optimize: no partition has %d or more small files, no delete files\n", min_files);
         rc = 0;
         goto done;
     }
-    /* The new snapshot: added files, rewritten ones deleted, the rest kept. */
     sid = cf_ice_new_snapshot_id();
-    seq = json_integer_value(json_object_get(t.meta, "last-sequence-number")) + 1;
-    now = cf_ice_now_ms();
-    {
-        int total = nout + nfiles;
-        cf_ice_file *entries = calloc((size_t)total + 1, sizeof *entries);
-        int ne = 0, first_del;
-        char mpath[PATH_MAX], u[37];
-        json_t *cur_schema = NULL, *sch;
-        size_t i;
-        if (!entries) {
-            cf_err_set(&e, CF_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        json_array_foreach(json_object_get(t.meta, "schemas"), i, sch)
-            if (json_integer_value(json_object_get(sch, "schema-id")) ==
-                json_integer_value(json_object_get(t.meta, "current-schema-id")))
-                cur_schema = sch;
-        for (int k = 0; k < nout; k++) {
-            entries[ne] = out[k];
-            entries[ne++].snapshot_id = sid;
-        }
-        for (int k = 0; k < nfiles; k++) {
-            entries[ne] = files[k];
-            if (k >= ndata || rewrite[k]) {
-                entries[ne].status = 2;
-                entries[ne].snapshot_id = sid;
-                if (k >= ndata)
-                    del_pos += files[k].records;
-                else
-                    del_rows += files[k].records;
-            } else {
-                entries[ne].status = 0;
-                live_rows += files[k].records;
-                live_bytes += files[k].bytes;
-            }
-            ne++;
-        }
-        for (int k = 0; k < nout; k++)
-            live_bytes += out[k].bytes;
-        live_rows += add_rows;
-        /* entries: data (new + old) first, then delete files */
-        first_del = nout + ndata;
-        for (int content = 0; content < 2; content++) {
-            int from = content ? first_del : 0, cnt = content ? ne - first_del : first_del;
-            cf_ice_mfile mf;
-            if (cnt == 0)
-                continue;
-            cf_ice_uuid(u);
-            snprintf(mpath, sizeof mpath, "%s/metadata/%s-m%d.avro", t.location, u, content);
-            if (cf_ice_write_manifest(mpath, entries + from, cnt, &sp, cur_schema,
-                                      (int)json_integer_value(json_object_get(t.meta, "current-schema-id")),
-                                      sid, seq, &mf, &e) ||
-                cf_ice_mlist_add(&ml, &mf, &e)) {
-                free(entries);
-                goto fail;
-            }
-        }
-        free(entries);                     /* shallow copies: files/out own the members */
-        cf_ice_uuid(u);
-        snprintf(mpath, sizeof mpath, "%s/metadata/snap-%" PRId64 "-1-%s.avro", t.location, sid, u);
-        if (cf_ice_write_mlist(mpath, &ml, sid, parent_id, seq, &e))
-            goto fail;
-        if (!(meta = json_deep_copy(t.meta))) {
-            cf_err_set(&e, CF_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        sum = json_object();
-        json_object_set_new(sum, "operation", json_string("replace"));
-#define SETN(k, val) do { char b_[32]; snprintf(b_, sizeof b_, "%" PRId64, (int64_t)(val)); \
-                          json_object_set_new(sum, k, json_string(b_)); } while (0)
-        SETN("added-data-files", nout);
-        SETN("deleted-data-files", nrewritten);
-        SETN("added-records", add_rows);
-        SETN("deleted-records", del_rows);
-        SETN("removed-delete-files", nfiles - ndata);
-        SETN("removed-position-deletes", del_pos);
-        SETN("total-records", live_rows);
-        SETN("total-files-size", live_bytes);
-        SETN("total-data-files", ndata - nrewritten + nout);
-        SETN("total-delete-files", 0);
-        SETN("total-position-deletes", 0);
-        SETN("total-equality-deletes", 0);
-#undef SETN
-        /* Exactly once: the current snapshot must keep saying where to resume. */
-        json_object_foreach(json_object_get(parent, "summary"), key, v)
-            if (strstr(key, ".offsets."))
-                json_object_set(sum, key, v);
-        cf_ice_add_snapshot(&t, meta, sid, parent_id, seq, now, mpath, sum);
-    }
-    if (cf_ice_commit(&t, meta, &e)) {
-        meta = NULL;
-        if (e.code == CF_E_CONFLICT)
-            cf_err_set(&e, CF_E_CONFLICT, "the table changed while optimizing; nothing was changed, run again");
+    seq = json_integer_value(json_object_get(ct.t.meta, "last-sequence-number")) + 1;
+    if (opt_write_manifests(&ct, &sp, &p, sid, parent_id, seq, mlpath, sizeof mlpath, &e) ||
+        opt_commit(&ct, &p, parent, sid, parent_id, seq, mlpath, &e))
         goto fail;
-    }
-    meta = NULL;
     printf("optimized: rewrote %d data files (+%d delete files) into %d; %" PRId64 " live rows; snapshot %" PRId64 "\n",
-           nrewritten, nfiles - ndata, nout, live_rows, sid);
+           p.nrewritten, p.nfiles - p.ndata, p.nout, p.live_rows, sid);
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "cdcflow optimize: %s\n", e.msg);
-    for (int k = 0; out && k < nout; k++)
-        if (out[k].path)
-            unlink(out[k].path);
+    /* Nothing names the new files: they go (a crash leaves them for
+     * expire-snapshots). */
+    for (int k = 0; p.out && k < p.nout; k++)
+        cf_store_delete(ct.st, p.out[k].path, NULL);
     rc = 1;
 done:
-    json_decref(meta);
-    cf_ice_mlist_free(&ml);
-    if (out)
-        cf_ice_files_free(out, nout);
-    cf_ice_files_free(files, nfiles);
-    free(rewrite);
+    opt_plan_free(&p);
     cf_schema_free(ts);
-    cf_ice_table_free(&t);
+    cf_ice_cmd_close(&ct);
     return rc;
 }

@@ -1,6 +1,6 @@
 /* iceberg_int.h - internals of the Iceberg v2 table support shared by the
- * sink and the table commands: metadata files and commits (Hadoop catalog
- * layout), manifests and manifest lists, partition transforms, scans. */
+ * sink and the table commands: table metadata documents, manifests and
+ * manifest lists, partition transforms, scans (catalogs: catalog.h). */
 #ifndef CF_ICEBERG_INT_H
 #define CF_ICEBERG_INT_H
 
@@ -8,38 +8,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "batch/batch.h"
+#include "store/store.h"
+#include "table/iceberg/catalog.h"
 #include "util/err.h"
+#include "util/id.h"
 
 #define CF_ICE_POS_FILE_PATH_ID 2147483546   /* reserved ids of position delete files */
 #define CF_ICE_POS_POS_ID       2147483545
 
-/* ---- table metadata (metadata/vN.metadata.json) ---------------------- */
+/* ---- table metadata ---------------------------------------------------- */
 
-typedef struct cf_ice_table {
-    char   *location;       /* table directory, absolute, no trailing '/' */
-    int     version;        /* N of the current vN.metadata.json, 0 = no table */
-    json_t *meta;           /* owned; the current metadata document */
-} cf_ice_table;
-
-/* Load the newest metadata version under `location` (version-hint.text,
- * then probing higher vN so a stale hint does not hide a commit).  A missing
- * table is not an error: t->version stays 0 and t->meta NULL. */
-int  cf_ice_load(const char *location, cf_ice_table *t, cf_err *err);
-/* Load metadata version `version` exactly. */
-int  cf_ice_load_version(const char *location, int version, cf_ice_table *t, cf_err *err);
-void cf_ice_table_free(cf_ice_table *t);            /* frees members; NULL-safe */
-/* Publish `meta` (stolen reference) as version t->version+1: written to a
- * temporary file then link(2)ed to vN.metadata.json so an existing version is
- * never overwritten.  CF_E_CONFLICT (retriable) when another writer got
- * there first; on success t->meta/version move to the new document, the
- * hint is updated and old versions past previous-versions-max are removed. */
-int  cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err);
+/* Tables (cf_ice_table) are loaded and committed through their catalog
+ * (catalog.h). */
 
 /* Append a snapshot to `meta` (summary reference stolen) and make it the
  * current one on main; then cf_ice_log_metadata. */
 void cf_ice_add_snapshot(const cf_ice_table *t, json_t *meta, int64_t sid, int64_t parent_id,
                          int64_t seq, int64_t now_ms, const char *mlist, json_t *summary);
-/* Record t's current version in the metadata-log (trimmed to
+/* Record t's current metadata file in the metadata-log (trimmed to
  * write.metadata.previous-versions-max) and stamp last-updated-ms. */
 void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms);
 
@@ -50,9 +36,6 @@ void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms);
  * snapshot-log entries go too.  Files stay (expire-snapshots removes them
  * once no kept snapshot refers to them).  Returns the number dropped. */
 int  cf_ice_expire_history(json_t *meta, int64_t now_ms);
-
-/* Path of metadata file version v (caller frees). */
-char *cf_ice_meta_path(const char *location, int v);
 
 /* Snapshot by id (borrowed), NULL if none.  id < 0: the current one. */
 json_t *cf_ice_snapshot(json_t *meta, int64_t id);
@@ -191,28 +174,32 @@ typedef struct cf_ice_mlist {
 void cf_ice_mlist_free(cf_ice_mlist *l);
 int  cf_ice_mlist_add(cf_ice_mlist *l, const cf_ice_mfile *m, cf_err *err);  /* copies path */
 
+/* Every file below is read from or written to store st, at the location
+ * metadata names (a path, file: or s3:// URL), as it is. */
+
 /* Read a manifest list file (ours or another writer's) into *out, which the
  * caller frees with cf_ice_mlist_free (also on failure: left empty). */
-int cf_ice_read_mlist(const char *path, cf_ice_mlist *out, cf_err *err);
-/* Write a manifest list at `path` (must not exist). */
-int cf_ice_write_mlist(const char *path, const cf_ice_mlist *l, int64_t snapshot_id,
+int cf_ice_read_mlist(cf_store *st, const char *path, cf_ice_mlist *out, cf_err *err);
+/* Write a manifest list at `path` (a new name: it must not exist). */
+int cf_ice_write_mlist(cf_store *st, const char *path, const cf_ice_mlist *l, int64_t snapshot_id,
                        int64_t parent_id, int64_t seq, cf_err *err);
 
 /* Write a manifest of `files` (all of one content kind and spec) at `path`
  * (must not exist) and fill *mf for the manifest list; mf->path borrows
  * `path` (cf_ice_mlist_add copies it).  `seq`/`snapshot_id`: of the
  * snapshot being committed (for min_sequence_number). */
-int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles,
+int cf_ice_write_manifest(cf_store *st, const char *path, const cf_ice_file *files, int nfiles,
                           const cf_ice_spec *sp, json_t *schema_json, int schema_id,
                           int64_t snapshot_id, int64_t seq, cf_ice_mfile *mf, cf_err *err);
 /* Read a manifest's entries, appending to *files (grown with realloc; each
  * owned).  Entries whose seq is null inherit `mf`'s sequence number. */
-int cf_ice_read_manifest(const cf_ice_mfile *mf, cf_ice_file **files, int *nfiles,
+int cf_ice_read_manifest(cf_store *st, const cf_ice_mfile *mf, cf_ice_file **files, int *nfiles,
                          cf_err *err);
 
 /* All live files (status != deleted) of a snapshot: data files then delete
  * files, each owned by the caller (cf_ice_files_free). */
-int  cf_ice_snapshot_files(json_t *snap, cf_ice_file **files, int *nfiles, cf_err *err);
+int  cf_ice_snapshot_files(cf_store *st, json_t *snap, cf_ice_file **files, int *nfiles,
+                           cf_err *err);
 void cf_ice_files_free(cf_ice_file *files, int n);
 
 /* Column metrics (value/null counts, bounds in single-value form) of a
@@ -243,12 +230,12 @@ typedef int (*cf_ice_scan_fn)(void *ctx, const cf_batch *rows, const char *file,
 /* Scan the live rows of snapshot `snap` (position deletes applied),
  * projected onto schema `s`.  cols: indexes of s to read (NULL = all); the
  * batch passed to fn is bound to a schema of exactly those columns. */
-int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
+int cf_ice_scan(cf_store *st, json_t *snap, const cf_schema *s, const int *cols, int ncols,
                 cf_ice_scan_fn fn, void *ctx, cf_err *err);
 
 /* The same over a list of files (data and position delete files). */
-int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, const int *cols,
-                      int ncols, cf_ice_scan_fn fn, void *ctx, cf_err *err);
+int cf_ice_scan_files(cf_store *st, const cf_ice_file *files, int nfiles, const cf_schema *s,
+                      const int *cols, int ncols, cf_ice_scan_fn fn, void *ctx, cf_err *err);
 
 /* Time for --timestamp / --older-than: epoch milliseconds, ISO-8601
  * ("2026-01-31", "2026-01-31T12:00:00Z"), or a duration before now_ms
@@ -257,11 +244,24 @@ int cf_ice_parse_time(const char *s, int64_t now_ms, int64_t *ms);
 /* "2026-01-31T12:00:00.000Z" */
 void cf_ice_format_time(int64_t ms, char *out, size_t n);
 
-/* Random v4 UUID text (37 bytes with NUL). */
-void cf_ice_uuid(char out[37]);
-int64_t cf_ice_now_ms(void);
 /* A new snapshot id: positive, random. */
 int64_t cf_ice_new_snapshot_id(void);
+
+/* ---- table commands ---------------------------------------------------- */
+
+/* A table opened by a table command: the store of its location (opened
+ * for the command), its catalog, and its metadata. */
+typedef struct cf_ice_cmd_table {
+    cf_store       *st;
+    cf_ice_catalog *cat;
+    cf_ice_table    t;
+} cf_ice_cmd_table;
+
+/* Open `location` and load its current metadata (or metadata version
+ * `version` when > 0).  0, or -1 after printing "cdcflow CMD: why" on
+ * stderr (a location without a table is one); *ct is then closed. */
+int  cf_ice_cmd_open(const char *cmd, const char *location, int64_t version, cf_ice_cmd_table *ct);
+void cf_ice_cmd_close(cf_ice_cmd_table *ct);             /* NULL-safe, idempotent */
 
 /* ---- key index: bytes -> (int32 a, int64 b) --------------------------- */
 

@@ -8,11 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "table/iceberg/iceberg_int.h"
-#include "util/fs.h"
 #include "format/parquet/parquet.h"
 
 #define MAX_BOUND_BYTES     64          /* string bounds kept in manifests */
@@ -28,6 +25,8 @@ struct ifile {
 
 typedef struct ice {
     cf_sink      *sink;
+    cf_store     *store;          /* the sink's: every file of the table */
+    cf_ice_catalog *cat;          /* where the table's metadata is published */
     cf_ice_table  t;
     const cf_schema *bound;       /* batch schema the write schema was made for */
     int64_t       bound_sid;      /* the table schema id it was made against */
@@ -47,7 +46,7 @@ typedef struct ice {
     struct staged *st;            /* the commit between stage and publish */
 } ice;
 
-static void staged_free(ice *s, bool unlink_files);
+static void staged_free(ice *s, bool remove_files);
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -350,12 +349,12 @@ static int rebuild_index(ice *s, cf_err *err)
     for (int i = 0; i < cur->npk; i++)
         rc.cols[i] = i;
     cf_buf_init(&rc.key, 0);
-    rv = cf_ice_snapshot_files(cf_ice_snapshot(s->t.meta, -1), &files, &nfiles, err);
+    rv = cf_ice_snapshot_files(s->store, cf_ice_snapshot(s->t.meta, -1), &files, &nfiles, err);
     for (int i = 0; rv == 0 && i < nfiles; i++)
         if (files[i].content == 0 && file_number(s, files[i].path, files[i].part, files[i].npart, err) < 0)
             rv = -1;
     if (rv == 0)
-        rv = cf_ice_scan_files(files, nfiles, cur, cur->pk, cur->npk, rebuild_row_fn, &rc, err);
+        rv = cf_ice_scan_files(s->store, files, nfiles, cur, cur->pk, cur->npk, rebuild_row_fn, &rc, err);
     cf_ice_files_free(files, nfiles);
     cf_buf_free(&rc.key);
     cf_schema_free(cur);
@@ -441,18 +440,7 @@ static int meta_offsets(const ice *s, json_t *meta, cf_offsets *out, cf_err *err
 /* Re-read the table if another writer committed since we last looked. */
 static int refresh(ice *s, cf_err *err)
 {
-    char *next = cf_ice_meta_path(s->t.location ? s->t.location : s->sink->cfg.location, s->t.version + 1);
-    struct stat sb;
-    bool newer;
-
-    if (!next)
-        return cf_err_set(err, CF_E_NOMEM, "out of memory");
-    newer = stat(next, &sb) == 0;
-    free(next);
-    if (!newer && s->t.meta)
-        return 0;
-    cf_ice_table_free(&s->t);
-    return cf_ice_load(s->sink->cfg.location, &s->t, err);
+    return cf_ice_catalog_refresh(s->cat, &s->t, NULL, err);
 }
 
 /* ---- key index catch-up -------------------------------------------------- */
@@ -473,10 +461,11 @@ static int index_added_files(ice *s, json_t *sn, cf_ice_kmap *watch, bool *hit, 
 
     if (!ml)
         return cf_err_set(err, CF_E_UNSUPPORTED, "snapshot %lld has no manifest list", (long long)sid);
-    if (cf_ice_read_mlist(ml, &l, err))
+    if (cf_ice_read_mlist(s->store, ml, &l, err))
         goto out;
     for (int i = 0; i < l.n; i++)
-        if (l.v[i].content == 0 && l.v[i].added_snapshot_id == sid && cf_ice_read_manifest(&l.v[i], &files, &nfiles, err))
+        if (l.v[i].content == 0 && l.v[i].added_snapshot_id == sid &&
+            cf_ice_read_manifest(s->store, &l.v[i], &files, &nfiles, err))
             goto out;
     {
         int keep = 0;
@@ -504,7 +493,7 @@ static int index_added_files(ice *s, json_t *sn, cf_ice_kmap *watch, bool *hit, 
     for (int i = 0; i < nfiles; i++)
         if (file_number(s, files[i].path, files[i].part, files[i].npart, err) < 0)
             goto out_key;
-    rc = cf_ice_scan_files(files, nfiles, cur, cur->pk, cur->npk, rebuild_row_fn, &rc_ctx, err);
+    rc = cf_ice_scan_files(s->store, files, nfiles, cur, cur->pk, cur->npk, rebuild_row_fn, &rc_ctx, err);
 out_key:
     cf_buf_free(&rc_ctx.key);
 out:
@@ -579,6 +568,7 @@ static void ice_close(cf_sink *sk)
         return;
     staged_free(s, true);
     cf_ice_table_free(&s->t);
+    cf_ice_catalog_close(s->cat);
     cf_schema_free(s->wschema);
     cf_schema_free(s->ttypes);
     cf_schema_free(s->bound_copy);
@@ -595,6 +585,7 @@ static void ice_close(cf_sink *sk)
 
 static int ice_open(cf_sink *sk, cf_err *err)
 {
+    cf_ice_catalog_config cc;
     ice *s;
 
     if (!sk->cfg.location || !*sk->cfg.location)
@@ -603,13 +594,17 @@ static int ice_open(cf_sink *sk, cf_err *err)
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     sk->impl = s;
     s->sink = sk;
+    s->store = sk->store;
+    cf_ice_catalog_config_from_env(&cc);
+    if (!(s->cat = cf_ice_catalog_open(&cc, sk->cfg.location, sk->cfg.table_name, s->store, err)))
+        goto fail;
     snprintf(s->prefix, sizeof s->prefix, "%s.offsets.",
              sk->cfg.app_id && *sk->cfg.app_id ? sk->cfg.app_id : "cdcflow");
     if (!(s->idx = cf_ice_kmap_new(KEY_POOL_CAP)) || !(s->paths = cf_ice_kmap_new(0))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto fail;
     }
-    if (cf_ice_load(sk->cfg.location, &s->t, err))
+    if (cf_ice_catalog_load(s->cat, &s->t, err))
         goto fail;
     if (sk->cfg.mode == CF_MODE_UPSERT && rebuild_index(s, err))
         goto fail;
@@ -758,9 +753,7 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
         return cf_err_set(err, CF_E_ARG, "partition path too long");
     snprintf(dir, sizeof dir, "%s/data%s%s", s->t.location, s->spec.nfields ? "/" : "",
              s->spec.nfields ? ppath : "");
-    if (cf_fs_mkdirs(dir, err))
-        return -1;
-    cf_ice_uuid(u);
+    cf_uuid(u);
     plen = strlen(dir) + 64;
     if (!(path = malloc(plen)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
@@ -783,7 +776,7 @@ static int write_data_file(ice *s, const cf_batch *b, const uint32_t *rows, size
             }
             view.cols[j].type = s->wschema->fields[j].type;
         }
-    if (!(w = cf_pq_writer_open(path, s->wschema, &o, err))) {
+    if (!(w = cf_pq_writer_open(s->store, path, s->wschema, &o, err))) {
         if (view.cols != b->cols)
             free(view.cols);
         free(path);
@@ -880,16 +873,14 @@ static int write_delete_file(ice *s, posdel *dels, size_t n, const struct ifile 
             goto out;
     }
     snprintf(dir, sizeof dir, "%s/data", s->t.location);
-    if (cf_fs_mkdirs(dir, err))
-        goto out;
-    cf_ice_uuid(u);
+    cf_uuid(u);
     if (!(path = malloc(strlen(dir) + 64))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
     sprintf(path, "%s/%s-deletes.parquet", dir, u);
     pq_opts(&s->sink->cfg, &o);
-    if (!(w = cf_pq_writer_open(path, ds, &o, err)))
+    if (!(w = cf_pq_writer_open(s->store, path, ds, &o, err)))
         goto out;
     if (cf_pq_writer_write(w, b, err)) {
         cf_pq_writer_abort(w);
@@ -955,11 +946,11 @@ static json_t *new_table_doc(ice *s)
     for (int i = 0; i < s->wschema->nfields; i++)
         if (s->wschema->fields[i].field_id > last)
             last = s->wschema->fields[i].field_id;
-    cf_ice_uuid(u);
+    cf_uuid(u);
     return json_pack("{s:i, s:s, s:s, s:i, s:I, s:i, s:i, s:[o], s:i, s:[{s:i, s:o}], s:i,"
                      " s:i, s:[{s:i, s:[]}], s:{s:s, s:s, s:s, s:s, s:s}, s:{}, s:[], s:[], s:[]}",
                      "format-version", 2, "table-uuid", u, "location", s->t.location,
-                     "last-sequence-number", 0, "last-updated-ms", (json_int_t)cf_ice_now_ms(),
+                     "last-sequence-number", 0, "last-updated-ms", (json_int_t)cf_now_ms(),
                      "last-column-id", last, "current-schema-id", 0,
                      "schemas", schema_to_json(s->wschema, 0, s->pk, s->npk),
                      "default-spec-id", 0,
@@ -985,8 +976,9 @@ static json_t *current_schema(json_t *meta)
 }
 
 /* Make the metadata's current schema hold every column of the write
- * schema; fails if ids clash with what another writer committed. */
-static int merge_schema(ice *s, json_t *meta, cf_err *err)
+ * schema (*schema_added: in a new schema); fails if ids clash with what
+ * another writer committed. */
+static int merge_schema(ice *s, json_t *meta, bool *schema_added, cf_err *err)
 {
     cf_schema *cur = cf_ice_schema_from_json(meta, -1, err);
     int last = (int)json_integer_value(json_object_get(meta, "last-column-id")), maxid = 0, added = 0;
@@ -1038,6 +1030,7 @@ static int merge_schema(ice *s, json_t *meta, cf_err *err)
     }
     json_object_set_new(sj, "schema-id", json_integer(maxid + 1));
     json_array_append_new(json_object_get(meta, "schemas"), sj);
+    *schema_added = true;
     json_object_set_new(meta, "current-schema-id", json_integer(maxid + 1));
     json_object_set_new(meta, "last-column-id", json_integer(last));
     return 0;
@@ -1059,7 +1052,7 @@ static int merge_into_one(ice *s, json_t *meta, const cf_ice_mfile *const *m, in
     char path[PATH_MAX], u[37];
 
     for (int i = 0; i < n; i++)
-        if (cf_ice_read_manifest(m[i], &files, &nfiles, err))
+        if (cf_ice_read_manifest(s->store, m[i], &files, &nfiles, err))
             goto out;
     for (int i = 0; i < nfiles; i++) {
         if (files[i].status == 2) {
@@ -1077,9 +1070,9 @@ static int merge_into_one(ice *s, json_t *meta, const cf_ice_mfile *const *m, in
         rc = 0;
         goto out;
     }
-    cf_ice_uuid(u);
+    cf_uuid(u);
     snprintf(path, sizeof path, "%s/metadata/%s-m%d-merged.avro", s->t.location, u, content);
-    if (cf_ice_write_manifest(path, files, live, &s->spec, current_schema(meta),
+    if (cf_ice_write_manifest(s->store, path, files, live, &s->spec, current_schema(meta),
                               (int)json_integer_value(json_object_get(meta, "current-schema-id")),
                               sid, seq, &mf, err) ||
         cf_ice_mlist_add(ml, &mf, err))
@@ -1134,40 +1127,18 @@ out:
     return rc;
 }
 
-/* One attempt to publish snapshot `sid` with `added` files on top of the
- * current metadata.  The manifests of the added files are written on the
- * first attempt into *newm and reused by retries (their entries inherit
- * the sequence number, so only the manifest list and metadata change).
- * CF_E_CONFLICT means retry after reloading. */
-static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_commit *c,
-                       int64_t sid, cf_ice_mlist *newm, cf_err *err)
+/* Manifests of the added files (added[] holds data files first, then
+ * delete files: one manifest of each kind), written on the first attempt
+ * into *newm and reused by retries: their entries inherit the sequence
+ * number, so only the manifest list and the metadata change. */
+static int write_new_manifests(ice *s, json_t *meta, cf_ice_file *added, int nadded, int64_t sid,
+                               int64_t seq, cf_ice_mlist *newm, cf_err *err)
 {
-    json_t *meta = s->t.meta ? json_deep_copy(s->t.meta) : new_table_doc(s);
-    json_t *parent, *sum, *v, *carrier;
-    cf_offsets have = { 0 };
-    cf_ice_mlist ml = { 0 };
-    int64_t parent_id, seq, now = cf_ice_now_ms();
-    int64_t add_rows = 0, add_bytes = 0, add_data = 0, add_del = 0, add_delrows = 0;
-    char mpath[PATH_MAX], lpath[PATH_MAX], u[37];
-    const char *key;
-    int rc = -1;
+    char path[PATH_MAX], u[37];
 
-    if (!meta)
-        return cf_err_set(err, CF_E_NOMEM, "out of memory");
-    /* The fence, against the state this snapshot is built on. */
-    if (meta_offsets(s, meta, &have, err) || cf_commit_fence(c, &have, s->t.location, err))
-        goto out;
-    if (s->t.meta && s->wschema && merge_schema(s, meta, err))
-        goto out;
-    parent_id = cf_ice_current_snapshot_id(meta);
-    parent = parent_id >= 0 ? cf_ice_snapshot(meta, parent_id) : NULL;
-    seq = json_integer_value(json_object_get(meta, "last-sequence-number")) + 1;
-    snprintf(mpath, sizeof mpath, "%s/metadata", s->t.location);
-    if (cf_fs_mkdirs(mpath, err))
-        goto out;
-    /* New manifests: one for data files, one for delete files. */
-    bool have_manifests = newm->n > 0;
-    for (int content = 0; content < 2 && !have_manifests; content++) {
+    if (newm->n > 0)
+        return 0;
+    for (int content = 0; content < 2; content++) {
         int first = -1, cnt = 0;
         cf_ice_mfile mf;
         for (int i = 0; i < nadded; i++)
@@ -1179,96 +1150,153 @@ static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_commit *
             }
         if (!cnt)
             continue;
-        /* added[] is ordered data files first, then delete files. */
-        cf_ice_uuid(u);
-        snprintf(mpath, sizeof mpath, "%s/metadata/%s-m%d.avro", s->t.location, u, content);
-        if (cf_ice_write_manifest(mpath, added + first, cnt, &s->spec, current_schema(meta),
+        cf_uuid(u);
+        snprintf(path, sizeof path, "%s/metadata/%s-m%d.avro", s->t.location, u, content);
+        if (cf_ice_write_manifest(s->store, path, added + first, cnt, &s->spec, current_schema(meta),
                                   (int)json_integer_value(json_object_get(meta, "current-schema-id")),
                                   sid, seq, &mf, err) ||
             cf_ice_mlist_add(newm, &mf, err))
-            goto out;
+            return -1;
     }
+    return 0;
+}
+
+/* The manifest list of snapshot `sid`, written at lpath: its own
+ * manifests, then the parent's (folded past the merge threshold). */
+static int write_manifest_list(ice *s, json_t *meta, json_t *parent, const cf_ice_mlist *newm,
+                               int64_t sid, int64_t parent_id, int64_t seq, char *lpath,
+                               size_t lsize, cf_err *err)
+{
+    cf_ice_mlist ml = { 0 }, pl = { 0 };
+    char u[37];
+    int rc = -1;
+
     for (int i = 0; i < newm->n; i++) {
         cf_ice_mfile m = newm->v[i];
         m.seq = m.min_seq = seq;          /* every entry inherits this snapshot's */
         if (cf_ice_mlist_add(&ml, &m, err))
             goto out;
     }
-    for (int i = 0; i < nadded; i++) {
-        if (added[i].content == 0) {
-            add_data++;
-            add_rows += added[i].records;
-        } else {
-            add_del++;
-            add_delrows += added[i].records;
-        }
-        add_bytes += added[i].bytes;
-    }
     if (parent) {
-        cf_ice_mlist pl;
         const char *pml = json_string_value(json_object_get(parent, "manifest-list"));
         if (!pml) {
             cf_err_set(err, CF_E_UNSUPPORTED, "parent snapshot has no manifest list");
             goto out;
         }
-        if (cf_ice_read_mlist(pml, &pl, err))
+        if (cf_ice_read_mlist(s->store, pml, &pl, err) ||
+            add_parent_manifests(s, meta, &pl, &ml, sid, seq, err))
             goto out;
-        if (add_parent_manifests(s, meta, &pl, &ml, sid, seq, err)) {
-            cf_ice_mlist_free(&pl);
-            goto out;
-        }
-        cf_ice_mlist_free(&pl);
     }
-    cf_ice_uuid(u);
-    snprintf(lpath, sizeof lpath, "%s/metadata/snap-%lld-1-%s.avro", s->t.location, (long long)sid, u);
-    if (cf_ice_write_mlist(lpath, &ml, sid, parent_id, seq, err))
-        goto out;
+    cf_uuid(u);
+    snprintf(lpath, lsize, "%s/metadata/snap-%lld-1-%s.avro", s->t.location, (long long)sid, u);
+    rc = cf_ice_write_mlist(s->store, lpath, &ml, sid, parent_id, seq, err);
+out:
+    cf_ice_mlist_free(&pl);
+    cf_ice_mlist_free(&ml);
+    return rc;
+}
 
-    sum = json_object();
-    json_object_set_new(sum, "operation", json_string(add_del ? "overwrite" : "append"));
-    set_count(sum, "added-data-files", add_data);
-    set_count(sum, "added-records", add_rows);
-    set_count(sum, "added-files-size", add_bytes);
-    set_count(sum, "added-delete-files", add_del);
-    set_count(sum, "added-position-delete-files", add_del);
-    set_count(sum, "added-position-deletes", add_delrows);
-    set_count(sum, "total-records", summary_int(parent, "total-records") + add_rows);
-    set_count(sum, "total-files-size", summary_int(parent, "total-files-size") + add_bytes);
-    set_count(sum, "total-data-files", summary_int(parent, "total-data-files") + add_data);
-    set_count(sum, "total-delete-files", summary_int(parent, "total-delete-files") + add_del);
-    set_count(sum, "total-position-deletes", summary_int(parent, "total-position-deletes") + add_delrows);
+/* What the snapshot adds and the table's totals after it. */
+static json_t *snapshot_summary(const cf_ice_file *added, int nadded, json_t *parent)
+{
+    int64_t rows = 0, bytes = 0, data = 0, dels = 0, delrows = 0;
+    json_t *sum = json_object();
+
+    for (int i = 0; i < nadded; i++) {
+        if (added[i].content == 0) {
+            data++;
+            rows += added[i].records;
+        } else {
+            dels++;
+            delrows += added[i].records;
+        }
+        bytes += added[i].bytes;
+    }
+    json_object_set_new(sum, "operation", json_string(dels ? "overwrite" : "append"));
+    set_count(sum, "added-data-files", data);
+    set_count(sum, "added-records", rows);
+    set_count(sum, "added-files-size", bytes);
+    set_count(sum, "added-delete-files", dels);
+    set_count(sum, "added-position-delete-files", dels);
+    set_count(sum, "added-position-deletes", delrows);
+    set_count(sum, "total-records", summary_int(parent, "total-records") + rows);
+    set_count(sum, "total-files-size", summary_int(parent, "total-files-size") + bytes);
+    set_count(sum, "total-data-files", summary_int(parent, "total-data-files") + data);
+    set_count(sum, "total-delete-files", summary_int(parent, "total-delete-files") + dels);
+    set_count(sum, "total-position-deletes", summary_int(parent, "total-position-deletes") + delrows);
     set_count(sum, "total-equality-deletes", summary_int(parent, "total-equality-deletes"));
-    /* Offsets of every topic-partition travel with each snapshot, carried
-     * from the newest snapshot that has them (another engine's snapshots in
-     * between carry none), so the current snapshot says where each writer
-     * resumes. */
-    carrier = offsets_carrier(s, meta);
+    return sum;
+}
+
+/* Offsets of every topic-partition travel with each snapshot, carried
+ * from the newest snapshot that has them (another engine's snapshots in
+ * between carry none), so the current snapshot says where each writer
+ * resumes; the same go into the table properties, which outlive our
+ * snapshots.  Call before the snapshot is added to meta. */
+static void carry_offsets(ice *s, json_t *meta, json_t *sum, const cf_commit *c)
+{
+    json_t *carrier = offsets_carrier(s, meta), *props, *v;
+    size_t pl = strlen(s->prefix);
+    const char *key;
+
     json_object_foreach(json_object_get(carrier, "summary"), key, v)
-        if (!strncmp(key, s->prefix, strlen(s->prefix)))
+        if (!strncmp(key, s->prefix, pl))
             json_object_set(sum, key, v);
     for (int i = 0; c->end && i < c->end->n; i++) {
         char k[600];
         snprintf(k, sizeof k, "%s%s.%d", s->prefix, c->end->v[i].topic, c->end->v[i].partition);
         set_count(sum, k, c->end->v[i].next_offset);
     }
-    {
-        /* the same offsets as table properties: they outlive our snapshots */
-        json_t *props = json_object_get(meta, "properties");
-        if (!json_is_object(props))
-            json_object_set_new(meta, "properties", props = json_object());
-        json_object_foreach(sum, key, v)
-            if (!strncmp(key, s->prefix, strlen(s->prefix)))
-                json_object_set(props, key, v);
-    }
-    cf_ice_add_snapshot(&s->t, meta, sid, parent_id, seq, now, lpath, sum);
+    if (!json_is_object(props = json_object_get(meta, "properties")))
+        json_object_set_new(meta, "properties", props = json_object());
+    json_object_foreach(sum, key, v)
+        if (!strncmp(key, s->prefix, pl))
+            json_object_set(props, key, v);
+}
+
+/* One attempt to publish snapshot `sid` with `added` files on top of the
+ * table state s->t (new manifests in *newm, see write_new_manifests).
+ * CF_E_CONFLICT means retry after reloading. */
+static int commit_once(ice *s, cf_ice_file *added, int nadded, const cf_commit *c,
+                       int64_t sid, cf_ice_mlist *newm, cf_err *err)
+{
+    json_t *meta = s->t.meta ? json_deep_copy(s->t.meta) : new_table_doc(s), *parent, *sum;
+    cf_ice_change chg = { .snapshot_id = sid };
+    cf_offsets have = { 0 };
+    int64_t seq, now = cf_now_ms();
+    char lpath[PATH_MAX], *lp = lpath;
+    int rc = -1;
+
+    if (!meta)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    /* The fence, against the state this snapshot is built on. */
+    if (meta_offsets(s, meta, &have, err) || cf_commit_fence(c, &have, s->t.location, err))
+        goto out;
+    if (s->t.meta && s->wschema && merge_schema(s, meta, &chg.schema_added, err))
+        goto out;
+    chg.base_snapshot_id = cf_ice_current_snapshot_id(meta);
+    parent = chg.base_snapshot_id >= 0 ? cf_ice_snapshot(meta, chg.base_snapshot_id) : NULL;
+    seq = json_integer_value(json_object_get(meta, "last-sequence-number")) + 1;
+    if (write_new_manifests(s, meta, added, nadded, sid, seq, newm, err) ||
+        write_manifest_list(s, meta, parent, newm, sid, chg.base_snapshot_id, seq, lpath,
+                            sizeof lpath, err))
+        goto out;
+    sum = snapshot_summary(added, nadded, parent);
+    carry_offsets(s, meta, sum, c);
+    cf_ice_add_snapshot(&s->t, meta, sid, chg.base_snapshot_id, seq, now, lpath, sum);
     /* A long stream adds a snapshot per commit: with history.expire.*
      * set, old ones leave the metadata here so it stays bounded. */
-    cf_ice_expire_history(meta, now);
-    rc = cf_ice_commit(&s->t, meta, err);
-    meta = NULL;                       /* stolen by cf_ice_commit */
+    chg.snapshots_removed = cf_ice_expire_history(meta, now) > 0;
+    chg.properties_changed = !s->t.meta || !json_equal(json_object_get(s->t.meta, "properties"),
+                                                       json_object_get(meta, "properties"));
+    /* Our manifests and their list share metadata/: the list's name made
+     * durable makes theirs durable too. */
+    if (cf_store_sync(s->store, s->t.location, &lp, 1, err))
+        goto out;
+    rc = cf_ice_catalog_commit(s->cat, &s->t, meta, &chg, err);
+    meta = NULL;                       /* stolen by the commit */
 out:
     json_decref(meta);
-    cf_ice_mlist_free(&ml);
     cf_offsets_free(&have);
     return rc;
 }
@@ -1466,7 +1494,7 @@ static int keep_unavailable(ice *s, const cf_commit *c, plan *p, cf_err *err)
             continue;
         cf_ice_file f = { .content = 0, .path = (char *)s->files[p->dels[d].file].path };
         k.fno = p->dels[d].file;
-        if (cf_ice_scan_files(&f, 1, cur, NULL, 0, keep_row_fn, &k, err))
+        if (cf_ice_scan_files(s->store, &f, 1, cur, NULL, 0, keep_row_fn, &k, err))
             goto out;
     }
     if (!(tcol = malloc(sizeof *tcol * ((size_t)b->ncols + 1))) || !(p->img = cf_batch_new(b->schema, err))) {
@@ -1636,17 +1664,17 @@ typedef struct staged {
     bool          lost;         /* the last publish lost a race: re-read the table first */
 } staged;
 
-static void staged_free(ice *s, bool unlink_files)
+static void staged_free(ice *s, bool remove_files)
 {
     staged *st = s->st;
 
     if (!st)
         return;
-    for (int i = 0; unlink_files && i < st->nadded; i++)
+    for (int i = 0; remove_files && i < st->nadded; i++)
         if (st->added[i].path)
-            unlink(st->added[i].path);
-    for (int i = 0; unlink_files && i < st->newm.n; i++)
-        unlink(st->newm.v[i].path);
+            cf_store_delete(s->store, st->added[i].path, NULL);
+    for (int i = 0; remove_files && i < st->newm.n; i++)
+        cf_store_delete(s->store, st->newm.v[i].path, NULL);
     for (int g = 0; g < st->ngroups; g++) {
         cf_ice_pvals_clear(st->groups[g].part, s->spec.nfields);
         free(st->groups[g].rows);
@@ -1804,8 +1832,7 @@ static int ice_stage(cf_sink *sk, const cf_commit *c, cf_err *err)
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
         for (int i = 0; i < st->nadded; i++)
             paths[i] = st->added[i].path;
-        rc = cf_fs_fsync_dirs_up_to(s->t.location ? s->t.location : sk->cfg.location, paths,
-                                    (size_t)st->nadded, err);
+        rc = cf_store_sync(s->store, s->t.location, paths, (size_t)st->nadded, err);
         free(paths);
         return rc;
     }
@@ -1867,7 +1894,7 @@ static int ice_publish(cf_sink *sk, const cf_commit *c, int64_t *version, cf_err
         bool hit = false, rebuilt = false;
         st->lost = false;
         cf_ice_table_free(&s->t);
-        if (cf_ice_load(sk->cfg.location, &s->t, err))
+        if (cf_ice_catalog_load(s->cat, &s->t, err))
             return -1;
         if (st->bkeys && s->index_ready && s->t.meta &&
             index_catch_up(s, cf_ice_current_snapshot_id(s->t.meta), st->bkeys, &hit, &rebuilt, err))

@@ -72,16 +72,6 @@ static const char MLIST_SCHEMA[] =
     "\"element-id\":508}],\"default\":null,\"field-id\":507},"
     "{\"name\":\"key_metadata\",\"type\":[\"null\",\"bytes\"],\"default\":null,\"field-id\":519}]}";
 
-/* Local file path of a location that may carry a file: scheme. */
-static const char *local_path(const char *p)
-{
-    if (!strncmp(p, "file://", 7))
-        return p + 7;
-    if (!strncmp(p, "file:", 5))
-        return p + 5;
-    return p;
-}
-
 void cf_ice_file_clear(cf_ice_file *f)
 {
     if (!f)
@@ -303,7 +293,7 @@ static void summarize(const cf_ice_spec *sp, const cf_ice_file *f, cf_ice_psum *
     }
 }
 
-int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles,
+int cf_ice_write_manifest(cf_store *st, const char *path, const cf_ice_file *files, int nfiles,
                           const cf_ice_spec *sp, json_t *schema_json, int schema_id,
                           int64_t snapshot_id, int64_t seq, cf_ice_mfile *mf, cf_err *err)
 {
@@ -370,7 +360,7 @@ int cf_ice_write_manifest(const char *path, const cf_ice_file *files, int nfiles
             mf->deleted_rows += f->records;
         }
     }
-    if (cf_avro_writer_finish(w, &out, err) || cf_avro_write_file_excl(path, out.data, out.len, err))
+    if (cf_avro_writer_finish(w, &out, err) || cf_avro_write_file(st, path, out.data, out.len, err))
         goto out;
     mf->path = (char *)path;          /* borrowed; cf_ice_mlist_add copies it */
     mf->length = (int64_t)out.len;
@@ -445,10 +435,10 @@ static int read_metric_maps(const cf_avro_value *df, cf_ice_file *f, cf_err *err
     return 0;
 }
 
-int cf_ice_read_manifest(const cf_ice_mfile *mf, cf_ice_file **files, int *nfiles,
+int cf_ice_read_manifest(cf_store *st, const cf_ice_mfile *mf, cf_ice_file **files, int *nfiles,
                          cf_err *err)
 {
-    cf_avro_reader *r = cf_avro_reader_open_file(local_path(mf->path), err);
+    cf_avro_reader *r = cf_avro_reader_open_file(st, mf->path, err);
     const cf_avro_value *e;
     int rc;
 
@@ -549,7 +539,7 @@ static int put_psums(cf_buf *b, const cf_ice_mfile *m, cf_err *err)
     return cf_avro_put_long(b, 0, err);
 }
 
-int cf_ice_write_mlist(const char *path, const cf_ice_mlist *l, int64_t snapshot_id,
+int cf_ice_write_mlist(cf_store *st, const char *path, const cf_ice_mlist *l, int64_t snapshot_id,
                        int64_t parent_id, int64_t seq, cf_err *err)
 {
     char sid[24], pid[24], sq[24];
@@ -588,7 +578,7 @@ int cf_ice_write_mlist(const char *path, const cf_ice_mlist *l, int64_t snapshot
             cf_avro_writer_append(w, row.data, row.len, err))
             goto out;
     }
-    if (cf_avro_writer_finish(w, &out, err) || cf_avro_write_file_excl(path, out.data, out.len, err))
+    if (cf_avro_writer_finish(w, &out, err) || cf_avro_write_file(st, path, out.data, out.len, err))
         goto out;
     rc = 0;
 out:
@@ -604,9 +594,9 @@ static int64_t get_either(const cf_avro_value *v, const char *a, const char *b)
     return x != INT64_MIN ? x : cf_avro_get_long(v, b, 0);
 }
 
-int cf_ice_read_mlist(const char *path, cf_ice_mlist *out, cf_err *err)
+int cf_ice_read_mlist(cf_store *st, const char *path, cf_ice_mlist *out, cf_err *err)
 {
-    cf_avro_reader *r = cf_avro_reader_open_file(local_path(path), err);
+    cf_avro_reader *r = cf_avro_reader_open_file(st, path, err);
     const cf_avro_value *e;
     int rc;
 
@@ -674,7 +664,8 @@ int cf_ice_read_mlist(const char *path, cf_ice_mlist *out, cf_err *err)
     return 0;
 }
 
-int cf_ice_snapshot_files(json_t *snap, cf_ice_file **files, int *nfiles, cf_err *err)
+int cf_ice_snapshot_files(cf_store *st, json_t *snap, cf_ice_file **files, int *nfiles,
+                          cf_err *err)
 {
     const char *ml = json_string_value(json_object_get(snap, "manifest-list"));
     cf_ice_mlist l;
@@ -685,10 +676,10 @@ int cf_ice_snapshot_files(json_t *snap, cf_ice_file **files, int *nfiles, cf_err
     *nfiles = 0;
     if (!ml)
         return cf_err_set(err, CF_E_UNSUPPORTED, "snapshot without a manifest list (v1 manifests field)");
-    if (cf_ice_read_mlist(ml, &l, err))
+    if (cf_ice_read_mlist(st, ml, &l, err))
         return -1;
     for (int i = 0; i < l.n; i++)
-        if (cf_ice_read_manifest(&l.v[i], &all, &n, err)) {
+        if (cf_ice_read_manifest(st, &l.v[i], &all, &n, err)) {
             cf_ice_mlist_free(&l);
             cf_ice_files_free(all, n);
             return -1;

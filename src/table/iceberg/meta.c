@@ -1,321 +1,20 @@
-/* meta.c - Iceberg table metadata: load the newest vN.metadata.json of a
- * Hadoop-layout table, publish a new version atomically, schemas and
- * partition specs to and from JSON. */
+/* meta.c - Iceberg table metadata documents: snapshots, the metadata and
+ * snapshot logs, bounded history, schemas and partition specs to and from
+ * JSON, and the times the commands take. */
 #include "table/iceberg/iceberg_int.h"
-#include "util/fs.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
-
-#define MAX_META_BYTES (256 << 20)   /* about 300 000 snapshots of ours */
-
-char *cf_ice_meta_path(const char *location, int v)
-{
-    size_t n = strlen(location) + 64;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/metadata/v%d.metadata.json", location, v);
-    return p;
-}
-
-static bool file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-void cf_ice_table_free(cf_ice_table *t)
-{
-    if (!t)
-        return;
-    free(t->location);
-    json_decref(t->meta);
-    t->location = NULL;
-    t->meta = NULL;
-    t->version = 0;
-}
-
-int64_t cf_ice_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void random_bytes(uint8_t *p, size_t n)
-{
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, p, n) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)n) {
-        /* Fallback only matters for uniqueness, not secrecy. */
-        static uint64_t ctr;
-        uint64_t x = (uint64_t)cf_ice_now_ms() ^ ((uint64_t)getpid() << 40) ^ ++ctr;
-        for (size_t i = 0; i < n; i++) {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            p[i] = (uint8_t)(x >> 56);
-        }
-    }
-}
-
-void cf_ice_uuid(char out[37])
-{
-    uint8_t b[16];
-    random_bytes(b, 16);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
-}
 
 int64_t cf_ice_new_snapshot_id(void)
 {
     uint64_t x;
-    random_bytes((uint8_t *)&x, sizeof x);
+    cf_random_bytes(&x, sizeof x);
     x &= INT64_MAX;
     return x ? (int64_t)x : 1;
-}
-
-static json_t *load_json(const char *path, cf_err *err)
-{
-    json_error_t je;
-    json_t *j;
-    struct stat st;
-
-    if (stat(path, &st) == 0 && st.st_size > MAX_META_BYTES) {
-        cf_err_set(err, CF_E_TOOBIG, "%s: metadata over %d bytes", path, MAX_META_BYTES);
-        return NULL;
-    }
-    if (!(j = json_load_file(path, 0, &je))) {
-        cf_err_set(err, file_exists(path) ? CF_E_PARSE : CF_E_IO, "%s: %s (line %d)", path,
-                   je.text, je.line);
-        return NULL;
-    }
-    if (!json_is_object(j) || json_integer_value(json_object_get(j, "format-version")) < 1) {
-        json_decref(j);
-        cf_err_set(err, CF_E_PARSE, "%s: not Iceberg table metadata", path);
-        return NULL;
-    }
-    return j;
-}
-
-static int read_hint(const char *location)
-{
-    char path[PATH_MAX], buf[32];
-    FILE *f;
-    int v = 0;
-
-    snprintf(path, sizeof path, "%s/metadata/version-hint.text", location);
-    if (!(f = fopen(path, "r")))
-        return 0;
-    if (fgets(buf, sizeof buf, f))
-        v = atoi(buf);
-    fclose(f);
-    return v > 0 ? v : 0;
-}
-
-/* Highest vN.metadata.json in the directory (when the hint is missing). */
-static int scan_versions(const char *location)
-{
-    char path[PATH_MAX];
-    DIR *d;
-    struct dirent *de;
-    int best = 0;
-
-    snprintf(path, sizeof path, "%s/metadata", location);
-    if (!(d = opendir(path)))
-        return 0;
-    while ((de = readdir(d))) {
-        int v;
-        char tail[32];
-        if (sscanf(de->d_name, "v%d.metadata.jso%1s", &v, tail) == 2 && v > best)
-            best = v;
-    }
-    closedir(d);
-    return best;
-}
-
-static char *abs_location(const char *location, cf_err *err)
-{
-    char buf[PATH_MAX];
-    size_t n;
-    char *s;
-
-    if (location[0] == '/')
-        snprintf(buf, sizeof buf, "%s", location);
-    else if (!getcwd(buf, sizeof buf) ||
-             strlen(buf) + strlen(location) + 2 > sizeof buf) {
-        cf_err_set(err, CF_E_IO, "getcwd: %s", strerror(errno));
-        return NULL;
-    } else {
-        strcat(buf, "/");
-        strcat(buf, location);
-    }
-    n = strlen(buf);
-    while (n > 1 && buf[n - 1] == '/')
-        buf[--n] = 0;
-    if (!(s = strdup(buf)))
-        cf_err_set(err, CF_E_NOMEM, "out of memory");
-    return s;
-}
-
-int cf_ice_load(const char *location, cf_ice_table *t, cf_err *err)
-{
-    int v;
-    char *p;
-
-    memset(t, 0, sizeof *t);
-    if (!(t->location = abs_location(location, err)))
-        return -1;
-    v = read_hint(t->location);
-    if (v > 0) {
-        /* A hint naming a version that is gone (hand-cleaned) is ignored. */
-        char *hp = cf_ice_meta_path(t->location, v);
-        if (!hp)
-            return cf_err_set(err, CF_E_NOMEM, "out of memory");
-        if (!file_exists(hp))
-            v = 0;
-        free(hp);
-    }
-    if (v == 0)
-        v = scan_versions(t->location);
-    if (v == 0)
-        return 0;
-    /* The hint is written after the version it names; a crash between the
-     * two leaves it one behind, and another writer may have moved on. */
-    for (;;) {
-        char *next = cf_ice_meta_path(t->location, v + 1);
-        bool more = next && file_exists(next);
-        free(next);
-        if (!more)
-            break;
-        v++;
-    }
-    if (!(p = cf_ice_meta_path(t->location, v)))
-        return cf_err_set(err, CF_E_NOMEM, "out of memory");
-    t->meta = load_json(p, err);
-    free(p);
-    if (!t->meta)
-        return -1;
-    t->version = v;
-    return 0;
-}
-
-int cf_ice_load_version(const char *location, int version, cf_ice_table *t, cf_err *err)
-{
-    char *p;
-
-    memset(t, 0, sizeof *t);
-    if (!(t->location = abs_location(location, err)))
-        return -1;
-    if (!(p = cf_ice_meta_path(t->location, version)))
-        return cf_err_set(err, CF_E_NOMEM, "out of memory");
-    t->meta = load_json(p, err);
-    free(p);
-    if (!t->meta)
-        return -1;
-    t->version = version;
-    return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int write_tmp(const char *dir, const char *text, char *tmp, size_t tmpn, cf_err *err)
-{
-    char u[37];
-    int fd;
-
-    cf_ice_uuid(u);
-    snprintf(tmp, tmpn, "%s/.tmp-%s", dir, u);
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
-        return cf_err_set(err, CF_E_IO, "create %s: %s", tmp, strerror(errno));
-    if (write_all(fd, text, strlen(text)) || fsync(fd)) {
-        cf_err_set(err, CF_E_IO, "write %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    if (close(fd)) {
-        cf_err_set(err, CF_E_IO, "close %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-int cf_ice_commit(cf_ice_table *t, json_t *meta, cf_err *err)
-{
-    char dir[PATH_MAX], tmp[PATH_MAX + 64], hint[PATH_MAX + 64];
-    char *text = NULL, *target = NULL;
-    int v = t->version + 1, rc = -1;
-
-    snprintf(dir, sizeof dir, "%s/metadata", t->location);
-    if (cf_fs_mkdirs(dir, err))
-        goto out;
-    if (!(text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ||
-        !(target = cf_ice_meta_path(t->location, v))) {
-        cf_err_set(err, CF_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if (write_tmp(dir, text, tmp, sizeof tmp, err))
-        goto out;
-    /* link(2) fails if the target exists: the put-if-absent of a Hadoop
-     * catalog.  rename(2) would silently replace another writer's commit. */
-    if (link(tmp, target)) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EEXIST) {
-            cf_err_set(err, CF_E_CONFLICT, "metadata version %d was committed by another writer", v);
-            if (err)
-                err->retriable = true;
-        } else
-            cf_err_set(err, CF_E_IO, "link %s: %s", target, strerror(e));
-        goto out;
-    }
-    unlink(tmp);
-    cf_fs_fsync_dir(dir, NULL);
-    json_decref(t->meta);
-    t->meta = meta;
-    meta = NULL;
-    t->version = v;
-    rc = 0;
-    /* The hint is only a shortcut (readers probe past it), so a failure
-     * here does not undo the commit. */
-    snprintf(hint, sizeof hint, "%s/version-hint.text", dir);
-    {
-        char num[32];
-        snprintf(num, sizeof num, "%d", v);
-        if (write_tmp(dir, num, tmp, sizeof tmp, NULL) == 0 && rename(tmp, hint))
-            unlink(tmp);
-    }
-out:
-    json_decref(meta);
-    free(text);
-    free(target);
-    return rc;
 }
 
 json_t *cf_ice_snapshot(json_t *meta, int64_t id)
@@ -698,15 +397,14 @@ void cf_ice_log_metadata(const cf_ice_table *t, json_t *meta, int64_t now_ms)
     json_t *mlog, *v;
     int maxv;
 
-    if (t->version > 0) {
-        char *prev = cf_ice_meta_path(t->location, t->version);
+    if (t->meta_location) {
+        const char *prev = t->meta_location;
         if (!json_is_array(json_object_get(meta, "metadata-log")))
             json_object_set_new(meta, "metadata-log", json_array());
         mlog = json_object_get(meta, "metadata-log");
         json_array_append_new(mlog, json_pack("{s:I, s:s}", "timestamp-ms",
                               json_integer_value(json_object_get(meta, "last-updated-ms")),
-                              "metadata-file", prev ? prev : ""));
-        free(prev);
+                              "metadata-file", prev));
         v = json_object_get(json_object_get(meta, "properties"), "write.metadata.previous-versions-max");
         maxv = v && json_is_string(v) ? atoi(json_string_value(v)) : 100;
         if (maxv < 1)

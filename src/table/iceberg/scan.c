@@ -28,15 +28,6 @@ static void delmap_free(delmap *m)
     free(m->v);
 }
 
-static const char *local_path(const char *p)
-{
-    if (!strncmp(p, "file://", 7))
-        return p + 7;
-    if (!strncmp(p, "file:", 5))
-        return p + 5;
-    return p;
-}
-
 static delset *delmap_get(delmap *m, const char *path, size_t n, bool create, cf_err *err)
 {
     delset *d;
@@ -109,9 +100,9 @@ static cf_schema *sub_schema(const cf_schema *s, const int *cols, int ncols, cf_
     return o;
 }
 
-static int load_deletes(const cf_ice_file *f, delmap *m, cf_err *err)
+static int load_deletes(cf_store *st, const cf_ice_file *f, delmap *m, cf_err *err)
 {
-    cf_pq_reader *r = cf_pq_reader_open(local_path(f->path), err);
+    cf_pq_reader *r = cf_pq_reader_open(st, f->path, err);
     const cf_schema *fs;
     cf_schema *sub = NULL;
     cf_batch *b = NULL;
@@ -187,10 +178,10 @@ static int copy_value(cf_column *dst, size_t row, const cf_column *src, size_t s
     }
 }
 
-static int scan_file(const cf_ice_file *f, const delset *dels, const cf_schema *out_s,
+static int scan_file(cf_store *st, const cf_ice_file *f, const delset *dels, const cf_schema *out_s,
                      cf_ice_scan_fn fn, void *ctx, cf_err *err)
 {
-    cf_pq_reader *r = cf_pq_reader_open(local_path(f->path), err);
+    cf_pq_reader *r = cf_pq_reader_open(st, f->path, err);
     const cf_schema *fs;
     int *fcols = NULL, *outcol = NULL, nread = 0, rc = -1;
     cf_schema *sub = NULL;
@@ -269,8 +260,8 @@ out:
     return rc;
 }
 
-int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, const int *cols,
-                      int ncols, cf_ice_scan_fn fn, void *ctx, cf_err *err)
+int cf_ice_scan_files(cf_store *st, const cf_ice_file *files, int nfiles, const cf_schema *s,
+                      const int *cols, int ncols, cf_ice_scan_fn fn, void *ctx, cf_err *err)
 {
     delmap dm = { 0 };
     cf_schema *out_s = NULL;
@@ -279,7 +270,7 @@ int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, 
     if (!(out_s = sub_schema(s, cols, cols ? ncols : s->nfields, err)))
         goto out;
     for (int i = 0; i < nfiles; i++)
-        if (files[i].content == 1 && load_deletes(&files[i], &dm, err))
+        if (files[i].content == 1 && load_deletes(st, &files[i], &dm, err))
             goto out;
         else if (files[i].content == 2) {
             cf_err_set(err, CF_E_UNSUPPORTED, "equality delete files are not supported");
@@ -290,7 +281,7 @@ int cf_ice_scan_files(const cf_ice_file *files, int nfiles, const cf_schema *s, 
     for (int i = 0; i < nfiles; i++) {
         if (files[i].content != 0)
             continue;
-        if (scan_file(&files[i], delmap_get(&dm, files[i].path, strlen(files[i].path), false, NULL),
+        if (scan_file(st, &files[i], delmap_get(&dm, files[i].path, strlen(files[i].path), false, NULL),
                       out_s, fn, ctx, err))
             goto out;
     }
@@ -301,7 +292,7 @@ out:
     return rc;
 }
 
-int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
+int cf_ice_scan(cf_store *st, json_t *snap, const cf_schema *s, const int *cols, int ncols,
                 cf_ice_scan_fn fn, void *ctx, cf_err *err)
 {
     cf_ice_file *files = NULL;
@@ -309,9 +300,9 @@ int cf_ice_scan(json_t *snap, const cf_schema *s, const int *cols, int ncols,
 
     if (!snap)
         return 0;
-    if (cf_ice_snapshot_files(snap, &files, &nfiles, err))
+    if (cf_ice_snapshot_files(st, snap, &files, &nfiles, err))
         return -1;
-    rc = cf_ice_scan_files(files, nfiles, s, cols, ncols, fn, ctx, err);
+    rc = cf_ice_scan_files(st, files, nfiles, s, cols, ncols, fn, ctx, err);
     cf_ice_files_free(files, nfiles);
     return rc;
 }
