@@ -333,9 +333,9 @@ static void test_projection_rows_kv_errors(void)
     w = cf_pq_writer_open(local_store(), path, s, &o, &err);
     CHECK_EQ_INT(cf_pq_writer_write_rows(w, b, rows, 4, &err), 0);
     CHECK_EQ_INT(cf_pq_writer_close(w, NULL, &err), 0);
-    /* O_EXCL: never overwrite */
+    /* created exclusively: never overwrite */
     CHECK(cf_pq_writer_open(local_store(), path, s, &o, &err) == NULL);
-    CHECK_EQ_INT(err.code, CF_E_IO);
+    CHECK_EQ_INT(err.code, CF_E_CONFLICT);
 
     r = cf_pq_reader_open(local_store(), path, &err);
     CHECK(r != NULL);
