@@ -644,7 +644,7 @@ static int perform(s3_store *st, s3_req *r, cf_err *err)
  * op, the location, the status and the server's Code and Message. */
 static int http_fail(s3_store *st, const s3_req *r, cf_err *err)
 {
-    char code[64] = "", msg[300] = "";
+    char code[128] = "", msg[300] = "";
     const char *b = (const char *)r->ebody.data;
     cf_code cc = CF_E_HTTP;
     bool fatal = false, retriable = false;
@@ -658,7 +658,7 @@ static int http_fail(s3_store *st, const s3_req *r, cf_err *err)
     if (!code[0] && r->status == 404 && !strcmp(r->method, "HEAD"))
         snprintf(code, sizeof code, "NotFound");
     if (!code[0] && !b && !strcmp(r->method, "HEAD") && (r->status == 403 || r->status == 400))
-        snprintf(msg, sizeof msg, "(a HEAD response has no error body: check the credentials, "
+        snprintf(code, sizeof code, "(a HEAD response has no error body: check the credentials, "
                  "region and permissions)");
     if (!strcmp(code, "NoSuchBucket")) {
         cc = CF_E_ARG;
