@@ -8,11 +8,14 @@
  * cdcflow-secret in us-east-1 (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
  * instead when S3_ENDPOINT is set).  Without a server the S3 cases print
  * "skipped: no S3 server at ..." and pass. */
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -473,6 +476,283 @@ static void s3_xml_text(void)
     CHECK_EQ_INT(cf_s3_xml_unescape("abcd", 4, out, 4), -1);               /* no room for NUL */
 }
 
+/* ---------------------------------------------------------------- a scripted server */
+
+/* A loopback HTTP server that answers each request with the next scripted
+ * response ("DROP": close without answering), recording request lines:
+ * retries, backoff and the odd answers S3 gives, without S3. */
+typedef struct fake {
+    int         lfd, port, n, served;
+    const char *script[12];
+    char        lines[12][200];
+    bool        inm[12];            /* request had If-None-Match: * */
+    pthread_t   t;
+} fake;
+
+static void *fake_run(void *a)
+{
+    fake *f = a;
+
+    while (f->served < f->n) {
+        int c = accept(f->lfd, NULL, NULL);
+        char *buf = malloc(8 * MiB);
+        size_t len = 0;
+        bool drop = false;
+        if (c < 0 || !buf) {
+            free(buf);
+            break;
+        }
+        while (f->served < f->n && !drop) {
+            char *eoh, *cl;
+            size_t need, hl;
+            ssize_t k;
+            while (!(eoh = memmem(buf, len, "\r\n\r\n", 4))) {
+                if ((k = read(c, buf + len, 8 * MiB - len)) <= 0)
+                    goto gone;
+                len += (size_t)k;
+            }
+            hl = (size_t)(eoh + 4 - buf);
+            buf[hl - 1] = '\0';
+            need = (cl = strcasestr(buf, "\r\ncontent-length:")) ? strtoul(cl + 17, NULL, 10) : 0;
+            if (need && strcasestr(buf, "\r\nexpect: 100-continue") && write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
+                goto gone;
+            while (len < hl + need) {
+                if ((k = read(c, buf + len, 8 * MiB - len)) <= 0)
+                    goto gone;
+                len += (size_t)k;
+            }
+            snprintf(f->lines[f->served], sizeof f->lines[0], "%.*s", (int)strcspn(buf, "\r"), buf);
+            f->inm[f->served] = strcasestr(buf, "\r\nif-none-match: *") != NULL;
+            memmove(buf, buf + hl + need, len - hl - need);
+            len -= hl + need;
+            {
+                const char *r = f->script[f->served++], *h = strchr(r, '|');
+                const char *body = h ? strchr(h + 1, '|') : NULL;
+                char out[1024];
+                int ol;
+                if (!strcmp(r, "DROP") || !body) {
+                    drop = true;
+                    continue;
+                }
+                ol = snprintf(out, sizeof out, "HTTP/1.1 %.3s X\r\n%.*sContent-Length: %zu\r\n\r\n%s",
+                              r, (int)(body - h - 1), h + 1, strlen(body + 1), body + 1);
+                if (write(c, out, (size_t)ol) != ol)
+                    goto gone;
+            }
+        }
+    gone:
+        free(buf);
+        close(c);
+    }
+    return NULL;
+}
+
+static bool fake_start(fake *f)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof sa;
+
+    if ((f->lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0 || bind(f->lfd, (void *)&sa, sizeof sa) ||
+        listen(f->lfd, 8) || getsockname(f->lfd, (void *)&sa, &sl))
+        return false;
+    f->port = ntohs(sa.sin_port);
+    return pthread_create(&f->t, NULL, fake_run, f) == 0;
+}
+
+static void fake_stop(fake *f)
+{
+    shutdown(f->lfd, SHUT_RDWR);
+    pthread_join(f->t, NULL);
+    close(f->lfd);
+}
+
+static cf_store *fake_store(const fake *f, int retries, char *ep, size_t epn)
+{
+    cf_store_config c = { .region = "us-east-1", .access_key = "AKIDFAKE", .secret_key = "fake-secret",
+                          .path_style = -1, .retries = retries, .timeout_ms = 5000,
+                          .part_size = 5 * MiB };
+    cf_err e = { 0 };
+    snprintf(ep, epn, "http://127.0.0.1:%d", f->port);
+    c.endpoint = ep;
+    return cf_store_open("s3://b/", &c, &e);
+}
+
+/* Answers as "STATUS|extra header lines|body"; the server adds the
+ * status line and Content-Length. */
+#define A_SLOWDOWN "503||<Error><Code>SlowDown</Code><Message>Please reduce</Message></Error>"
+#define A_INTERNAL "500||<Error><Code>InternalError</Code><Message>We goofed</Message></Error>"
+#define A_OK       "200||ok"
+#define A_DENIED   "403||<Error><Code>AccessDenied</Code><Message>Access &amp; Denied</Message></Error>"
+#define A_412      "412||<Error><Code>PreconditionFailed</Code><Message>No</Message></Error>"
+#define A_409      "409||<Error><Code>ConditionalRequestConflict</Code><Message>Busy</Message></Error>"
+
+/* 503 SlowDown and 500 are retried, then the answer is taken; a dropped
+ * connection too; a 403 never is. */
+static void s3_retries(void)
+{
+    fake f = { .n = 5, .script = { A_SLOWDOWN, A_INTERNAL, A_OK, "DROP", A_OK } };
+    char ep[64];
+    cf_err e = { 0 };
+    cf_store *st;
+    cf_buf b;
+
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 3, ep, sizeof ep);
+    CHECK(st != NULL);
+    if (!st)
+        return;
+    cf_buf_init(&b, 0);
+    CHECK(cf_store_get(st, "s3://b/k", &b, &e) == 0);
+    CHECK(b.len == 2 && !memcmp(b.data, "ok", 2));
+    cf_buf_reset(&b);
+    CHECK(cf_store_get(st, "s3://b/k2", &b, &e) == 0);       /* DROP, then ok */
+    CHECK(b.len == 2 && !memcmp(b.data, "ok", 2));
+    cf_store_close(st);
+    fake_stop(&f);
+    CHECK_EQ_INT(f.served, 5);
+    CHECK_EQ_STR(f.lines[0], "GET /b/k HTTP/1.1");
+    CHECK_EQ_STR(f.lines[4], "GET /b/k2 HTTP/1.1");
+
+    f = (fake){ .n = 1, .script = { A_DENIED } };
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 3, ep, sizeof ep);
+    cf_buf_reset(&b);
+    CHECK(cf_store_get(st, "s3://b/k", &b, &e) == -1);
+    CHECK_EQ_INT(b.len, 0);
+    CHECK_EQ_INT(e.code, CF_E_ARG);
+    CHECK_EQ_STR(e.msg, "s3 GET s3://b/k: HTTP 403 AccessDenied: Access & Denied");
+    cf_store_close(st);
+    fake_stop(&f);
+    CHECK_EQ_INT(f.served, 1);
+
+    /* out of retries: the last answer, marked retriable */
+    f = (fake){ .n = 3, .script = { A_SLOWDOWN, A_SLOWDOWN, A_SLOWDOWN } };
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 2, ep, sizeof ep);
+    CHECK(cf_store_put(st, "s3://b/k", "x", 1, &e) == -1);
+    CHECK_EQ_INT(e.code, CF_E_IO);
+    CHECK(e.retriable);
+    CHECK_EQ_STR(e.msg, "s3 PUT s3://b/k: HTTP 503 SlowDown: Please reduce (after retries)");
+    cf_store_close(st);
+    fake_stop(&f);
+    CHECK_EQ_INT(f.served, 3);
+    cf_buf_free(&b);
+}
+
+/* put_if_absent: a 409 ConditionalRequestConflict is retried and then a
+ * CONFLICT; a 412 after a lost answer is ours when the object holds our
+ * bytes, another writer's when not. */
+static void s3_conditional_answers(void)
+{
+    static const char same[] = "200||commit", other[] = "200||COMMIT";
+    fake f = { .n = 3, .script = { A_409, A_409, A_412 } };
+    char ep[64];
+    cf_err e = { 0 };
+    cf_store *st;
+
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 2, ep, sizeof ep);
+    CHECK(cf_store_put_if_absent(st, "s3://b/log/1.json", "commit", 6, &e) == -1);
+    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    CHECK(e.retriable);
+    cf_store_close(st);
+    fake_stop(&f);
+    CHECK_EQ_INT(f.served, 3);
+    CHECK(f.inm[0] && f.inm[1] && f.inm[2]);
+
+    f = (fake){ .n = 3, .script = { A_409, A_409, A_409 } };
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 2, ep, sizeof ep);
+    CHECK(cf_store_put_if_absent(st, "s3://b/log/1.json", "commit", 6, &e) == -1);
+    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    CHECK(strstr(e.msg, "ConditionalRequestConflict") != NULL);
+    cf_store_close(st);
+    fake_stop(&f);
+
+    f = (fake){ .n = 3, .script = { A_INTERNAL, A_412, same } };
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 2, ep, sizeof ep);
+    CHECK(cf_store_put_if_absent(st, "s3://b/log/2.json", "commit", 6, &e) == 0);
+    cf_store_close(st);
+    fake_stop(&f);
+    CHECK_EQ_STR(f.lines[2], "GET /b/log/2.json HTTP/1.1");
+
+    f = (fake){ .n = 3, .script = { A_INTERNAL, A_412, other } };
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 2, ep, sizeof ep);
+    CHECK(cf_store_put_if_absent(st, "s3://b/log/2.json", "commit", 6, &e) == -1);
+    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    cf_store_close(st);
+    fake_stop(&f);
+
+    /* a plain 412 with no lost answer before it: no GET */
+    f = (fake){ .n = 1, .script = { A_412 } };
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 2, ep, sizeof ep);
+    CHECK(cf_store_put_if_absent(st, "s3://b/log/3.json", "commit", 6, &e) == -1);
+    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    cf_store_close(st);
+    fake_stop(&f);
+    CHECK_EQ_INT(f.served, 1);
+}
+
+/* A server that ignores Range answers 200 with the whole object. */
+static void s3_range_ignored(void)
+{
+    static const char whole[] = "200||0123456789";
+    fake f = { .n = 2, .script = { whole, whole } };
+    char ep[64], got[8] = "";
+    cf_err e = { 0 };
+    cf_store *st;
+
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 0, ep, sizeof ep);
+    CHECK(cf_store_get_range(st, "s3://b/k", 3, 4, got, &e) == 0);
+    CHECK(!memcmp(got, "3456", 4));
+    CHECK(cf_store_get_range(st, "s3://b/k", 8, 4, got, &e) == -1);
+    CHECK_EQ_INT(e.code, CF_E_PARSE);
+    cf_store_close(st);
+    fake_stop(&f);
+}
+
+/* The multipart requests as S3 wants them (query encoding of the upload
+ * id, part numbers, the Complete body) and a 200 carrying an <Error>,
+ * which is retried. */
+static void s3_multipart_requests(void)
+{
+    static const char created[] =
+        "200||<InitiateMultipartUploadResult><UploadId>u+1/x=</UploadId></InitiateMultipartUploadResult>";
+    static const char part1[] = "200|ETag: \"e1\"\r\n|", part2[] = "200|ETag: \"e2\"\r\n|";
+    static const char err200[] = "200||<Error><Code>InternalError</Code><Message>Again</Message></Error>";
+    static const char done[] = "200||<CompleteMultipartUploadResult></CompleteMultipartUploadResult>";
+    fake f = { .n = 5, .script = { created, part1, part2, err200, done } };
+    uint8_t *data = calloc(1, 5 * MiB + 1);
+    char ep[64];
+    cf_err e = { 0 };
+    cf_store *st;
+    cf_store_file *fl;
+
+    if (!data)
+        return;
+    CHECK(fake_start(&f));
+    st = fake_store(&f, 2, ep, sizeof ep);
+    fl = cf_store_file_create(st, "s3://b/t/data/p a.parquet", &e);
+    CHECK(fl != NULL);
+    if (fl) {
+        CHECK(cf_store_file_write(fl, data, 5 * MiB + 1, &e) == 0);
+        CHECK(cf_store_file_finish(fl, &e) == 0);
+    }
+    cf_store_close(st);
+    fake_stop(&f);
+    CHECK_EQ_INT(f.served, 5);
+    CHECK_EQ_STR(f.lines[0], "POST /b/t/data/p%20a.parquet?uploads= HTTP/1.1");
+    CHECK_EQ_STR(f.lines[1], "PUT /b/t/data/p%20a.parquet?partNumber=1&uploadId=u%2B1%2Fx%3D HTTP/1.1");
+    CHECK_EQ_STR(f.lines[2], "PUT /b/t/data/p%20a.parquet?partNumber=2&uploadId=u%2B1%2Fx%3D HTTP/1.1");
+    CHECK_EQ_STR(f.lines[3], "POST /b/t/data/p%20a.parquet?uploadId=u%2B1%2Fx%3D HTTP/1.1");
+    CHECK_EQ_STR(f.lines[4], f.lines[3]);
+    free(data);
+}
+
 /* ---------------------------------------------------------------- S3 */
 
 static void s3_battery(void)
@@ -909,5 +1189,6 @@ static void s3_figures(void)
 CF_TEST_MAIN("store",
     T(local_battery), T(open_errors), T(open_copies_config),
     T(s3_sha256_vectors), T(s3_uri_encoding), T(s3_xml_text),
+    T(s3_retries), T(s3_conditional_answers), T(s3_range_ignored), T(s3_multipart_requests),
     T(s3_battery), T(s3a_scheme), T(s3_escaped_keys), T(s3_list_pages), T(s3_list_over_1000),
     T(s3_multipart), T(s3_errors), T(s3_threads), T(s3_figures))
