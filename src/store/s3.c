@@ -2,9 +2,10 @@
  * through libcurl, put-if-absent by conditional PUT, streamed files by
  * multipart upload.
  *
- * One libcurl easy handle per store, so connections are reused; a mutex
- * serialises the requests of threads sharing the store (it is held for one
- * HTTP exchange, never across a retry's sleep or a list callback).
+ * A store keeps a few libcurl easy handles (made as threads need them, up
+ * to POOL), each reusing its connection; a request takes a free one for one
+ * HTTP exchange, so threads sharing a store run side by side, and nothing
+ * is held across a retry's sleep or a list callback.
  *
  * libcurl 7.88 signs what it is given, literally: the canonical URI is the
  * URL's path and the canonical query string is the URL's query as written,
@@ -34,6 +35,7 @@
 #define ERR_BODY_CAP  (64u << 10)
 #define XML_CAP       (64u << 20)      /* a ListObjectsV2 page is ~1 MB at most */
 #define KNOWN_BUCKETS 8
+#define POOL          8                /* easy handles (connections) per store */
 
 static const char EMPTY_SHA256[] =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -51,8 +53,11 @@ typedef struct s3_store {
     long            timeout_ms;
     size_t          part_size;
     int             list_page;     /* max-keys; 0: the server's default */
-    pthread_mutex_t mu;            /* guards h and known */
-    CURL           *h;
+    pthread_mutex_t mu;            /* guards the pool and known */
+    pthread_cond_t  freed;         /* a handle was given back */
+    CURL           *pool[POOL];
+    bool            busy[POOL];
+    int             npool;
     char            known[KNOWN_BUCKETS][64];   /* buckets seen to exist */
     int             nknown;
 } s3_store;
@@ -471,11 +476,10 @@ static bool status_retriable(const s3_req *r)
     return false;
 }
 
-static int setup(s3_store *st, s3_req *r, struct curl_slist **hdrs, cf_buf *url, char *ebuf,
-                 cf_err *err)
+static int setup(s3_store *st, CURL *h, s3_req *r, struct curl_slist **hdrs, cf_buf *url,
+                 char *ebuf, cf_err *err)
 {
     char sha[65], line[160];
-    CURL *h = st->h;
     long total;
 
     cf_buf_reset(url);
@@ -556,6 +560,41 @@ nomem:
     return cf_err_set(err, CF_E_NOMEM, "out of memory");
 }
 
+/* A free easy handle (its slot in *slot), made if there are fewer than
+ * POOL, else the next one given back.  NULL if libcurl cannot make one. */
+static CURL *take(s3_store *st, int *slot)
+{
+    CURL *h = NULL;
+
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        for (int i = 0; i < st->npool && !h; i++)
+            if (!st->busy[i]) {
+                h = st->pool[i];
+                *slot = i;
+            }
+        if (!h && st->npool < POOL && (h = curl_easy_init())) {
+            *slot = st->npool;
+            st->pool[st->npool++] = h;
+        }
+        if (h || st->npool == 0)
+            break;
+        pthread_cond_wait(&st->freed, &st->mu);
+    }
+    if (h)
+        st->busy[*slot] = true;
+    pthread_mutex_unlock(&st->mu);
+    return h;
+}
+
+static void give(s3_store *st, int slot)
+{
+    pthread_mutex_lock(&st->mu);
+    st->busy[slot] = false;
+    pthread_cond_signal(&st->freed);
+    pthread_mutex_unlock(&st->mu);
+}
+
 /* Run r with retries.  0 when the server answered (r->status, r->ebody
  * filled; the caller decides what the status means), -1 with *err when
  * no answer came (connection errors, timeouts, a body over its cap). */
@@ -572,6 +611,7 @@ static int perform(s3_store *st, s3_req *r, cf_err *err)
     for (r->attempts = 0;; r->attempts++) {
         struct curl_slist *hdrs = NULL;
         curl_off_t len = -1, ft = -1;
+        int slot = 0;
 
         if (r->attempts > 0) {
             backoff(r->attempts - 1);
@@ -587,23 +627,27 @@ static int perform(s3_store *st, s3_req *r, cf_err *err)
         cf_buf_reset(&r->ebody);
         ebuf[0] = '\0';
 
-        pthread_mutex_lock(&st->mu);
-        r->h = st->h;
-        if (setup(st, r, &hdrs, &url, ebuf, err)) {
-            pthread_mutex_unlock(&st->mu);
+        if (!(r->h = take(st, &slot))) {
+            cf_buf_free(&url);
+            return cf_err_set(err, CF_E_NOMEM, "s3 %s %s: libcurl could not make a handle", r->op,
+                              r->path);
+        }
+        if (setup(st, r->h, r, &hdrs, &url, ebuf, err)) {
+            give(st, slot);
             curl_slist_free_all(hdrs);
             cf_buf_free(&url);
             return -1;
         }
-        c = curl_easy_perform(st->h);
+        c = curl_easy_perform(r->h);
         if (c == CURLE_OK || c == CURLE_WRITE_ERROR) {
-            curl_easy_getinfo(st->h, CURLINFO_RESPONSE_CODE, &r->status);
-            curl_easy_getinfo(st->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
-            curl_easy_getinfo(st->h, CURLINFO_FILETIME_T, &ft);
+            curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &r->status);
+            curl_easy_getinfo(r->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+            curl_easy_getinfo(r->h, CURLINFO_FILETIME_T, &ft);
         }
-        curl_easy_setopt(st->h, CURLOPT_HTTPHEADER, NULL);
-        curl_easy_setopt(st->h, CURLOPT_ERRORBUFFER, NULL);
-        pthread_mutex_unlock(&st->mu);
+        curl_easy_setopt(r->h, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(r->h, CURLOPT_ERRORBUFFER, NULL);
+        give(st, slot);
+        r->h = NULL;
         curl_slist_free_all(hdrs);
 
         r->length = len;
@@ -1287,8 +1331,9 @@ static void s_close(cf_store *base)
 {
     s3_store *st = (s3_store *)base;
 
-    if (st->h)
-        curl_easy_cleanup(st->h);
+    for (int i = 0; i < st->npool; i++)
+        curl_easy_cleanup(st->pool[i]);
+    pthread_cond_destroy(&st->freed);
     pthread_mutex_destroy(&st->mu);
     free(st->endpoint);
     free(st->region);
@@ -1363,6 +1408,7 @@ cf_store *cf_store_s3_open(const cf_store_config *cfg, cf_err *err)
         return cf_err_set(err, CF_E_NOMEM, "out of memory"), NULL;
     st->base.ops = &s3_ops;
     pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->freed, NULL);
     st->endpoint = dup_or_null(cfg->endpoint, &oom);
     if (st->endpoint)
         for (n = strlen(st->endpoint); n > 8 && st->endpoint[n - 1] == '/'; n--)
@@ -1381,8 +1427,10 @@ cf_store *cf_store_s3_open(const cf_store_config *cfg, cf_err *err)
         sprintf(st->sigv4, "aws:amz:%s:s3", st->region);
     else
         oom = true;
-    if (!oom && !(st->h = curl_easy_init()))
+    if (!oom && !(st->pool[0] = curl_easy_init()))
         oom = true;
+    else if (!oom)
+        st->npool = 1;
     if (oom) {
         s_close(&st->base);
         return cf_err_set(err, CF_E_NOMEM, "s3: out of memory opening the store"), NULL;
