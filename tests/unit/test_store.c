@@ -486,6 +486,7 @@ typedef struct fake {
     const char *script[12];
     char        lines[12][200];
     bool        inm[12];            /* request had If-None-Match: * */
+    char        head0[2048];        /* the first request's header block */
     pthread_t   t;
 } fake;
 
@@ -523,6 +524,8 @@ static void *fake_run(void *a)
             }
             snprintf(f->lines[f->served], sizeof f->lines[0], "%.*s", (int)strcspn(buf, "\r"), buf);
             f->inm[f->served] = strcasestr(buf, "\r\nif-none-match: *") != NULL;
+            if (f->served == 0)
+                snprintf(f->head0, sizeof f->head0, "%s", buf);
             memmove(buf, buf + hl + need, len - hl - need);
             len -= hl + need;
             {
@@ -694,6 +697,39 @@ static void s3_conditional_answers(void)
     cf_store_close(st);
     fake_stop(&f);
     CHECK_EQ_INT(f.served, 1);
+}
+
+/* What goes on the wire: the payload hash, the session token, both signed,
+ * and the secret nowhere. */
+static void s3_request_headers(void)
+{
+    fake f = { .n = 1, .script = { "200||" } };
+    cf_store_config c = { .region = "eu-west-3", .access_key = "AKIDFAKE", .secret_key = "fake-secret",
+                          .session_token = "TOKEN/with+chars=", .path_style = -1, .retries = -1 };
+    char ep[64], sha[65], want[128];
+    cf_err e = { 0 };
+    cf_store *st;
+
+    CHECK(fake_start(&f));
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d/", f.port);     /* a trailing '/' is dropped */
+    c.endpoint = ep;
+    st = cf_store_open("s3://b/", &c, &e);
+    CHECK(st != NULL);
+    if (!st)
+        return;
+    CHECK(cf_store_put(st, "s3://b/d/k.json", "{\"a\":1}", 7, &e) == 0);
+    cf_store_close(st);
+    fake_stop(&f);
+    cf_s3_sha256_hex("{\"a\":1}", 7, sha);
+    snprintf(want, sizeof want, "\r\nx-amz-content-sha256: %s\r\n", sha);
+    CHECK(strstr(f.head0, "PUT /b/d/k.json HTTP/1.1\r\n") == f.head0);
+    CHECK(strstr(f.head0, want) != NULL);
+    CHECK(strstr(f.head0, "\r\nx-amz-security-token: TOKEN/with+chars=\r\n") != NULL);
+    CHECK(strstr(f.head0, "Credential=AKIDFAKE/") != NULL);
+    CHECK(strstr(f.head0, "/eu-west-3/s3/aws4_request, SignedHeaders=content-type;host;"
+                          "x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=") != NULL);
+    CHECK(strstr(f.head0, "fake-secret") == NULL);
+    CHECK(strcasestr(f.head0, "\r\nIf-None-Match") == NULL);
 }
 
 /* A server that ignores Range answers 200 with the whole object. */
@@ -1189,6 +1225,7 @@ static void s3_figures(void)
 CF_TEST_MAIN("store",
     T(local_battery), T(open_errors), T(open_copies_config),
     T(s3_sha256_vectors), T(s3_uri_encoding), T(s3_xml_text),
-    T(s3_retries), T(s3_conditional_answers), T(s3_range_ignored), T(s3_multipart_requests),
+    T(s3_retries), T(s3_conditional_answers), T(s3_request_headers), T(s3_range_ignored),
+    T(s3_multipart_requests),
     T(s3_battery), T(s3a_scheme), T(s3_escaped_keys), T(s3_list_pages), T(s3_list_over_1000),
     T(s3_multipart), T(s3_errors), T(s3_threads), T(s3_figures))
