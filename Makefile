@@ -5,13 +5,13 @@
 # the same objects (minus src/cli/main.c).
 
 CC      ?= cc
-PKGS    := rdkafka libzstd snappy zlib jansson libpq libcurl libmicrohttpd
+PKGS    := rdkafka libzstd snappy zlib jansson libpq libcurl libmicrohttpd libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian's snappy has no .pc file; link it by name when pkg-config fails.
 ifeq ($(findstring snappy,$(PKG_LIBS)),)
-PKG_CFLAGS := $(shell pkg-config --cflags rdkafka libzstd zlib jansson libpq libcurl libmicrohttpd 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs rdkafka libzstd zlib jansson libpq libcurl libmicrohttpd 2>/dev/null) -lsnappy
+PKG_CFLAGS := $(shell pkg-config --cflags rdkafka libzstd zlib jansson libpq libcurl libmicrohttpd libcrypto 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs rdkafka libzstd zlib jansson libpq libcurl libmicrohttpd libcrypto 2>/dev/null) -lsnappy
 endif
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers

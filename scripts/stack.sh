@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# stack.sh - start, stop or report the local CDC stack: PostgreSQL 15, Kafka (KRaft), Kafka Connect + Debezium.
+# stack.sh - start, stop or report the local CDC stack: PostgreSQL 15, Kafka (KRaft), Kafka Connect + Debezium,
+# and an S3 server (moto, SigV4-checked, conditional writes enforced: scripts/s3_server.py).
 #
-#   scripts/stack.sh start|stop|status|restart
+#   scripts/stack.sh start|stop|status|restart|s3-env
 #
 # Everything lives under this checkout: data and pid files in var/, logs in var/log/, jars in
-# .cache/stack/ (filled by scripts/setup.sh).  Ports are fixed (5432, 9092 + 9093, 8083) and bound to
+# .cache/stack/ (filled by scripts/setup.sh).  Ports are fixed (5432, 9092 + 9093, 8083, 9400) and bound to
 # 127.0.0.1.  If a port is already served by a healthy cdcflow stack (another checkout's), start
 # reuses it and stop leaves it alone: stop only ends processes whose pid files are in this var/.
 # Every wait is bounded; on failure the tail of the component's log is printed.
+#
+# S3 for tests and demos, in memory (gone at stop), bucket "cdcflow" made at start:
+#   AWS_ENDPOINT_URL_S3=http://127.0.0.1:9400 AWS_ACCESS_KEY_ID=cdcflow AWS_SECRET_ACCESS_KEY=cdcflow-secret
+#   AWS_REGION=us-east-1   (tests: S3_ENDPOINT=http://127.0.0.1:9400, S3_BUCKET=cdcflow)
+# It accepts only that key pair and checks every signature, like AWS.  `scripts/stack.sh s3-env` prints
+# these as export lines.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +29,9 @@ PG_DATA=$VAR/pg/data
 PG_PORT=5432 KAFKA_PORT=9092 CONTROLLER_PORT=9093 CONNECT_PORT=8083
 PG_USER=cdcuser PG_PASSWORD=cdcpass PG_DB=cdcdb
 CONNECT_URL=http://127.0.0.1:$CONNECT_PORT
+S3_PORT=9400 S3_BUCKET=cdcflow S3_REGION=us-east-1 S3_ACCESS_KEY=cdcflow S3_SECRET_KEY=cdcflow-secret
+S3_URL=http://127.0.0.1:$S3_PORT
+PY=$ROOT/.venv/bin/python
 # Seconds each component may take to come up or go down before we give up.
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
 STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-30}
@@ -70,6 +80,19 @@ connect_healthy() {
     curl -fsS -m 5 "$CONNECT_URL/connectors" >/dev/null 2>&1 &&
         curl -fsS -m 5 "$CONNECT_URL/connector-plugins" 2>/dev/null | grep -q PostgresConnector
 }
+
+# A signed request to the stack's S3 (the payload hash is that of an empty body: curl 7.88 does not send it).
+s3_curl() {
+    curl -sS -m 5 --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:${S3_TRY_SECRET:-$S3_SECRET_KEY}" \
+        -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' "$@"
+}
+s3_status() { s3_curl -o /dev/null -w '%{http_code}' "$@" 2>/dev/null; }
+# Up: a signed ListBuckets succeeds and a wrong secret is refused (a plain moto, which takes any
+# signature, is not ours).  Healthy: and the bucket is there.
+s3_up() {
+    [ "$(s3_status "$S3_URL/")" = 200 ] && [ "$(S3_TRY_SECRET=not-the-secret s3_status "$S3_URL/")" = 403 ]
+}
+s3_healthy() { s3_up && [ "$(s3_status -I "$S3_URL/$S3_BUCKET")" = 200 ]; }
 
 # wait_for NAME CHECK-FUNCTION PID : poll until healthy, the process dies, or the timeout passes.
 wait_for() {
@@ -265,7 +288,29 @@ connect_start() {
     say "connect: up in $(since "$t0")s"
 }
 
-java_stop() {
+# ---------------------------------------------------------------- S3 (moto)
+
+s3_start() {
+    local pid code
+    claim_port s3 "$S3_PORT" s3_healthy "$RUN/s3.pid" || return 0
+    [ -x "$PY" ] && "$PY" -c 'import moto.moto_server.werkzeug_app' 2>/dev/null ||
+        fail "s3: moto[server] is not installed in .venv: run scripts/setup.sh (tests/requirements.txt)"
+    say "s3: starting moto on $S3_URL (bucket $S3_BUCKET, region $S3_REGION)"
+    local t0; t0=$(now)
+    # The script's path names this checkout, which live_pid checks.
+    setsid "$PY" "$ROOT/scripts/s3_server.py" --host 127.0.0.1 --port "$S3_PORT" --region "$S3_REGION" \
+        --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" </dev/null >>"$LOG/s3.log" 2>&1 &
+    echo $! >"$RUN/s3.pid"
+    pid=$(cat "$RUN/s3.pid")
+    wait_for s3 s3_up "$pid"
+    code=$(s3_status -X PUT "$S3_URL/$S3_BUCKET")
+    [ "$code" = 200 ] || [ "$code" = 409 ] || { log_tail s3; fail "s3: creating bucket $S3_BUCKET answered HTTP $code"; }
+    s3_healthy || { log_tail s3; fail "s3: bucket $S3_BUCKET not there after creating it"; }
+    say "s3: up in $(since "$t0")s"
+}
+
+# pid_stop NAME : stop the process of var/run/NAME.pid if it is ours.
+pid_stop() {
     local name=$1 pid
     pid=$(live_pid "$RUN/$name.pid") || { say "$name: not running here"; rm -f "$RUN/$name.pid"; return 0; }
     say "$name: stopping (pid $pid)"
@@ -288,12 +333,20 @@ cmd_start() {
     pg_start
     kafka_start
     connect_start
-    say "ready in $(since "$t0")s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL"
+    s3_start
+    say "ready in $(since "$t0")s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL, s3 $S3_URL (bucket $S3_BUCKET; scripts/stack.sh s3-env)"
+}
+
+cmd_s3_env() {
+    printf 'export AWS_ENDPOINT_URL_S3=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s\n' \
+        "$S3_URL" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$S3_REGION"
+    printf 'export S3_ENDPOINT=%s S3_BUCKET=%s\n' "$S3_URL" "$S3_BUCKET"
 }
 
 cmd_stop() {
-    java_stop connect
-    java_stop kafka
+    pid_stop s3
+    pid_stop connect
+    pid_stop kafka
     pg_stop
 }
 
@@ -329,6 +382,14 @@ cmd_status() {
     else
         printf '%-9s down  127.0.0.1:%-5s\n' connect "$CONNECT_PORT"; rc=1
     fi
+    if s3_healthy; then
+        origin "$RUN/s3.pid"
+        v=$("$PY" -c 'import moto; print(moto.__version__)' 2>/dev/null)
+        [ "$where" = "started elsewhere" ] && v=""
+        printf '%-9s up    127.0.0.1:%-5s moto %sS3, bucket %s, SigV4 checked (%s)\n' s3 "$S3_PORT" "${v:+$v }" "$S3_BUCKET" "$where"
+    else
+        printf '%-9s down  127.0.0.1:%-5s\n' s3 "$S3_PORT"; rc=1
+    fi
     return $rc
 }
 
@@ -337,5 +398,6 @@ start)   cmd_start ;;
 stop)    cmd_stop ;;
 status)  cmd_status ;;
 restart) cmd_stop; cmd_start ;;
-*)       echo "usage: scripts/stack.sh start|stop|status|restart" >&2; exit 2 ;;
+s3-env)  cmd_s3_env ;;
+*)       echo "usage: scripts/stack.sh start|stop|status|restart|s3-env" >&2; exit 2 ;;
 esac

@@ -40,16 +40,19 @@ typedef struct cf_store cf_store;
  * defaults documented beside them.  The strings are not copied past
  * cf_store_open (which keeps its own copies). */
 typedef struct cf_store_config {
-    const char *endpoint;       /* AWS_ENDPOINT_URL[_S3]; NULL: https://s3.<region>.amazonaws.com */
+    const char *endpoint;       /* AWS_ENDPOINT_URL[_S3]; NULL: AWS,
+                                 * https://<bucket>.s3.<region>.amazonaws.com */
     const char *region;         /* AWS_REGION, AWS_DEFAULT_REGION; default us-east-1 */
     const char *access_key;     /* AWS_ACCESS_KEY_ID */
     const char *secret_key;     /* AWS_SECRET_ACCESS_KEY */
     const char *session_token;  /* AWS_SESSION_TOKEN, optional */
     int         path_style;     /* 1 path-style, 0 virtual-hosted, -1 (default):
                                  * path-style when an endpoint is set */
-    int         retries;        /* attempts after the first on 5xx/429/timeouts; default 6 */
+    int         retries;        /* attempts after the first on 5xx/429/timeouts; default 6,
+                                 * -1 none */
     long        timeout_ms;     /* per request; default 30000 */
-    size_t      part_size;      /* multipart part size; default 8 MiB */
+    size_t      part_size;      /* multipart part size; default 8 MiB, at least 5 MiB
+                                 * (S3's minimum for all parts but the last) */
 } cf_store_config;
 
 /* Fill *cfg from the AWS_* environment variables (over zeroes).  The
