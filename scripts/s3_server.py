@@ -31,7 +31,11 @@ from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequ
 from werkzeug.serving import run_simple
 
 AUTH_RE = re.compile(r"AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$")
-UNSIGNED = ("UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+# Payload hashes that are not a hash of the body.  The streaming forms (aws-chunked bodies, what the
+# AWS SDKs send over plain HTTP) sign each chunk; the seed signature over the headers is still
+# checked below, the chunk signatures are left to moto, which decodes the framing.
+UNSIGNED = ("UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
 MAX_SKEW = datetime.timedelta(minutes=15)
 
 

@@ -1023,6 +1023,7 @@ static int list_page(s3_store *st, const char *dir, const s3_loc *loc, int flags
 
     {
         const char *p = (const char *)xml.data, *end = p + xml.len, *cs, *ce;
+        const char *pstart = p;
         cf_buf_reset(token);
         if (p && xml_text(p, end, "IsTruncated", trunc, sizeof trunc) && !strcmp(trunc, "true")) {
             const char *vs, *ve;
@@ -1055,6 +1056,25 @@ static int list_page(s3_store *st, const char *dir, const s3_loc *loc, int flags
                 s.size = strtoll(sz, NULL, 10);
             if (xml_text(cs, ce, "LastModified", lm, sizeof lm))
                 s.mtime_ms = iso8601_ms(lm);
+            cf_buf_reset(&path);
+            if (cf_buf_printf(&path, err, "%.*s%s/%s", (int)scheme_len, dir, loc->bucket, keybuf) ||
+                !cf_buf_cstr(&path, err))
+                goto fail;
+            rc = fn(ctx, (const char *)path.data, &s);
+            if (rc)
+                *more = false;
+        }
+        /* sub-directories: the common prefixes of a delimited listing */
+        p = pstart;
+        while ((flags & CF_STORE_DIRS) && p && rc == 0 &&
+               (p = xml_elem(p, end, "CommonPrefixes", &cs, &ce))) {
+            cf_store_stat s = { .size = -1, .mtime_ms = -1 };
+            long kl;
+            const char *vs, *ve;
+
+            if (!xml_elem(cs, ce, "Prefix", &vs, &ve) ||
+                (kl = cf_s3_xml_unescape(vs, (size_t)(ve - vs), keybuf, sizeof keybuf)) <= 0)
+                continue;
             cf_buf_reset(&path);
             if (cf_buf_printf(&path, err, "%.*s%s/%s", (int)scheme_len, dir, loc->bucket, keybuf) ||
                 !cf_buf_cstr(&path, err))
