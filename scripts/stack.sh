@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # stack.sh - start, stop or report the local CDC stack: PostgreSQL 15, Kafka (KRaft), Kafka Connect + Debezium,
-# and an S3 server (moto, SigV4-checked, conditional writes enforced: scripts/s3_server.py).
+# an S3 server (moto, SigV4-checked, conditional writes enforced: scripts/s3_server.py) and an Iceberg REST
+# catalog storing its tables there (scripts/catalog.sh).
 #
 #   scripts/stack.sh start|stop|status|restart|s3-env
 #
@@ -334,7 +335,8 @@ cmd_start() {
     kafka_start
     connect_start
     s3_start
-    say "ready in $(since "$t0")s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL, s3 $S3_URL (bucket $S3_BUCKET; scripts/stack.sh s3-env)"
+    "$ROOT/scripts/catalog.sh" start || fail "the Iceberg REST catalog did not start (var/log/iceberg-rest.log)"
+    say "ready in $(since "$t0")s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL, s3 $S3_URL (bucket $S3_BUCKET; scripts/stack.sh s3-env), iceberg rest catalog http://127.0.0.1:${CATALOG_PORT:-8181}"
 }
 
 cmd_s3_env() {
@@ -344,6 +346,7 @@ cmd_s3_env() {
 }
 
 cmd_stop() {
+    "$ROOT/scripts/catalog.sh" stop
     pid_stop s3
     pid_stop connect
     pid_stop kafka
@@ -390,6 +393,7 @@ cmd_status() {
     else
         printf '%-9s down  127.0.0.1:%-5s\n' s3 "$S3_PORT"; rc=1
     fi
+    "$ROOT/scripts/catalog.sh" status || rc=1
     return $rc
 }
 
