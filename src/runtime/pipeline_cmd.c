@@ -58,6 +58,7 @@ typedef struct opts {
     const char *pipeline_id;
     size_t max_msg;
     cf_store_config store;       /* AWS_* environment, then --s3-* flags */
+    cf_catalog_config cat;       /* ICEBERG_CATALOG_* environment, then --catalog-* flags */
 } opts;
 
 static const char *env_or(const char *name, const char *def)
@@ -222,12 +223,22 @@ static void usage(FILE *f, bool iceberg)
             cmd, iceberg ? "an Apache Iceberg v2 table" : "a Delta Lake table (with Change Data Feed)", cmd);
     if (iceberg)
         fprintf(f,
-                "  --warehouse DIR            Hadoop-catalog warehouse   [env ICEBERG_WAREHOUSE, /tmp/iceberg-warehouse]\n"
+                "  --warehouse DIR            where tables live: a directory or s3://BUCKET/PREFIX\n"
+                "                                                       [env ICEBERG_WAREHOUSE, /tmp/iceberg-warehouse]\n"
                 "  --namespace NS             [env ICEBERG_NAMESPACE, analytics]\n"
                 "  --table NAME               [env ICEBERG_TABLE, customers_analytics]\n"
                 "                             the table lives in WAREHOUSE/NS/NAME; with {table}, {schema}\n"
                 "                             or {topic} in NAME each topic gets its own table (see below)\n"
-                "  --catalog NAME             catalog name, for logs   [env ICEBERG_CATALOG, iceberg]\n");
+                "  --catalog NAME             catalog name, for logs   [env ICEBERG_CATALOG, iceberg]\n"
+                "  --catalog-uri URI          an Iceberg REST catalog (Polaris, Nessie, Lakekeeper, Glue, ...)\n"
+                "                             orders the commits; the table is NS.NAME there, created at\n"
+                "                             WAREHOUSE/NS/NAME   [env ICEBERG_CATALOG_URI; none: the\n"
+                "                             directory catalog, local disk only]\n"
+                "  --catalog-warehouse W      the catalog's warehouse   [env ICEBERG_CATALOG_WAREHOUSE]\n"
+                "  --catalog-oauth2-uri URI   OAuth2 token endpoint   [URI/v1/oauth/tokens]\n"
+                "  --catalog-scope S          OAuth2 scope   [catalog]\n"
+                "                             secrets from the environment only: ICEBERG_CATALOG_CREDENTIAL\n"
+                "                             (client_id:client_secret) or ICEBERG_CATALOG_TOKEN\n");
     else
         fprintf(f,
                 "  --table-path DIR           [env DELTA_TABLE_PATH, /tmp/delta-cdc/customers]\n"
@@ -294,7 +305,7 @@ enum {
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
     O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING,
-    O_S3_ENDPOINT, O_S3_REGION, O_S3_ADDRESSING,
+    O_S3_ENDPOINT, O_S3_REGION, O_S3_ADDRESSING, O_CAT_URI, O_CAT_WAREHOUSE, O_CAT_OAUTH2, O_CAT_SCOPE,
 };
 
 static int parse(opts *o, int argc, char **argv)
@@ -330,6 +341,10 @@ static int parse(opts *o, int argc, char **argv)
         { "s3-endpoint", required_argument, 0, O_S3_ENDPOINT },
         { "s3-region", required_argument, 0, O_S3_REGION },
         { "s3-addressing", required_argument, 0, O_S3_ADDRESSING },
+        { "catalog-uri", required_argument, 0, O_CAT_URI },
+        { "catalog-warehouse", required_argument, 0, O_CAT_WAREHOUSE },
+        { "catalog-oauth2-uri", required_argument, 0, O_CAT_OAUTH2 },
+        { "catalog-scope", required_argument, 0, O_CAT_SCOPE },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -399,6 +414,10 @@ static int parse(opts *o, int argc, char **argv)
             break;
         case O_TYPE_WIDENING: o->type_widening = true; break;
         case O_S3_ENDPOINT: o->store.endpoint = optarg; break;
+        case O_CAT_URI: o->cat.uri = optarg; break;
+        case O_CAT_WAREHOUSE: o->cat.warehouse = optarg; break;
+        case O_CAT_OAUTH2: o->cat.oauth2_server_uri = optarg; break;
+        case O_CAT_SCOPE: o->cat.scope = optarg; break;
         case O_S3_REGION: o->store.region = optarg; break;
         case O_S3_ADDRESSING:
             if (!strcmp(optarg, "path"))
@@ -524,6 +543,12 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
     o->warehouse = env_or("ICEBERG_WAREHOUSE", "/tmp/iceberg-warehouse");
     o->ns = env_or("ICEBERG_NAMESPACE", "analytics");
     cf_store_config_from_env(&o->store);
+    o->cat.uri = env_or("ICEBERG_CATALOG_URI", NULL);
+    o->cat.warehouse = env_or("ICEBERG_CATALOG_WAREHOUSE", NULL);
+    o->cat.credential = env_or("ICEBERG_CATALOG_CREDENTIAL", NULL);
+    o->cat.token = env_or("ICEBERG_CATALOG_TOKEN", NULL);
+    o->cat.oauth2_server_uri = env_or("ICEBERG_CATALOG_OAUTH2_SERVER_URI", NULL);
+    o->cat.scope = env_or("ICEBERG_CATALOG_SCOPE", NULL);
     o->table = env_or("ICEBERG_TABLE", "customers_analytics");
     o->checkpoint = env_or("CHECKPOINT_LOCATION", iceberg ? "/tmp/spark-checkpoints/kafka-to-iceberg"
                                                           : "/tmp/spark-checkpoints/kafka-to-delta");
@@ -595,6 +620,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .target_file_bytes = o->target_file_bytes,
             .type_widening = o->type_widening,
             .store = &o->store,
+            .catalog = &o->cat,
         };
         cf_source_config srcc = {
             .spec = o->source,

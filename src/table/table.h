@@ -23,6 +23,18 @@ typedef enum { CF_CODEC_ZSTD = 0, CF_CODEC_SNAPPY, CF_CODEC_NONE } cf_codec;
 /* Most key columns a table may have (Delta and Iceberg alike). */
 #define CF_MAX_KEY_COLS 32
 
+/* The Iceberg REST catalog of a table (Iceberg only).  uri NULL or empty:
+ * the directory (Hadoop) catalog, for local tables.  Strings are borrowed
+ * for the sink's life; credential and token are secrets (never logged). */
+typedef struct cf_catalog_config {
+    const char *uri;               /* --catalog-uri, ICEBERG_CATALOG_URI */
+    const char *warehouse;         /* the catalog's warehouse name or location */
+    const char *credential;        /* OAuth2 "client_id:client_secret", ICEBERG_CATALOG_CREDENTIAL */
+    const char *token;             /* a bearer token, ICEBERG_CATALOG_TOKEN */
+    const char *oauth2_server_uri; /* token endpoint; default URI/v1/oauth/tokens */
+    const char *scope;             /* OAuth2 scope; default "catalog" */
+} cf_catalog_config;
+
 typedef struct cf_sink_config {
     const char *kind;              /* "delta" or "iceberg" */
     const char *location;          /* Delta table path; Iceberg table dir */
@@ -37,6 +49,7 @@ typedef struct cf_sink_config {
     int64_t     target_file_bytes;
     bool        type_widening;     /* Delta: widen column types (typeWidening feature) */
     const cf_store_config *store;  /* object storage settings; NULL: from the environment */
+    const cf_catalog_config *catalog;  /* Iceberg: NULL: from the environment */
 } cf_sink_config;
 
 /* One commit, as a value.  Everything is borrowed for the call.
