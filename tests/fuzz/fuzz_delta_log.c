@@ -10,7 +10,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cf_err e;
-    cf_delta_snap *s = cf_delta_snap_new("/nonexistent", &e);
+    cf_delta_snap *s = cf_delta_snap_new(NULL, "/nonexistent", &e);
     char *text;
 
     if (!s)

@@ -1,12 +1,23 @@
 /* sink_util.h - build a commit value for a unit test the way the pipeline
  * does: ops and LSNs from the batch's _cdc_operation and _source_lsn
- * columns (as the transform writes them), the key from the schema. */
+ * columns (as the transform writes them), the key from the schema; and the
+ * local store tests read and write table files through. */
 #ifndef CF_SINK_UTIL_H
 #define CF_SINK_UTIL_H
 
 #include <stdlib.h>
 #include <string.h>
 #include "table/table.h"
+
+/* One local store for the whole test process (never closed: it holds no
+ * resources but its own allocation). */
+static inline cf_store *test_store(void)
+{
+    static cf_store *st;
+    if (!st)
+        st = cf_store_open("/", NULL, NULL);
+    return st;
+}
 
 /* Commit `b` as the batch of offsets [start, end) per partition of `end`.
  * start NULL: the batch starts where the table is (the common case). */

@@ -4,6 +4,7 @@
  * still resumes at the right offsets and scans the same rows. */
 #include "cf_test.h"
 #include "util/fs.h"
+#include "util/id.h"
 #include "sink_util.h"
 
 #include <inttypes.h>
@@ -31,7 +32,7 @@ static void test_roundtrip(void)
 {
     char dir[] = "/tmp/cf_delta_ckpt_XXXXXX", text[4096], log[PATH_MAX];
     cf_err e;
-    int64_t now = cf_delta_now_ms();
+    int64_t now = cf_now_ms();
     CHECK(mkdtemp(dir) != NULL);
     snprintf(log, sizeof log, "%s/_delta_log", dir);
     CHECK_EQ_INT(cf_fs_mkdirs(log, &e), 0);
@@ -51,16 +52,16 @@ static void test_roundtrip(void)
              "{\"txn\":{\"appId\":\"app-orders-0\",\"version\":100,\"lastUpdated\":1}}\n"
              "{\"txn\":{\"appId\":\"app-my-topic-3\",\"version\":7,\"lastUpdated\":2}}\n",
              SCHEMA_STR);
-    cf_delta_snap *s = cf_delta_snap_new(dir, &e);
+    cf_delta_snap *s = cf_delta_snap_new(NULL, dir, &e);
     CHECK_EQ_INT(cf_delta_snap_apply(s, text, strlen(text), 0, &e), 0);
     snprintf(text, sizeof text,
              "{\"remove\":{\"path\":\"c=b/gone.parquet\",\"deletionTimestamp\":%" PRId64 ",\"dataChange\":true}}\n",
              now);
     CHECK_EQ_INT(cf_delta_snap_apply(s, text, strlen(text), 1, &e), 0);
     CHECK_EQ_INT(cf_delta_checkpoint_write(s, &e), 0);
-    CHECK_EQ_INT(cf_delta_log_last_checkpoint(dir, -1), 1);
+    CHECK_EQ_INT(cf_delta_log_last_checkpoint(test_store(), dir, -1), 1);
 
-    cf_delta_snap *r = cf_delta_snap_new(dir, &e);
+    cf_delta_snap *r = cf_delta_snap_new(NULL, dir, &e);
     CHECK_EQ_INT(cf_delta_checkpoint_read(r, 1, &e), 0);
     CHECK_EQ_INT(r->version, 1);
     CHECK_EQ_INT(r->min_reader, 1);
@@ -106,14 +107,14 @@ static void test_roundtrip(void)
     snprintf(a, sizeof a, "%s/%020d.checkpoint.parquet", log, 1);
     snprintf(b, sizeof b, "%s/%020d.checkpoint.0000000001.0000000001.parquet", log, 3);
     CHECK_EQ_INT(link(a, b), 0);
-    CHECK_EQ_INT(cf_delta_log_last_checkpoint(dir, -1), 3);
-    cf_delta_snap *m = cf_delta_snap_new(dir, &e);
+    CHECK_EQ_INT(cf_delta_log_last_checkpoint(test_store(), dir, -1), 3);
+    cf_delta_snap *m = cf_delta_snap_new(NULL, dir, &e);
     CHECK_EQ_INT(cf_delta_checkpoint_read(m, 3, &e), 0);
     CHECK_EQ_INT(m->nlive, 2);
     /* an incomplete multi-part set is no checkpoint */
     snprintf(b, sizeof b, "%s/%020d.checkpoint.0000000001.0000000002.parquet", log, 4);
     CHECK_EQ_INT(link(a, b), 0);
-    cf_delta_snap *inc = cf_delta_snap_new(dir, &e);
+    cf_delta_snap *inc = cf_delta_snap_new(NULL, dir, &e);
     CHECK_EQ_INT(cf_delta_checkpoint_read(inc, 4, &e), -1);
 
     /* a tombstone the replay refuses (empty path) fails the read cleanly */
@@ -124,7 +125,7 @@ static void test_roundtrip(void)
         }
     s->version = 7;
     CHECK_EQ_INT(cf_delta_checkpoint_write(s, &e), 0);
-    cf_delta_snap *bad = cf_delta_snap_new(dir, &e);
+    cf_delta_snap *bad = cf_delta_snap_new(NULL, dir, &e);
     e.code = CF_OK;
     CHECK_EQ_INT(cf_delta_checkpoint_read(bad, 7, &e), -1);
     CHECK_EQ_INT(e.code, CF_E_CORRUPT);
@@ -175,14 +176,14 @@ static void row(cf_batch *b, int64_t id, const char *name, const char *region, c
 static char *table_rows(const char *root)
 {
     cf_err e;
-    cf_delta_snap *s = cf_delta_snap_load(root, -1, &e);
+    cf_delta_snap *s = cf_delta_snap_load(NULL, root, -1, &e);
     if (!s) {
         fprintf(stderr, "load %s: %s\n", root, e.msg);
         return NULL;
     }
     cf_batch *b = cf_batch_new(s->schema, &e);
     for (size_t i = 0; i < s->nfiles; i++)
-        if (s->files[i].live && cf_delta_read_file(root, s->files[i].path, &s->files[i].pv, s->schema, b, &e))
+        if (s->files[i].live && cf_delta_read_file(test_store(), root, s->files[i].path, &s->files[i].pv, s->schema, b, &e))
             fprintf(stderr, "read %s: %s\n", s->files[i].path, e.msg);
     /* ids are small: bucket them */
     static char names[64][16];
@@ -245,7 +246,7 @@ static void test_resume_after_log_cleanup(void)
     CHECK(before != NULL && strlen(before) > 0);
 
     /* log retention: the JSON commits the checkpoint covers are gone */
-    CHECK_EQ_INT(cf_delta_log_last_checkpoint(dir, -1), 10);
+    CHECK_EQ_INT(cf_delta_log_last_checkpoint(test_store(), dir, -1), 10);
     for (int i = 0; i <= 10; i++) {
         snprintf(path, sizeof path, "%s/_delta_log/%020d.json", dir, i);
         CHECK_EQ_INT(unlink(path), 0);
@@ -258,7 +259,7 @@ static void test_resume_after_log_cleanup(void)
     CHECK(after != NULL);
     if (before && after)
         CHECK_EQ_STR(after, before);
-    cf_delta_snap *snap = cf_delta_snap_load(dir, -1, &e);
+    cf_delta_snap *snap = cf_delta_snap_load(NULL, dir, -1, &e);
     CHECK(snap != NULL);
     if (snap) {
         CHECK_EQ_INT(snap->version, 11);
@@ -267,7 +268,7 @@ static void test_resume_after_log_cleanup(void)
     }
     /* time travel to a version whose commit is gone is refused */
     e.code = CF_OK;
-    CHECK(cf_delta_snap_load(dir, 3, &e) == NULL);
+    CHECK(cf_delta_snap_load(NULL, dir, 3, &e) == NULL);
     CHECK(e.code != CF_OK);
 
     /* (a) the sink resumes from the offsets of the last commit */
@@ -302,7 +303,7 @@ static void test_resume_after_log_cleanup(void)
     snprintf(path, sizeof path, "%s/_delta_log/_last_checkpoint", dir);
     unlink(path);
     e.code = CF_OK;
-    CHECK(cf_delta_snap_load(dir, -1, &e) == NULL);
+    CHECK(cf_delta_snap_load(NULL, dir, -1, &e) == NULL);
     CHECK(e.code != CF_OK);
 
     free(before);

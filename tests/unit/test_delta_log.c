@@ -1,6 +1,7 @@
 /* test_delta_log.c - the Delta log side: actions replayed into a snapshot,
  * txn read-back as offsets, put-if-absent, schema and stats JSON. */
 #include "cf_test.h"
+#include "sink_util.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -48,7 +49,7 @@ static const char *V1 =
 static void test_replay(void)
 {
     cf_err e;
-    cf_delta_snap *s = cf_delta_snap_new("/nonexistent", &e);
+    cf_delta_snap *s = cf_delta_snap_new(NULL, "/nonexistent", &e);
     CHECK(s != NULL);
     CHECK_EQ_INT(cf_delta_snap_apply(s, V0, strlen(V0), 0, &e), 0);
     CHECK_EQ_INT(s->version, 0);
@@ -90,7 +91,7 @@ static void test_bad_lines(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cf_err e;
-        cf_delta_snap *s = cf_delta_snap_new("/x", &e);
+        cf_delta_snap *s = cf_delta_snap_new(NULL, "/x", &e);
         e.code = CF_OK;
         int rc = cf_delta_snap_apply(s, bad[i], strlen(bad[i]), 0, &e);
         if (rc != -1 || e.code == CF_OK)
@@ -107,35 +108,35 @@ static void test_put_if_absent(void)
     cf_buf b;
 
     CHECK(dir != NULL);
-    CHECK_EQ_INT(cf_delta_log_put(dir, 0, V0, strlen(V0), &e), 0);
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 0, V0, strlen(V0), -1, &e), 0);
     e.code = CF_OK;
-    CHECK_EQ_INT(cf_delta_log_put(dir, 0, V1, strlen(V1), &e), -1);
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 0, V1, strlen(V1), -1, &e), -1);
     CHECK_EQ_INT(e.code, CF_E_CONFLICT);
     CHECK(e.retriable);
     cf_buf_init(&b, 0);
-    CHECK_EQ_INT(cf_delta_log_read(dir, 0, &b, &e), 0);
+    CHECK_EQ_INT(cf_delta_log_read(test_store(), dir, 0, &b, &e), 0);
     CHECK(b.len == strlen(V0) && memcmp(b.data, V0, b.len) == 0);   /* not overwritten */
     cf_buf_free(&b);
-    CHECK_EQ_INT(cf_delta_log_put(dir, 1, V1, strlen(V1), &e), 0);
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 1, V1, strlen(V1), -1, &e), 0);
 
     int64_t *v = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(cf_delta_log_versions(dir, &v, &n, &e), 0);
+    CHECK_EQ_INT(cf_delta_log_versions(test_store(), dir, &v, &n, &e), 0);
     CHECK_EQ_INT(n, 2);   /* temp files are not versions */
     free(v);
 
-    cf_delta_snap *s = cf_delta_snap_load(dir, -1, &e);
+    cf_delta_snap *s = cf_delta_snap_load(NULL, dir, -1, &e);
     CHECK(s && s->version == 1 && s->nlive == 2);
     cf_delta_snap_free(s);
-    s = cf_delta_snap_load(dir, 0, &e);   /* time travel */
+    s = cf_delta_snap_load(NULL, dir, 0, &e);   /* time travel */
     CHECK(s && s->version == 0 && cf_delta_snap_file(s, "c=a/f1.parquet"));
     cf_delta_snap_free(s);
-    CHECK_EQ_INT(cf_delta_log_commit_ts(dir, 1), 1700000001000LL);
+    CHECK_EQ_INT(cf_delta_log_commit_ts(test_store(), dir, 1), 1700000001000LL);
 
     /* a gap in the log is corruption, not a shorter table */
-    CHECK_EQ_INT(cf_delta_log_put(dir, 3, V1, strlen(V1), &e), 0);
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 3, V1, strlen(V1), -1, &e), 0);
     e.code = CF_OK;
-    s = cf_delta_snap_load(dir, -1, &e);
+    s = cf_delta_snap_load(NULL, dir, -1, &e);
     CHECK(s == NULL);
     CHECK_EQ_INT(e.code, CF_E_CORRUPT);
     rmtree(dir);
@@ -148,8 +149,8 @@ static void test_offsets_readback(void)
     cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "app" };
     cf_offsets o = { 0 };
 
-    CHECK_EQ_INT(cf_delta_log_put(dir, 0, V0, strlen(V0), &e), 0);
-    CHECK_EQ_INT(cf_delta_log_put(dir, 1, V1, strlen(V1), &e), 0);
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 0, V0, strlen(V0), -1, &e), 0);
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 1, V1, strlen(V1), -1, &e), 0);
     cf_sink *s = cf_sink_open(&cfg, &e);
     CHECK(s != NULL);
     if (s) {
@@ -344,7 +345,7 @@ static void test_foreign_tables(void)
                  "\\\"type\\\":\\\"long\\\",\\\"nullable\\\":true,\\\"metadata\\\":{}}%s]}\","
                  "\"partitionColumns\":[],\"configuration\":%s}}\n",
                  cases[i].protocol, cases[i].extra_field, cases[i].conf);
-        CHECK_EQ_INT(cf_delta_log_put(dir, 0, log, strlen(log), &e), 0);
+        CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 0, log, strlen(log), -1, &e), 0);
         cf_sink_config cfg = { .kind = "delta", .location = dir,
                                .mode = cases[i].upsert ? CF_MODE_UPSERT : CF_MODE_APPEND };
         e.code = CF_OK;
@@ -363,6 +364,129 @@ static void test_foreign_tables(void)
     }
 }
 
+/* Write `text` to dir/name as a plain file (what a crashed writer or
+ * another tool may leave in the log). */
+static void drop_file(const char *dir, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/_delta_log/%s", dir, name);
+    CHECK((f = fopen(path, "w")) != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* The log is read by listing _delta_log through the store: the dot-named
+ * temp files of writers that died mid-put (commits, checkpoints,
+ * _last_checkpoint) and other names are not versions, for every form of
+ * a local location. */
+static void test_listing_skips_temp_files(void)
+{
+    char *dir = mktable(), url[PATH_MAX];
+    cf_err e;
+    int64_t *v = NULL;
+    size_t n = 0;
+
+    CHECK(dir != NULL);
+    CHECK(!cf_delta_log_exists(test_store(), dir));       /* an empty directory is no table */
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 0, V0, strlen(V0), -1, &e), 0);
+    drop_file(dir, ".00000000000000000001.json.3f1e.tmp", "{\"garbage\":");
+    drop_file(dir, ".00000000000000000000.checkpoint.77.parquet.tmp", "PAR1");
+    drop_file(dir, "._last_checkpoint.9.tmp", "{\"version\":0}");
+    drop_file(dir, "00000000000000000001.json.crc", "x");
+    drop_file(dir, "00000000000000000001.crc", "x");
+    for (int form = 0; form < 3; form++) {
+        const char *root = dir;
+        if (form)
+            snprintf(url, sizeof url, form == 1 ? "file://%s" : "file:%s/", dir);
+        if (form)
+            root = url;
+        CHECK(cf_delta_log_exists(test_store(), root));
+        CHECK_EQ_INT(cf_delta_log_versions(test_store(), root, &v, &n, &e), 0);
+        CHECK(n == 1 && v && v[0] == 0);
+        free(v);
+        CHECK_EQ_INT(cf_delta_log_last_checkpoint(test_store(), root, -1), -1);
+        cf_delta_snap *s = cf_delta_snap_load(NULL, root, -1, &e);
+        CHECK(s && s->version == 0 && s->nlive == 2);
+        cf_delta_snap_free(s);
+    }
+    /* only temp files: still no table */
+    char other[PATH_MAX], cmd[PATH_MAX + 64];
+    snprintf(other, sizeof other, "%s/empty", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/_delta_log'", other);
+    CHECK_EQ_INT(system(cmd), 0);
+    drop_file(other, ".00000000000000000000.json.1.tmp", "{}");
+    CHECK(!cf_delta_log_exists(test_store(), other));
+    cf_delta_snap *s = cf_delta_snap_load(NULL, other, -1, &e);
+    CHECK(s && s->version == -1);
+    cf_delta_snap_free(s);
+    rmtree(dir);
+}
+
+/* Two writers with their own store handles race for one version: exactly
+ * one commit lands, the other is a retriable conflict naming the version,
+ * and the winner's file carries the commit time it was given. */
+static void test_commit_conflict_through_store(void)
+{
+    char *dir = mktable();
+    cf_err e1 = { 0 }, e2 = { 0 };
+    cf_store *a = cf_store_open(dir, NULL, &e1), *b = cf_store_open(dir, NULL, &e2);
+    cf_store_stat st;
+    char path[PATH_MAX];
+    cf_buf got;
+
+    CHECK(a && b);
+    if (!a || !b)
+        return;
+    CHECK_EQ_INT(cf_delta_log_put_at(a, dir, 0, V0, strlen(V0), 1700000000000LL, &e1), 0);
+    CHECK_EQ_INT(cf_delta_log_put_at(b, dir, 0, V1, strlen(V1), 1700000001000LL, &e2), -1);
+    CHECK_EQ_INT(e2.code, CF_E_CONFLICT);
+    CHECK(e2.retriable);
+    CHECK(strstr(e2.msg, "version 0") != NULL);
+    cf_delta_commit_path(dir, 0, path, sizeof path);
+    CHECK_EQ_INT(cf_store_head(b, path, &st, &e2), 0);
+    CHECK_EQ_INT(st.mtime_ms, 1700000000000LL);
+    CHECK_EQ_INT(cf_delta_log_commit_ts(b, dir, 0), 1700000000000LL);
+    cf_buf_init(&got, 0);
+    CHECK_EQ_INT(cf_delta_log_read(b, dir, 0, &got, &e2), 0);
+    CHECK(got.len == strlen(V0) && !memcmp(got.data, V0, got.len));
+    /* a missing version is "not found", which catch-up takes as the end */
+    e2.code = CF_OK;
+    CHECK_EQ_INT(cf_delta_log_read(b, dir, 1, &got, &e2), -1);
+    CHECK_EQ_INT(e2.code, CF_E_NOTFOUND);
+    cf_buf_free(&got);
+    cf_store_close(a);
+    cf_store_close(b);
+    rmtree(dir);
+}
+
+/* Log paths join onto the root; absolute ones (other writers) stay. */
+static void test_log_paths(void)
+{
+    char *p;
+
+    CHECK_EQ_STR(p = cf_delta_path_full("s3://b/t", "c=a%20b/part-0.parquet"), "s3://b/t/c=a b/part-0.parquet");
+    free(p);
+    CHECK_EQ_STR(p = cf_delta_path_full("/d/t", "s3://other/x%2Fy.parquet"), "s3://other/x/y.parquet");
+    free(p);
+    CHECK_EQ_STR(p = cf_delta_path_full("/d/t", "file:/d/t/p.parquet"), "file:/d/t/p.parquet");
+    free(p);
+    CHECK_EQ_STR(p = cf_delta_path_full("/d/t", "/d/t/p.parquet"), "/d/t/p.parquet");
+    free(p);
+    /* a relative path whose first name has a ':' is encoded, so not a scheme */
+    CHECK_EQ_STR(p = cf_delta_path_full("/d/t", "a%3Ab=1/p.parquet"), "/d/t/a:b=1/p.parquet");
+    free(p);
+    CHECK_EQ_STR(cf_delta_path_rel("s3://b/t", "s3://b/t/x/p.parquet"), "x/p.parquet");
+    CHECK_EQ_STR(cf_delta_path_rel("file:///d/t/", "/d/t/p.parquet"), "p.parquet");
+    CHECK_EQ_STR(cf_delta_path_rel("/d/t", "file:/d/t/p.parquet"), "p.parquet");
+    CHECK(cf_delta_path_rel("/d/t", "/d/tt/p.parquet") == NULL);
+    CHECK(cf_delta_path_rel("s3://b/t", "s3://b/other/p.parquet") == NULL);
+}
+
 CF_TEST_MAIN("delta_log", T(test_replay), T(test_bad_lines), T(test_put_if_absent),
              T(test_offsets_readback), T(test_schema_json), T(test_stats_json),
-             T(test_partition_values), T(test_map), T(test_foreign_tables))
+             T(test_partition_values), T(test_map), T(test_foreign_tables),
+             T(test_listing_skips_temp_files), T(test_commit_conflict_through_store), T(test_log_paths))

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "table/delta/delta_int.h"
+#include "util/id.h"
+#include "table/table_int.h"      /* stage and publish apart, to lose a race on purpose */
 
 static char *mktable(void)
 {
@@ -67,7 +69,7 @@ static cf_offsets at(const char *topic, int32_t part, int64_t next)
 static char *lookup(const char *root, int64_t id, size_t *n)
 {
     cf_err e;
-    cf_delta_snap *s = cf_delta_snap_load(root, -1, &e);
+    cf_delta_snap *s = cf_delta_snap_load(NULL, root, -1, &e);
     char *found = NULL;
     *n = 0;
     if (!s)
@@ -75,7 +77,7 @@ static char *lookup(const char *root, int64_t id, size_t *n)
     cf_batch *b = cf_batch_new(s->schema, &e);
     for (size_t i = 0; i < s->nfiles; i++)
         if (s->files[i].live)
-            cf_delta_read_file(root, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+            cf_delta_read_file(test_store(), root, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
     *n = b->nrows;
     for (size_t r = 0; r < b->nrows; r++)
         if (cf_col_i64(&b->cols[0], r) == id) {
@@ -170,21 +172,21 @@ static void test_upsert_and_change_data(void)
     /* version 1 has cdc actions: update pre/post for 2, delete 3, insert 6 */
     cf_buf lg;
     cf_buf_init(&lg, 0);
-    CHECK_EQ_INT(cf_delta_log_read(dir, 1, &lg, &e), 0);
+    CHECK_EQ_INT(cf_delta_log_read(test_store(), dir, 1, &lg, &e), 0);
     const char *t = cf_buf_cstr(&lg, &e);
     CHECK(t && strstr(t, "{\"cdc\":{\"path\":\"_change_data/cdc-00000-") != NULL);
     CHECK(t && strstr(t, "{\"remove\":") != NULL);
     CHECK(t && strstr(t, "\"numTargetRowsUpdated\":\"1\"") && strstr(t, "\"numTargetRowsDeleted\":\"1\"") &&
           strstr(t, "\"numTargetRowsInserted\":\"1\""));
     cf_buf_free(&lg);
-    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
     cf_schema *cs = cf_schema_clone(sn->schema);
     cf_type tstr = { CF_T_STRING };
     cf_schema_add(cs, "_change_type", tstr, true, 0, &e);
     cf_batch *cb = cf_batch_new(cs, &e);
     /* find the cdc file path in the log and read it */
     cf_buf_init(&lg, 0);
-    cf_delta_log_read(dir, 1, &lg, &e);
+    cf_delta_log_read(test_store(), dir, 1, &lg, &e);
     char *p = strstr(cf_buf_cstr(&lg, &e), "\"cdc\":{\"path\":\"");
     char path[512] = "";
     if (p) {
@@ -192,7 +194,7 @@ static void test_upsert_and_change_data(void)
         snprintf(path, sizeof path, "%.*s", (int)(strchr(p, '"') - p), p);
     }
     cf_delta_pv nopv = { 0 };
-    CHECK_EQ_INT(cf_delta_read_file(dir, path, &nopv, cs, cb, &e), 0);
+    CHECK_EQ_INT(cf_delta_read_file(test_store(), dir, path, &nopv, cs, cb, &e), 0);
     int pre = 0, post = 0, del = 0, ins = 0;
     for (size_t r = 0; r < cb->nrows; r++) {
         size_t len;
@@ -257,7 +259,7 @@ static void test_concurrent_writers(void)
     CHECK_EQ_INT(commit_b(bb, b, &from, &stale, &v, &e), -1);
     CHECK_EQ_INT(e.code, CF_E_FENCED);
     free(from.v);
-    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
     CHECK(sn && sn->version == 2 && sn->nlive == 3);
     cf_delta_snap_free(sn);
     cf_sink_close(a);
@@ -288,7 +290,7 @@ static void test_schema_evolution(void)
     free(o.v);
     o = at("t", 0, 2);
     CHECK_EQ_INT(commit_b(k, b2, NULL, &o, &v, &e), 0);
-    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
     CHECK(sn && sn->schema->nfields == 5 && cf_schema_find(sn->schema, "tier") == 4);
     cf_delta_snap_free(sn);
     /* the old schema again: a dropped column is refused */
@@ -325,7 +327,7 @@ static void test_partitioned_paths(void)
     cf_batch_end_row(b, &e);
     cf_offsets o = at("t", 0, 3);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
-    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
     CHECK(sn && sn->nlive == 3 && sn->npart == 1);
     int seen = 0;
     for (size_t i = 0; sn && i < sn->nfiles; i++) {
@@ -344,6 +346,7 @@ static void test_partitioned_paths(void)
         struct stat st;
         snprintf(full, sizeof full, "%s/%s", dir, rel);
         CHECK(stat(full, &st) == 0);
+        CHECK_EQ_INT(st.st_size, sn->files[i].size);   /* the size the log records is the file's */
         free(rel);
     }
     CHECK_EQ_INT(seen, 7);
@@ -406,7 +409,7 @@ static void race(cf_mode mode)
         waitpid(kids[p], &st, 0);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
-    cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
     CHECK(sn != NULL);
     if (sn) {
         CHECK_EQ_INT(sn->version, 2 * COMMITS);
@@ -432,6 +435,89 @@ static void race(cf_mode mode)
 static void test_racing_processes(void) { race(CF_MODE_APPEND); }
 static void test_racing_upserts(void) { race(CF_MODE_UPSERT); }
 
+/* Another writer's commit lands between our stage and publish: the
+ * put-if-absent of our version fails with a retriable conflict, and the
+ * next publish lands on top of theirs with both commits' rows. */
+static void test_lost_race_through_store(void)
+{
+    char *dir = mktable();
+    cf_err e;
+    cf_schema *s = schema(false);
+    cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "w" };
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_offsets o1 = at("t", 0, 1), o2 = at("t", 0, 2), here = { 0 };
+    int64_t v = -1;
+    char foreign[512];
+
+    row(b, 1, "a", "INSERT", 1);
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    CHECK(k != NULL);
+    if (!k)
+        return;
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o1, &v, &e), 0);         /* version 0 */
+    CHECK_EQ_INT(cf_sink_offsets(k, &here, &e), 0);
+    cf_commit c = { .rows = b, .start = &here, .end = &o2 };
+    CHECK_EQ_INT(k->ops->stage(k, &c, &e), 0);                   /* built on version 0 */
+    snprintf(foreign, sizeof foreign,
+             "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"WRITE\"}}\n"
+             "{\"txn\":{\"appId\":\"other-t-5\",\"version\":9,\"lastUpdated\":1}}\n", (long long)cf_now_ms());
+    CHECK_EQ_INT(cf_delta_log_put_at(test_store(), dir, 1, foreign, strlen(foreign), -1, &e), 0);
+    e.code = CF_OK;
+    CHECK_EQ_INT(k->ops->publish(k, &c, &v, &e), -1);
+    CHECK_EQ_INT(e.code, CF_E_CONFLICT);
+    CHECK(e.retriable);
+    CHECK_EQ_INT(k->ops->publish(k, &c, &v, &e), 0);
+    CHECK_EQ_INT(v, 2);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
+    CHECK(sn && sn->version == 2 && sn->nlive == 2);
+    CHECK(sn && cf_delta_snap_txn(sn, "other-t-5") == 9 && cf_delta_snap_txn(sn, "w-t-0") == 2);
+    cf_delta_snap_free(sn);
+    cf_sink_close(k);
+    cf_offsets_free(&here);
+    free(o1.v);
+    free(o2.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
+/* An aborted stage leaves no file behind: what it wrote is deleted
+ * through the store. */
+static void test_abort_removes_files(void)
+{
+    char *dir = mktable(), cmd[256], out[64] = "";
+    cf_err e;
+    cf_schema *s = schema(false);
+    cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "w" };
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_offsets o1 = at("t", 0, 1), here = { 0 };
+    FILE *p;
+
+    row(b, 1, "a", "INSERT", 1);
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    CHECK(k != NULL);
+    if (!k)
+        return;
+    CHECK_EQ_INT(cf_sink_offsets(k, &here, &e), 0);
+    cf_commit c = { .rows = b, .start = &here, .end = &o1 };
+    CHECK_EQ_INT(k->ops->stage(k, &c, &e), 0);
+    k->ops->abort(k);
+    snprintf(cmd, sizeof cmd, "find '%s' -name '*.parquet' | wc -l", dir);
+    CHECK((p = popen(cmd, "r")) != NULL);
+    if (p) {
+        CHECK(fgets(out, sizeof out, p) != NULL);
+        pclose(p);
+    }
+    CHECK_EQ_INT(atoi(out), 0);
+    cf_sink_close(k);
+    cf_offsets_free(&here);
+    free(o1.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
 CF_TEST_MAIN("delta_sink", T(test_append_offsets_and_replay_guard), T(test_upsert_and_change_data),
              T(test_concurrent_writers), T(test_schema_evolution), T(test_partitioned_paths),
-             T(test_racing_processes), T(test_racing_upserts))
+             T(test_racing_processes), T(test_racing_upserts), T(test_lost_race_through_store),
+             T(test_abort_removes_files))

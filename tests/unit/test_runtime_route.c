@@ -150,7 +150,7 @@ static void produce(rd_kafka_t *prod, const char *topic, const char *table, cons
 static int64_t table_rows(const char *root)
 {
     cf_err err = { 0 };
-    cf_delta_snap *s = cf_delta_snap_load(root, -1, &err);
+    cf_delta_snap *s = cf_delta_snap_load(NULL, root, -1, &err);
     int64_t n = 0;
 
     if (!s)
@@ -513,7 +513,7 @@ static void test_run_file_table_overrides(void)
     CHECK_EQ_INT(table_rows(p), 2);
     {
         cf_err err = { 0 };
-        cf_delta_snap *s = cf_delta_snap_load(p, -1, &err);
+        cf_delta_snap *s = cf_delta_snap_load(NULL, p, -1, &err);
         CHECK(s != NULL);
         if (s) {
             CHECK_EQ_INT(s->npart, 1);

@@ -117,11 +117,11 @@ static found lookup(const char *kind, const char *dir, int64_t id)
     cf_err e = { 0 };
 
     if (!strcmp(kind, "delta")) {
-        cf_delta_snap *s = cf_delta_snap_load(dir, -1, &e);
+        cf_delta_snap *s = cf_delta_snap_load(NULL, dir, -1, &e);
         cf_batch *b = s ? cf_batch_new(s->schema, &e) : NULL;
         for (size_t i = 0; b && i < s->nfiles; i++)
             if (s->files[i].live)
-                cf_delta_read_file(dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+                cf_delta_read_file(test_store(), dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
         for (size_t r = 0; b && r < b->nrows; r++)
             note_row(&f, b, r, id);
         cf_batch_free(b);
@@ -369,11 +369,11 @@ static int64_t sum_n(const char *kind, const char *dir, char *type, size_t tn)
     cf_err e = { 0 };
     int64_t sum = 0;
     if (!strcmp(kind, "delta")) {
-        cf_delta_snap *s = cf_delta_snap_load(dir, -1, &e);
+        cf_delta_snap *s = cf_delta_snap_load(NULL, dir, -1, &e);
         cf_batch *b = s ? cf_batch_new(s->schema, &e) : NULL;
         for (size_t i = 0; b && i < s->nfiles; i++)
             if (s->files[i].live)
-                cf_delta_read_file(dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+                cf_delta_read_file(test_store(), dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
         for (size_t r = 0; b && r < b->nrows; r++)
             sum += cf_col_i64(&b->cols[1], r);
         if (s)
@@ -422,7 +422,7 @@ static void test_type_widening(void)
         CHECK_EQ_STR(type, "int64");
         cf_sink_close(k);
         if (delta) {
-            cf_delta_snap *sn = cf_delta_snap_load(dir, -1, &e);
+            cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
             const char *ss = sn ? json_string_value(json_object_get(sn->metadata, "schemaString")) : NULL;
             CHECK(sn && sn->min_reader == 3 && sn->min_writer == 7);
             CHECK(ss && strstr(ss, "\"delta.typeChanges\":[{\"fromType\":\"integer\",\"toType\":\"long\"}]"));

@@ -1,20 +1,16 @@
 /* cdf_cmd.c - `cdcflow changes` (read a Delta table's Change Data Feed) and
  * `cdcflow vacuum` (delete files no version within the retention needs). */
-#include <dirent.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "table/delta/delta_cmd.h"
 #include "table/delta/delta_int.h"
 #include "table/delta/delta_print.h"
+#include "util/id.h"
 
 /* ---- changes ------------------------------------------------------------ */
 
@@ -55,7 +51,7 @@ static int parse_pv_obj(json_t *o, cf_delta_pv *pv)
 }
 
 /* The add/remove (dataChange) and cdc actions of one commit. */
-static int commit_actions(const char *root, int64_t version, cdf_action **out, size_t *nout,
+static int commit_actions(cf_store *st, const char *root, int64_t version, cdf_action **out, size_t *nout,
                           bool *has_cdc, cf_err *err)
 {
     cf_buf b;
@@ -64,7 +60,7 @@ static int commit_actions(const char *root, int64_t version, cdf_action **out, s
 
     *has_cdc = false;
     cf_buf_init(&b, 0);
-    if (cf_delta_log_read(root, version, &b, err)) {
+    if (cf_delta_log_read(st, root, version, &b, err)) {
         cf_buf_free(&b);
         return -1;
     }
@@ -112,6 +108,49 @@ static void actions_free(cdf_action *a, size_t n)
     free(a);
 }
 
+/* The versions a time range covers: from = the first version committed
+ * at or after from_ts, to = the last at or before to_ts (each only when
+ * asked, < 0 otherwise). */
+static int versions_between(cf_store *st, const char *root, int64_t from_ts, int64_t to_ts, int64_t *from,
+                            int64_t *to, cf_err *err)
+{
+    int64_t *v = NULL;
+    size_t n = 0;
+
+    if (cf_delta_log_versions(st, root, &v, &n, err))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t ts = cf_delta_log_commit_ts(st, root, v[i]);
+        if (from_ts >= 0 && *from < 0 && ts >= from_ts)
+            *from = v[i];
+        if (to_ts >= 0 && ts <= to_ts)
+            *to = v[i];
+    }
+    free(v);
+    if (*from < 0)
+        return cf_err_set(err, CF_E_ARG, "no version of %s was committed after the start time", root);
+    if (to_ts >= 0 && *to < 0)
+        *to = *from - 1;   /* empty range */
+    return 0;
+}
+
+/* A start before the oldest commit the log still holds: say so rather
+ * than fail at the first missing file. */
+static int check_first(cf_store *st, const char *root, int64_t latest, int64_t from, int64_t to, cf_err *err)
+{
+    int64_t *lv = NULL, first;
+    size_t ln = 0;
+
+    if (cf_delta_log_versions(st, root, &lv, &ln, err))
+        return -1;
+    first = ln ? lv[0] : latest + 1;
+    free(lv);
+    if (from < first && from <= to)
+        return cf_err_set(err, CF_E_ARG, "%s: versions before %" PRId64 " are no longer in the log (removed by "
+                          "log retention); the change feed can start at %" PRId64, root, first, first);
+    return 0;
+}
+
 int cf_cmd_changes(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -129,6 +168,7 @@ int cf_cmd_changes(int argc, char **argv)
     cf_delta_printer *pr = NULL;
     const cf_column **cols = NULL;
     size_t *rows = NULL;
+    cf_store *st = NULL;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -158,33 +198,15 @@ int cf_cmd_changes(int argc, char **argv)
         return 2;
     }
     const char *root = argv[optind];
-    if (!(snap = cf_delta_snap_load(root, -1, &e)))
+    if (!(st = cf_store_open(root, NULL, &e)) || !(snap = cf_delta_snap_load(st, root, -1, &e)))
         goto fail;
+    root = snap->root;
     if (snap->version < 0) {
         cf_err_set(&e, CF_E_ARG, "%s is not a Delta table", root);
         goto fail;
     }
-    if (from_ts >= 0 || to_ts >= 0) {
-        /* from: first version at or after T; to: last version at or before T */
-        int64_t *v = NULL;
-        size_t n = 0;
-        if (cf_delta_log_versions(root, &v, &n, &e))
-            goto fail;
-        for (size_t i = 0; i < n; i++) {
-            int64_t ts = cf_delta_log_commit_ts(root, v[i]);
-            if (from_ts >= 0 && from < 0 && ts >= from_ts)
-                from = v[i];
-            if (to_ts >= 0 && ts <= to_ts)
-                to = v[i];
-        }
-        free(v);
-        if (from < 0) {
-            cf_err_set(&e, CF_E_ARG, "no version of %s was committed after the start time", root);
-            goto fail;
-        }
-        if (to_ts >= 0 && to < 0)
-            to = from - 1;   /* empty range */
-    }
+    if ((from_ts >= 0 || to_ts >= 0) && versions_between(st, root, from_ts, to_ts, &from, &to, &e))
+        goto fail;
     if (to < 0 && to_ts < 0)
         to = snap->version;
     if (to > snap->version)
@@ -203,28 +225,15 @@ int cf_cmd_changes(int argc, char **argv)
         !(pr = cf_delta_printer_new(stdout, fmt, ps, limit)) ||
         !(cols = calloc((size_t)ps->nfields, sizeof *cols)) || !(rows = calloc((size_t)ps->nfields, sizeof *rows)))
         goto oom;
-    {
-        /* a start before the oldest commit the log still holds: say so
-         * rather than fail at the first missing file */
-        int64_t *lv = NULL;
-        size_t ln = 0;
-        if (cf_delta_log_versions(root, &lv, &ln, &e))
-            goto fail;
-        int64_t first = ln ? lv[0] : snap->version + 1;
-        free(lv);
-        if (from < first && from <= to) {
-            cf_err_set(&e, CF_E_ARG, "%s: versions before %" PRId64 " are no longer in the log (removed by "
-                       "log retention); the change feed can start at %" PRId64, root, first, first);
-            goto fail;
-        }
-    }
+    if (check_first(st, root, snap->version, from, to, &e))
+        goto fail;
     int nt = snap->schema->nfields;
     for (int64_t v = from; v <= to && !cf_delta_printer_full(pr); v++) {
         cdf_action *a = NULL;
         size_t na = 0;
         bool has_cdc;
-        int64_t ts = cf_delta_log_commit_ts(root, v);
-        if (commit_actions(root, v, &a, &na, &has_cdc, &e)) {
+        int64_t ts = cf_delta_log_commit_ts(st, root, v);
+        if (commit_actions(st, root, v, &a, &na, &has_cdc, &e)) {
             cf_err_wrap(&e, "version %" PRId64 " (removed by log cleanup?)", v);
             goto fail;
         }
@@ -234,7 +243,7 @@ int cf_cmd_changes(int argc, char **argv)
             const char *tag = a[i].kind == 0 ? "insert" : "delete";
             cf_batch_reset(b);
             cf_batch_reset(consts);
-            if (cf_delta_read_file(root, a[i].path, &a[i].pv, rs, b, &e)) {
+            if (cf_delta_read_file(st, root, a[i].path, &a[i].pv, rs, b, &e)) {
                 actions_free(a, na);
                 cf_err_wrap(&e, "version %" PRId64, v);
                 goto fail;
@@ -278,6 +287,7 @@ out:
     cf_schema_free(ps);
     cf_schema_free(cs);
     cf_delta_snap_free(snap);
+    cf_store_close(st);
     return rc;
 }
 
@@ -302,67 +312,107 @@ static void vacuum_usage(FILE *o)
 
 typedef struct vac {
     const char   *root;
-    cf_delta_map *keep;         /* relative filesystem paths to keep */
+    cf_store     *st;
+    cf_delta_map *keep;         /* paths relative to root (decoded) to keep */
     int64_t       cutoff_ms;
     bool          dry;
     int64_t       files, bytes, errors;
 } vac;
 
-static void keep_path(cf_delta_map *m, const char *logpath)
+/* Keep the file a log path names: its path relative to the root (an
+ * absolute one outside the table is not ours to delete anyway). */
+static void keep_path(vac *v, const char *logpath)
 {
-    char *p = cf_delta_path_decode(logpath);
-    if (p) {
-        cf_delta_map_put(m, p, strlen(p), 1);
-        free(p);
+    char *full = cf_delta_path_full(v->root, logpath);
+    const char *rel = full ? cf_delta_path_rel(v->root, full) : NULL;
+
+    if (rel)
+        cf_delta_map_put(v->keep, rel, strlen(rel), 1);
+    free(full);
+}
+
+/* Whether vacuum may look at rel at all: the log is never vacuumed; other
+ * hidden names (a leading '.' or '_', at any depth) are not ours, except
+ * the change data directory at the top. */
+static bool vacuumable(const char *rel)
+{
+    for (const char *c = rel;;) {
+        size_t n = strcspn(c, "/");
+        bool cdc = c == rel && n == strlen(CF_DELTA_CDC_DIR) && !strncmp(c, CF_DELTA_CDC_DIR, n);
+        if ((c[0] == '.' || c[0] == '_') && !cdc)
+            return false;
+        if (!c[n])
+            return true;
+        c += n + 1;
     }
 }
 
-static void walk(vac *v, const char *rel)
+/* One object found by walking the table: delete it unless kept or young. */
+static int vacuum_one(void *ctx, const char *path, const cf_store_stat *stat)
 {
-    char dir[PATH_MAX * 2];
-    DIR *d;
-    struct dirent *e;
+    vac *v = ctx;
+    const char *rel = cf_delta_path_rel(v->root, path);
+    cf_err e;
 
-    snprintf(dir, sizeof dir, "%s%s%s", v->root, *rel ? "/" : "", rel);
-    if (!(d = opendir(dir)))
-        return;
-    while ((e = readdir(d))) {
-        char child[PATH_MAX], full[PATH_MAX * 3];
-        struct stat st;
-        const char *name = e->d_name;
-        if (!strcmp(name, ".") || !strcmp(name, ".."))
-            continue;
-        /* the log is never vacuumed; other hidden names are not ours,
-         * except the change data directory */
-        if (!*rel && (!strcmp(name, CF_DELTA_LOG_DIR) ||
-                      ((name[0] == '_' || name[0] == '.') && strcmp(name, CF_DELTA_CDC_DIR))))
-            continue;
-        if (*rel && (name[0] == '.' || name[0] == '_'))
-            continue;
-        snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", name);
-        snprintf(full, sizeof full, "%s/%s", v->root, child);
-        if (lstat(full, &st))
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            walk(v, child);
-            continue;
-        }
-        if (!S_ISREG(st.st_mode) || cf_delta_map_get(v->keep, child, strlen(child), NULL))
-            continue;
-        int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-        if (mt >= v->cutoff_ms)
-            continue;
-        if (v->dry) {
-            printf("would delete %s\n", child);
-        } else if (unlink(full)) {
-            fprintf(stderr, "cdcflow vacuum: unlink %s: %s\n", full, strerror(errno));
-            v->errors++;
-            continue;
-        }
-        v->files++;
-        v->bytes += st.st_size;
+    if (!rel || !vacuumable(rel) || cf_delta_map_get(v->keep, rel, strlen(rel), NULL) ||
+        stat->mtime_ms >= v->cutoff_ms)
+        return 0;
+    if (v->dry) {
+        printf("would delete %s\n", rel);
+    } else if (cf_store_delete(v->st, path, &e)) {
+        fprintf(stderr, "cdcflow vacuum: %s\n", e.msg);
+        v->errors++;
+        return 0;
     }
-    closedir(d);
+    v->files++;
+    v->bytes += stat->size;
+    return 0;
+}
+
+/* Every path the actions of commit text b name (add, remove, cdc). */
+static void keep_commit_paths(vac *v, const cf_buf *b)
+{
+    static const char *const kinds[] = { "add", "remove", "cdc" };
+
+    for (size_t off = 0; off < b->len;) {
+        const char *ln = (const char *)b->data + off;
+        const char *nl = memchr(ln, '\n', b->len - off);
+        size_t len = nl ? (size_t)(nl - ln) : b->len - off;
+        json_t *j = json_loadb(ln, len, 0, NULL);
+        for (int q = 0; j && q < 3; q++) {
+            const char *p = json_string_value(json_object_get(json_object_get(j, kinds[q]), "path"));
+            if (p)
+                keep_path(v, p);
+        }
+        json_decref(j);
+        off += len + 1;
+    }
+}
+
+/* What stays: live files and recent tombstones (also from a checkpoint),
+ * and every file a commit inside the retention window names (removed ones
+ * and change data of recent commits). */
+static void vacuum_keep(vac *v, const cf_delta_snap *snap)
+{
+    int64_t *vers = NULL;
+    size_t nv = 0;
+    cf_buf b;
+
+    for (size_t i = 0; i < snap->nfiles; i++)
+        if (snap->files[i].live || snap->files[i].deleted_at >= v->cutoff_ms)
+            keep_path(v, snap->files[i].path);
+    if (cf_delta_log_versions(v->st, v->root, &vers, &nv, NULL))
+        return;
+    cf_buf_init(&b, 0);
+    for (size_t k = nv; k-- > 0;) {
+        int64_t ts = cf_delta_log_commit_ts(v->st, v->root, vers[k]);
+        if (ts >= 0 && ts < v->cutoff_ms)
+            break;
+        if (cf_delta_log_read(v->st, v->root, vers[k], &b, NULL) == 0)
+            keep_commit_paths(v, &b);
+    }
+    free(vers);
+    cf_buf_free(&b);
 }
 
 int cf_cmd_vacuum(int argc, char **argv)
@@ -373,8 +423,10 @@ int cf_cmd_vacuum(int argc, char **argv)
     };
     double hours = VACUUM_MIN_HOURS;
     bool dry = false, force = false;
-    int c;
+    int c, rc = 1;
     cf_err e;
+    cf_store *st;
+    cf_delta_snap *snap = NULL;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -397,56 +449,33 @@ int cf_cmd_vacuum(int argc, char **argv)
         return 2;
     }
     const char *root = argv[optind];
-    cf_delta_snap *snap = cf_delta_snap_load(root, -1, &e);
-    if (!snap) {
+    if (!(st = cf_store_open(root, NULL, &e)) || !(snap = cf_delta_snap_load(st, root, -1, &e))) {
         fprintf(stderr, "cdcflow vacuum: %s\n", e.msg);
-        return 1;
+        goto out;
     }
     if (snap->version < 0) {
         fprintf(stderr, "cdcflow vacuum: %s is not a Delta table\n", root);
-        cf_delta_snap_free(snap);
-        return 1;
+        goto out;
     }
-    vac v = { .root = root, .keep = cf_delta_map_new(), .dry = dry };
-    v.cutoff_ms = cf_delta_now_ms() - (int64_t)(hours * 3600.0 * 1000.0);
-    for (size_t i = 0; i < snap->nfiles; i++)
-        if (snap->files[i].live || snap->files[i].deleted_at >= v.cutoff_ms)
-            keep_path(v.keep, snap->files[i].path);   /* live, or a recent tombstone (also from a checkpoint) */
-    /* Files of versions inside the retention window stay: removed ones
-     * with a recent deletionTimestamp and change data of recent commits. */
-    int64_t *vers = NULL;
-    size_t nv = 0;
-    cf_buf b;
-    cf_buf_init(&b, 0);
-    if (cf_delta_log_versions(root, &vers, &nv, &e) == 0) {
-        for (size_t k = nv; k-- > 0;) {
-            int64_t ts = cf_delta_log_commit_ts(root, vers[k]);
-            if (ts >= 0 && ts < v.cutoff_ms)
-                break;
-            if (cf_delta_log_read(root, vers[k], &b, NULL))
-                continue;
-            for (size_t off = 0; off < b.len;) {
-                const char *ln = (const char *)b.data + off;
-                const char *nl = memchr(ln, '\n', b.len - off);
-                size_t len = nl ? (size_t)(nl - ln) : b.len - off;
-                json_t *j = json_loadb(ln, len, 0, NULL);
-                static const char *const kinds[] = { "add", "remove", "cdc" };
-                for (int q = 0; j && q < 3; q++) {
-                    const char *p = json_string_value(json_object_get(json_object_get(j, kinds[q]), "path"));
-                    if (p)
-                        keep_path(v.keep, p);
-                }
-                json_decref(j);
-                off += len + 1;
-            }
-        }
+    vac v = { .root = snap->root, .st = st, .keep = cf_delta_map_new(), .dry = dry };
+    if (!v.keep) {
+        fprintf(stderr, "cdcflow vacuum: out of memory\n");
+        goto out;
     }
-    free(vers);
-    cf_buf_free(&b);
-    walk(&v, "");
+    v.cutoff_ms = cf_now_ms() - (int64_t)(hours * 3600.0 * 1000.0);
+    vacuum_keep(&v, snap);
+    /* Only files found by walking the table are deleted, never paths a
+     * log names: a log cannot make vacuum delete outside the table. */
+    if (cf_store_list(st, snap->root, 0, vacuum_one, &v, &e)) {
+        fprintf(stderr, "cdcflow vacuum: %s\n", e.msg);
+        v.errors++;
+    }
     printf("%s %" PRId64 " files (%" PRId64 " bytes)%s\n", dry ? "would delete" : "deleted", v.files,
            v.bytes, v.errors ? ", some could not be deleted" : "");
     cf_delta_map_free(v.keep);
+    rc = v.errors ? 1 : 0;
+out:
     cf_delta_snap_free(snap);
-    return v.errors ? 1 : 0;
+    cf_store_close(st);
+    return rc;
 }

@@ -10,17 +10,13 @@
  * through the same replay as a commit line, so both paths check the same
  * things (protocol features, deletion vectors). */
 #include "table/delta/delta_int.h"
+#include "util/id.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* delta.deletedFileRetentionDuration's default: one week */
 #define TOMBSTONE_RETENTION_MS (7LL * 24 * 3600 * 1000)
@@ -227,39 +223,161 @@ static const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static int write_last_checkpoint(const char *root, int64_t version, int64_t rows, int64_t adds,
-                                 int64_t bytes, cf_err *err)
+static int write_last_checkpoint(const cf_delta_snap *s, int64_t rows, int64_t adds, int64_t bytes,
+                                 cf_err *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 64], body[256];
+    char path[PATH_MAX], body[256];
     int n = snprintf(body, sizeof body,
                      "{\"version\":%" PRId64 ",\"size\":%" PRId64 ",\"sizeInBytes\":%" PRId64
-                     ",\"numOfAddFiles\":%" PRId64 "}\n", version, rows, bytes, adds);
-    snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/_last_checkpoint", root);
-    snprintf(tmp, sizeof tmp, "%s/" CF_DELTA_LOG_DIR "/._last_checkpoint.%d.tmp", root, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return cf_err_set(err, CF_E_IO, "create %s: %s", tmp, strerror(errno));
-    if (write(fd, body, (size_t)n) != n || fsync(fd)) {
-        close(fd);
-        unlink(tmp);
-        return cf_err_set(err, CF_E_IO, "write %s: %s", tmp, strerror(errno));
+                     ",\"numOfAddFiles\":%" PRId64 "}\n", s->version, rows, bytes, adds);
+
+    snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/_last_checkpoint", s->root);
+    /* The hint may move forward only; a put replaces it atomically. */
+    return cf_store_put(s->st, path, body, (size_t)n, err);
+}
+
+/* The protocol and metaData rows. */
+static void put_protocol_metadata(ckw *w, const cf_delta_snap *s)
+{
+    json_t *m = s->metadata, *fmt = json_object_get(m, "format"), *pc = json_object_get(m, "partitionColumns");
+    json_t *ct = json_object_get(m, "createdTime");
+
+    others_null(w, 4);
+    li64(w, PR_R, 2, s->min_reader);
+    li64(w, PR_W, 2, s->min_writer);
+    others_null(w, 3);
+    opt_str(w, MD_ID, jstr(m, "id"));
+    opt_str(w, MD_NAME, jstr(m, "name"));
+    opt_str(w, MD_DESC, jstr(m, "description"));
+    if (json_is_object(fmt)) {
+        if (jstr(fmt, "provider"))
+            lstr(w, MD_PROV, 3, 0, jstr(fmt, "provider"));
+        else
+            lput(w, MD_PROV, 2, 0);
+        put_map(w, MD_OPTK, MD_OPTV, 3, json_object_get(fmt, "options") ? json_object_get(fmt, "options")
+                                                                       : json_object());
+    } else {
+        lput(w, MD_PROV, 1, 0);
+        lput(w, MD_OPTK, 1, 0);
+        lput(w, MD_OPTV, 1, 0);
     }
-    close(fd);
-    /* The hint may move forward only: rename over it is atomic. */
-    if (rename(tmp, path)) {
-        unlink(tmp);
-        return cf_err_set(err, CF_E_IO, "rename %s: %s", path, strerror(errno));
+    opt_str(w, MD_SCHEMA, jstr(m, "schemaString"));
+    if (json_is_array(pc) && json_array_size(pc)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(pc, i, e) {
+            if (json_is_string(e))
+                lstr(w, MD_PC, 4, (int16_t)(i ? 1 : 0), json_string_value(e));
+            else
+                lput(w, MD_PC, 3, (int16_t)(i ? 1 : 0));
+        }
+    } else {
+        lput(w, MD_PC, 2, 0);   /* empty list */
     }
-    return 0;
+    put_map(w, MD_CONFK, MD_CONFV, 2, json_object_get(m, "configuration") ? json_object_get(m, "configuration")
+                                                                         : json_object());
+    if (json_is_integer(ct))
+        li64(w, MD_CTIME, 2, json_integer_value(ct));
+    else
+        lput(w, MD_CTIME, 1, 0);
+}
+
+/* The txn, remove (tombstone) and add rows; *rows and *adds count them. */
+static void put_txns_and_files(ckw *w, const cf_delta_snap *s, int64_t *rows, int64_t *adds)
+{
+    for (int i = 0; i < s->ntxns; i++) {
+        others_null(w, 0);
+        lstr(w, TXN_APP, 2, 0, s->txns[i].app_id);
+        li64(w, TXN_VER, 2, s->txns[i].version);
+        li64(w, TXN_UPD, 2, s->txns[i].last_updated);
+        (*rows)++;
+    }
+    /* remove tombstones younger than the default retention (7 days), for
+     * vacuum by other tools */
+    int64_t horizon = cf_now_ms() - TOMBSTONE_RETENTION_MS;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const cf_delta_file *f = &s->files[i];
+        if (f->live || f->deleted_at < horizon)
+            continue;
+        others_null(w, 2);
+        lstr(w, RM_PATH, 2, 0, f->path);
+        li64(w, RM_DTS, 2, f->deleted_at);
+        li64(w, RM_DC, 2, 1);
+        li64(w, RM_EXT, 2, 1);
+        pv_map(w, RM_PVK, RM_PVV, &f->pv);
+        li64(w, RM_SIZE, 2, f->size);
+        (*rows)++;
+    }
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const cf_delta_file *f = &s->files[i];
+        if (!f->live)
+            continue;
+        others_null(w, 1);
+        lstr(w, ADD_PATH, 2, 0, f->path);
+        pv_map(w, ADD_PVK, ADD_PVV, &f->pv);
+        li64(w, ADD_SIZE, 2, f->size);
+        li64(w, ADD_MTIME, 2, f->mtime);
+        li64(w, ADD_DC, 2, f->data_change);
+        opt_str(w, ADD_STATS, f->stats);
+        (*rows)++;
+        (*adds)++;
+    }
+}
+
+/* Write the leaves as one row group of a Parquet file at path. */
+static int write_parquet(const cf_delta_snap *s, ckw *w, const char *path, int64_t rows, cf_err *err)
+{
+    cf_pq_options opt;
+    cf_pq_writer *pw;
+
+    cf_pq_options_default(&opt);
+    opt.write_field_ids = false;
+    opt.dictionary = false;
+    if (!(pw = cf_pq_writer_open_tree(s->st, path, &root_node, &opt, err)))
+        return -1;
+    for (int i = 0; i < NLEAVES; i++)
+        if (cf_pq_writer_write_leaf(pw, i, w->l[i].def, w->l[i].rep, w->l[i].n, &w->l[i].vals->cols[0], err)) {
+            cf_pq_writer_abort(pw);
+            return -1;
+        }
+    if (cf_pq_writer_end_row_group(pw, rows, err)) {
+        cf_pq_writer_abort(pw);
+        return -1;
+    }
+    return cf_pq_writer_close(pw, NULL, err);
+}
+
+/* Publish the checkpoint of s: the Parquet writer creates a new object
+ * and cannot replace one, but a checkpoint must replace atomically (a
+ * writer that died may have left one of this version; readers must never
+ * see half of it), so it is written under a dot name the log listing
+ * skips, read back, and put whole.  *bytes gets its size. */
+static int store_checkpoint(const cf_delta_snap *s, ckw *w, int64_t rows, int64_t *bytes, cf_err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 64], id[37];
+    cf_buf b;
+    int rc;
+
+    cf_uuid(id);
+    snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.parquet", s->root, s->version);
+    snprintf(tmp, sizeof tmp, "%s/" CF_DELTA_LOG_DIR "/.%020" PRId64 ".checkpoint.%s.parquet.tmp", s->root,
+             s->version, id);
+    if (write_parquet(s, w, tmp, rows, err))
+        return -1;
+    cf_buf_init(&b, 0);
+    rc = cf_store_get(s->st, tmp, &b, err);
+    cf_store_delete(s->st, tmp, NULL);
+    if (rc == 0)
+        rc = cf_store_put(s->st, path, b.data, b.len, err);
+    *bytes = (int64_t)b.len;
+    cf_buf_free(&b);
+    return rc;
 }
 
 int cf_delta_checkpoint_write(const cf_delta_snap *s, cf_err *err)
 {
     ckw w = { .err = err };
-    char path[PATH_MAX], tmp[PATH_MAX + 64];
-    cf_pq_writer *pw = NULL;
-    cf_pq_options opt;
-    int64_t rows = 0, adds = 0;
+    int64_t rows = 2, adds = 0, bytes = 0;   /* protocol and metaData */
     int rc = -1;
 
     if (s->version < 0 || !s->metadata)
@@ -272,126 +390,10 @@ int cf_delta_checkpoint_write(const cf_delta_snap *s, cf_err *err)
             goto out;
         }
     }
-
-    /* protocol */
-    others_null(&w, 4);
-    li64(&w, PR_R, 2, s->min_reader);
-    li64(&w, PR_W, 2, s->min_writer);
-    rows++;
-    /* metaData */
-    {
-        json_t *m = s->metadata, *fmt = json_object_get(m, "format"), *pc = json_object_get(m, "partitionColumns");
-        json_t *ct = json_object_get(m, "createdTime");
-        others_null(&w, 3);
-        opt_str(&w, MD_ID, jstr(m, "id"));
-        opt_str(&w, MD_NAME, jstr(m, "name"));
-        opt_str(&w, MD_DESC, jstr(m, "description"));
-        if (json_is_object(fmt)) {
-            if (jstr(fmt, "provider"))
-                lstr(&w, MD_PROV, 3, 0, jstr(fmt, "provider"));
-            else
-                lput(&w, MD_PROV, 2, 0);
-            put_map(&w, MD_OPTK, MD_OPTV, 3, json_object_get(fmt, "options") ? json_object_get(fmt, "options")
-                                                                           : json_object());
-        } else {
-            lput(&w, MD_PROV, 1, 0);
-            lput(&w, MD_OPTK, 1, 0);
-            lput(&w, MD_OPTV, 1, 0);
-        }
-        opt_str(&w, MD_SCHEMA, jstr(m, "schemaString"));
-        if (json_is_array(pc) && json_array_size(pc)) {
-            size_t i;
-            json_t *e;
-            json_array_foreach(pc, i, e) {
-                if (json_is_string(e))
-                    lstr(&w, MD_PC, 4, (int16_t)(i ? 1 : 0), json_string_value(e));
-                else
-                    lput(&w, MD_PC, 3, (int16_t)(i ? 1 : 0));
-            }
-        } else {
-            lput(&w, MD_PC, 2, 0);   /* empty list */
-        }
-        put_map(&w, MD_CONFK, MD_CONFV, 2, json_object_get(m, "configuration") ? json_object_get(m, "configuration")
-                                                                               : json_object());
-        if (json_is_integer(ct))
-            li64(&w, MD_CTIME, 2, json_integer_value(ct));
-        else
-            lput(&w, MD_CTIME, 1, 0);
-        rows++;
-    }
-    /* txn */
-    for (int i = 0; i < s->ntxns; i++) {
-        others_null(&w, 0);
-        lstr(&w, TXN_APP, 2, 0, s->txns[i].app_id);
-        li64(&w, TXN_VER, 2, s->txns[i].version);
-        li64(&w, TXN_UPD, 2, s->txns[i].last_updated);
-        rows++;
-    }
-    /* remove tombstones younger than the default retention (7 days), for
-     * vacuum by other tools */
-    int64_t horizon = cf_delta_now_ms() - TOMBSTONE_RETENTION_MS;
-    for (size_t i = 0; i < s->nfiles; i++) {
-        const cf_delta_file *f = &s->files[i];
-        if (f->live || f->deleted_at < horizon)
-            continue;
-        others_null(&w, 2);
-        lstr(&w, RM_PATH, 2, 0, f->path);
-        li64(&w, RM_DTS, 2, f->deleted_at);
-        li64(&w, RM_DC, 2, 1);
-        li64(&w, RM_EXT, 2, 1);
-        pv_map(&w, RM_PVK, RM_PVV, &f->pv);
-        li64(&w, RM_SIZE, 2, f->size);
-        rows++;
-    }
-    /* live files */
-    for (size_t i = 0; i < s->nfiles; i++) {
-        const cf_delta_file *f = &s->files[i];
-        if (!f->live)
-            continue;
-        others_null(&w, 1);
-        lstr(&w, ADD_PATH, 2, 0, f->path);
-        pv_map(&w, ADD_PVK, ADD_PVV, &f->pv);
-        li64(&w, ADD_SIZE, 2, f->size);
-        li64(&w, ADD_MTIME, 2, f->mtime);
-        li64(&w, ADD_DC, 2, f->data_change);
-        opt_str(&w, ADD_STATS, f->stats);
-        rows++;
-        adds++;
-    }
-    if (w.failed)
-        goto out;
-
-    snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.parquet", s->root, s->version);
-    /* written under a dot name then renamed: a reader never sees half a
-     * checkpoint */
-    snprintf(tmp, sizeof tmp, "%s/" CF_DELTA_LOG_DIR "/.%020" PRId64 ".checkpoint.%d.parquet.tmp", s->root,
-             s->version, (int)getpid());
-    unlink(tmp);
-    cf_pq_options_default(&opt);
-    opt.write_field_ids = false;
-    opt.dictionary = false;
-    if (!(pw = cf_pq_writer_open_tree(tmp, &root_node, &opt, err)))
-        goto out;
-    for (int i = 0; i < NLEAVES; i++)
-        if (cf_pq_writer_write_leaf(pw, i, w.l[i].def, w.l[i].rep, w.l[i].n, &w.l[i].vals->cols[0], err)) {
-            cf_pq_writer_abort(pw);
-            goto out;
-        }
-    if (cf_pq_writer_end_row_group(pw, rows, err)) {
-        cf_pq_writer_abort(pw);
-        goto out;
-    }
-    cf_pq_file_info fi = { 0 };
-    if (cf_pq_writer_close(pw, &fi, err))
-        goto out;
-    int64_t bytes = fi.file_bytes;
-    cf_pq_file_info_free(&fi);
-    if (rename(tmp, path)) {
-        cf_err_set(err, CF_E_IO, "rename %s: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    rc = write_last_checkpoint(s->root, s->version, rows, adds, bytes, err);
+    put_protocol_metadata(&w, s);
+    put_txns_and_files(&w, s, &rows, &adds);
+    if (!w.failed && store_checkpoint(s, &w, rows, &bytes, err) == 0)
+        rc = write_last_checkpoint(s, rows, adds, bytes, err);
 out:
     for (int i = 0; i < NLEAVES; i++) {
         free(w.l[i].def);
@@ -730,53 +732,80 @@ int cf_delta_checkpoint_read_mem(cf_delta_snap *s, const void *data, size_t len,
     return rc;
 }
 
-/* Number of parts of the multi-part checkpoint `version`, 0 if none complete. */
-static int multipart_count(const char *root, int64_t version)
-{
-    char dir[PATH_MAX], pre[48], path[PATH_MAX + 64];
-    DIR *d;
-    struct dirent *e;
-    int parts = 0;
-    struct stat st;
+/* The parts of multi-part checkpoints of one version found in a listing:
+ * part p of n as (p, n). */
+typedef struct part_list {
+    const char *prefix;            /* "<20 digits>.checkpoint." */
+    struct { unsigned p, n; } *v;
+    size_t n, alloc;
+} part_list;
 
-    snprintf(dir, sizeof dir, "%s/" CF_DELTA_LOG_DIR, root);
-    snprintf(pre, sizeof pre, "%020" PRId64 ".checkpoint.", version);
-    if (!(d = opendir(dir)))
+static int parts_add(void *ctx, const char *path, const cf_store_stat *stat)
+{
+    part_list *ps = ctx;
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    size_t pl = strlen(ps->prefix);
+    unsigned p, n;
+    char tail[16];
+
+    (void)stat;
+    if (strncmp(name, ps->prefix, pl) || sscanf(name + pl, "%10u.%10u.%15s", &p, &n, tail) != 3 ||
+        strcmp(tail, "parquet") || n < 1 || n > MAX_PARTS || p < 1 || p > n)
         return 0;
-    while ((e = readdir(d))) {
-        unsigned p, n;
-        char tail[16];
-        if (strncmp(e->d_name, pre, strlen(pre)) ||
-            sscanf(e->d_name + strlen(pre), "%10u.%10u.%15s", &p, &n, tail) != 3 ||
-            strcmp(tail, "parquet") || p != 1 || n < 1 || n > MAX_PARTS)
-            continue;
-        parts = (int)n;
-        break;
+    if (ps->n == ps->alloc) {
+        size_t na = ps->alloc ? ps->alloc * 2 : 16;
+        void *nv = realloc(ps->v, na * sizeof *ps->v);
+        if (!nv)
+            return 0;   /* a part we cannot note: the set reads as incomplete */
+        ps->v = nv;
+        ps->alloc = na;
     }
-    closedir(d);
-    for (int i = 1; i <= parts; i++) {
-        snprintf(path, sizeof path, "%s/%020" PRId64 ".checkpoint.%010d.%010d.parquet", dir, version, i,
-                 parts);
-        if (stat(path, &st))
-            return 0;   /* an incomplete set is no checkpoint */
-    }
-    return parts;
+    ps->v[ps->n].p = p;
+    ps->v[ps->n++].n = n;
+    return 0;
+}
+
+/* Number of parts of the multi-part checkpoint `version`, 0 if none is
+ * complete: one listing, since on object storage a request per part adds
+ * up. */
+static int multipart_count(const cf_delta_snap *s, int64_t version)
+{
+    char dir[PATH_MAX], pre[48];
+    part_list ps = { .prefix = pre };
+    int found = 0;
+
+    snprintf(dir, sizeof dir, "%s/" CF_DELTA_LOG_DIR, s->root);
+    snprintf(pre, sizeof pre, "%020" PRId64 ".checkpoint.", version);
+    if (cf_store_list(s->st, dir, CF_STORE_FLAT, parts_add, &ps, NULL) == 0)
+        for (size_t i = 0; !found && i < ps.n; i++) {
+            size_t have = 0;
+            if (ps.v[i].p != 1)
+                continue;
+            /* names are unique per (p, n): n of them make the set */
+            for (size_t j = 0; j < ps.n; j++)
+                have += ps.v[j].n == ps.v[i].n;
+            if (have == ps.v[i].n)
+                found = (int)ps.v[i].n;
+        }
+    free(ps.v);
+    return found;
 }
 
 int cf_delta_checkpoint_read(cf_delta_snap *s, int64_t version, cf_err *err)
 {
     char path[PATH_MAX + 64];
-    struct stat st;
     int parts = 1;
+    bool single;
 
     snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.parquet", s->root, version);
-    if (stat(path, &st) && !(parts = multipart_count(s->root, version)))
-        return cf_err_set(err, CF_E_IO, "%s: no checkpoint %" PRId64, s->root, version);
+    single = cf_store_exists(s->st, path);
+    if (!single && !(parts = multipart_count(s, version)))
+        return cf_err_set(err, CF_E_NOTFOUND, "%s: no checkpoint %" PRId64, s->root, version);
     for (int i = 1; i <= parts; i++) {
-        if (parts > 1 || stat(path, &st))
+        if (!single)
             snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.%010d.%010d.parquet",
                      s->root, version, i, parts);
-        cf_pq_reader *r = cf_pq_reader_open(path, err);
+        cf_pq_reader *r = cf_pq_reader_open(s->st, path, err);
         if (!r)
             return cf_err_wrap(err, "checkpoint %" PRId64, version);
         int rc = read_part(s, r, err);

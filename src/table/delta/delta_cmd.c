@@ -7,17 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "table/delta/delta_int.h"
 #include "table/delta/delta_print.h"
 
-bool cf_delta_is_table(const char *dir)
+bool cf_delta_is_table(cf_store *st, const char *root)
 {
-    char p[PATH_MAX];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/" CF_DELTA_LOG_DIR, dir);
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    return cf_delta_log_exists(st, root);
 }
 
 int cf_delta_parse_when(const char *s, int64_t *ms)
@@ -36,15 +32,15 @@ int cf_delta_parse_when(const char *s, int64_t *ms)
     return 0;
 }
 
-int64_t cf_delta_version_at(const char *root, int64_t ms, cf_err *err)
+int64_t cf_delta_version_at(cf_store *st, const char *root, int64_t ms, cf_err *err)
 {
     int64_t *v = NULL, best = -1;
     size_t n = 0;
 
-    if (cf_delta_log_versions(root, &v, &n, err))
+    if (cf_delta_log_versions(st, root, &v, &n, err))
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int64_t ts = cf_delta_log_commit_ts(root, v[i]);
+        int64_t ts = cf_delta_log_commit_ts(st, root, v[i]);
         if (ts >= 0 && ts <= ms)
             best = v[i];
     }
@@ -90,6 +86,7 @@ int cf_delta_cmd_scan(int argc, char **argv)
     cf_schema *ps = NULL;
     cf_batch *b = NULL;
     cf_delta_printer *pr = NULL;
+    cf_store *st = NULL;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -118,9 +115,11 @@ int cf_delta_cmd_scan(int argc, char **argv)
         return 2;
     }
     root = argv[optind];
-    if (when >= 0 && (version = cf_delta_version_at(root, when, &e)) < 0)
+    if (!(st = cf_store_open(root, NULL, &e)))
         goto fail;
-    if (!(snap = cf_delta_snap_load(root, version, &e)))
+    if (when >= 0 && (version = cf_delta_version_at(st, root, when, &e)) < 0)
+        goto fail;
+    if (!(snap = cf_delta_snap_load(st, root, version, &e)))
         goto fail;
     if (snap->version < 0) {
         cf_err_set(&e, CF_E_ARG, "%s is not a Delta table (no _delta_log)", root);
@@ -158,7 +157,7 @@ int cf_delta_cmd_scan(int argc, char **argv)
         if (!f->live)
             continue;
         cf_batch_reset(b);
-        if (cf_delta_read_file(root, f->path, &f->pv, ps, b, &e))
+        if (cf_delta_read_file(st, snap->root, f->path, &f->pv, ps, b, &e))
             goto fail;
         cf_delta_printer_batch(pr, b, NULL);
     }
@@ -174,6 +173,7 @@ out:
     cf_batch_free(b);
     cf_schema_free(ps);
     cf_delta_snap_free(snap);
+    cf_store_close(st);
     return rc;
 }
 
@@ -188,6 +188,74 @@ static void history_usage(FILE *o)
           "line says which versions are no longer listed and which checkpoint holds them.\n", o);
 }
 
+/* The commitInfo action of a commit's text (a new reference), NULL if none. */
+static json_t *commit_info(const cf_buf *b)
+{
+    json_t *ci = NULL;
+
+    for (size_t off = 0; off < b->len && !ci;) {
+        const char *ln = (const char *)b->data + off;
+        const char *nl = memchr(ln, '\n', b->len - off);
+        size_t len = nl ? (size_t)(nl - ln) : b->len - off;
+        json_t *j = json_loadb(ln, len, 0, NULL);
+        json_t *x = json_object_get(j, "commitInfo");
+        if (json_is_object(x))
+            ci = json_incref(x);
+        json_decref(j);
+        off += len + 1;
+    }
+    return ci;
+}
+
+/* One line of history for version v, whose commitInfo is ci (may be NULL). */
+static void history_line(int fmt, int64_t v, int64_t ts, json_t *ci)
+{
+    const char *op = json_string_value(json_object_get(ci, "operation"));
+    json_t *om = json_object_get(ci, "operationMetrics"), *op_params = json_object_get(ci, "operationParameters");
+    char when[40] = "";
+
+    if (fmt == CF_DELTA_FMT_TABLE) {
+        char *metrics = om ? json_dumps(om, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (ts >= 0)
+            cf_delta_fmt_ts_ms(ts, when, sizeof when);
+        printf("%-8" PRId64 " %-24s %-18s %s\n", v, when, op ? op : "-", metrics ? metrics : "{}");
+        free(metrics);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "version", json_integer(v));
+    json_object_set_new(o, "timestamp", json_integer(ts));
+    json_object_set_new(o, "operation", op ? json_string(op) : json_null());
+    json_object_set_new(o, "operationMetrics", om ? json_incref(om) : json_object());
+    json_object_set_new(o, "operationParameters", op_params ? json_incref(op_params) : json_object());
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(o);
+}
+
+/* Log retention (other tools') deleted the first commits: their state
+ * lives on in a checkpoint, their history is gone.  Say so. */
+static void history_gap(cf_store *st, const char *root, int fmt, const int64_t *v, size_t n)
+{
+    int64_t first = n ? v[0] : cf_delta_log_last_checkpoint(st, root, -1) + 1, ck;
+    char note[256];
+
+    if (first <= 0)
+        return;
+    ck = cf_delta_log_last_checkpoint(st, root, first);
+    snprintf(note, sizeof note, "versions 0 to %" PRId64 " are no longer listed: their commits were "
+             "removed from the log%s", first - 1, ck >= 0 ? "" : " and no checkpoint holds their state");
+    if (ck >= 0)
+        snprintf(note + strlen(note), sizeof note - strlen(note),
+                 " (checkpoint %" PRId64 " holds the table state)", ck);
+    if (fmt == CF_DELTA_FMT_TABLE)
+        printf("%s\n", note);
+    else
+        fprintf(stderr, "cdcflow history: %s\n", note);
+}
+
 int cf_delta_cmd_history(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -196,9 +264,10 @@ int cf_delta_cmd_history(int argc, char **argv)
     };
     int64_t limit = -1, *v = NULL;
     size_t n = 0;
-    int c, fmt = CF_DELTA_FMT_TABLE;
+    int c, fmt = CF_DELTA_FMT_TABLE, rc = 1;
     cf_err e;
     cf_buf b;
+    cf_store *st;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -220,86 +289,37 @@ int cf_delta_cmd_history(int argc, char **argv)
         return 2;
     }
     const char *root = argv[optind];
-    if (!cf_delta_is_table(root)) {
-        fprintf(stderr, "cdcflow history: %s is not a Delta table (no _delta_log)\n", root);
-        return 1;
-    }
-    if (cf_delta_log_versions(root, &v, &n, &e)) {
+    if (!(st = cf_store_open(root, NULL, &e))) {
         die_err("history", &e);
         return 1;
+    }
+    if (!cf_delta_is_table(st, root)) {
+        fprintf(stderr, "cdcflow history: %s is not a Delta table (no _delta_log)\n", root);
+        goto out;
+    }
+    if (cf_delta_log_versions(st, root, &v, &n, &e)) {
+        die_err("history", &e);
+        goto out;
     }
     if (fmt == CF_DELTA_FMT_TABLE)
         printf("%-8s %-24s %-18s %s\n", "version", "timestamp", "operation", "metrics");
     cf_buf_init(&b, 0);
     for (size_t k = n; k-- > 0 && (limit < 0 || (int64_t)(n - 1 - k) < limit);) {
-        json_t *ci = NULL;
-        if (cf_delta_log_read(root, v[k], &b, &e)) {
+        if (cf_delta_log_read(st, root, v[k], &b, &e)) {
             die_err("history", &e);
             continue;
         }
-        /* the commitInfo line, wherever it is */
-        for (size_t off = 0; off < b.len && !ci;) {
-            const char *ln = (const char *)b.data + off;
-            const char *nl = memchr(ln, '\n', b.len - off);
-            size_t len = nl ? (size_t)(nl - ln) : b.len - off;
-            json_t *j = json_loadb(ln, len, 0, NULL);
-            json_t *x = json_object_get(j, "commitInfo");
-            if (json_is_object(x))
-                ci = json_incref(x);
-            json_decref(j);
-            off += len + 1;
-        }
-        int64_t ts = cf_delta_log_commit_ts(root, v[k]);
-        const char *op = json_string_value(json_object_get(ci, "operation"));
-        char *metrics = json_object_get(ci, "operationMetrics")
-                            ? json_dumps(json_object_get(ci, "operationMetrics"), JSON_COMPACT | JSON_PRESERVE_ORDER)
-                            : NULL;
-        char when[40] = "";
-        if (ts >= 0)
-            cf_delta_fmt_ts_ms(ts, when, sizeof when);
-        if (fmt == CF_DELTA_FMT_TABLE) {
-            printf("%-8" PRId64 " %-24s %-18s %s\n", v[k], when, op ? op : "-", metrics ? metrics : "{}");
-        } else {
-            json_t *o = json_object();
-            json_object_set_new(o, "version", json_integer(v[k]));
-            json_object_set_new(o, "timestamp", json_integer(ts));
-            json_object_set_new(o, "operation", op ? json_string(op) : json_null());
-            json_object_set(o, "operationMetrics",
-                            json_object_get(ci, "operationMetrics") ? json_object_get(ci, "operationMetrics")
-                                                                    : json_object());
-            json_object_set(o, "operationParameters",
-                            json_object_get(ci, "operationParameters") ? json_object_get(ci, "operationParameters")
-                                                                       : json_object());
-            char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            if (s)
-                puts(s);
-            free(s);
-            json_decref(o);
-        }
-        free(metrics);
+        json_t *ci = commit_info(&b);
+        history_line(fmt, v[k], cf_delta_log_commit_ts(st, root, v[k]), ci);
         json_decref(ci);
     }
     cf_buf_free(&b);
-    if (n == 0 || v[0] > 0) {
-        /* Log retention (other tools') deleted the first commits: their
-         * state lives on in a checkpoint, their history is gone. */
-        int64_t first = n ? v[0] : cf_delta_log_last_checkpoint(root, -1) + 1;
-        int64_t ck = cf_delta_log_last_checkpoint(root, first);
-        char note[256];
-        snprintf(note, sizeof note, "versions 0 to %" PRId64 " are no longer listed: their commits were "
-                 "removed from the log%s", first - 1, ck >= 0 ? "" : " and no checkpoint holds their state");
-        if (ck >= 0)
-            snprintf(note + strlen(note), sizeof note - strlen(note),
-                     " (checkpoint %" PRId64 " holds the table state)", ck);
-        if (first > 0) {
-            if (fmt == CF_DELTA_FMT_TABLE)
-                printf("%s\n", note);
-            else
-                fprintf(stderr, "cdcflow history: %s\n", note);
-        }
-    }
+    history_gap(st, root, fmt, v, n);
     free(v);
-    return 0;
+    rc = 0;
+out:
+    cf_store_close(st);
+    return rc;
 }
 
 /* ---- optimize ----------------------------------------------------------- */

@@ -16,6 +16,7 @@
 
 #include "batch/batch.h"
 #include "format/parquet/parquet.h"
+#include "store/store.h"
 #include "table/table.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -67,7 +68,9 @@ typedef struct cf_delta_txn {
 } cf_delta_txn;
 
 typedef struct cf_delta_snap {
-    char          *root;          /* table directory */
+    char          *root;          /* table location (path, file: or s3:// URL), no trailing '/' */
+    cf_store      *st;            /* where root lives */
+    bool           own_st;        /* st was opened for this snapshot: closed with it */
     int64_t        version;       /* -1: the table has no commit yet */
     int            min_reader, min_writer;
     json_t        *protocol;      /* body of the live protocol action */
@@ -86,12 +89,15 @@ typedef struct cf_delta_snap {
     int64_t        last_ts;       /* commitInfo timestamp of `version` (ms), -1 */
 } cf_delta_snap;
 
-/* An empty state for the table at `root` (version -1).  NULL on OOM. */
-cf_delta_snap *cf_delta_snap_new(const char *root, cf_err *err);
+/* An empty state for the table at `root` (version -1) in store st, which
+ * must outlive the snapshot; st NULL: the snapshot opens the store of root
+ * itself and closes it when freed.  NULL on OOM or a store that cannot be
+ * opened. */
+cf_delta_snap *cf_delta_snap_new(cf_store *st, const char *root, cf_err *err);
 /* Replay the log of `root` up to `version` (-1 = latest), starting from the
- * newest usable checkpoint.  A directory without a log gives version -1.
- * Caller frees with cf_delta_snap_free. */
-cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err);
+ * newest usable checkpoint.  A location without a log gives version -1.
+ * st as for cf_delta_snap_new.  Caller frees with cf_delta_snap_free. */
+cf_delta_snap *cf_delta_snap_load(cf_store *st, const char *root, int64_t version, cf_err *err);
 void           cf_delta_snap_free(cf_delta_snap *s);      /* NULL-safe */
 /* Apply the newline-delimited actions of commit `version` (untrusted text). */
 int            cf_delta_snap_apply(cf_delta_snap *s, const char *text, size_t len,
@@ -122,26 +128,30 @@ void           cf_delta_pv_free(cf_delta_pv *pv);
 
 /* ---- the log ------------------------------------------------------- */
 
+/* Every function here reads and writes through store st, in which root is
+ * a location (see store.h). */
+
 /* "<root>/_delta_log/<20 digits>.json" into buf (size >= PATH_MAX). */
 void cf_delta_commit_path(const char *root, int64_t version, char *buf, size_t n);
-/* Atomically create commit `version` with `len` bytes: a temp file is
- * fsynced then link(2)ed, so a version is never overwritten and a reader
- * never sees half a commit.  CF_E_CONFLICT when the version exists. */
-int  cf_delta_log_put(const char *root, int64_t version, const void *data, size_t len,
-                      cf_err *err);
-/* The same, with the file's modification time set to mtime_ms (the
- * commitInfo timestamp) so every reader sees one commit time. */
-int  cf_delta_log_put_at(const char *root, int64_t version, const void *data, size_t len,
-                         int64_t mtime_ms, cf_err *err);
-/* Read commit `version` into out (reset first).  CF_E_IO with retriable=false
- * when absent. */
-int  cf_delta_log_read(const char *root, int64_t version, cf_buf *out, cf_err *err);
+/* Atomically create commit `version` with `len` bytes (put-if-absent), so
+ * a version is never overwritten and a reader never sees half a commit;
+ * the local file's modification time is set to mtime_ms (the commitInfo
+ * timestamp, -1: now) so every reader sees one commit time.
+ * CF_E_CONFLICT (retriable) when the version exists. */
+int  cf_delta_log_put_at(cf_store *st, const char *root, int64_t version, const void *data,
+                         size_t len, int64_t mtime_ms, cf_err *err);
+/* Read commit `version` into out (reset first; capped at
+ * CF_DELTA_MAX_COMMIT).  CF_E_NOTFOUND when absent. */
+int  cf_delta_log_read(cf_store *st, const char *root, int64_t version, cf_buf *out, cf_err *err);
 /* Sorted list of commit versions present as JSON (malloc'd; caller frees). */
-int  cf_delta_log_versions(const char *root, int64_t **out, size_t *n, cf_err *err);
+int  cf_delta_log_versions(cf_store *st, const char *root, int64_t **out, size_t *n, cf_err *err);
 /* Checkpoint version named by _last_checkpoint, or found by listing; -1 if none. */
-int64_t cf_delta_log_last_checkpoint(const char *root, int64_t at_most);
-/* Commit timestamp (ms) of `version`: commitInfo.timestamp, else file mtime; -1. */
-int64_t cf_delta_log_commit_ts(const char *root, int64_t version);
+int64_t cf_delta_log_last_checkpoint(cf_store *st, const char *root, int64_t at_most);
+/* Commit timestamp (ms) of `version`: commitInfo.timestamp, else the
+ * object's modification time; -1. */
+int64_t cf_delta_log_commit_ts(cf_store *st, const char *root, int64_t version);
+/* Whether root's _delta_log holds a commit or a checkpoint. */
+bool cf_delta_log_exists(cf_store *st, const char *root);
 
 /* ---- JSON helpers: schema, stats, partition values, paths ------------ */
 
@@ -173,31 +183,39 @@ int        cf_delta_path_escape(const char *s, cf_buf *out, cf_err *err);
 /* Percent-decode a log path into a filesystem path relative to the root.
  * Caller frees. */
 char      *cf_delta_path_decode(const char *logpath);
+/* The location of the file a log path names: relative paths (the usual,
+ * percent-encoded) joined onto root with '/', absolute ones ("s3://...",
+ * "file:/...", "/...", which other writers may log) as they are, decoded.
+ * Caller frees; NULL on OOM. */
+char      *cf_delta_path_full(const char *root, const char *logpath);
+/* The path of location `loc` relative to root ("a=1/part-0.parquet"),
+ * pointing into loc; NULL when loc is not under root.  "file:" forms and
+ * plain paths of one local file compare equal. */
+const char *cf_delta_path_rel(const char *root, const char *loc);
 /* URL-encode a relative filesystem path for the log ('%' and unsafe bytes). */
 int        cf_delta_path_encode(const char *fspath, cf_buf *out, cf_err *err);
-/* A random version 4 UUID string (37 bytes with NUL). */
-void       cf_delta_uuid(char out[37]);
-int64_t    cf_delta_now_ms(void);
 
 /* ---- reading rows back ---------------------------------------------- */
 
-/* Append the rows of data file `logpath` (with partition values pv) to out,
+/* Append the rows of data file `logpath` of the table at root in store st
+ * (with partition values pv) to out,
  * which is bound to `tschema` (the table schema, maybe with extra trailing
  * columns such as _change_type): columns are matched by name, columns the
  * file lacks read as null, partition columns come from pv. */
-int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv *pv,
+int cf_delta_read_file(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                        const cf_schema *tschema, cf_batch *out, cf_err *err);
 /* The same for row group `only_rg` alone (all when < 0); *nrg (may be
  * NULL) gets the file's row group count, so big files can be read one row
  * group at a time. */
-int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_pv *pv,
+int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                           const cf_schema *tschema, cf_batch *out, int only_rg, int *nrg, cf_err *err);
 /* Parse a partition value string into column c at row (types as the table). */
 int cf_delta_pv_parse(cf_column *c, size_t row, const char *v, cf_err *err);
 
 /* ---- checkpoints ----------------------------------------------------- */
 
-/* Write <version>.checkpoint.parquet for snapshot s and _last_checkpoint. */
+/* Write <version>.checkpoint.parquet for snapshot s and _last_checkpoint,
+ * each replacing atomically whatever was there (cf_store_put). */
 int cf_delta_checkpoint_write(const cf_delta_snap *s, cf_err *err);
 /* Apply every action of checkpoint `version` to s (s->version becomes it). */
 int cf_delta_checkpoint_read(cf_delta_snap *s, int64_t version, cf_err *err);

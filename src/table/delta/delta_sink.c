@@ -3,8 +3,8 @@
  * actions) in one put-if-absent log entry; change data files for upserts. */
 #include "table/delta/delta_int.h"
 #include "table/table_int.h"
-#include "util/fs.h"
 #include "table/delta/delta_cmd.h"
+#include "util/id.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/version.h"
 #include "util/log.h"
@@ -52,7 +50,7 @@ typedef struct dsink {
     /* pending commit */
     cf_buf         actions;        /* add/remove/cdc lines */
     int64_t        out_rows, out_bytes, out_files, rm_files, cdc_files, upd_rows, del_rows, ins_rows;
-    char         **created;        /* files written, removed again if the commit fails */
+    char         **created;        /* locations of files written, removed again if the commit fails */
     size_t         ncreated, acreated;
     bool           rewrite_only;   /* optimize: files carry dataChange=false */
     const int64_t *surv_slots;     /* write_rows is writing the survivors of these slots */
@@ -105,11 +103,11 @@ static int track_created(dsink *ds, const char *path, cf_err *err)
     return 0;
 }
 
-static void pending_reset(dsink *ds, bool unlink_files)
+static void pending_reset(dsink *ds, bool remove_files)
 {
     for (size_t i = 0; i < ds->ncreated; i++) {
-        if (unlink_files)
-            unlink(ds->created[i]);
+        if (remove_files)
+            cf_store_delete(ds->sink->store, ds->created[i], NULL);
         free(ds->created[i]);
     }
     ds->ncreated = 0;
@@ -152,7 +150,7 @@ static int put_remove(dsink *ds, const cf_delta_file *f, bool data_change, cf_er
     int rc;
 
     json_object_set_new(body, "path", json_string(f->path));
-    json_object_set_new(body, "deletionTimestamp", json_integer(cf_delta_now_ms()));
+    json_object_set_new(body, "deletionTimestamp", json_integer(cf_now_ms()));
     json_object_set_new(body, "dataChange", json_boolean(data_change));
     json_object_set_new(body, "extendedFileMetadata", json_true());
     json_object_set_new(body, "partitionValues", pv_json(&f->pv));
@@ -484,6 +482,122 @@ static size_t cut_rows(const dsink *ds, const cf_batch *view, const uint32_t *ro
     return k;
 }
 
+/* The schema of the files write_rows writes (the table's columns without
+ * the partition columns, plus `_change_type` for change data) into *fs,
+ * and the columns of b in that order into vcols (sized table->nfields + 2). */
+static int file_schema(const dsink *ds, const cf_schema *table, const cf_batch *b, bool cdc, cf_schema *fs,
+                       cf_column *vcols, cf_err *err)
+{
+    for (int i = 0; i < table->nfields; i++) {
+        const cf_field *f = &table->fields[i];
+        int j;
+        if (is_part_col(ds->snap, f->name))
+            continue;
+        if ((j = cf_schema_find(b->schema, f->name)) < 0)
+            return cf_err_set(err, CF_E_ARG, "column '%s' missing from rows", f->name);
+        vcols[fs->nfields] = b->cols[j];
+        vcols[fs->nfields].type = f->type;
+        if (cf_schema_add(fs, f->name, f->type, true, 0, err) < 0)
+            return -1;
+    }
+    if (cdc) {
+        int j = cf_schema_find(b->schema, "_change_type");
+        cf_type st = { CF_T_STRING, 0, 0 };
+        if (j < 0)
+            return cf_err_set(err, CF_E_ARG, "change rows without _change_type");
+        vcols[fs->nfields] = b->cols[j];
+        if (cf_schema_add(fs, "_change_type", st, true, 0, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Write rows take[0..n) of view as a new Parquet file at location full,
+ * which the pending commit then owns (removed if it fails). */
+static int write_file(dsink *ds, const char *full, const cf_batch *view, const uint32_t *take, size_t n,
+                      const cf_pq_options *opt, cf_pq_file_info *fi, cf_err *err)
+{
+    cf_pq_writer *w = cf_pq_writer_open(ds->sink->store, full, view->schema, opt, err);
+
+    if (!w)
+        return -1;
+    if (track_created(ds, full, err) || cf_pq_writer_write_rows(w, view, take, n, err)) {
+        cf_pq_writer_abort(w);
+        return -1;
+    }
+    return cf_pq_writer_close(w, fi, err);
+}
+
+/* Queue the add (or cdc) action of a file just written: lp holds its log
+ * path, fs its schema. */
+static int log_file(dsink *ds, const cf_buf *lp, const cf_delta_pv *pv, const cf_schema *fs,
+                    const cf_pq_file_info *fi, bool cdc, cf_err *err)
+{
+    json_t *body = json_object(), *line = json_object();
+    int rc;
+
+    json_object_set_new(body, "path", json_string((const char *)lp->data));
+    json_object_set_new(body, "partitionValues", pv_json(pv));
+    json_object_set_new(body, "size", json_integer(fi->file_bytes));
+    if (!cdc) {
+        char *stats = cf_delta_stats_json(fs, fi, NULL);
+        json_object_set_new(body, "modificationTime", json_integer(cf_now_ms()));
+        json_object_set_new(body, "dataChange", json_boolean(!ds->rewrite_only));
+        if (stats)
+            json_object_set_new(body, "stats", json_string(stats));
+        free(stats);
+    } else {
+        json_object_set_new(body, "dataChange", json_false());
+    }
+    json_object_set_new(line, cdc ? "cdc" : "add", body);
+    rc = put_json_line(&ds->actions, line, err);
+    json_decref(line);
+    return rc;
+}
+
+/* Remember a data file of the pending commit for the key index: the keys
+ * of its rows take[0..n) of b (keys_pk), or the slots whose survivors it
+ * holds (ds->surv_slots).  Takes the log path out of lp. */
+static int note_written(dsink *ds, cf_buf *lp, const cf_batch *b, const int *keys_pk, int npk,
+                        const uint32_t *take, size_t n, cf_err *err)
+{
+    written wr = { 0 };
+
+    if (!keys_pk) {
+        if (!(wr.from = malloc(sizeof *wr.from * ds->nsurv)))
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        memcpy(wr.from, ds->surv_slots, sizeof *wr.from * ds->nsurv);
+        wr.nfrom = ds->nsurv;
+    }
+    if (ds->nw == ds->aw) {
+        size_t na = ds->aw ? ds->aw * 2 : 16;
+        written *nwp = realloc(ds->w, na * sizeof *nwp);
+        if (!nwp) {
+            free(wr.from);
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        }
+        ds->w = nwp;
+        ds->aw = na;
+    }
+    wr.logpath = (char *)cf_buf_steal(lp, NULL);
+    wr.key_off = ds->newkeys.len;
+    for (size_t k = 0; keys_pk && k < n; k++) {
+        size_t mark = ds->newkeys.len;
+        uint32_t len = 0;
+        if (cf_buf_append(&ds->newkeys, &len, sizeof len, err) ||
+            encode_key(b, keys_pk, npk, take[k], &ds->newkeys, err)) {
+            free(wr.logpath);
+            free(wr.from);
+            return -1;
+        }
+        len = (uint32_t)(ds->newkeys.len - mark - sizeof len);
+        memcpy(ds->newkeys.data + mark, &len, sizeof len);
+    }
+    wr.key_end = ds->newkeys.len;
+    ds->w[ds->nw++] = wr;
+    return 0;
+}
+
 /* Write rows of b (columns found by name) as one Parquet file per
  * partition under `subdir` ("" or "_change_data/"), appending add or cdc
  * actions; with cut_bytes > 0 a partition's rows are cut into files of
@@ -502,38 +616,17 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
     size_t ng = 0;
     int rc = -1;
     cf_pq_options opt;
+    cf_buf lp;
 
     if (!n)
         return 0;
+    cf_buf_init(&lp, 0);
     if (!(fs = cf_schema_new()) || !(vcols = calloc((size_t)table->nfields + 2, sizeof *vcols))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
     }
-    for (int i = 0; i < table->nfields; i++) {
-        const cf_field *f = &table->fields[i];
-        int j;
-        if (is_part_col(snap, f->name))
-            continue;
-        if ((j = cf_schema_find(b->schema, f->name)) < 0) {
-            cf_err_set(err, CF_E_ARG, "column '%s' missing from rows", f->name);
-            goto out;
-        }
-        vcols[fs->nfields] = b->cols[j];
-        vcols[fs->nfields].type = f->type;
-        if (cf_schema_add(fs, f->name, f->type, true, 0, err) < 0)
-            goto out;
-    }
-    if (cdc) {
-        int j = cf_schema_find(b->schema, "_change_type");
-        cf_type st = { CF_T_STRING, 0, 0 };
-        if (j < 0) {
-            cf_err_set(err, CF_E_ARG, "change rows without _change_type");
-            goto out;
-        }
-        vcols[fs->nfields] = b->cols[j];
-        if (cf_schema_add(fs, "_change_type", st, true, 0, err) < 0)
-            goto out;
-    }
+    if (file_schema(ds, table, b, cdc, fs, vcols, err))
+        goto out;
     cf_batch view = { .schema = fs, .nrows = b->nrows, .ncols = fs->nfields, .cols = vcols };
     if (group_rows(snap, b, rows, n, &g, &ng, err))
         goto out;
@@ -541,67 +634,31 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
     opt.codec = ds->sink->cfg.codec;
     opt.write_field_ids = false;
     for (size_t gi = 0, done = 0; gi < ng;) {
-        char id[37], full[PATH_MAX * 2], rel[PATH_MAX], dirpath[PATH_MAX * 2];
+        char id[37], full[PATH_MAX * 2], rel[PATH_MAX];
         cf_pq_file_info fi = { 0 };
-        cf_pq_writer *w;
-        struct stat st;
-        cf_buf lp;
         const char *ext = opt.codec == CF_CODEC_ZSTD ? ".zstd" : opt.codec == CF_CODEC_SNAPPY ? ".snappy" : "";
-
-        cf_delta_uuid(id);
-        snprintf(rel, sizeof rel, "%s%s%s-00000-%s.c000%s.parquet", cdc ? CF_DELTA_CDC_DIR "/" : "",
-                 g[gi].dir, cdc ? "cdc" : "part", id, ext);
-        snprintf(full, sizeof full, "%s/%s", snap->root, rel);
-        snprintf(dirpath, sizeof dirpath, "%s", full);
-        *strrchr(dirpath, '/') = 0;
-        if (cf_fs_mkdirs(dirpath, err))
-            goto out;
-        if (!(w = cf_pq_writer_open(full, fs, &opt, err)))
-            goto out;
         /* this file: rows take[0..ntake) of the group */
         const uint32_t *take = g[gi].rows + done;
         size_t ntake = g[gi].n - done;
         int64_t est = 0;
+
+        cf_uuid(id);
+        snprintf(rel, sizeof rel, "%s%s%s-00000-%s.c000%s.parquet", cdc ? CF_DELTA_CDC_DIR "/" : "",
+                 g[gi].dir, cdc ? "cdc" : "part", id, ext);
+        snprintf(full, sizeof full, "%s/%s", snap->root, rel);
         if (cut_bytes > 0 && !cdc && !keys_pk && !ds->nsurv)
             ntake = cut_rows(ds, &view, take, ntake, cut_bytes, &est);
-        if (track_created(ds, full, err) || cf_pq_writer_write_rows(w, &view, take, ntake, err)) {
-            cf_pq_writer_abort(w);
+        if (write_file(ds, full, &view, take, ntake, &opt, &fi, err))
             goto out;
-        }
-        if (cf_pq_writer_close(w, &fi, err))
-            goto out;
-        int64_t size = stat(full, &st) == 0 ? (int64_t)st.st_size : fi.file_bytes;
         if (est > 0)
-            ds->file_ratio = (double)size / (double)est;
-
-        cf_buf_init(&lp, 0);
-        if (cf_delta_path_encode(rel, &lp, err) || !cf_buf_cstr(&lp, err)) {
-            cf_buf_free(&lp);
-            cf_pq_file_info_free(&fi);
-            goto out;
-        }
-        json_t *body = json_object(), *line = json_object();
-        json_object_set_new(body, "path", json_string((const char *)lp.data));
-        json_object_set_new(body, "partitionValues", pv_json(&g[gi].pv));
-        json_object_set_new(body, "size", json_integer(size));
-        if (!cdc) {
-            char *stats = cf_delta_stats_json(fs, &fi, NULL);
-            json_object_set_new(body, "modificationTime", json_integer(cf_delta_now_ms()));
-            json_object_set_new(body, "dataChange", json_boolean(!ds->rewrite_only));
-            if (stats)
-                json_object_set_new(body, "stats", json_string(stats));
-            free(stats);
-        } else {
-            json_object_set_new(body, "dataChange", json_false());
-        }
-        json_object_set_new(line, cdc ? "cdc" : "add", body);
-        int prc = put_json_line(&ds->actions, line, err);
-        json_decref(line);
+            ds->file_ratio = (double)fi.file_bytes / (double)est;
+        cf_buf_reset(&lp);
+        int frc = cf_delta_path_encode(rel, &lp, err) || !cf_buf_cstr(&lp, err) ||
+                  log_file(ds, &lp, &g[gi].pv, fs, &fi, cdc, err);
+        int64_t size = fi.file_bytes;
         cf_pq_file_info_free(&fi);
-        if (prc) {
-            cf_buf_free(&lp);
+        if (frc)
             goto out;
-        }
         if (cdc) {
             ds->cdc_files++;
         } else {
@@ -609,47 +666,8 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
             ds->out_rows += (int64_t)ntake;
             ds->out_bytes += size;
         }
-        if ((keys_pk || ds->nsurv) && !cdc) {
-            written wr = { 0 };
-            if (!keys_pk) {
-                if (!(wr.from = malloc(sizeof *wr.from * ds->nsurv))) {
-                    cf_buf_free(&lp);
-                    cf_err_set(err, CF_E_NOMEM, "out of memory");
-                    goto out;
-                }
-                memcpy(wr.from, ds->surv_slots, sizeof *wr.from * ds->nsurv);
-                wr.nfrom = ds->nsurv;
-            }
-            if (ds->nw == ds->aw) {
-                size_t na = ds->aw ? ds->aw * 2 : 16;
-                written *nwp = realloc(ds->w, na * sizeof *nwp);
-                if (!nwp) {
-                    free(wr.from);
-                    cf_buf_free(&lp);
-                    cf_err_set(err, CF_E_NOMEM, "out of memory");
-                    goto out;
-                }
-                ds->w = nwp;
-                ds->aw = na;
-            }
-            wr.logpath = (char *)cf_buf_steal(&lp, NULL);
-            wr.key_off = ds->newkeys.len;
-            for (size_t k = 0; keys_pk && k < ntake; k++) {
-                size_t mark = ds->newkeys.len;
-                uint32_t len = 0;
-                if (cf_buf_append(&ds->newkeys, &len, sizeof len, err) ||
-                    encode_key(b, keys_pk, npk, take[k], &ds->newkeys, err)) {
-                    free(wr.logpath);
-                    free(wr.from);
-                    goto out;
-                }
-                len = (uint32_t)(ds->newkeys.len - mark - sizeof len);
-                memcpy(ds->newkeys.data + mark, &len, sizeof len);
-            }
-            wr.key_end = ds->newkeys.len;
-            ds->w[ds->nw++] = wr;
-        }
-        cf_buf_free(&lp);
+        if ((keys_pk || ds->nsurv) && !cdc && note_written(ds, &lp, b, keys_pk, npk, take, ntake, err))
+            goto out;
         done += ntake;
         if (done >= g[gi].n) {
             gi++;
@@ -658,6 +676,7 @@ static int write_rows(dsink *ds, const cf_schema *table, const cf_batch *b, cons
     }
     rc = 0;
 out:
+    cf_buf_free(&lp);
     groups_free(g, ng);
     free(vcols);
     cf_schema_free(fs);
@@ -666,44 +685,57 @@ out:
 
 /* ---- sink ops ----------------------------------------------------------- */
 
+/* An existing table keeps its partitioning; asking for another is a
+ * configuration error, not something to fix silently. */
+static int check_partitioning(const cf_sink *s, const cf_delta_snap *snap, cf_err *err)
+{
+    bool same = s->cfg.npartition_by == snap->npart;
+
+    if (snap->version < 0 || !s->cfg.npartition_by)
+        return 0;
+    for (int i = 0; same && i < snap->npart; i++)
+        same = !strcmp(s->cfg.partition_by[i], snap->part_cols[i]);
+    if (!same)
+        return cf_err_set(err, CF_E_ARG, "%s is partitioned differently than --partition-by asks",
+                          s->cfg.location);
+    return 0;
+}
+
 static int d_open(cf_sink *s, cf_err *err)
 {
-    dsink *ds = calloc(1, sizeof *ds);
-    if (!ds)
+    dsink *ds;
+    char logdir[PATH_MAX];
+
+    if (!s->cfg.location || !*s->cfg.location)
+        return cf_err_set(err, CF_E_ARG, "the delta sink needs a table path");
+    /* Commits rely on put-if-absent: an object store that ignores the
+     * condition would let two writers overwrite each other's versions.
+     * (Local files: link(2), always enforced.) */
+    size_t rl = strlen(s->cfg.location);
+    while (rl > 1 && s->cfg.location[rl - 1] == '/')
+        rl--;
+    snprintf(logdir, sizeof logdir, "%.*s/" CF_DELTA_LOG_DIR, (int)rl, s->cfg.location);
+    if (!cf_store_is_local(s->store) && cf_store_check_atomic(s->store, logdir, err))
+        return cf_err_wrap(err, "delta table %s", s->cfg.location);
+    if (!(ds = calloc(1, sizeof *ds)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     ds->sink = s;
     ds->checked = -2;
-    if (!s->cfg.location || !*s->cfg.location) {
-        free(ds);
-        return cf_err_set(err, CF_E_ARG, "the delta sink needs a table path");
-    }
     snprintf(ds->app, sizeof ds->app, "%s-", s->cfg.app_id && *s->cfg.app_id ? s->cfg.app_id : "cdcflow");
     cf_buf_init(&ds->key, 1 << 20);
     cf_buf_init(&ds->newkeys, 0);
     cf_buf_init(&ds->gonekeys, 0);
     cf_buf_init(&ds->actions, 0);
     cf_buf_init(&ds->commit, 0);
-    if (!(ds->snap = cf_delta_snap_load(s->cfg.location, -1, err))) {
+    if (!(ds->snap = cf_delta_snap_load(s->store, s->cfg.location, -1, err))) {
         free(ds);
         return cf_err_wrap(err, "delta table %s", s->cfg.location);
     }
-    if (cf_delta_snap_writable(ds->snap, s->cfg.mode == CF_MODE_UPSERT, err)) {
+    if (cf_delta_snap_writable(ds->snap, s->cfg.mode == CF_MODE_UPSERT, err) ||
+        check_partitioning(s, ds->snap, err)) {
         cf_delta_snap_free(ds->snap);
         free(ds);
         return -1;
-    }
-    /* An existing table keeps its partitioning; asking for another is a
-     * configuration error, not something to fix silently. */
-    if (ds->snap->version >= 0 && s->cfg.npartition_by) {
-        bool same = s->cfg.npartition_by == ds->snap->npart;
-        for (int i = 0; same && i < ds->snap->npart; i++)
-            same = !strcmp(s->cfg.partition_by[i], ds->snap->part_cols[i]);
-        if (!same) {
-            cf_delta_snap_free(ds->snap);
-            free(ds);
-            return cf_err_set(err, CF_E_ARG, "%s is partitioned differently than --partition-by asks",
-                              s->cfg.location);
-        }
     }
     s->impl = ds;
     return 0;
@@ -781,7 +813,7 @@ static int pk_index_files_watch(dsink *ds, size_t from, const cf_delta_map *watc
         if (!f->live)
             continue;
         cf_batch_reset(b);
-        if (cf_delta_read_file(snap->root, f->path, &f->pv, ks, b, err))
+        if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, ks, b, err))
             goto out;
         for (size_t r = 0; r < b->nrows; r++) {
             cf_buf_reset(&ds->key);
@@ -1042,12 +1074,12 @@ static int upsert_rewrite_group(upsert_plan *u, const rw_file *rw, size_t n, int
         cf_batch_reset(old);
         if (big) {
             cf_delta_file *f = &snap->files[rw[0].slot];
-            if (cf_delta_read_file_rg(snap->root, f->path, &f->pv, u->table, old, rg, &nrg, err))
+            if (cf_delta_read_file_rg(snap->st, snap->root, f->path, &f->pv, u->table, old, rg, &nrg, err))
                 goto out;
         } else {
             for (size_t q = 0; q < n; q++) {
                 cf_delta_file *f = &snap->files[rw[q].slot];
-                if (cf_delta_read_file(snap->root, f->path, &f->pv, u->table, old, err))
+                if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, u->table, old, err))
                     goto out;
             }
         }
@@ -1318,7 +1350,7 @@ static json_t *new_metadata(dsink *ds, const cf_schema *table, cf_err *err)
     } else {
         char id[37], ci[16];
         json_t *pc = json_array(), *conf = json_object(), *fmt = json_object();
-        cf_delta_uuid(id);
+        cf_uuid(id);
         for (int i = 0; i < cfg->npartition_by; i++)
             json_array_append_new(pc, json_string(cfg->partition_by[i]));
         json_object_set_new(conf, "delta.enableChangeDataFeed", json_string("true"));
@@ -1333,7 +1365,7 @@ static json_t *new_metadata(dsink *ds, const cf_schema *table, cf_err *err)
         json_object_set_new(meta, "format", fmt);
         json_object_set_new(meta, "partitionColumns", pc);
         json_object_set_new(meta, "configuration", conf);
-        json_object_set_new(meta, "createdTime", json_integer(cf_delta_now_ms()));
+        json_object_set_new(meta, "createdTime", json_integer(cf_now_ms()));
     }
     if (!meta) {
         free(ss);
@@ -1449,9 +1481,9 @@ static int assemble(dsink *ds, const cf_commit *c, json_t *meta, cf_err *err)
     bool upsert = ds->sink->cfg.mode == CF_MODE_UPSERT;
     json_t *ci = json_object(), *params = json_object(), *metrics = json_object(), *line;
     char num[32], txnid[37], app[512];
-    int64_t now = cf_delta_now_ms();
+    int64_t now = cf_now_ms();
 
-    cf_delta_uuid(txnid);
+    cf_uuid(txnid);
     json_object_set_new(ci, "timestamp", json_integer(now));
     json_object_set_new(ci, "operation", json_string(upsert ? "MERGE" : "STREAMING UPDATE"));
     if (upsert)
@@ -1529,9 +1561,9 @@ static int pk_catch_up(dsink *ds, cf_err *err)
     return 0;
 }
 
-static void staged_reset(dsink *ds, bool unlink_files)
+static void staged_reset(dsink *ds, bool remove_files)
 {
-    pending_reset(ds, unlink_files);
+    pending_reset(ds, remove_files);
     cf_buf_reset(&ds->commit);
     free(ds->base_schema);
     ds->base_schema = NULL;
@@ -1621,7 +1653,7 @@ static int d_stage(cf_sink *s, const cf_commit *c, cf_err *err)
     }
     /* The files must be durable, names included, before a log entry names
      * them. */
-    if (cf_fs_fsync_dirs_up_to(snap->root, ds->created, ds->ncreated, err))
+    if (cf_store_sync(s->store, snap->root, ds->created, ds->ncreated, err))
         goto out;
     rc = assemble(ds, c, meta, err);
 out:
@@ -1744,7 +1776,7 @@ static int d_publish(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *e
         ts = json_integer_value(json_object_get(json_object_get(first, "commitInfo"), "timestamp"));
         json_decref(first);
     }
-    if (cf_delta_log_put_at(ds->snap->root, ds->next, ds->commit.data, ds->commit.len, ts, &e)) {
+    if (cf_delta_log_put_at(s->store, ds->snap->root, ds->next, ds->commit.data, ds->commit.len, ts, &e)) {
         if (e.code != CF_E_CONFLICT)
             rc = -1;
         else
@@ -1819,7 +1851,7 @@ static int compact_group(dsink *ds, const small_file *sf, size_t n, int64_t targ
         return -1;
     for (size_t i = 0; i < n; i++) {
         cf_delta_file *f = &snap->files[sf[i].slot];
-        if (cf_delta_read_file(snap->root, f->path, &f->pv, snap->schema, b, err))
+        if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, snap->schema, b, err))
             goto out;
         bytes += f->size;
         if (put_remove(ds, f, false, err))
@@ -1850,8 +1882,12 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
     sink.cfg.kind = "delta";
     sink.cfg.location = root;
     sink.cfg.codec = CF_CODEC_ZSTD;
-    if (d_open(&sink, err))
+    if (!(sink.store = cf_store_open(root, NULL, err)))
         return -1;
+    if (d_open(&sink, err)) {
+        cf_store_close(sink.store);
+        return -1;
+    }
     dsink *ds = sink.impl;
     cf_delta_snap *snap = ds->snap;
     ds->rewrite_only = true;
@@ -1885,7 +1921,7 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
         rc = 0;
         goto out;
     }
-    int64_t commit_ts = cf_delta_now_ms();
+    int64_t commit_ts = cf_now_ms();
     json_t *ci = json_pack("{s:I,s:s,s:{s:s,s:s},s:{s:s%,s:s%,s:s%},s:b,s:s}",
                            "timestamp", (json_int_t)commit_ts, "operation", "OPTIMIZE",
                            "operationParameters", "predicate", "[]", "zOrderBy", "[]",
@@ -1909,7 +1945,7 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
         goto out_drop;
     }
     json_decref(line);
-    if (cf_delta_log_put_at(root, snap->version + 1, commit.data, commit.len, commit_ts, err))
+    if (cf_delta_log_put_at(sink.store, snap->root, snap->version + 1, commit.data, commit.len, commit_ts, err))
         goto out_drop;
     *version = snap->version + 1;
     if (removed)
@@ -1932,6 +1968,7 @@ out:
     free(sf);
     cf_buf_free(&commit);
     d_close(&sink);
+    cf_store_close(sink.store);
     return rc;
 }
 

@@ -1,168 +1,71 @@
-/* log.c - the Delta transaction log on a local filesystem: numbered JSON
- * commits created put-if-absent, listing, _last_checkpoint, paths, ids. */
+/* log.c - the Delta transaction log on a store: numbered JSON commits
+ * created put-if-absent, listing, _last_checkpoint, paths. */
 #include "table/delta/delta_int.h"
-#include "util/fs.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 /* list_versions suffix that matches the first part of multi-part checkpoints */
 #define MULTIPART_SUFFIX "*multipart*"
+/* commitInfo is the first line when we write it; other writers put it a
+ * few lines in, well within this much of the commit */
+#define COMMIT_HEAD_BYTES 65536
 
 void cf_delta_commit_path(const char *root, int64_t version, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".json", root, version);
 }
 
-void cf_delta_uuid(char out[37])
-{
-    uint8_t b[16];
-    size_t got = 0;
-
-    while (got < sizeof b) {
-        ssize_t r = getrandom(b + got, sizeof b - got, 0);
-        if (r <= 0) {   /* no entropy source: fall back to time and pid, still unique enough */
-            uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)clock();
-            for (size_t i = got; i < sizeof b; i++, t = t * 6364136223846793005ULL + 1)
-                b[i] = (uint8_t)(t >> 56);
-            break;
-        }
-        got += (size_t)r;
-    }
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
-}
-
-int64_t cf_delta_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int cf_delta_log_put(const char *root, int64_t version, const void *data, size_t len,
-                     cf_err *err)
-{
-    return cf_delta_log_put_at(root, version, data, len, -1, err);
-}
-
-int cf_delta_log_put_at(const char *root, int64_t version, const void *data, size_t len,
+int cf_delta_log_put_at(cf_store *st, const char *root, int64_t version, const void *data, size_t len,
                         int64_t mtime_ms, cf_err *err)
 {
-    char dir[PATH_MAX], final[PATH_MAX], tmp[PATH_MAX + 128], id[37];
-    const uint8_t *p = data;
-    int fd;
+    char path[PATH_MAX];
 
-    snprintf(dir, sizeof dir, "%s/" CF_DELTA_LOG_DIR, root);
-    if (cf_fs_mkdirs(dir, err))
-        return -1;
-    cf_delta_commit_path(root, version, final, sizeof final);
-    cf_delta_uuid(id);
-    /* A dot name: readers listing the log skip it, and a crash leaves only
-     * this orphan, never a half-written version. */
-    snprintf(tmp, sizeof tmp, "%s/.%020" PRId64 ".json.%s.tmp", dir, version, id);
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
-        return cf_err_set(err, CF_E_IO, "create %s: %s", tmp, strerror(errno));
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, p + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            cf_err_set(err, CF_E_IO, "write %s: %s", tmp, strerror(errno));
-            goto fail;
-        }
-        off += (size_t)w;
+    cf_delta_commit_path(root, version, path, sizeof path);
+    /* Readers differ on where a commit's time comes from (Spark and
+     * delta-rs: commitInfo or the file's modification time); the store
+     * makes them one where it can. */
+    if (cf_store_put_if_absent_at(st, path, data, len, mtime_ms, err) == 0)
+        return 0;
+    if (err && err->code == CF_E_CONFLICT) {
+        cf_err_set(err, CF_E_CONFLICT, "version %" PRId64 " of %s was committed by another writer",
+                   version, root);
+        err->retriable = true;
     }
-    if (fsync(fd)) {
-        cf_err_set(err, CF_E_IO, "fsync %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    if (mtime_ms >= 0) {
-        /* Readers differ on where a commit's time comes from (Spark and
-         * delta-rs: commitInfo or the file's modification time); make
-         * them one. */
-        struct timespec ts[2] = {
-            { .tv_nsec = UTIME_OMIT },
-            { .tv_sec = mtime_ms / 1000, .tv_nsec = (long)(mtime_ms % 1000) * 1000000L },
-        };
-        futimens(fd, ts);
-    }
-    close(fd);
-    fd = -1;
-    /* link(2) fails with EEXIST if the version exists: put-if-absent. */
-    if (link(tmp, final)) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EEXIST) {
-            cf_err_set(err, CF_E_CONFLICT, "version %" PRId64 " of %s was committed by another writer",
-                       version, root);
-            if (err)
-                err->retriable = true;
-            return -1;
-        }
-        return cf_err_set(err, CF_E_IO, "link %s: %s", final, strerror(e));
-    }
-    unlink(tmp);
-    cf_fs_fsync_dir(dir, NULL);
-    return 0;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
     return -1;
 }
 
-static int read_file(const char *path, cf_buf *out, size_t cap, cf_err *err)
+/* Whole object at path into out (reset first), at most cap bytes. */
+static int get_capped(cf_store *st, const char *path, cf_buf *out, size_t cap, cf_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    char chunk[65536];
-    size_t n;
+    size_t keep = out->cap;
+    int rc;
 
     cf_buf_reset(out);
-    if (!f)
-        return cf_err_set(err, CF_E_IO, "open %s: %s", path, strerror(errno));
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (out->len + n > cap) {
-            fclose(f);
-            return cf_err_set(err, CF_E_TOOBIG, "%s is over %zu bytes", path, cap);
-        }
-        if (cf_buf_append(out, chunk, n, err)) {
-            fclose(f);
-            return -1;
-        }
-    }
-    if (ferror(f)) {
-        fclose(f);
-        return cf_err_set(err, CF_E_IO, "read %s: %s", path, strerror(errno));
-    }
-    fclose(f);
-    return 0;
+    /* the buffer's own cap, or ours if that is tighter or unset */
+    if (!keep || keep > cap)
+        out->cap = cap;
+    rc = cf_store_get(st, path, out, err);
+    out->cap = keep;
+    return rc;
 }
 
-int cf_delta_log_read(const char *root, int64_t version, cf_buf *out, cf_err *err)
+int cf_delta_log_read(cf_store *st, const char *root, int64_t version, cf_buf *out, cf_err *err)
 {
     char path[PATH_MAX];
     cf_delta_commit_path(root, version, path, sizeof path);
-    return read_file(path, out, CF_DELTA_MAX_COMMIT, err);
+    return get_capped(st, path, out, CF_DELTA_MAX_COMMIT, err);
 }
 
 /* 20 digits then `suffix` exactly; -1 otherwise. */
 static int64_t name_version(const char *name, const char *suffix)
 {
     int64_t v = 0;
+    if (strlen(name) <= 20)
+        return -1;
     for (int i = 0; i < 20; i++) {
         if (name[i] < '0' || name[i] > '9')
             return -1;
@@ -188,106 +91,146 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int list_versions(const char *root, const char *suffix, int64_t **out, size_t *n,
-                         cf_err *err)
+/* What one listing of _delta_log collects: the versions whose object names
+ * end in one of the suffixes (a temp file's dot name never matches). */
+typedef struct vlist {
+    const char *const *suffix;
+    int64_t *v;
+    size_t   n, alloc;
+    bool     nomem;
+} vlist;
+
+static int vlist_add(void *ctx, const char *path, const cf_store_stat *stat)
+{
+    vlist *l = ctx;
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    int64_t ver = -1;
+
+    (void)stat;
+    for (int i = 0; ver < 0 && l->suffix[i]; i++)
+        ver = name_version(name, l->suffix[i]);
+    if (ver < 0)
+        return 0;
+    if (l->n == l->alloc) {
+        size_t na = l->alloc ? l->alloc * 2 : 64;
+        int64_t *nv = realloc(l->v, na * sizeof *nv);
+        if (!nv) {
+            l->nomem = true;
+            return 1;
+        }
+        l->v = nv;
+        l->alloc = na;
+    }
+    l->v[l->n++] = ver;
+    return 0;
+}
+
+/* Sorted versions of the log objects named <20 digits><suffix> for any of
+ * the NULL-terminated suffixes (the store lists in no particular order). */
+static int list_versions(cf_store *st, const char *root, const char *const *suffix, int64_t **out,
+                         size_t *n, cf_err *err)
 {
     char dir[PATH_MAX];
-    DIR *d;
-    struct dirent *e;
-    int64_t *v = NULL;
-    size_t nv = 0, av = 0;
+    vlist l = { .suffix = suffix };
 
     *out = NULL;
     *n = 0;
     snprintf(dir, sizeof dir, "%s/" CF_DELTA_LOG_DIR, root);
-    if (!(d = opendir(dir))) {
-        if (errno == ENOENT)
-            return 0;
-        return cf_err_set(err, CF_E_IO, "opendir %s: %s", dir, strerror(errno));
+    if (cf_store_list(st, dir, CF_STORE_FLAT, vlist_add, &l, err) || l.nomem) {
+        free(l.v);
+        if (l.nomem)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory listing %s", dir);
+        return cf_err_wrap(err, "listing %s", dir);
     }
-    while ((e = readdir(d))) {
-        int64_t ver = strlen(e->d_name) > 20 ? name_version(e->d_name, suffix) : -1;
-        if (ver < 0)
-            continue;
-        if (nv == av) {
-            size_t na = av ? av * 2 : 64;
-            int64_t *nvp = realloc(v, na * sizeof *v);
-            if (!nvp) {
-                free(v);
-                closedir(d);
-                return cf_err_set(err, CF_E_NOMEM, "out of memory listing %s", dir);
-            }
-            v = nvp;
-            av = na;
-        }
-        v[nv++] = ver;
-    }
-    closedir(d);
-    if (nv)
-        qsort(v, nv, sizeof *v, cmp_i64);
-    *out = v;
-    *n = nv;
+    if (l.n)
+        qsort(l.v, l.n, sizeof *l.v, cmp_i64);
+    *out = l.v;
+    *n = l.n;
     return 0;
 }
 
-int cf_delta_log_versions(const char *root, int64_t **out, size_t *n, cf_err *err)
+int cf_delta_log_versions(cf_store *st, const char *root, int64_t **out, size_t *n, cf_err *err)
 {
-    return list_versions(root, ".json", out, n, err);
+    static const char *const json[] = { ".json", NULL };
+    return list_versions(st, root, json, out, n, err);
 }
 
-int64_t cf_delta_log_last_checkpoint(const char *root, int64_t at_most)
+/* The version _last_checkpoint names, if that checkpoint is there; -1. */
+static int64_t hinted_checkpoint(cf_store *st, const char *root)
 {
     char path[PATH_MAX];
-    int64_t *v = NULL, best = -1;
-    size_t n = 0;
+    int64_t best = -1;
     cf_buf b;
 
     /* _last_checkpoint is a hint; trust it only when the file it names is
-     * there, else list (a crash can leave the hint behind the checkpoint). */
+     * there (a crash can leave the hint behind the checkpoint). */
     cf_buf_init(&b, 1 << 20);
     snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/_last_checkpoint", root);
-    if (at_most < 0 && read_file(path, &b, 1 << 20, NULL) == 0) {
+    if (cf_store_get(st, path, &b, NULL) == 0) {
         json_t *j = json_loadb((const char *)b.data, b.len, 0, NULL);
         json_t *jv = j ? json_object_get(j, "version") : NULL;
         if (json_is_integer(jv)) {
-            struct stat st;
-            char cp[PATH_MAX];
-            snprintf(cp, sizeof cp, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.parquet", root,
+            snprintf(path, sizeof path, "%s/" CF_DELTA_LOG_DIR "/%020" PRId64 ".checkpoint.parquet", root,
                      (int64_t)json_integer_value(jv));
-            if (stat(cp, &st) == 0)
+            if (cf_store_exists(st, path))
                 best = json_integer_value(jv);
         }
         json_decref(j);
     }
     cf_buf_free(&b);
-    for (int pass = 0; pass < 2; pass++) {
-        if (list_versions(root, pass ? MULTIPART_SUFFIX : ".checkpoint.parquet", &v, &n, NULL))
-            continue;
-        for (size_t i = 0; i < n; i++)
-            if ((at_most < 0 || v[i] <= at_most) && v[i] > best)
-                best = v[i];
-        free(v);
-    }
     return best;
 }
 
-int64_t cf_delta_log_commit_ts(const char *root, int64_t version)
+int64_t cf_delta_log_last_checkpoint(cf_store *st, const char *root, int64_t at_most)
 {
-    char path[PATH_MAX];
-    FILE *f;
-    char line[65536];
-    int64_t ts = -1;
-    struct stat st;
+    static const char *const ckpt[] = { ".checkpoint.parquet", MULTIPART_SUFFIX, NULL };
+    int64_t *v = NULL, best = at_most < 0 ? hinted_checkpoint(st, root) : -1;
+    size_t n = 0;
 
-    cf_delta_commit_path(root, version, path, sizeof path);
-    if (!(f = fopen(path, "rb")))
-        return -1;
-    /* commitInfo is the first line when we write it; look a few lines in for
-     * other writers. */
-    for (int i = 0; i < 8 && ts < 0 && fgets(line, sizeof line, f); i++) {
-        if (!strstr(line, "\"commitInfo\""))
+    /* The listing still decides: a newer checkpoint than the hint says may
+     * be there. */
+    if (list_versions(st, root, ckpt, &v, &n, NULL))
+        return best;
+    for (size_t i = 0; i < n; i++)
+        if ((at_most < 0 || v[i] <= at_most) && v[i] > best)
+            best = v[i];
+    free(v);
+    return best;
+}
+
+static int any_version(void *ctx, const char *path, const cf_store_stat *stat)
+{
+    static const char *const kinds[] = { ".json", ".checkpoint.parquet", MULTIPART_SUFFIX, NULL };
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+
+    (void)ctx;
+    (void)stat;
+    for (int i = 0; kinds[i]; i++)
+        if (name_version(name, kinds[i]) >= 0)
+            return 1;    /* found one: stop the listing */
+    return 0;
+}
+
+bool cf_delta_log_exists(cf_store *st, const char *root)
+{
+    char dir[PATH_MAX];
+
+    snprintf(dir, sizeof dir, "%s/" CF_DELTA_LOG_DIR, root);
+    return cf_store_list(st, dir, CF_STORE_FLAT, any_version, NULL, NULL) == 1;
+}
+
+/* The commitInfo timestamp in the first lines of text, -1 if none. */
+static int64_t commit_info_ts(const char *text, size_t len)
+{
+    int64_t ts = -1;
+
+    for (size_t off = 0, i = 0; i < 8 && ts < 0 && off < len; i++) {
+        const char *ln = text + off, *nl = memchr(ln, '\n', len - off);
+        size_t ll = nl ? (size_t)(nl - ln) : len - off;
+        off += ll + 1;
+        if (!memmem(ln, ll, "\"commitInfo\"", 12))
             continue;
-        json_t *j = json_loads(line, 0, NULL);
+        json_t *j = json_loadb(ln, ll, 0, NULL);
         json_t *t = json_object_get(json_object_get(j, "commitInfo"), "inCommitTimestamp");
         if (!json_is_integer(t))
             t = json_object_get(json_object_get(j, "commitInfo"), "timestamp");
@@ -295,10 +238,28 @@ int64_t cf_delta_log_commit_ts(const char *root, int64_t version)
             ts = json_integer_value(t);
         json_decref(j);
     }
-    fclose(f);
-    if (ts < 0 && stat(path, &st) == 0)
-        ts = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     return ts;
+}
+
+int64_t cf_delta_log_commit_ts(cf_store *st, const char *root, int64_t version)
+{
+    char path[PATH_MAX];
+    cf_store_stat ss;
+    char *head;
+    int64_t ts;
+    size_t n;
+
+    cf_delta_commit_path(root, version, path, sizeof path);
+    if (cf_store_head(st, path, &ss, NULL))
+        return -1;
+    /* Only the head of the commit: history and time travel ask this of
+     * every version, and a commit can be large. */
+    n = ss.size < COMMIT_HEAD_BYTES ? (size_t)ss.size : COMMIT_HEAD_BYTES;
+    if (!(head = malloc(n + 1)))
+        return -1;
+    ts = cf_store_get_range(st, path, 0, n, head, NULL) == 0 ? commit_info_ts(head, n) : -1;
+    free(head);
+    return ts >= 0 ? ts : ss.mtime_ms;
 }
 
 /* ---- paths ----------------------------------------------------------- */
@@ -333,6 +294,61 @@ char *cf_delta_path_decode(const char *logpath)
     }
     *q = 0;
     return o;
+}
+
+/* A URI with a scheme ("s3://", "file:/") or an absolute path.  Judged on
+ * the log's (encoded) form: there a relative path's ':' is always %3A. */
+static bool is_absolute(const char *logpath)
+{
+    const char *p = logpath;
+
+    if (*p == '/')
+        return true;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return false;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '+' || *p == '-' || *p == '.')
+        p++;
+    return *p == ':';
+}
+
+char *cf_delta_path_full(const char *root, const char *logpath)
+{
+    char *rel = cf_delta_path_decode(logpath), *full;
+    size_t n;
+
+    if (!rel || is_absolute(logpath))
+        return rel;
+    n = strlen(root) + 1 + strlen(rel) + 1;
+    if ((full = malloc(n)))
+        snprintf(full, n, "%s/%s", root, rel);
+    free(rel);
+    return full;
+}
+
+/* loc past "prefix/", or NULL */
+static const char *under(const char *prefix, const char *loc)
+{
+    size_t n = strlen(prefix);
+
+    while (n > 1 && prefix[n - 1] == '/')
+        n--;
+    if (strncmp(loc, prefix, n) || loc[n] != '/')
+        return NULL;
+    while (loc[n] == '/')
+        n++;
+    return loc + n;
+}
+
+const char *cf_delta_path_rel(const char *root, const char *loc)
+{
+    const char *r = under(root, loc), *lr, *ll;
+
+    /* A local store lists plain paths even for a file: root, and a log may
+     * name a file of a plain root as file:/... */
+    if (!r && (lr = cf_store_local_path(root)) && (ll = cf_store_local_path(loc)))
+        r = under(lr, ll);
+    return r && *r ? r : NULL;
 }
 
 static bool path_safe(unsigned char c)

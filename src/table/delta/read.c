@@ -3,38 +3,30 @@
  * partition columns from the file's partition values. */
 #include "table/delta/delta_int.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cf_delta_read_file(const char *root, const char *logpath, const cf_delta_pv *pv,
+int cf_delta_read_file(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                        const cf_schema *tschema, cf_batch *out, cf_err *err)
 {
-    return cf_delta_read_file_rg(root, logpath, pv, tschema, out, -1, NULL, err);
+    return cf_delta_read_file_rg(st, root, logpath, pv, tschema, out, -1, NULL, err);
 }
 
-int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_pv *pv,
+int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                           const cf_schema *tschema, cf_batch *out, int only_rg, int *nrg, cf_err *err)
 {
-    char full[PATH_MAX];
-    char *rel = NULL;
+    char *full = NULL;
     cf_pq_reader *r = NULL;
     cf_schema *sub = NULL;
     cf_batch *tmp = NULL;
     int *cols = NULL, *map = NULL, ncols = 0, rc = -1;
     const cf_schema *fs;
 
-    if (!(rel = cf_delta_path_decode(logpath)))
+    if (!(full = cf_delta_path_full(root, logpath)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
-    if (rel[0] == '/')
-        snprintf(full, sizeof full, "%s", rel);
-    else
-        snprintf(full, sizeof full, "%s/%s", root, rel);
-    if (!strncmp(full, "file://", 7))
-        memmove(full, full + 7, strlen(full + 7) + 1);
-    if (!(r = cf_pq_reader_open(full, err))) {
-        cf_err_wrap(err, "%s", rel);
+    if (!(r = cf_pq_reader_open(st, full, err))) {
+        cf_err_wrap(err, "%s", logpath);
         goto out;
     }
     fs = cf_pq_reader_schema(r);
@@ -72,7 +64,7 @@ int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_
     if (direct) {
         for (int rg = rg_first; rg < rg_end; rg++)
             if (cf_pq_reader_read(r, rg, cols, ncols, out, err)) {
-                cf_err_wrap(err, "%s", rel);
+                cf_err_wrap(err, "%s", logpath);
                 goto out;
             }
         rc = 0;
@@ -84,7 +76,7 @@ int cf_delta_read_file_rg(const char *root, const char *logpath, const cf_delta_
         size_t base = out->nrows, n;
         cf_batch_reset(tmp);
         if (ncols && cf_pq_reader_read(r, rg, cols, ncols, tmp, err)) {
-            cf_err_wrap(err, "%s", rel);
+            cf_err_wrap(err, "%s", logpath);
             goto out;
         }
         n = ncols ? tmp->nrows : 0;
@@ -121,6 +113,6 @@ out:
     free(cols);
     free(map);
     cf_pq_reader_close(r);
-    free(rel);
+    free(full);
     return rc;
 }

@@ -7,18 +7,32 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-cf_delta_snap *cf_delta_snap_new(const char *root, cf_err *err)
+cf_delta_snap *cf_delta_snap_new(cf_store *st, const char *root, cf_err *err)
 {
     cf_delta_snap *s = calloc(1, sizeof *s);
-    if (!s || !(s->root = strdup(root)) || !(s->by_path = cf_delta_map_new())) {
+    size_t n = strlen(root);
+
+    /* "s3://b/t/" and "s3://b/t" are one table: paths join with one '/' */
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    if (!s || !(s->root = strndup(root, n)) || !(s->by_path = cf_delta_map_new())) {
         if (s) {
             free(s->root);
             free(s);
         }
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         return NULL;
+    }
+    s->st = st;
+    if (!st) {
+        if (!(s->st = cf_store_open(s->root, NULL, err))) {
+            cf_delta_map_free(s->by_path);
+            free(s->root);
+            free(s);
+            return NULL;
+        }
+        s->own_st = true;
     }
     s->version = -1;
     s->ckpt_version = -1;
@@ -73,6 +87,8 @@ void cf_delta_snap_free(cf_delta_snap *s)
         free(s->txns[i].app_id);
     free(s->txns);
     free(s->root);
+    if (s->own_st)
+        cf_store_close(s->st);
     free(s);
 }
 
@@ -472,7 +488,7 @@ static int apply_range(cf_delta_snap *s, const int64_t *v, size_t n, int64_t upt
             return cf_err_set(err, CF_E_CORRUPT, "%s: log has no commit %" PRId64 " (next is %" PRId64 ")",
                               s->root, s->version + 1, v[i]);
         }
-        if (cf_delta_log_read(s->root, v[i], &b, err) ||
+        if (cf_delta_log_read(s->st, s->root, v[i], &b, err) ||
             cf_delta_snap_apply(s, (const char *)b.data, b.len, v[i], err)) {
             cf_buf_free(&b);
             return -1;
@@ -483,17 +499,37 @@ static int apply_range(cf_delta_snap *s, const int64_t *v, size_t n, int64_t upt
     return applied;
 }
 
-cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err)
+/* Back to the empty state (version -1), keeping root and store: a
+ * checkpoint that could not be read leaves a partial state behind. */
+static int restart(cf_delta_snap *s, cf_err *err)
 {
-    cf_delta_snap *s = cf_delta_snap_new(root, err);
+    cf_delta_snap *fresh = cf_delta_snap_new(s->st, s->root, err);
+    cf_delta_snap old;
+
+    if (!fresh)
+        return -1;
+    /* swap the contents, so the caller's pointer stays valid */
+    old = *s;
+    *s = *fresh;
+    s->own_st = old.own_st;
+    *fresh = old;
+    fresh->own_st = false;
+    cf_delta_snap_free(fresh);
+    return 0;
+}
+
+cf_delta_snap *cf_delta_snap_load(cf_store *st, const char *root, int64_t version, cf_err *err)
+{
+    cf_delta_snap *s = cf_delta_snap_new(st, root, err);
     int64_t *v = NULL, ck;
     size_t n = 0;
 
     if (!s)
         return NULL;
-    if (cf_delta_log_versions(root, &v, &n, err))
+    root = s->root;
+    if (cf_delta_log_versions(s->st, root, &v, &n, err))
         goto fail;
-    ck = cf_delta_log_last_checkpoint(root, version);
+    ck = cf_delta_log_last_checkpoint(s->st, root, version);
     if (ck >= 0) {
         cf_err e2;
         if (cf_delta_checkpoint_read(s, ck, &e2) == 0) {
@@ -506,9 +542,9 @@ cf_delta_snap *cf_delta_snap_load(const char *root, int64_t version, cf_err *err
             goto fail;
         } else {
             /* start over from version 0 */
-            cf_delta_snap_free(s);
-            if (!(s = cf_delta_snap_new(root, err)))
+            if (restart(s, err))
                 goto fail;
+            root = s->root;
         }
     }
     if (ck < 0 && n && v[0] > 0 && (version < 0 || version >= v[0])) {
@@ -546,20 +582,23 @@ fail:
 
 int cf_delta_snap_catch_up(cf_delta_snap *s, cf_err *err)
 {
-    char path[PATH_MAX];
-    struct stat st;
     cf_buf b;
+    cf_err e;
     int applied = 0;
 
-    /* Probe the next version instead of listing the log: a long-lived
-     * table's _delta_log holds many thousand files. */
+    /* Ask for the next version instead of listing the log: a long-lived
+     * table's _delta_log holds many thousand files.  Not found is the end. */
     cf_buf_init(&b, 0);
     for (;;) {
-        cf_delta_commit_path(s->root, s->version + 1, path, sizeof path);
-        if (stat(path, &st))
-            break;
-        if (cf_delta_log_read(s->root, s->version + 1, &b, err) ||
-            cf_delta_snap_apply(s, (const char *)b.data, b.len, s->version + 1, err)) {
+        if (cf_delta_log_read(s->st, s->root, s->version + 1, &b, &e)) {
+            if (e.code == CF_E_NOTFOUND)
+                break;
+            if (err)
+                *err = e;
+            cf_buf_free(&b);
+            return -1;
+        }
+        if (cf_delta_snap_apply(s, (const char *)b.data, b.len, s->version + 1, err)) {
             cf_buf_free(&b);
             return -1;
         }
