@@ -549,8 +549,9 @@ static int r_commit(cf_ice_catalog *c, cf_ice_table *t, json_t *meta, const cf_i
         goto out;
     }
     if (!json_array_size(upd)) {
-        /* Nothing to change (a commit that only re-stated the base). */
-        rc = 0;
+        /* Nothing to change (a commit that only re-stated the base): the
+         * table is the base, or the one just created. */
+        rc = created.metadata ? adopt(c, t, &created, err) : 0;
         goto out;
     }
     rc = cf_ice_rest_commit(r->rest, r->ns, r->name, req, upd, &rt, &e);
