@@ -189,13 +189,17 @@ static int r_load_version(cf_ice_catalog *c, int64_t v, cf_ice_table *t, cf_err 
             lo = fv;
         if (fv != v)
             continue;
-        if (!(old = read_meta(c->st, f, err)))
+        char *path = strdup(f);       /* f lives in t->meta, replaced below */
+        if (!path)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        if (!(old = read_meta(c->st, path, err))) {
+            free(path);
             return -1;
+        }
         json_decref(t->meta);
         free(t->meta_location);
         t->meta = old;
-        if (!(t->meta_location = strdup(f)))
-            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        t->meta_location = path;
         t->version = v;
         return 0;
     }
