@@ -82,7 +82,7 @@ static void table_loc(char *out, size_t n, const char *name)
     snprintf(out, n, "%s/ns_%.12s/%s", root, id, name);
 }
 
-static cf_schema *people_schema(void)
+static cf_schema *people_schema(bool tier)
 {
     cf_schema *s = cf_schema_new();
     const char *pk[] = { "id" };
@@ -90,6 +90,8 @@ static cf_schema *people_schema(void)
     cf_schema_add(s, "name", (cf_type){ .id = CF_T_STRING }, true, 0, NULL);
     cf_schema_add(s, "_cdc_operation", (cf_type){ .id = CF_T_STRING }, true, 0, NULL);
     cf_schema_add(s, "_source_lsn", (cf_type){ .id = CF_T_INT64 }, true, 0, NULL);
+    if (tier)
+        cf_schema_add(s, "tier", (cf_type){ .id = CF_T_STRING }, true, 0, NULL);
     cf_schema_set_pk(s, pk, 1, NULL);
     return s;
 }
@@ -106,6 +108,8 @@ static void fill(cf_batch *b, int64_t from, int64_t to)
         cf_col_set_bytes(&b->cols[1], b->nrows, buf, strlen(buf), NULL);
         cf_col_set_bytes(&b->cols[2], b->nrows, op, strlen(op), NULL);
         cf_col_set_i64(&b->cols[3], b->nrows, 100 + i, NULL);
+        if (b->ncols > 4)
+            cf_col_set_bytes(&b->cols[4], b->nrows, "gold", 4, NULL);
         cf_batch_end_row(b, NULL);
     }
 }
@@ -199,7 +203,7 @@ static void test_sink_create_commit_reload(void)
     if (!up())
         return;
     table_loc(loc, sizeof loc, "people");
-    sch = people_schema();
+    sch = people_schema(false);
     b = cf_batch_new(sch, NULL);
     if (!(k = open_sink(loc, CF_MODE_UPSERT, &e))) {
         fprintf(stderr, "  open sink: %s\n", e.msg);
@@ -270,6 +274,56 @@ out:
     cf_offsets_free(&have);
     cf_batch_free(b);
     cf_schema_free(sch);
+}
+
+/* A column added by the rows: add-schema + set-current-schema through the
+ * catalog, the new field id after the old ones, old rows reading null. */
+static void test_sink_schema_evolution(void)
+{
+    char loc[400];
+    cf_schema *s1 = people_schema(false), *s2 = people_schema(true);
+    cf_batch *b1 = cf_batch_new(s1, NULL), *b2 = cf_batch_new(s2, NULL);
+    cf_ice_catalog *c = NULL;
+    cf_ice_table t = { 0 };
+    cf_sink *k;
+    cf_err e = { 0 };
+    int64_t v = 0;
+
+    if (!up())
+        goto out;
+    table_loc(loc, sizeof loc, "evolve");
+    if (!(k = open_sink(loc, CF_MODE_APPEND, &e))) {
+        fprintf(stderr, "  open sink: %s\n", e.msg);
+        CHECK(0);
+        goto out;
+    }
+    CHECK(commit_range(k, b1, -1, 0, 3, &v, &e) == 0);
+    CHECK(commit_range(k, b2, -1, 3, 6, &v, &e) == 0);
+    if (e.code)
+        fprintf(stderr, "  %s\n", e.msg);
+    CHECK_EQ_INT(v, 3);
+    cf_sink_close(k);
+    if (!(c = open_cat(loc)) || cf_ice_catalog_load(c, &t, &e) || !t.meta) {
+        CHECK(0);
+        goto out;
+    }
+    CHECK_EQ_INT(json_integer_value(json_object_get(t.meta, "current-schema-id")), 1);
+    CHECK_EQ_INT(field_id(t.meta, "tier"), 5);
+    CHECK_EQ_INT(json_integer_value(json_object_get(t.meta, "last-column-id")), 5);
+    {
+        rows_ctx r = { 0 };
+        CHECK(scan_table(&t, &r, &e) == 0);
+        CHECK_EQ_INT(r.n, 6);
+        CHECK_EQ_INT(r.nulls, 0);
+        CHECK_EQ_INT(r.lsn_sum, 100 + 101 + 102 + 103 + 104 + 105);
+    }
+out:
+    cf_ice_table_free(&t);
+    cf_ice_catalog_close(c);
+    cf_batch_free(b1);
+    cf_batch_free(b2);
+    cf_schema_free(s1);
+    cf_schema_free(s2);
 }
 
 /* ---- the catalog seam directly ------------------------------------------- */
@@ -501,4 +555,5 @@ static void test_names_from_location(void)
 }
 
 CF_TEST_MAIN("ice_catalog_rest", T(test_names_from_location), T(test_sink_create_commit_reload),
+             T(test_sink_schema_evolution),
              T(test_race_and_lost_answer), T(test_properties_and_expiry), T(test_create_renumbered_is_refused))
