@@ -93,8 +93,11 @@ static int l_get(cf_store *st, const char *path, cf_buf *out, cf_err *err)
         return cf_err_wrap(err, "%s", p);
     }
     for (;;) {
+        size_t want = 65536;
         ssize_t k;
-        if (cf_buf_reserve(out, 65536, err)) {
+        if (out->cap && out->cap - out->len < want)
+            want = out->cap - out->len + 1;     /* one byte past the cap tells TOOBIG */
+        if (cf_buf_reserve(out, want, err)) {
             rc = cf_err_wrap(err, "%s", p);
             break;
         }
