@@ -1,5 +1,7 @@
 /* table_cmd.c - scan, history and optimize: send each to the Iceberg or the
- * Delta Lake implementation depending on what the TABLE directory holds. */
+ * Delta Lake implementation depending on what the TABLE directory holds
+ * (with ICEBERG_CATALOG_URI set, an object-storage TABLE without a Delta log
+ * is the REST catalog's Iceberg table: cf_iceberg_is_table). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,10 +38,11 @@ static const char *table_arg(int argc, char **argv)
  * Iceberg TABLE (the Iceberg usage itself: `cdcflow CMD ICEBERG_TABLE --help`). */
 static const char scan_iceberg_help[] =
     "\n"
-    "Iceberg tables (TABLE holds metadata/*.metadata.json) are accepted too: the live rows,\n"
+    "Iceberg tables (TABLE holds metadata/*.metadata.json, or with ICEBERG_CATALOG_URI set is\n"
+    "WAREHOUSE/NAMESPACE/TABLE of that REST catalog) are accepted too: the live rows,\n"
     "position deletes applied.  --format, --limit and --columns apply as above; time travel:\n"
     "  --snapshot ID    read snapshot ID (see `cdcflow history TABLE`)\n"
-    "  --version N      read the table as metadata file vN.metadata.json left it\n"
+    "  --version N      read the table as metadata version N left it (vN.metadata.json)\n"
     "  --timestamp T    read the newest snapshot committed at or before T\n"
     "`cdcflow scan ICEBERG_TABLE --help` prints the Iceberg usage.\n";
 static const char history_iceberg_help[] =

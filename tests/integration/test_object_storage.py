@@ -56,7 +56,7 @@ def latest_images(rows, table, lo, hi):
         k = r[key]
         if lo <= k < hi and (k not in last or r["_source_lsn"] > last[k]["_source_lsn"]):
             last[k] = r
-    return {k: tuple(norm(r[c]) for c in cols) for k, r in last.items() if r["_cdc_operation"] != "d"}
+    return {k: tuple(norm(r[c]) for c in cols) for k, r in last.items() if r["_cdc_operation"] not in ("d", "DELETE")}
 
 
 def check_tables(pg, url, ns, lo):

@@ -1,5 +1,6 @@
-/* catalog.c - picks the catalog of an Iceberg table and dispatches to it;
- * the refusal of a directory catalog on object storage lives here, once. */
+/* catalog.c - picks the catalog of an Iceberg table (directory or REST) and
+ * dispatches to it; the refusal of a directory catalog on object storage
+ * lives here, once. */
 #include "table/iceberg/catalog_int.h"
 
 #include <errno.h>
@@ -9,12 +10,21 @@
 #include <string.h>
 #include <unistd.h>
 
-void cf_ice_catalog_config_from_env(cf_ice_catalog_config *cfg)
+static const char *env_or_null(const char *name)
 {
-    const char *v = getenv("ICEBERG_CATALOG_URI");
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
 
+void cf_ice_catalog_config_from_env(cf_catalog_config *cfg)
+{
     memset(cfg, 0, sizeof *cfg);
-    cfg->uri = v && *v ? v : NULL;
+    cfg->uri = env_or_null("ICEBERG_CATALOG_URI");
+    cfg->warehouse = env_or_null("ICEBERG_CATALOG_WAREHOUSE");
+    cfg->credential = env_or_null("ICEBERG_CATALOG_CREDENTIAL");
+    cfg->token = env_or_null("ICEBERG_CATALOG_TOKEN");
+    cfg->oauth2_server_uri = env_or_null("ICEBERG_CATALOG_OAUTH2_SERVER_URI");
+    cfg->scope = env_or_null("ICEBERG_CATALOG_SCOPE");
 }
 
 void cf_ice_table_free(cf_ice_table *t)
@@ -51,18 +61,21 @@ static char *abs_location(const char *location, cf_err *err)
     return s;
 }
 
-cf_ice_catalog *cf_ice_catalog_open(const cf_ice_catalog_config *cfg, const char *location,
+cf_ice_catalog *cf_ice_catalog_open(const cf_catalog_config *cfg, const char *location,
                                     const char *name, cf_store *st, cf_err *err)
 {
+    cf_catalog_config envc;
     cf_ice_catalog *c;
+    bool rest;
 
     if (!location || !*location)
         return cf_err_set(err, CF_E_ARG, "iceberg: no table location"), NULL;
-    if (cfg && cfg->uri && *cfg->uri)
-        /* The REST catalog client is opened here once it exists. */
-        return cf_err_set(err, CF_E_UNSUPPORTED, "%s: catalog %s: this build has no REST catalog "
-                          "client yet", location, cfg->uri), NULL;
-    if (cf_store_is_remote(location))
+    if (!cfg) {
+        cf_ice_catalog_config_from_env(&envc);
+        cfg = &envc;
+    }
+    rest = cfg->uri && *cfg->uri;
+    if (!rest && cf_store_is_remote(location))
         return cf_err_set(err, CF_E_ARG, "%s: Iceberg on object storage needs a REST catalog "
                           "(--catalog-uri or ICEBERG_CATALOG_URI): a directory catalog is not "
                           "safe there, since S3 has no atomic rename and version-hint.text is "
@@ -72,7 +85,7 @@ cf_ice_catalog *cf_ice_catalog_open(const cf_ice_catalog_config *cfg, const char
     c->st = st;
     if (!(c->location = abs_location(location, err)) ||
         (name && !(c->name = strdup(name)) && cf_err_set(err, CF_E_NOMEM, "out of memory")) ||
-        cf_ice_dir_catalog_init(c, err)) {
+        (rest ? cf_ice_rest_catalog_init(c, cfg, err) : cf_ice_dir_catalog_init(c, err))) {
         free(c->location);
         free(c->name);
         free(c);
@@ -132,6 +145,13 @@ int cf_ice_catalog_refresh(cf_ice_catalog *c, cf_ice_table *t, bool *changed, cf
         return 0;
     cf_ice_table_free(t);
     return cf_ice_catalog_load(c, t, err);
+}
+
+int cf_ice_catalog_create(cf_ice_catalog *c, cf_ice_table *t, const json_t *meta, cf_err *err)
+{
+    if (!c->ops->create)
+        return 0;
+    return c->ops->create(c, t, meta, err);
 }
 
 int cf_ice_catalog_commit(cf_ice_catalog *c, cf_ice_table *t, json_t *meta,

@@ -2,13 +2,13 @@
  * a new version of it is published: the seam between the Iceberg code
  * (sink, table commands) and a catalog.
  *
- * One backend today, the directory catalog (catalog_dir.c): the Hadoop
- * layout, metadata/vN.metadata.json published by put-if-absent and
- * metadata/version-hint.text as a shortcut to the newest.  It is safe only
- * on a local filesystem, so cf_ice_catalog_open refuses it for object
- * storage.  A REST catalog plugs in behind the same calls (catalog_int.h);
- * cf_ice_change tells it what a commit changes, so it can send the
- * requirements and updates of its commit instead of a whole document. */
+ * Two backends (catalog_int.h): the directory catalog (catalog_dir.c), the
+ * Hadoop layout, metadata/vN.metadata.json published by put-if-absent and
+ * metadata/version-hint.text as a shortcut to the newest, safe only on a
+ * local filesystem, so cf_ice_catalog_open refuses it for object storage;
+ * and the Iceberg REST catalog (catalog_rest.c over rest.h), which orders
+ * writers itself: cf_ice_change tells it what a commit changes, so it
+ * sends the requirements and updates of the commit, not a whole document. */
 #ifndef CF_ICE_CATALOG_H
 #define CF_ICE_CATALOG_H
 
@@ -16,24 +16,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "store/store.h"
+#include "table/table.h"
 #include "util/err.h"
 
 typedef struct cf_ice_catalog cf_ice_catalog;
 
-/* Which catalog serves a table.  uri NULL or empty: the directory catalog.
- * The strings are borrowed for cf_ice_catalog_open only. */
-typedef struct cf_ice_catalog_config {
-    const char *uri;            /* REST catalog base URI: --catalog-uri, ICEBERG_CATALOG_URI */
-} cf_ice_catalog_config;
-
-/* Fill *cfg from ICEBERG_CATALOG_URI (over zeroes); strings point into the
- * environment. */
-void cf_ice_catalog_config_from_env(cf_ice_catalog_config *cfg);
+/* Fill *cfg (table.h's cf_catalog_config) from the ICEBERG_CATALOG_{URI,
+ * WAREHOUSE,CREDENTIAL,TOKEN,OAUTH2_SERVER_URI,SCOPE} environment variables
+ * (over zeroes); the strings point into the environment. */
+void cf_ice_catalog_config_from_env(cf_catalog_config *cfg);
 
 /* One table's state as a catalog returned it: the base of the next commit. */
 typedef struct cf_ice_table {
     char   *location;       /* table location, absolute (a path, file: or s3:// URL), no trailing '/' */
-    int64_t version;        /* the catalog's version of meta (directory: N of vN), 0 = no table */
+    int64_t version;        /* the catalog's version of meta, growing by one a commit, 0 = no
+                             * table: directory, N of vN; REST, N + 1 of the server's
+                             * NNNNN-UUID.metadata.json (see catalog_rest.c) */
     char   *meta_location;  /* where meta is stored (for the metadata-log), NULL if no table */
     json_t *meta;           /* the current metadata document, NULL if no table */
 } cf_ice_table;
@@ -55,12 +53,17 @@ typedef struct cf_ice_change {
 } cf_ice_change;
 
 /* The catalog of the table at `location` (its path or URL), named `name`
- * in catalogs that name tables (NULL: the directory catalog names none).
- * st serves location and must outlive the catalog.  cfg NULL: the
- * directory catalog.  NULL with CF_E_ARG when a directory catalog is asked
- * for on object storage (it is not safe there), or CF_E_UNSUPPORTED for a
- * catalog this build has no client for.  Free with cf_ice_catalog_close. */
-cf_ice_catalog *cf_ice_catalog_open(const cf_ice_catalog_config *cfg, const char *location,
+ * in logs (may be NULL).  st serves location and must outlive the catalog.
+ * cfg NULL: from the environment (cf_ice_catalog_config_from_env); uri NULL
+ * or empty: the directory catalog; else the REST catalog at uri, which
+ * names the table by its location, WAREHOUSE/NAMESPACE/TABLE: the last
+ * path component is the table, the one before it the namespace (dots in it
+ * are levels).  The REST catalog is reached here (its config fetched, a
+ * token obtained), so a wrong uri fails here.  NULL with CF_E_ARG when a
+ * directory catalog is asked for on object storage (it is not safe there)
+ * or the location names no namespace; CF_E_IO / CF_E_HTTP when the REST
+ * catalog cannot be reached or refuses.  Free with cf_ice_catalog_close. */
+cf_ice_catalog *cf_ice_catalog_open(const cf_catalog_config *cfg, const char *location,
                                     const char *name, cf_store *st, cf_err *err);
 void cf_ice_catalog_close(cf_ice_catalog *c);               /* NULL-safe */
 
@@ -80,11 +83,25 @@ int cf_ice_catalog_refresh(cf_ice_catalog *c, cf_ice_table *t, bool *changed, cf
 /* Publish `meta` (reference stolen, also on failure) as the version after
  * *t; t->meta NULL creates the table.  Of two writers committing on one
  * base exactly one succeeds; the other gets CF_E_CONFLICT, retriable, and
- * must reload and build its commit again.  On success *t holds the new
- * version (t->meta the committed document).  chg may be NULL only for the
- * directory catalog. */
+ * must reload and build its commit again (*t is left at its base).  On
+ * success *t holds the new version (t->meta the committed document, as the
+ * catalog stored it).  A commit whose answer was lost, when chg adds a
+ * snapshot, is recognised by its snapshot id after a reload and is success,
+ * not applied twice.  chg may be NULL only for the directory catalog.
+ * REST, creating: CF_E_CORRUPT when the catalog gave the table other field
+ * or partition ids than meta's (files written with meta's ids would read
+ * wrong); cf_ice_catalog_create first avoids that. */
 int cf_ice_catalog_commit(cf_ice_catalog *c, cf_ice_table *t, json_t *meta,
                           const cf_ice_change *chg, cf_err *err);
+
+/* Create the table, with no snapshot, from the current schema, default
+ * partition spec and properties of `meta` (borrowed), in catalogs that
+ * assign ids on creation (REST), so that data files can be written with
+ * the ids the catalog chose: on success *t holds the table as created
+ * (its field ids may differ from meta's: bind to t->meta).  A table that
+ * exists already is loaded instead.  The directory catalog creates tables
+ * by their first commit: 0 and *t untouched. */
+int cf_ice_catalog_create(cf_ice_catalog *c, cf_ice_table *t, const json_t *meta, cf_err *err);
 
 /* Whether `location` holds a table in the directory layout (metadata/ has
  * version-hint.text or a vN.metadata.json), whatever store it is on. */

@@ -14,6 +14,8 @@ typedef struct cf_ice_catalog_ops {
     int  (*load_version)(cf_ice_catalog *c, int64_t version, cf_ice_table *t, cf_err *err);
     /* whether a commit landed after t's version; NULL: always load again */
     int  (*changed)(cf_ice_catalog *c, const cf_ice_table *t, bool *changed, cf_err *err);
+    /* NULL: tables are created by their first commit */
+    int  (*create)(cf_ice_catalog *c, cf_ice_table *t, const json_t *meta, cf_err *err);
     /* meta is the backend's to free in every case */
     int  (*commit)(cf_ice_catalog *c, cf_ice_table *t, json_t *meta, const cf_ice_change *chg,
                    cf_err *err);
@@ -30,5 +32,8 @@ struct cf_ice_catalog {
 
 /* The directory catalog of c->location (fields other than ops set). */
 int cf_ice_dir_catalog_init(cf_ice_catalog *c, cf_err *err);
+/* The REST catalog at cfg->uri for c->location (fields other than ops and
+ * impl set); c->impl is set on success only. */
+int cf_ice_rest_catalog_init(cf_ice_catalog *c, const cf_catalog_config *cfg, cf_err *err);
 
 #endif

@@ -13,24 +13,52 @@
 #include "table/iceberg/iceberg_int.h"
 #include "format/parquet/parquet.h"
 
+static int any_fn(void *ctx, const char *path, const cf_store_stat *sb)
+{
+    (void)ctx;
+    (void)path;
+    (void)sb;
+    return 1;
+}
+
+/* With a REST catalog configured, a location on object storage is an
+ * Iceberg table unless it holds a Delta log (the catalog, asked by the
+ * command, then says whether the table exists, in one clear line); a local
+ * one is if the catalog has it. */
 bool cf_iceberg_is_table(const char *location)
 {
     cf_store *st = cf_store_open(location, NULL, NULL);
+    cf_catalog_config cc;
     bool yes = st && cf_ice_dir_is_table(st, location);
 
+    cf_ice_catalog_config_from_env(&cc);
+    if (st && !yes && cc.uri) {
+        char log[4096];
+        snprintf(log, sizeof log, "%s/_delta_log", location);
+        if (cf_store_list(st, log, CF_STORE_FLAT, any_fn, NULL, NULL) > 0) {
+            yes = false;
+        } else if (cf_store_is_remote(location)) {
+            yes = true;
+        } else {
+            cf_ice_catalog *cat = cf_ice_catalog_open(&cc, location, NULL, st, NULL);
+            cf_ice_table t = { 0 };
+            yes = cat && cf_ice_catalog_load(cat, &t, NULL) == 0 && t.meta;
+            cf_ice_table_free(&t);
+            cf_ice_catalog_close(cat);
+        }
+    }
     cf_store_close(st);
     return yes;
 }
 
 int cf_ice_cmd_open(const char *cmd, const char *location, int64_t version, cf_ice_cmd_table *ct)
 {
-    cf_ice_catalog_config cc;
     cf_err e = { 0 };
 
     memset(ct, 0, sizeof *ct);
-    cf_ice_catalog_config_from_env(&cc);
+    /* The catalog from ICEBERG_CATALOG_* (none: the directory catalog). */
     if (!(ct->st = cf_store_open(location, NULL, &e)) ||
-        !(ct->cat = cf_ice_catalog_open(&cc, location, NULL, ct->st, &e)) ||
+        !(ct->cat = cf_ice_catalog_open(NULL, location, NULL, ct->st, &e)) ||
         (version > 0 ? cf_ice_catalog_load_version(ct->cat, version, &ct->t, &e)
                      : cf_ice_catalog_load(ct->cat, &ct->t, &e))) {
         fprintf(stderr, "cdcflow %s: %s\n", cmd, e.msg);

@@ -585,7 +585,6 @@ static void ice_close(cf_sink *sk)
 
 static int ice_open(cf_sink *sk, cf_err *err)
 {
-    cf_ice_catalog_config cc;
     ice *s;
 
     if (!sk->cfg.location || !*sk->cfg.location)
@@ -595,8 +594,8 @@ static int ice_open(cf_sink *sk, cf_err *err)
     sk->impl = s;
     s->sink = sk;
     s->store = sk->store;
-    cf_ice_catalog_config_from_env(&cc);
-    if (!(s->cat = cf_ice_catalog_open(&cc, sk->cfg.location, sk->cfg.table_name, s->store, err)))
+    /* cfg.catalog NULL: ICEBERG_CATALOG_* */
+    if (!(s->cat = cf_ice_catalog_open(sk->cfg.catalog, sk->cfg.location, sk->cfg.table_name, s->store, err)))
         goto fail;
     snprintf(s->prefix, sizeof s->prefix, "%s.offsets.",
              sk->cfg.app_id && *sk->cfg.app_id ? sk->cfg.app_id : "cdcflow");
@@ -1782,6 +1781,17 @@ static int ice_stage(cf_sink *sk, const cf_commit *c, cf_err *err)
     }
     if (bind(s, b->schema, c, err))
         return -1;
+    if (!s->t.meta) {
+        /* A catalog that assigns field ids when it creates a table (REST)
+         * creates it now, so that the files below carry its ids: bound
+         * again to the table it made. */
+        json_t *doc = new_table_doc(s);
+        int rc = doc ? cf_ice_catalog_create(s->cat, &s->t, doc, err)
+                     : cf_err_set(err, CF_E_NOMEM, "out of memory");
+        json_decref(doc);
+        if (rc || (s->t.meta && bind(s, b->schema, c, err)))
+            return -1;
+    }
     if (upsert) {
         bool rebuilt;
         if (!s->index_ready && rebuild_index(s, err))
