@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/id.h"
 #include "util/log.h"
 
 #define FLUSH_TIMEOUT_MS 60000
@@ -48,9 +49,10 @@ struct cf_dlq {
         size_t  unflushed;      /* bytes produced to it since the last flush */
     } known[MAX_KNOWN_TOPICS], overflow;    /* overflow: sized each time, not remembered */
     int         nknown;
-    /* file */
+    /* file: one local file appended to, or objects under a remote prefix */
     char       *path;
     int         fd;
+    cf_store   *st;             /* remote prefix only */
     cf_buf      pending;
 };
 
@@ -453,8 +455,25 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Object storage has no append: each write-out is an object of its own,
+ * named so that a listing sorts them by time. */
+static int object_write_pending(cf_dlq *d, cf_err *err)
+{
+    char key[4200], id[37];
+
+    cf_uuid(id);
+    snprintf(key, sizeof key, "%s%sdead-letter-%013lld-%s.jsonl", d->path,
+             d->path[strlen(d->path) - 1] == '/' ? "" : "/", (long long)cf_now_ms(), id);
+    if (cf_store_put(d->st, key, d->pending.data, d->pending.len, err))
+        return cf_err_wrap(err, "dead-letter %s", d->path);
+    cf_buf_reset(&d->pending);
+    return 0;
+}
+
 static int file_write_pending(cf_dlq *d, cf_err *err)
 {
+    if (d->st)
+        return d->pending.len ? object_write_pending(d, err) : 0;
     if (d->pending.len && write_all(d->fd, d->pending.data, d->pending.len))
         return cf_err_set(err, CF_E_IO, "dead-letter %s: write: %s", d->path, strerror(errno));
     cf_buf_reset(&d->pending);
@@ -497,7 +516,7 @@ static int file_flush(cf_dlq *d, cf_err *err)
 {
     if (file_write_pending(d, err))
         return -1;
-    if (fsync(d->fd))
+    if (!d->st && fsync(d->fd))
         return cf_err_set(err, CF_E_IO, "dead-letter %s: fsync: %s", d->path, strerror(errno));
     return 0;
 }
@@ -530,6 +549,11 @@ cf_dlq *cf_dlq_open(const cf_dlq_config *cfg, cf_err *err)
         if (!(d->path = strdup(spec + 5)))
             goto nomem;
         snprintf(d->desc, sizeof d->desc, "file:%s", d->path);
+        if (cf_store_is_remote(d->path)) {
+            if (!(d->st = cf_store_open(d->path, cfg->store, err)))
+                goto fail;
+            return d;
+        }
         d->fd = open(d->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (d->fd < 0) {
             cf_err_set(err, CF_E_IO, "dead-letter file %s: %s", d->path, strerror(errno));
@@ -553,12 +577,13 @@ void cf_dlq_close(cf_dlq *d)
 
     if (!d)
         return;
-    if ((d->rk || d->fd >= 0) && cf_dlq_flush(d, &e))
+    if ((d->rk || d->fd >= 0 || d->st) && cf_dlq_flush(d, &e))
         cf_log(CF_LOG_ERROR, "dlq", "closing: %s", e.msg);
     if (d->rk)
         rd_kafka_destroy(d->rk);
     if (d->fd >= 0)
         close(d->fd);
+    cf_store_close(d->st);
     cf_buf_free(&d->pending);
     for (int i = 0; i < d->nknown; i++)
         free(d->known[i].name);

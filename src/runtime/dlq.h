@@ -9,6 +9,9 @@
  *                at most the producer's message.max.bytes) keeps the head
  *                that fits and gets header cdcflow.error.truncated=true
  *   file:PATH    one JSON object per line, original bytes in base64
+ *   file:s3://BUCKET/PREFIX  the same lines, as one object per flush:
+ *                PREFIX/dead-letter-<ms since epoch>-<uuid>.jsonl (S3 has
+ *                no append)
  *   off          no target: bad input stops the pipeline
  *
  * Records become durable at cf_dlq_flush(), which the pipeline calls before
@@ -19,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "source/source.h"
+#include "store/store.h"
 #include "util/err.h"
 
 typedef struct cf_dlq cf_dlq;
@@ -36,6 +40,7 @@ typedef struct cf_dlq_config {
      * largest dead letter sent (see cf_dlq_put). */
     const char *const *producer_props;
     int         nproducer_props;
+    const cf_store_config *store;  /* file:s3://... targets; NULL: from the environment */
 } cf_dlq_config;
 
 /* Returns NULL with *err set on failure. */

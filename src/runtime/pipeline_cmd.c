@@ -275,6 +275,7 @@ static void usage(FILE *f, bool iceberg)
             "\n"
             "Operations:\n"
             "  --dlq kafka[:TOPIC]|file:PATH|off  dead-letter target for bad events\n"
+            "                             (file:s3://BUCKET/PREFIX: one object per commit under PREFIX)\n"
             "                             [kafka source: kafka (= <topic>.dlq);\n"
             "                              file source: file:CHECKPOINT_LOCATION/dead-letter.jsonl]\n"
             "                             off: a bad event stops the pipeline, batch not committed\n"
@@ -639,6 +640,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .nprops = o->props.n,
             .producer_props = o->dlq_props.v,
             .nproducer_props = o->dlq_props.n,
+            .store = &o->store,
         };
         cf_decoder_config decc = { .max_message_bytes = o->max_msg };
         cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o->pipeline_id };

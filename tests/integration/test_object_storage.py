@@ -13,7 +13,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import CDCFLOW, duckdb_conn
+from conftest import CDCFLOW, ROOT, duckdb_conn
 from objstore import (CATALOG_URI, S3_BUCKET, cdcflow_env, delta_table, duckdb_s3, list_keys, rest_catalog,
                       s3_prefix)  # noqa: F401 - s3_prefix is a fixture
 from test_multitable import SHAPE, TABLES, make_changes, norm, pg_rows, rows_of, wait_published
@@ -157,3 +157,36 @@ def test_unsafe_or_broken_configurations_fail_with_one_clear_line(tmp_path, s3_p
     assert rc != 0 and len(lines) == 1 and "127.0.0.1:9" in lines[0], lines
     # nothing was written by the refused runs
     assert not list_keys(prefix + "/wh/")
+
+
+def test_dead_letters_on_s3_one_object_per_commit(tmp_path, s3_prefix):
+    """--dlq file:s3://...: S3 has no append, so each commit's dead letters are one object of their own
+    under the prefix, written before the table commit that moves past them."""
+    import base64
+    import json
+
+    from objstore import S3_BUCKET as bucket
+    from objstore import s3_client
+
+    prefix, url = s3_prefix
+    good = open(os.path.join(ROOT, "tests", "data", "debezium", "customers_create_env.json")).read()
+    good = json.dumps(json.loads(good))       # one line
+    events = tmp_path / "events.jsonl"
+    events.write_text(f"{good}\nthis is not json\nnull\n{{\"payload\": 7}}\n")
+    r = subprocess.run([CDCFLOW, "delta", "--source", f"file:{events}", "--table-path", f"{url}/t",
+                        "--dlq", f"file:{url}/dlq", "--available-now", "--metrics-port", "0",
+                        "--checkpoint-location", str(tmp_path / "ck"), "--log-level", "warn"],
+                       capture_output=True, text=True, timeout=120, env=cdcflow_env())
+    assert r.returncode == 0, r.stderr
+    keys = list_keys(prefix + "/dlq/")
+    assert len(keys) == 1 and re.search(r"/dead-letter-\d{13}-[0-9a-f-]{36}\.jsonl$", keys[0]), keys
+    lines = s3_client().get_object(Bucket=bucket, Key=keys[0])["Body"].read().decode().splitlines()
+    values = [base64.b64decode(json.loads(line)["value_base64"]) for line in lines]
+    assert values == [b"this is not json", b'{"payload": 7}'], values
+    # the table moved past them: a second run writes no new dead letters
+    r = subprocess.run([CDCFLOW, "delta", "--source", f"file:{events}", "--table-path", f"{url}/t",
+                        "--dlq", f"file:{url}/dlq", "--available-now", "--metrics-port", "0",
+                        "--checkpoint-location", str(tmp_path / "ck"), "--log-level", "warn"],
+                       capture_output=True, text=True, timeout=120, env=cdcflow_env())
+    assert r.returncode == 0, r.stderr
+    assert list_keys(prefix + "/dlq/") == keys
