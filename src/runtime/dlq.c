@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/fs.h"
 #include "util/id.h"
 #include "util/log.h"
 
@@ -440,20 +441,6 @@ static int put_base64(cf_buf *b, const uint8_t *p, size_t n, cf_err *err)
     return cf_buf_putc(b, '"', err);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Object storage has no append: each write-out is an object of its own,
  * named so that a listing sorts them by time. */
@@ -474,7 +461,7 @@ static int file_write_pending(cf_dlq *d, cf_err *err)
 {
     if (d->st)
         return d->pending.len ? object_write_pending(d, err) : 0;
-    if (d->pending.len && write_all(d->fd, d->pending.data, d->pending.len))
+    if (d->pending.len && cf_fs_write_all(d->fd, d->pending.data, d->pending.len))
         return cf_err_set(err, CF_E_IO, "dead-letter %s: write: %s", d->path, strerror(errno));
     cf_buf_reset(&d->pending);
     return 0;

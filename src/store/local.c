@@ -49,19 +49,7 @@ static int make_parent(const char *path, cf_err *err)
 
 static int write_all(int fd, const void *p, size_t n, const char *path, cf_err *err)
 {
-    const uint8_t *b = p;
-
-    while (n) {
-        ssize_t k = write(fd, b, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return io_err(err, "write", path, errno);
-        }
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
+    return cf_fs_write_all(fd, p, n) ? io_err(err, "write", path, errno) : 0;
 }
 
 static int l_head(cf_store *st, const char *path, cf_store_stat *out, cf_err *err)

@@ -109,3 +109,20 @@ int cf_fs_fsync_dirs_up_to(const char *root, char *const *paths, size_t n, cf_er
     free(done);
     return rc;
 }
+
+int cf_fs_write_all(int fd, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    while (n) {
+        ssize_t k = write(fd, b, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}

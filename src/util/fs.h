@@ -4,6 +4,7 @@
 #ifndef CF_FS_H
 #define CF_FS_H
 
+#include <stddef.h>
 #include "util/err.h"
 
 /* Create `path` and its missing parents (mode 0777 less the umask).  0, or -1 with
@@ -17,6 +18,9 @@ int cf_fs_fsync_parent(const char *path, cf_err *err);
  * and including `root` (each once), so that new files and the directories
  * made for them are named durably.  Paths outside root: their directory
  * only. */
+/* write(2) all n bytes, going on after EINTR and short writes.  0, or -1
+ * with errno set. */
+int cf_fs_write_all(int fd, const void *p, size_t n);
 int cf_fs_fsync_dirs_up_to(const char *root, char *const *paths, size_t n, cf_err *err);
 
 #endif
