@@ -544,12 +544,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
     o->warehouse = env_or("ICEBERG_WAREHOUSE", "/tmp/iceberg-warehouse");
     o->ns = env_or("ICEBERG_NAMESPACE", "analytics");
     cf_store_config_from_env(&o->store);
-    o->cat.uri = env_or("ICEBERG_CATALOG_URI", NULL);
-    o->cat.warehouse = env_or("ICEBERG_CATALOG_WAREHOUSE", NULL);
-    o->cat.credential = env_or("ICEBERG_CATALOG_CREDENTIAL", NULL);
-    o->cat.token = env_or("ICEBERG_CATALOG_TOKEN", NULL);
-    o->cat.oauth2_server_uri = env_or("ICEBERG_CATALOG_OAUTH2_SERVER_URI", NULL);
-    o->cat.scope = env_or("ICEBERG_CATALOG_SCOPE", NULL);
+    cf_catalog_config_from_env(&o->cat);
     o->table = env_or("ICEBERG_TABLE", "customers_analytics");
     o->checkpoint = env_or("CHECKPOINT_LOCATION", iceberg ? "/tmp/spark-checkpoints/kafka-to-iceberg"
                                                           : "/tmp/spark-checkpoints/kafka-to-delta");

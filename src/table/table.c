@@ -10,6 +10,23 @@
 
 #include "util/log.h"
 
+static const char *env_or_null(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+void cf_catalog_config_from_env(cf_catalog_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->uri = env_or_null("ICEBERG_CATALOG_URI");
+    cfg->warehouse = env_or_null("ICEBERG_CATALOG_WAREHOUSE");
+    cfg->credential = env_or_null("ICEBERG_CATALOG_CREDENTIAL");
+    cfg->token = env_or_null("ICEBERG_CATALOG_TOKEN");
+    cfg->oauth2_server_uri = env_or_null("ICEBERG_CATALOG_OAUTH2_SERVER_URI");
+    cfg->scope = env_or_null("ICEBERG_CATALOG_SCOPE");
+}
+
 cf_sink *cf_sink_open(const cf_sink_config *cfg, cf_err *err)
 {
     const cf_sink_ops *ops;

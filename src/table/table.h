@@ -35,6 +35,11 @@ typedef struct cf_catalog_config {
     const char *scope;             /* OAuth2 scope; default "catalog" */
 } cf_catalog_config;
 
+/* Fill *cfg from ICEBERG_CATALOG_{URI,WAREHOUSE,CREDENTIAL,TOKEN,
+ * OAUTH2_SERVER_URI,SCOPE} (over zeroes; empty counts as unset).  The
+ * strings point into the environment. */
+void cf_catalog_config_from_env(cf_catalog_config *cfg);
+
 typedef struct cf_sink_config {
     const char *kind;              /* "delta" or "iceberg" */
     const char *location;          /* Delta table path; Iceberg table dir */

@@ -10,22 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *env_or_null(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
-void cf_ice_catalog_config_from_env(cf_catalog_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->uri = env_or_null("ICEBERG_CATALOG_URI");
-    cfg->warehouse = env_or_null("ICEBERG_CATALOG_WAREHOUSE");
-    cfg->credential = env_or_null("ICEBERG_CATALOG_CREDENTIAL");
-    cfg->token = env_or_null("ICEBERG_CATALOG_TOKEN");
-    cfg->oauth2_server_uri = env_or_null("ICEBERG_CATALOG_OAUTH2_SERVER_URI");
-    cfg->scope = env_or_null("ICEBERG_CATALOG_SCOPE");
-}
+#include "util/buf.h"
 
 void cf_ice_table_free(cf_ice_table *t)
 {
@@ -71,7 +56,7 @@ cf_ice_catalog *cf_ice_catalog_open(const cf_catalog_config *cfg, const char *lo
     if (!location || !*location)
         return cf_err_set(err, CF_E_ARG, "iceberg: no table location"), NULL;
     if (!cfg) {
-        cf_ice_catalog_config_from_env(&envc);
+        cf_catalog_config_from_env(&envc);
         cfg = &envc;
     }
     rest = cfg->uri && *cfg->uri;
@@ -161,3 +146,28 @@ int cf_ice_catalog_commit(cf_ice_catalog *c, cf_ice_table *t, json_t *meta,
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     return c->ops->commit(c, t, meta, chg, err);
 }
+
+#define MAX_META_BYTES ((size_t)256 << 20)   /* about 300 000 snapshots of ours */
+
+json_t *cf_ice_meta_read(cf_store *st, const char *path, cf_err *err)
+{
+    json_error_t je;
+    json_t *j;
+    cf_buf b;
+
+    cf_buf_init(&b, MAX_META_BYTES);
+    if (cf_store_get(st, path, &b, err)) {
+        cf_buf_free(&b);
+        return NULL;
+    }
+    j = json_loadb((const char *)b.data, b.len, 0, &je);
+    cf_buf_free(&b);
+    if (!j)
+        return cf_err_set(err, CF_E_PARSE, "%s: %s (line %d)", path, je.text, je.line), NULL;
+    if (!json_is_object(j) || json_integer_value(json_object_get(j, "format-version")) < 1) {
+        json_decref(j);
+        return cf_err_set(err, CF_E_PARSE, "%s: not Iceberg table metadata", path), NULL;
+    }
+    return j;
+}
+

@@ -21,11 +21,6 @@
 
 typedef struct cf_ice_catalog cf_ice_catalog;
 
-/* Fill *cfg (table.h's cf_catalog_config) from the ICEBERG_CATALOG_{URI,
- * WAREHOUSE,CREDENTIAL,TOKEN,OAUTH2_SERVER_URI,SCOPE} environment variables
- * (over zeroes); the strings point into the environment. */
-void cf_ice_catalog_config_from_env(cf_catalog_config *cfg);
-
 /* One table's state as a catalog returned it: the base of the next commit. */
 typedef struct cf_ice_table {
     char   *location;       /* table location, absolute (a path, file: or s3:// URL), no trailing '/' */
@@ -54,7 +49,7 @@ typedef struct cf_ice_change {
 
 /* The catalog of the table at `location` (its path or URL), named `name`
  * in logs (may be NULL).  st serves location and must outlive the catalog.
- * cfg NULL: from the environment (cf_ice_catalog_config_from_env); uri NULL
+ * cfg NULL: from the environment (cf_catalog_config_from_env); uri NULL
  * or empty: the directory catalog; else the REST catalog at uri, which
  * names the table by its location, WAREHOUSE/NAMESPACE/TABLE: the last
  * path component is the table, the one before it the namespace (dots in it

@@ -10,7 +10,6 @@
 
 #include "util/buf.h"
 
-#define MAX_META_BYTES ((size_t)256 << 20)   /* about 300 000 snapshots of ours */
 #define MAX_HINT_BYTES 64
 
 static char *meta_path(const char *location, int64_t v)
@@ -32,28 +31,6 @@ static int64_t version_of(const char *name)
         return 0;
     v = strtoll(name + 1, &end, 10);
     return !strcmp(end, ".metadata.json") && v > 0 && v < INT64_MAX ? v : 0;
-}
-
-static json_t *load_json(cf_store *st, const char *path, cf_err *err)
-{
-    json_error_t je;
-    json_t *j;
-    cf_buf b;
-
-    cf_buf_init(&b, MAX_META_BYTES);
-    if (cf_store_get(st, path, &b, err)) {
-        cf_buf_free(&b);
-        return NULL;
-    }
-    j = json_loadb((const char *)b.data, b.len, 0, &je);
-    cf_buf_free(&b);
-    if (!j)
-        return cf_err_set(err, CF_E_PARSE, "%s: %s (line %d)", path, je.text, je.line), NULL;
-    if (!json_is_object(j) || json_integer_value(json_object_get(j, "format-version")) < 1) {
-        json_decref(j);
-        return cf_err_set(err, CF_E_PARSE, "%s: not Iceberg table metadata", path), NULL;
-    }
-    return j;
 }
 
 /* The version version-hint.text names, 0 if none or unreadable (it is only
@@ -106,7 +83,7 @@ static int d_load_version(cf_ice_catalog *c, int64_t v, cf_ice_table *t, cf_err 
 {
     if (!(t->meta_location = meta_path(c->location, v)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
-    if (!(t->meta = load_json(c->st, t->meta_location, err)))
+    if (!(t->meta = cf_ice_meta_read(c->st, t->meta_location, err)))
         return -1;
     t->version = v;
     return 0;

@@ -36,4 +36,8 @@ int cf_ice_dir_catalog_init(cf_ice_catalog *c, cf_err *err);
  * impl set); c->impl is set on success only. */
 int cf_ice_rest_catalog_init(cf_ice_catalog *c, const cf_catalog_config *cfg, cf_err *err);
 
+/* The metadata document at path (capped at 256 MiB), checked to be one.
+ * Caller owns the reference. */
+json_t *cf_ice_meta_read(cf_store *st, const char *path, cf_err *err);
+
 #endif

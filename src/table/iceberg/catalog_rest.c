@@ -23,7 +23,6 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-#define MAX_META_BYTES ((size_t)256 << 20)   /* as catalog_dir.c */
 
 typedef struct rcat {
     cf_ice_rest *rest;
@@ -145,28 +144,6 @@ static int r_load(cf_ice_catalog *c, cf_ice_table *t, cf_err *err)
     return adopt(c, t, &rt, err);
 }
 
-static json_t *read_meta(cf_store *st, const char *path, cf_err *err)
-{
-    json_error_t je;
-    json_t *j;
-    cf_buf b;
-
-    cf_buf_init(&b, MAX_META_BYTES);
-    if (cf_store_get(st, path, &b, err)) {
-        cf_buf_free(&b);
-        return NULL;
-    }
-    j = json_loadb((const char *)b.data, b.len, 0, &je);
-    cf_buf_free(&b);
-    if (!j)
-        return cf_err_set(err, CF_E_PARSE, "%s: %s (line %d)", path, je.text, je.line), NULL;
-    if (!json_is_object(j) || json_integer_value(json_object_get(j, "format-version")) < 1) {
-        json_decref(j);
-        return cf_err_set(err, CF_E_PARSE, "%s: not Iceberg table metadata", path), NULL;
-    }
-    return j;
-}
-
 /* Version v: the current one, or an older one the metadata-log names. */
 static int r_load_version(cf_ice_catalog *c, int64_t v, cf_ice_table *t, cf_err *err)
 {
@@ -192,7 +169,7 @@ static int r_load_version(cf_ice_catalog *c, int64_t v, cf_ice_table *t, cf_err 
         char *path = strdup(f);       /* f lives in t->meta, replaced below */
         if (!path)
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
-        if (!(old = read_meta(c->st, path, err))) {
+        if (!(old = cf_ice_meta_read(c->st, path, err))) {
             free(path);
             return -1;
         }

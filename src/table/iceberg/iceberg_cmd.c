@@ -31,7 +31,7 @@ bool cf_iceberg_is_table(const char *location)
     cf_catalog_config cc;
     bool yes = st && cf_ice_dir_is_table(st, location);
 
-    cf_ice_catalog_config_from_env(&cc);
+    cf_catalog_config_from_env(&cc);
     if (st && !yes && cc.uri) {
         char log[4096];
         snprintf(log, sizeof log, "%s/_delta_log", location);

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "table/table.h"
 #include "util/buf.h"
 
 /* Metadata documents grow with snapshots and schemas; a table with thousands
@@ -63,21 +64,18 @@ static void free_secret(char *s)
     }
 }
 
-static const char *env_or_null(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
 void cf_ice_rest_config_from_env(cf_ice_rest_config *cfg)
 {
+    cf_catalog_config cc;
+
+    cf_catalog_config_from_env(&cc);
     memset(cfg, 0, sizeof *cfg);
-    cfg->uri = env_or_null("ICEBERG_CATALOG_URI");
-    cfg->warehouse = env_or_null("ICEBERG_CATALOG_WAREHOUSE");
-    cfg->credential = env_or_null("ICEBERG_CATALOG_CREDENTIAL");
-    cfg->token = env_or_null("ICEBERG_CATALOG_TOKEN");
-    cfg->oauth2_server_uri = env_or_null("ICEBERG_CATALOG_OAUTH2_SERVER_URI");
-    cfg->scope = env_or_null("ICEBERG_CATALOG_SCOPE");
+    cfg->uri = cc.uri;
+    cfg->warehouse = cc.warehouse;
+    cfg->credential = cc.credential;
+    cfg->token = cc.token;
+    cfg->oauth2_server_uri = cc.oauth2_server_uri;
+    cfg->scope = cc.scope;
 }
 
 static void backoff(cf_ice_rest *c, int attempt)
