@@ -192,6 +192,42 @@ out:
     return rc;
 }
 
+/* How long a commit waits out storage or a catalog that does not answer
+ * (after the store's and the catalog client's own retries) before the
+ * pipeline gives up: long enough for a restart or a failover of the
+ * server, short enough that a real outage stops the process. */
+#define UNAVAILABLE_WAIT_S 300
+
+/* Whether a failed commit may succeed if made again as a whole: the
+ * storage or catalog server was unreachable or overloaded. */
+static bool unavailable(const cf_err *e)
+{
+    return e->retriable && (e->code == CF_E_IO || e->code == CF_E_HTTP);
+}
+
+/* Commit through cf_sink_commit, waiting out an unavailable server.
+ * Making the commit again is safe: a commit that landed although its
+ * answer was lost is caught by the fence (the table then holds the
+ * batch's end, not its start) and the batch is dropped, not doubled. */
+static int sink_commit(pipe_t *p, lane *l, const cf_commit *c, int64_t *version, cf_err *e)
+{
+    double deadline = mono_s() + UNAVAILABLE_WAIT_S;
+    unsigned pause_ms = 500;
+
+    for (;;) {
+        cf_err_clear(e);
+        if (cf_sink_commit(l->sink, c, version, e) == 0)
+            return 0;
+        if (!unavailable(e) || mono_s() > deadline || cf_signals_stop_requested())
+            return -1;
+        cf_log(CF_LOG_WARN, "pipeline", "%s: commit: %s; retrying in %.1f s", table_label(p, l), e->msg,
+               pause_ms / 1e3);
+        for (unsigned waited = 0; waited < pause_ms && !cf_signals_stop_requested(); waited += 100)
+            usleep(100 * 1000);
+        pause_ms = pause_ms * 2 > 8000 ? 8000 : pause_ms * 2;
+    }
+}
+
 /* Commit one table's batch and the offsets it covers. */
 static int commit_lane(pipe_t *p, lane *l, cf_err *err)
 {
@@ -211,7 +247,7 @@ static int commit_lane(pipe_t *p, lane *l, cf_err *err)
      * their offsets are done, or a crash in between would lose them. */
     if (cf_dlq_flush(cfg->dlq, err))
         return cf_err_wrap(err, "not committing the batch");
-    if (cf_sink_commit(l->sink, &c, &version, &e)) {
+    if (sink_commit(p, l, &c, &version, &e)) {
         if (e.code == CF_E_FENCED)
             return drop_fenced(p, l, &e, err);
         if (err)
