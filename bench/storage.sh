@@ -25,10 +25,12 @@ s3_override=${S3_ENDPOINT:-}
 eval "$(scripts/stack.sh s3-env)"
 if [ -n "$s3_override" ]; then export S3_ENDPOINT=$s3_override AWS_ENDPOINT_URL_S3=$s3_override; fi
 CATALOG=${ICEBERG_CATALOG_URI:-http://127.0.0.1:8181}
-export ICEBERG_CATALOG_URI=$CATALOG   # for objstore_tools.py; the local runs must not see it
+export ICEBERG_CATALOG_URI=$CATALOG   # for scripts/s3_tools.py; the local runs must not see it
 kafka_up=0 s3_up=0 cat_up=0 made_topic=0
 cleanup() {
-    if [ $s3_up = 1 ]; then $PY scripts/s3_tools.py clean "$prefix" "$ns" | sed 's/^/storage: /'; fi
+    if [ $s3_up = 1 ]; then
+        $PY scripts/s3_tools.py clean "$prefix" $([ $cat_up = 1 ] && echo "$ns") | sed 's/^/storage: /'
+    fi
     if [ $made_topic = 1 ]; then
         $PY scripts/s3_tools.py delete-topic "$topic" || echo "storage: note: could not delete topic $topic"
     fi

@@ -71,7 +71,7 @@ def put_rate(prefix="bench-put-rate"):
 
 
 def clean(prefix, namespaces):
-    rc = 0
+    rc, dropped = 0, 0
     for ns in namespaces:
         q = urllib.parse.quote(ns, safe="")
         try:
@@ -79,8 +79,9 @@ def clean(prefix, namespaces):
             for t in tables:
                 catalog("DELETE", f"/v1/namespaces/{q}/tables/{urllib.parse.quote(t['name'], safe='')}")
             catalog("DELETE", f"/v1/namespaces/{q}")
+            dropped += 1
         except urllib.error.HTTPError as e:
-            if e.code != 404:           # never created: nothing to drop
+            if e.code != 404:           # 404: never created, nothing to drop
                 print(f"note: could not drop namespace {ns} from the catalog: HTTP {e.code}")
                 rc = 1
         except Exception as e:  # noqa: BLE001
@@ -96,7 +97,7 @@ def clean(prefix, namespaces):
             rc = 1
         else:
             print(f"removed {n} objects under s3://{objstore.S3_BUCKET}/{prefix}" +
-                  (f" and {len(namespaces)} catalog namespace(s)" if namespaces else ""))
+                  (f" and {dropped} catalog namespace(s)" if dropped else ""))
     except Exception as e:  # noqa: BLE001
         print(f"note: could not delete s3://{objstore.S3_BUCKET}/{prefix}: {e}")
         rc = 1
