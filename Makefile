@@ -46,7 +46,7 @@ else
 Q := @
 endif
 
-.PHONY: all asan unit unit-asan test demo setup stack-start stack-stop stack-status \
+.PHONY: all asan unit unit-asan test demo demo-s3 setup stack-start stack-stop stack-status \
         integration test-readers bench fuzz clean help
 
 all: $(BUILD)/cdcflow
@@ -117,6 +117,11 @@ test-readers:
 demo: setup
 	@$(MAKE) all
 	@scripts/demo.sh
+
+## demo-s3: the same demo with the tables on the stack's S3 and Iceberg through its REST catalog
+demo-s3: setup
+	@$(MAKE) all
+	@DEMO_STORAGE=s3 scripts/demo.sh
 
 stack-start stack-stop stack-status:
 	@scripts/stack.sh $(subst stack-,,$@)

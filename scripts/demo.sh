@@ -3,6 +3,10 @@
 # to PostgreSQL, the change events shown from Kafka, then the cdcflow pipelines (`make demo`).
 #
 # `make demo` has already run setup and built build/cdcflow.  Environment knobs:
+#   DEMO_STORAGE         local (default): tables under var/demo/;  s3 (`make demo-s3`): Delta tables on the
+#                        stack's S3 and Iceberg tables through its REST catalog (storing in that S3), read back
+#                        by deltalake, pyiceberg's RestCatalog and DuckDB's httpfs
+#   DEMO_S3_PREFIX       with s3: the tables' key prefix in bucket cdcflow (default demo); catalog namespace demo
 #   DEMO_GENERATE_ARGS   arguments for `cdcflow generate` (default: a small mixed workload)
 #   DEMO_PEEK_N          events printed per topic (default 3)
 set -u
@@ -22,9 +26,16 @@ need_cmd() {
 }
 
 [ -x "$CDCFLOW" ] || fail "$CDCFLOW not built: run make"
+STORAGE=${DEMO_STORAGE:-local}
+case $STORAGE in local|s3) ;; *) fail "DEMO_STORAGE must be local or s3, not '$STORAGE'" ;; esac
 
-step "starting the stack (PostgreSQL 15, Kafka KRaft, Kafka Connect + Debezium)"
+step "starting the stack (PostgreSQL 15, Kafka KRaft, Kafka Connect + Debezium, S3, Iceberg REST catalog)"
 scripts/stack.sh start || fail "the stack did not start"
+if [ "$STORAGE" = s3 ]; then
+    why=$(.venv/bin/python scripts/s3_tools.py up 2>&1) || fail "$why (see scripts/stack.sh status)"
+    eval "$(scripts/stack.sh s3-env)"      # the S3 endpoint and keys, for cdcflow and the readers
+    export ICEBERG_CATALOG_URI=${ICEBERG_CATALOG_URI:-http://127.0.0.1:8181}   # for scan and history
+fi
 
 step "registering the Debezium connector"
 need_cmd connector
@@ -61,32 +72,63 @@ done
 # ------------------------------------------------------------------ pipelines
 # The cdcflow pipelines start here: Kafka -> Delta Lake (Change Data Feed) and Kafka -> Iceberg v2, for
 # the customers topic, each run until it has caught up with what is on Kafka (--available-now).  The
-# tables live in var/demo/ and keep their Kafka offsets, so a second demo only adds the new events.
+# tables live in var/demo/ (with DEMO_STORAGE=s3: on the stack's S3, the Iceberg ones in its REST catalog,
+# namespace demo) and keep their Kafka offsets, so a second demo only adds the new events.
 # Then all four topics at once: one `cdcflow run` process mirrors every table (upsert) into Delta and
 # Iceberg, and the mirrors are counted against PostgreSQL.
 DEMO_DIR=var/demo
+if [ "$STORAGE" = s3 ]; then
+    # The stack's S3 and catalog keep everything in memory: `scripts/stack.sh stop` removes these tables.
+    BASE=s3://$S3_BUCKET/${DEMO_S3_PREFIX:-demo}
+    CKPT=$DEMO_DIR/checkpoints-s3 NS=demo GROUP_SUFFIX=-s3
+    CATALOG_ARGS="--catalog-uri $ICEBERG_CATALOG_URI"
+else
+    BASE=$DEMO_DIR CKPT=$DEMO_DIR/checkpoints NS=analytics GROUP_SUFFIX= CATALOG_ARGS=
+fi
+PYTHON=$ROOT/.venv/bin/python
+
 run_pipelines() {
     local topic=postgres.public.customers
     need_cmd delta
     need_cmd iceberg
-    step "pipeline: $topic -> Delta Lake ($DEMO_DIR/delta/customers)"
-    "$CDCFLOW" delta --bootstrap 127.0.0.1:9092 --topic "$topic" --table-path "$DEMO_DIR/delta/customers" \
-        --checkpoint-location "$DEMO_DIR/checkpoints/delta" --available-now --metrics-port 0 --log-level warn ||
+    step "pipeline: $topic -> Delta Lake ($BASE/delta/customers)"
+    "$CDCFLOW" delta --bootstrap 127.0.0.1:9092 --topic "$topic" --table-path "$BASE/delta/customers" \
+        --checkpoint-location "$CKPT/delta" --available-now --metrics-port 0 --log-level warn ||
         fail "cdcflow delta failed"
-    "$CDCFLOW" history "$DEMO_DIR/delta/customers" | head -n 4 | cut -c1-160   # newest first
-    "$CDCFLOW" scan "$DEMO_DIR/delta/customers" --limit 5 \
+    "$CDCFLOW" history "$BASE/delta/customers" | head -n 4 | cut -c1-160   # newest first
+    "$CDCFLOW" scan "$BASE/delta/customers" --limit 5 \
         --columns customer_id,full_name,location,customer_tier,_cdc_operation || fail "cdcflow scan failed"
 
-    step "pipeline: $topic -> Iceberg v2 ($DEMO_DIR/iceberg/analytics/customers_analytics)"
-    "$CDCFLOW" iceberg --bootstrap 127.0.0.1:9092 --topic "$topic" --warehouse "$DEMO_DIR/iceberg" \
-        --checkpoint-location "$DEMO_DIR/checkpoints/iceberg" --available-now --metrics-port 0 --log-level warn ||
+    step "pipeline: $topic -> Iceberg v2 ($BASE/iceberg/$NS/customers_analytics${CATALOG_ARGS:+, catalog $ICEBERG_CATALOG_URI})"
+    # shellcheck disable=SC2086 # CATALOG_ARGS is empty or two words
+    "$CDCFLOW" iceberg --bootstrap 127.0.0.1:9092 --topic "$topic" --warehouse "$BASE/iceberg" --namespace "$NS" \
+        --table customers_analytics $CATALOG_ARGS \
+        --checkpoint-location "$CKPT/iceberg" --available-now --metrics-port 0 --log-level warn ||
         fail "cdcflow iceberg failed"
+
+    if [ "$STORAGE" = s3 ]; then
+        step "both tables read back by DuckDB from S3 (httpfs; its delta and iceberg readers, not cdcflow's)"
+        (cd tests/integration && "$PYTHON" - "$BASE/delta/customers" "$NS.customers_analytics") <<'PY' ||
+import sys
+from conftest import duckdb_conn
+from objstore import duckdb_s3, rest_catalog
+meta = rest_catalog().load_table(sys.argv[2]).metadata_location   # the catalog names the current metadata
+print(f"current metadata (from the catalog): {meta}")
+con = duckdb_s3(duckdb_conn())
+for name, scan in (("delta", f"delta_scan('{sys.argv[1]}')"), ("iceberg", f"iceberg_scan('{meta}')")):
+    rows = con.sql(f"SELECT _cdc_operation, count(*) FROM {scan} GROUP BY 1 ORDER BY 1").fetchall()
+    print(f"{name:8} " + ", ".join(f"{op} {n}" for op, n in rows))
+con.close()
+PY
+            fail "DuckDB could not read the tables"
+        return
+    fi
     local meta
     meta=$(find "$DEMO_DIR/iceberg/analytics/customers_analytics/metadata" -name '*.metadata.json' | sort -V | tail -n 1)
     echo "current metadata: $meta"
 
     step "both tables read back by DuckDB (its delta and iceberg readers, not cdcflow's)"
-    (cd tests/integration && ../../.venv/bin/python - "$ROOT/$DEMO_DIR/delta/customers" "$ROOT/$meta") <<'PY' ||
+    (cd tests/integration && "$PYTHON" - "$ROOT/$DEMO_DIR/delta/customers" "$ROOT/$meta") <<'PY' ||
 import sys
 from conftest import duckdb_conn
 con = duckdb_conn()
@@ -98,19 +140,48 @@ PY
 }
 
 run_mirrors() {
-    local conf=$DEMO_DIR/all-tables.conf topics='^postgres\.public\.(customers|orders|products|inventory)$'
+    local conf=$DEMO_DIR/all-tables$GROUP_SUFFIX.conf topics='^postgres\.public\.(customers|orders|products|inventory)$'
     need_cmd run
     mkdir -p "$DEMO_DIR"
     cat >"$conf" <<EOF
 # written by scripts/demo.sh: every captured table, mirrored by primary key, in one process
-delta   --bootstrap 127.0.0.1:9092 --topic '$topics' --table-path $DEMO_DIR/mirror/delta/{table} --mode upsert --available-now --group-id cdcflow-demo-mirror-delta --metrics-port 0 --checkpoint-location $DEMO_DIR/checkpoints/mirror-delta --log-level warn
-iceberg --bootstrap 127.0.0.1:9092 --topic '$topics' --warehouse $DEMO_DIR/mirror/iceberg --namespace analytics --table {table} --mode upsert --available-now --group-id cdcflow-demo-mirror-iceberg --metrics-port 0 --checkpoint-location $DEMO_DIR/checkpoints/mirror-iceberg --log-level warn
+delta   --bootstrap 127.0.0.1:9092 --topic '$topics' --table-path $BASE/mirror/delta/{table} --mode upsert --available-now --group-id cdcflow-demo-mirror-delta$GROUP_SUFFIX --metrics-port 0 --checkpoint-location $CKPT/mirror-delta --log-level warn
+iceberg --bootstrap 127.0.0.1:9092 --topic '$topics' --warehouse $BASE/mirror/iceberg --namespace $NS --table {table} $CATALOG_ARGS --mode upsert --available-now --group-id cdcflow-demo-mirror-iceberg$GROUP_SUFFIX --metrics-port 0 --checkpoint-location $CKPT/mirror-iceberg --log-level warn
 EOF
     step "pipelines: all four topics -> Delta and Iceberg mirrors (cdcflow run $conf)"
     "$CDCFLOW" run "$conf" || fail "cdcflow run failed"
 
+    if [ "$STORAGE" = s3 ]; then
+        step "mirrors read back from S3 by deltalake, pyiceberg (REST catalog) and DuckDB (httpfs), against PostgreSQL's own row counts"
+        (cd tests/integration && "$PYTHON" - "$BASE/mirror" "$NS") <<'PY' ||
+import sys
+from conftest import duckdb_conn, pg_connect
+from objstore import delta_table, duckdb_s3, rest_catalog
+root, ns = sys.argv[1], sys.argv[2]
+con = duckdb_s3(duckdb_conn())
+cat = rest_catalog()
+pg = pg_connect()
+print(f"{'table':10} {'postgres':>9} {'deltalake':>10} {'pyiceberg':>10} {'duckdb/delta':>13} {'duckdb/iceberg':>15}")
+ok = True
+for t in ("customers", "orders", "products", "inventory"):
+    with pg.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {t}")
+        want = cur.fetchone()[0]
+    d = delta_table(f"{root}/delta/{t}").to_pyarrow_table().num_rows
+    tbl = cat.load_table(f"{ns}.{t}")
+    i = tbl.scan().to_arrow().num_rows                 # position deletes applied by pyiceberg
+    dd = con.sql(f"SELECT count(*) FROM delta_scan('{root}/delta/{t}')").fetchone()[0]
+    di = con.sql(f"SELECT count(*) FROM iceberg_scan('{tbl.metadata_location}')").fetchone()[0]
+    ok &= want == d == i == dd == di
+    print(f"{t:10} {want:>9} {d:>10} {i:>10} {dd:>13} {di:>15}")
+con.close()
+sys.exit(0 if ok else 1)
+PY
+            fail "a mirror differs from PostgreSQL (see the counts above)"
+        return
+    fi
     step "mirrors read back by DuckDB, against PostgreSQL's own row counts"
-    (cd tests/integration && ../../.venv/bin/python - "$ROOT/$DEMO_DIR/mirror") <<'PY' ||
+    (cd tests/integration && "$PYTHON" - "$ROOT/$DEMO_DIR/mirror") <<'PY' ||
 import glob, os, sys
 from conftest import duckdb_conn, pg_connect
 root = sys.argv[1]
@@ -136,4 +207,8 @@ PY
 run_pipelines
 run_mirrors
 
-step "done.  The stack keeps running: scripts/stack.sh status | stop"
+if [ "$STORAGE" = s3 ]; then
+    step "done.  The tables stay in s3://$S3_BUCKET/${DEMO_S3_PREFIX:-demo}/ and catalog namespace $NS until the stack stops (scripts/stack.sh status | stop)"
+else
+    step "done.  The stack keeps running: scripts/stack.sh status | stop"
+fi
