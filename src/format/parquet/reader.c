@@ -648,8 +648,11 @@ fail:
 }
 
 /* Small files are read whole in one request; larger ones have their
- * footer read with a guess at its size, usually right. */
-#define TAIL_BYTES ((size_t)64 << 10)
+ * footer read with a guess at its size, usually right.  On object storage
+ * a request costs milliseconds whatever its size, so files there are read
+ * whole up to a larger size (a column chunk each would be a request). */
+#define TAIL_BYTES        ((size_t)64 << 10)
+#define REMOTE_WHOLE_BYTES ((size_t)8 << 20)
 
 cf_pq_reader *cf_pq_reader_open(cf_store *st, const char *path, cf_err *err)
 {
@@ -668,7 +671,7 @@ cf_pq_reader *cf_pq_reader_open(cf_store *st, const char *path, cf_err *err)
         return NULL;
     }
     r->size = (size_t)sb.size;
-    t = r->size < TAIL_BYTES ? r->size : TAIL_BYTES;
+    t = r->size <= (cf_store_is_local(st) ? TAIL_BYTES : REMOTE_WHOLE_BYTES) ? r->size : TAIL_BYTES;
     if (cf_buf_reserve(&r->tail, t + 1, err) ||
         cf_store_get_range(st, path, r->size - t, t, r->tail.data, err)) {
         cf_err_wrap(err, "%s", path);
