@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scaleout_util as su  # noqa: E402
 import test_scaleout as ts  # noqa: E402
 from conftest import duckdb_conn  # noqa: E402
-from objstore import (ACCESS_KEY, CATALOG_URI, REGION, S3_BUCKET, S3_ENDPOINT, SECRET_KEY, cdcflow_env,  # noqa: E402
+from objstore import (ACCESS_KEY, CATALOG_URI, REGION, S3_BUCKET, SECRET_KEY, cdcflow_env,  # noqa: E402
                       delete_prefix, delta_storage_options, delta_table, download_prefix, duckdb_s3, list_keys,
                       require_servers, s3_client)
 
