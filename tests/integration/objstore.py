@@ -27,33 +27,33 @@ def cdcflow_env(**extra):
     return env
 
 
-def s3_client():
+def s3_client(endpoint=S3_ENDPOINT):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=S3_ENDPOINT, region_name=REGION,
+    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
                         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}))
 
 
-def list_keys(prefix):
-    c = s3_client()
+def list_keys(prefix, endpoint=S3_ENDPOINT):
+    c = s3_client(endpoint)
     return [o["Key"] for page in c.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix)
             for o in page.get("Contents", [])]
 
 
-def delete_prefix(prefix):
-    c = s3_client()
-    keys = list_keys(prefix)
+def delete_prefix(prefix, endpoint=S3_ENDPOINT):
+    c = s3_client(endpoint)
+    keys = list_keys(prefix, endpoint)
     for i in range(0, len(keys), 1000):
         c.delete_objects(Bucket=S3_BUCKET, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
 
 
-def download_prefix(prefix, dest):
+def download_prefix(prefix, dest, endpoint=S3_ENDPOINT):
     """Copy every object under s3://BUCKET/prefix into the directory dest (same relative names)."""
-    c = s3_client()
+    c = s3_client(endpoint)
     n = 0
-    for k in list_keys(prefix):
+    for k in list_keys(prefix, endpoint):
         path = os.path.join(dest, k[len(prefix):].lstrip("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         c.download_file(S3_BUCKET, k, path)
@@ -61,9 +61,9 @@ def download_prefix(prefix, dest):
     return n
 
 
-def delta_storage_options():
+def delta_storage_options(endpoint=S3_ENDPOINT):
     """deltalake's own S3 settings for the stack's server (reads only: no locking needed)."""
-    return {"AWS_ENDPOINT_URL": S3_ENDPOINT, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION, "AWS_ALLOW_HTTP": "true",
             "AWS_S3_ALLOW_UNSAFE_RENAME": "true", "AWS_FORCE_PATH_STYLE": "true"}
 
@@ -83,12 +83,13 @@ def rest_catalog():
                                    "s3.region": REGION, "s3.path-style-access": "true"})
 
 
-def duckdb_s3(con):
-    """Load DuckDB's httpfs (PyPI package duckdb-extension-httpfs) and give it the stack's S3."""
+def duckdb_s3(con, endpoint=S3_ENDPOINT):
+    """Load DuckDB's httpfs (PyPI package duckdb-extension-httpfs) and give it the stack's S3 (or the
+    S3-compatible server at endpoint)."""
     from conftest import duckdb_extension_path
 
     con.execute(f"LOAD '{duckdb_extension_path('httpfs')}'")
-    host = S3_ENDPOINT.split("://", 1)[1]
+    host = endpoint.split("://", 1)[1]
     con.execute(f"""CREATE OR REPLACE SECRET stack_s3 (TYPE s3, KEY_ID '{ACCESS_KEY}', SECRET '{SECRET_KEY}',
                     REGION '{REGION}', ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false)""")
     return con

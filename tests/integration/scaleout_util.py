@@ -107,8 +107,9 @@ class Model:
     live[cid] is the image of a live key, gone[cid] the LSN of the delete of a key that is deleted
     now; history[cid] the (lsn, op) of every event produced for the key, in order."""
 
-    def __init__(self, nkeys, seed, start_lsn=30_000_000):
+    def __init__(self, nkeys, seed, start_lsn=30_000_000, image=None):
         self.rnd = random.Random(seed)
+        self.image = image or customer_image     # (cid, lsn, rnd) -> row
         self.nkeys = nkeys
         self.lsn = start_lsn
         self.txid = 1000
@@ -134,13 +135,13 @@ class Model:
         lsn, txid = self._next()
         if op == "c":
             assert cid not in self.live
-            after = customer_image(cid, lsn, self.rnd)
+            after = self.image(cid, lsn, self.rnd)
             v = envelope("c", None, after, lsn, txid)
             self.live[cid] = after
             self.gone.pop(cid, None)
         elif op == "u":
             before = self.live[cid]
-            after = customer_image(cid, lsn, self.rnd)
+            after = self.image(cid, lsn, self.rnd)
             v = envelope("u", before, after, lsn, txid)
             self.live[cid] = after
         else:
@@ -263,10 +264,10 @@ class ProducerThread(threading.Thread):
 
 class Proc:
     """One cdcflow process of the test, its stderr in a log file; several lives (restarts) append
-    to the same log with a banner."""
+    to the same log with a banner.  env: the process environment (None: the test's)."""
 
-    def __init__(self, name, argv, log_path):
-        self.name, self.argv, self.log_path = name, argv, str(log_path)
+    def __init__(self, name, argv, log_path, env=None):
+        self.name, self.argv, self.log_path, self.env = name, argv, str(log_path), env
         self.p = None
         self.stopped = False     # SIGSTOPped now
         self.lives = 0
@@ -278,7 +279,7 @@ class Proc:
         with open(self.log_path, "a") as f:
             f.write("==== %s life %d: %s\n" % (self.name, self.lives, " ".join(self.argv)))
         self._log = open(self.log_path, "a")
-        self.p = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.p = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env)
         self.stopped = False
 
     def alive(self):
@@ -342,12 +343,12 @@ class Proc:
         return "".join(lines[-n:])
 
 
-def run_once(argv, log_path, timeout):
+def run_once(argv, log_path, timeout, env=None):
     """Runs cdcflow to completion with its output appended to log_path; returns the returncode."""
     with open(log_path, "a") as f:
         f.write("==== run: %s\n" % " ".join(argv))
         f.flush()
-        r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, cwd=ROOT)
+        r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, cwd=ROOT, env=env)
     return r.returncode
 
 
