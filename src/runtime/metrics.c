@@ -42,6 +42,7 @@ struct cf_metrics {
     uint64_t  events[NOPS];
     uint64_t  dead_letter;
     uint64_t  fenced;        /* batches dropped: another writer owned their partitions */
+    uint64_t  conflicts;     /* commit attempts lost to another writer, then retried */
     uint64_t  batches;
     histo     batch_dur, commit_dur;
     int64_t   lag;
@@ -170,6 +171,12 @@ void cf_metrics_add_fenced(cf_metrics *m)
 {
     if (m)
         LOCKED(m, m->fenced++);
+}
+
+void cf_metrics_add_conflicts(cf_metrics *m, uint64_t n)
+{
+    if (m && n)
+        LOCKED(m, m->conflicts += n);
 }
 
 void cf_metrics_add_dead_letter(cf_metrics *m, uint64_t n)
@@ -348,9 +355,12 @@ int cf_metrics_render(cf_metrics *m, cf_buf *b, cf_err *err)
                       "# TYPE cdcflow_batches_total counter\ncdcflow_batches_total %llu\n"
                       "# HELP cdcflow_batches_fenced_total Batches dropped because the table had moved past "
                       "their start (another process of the group owned their partitions).\n"
-                      "# TYPE cdcflow_batches_fenced_total counter\ncdcflow_batches_fenced_total %llu\n",
+                      "# TYPE cdcflow_batches_fenced_total counter\ncdcflow_batches_fenced_total %llu\n"
+                      "# HELP cdcflow_commit_conflicts_total Commit attempts lost to another writer of the "
+                      "table and made again.\n"
+                      "# TYPE cdcflow_commit_conflicts_total counter\ncdcflow_commit_conflicts_total %llu\n",
                       (unsigned long long)m->dead_letter, (unsigned long long)m->batches,
-                      (unsigned long long)m->fenced))
+                      (unsigned long long)m->fenced, (unsigned long long)m->conflicts))
         goto out;
     if (render_histo(b, "cdcflow_batch_duration_seconds", "From a batch's first message to its commit.",
                      &m->batch_dur, err)

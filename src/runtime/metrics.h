@@ -26,6 +26,8 @@ void cf_metrics_add_events(cf_metrics *m, char op, uint64_t n);
 void cf_metrics_add_dead_letter(cf_metrics *m, uint64_t n);
 /* One batch dropped by the commit fence (NULL-safe). */
 void cf_metrics_add_fenced(cf_metrics *m);
+/* n commit attempts lost to another writer and made again (NULL-safe). */
+void cf_metrics_add_conflicts(cf_metrics *m, uint64_t n);
 /* A routed pipeline (one table per topic): one committed batch of `table`
  * with its events by op ('c','u','d','r','t', tombstones) and the version
  * it made.  Once called, /metrics shows cdcflow_events_total per table

@@ -215,8 +215,17 @@ static int sink_commit(pipe_t *p, lane *l, const cf_commit *c, int64_t *version,
     unsigned pause_ms = 500;
 
     for (;;) {
+        uint64_t lost = cf_sink_conflicts(l->sink);
+        int rc;
+
         cf_err_clear(e);
-        if (cf_sink_commit(l->sink, c, version, e) == 0)
+        rc = cf_sink_commit(l->sink, c, version, e);
+        if ((lost = cf_sink_conflicts(l->sink) - lost)) {
+            cf_metrics_add_conflicts(p->cfg->metrics, lost);
+            cf_log(CF_LOG_INFO, "pipeline", "%s: %llu commit attempt(s) lost to another writer, made again",
+                   table_label(p, l), (unsigned long long)lost);
+        }
+        if (rc == 0)
             return 0;
         if (!unavailable(e) || mono_s() > deadline || cf_signals_stop_requested())
             return -1;

@@ -731,11 +731,14 @@ static int job_execute(job *j)
 static int run(int argc, char **argv, bool iceberg)
 {
     int rc;
-    job *j = job_prepare(argc, argv, iceberg, true, &rc);
+    job *j;
 
-    if (!j)
-        return rc;
+    /* Before the table opens: opening reads the table (on object storage,
+     * seconds for a large one) and a SIGTERM meanwhile must still end in a
+     * clean stop, not the default action. */
     cf_signals_install();
+    if (!(j = job_prepare(argc, argv, iceberg, true, &rc)))
+        return rc;
     j->pc.progress = isatty(STDERR_FILENO);
     rc = job_execute(j);
     job_free(j);
@@ -973,6 +976,7 @@ int cf_cmd_run(int argc, char **argv)
         return 1;
     }
     memset(slots, 0, sizeof slots);
+    cf_signals_install();        /* before the tables open, as in run() */
     while (fgets(buf, sizeof buf, f)) {
         line_args *la = malloc(sizeof *la), **grown = lines;
         int n;
@@ -1037,7 +1041,6 @@ int cf_cmd_run(int argc, char **argv)
         rc = 2;
     }
     if (!rc) {
-        cf_signals_install();
         for (int i = 0; i < njobs; i++)
             if (pthread_create(&slots[i].th, NULL, run_thread, &slots[i])) {
                 fprintf(stderr, "cdcflow: run: cannot start a thread\n");

@@ -64,6 +64,11 @@ void cf_sink_close(cf_sink *s)
     free(s);
 }
 
+uint64_t cf_sink_conflicts(const cf_sink *s)
+{
+    return s->conflicts;
+}
+
 const cf_sink_config *cf_sink_cfg(const cf_sink *s)
 {
     return &s->cfg;
@@ -125,6 +130,7 @@ int cf_sink_commit(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *err
                 s->ops->abort(s);
                 if (e.code != CF_E_STALE && !(e.code == CF_E_CONFLICT && e.retriable))
                     goto fail;
+                s->conflicts++;
                 cf_commit_backoff(attempt, &seed);
                 continue;
             }
@@ -141,6 +147,7 @@ int cf_sink_commit(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *err
             s->ops->abort(s);
             goto fail;
         }
+        s->conflicts++;
         cf_log(CF_LOG_DEBUG, "table", "%s: commit attempt %d: %s", s->cfg.location, attempt + 1, e.msg);
         cf_commit_backoff(attempt, &seed);
     }

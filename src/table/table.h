@@ -83,6 +83,10 @@ typedef struct cf_commit {
 
 typedef struct cf_sink cf_sink;
 
+/* Commit attempts of this sink lost to another writer and made again,
+ * since it opened. */
+uint64_t cf_sink_conflicts(const cf_sink *s);
+
 /* Open the backend named by cfg->kind.  Strings in cfg must outlive the
  * sink.  NULL with *err set on failure. */
 cf_sink *cf_sink_open(const cf_sink_config *cfg, cf_err *err);

@@ -31,6 +31,7 @@ struct cf_sink {
     const cf_sink_ops *ops;
     cf_sink_config     cfg;
     cf_store          *store;      /* where cfg.location lives; opened before ops->open */
+    uint64_t           conflicts;  /* commit attempts lost to another writer, so far */
     void              *impl;       /* backend state */
 };
 
