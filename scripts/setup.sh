@@ -115,8 +115,8 @@ step_jars() {
         fail "the Debezium connector jar is missing from $CACHE/plugins"
 }
 
-# Spark, the third reader of the tests, takes Delta's and Iceberg's jars with spark.jars: it cannot
-# resolve packages itself here.  Spark's own jars come with pyspark (tests/requirements.txt).
+# Spark, the third reader of the tests, takes Delta's and Iceberg's jars (and the S3 ones: hadoop-aws with
+# its AWS SDK, iceberg-aws-bundle) with spark.jars: it cannot resolve packages itself here.  Spark's own jars come with pyspark (tests/requirements.txt).
 step_spark_jars() {
     mkdir -p "$CACHE"
     copy_jars spark "$ROOT/deploy/spark/pom.xml" "$ROOT/.cache/spark/jars"
