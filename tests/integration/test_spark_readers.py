@@ -184,44 +184,52 @@ def _spark_or_skip():
     return jars
 
 
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    jars = _spark_or_skip()
+def local_session(app, jars, scratch, conf=None):
+    """A local[2] Spark session on loopback with Delta's and Iceberg's extensions, tuned for small
+    tables; `conf` adds or overrides settings.  The caller stops it."""
     # Spark picks its address from the host name unless told; everything stays on loopback.
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
     from pyspark.sql import SparkSession
 
-    scratch = tmp_path_factory.mktemp("spark")
-    session = (
-        SparkSession.builder.master("local[2]").appName("cdcflow-readers")
-        .config("spark.jars", ",".join(jars))
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "768m")
+    settings = {
+        "spark.jars": ",".join(jars),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.memory": "768m",
         # A short-lived JVM reading small tables: the quick JIT tier and no code generation start
         # answering sooner than the optimizing compilers pay back.
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.sql.codegen.wholeStage", "false")
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        "spark.sql.codegen.wholeStage": "false",
         # Re-planning pays off on big shuffles, not on these: each query would plan twice.
-        .config("spark.sql.adaptive.enabled", "false")
+        "spark.sql.adaptive.enabled": "false",
         # Statistics of the files Spark itself writes (one test); cdcflow's are what reads skip with.
-        .config("spark.databricks.delta.stats.collect", "false")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
+        "spark.databricks.delta.stats.collect": "false",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
         # Delta rebuilds a snapshot from its log with this many tasks (50 by default): tiny logs here.
-        .config("spark.databricks.delta.snapshotPartitions", "2")
-        .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .config("spark.local.dir", str(scratch / "local"))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension,"
-                "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .getOrCreate()
-    )
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+        "spark.local.dir": str(scratch / "local"),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension,"
+                                "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    }
+    settings.update(conf or {})
+    b = SparkSession.builder.master("local[2]").appName(app)
+    for k, v in settings.items():
+        b = b.config(k, v)
+    session = b.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    session = local_session("cdcflow-readers", _spark_or_skip(), tmp_path_factory.mktemp("spark"))
     yield session
     session.stop()
 

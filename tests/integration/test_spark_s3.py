@@ -22,8 +22,8 @@ import pytest
 from conftest import CDCFLOW, ROOT
 from objstore import (ACCESS_KEY, CATALOG_URI, REGION, S3_BUCKET, S3_ENDPOINT, SECRET_KEY, cdcflow_env,
                       delete_prefix, delta_table, list_keys, require_servers, rest_catalog)
-from test_spark_readers import (JARS_DIR, _spark_or_skip, arrow_rows, customer_events, order_events,
-                                spark_rows, tuples)
+from test_spark_readers import (JARS_DIR, _spark_or_skip, arrow_rows, customer_events, local_session,
+                                order_events, spark_rows, tuples)
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "common"))
 from cdc_tables import CUSTOMER_COLS, ORDER_COLS, ORDERS_TOPIC, mirror, order_row, write_jsonl  # noqa: E402
@@ -103,9 +103,6 @@ def tables(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
     jars = _s3_jars_or_skip()
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    from pyspark.sql import SparkSession
-
     scratch = tmp_path_factory.mktemp("spark-s3")
     s3a = {
         "fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
@@ -133,34 +130,9 @@ def spark(tmp_path_factory):
         ".s3.secret-access-key": SECRET_KEY,
         ".client.region": REGION,
     }
-    b = (
-        SparkSession.builder.master("local[2]").appName("cdcflow-s3-readers")
-        .config("spark.jars", ",".join(jars))
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "768m")
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.sql.codegen.wholeStage", "false")
-        .config("spark.sql.adaptive.enabled", "false")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.databricks.delta.snapshotPartitions", "2")
-        .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .config("spark.local.dir", str(scratch / "local"))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension,"
-                "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-    )
-    for k, v in s3a.items():
-        b = b.config("spark.hadoop." + k, v)
-    for k, v in rest.items():
-        b = b.config("spark.sql.catalog.stack" + k, v)
-    session = b.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
+    conf = {"spark.hadoop." + k: v for k, v in s3a.items()}
+    conf.update({"spark.sql.catalog.stack" + k: v for k, v in rest.items()})
+    session = local_session("cdcflow-s3-readers", jars, scratch, conf)
     yield session
     session.stop()
 
