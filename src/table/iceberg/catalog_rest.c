@@ -191,28 +191,29 @@ static int r_load_version(cf_ice_catalog *c, int64_t v, cf_ice_table *t, cf_err 
 
 /* ---- create ------------------------------------------------------------- */
 
-static json_t *current_schema(const json_t *meta)
+/* The element of meta[list] whose id_key equals meta[current_key]: the
+ * current schema, the default spec. */
+static json_t *current_of(const json_t *meta, const char *list, const char *id_key,
+                          const char *current_key)
 {
-    json_int_t id = json_integer_value(json_object_get(meta, "current-schema-id"));
+    json_int_t id = json_integer_value(json_object_get(meta, current_key));
     json_t *s;
     size_t i;
 
-    json_array_foreach(json_object_get(meta, "schemas"), i, s)
-        if (json_integer_value(json_object_get(s, "schema-id")) == id)
+    json_array_foreach(json_object_get(meta, list), i, s)
+        if (json_integer_value(json_object_get(s, id_key)) == id)
             return s;
     return NULL;
 }
 
+static json_t *current_schema(const json_t *meta)
+{
+    return current_of(meta, "schemas", "schema-id", "current-schema-id");
+}
+
 static json_t *default_spec(const json_t *meta)
 {
-    json_int_t id = json_integer_value(json_object_get(meta, "default-spec-id"));
-    json_t *s;
-    size_t i;
-
-    json_array_foreach(json_object_get(meta, "partition-specs"), i, s)
-        if (json_integer_value(json_object_get(s, "spec-id")) == id)
-            return s;
-    return NULL;
+    return current_of(meta, "partition-specs", "spec-id", "default-spec-id");
 }
 
 static json_t *field_named(const json_t *schema, const char *name)
