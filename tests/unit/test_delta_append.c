@@ -93,7 +93,7 @@ static void append(int64_t target, size_t *files_eu, size_t *files_us, int64_t *
             if (f->size > *max_size)
                 *max_size = f->size;
             cf_batch_reset(rb);
-            CHECK_EQ_INT(cf_delta_read_file(test_store(), dir, f->path, &f->pv, snap->schema, rb, &e), 0);
+            CHECK_EQ_INT(cf_delta_read_file(test_store(), dir, f->path, &f->pv, &f->dv, snap->schema, rb, &e), 0);
             CHECK_EQ_INT(f->num_records, rb->nrows);
             for (size_t r = 0; r < rb->nrows; r++) {
                 int64_t id = cf_col_i64(&rb->cols[0], r);

@@ -183,7 +183,7 @@ static char *table_rows(const char *root)
     }
     cf_batch *b = cf_batch_new(s->schema, &e);
     for (size_t i = 0; i < s->nfiles; i++)
-        if (s->files[i].live && cf_delta_read_file(test_store(), root, s->files[i].path, &s->files[i].pv, s->schema, b, &e))
+        if (s->files[i].live && cf_delta_read_file(test_store(), root, s->files[i].path, &s->files[i].pv, &s->files[i].dv, s->schema, b, &e))
             fprintf(stderr, "read %s: %s\n", s->files[i].path, e.msg);
     /* ids are small: bucket them */
     static char names[64][16];

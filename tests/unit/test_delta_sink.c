@@ -77,7 +77,7 @@ static char *lookup(const char *root, int64_t id, size_t *n)
     cf_batch *b = cf_batch_new(s->schema, &e);
     for (size_t i = 0; i < s->nfiles; i++)
         if (s->files[i].live)
-            cf_delta_read_file(test_store(), root, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+            cf_delta_read_file(test_store(), root, s->files[i].path, &s->files[i].pv, &s->files[i].dv, s->schema, b, &e);
     *n = b->nrows;
     for (size_t r = 0; r < b->nrows; r++)
         if (cf_col_i64(&b->cols[0], r) == id) {
@@ -194,7 +194,7 @@ static void test_upsert_and_change_data(void)
         snprintf(path, sizeof path, "%.*s", (int)(strchr(p, '"') - p), p);
     }
     cf_delta_pv nopv = { 0 };
-    CHECK_EQ_INT(cf_delta_read_file(test_store(), dir, path, &nopv, cs, cb, &e), 0);
+    CHECK_EQ_INT(cf_delta_read_file(test_store(), dir, path, &nopv, NULL, cs, cb, &e), 0);
     int pre = 0, post = 0, del = 0, ins = 0;
     for (size_t r = 0; r < cb->nrows; r++) {
         size_t len;

@@ -121,7 +121,7 @@ static found lookup(const char *kind, const char *dir, int64_t id)
         cf_batch *b = s ? cf_batch_new(s->schema, &e) : NULL;
         for (size_t i = 0; b && i < s->nfiles; i++)
             if (s->files[i].live)
-                cf_delta_read_file(test_store(), dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+                cf_delta_read_file(test_store(), dir, s->files[i].path, &s->files[i].pv, &s->files[i].dv, s->schema, b, &e);
         for (size_t r = 0; b && r < b->nrows; r++)
             note_row(&f, b, r, id);
         cf_batch_free(b);
@@ -373,7 +373,7 @@ static int64_t sum_n(const char *kind, const char *dir, char *type, size_t tn)
         cf_batch *b = s ? cf_batch_new(s->schema, &e) : NULL;
         for (size_t i = 0; b && i < s->nfiles; i++)
             if (s->files[i].live)
-                cf_delta_read_file(test_store(), dir, s->files[i].path, &s->files[i].pv, s->schema, b, &e);
+                cf_delta_read_file(test_store(), dir, s->files[i].path, &s->files[i].pv, &s->files[i].dv, s->schema, b, &e);
         for (size_t r = 0; b && r < b->nrows; r++)
             sum += cf_col_i64(&b->cols[1], r);
         if (s)

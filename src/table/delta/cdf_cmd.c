@@ -27,7 +27,12 @@ static void changes_usage(FILE *o)
           "deletes.  Timestamps: ISO-8601 (2026-01-31T12:00:00Z) or epoch milliseconds.\n", o);
 }
 
-typedef struct cdf_action { int kind; char *path; cf_delta_pv pv; } cdf_action;   /* 0 add 1 remove 2 cdc */
+typedef struct cdf_action {
+    int         kind;             /* 0 add 1 remove 2 cdc */
+    char       *path;
+    cf_delta_pv pv;
+    cf_delta_dv dv;
+} cdf_action;
 
 static int parse_pv_obj(json_t *o, cf_delta_pv *pv)
 {
@@ -48,6 +53,61 @@ static int parse_pv_obj(json_t *o, cf_delta_pv *pv)
         pv->n++;
     }
     return 0;
+}
+
+static void actions_free(cdf_action *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(a[i].path);
+        cf_delta_pv_free(&a[i].pv);
+        cf_delta_dv_free(&a[i].dv);
+    }
+    free(a);
+}
+
+/* The action of the other kind (add for a remove, remove for an add) on
+ * the same path: a deletion vector put on a file, or replaced. */
+static const cdf_action *dv_partner(const cdf_action *a, size_t n, size_t i)
+{
+    for (size_t q = 0; q < n; q++)
+        if (q != i && a[q].kind == 1 - a[i].kind && !strcmp(a[q].path, a[i].path))
+            return &a[q];
+    return NULL;
+}
+
+/* Rows of a[i] as changes read them: an added file's live rows, a removed
+ * file's rows, except when the commit only moves the file to a new
+ * deletion vector: then the rows the new vector adds are the deletes, and
+ * the add stands for no rows. */
+static int action_rows(cf_store *st, const char *root, const cdf_action *a, size_t n, size_t i,
+                       const cf_schema *rs, cf_batch *b, cf_err *err)
+{
+    const cdf_action *p = a[i].kind < 2 ? dv_partner(a, n, i) : NULL;
+    cf_rowset o = { 0 }, nw = { 0 }, d = { 0 };
+    int rc = -1;
+
+    if (!p)
+        return cf_delta_read_file(st, root, a[i].path, &a[i].pv, &a[i].dv, rs, b, err);
+    if (a[i].kind == 0)
+        return 0;
+    if (cf_delta_dv_read(st, root, &a[i].dv, &o, err) || cf_delta_dv_read(st, root, &p->dv, &nw, err))
+        goto out;
+    if (!(d.v = malloc(sizeof *d.v * (nw.n + 1)))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t q = 0, k = 0; q < nw.n; q++) {   /* d = new - old, both ascending */
+        while (k < o.n && o.v[k] < nw.v[q])
+            k++;
+        if (k == o.n || o.v[k] != nw.v[q])
+            d.v[d.n++] = nw.v[q];
+    }
+    rc = d.n ? cf_delta_read_file_set(st, root, a[i].path, &a[i].pv, &d, true, rs, b, err) : 0;
+out:
+    cf_rowset_free(&o);
+    cf_rowset_free(&nw);
+    cf_rowset_free(&d);
+    return rc;
 }
 
 /* The add/remove (dataChange) and cdc actions of one commit. */
@@ -87,6 +147,14 @@ static int commit_actions(cf_store *st, const char *root, int64_t version, cdf_a
             a[n].kind = k;
             a[n].path = strdup(p);
             parse_pv_obj(json_object_get(x, "partitionValues"), &a[n].pv);
+            if (cf_delta_dv_parse(json_object_get(x, "deletionVector"), &a[n].dv, err)) {
+                free(a[n].path);
+                cf_delta_pv_free(&a[n].pv);
+                json_decref(j);
+                cf_buf_free(&b);
+                actions_free(a, n);
+                return -1;
+            }
             n++;
             if (k == 2)
                 *has_cdc = true;
@@ -99,14 +167,6 @@ static int commit_actions(cf_store *st, const char *root, int64_t version, cdf_a
     return 0;
 }
 
-static void actions_free(cdf_action *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(a[i].path);
-        cf_delta_pv_free(&a[i].pv);
-    }
-    free(a);
-}
 
 /* The versions a time range covers: from = the first version committed
  * at or after from_ts, to = the last at or before to_ts (each only when
@@ -243,7 +303,7 @@ int cf_cmd_changes(int argc, char **argv)
             const char *tag = a[i].kind == 0 ? "insert" : "delete";
             cf_batch_reset(b);
             cf_batch_reset(consts);
-            if (cf_delta_read_file(st, root, a[i].path, &a[i].pv, rs, b, &e)) {
+            if (action_rows(st, root, a, na, i, rs, b, &e)) {
                 actions_free(a, na);
                 cf_err_wrap(&e, "version %" PRId64, v);
                 goto fail;
@@ -331,6 +391,17 @@ static void keep_path(vac *v, const char *logpath)
     free(full);
 }
 
+/* Keep the file a deletion vector lives in (none for inline ones). */
+static void keep_dv(vac *v, const cf_delta_dv *dv)
+{
+    char *loc = dv->type == 'u' || dv->type == 'p' ? cf_delta_dv_location(v->root, dv, NULL) : NULL;
+    const char *rel = loc ? cf_delta_path_rel(v->root, loc) : NULL;
+
+    if (rel)
+        cf_delta_map_put(v->keep, rel, strlen(rel), 1);
+    free(loc);
+}
+
 /* Whether vacuum may look at rel at all: the log is never vacuumed; other
  * hidden names (a leading '.' or '_', at any depth) are not ours, except
  * the change data directory at the top. */
@@ -380,9 +451,15 @@ static void keep_commit_paths(vac *v, const cf_buf *b)
         size_t len = nl ? (size_t)(nl - ln) : b->len - off;
         json_t *j = json_loadb(ln, len, 0, NULL);
         for (int q = 0; j && q < 3; q++) {
-            const char *p = json_string_value(json_object_get(json_object_get(j, kinds[q]), "path"));
+            json_t *x = json_object_get(j, kinds[q]);
+            const char *p = json_string_value(json_object_get(x, "path"));
+            cf_delta_dv dv;
             if (p)
                 keep_path(v, p);
+            if (x && cf_delta_dv_parse(json_object_get(x, "deletionVector"), &dv, NULL) == 0) {
+                keep_dv(v, &dv);
+                cf_delta_dv_free(&dv);
+            }
         }
         json_decref(j);
         off += len + 1;
@@ -399,8 +476,10 @@ static void vacuum_keep(vac *v, const cf_delta_snap *snap)
     cf_buf b;
 
     for (size_t i = 0; i < snap->nfiles; i++)
-        if (snap->files[i].live || snap->files[i].deleted_at >= v->cutoff_ms)
+        if (snap->files[i].live || snap->files[i].deleted_at >= v->cutoff_ms) {
             keep_path(v, snap->files[i].path);
+            keep_dv(v, &snap->files[i].dv);
+        }
     if (cf_delta_log_versions(v->st, v->root, &vers, &nv, NULL))
         return;
     cf_buf_init(&b, 0);

@@ -43,16 +43,23 @@ KV(fmt_opts);
 KV(md_conf);
 
 static const cf_pq_node txn_f[] = { LEAF("appId", T_STR), LEAF("version", T_I64), LEAF("lastUpdated", T_I64) };
+/* the deletion vector descriptor, in add and in remove */
+static const cf_pq_node dv_f[] = {
+    LEAF("storageType", T_STR), LEAF("pathOrInlineDv", T_STR), LEAF("offset", T_I32),
+    LEAF("sizeInBytes", T_I32), LEAF("cardinality", T_I64),
+};
 static const cf_pq_node add_f[] = {
     LEAF("path", T_STR),
     { .name = "partitionValues", .rep = CF_PQ_OPTIONAL, .nchildren = 1, .children = add_pv, .logical = "map" },
     LEAF("size", T_I64), LEAF("modificationTime", T_I64), LEAF("dataChange", T_BOOL), LEAF("stats", T_STR),
+    { .name = "deletionVector", .rep = CF_PQ_OPTIONAL, .nchildren = 5, .children = dv_f },
 };
 static const cf_pq_node rm_f[] = {
     LEAF("path", T_STR), LEAF("deletionTimestamp", T_I64), LEAF("dataChange", T_BOOL),
     LEAF("extendedFileMetadata", T_BOOL),
     { .name = "partitionValues", .rep = CF_PQ_OPTIONAL, .nchildren = 1, .children = rm_pv, .logical = "map" },
     LEAF("size", T_I64),
+    { .name = "deletionVector", .rep = CF_PQ_OPTIONAL, .nchildren = 5, .children = dv_f },
 };
 static const cf_pq_node fmt_f[] = {
     LEAF("provider", T_STR),
@@ -73,8 +80,8 @@ static const cf_pq_node md_f[] = {
 static const cf_pq_node proto_f[] = { LEAF("minReaderVersion", T_I32), LEAF("minWriterVersion", T_I32) };
 static const cf_pq_node top[] = {
     { .name = "txn", .rep = CF_PQ_OPTIONAL, .nchildren = 3, .children = txn_f },
-    { .name = "add", .rep = CF_PQ_OPTIONAL, .nchildren = 6, .children = add_f },
-    { .name = "remove", .rep = CF_PQ_OPTIONAL, .nchildren = 6, .children = rm_f },
+    { .name = "add", .rep = CF_PQ_OPTIONAL, .nchildren = 7, .children = add_f },
+    { .name = "remove", .rep = CF_PQ_OPTIONAL, .nchildren = 7, .children = rm_f },
     { .name = "metaData", .rep = CF_PQ_OPTIONAL, .nchildren = 8, .children = md_f },
     { .name = "protocol", .rep = CF_PQ_OPTIONAL, .nchildren = 2, .children = proto_f },
 };
@@ -84,7 +91,9 @@ static const cf_pq_node root_node = { .name = "spark_schema", .rep = CF_PQ_REQUI
 enum {
     TXN_APP, TXN_VER, TXN_UPD,
     ADD_PATH, ADD_PVK, ADD_PVV, ADD_SIZE, ADD_MTIME, ADD_DC, ADD_STATS,
+    ADD_DV_TYPE, ADD_DV_PATH, ADD_DV_OFF, ADD_DV_SIZE, ADD_DV_CARD,
     RM_PATH, RM_DTS, RM_DC, RM_EXT, RM_PVK, RM_PVV, RM_SIZE,
+    RM_DV_TYPE, RM_DV_PATH, RM_DV_OFF, RM_DV_SIZE, RM_DV_CARD,
     MD_ID, MD_NAME, MD_DESC, MD_PROV, MD_OPTK, MD_OPTV, MD_SCHEMA, MD_PC, MD_CONFK, MD_CONFV, MD_CTIME,
     PR_R, PR_W,
     NLEAVES
@@ -92,14 +101,16 @@ enum {
 static const cf_type_id leaf_type[NLEAVES] = {
     CF_T_STRING, CF_T_INT64, CF_T_INT64,
     CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_INT64, CF_T_INT64, CF_T_BOOL, CF_T_STRING,
+    CF_T_STRING, CF_T_STRING, CF_T_INT32, CF_T_INT32, CF_T_INT64,
     CF_T_STRING, CF_T_INT64, CF_T_BOOL, CF_T_BOOL, CF_T_STRING, CF_T_STRING, CF_T_INT64,
+    CF_T_STRING, CF_T_STRING, CF_T_INT32, CF_T_INT32, CF_T_INT64,
     CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING,
     CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_INT64,
     CF_T_INT32, CF_T_INT32,
 };
 /* first and last leaf of each top-level group */
 static const int group_span[5][2] = {
-    { TXN_APP, TXN_UPD }, { ADD_PATH, ADD_STATS }, { RM_PATH, RM_SIZE }, { MD_ID, MD_CTIME }, { PR_R, PR_W },
+    { TXN_APP, TXN_UPD }, { ADD_PATH, ADD_DV_CARD }, { RM_PATH, RM_DV_CARD }, { MD_ID, MD_CTIME }, { PR_R, PR_W },
 };
 
 typedef struct leaf {
@@ -209,6 +220,26 @@ static void pv_map(ckw *w, int k, int v, const cf_delta_pv *pv)
     }
 }
 
+/* The deletion vector struct of an add or remove (leaves first..first+4):
+ * the struct sits at definition level 2, its fields at 3. */
+static void put_dv(ckw *w, int first, const cf_delta_dv *dv)
+{
+    if (!dv->type) {
+        for (int i = 0; i < 5; i++)
+            lput(w, first + i, 1, 0);
+        return;
+    }
+    char t[2] = { dv->type, 0 };
+    lstr(w, first, 3, 0, t);
+    lstr(w, first + 1, 3, 0, dv->path);
+    if (dv->has_offset)
+        li64(w, first + 2, 3, dv->offset);
+    else
+        lput(w, first + 2, 2, 0);
+    li64(w, first + 3, 3, dv->size);
+    li64(w, first + 4, 3, dv->cardinality);
+}
+
 /* Every leaf outside group g gets a null for this row. */
 static void others_null(ckw *w, int g)
 {
@@ -306,6 +337,7 @@ static void put_txns_and_files(ckw *w, const cf_delta_snap *s, int64_t *rows, in
         li64(w, RM_EXT, 2, 1);
         pv_map(w, RM_PVK, RM_PVV, &f->pv);
         li64(w, RM_SIZE, 2, f->size);
+        put_dv(w, RM_DV_TYPE, &f->dv);
         (*rows)++;
     }
     for (size_t i = 0; i < s->nfiles; i++) {
@@ -319,6 +351,7 @@ static void put_txns_and_files(ckw *w, const cf_delta_snap *s, int64_t *rows, in
         li64(w, ADD_MTIME, 2, f->mtime);
         li64(w, ADD_DC, 2, f->data_change);
         opt_str(w, ADD_STATS, f->stats);
+        put_dv(w, ADD_DV_TYPE, &f->dv);
         (*rows)++;
         (*adds)++;
     }
@@ -412,8 +445,10 @@ out:
 /* Flat leaves read per row group (no repeated ancestor: entry i = row i). */
 enum {
     R_TXN_APP, R_TXN_VER, R_TXN_UPD,
-    R_ADD_PATH, R_ADD_SIZE, R_ADD_MTIME, R_ADD_DC, R_ADD_STATS, R_ADD_DV,
+    R_ADD_PATH, R_ADD_SIZE, R_ADD_MTIME, R_ADD_DC, R_ADD_STATS,
+    R_ADD_DV, R_ADD_DV_PATH, R_ADD_DV_OFF, R_ADD_DV_SIZE, R_ADD_DV_CARD,
     R_RM_PATH, R_RM_DTS, R_RM_DC, R_RM_SIZE,
+    R_RM_DV, R_RM_DV_PATH, R_RM_DV_OFF, R_RM_DV_SIZE, R_RM_DV_CARD,
     R_MD_ID, R_MD_NAME, R_MD_DESC, R_MD_PROV, R_MD_SCHEMA, R_MD_CTIME,
     R_PR_R, R_PR_W,
     R_NFLAT
@@ -421,8 +456,11 @@ enum {
 static const char *const flat_name[R_NFLAT] = {
     "txn.appId", "txn.version", "txn.lastUpdated",
     "add.path", "add.size", "add.modificationTime", "add.dataChange", "add.stats",
-    "add.deletionVector.storageType",
+    "add.deletionVector.storageType", "add.deletionVector.pathOrInlineDv", "add.deletionVector.offset",
+    "add.deletionVector.sizeInBytes", "add.deletionVector.cardinality",
     "remove.path", "remove.deletionTimestamp", "remove.dataChange", "remove.size",
+    "remove.deletionVector.storageType", "remove.deletionVector.pathOrInlineDv",
+    "remove.deletionVector.offset", "remove.deletionVector.sizeInBytes", "remove.deletionVector.cardinality",
     "metaData.id", "metaData.name", "metaData.description", "metaData.format.provider",
     "metaData.schemaString", "metaData.createdTime",
     "protocol.minReaderVersion", "protocol.minWriterVersion",
@@ -616,6 +654,17 @@ static json_t *rget(const ckr *c, int m, size_t row)
     return m < L_MD_PC ? json_object() : json_array();
 }
 
+/* The deletion vector descriptor of row (flat leaves first..first+4). */
+static json_t *dv_object(const ckr *c, int first, size_t row)
+{
+    static const char *const key[5] = { "storageType", "pathOrInlineDv", "offset", "sizeInBytes", "cardinality" };
+    json_t *dv = json_object();
+
+    for (int i = 0; dv && i < 5; i++)
+        fset(dv, key[i], c, first + i, row);
+    return dv;
+}
+
 /* The action of row `row`, applied to s. */
 static int apply_row(cf_delta_snap *s, const ckr *c, size_t row, cf_err *err)
 {
@@ -633,11 +682,8 @@ static int apply_row(cf_delta_snap *s, const ckr *c, size_t row, cf_err *err)
         fset(o, "modificationTime", c, R_ADD_MTIME, row);
         fset(o, "dataChange", c, R_ADD_DC, row);
         fset(o, "stats", c, R_ADD_STATS, row);
-        if (fvalid(c, R_ADD_DV, row)) {   /* apply_add refuses it, naming the file */
-            json_t *dv = json_object();
-            fset(dv, "storageType", c, R_ADD_DV, row);
-            json_object_set_new(o, "deletionVector", dv);
-        }
+        if (fvalid(c, R_ADD_DV, row))
+            json_object_set_new(o, "deletionVector", dv_object(c, R_ADD_DV, row));
     } else if (fvalid(c, R_RM_PATH, row)) {
         /* A tombstone: keep it as a removed slot (our next checkpoint carries
          * it on for other tools' vacuum).  A live path wins. */
@@ -649,6 +695,8 @@ static int apply_row(cf_delta_snap *s, const ckr *c, size_t row, cf_err *err)
         json_object_set_new(o, "path", p);
         json_object_set_new(o, "partitionValues", rget(c, M_RM_PV, row));
         fset(o, "size", c, R_RM_SIZE, row);
+        if (fvalid(c, R_RM_DV, row))
+            json_object_set_new(o, "deletionVector", dv_object(c, R_RM_DV, row));
         json_object_set_new(a, "add", o);
         rc = cf_delta_snap_apply_action(s, a, err);
         json_decref(a);   /* and o with it */
@@ -662,6 +710,8 @@ static int apply_row(cf_delta_snap *s, const ckr *c, size_t row, cf_err *err)
         fset(o, "path", c, R_RM_PATH, row);
         fset(o, "deletionTimestamp", c, R_RM_DTS, row);
         fset(o, "dataChange", c, R_RM_DC, row);
+        if (fvalid(c, R_RM_DV, row))
+            json_object_set_new(o, "deletionVector", dv_object(c, R_RM_DV, row));
     } else if (fvalid(c, R_TXN_APP, row)) {
         kind = "txn";
         fset(o, "appId", c, R_TXN_APP, row);

@@ -157,7 +157,7 @@ int cf_delta_cmd_scan(int argc, char **argv)
         if (!f->live)
             continue;
         cf_batch_reset(b);
-        if (cf_delta_read_file(st, snap->root, f->path, &f->pv, ps, b, &e))
+        if (cf_delta_read_file(st, snap->root, f->path, &f->pv, &f->dv, ps, b, &e))
             goto fail;
         cf_delta_printer_batch(pr, b, NULL);
     }

@@ -4,8 +4,9 @@
  * map (primary-key index, path index) and reading table rows back.
  *
  * Written from delta-io/delta PROTOCOL.md.  Writer protocol: minReaderVersion
- * 1, minWriterVersion 4 (change data feed), no column mapping, no deletion
- * vectors, classic single-file Parquet checkpoints (any V1 checkpoint read). */
+ * 1, minWriterVersion 4 (change data feed), no column mapping, classic
+ * single-file Parquet checkpoints (any V1 checkpoint read).  Deletion
+ * vectors other writers added are honoured everywhere rows are read. */
 #ifndef CF_DELTA_INT_H
 #define CF_DELTA_INT_H
 
@@ -41,6 +42,51 @@ int           cf_delta_map_get(const cf_delta_map *m, const void *k, size_t n, i
 int           cf_delta_map_del(cf_delta_map *m, const void *k, size_t n);
 size_t        cf_delta_map_count(const cf_delta_map *m);
 
+/* ---- deletion vectors (dv.c) ------------------------------------------ */
+
+/* A deletion vector descriptor as an add or remove action carries it. */
+typedef struct cf_delta_dv {
+    char    type;                 /* 'u' relative file, 'p' absolute file, 'i' inline; 0 none */
+    char   *path;                 /* pathOrInlineDv */
+    bool    has_offset;
+    int64_t offset;               /* in its file; absent for inline */
+    int32_t size;                 /* sizeInBytes of the bitmap */
+    int64_t cardinality;          /* rows it deletes */
+} cf_delta_dv;
+
+/* Distinct row positions of one data file, ascending. */
+typedef struct cf_rowset {
+    uint64_t *v;
+    size_t    n, cap;
+} cf_rowset;
+
+void    cf_delta_dv_free(cf_delta_dv *dv);
+int     cf_delta_dv_copy(cf_delta_dv *dst, const cf_delta_dv *src, cf_err *err);
+/* A descriptor from an action's "deletionVector" (NULL or null: none). */
+int     cf_delta_dv_parse(json_t *o, cf_delta_dv *out, cf_err *err);
+/* The descriptor as JSON (json null for none); a new reference. */
+json_t *cf_delta_dv_json(const cf_delta_dv *dv);
+/* Same uniqueId (storage type, path or inline bytes, offset)? */
+bool    cf_delta_dv_same(const cf_delta_dv *a, const cf_delta_dv *b);
+/* Location of a DV's file (root-relative 'u' or absolute 'p'); NULL for
+ * inline ones (CF_E_CORRUPT) or OOM.  Caller frees. */
+char   *cf_delta_dv_location(const char *root, const cf_delta_dv *dv, cf_err *err);
+/* The rows a DV deletes (none for type 0), checked against its checksum
+ * and cardinality. */
+int     cf_delta_dv_read(cf_store *st, const char *root, const cf_delta_dv *dv, cf_rowset *out,
+                         cf_err *err);
+/* RoaringBitmapArray (magic + 64-bit portable roaring) <-> row set. */
+int     cf_delta_dv_decode(const void *data, size_t n, cf_rowset *out, cf_err *err);
+int     cf_delta_dv_encode(const cf_rowset *s, cf_buf *out, cf_err *err);
+/* A DV file holding sets[0..n): out is reset; offsets[i]/sizes[i] get
+ * what each descriptor records. */
+int     cf_delta_dv_file(const cf_rowset *const *sets, size_t n, cf_buf *out, int64_t *offsets,
+                         int32_t *sizes, cf_err *err);
+int     cf_delta_z85_decode(const char *s, size_t n, cf_buf *out, cf_err *err);
+int     cf_delta_z85_encode(const void *data, size_t n, cf_buf *out, cf_err *err);
+bool    cf_rowset_has(const cf_rowset *s, uint64_t row);
+void    cf_rowset_free(cf_rowset *s);
+
 /* ---- table state ----------------------------------------------------- */
 
 typedef struct cf_delta_pv {      /* partition values of one file */
@@ -57,6 +103,7 @@ typedef struct cf_delta_file {
     int64_t     num_records;      /* from stats, -1 when unknown */
     char       *stats;            /* stats JSON text or NULL */
     bool        data_change;
+    cf_delta_dv dv;               /* rows of the file deleted (type 0: none) */
     bool        live;             /* false once removed; slots are never reused */
     int64_t     deleted_at;       /* removed: deletionTimestamp (ms), for checkpoint tombstones */
 } cf_delta_file;
@@ -201,14 +248,21 @@ int        cf_delta_path_encode(const char *fspath, cf_buf *out, cf_err *err);
  * (with partition values pv) to out,
  * which is bound to `tschema` (the table schema, maybe with extra trailing
  * columns such as _change_type): columns are matched by name, columns the
- * file lacks read as null, partition columns come from pv. */
+ * file lacks read as null, partition columns come from pv.  Rows deletion
+ * vector dv (NULL or type 0: none) deletes are skipped. */
 int cf_delta_read_file(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
-                       const cf_schema *tschema, cf_batch *out, cf_err *err);
+                       const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, cf_err *err);
 /* The same for row group `only_rg` alone (all when < 0); *nrg (may be
  * NULL) gets the file's row group count, so big files can be read one row
  * group at a time. */
 int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
-                          const cf_schema *tschema, cf_batch *out, int only_rg, int *nrg, cf_err *err);
+                          const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, int only_rg,
+                          int *nrg, cf_err *err);
+/* The rows of the file outside row set `set` or, when `only`, inside it
+ * (the rows one deletion vector adds to another). */
+int cf_delta_read_file_set(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
+                           const cf_rowset *set, bool only, const cf_schema *tschema, cf_batch *out,
+                           cf_err *err);
 /* Parse a partition value string into column c at row (types as the table). */
 int cf_delta_pv_parse(cf_column *c, size_t row, const char *v, cf_err *err);
 

@@ -155,6 +155,8 @@ static int put_remove(dsink *ds, const cf_delta_file *f, bool data_change, cf_er
     json_object_set_new(body, "extendedFileMetadata", json_true());
     json_object_set_new(body, "partitionValues", pv_json(&f->pv));
     json_object_set_new(body, "size", json_integer(f->size));
+    if (f->dv.type)   /* the logical file is (path, deletion vector) */
+        json_object_set_new(body, "deletionVector", cf_delta_dv_json(&f->dv));
     json_object_set_new(line, "remove", body);
     rc = put_json_line(&ds->actions, line, err);
     json_decref(line);
@@ -813,7 +815,7 @@ static int pk_index_files_watch(dsink *ds, size_t from, const cf_delta_map *watc
         if (!f->live)
             continue;
         cf_batch_reset(b);
-        if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, ks, b, err))
+        if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, &f->dv, ks, b, err))
             goto out;
         for (size_t r = 0; r < b->nrows; r++) {
             cf_buf_reset(&ds->key);
@@ -1074,12 +1076,12 @@ static int upsert_rewrite_group(upsert_plan *u, const rw_file *rw, size_t n, int
         cf_batch_reset(old);
         if (big) {
             cf_delta_file *f = &snap->files[rw[0].slot];
-            if (cf_delta_read_file_rg(snap->st, snap->root, f->path, &f->pv, u->table, old, rg, &nrg, err))
+            if (cf_delta_read_file_rg(snap->st, snap->root, f->path, &f->pv, &f->dv, u->table, old, rg, &nrg, err))
                 goto out;
         } else {
             for (size_t q = 0; q < n; q++) {
                 cf_delta_file *f = &snap->files[rw[q].slot];
-                if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, u->table, old, err))
+                if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, &f->dv, u->table, old, err))
                     goto out;
             }
         }
@@ -1851,7 +1853,7 @@ static int compact_group(dsink *ds, const small_file *sf, size_t n, int64_t targ
         return -1;
     for (size_t i = 0; i < n; i++) {
         cf_delta_file *f = &snap->files[sf[i].slot];
-        if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, snap->schema, b, err))
+        if (cf_delta_read_file(snap->st, snap->root, f->path, &f->pv, &f->dv, snap->schema, b, err))
             goto out;
         bytes += f->size;
         if (put_remove(ds, f, false, err))

@@ -8,20 +8,49 @@
 #include <string.h>
 
 int cf_delta_read_file(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
-                       const cf_schema *tschema, cf_batch *out, cf_err *err)
+                       const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, cf_err *err)
 {
-    return cf_delta_read_file_rg(st, root, logpath, pv, tschema, out, -1, NULL, err);
+    return cf_delta_read_file_rg(st, root, logpath, pv, dv, tschema, out, -1, NULL, err);
 }
 
+static int read_rows(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
+                     const cf_rowset *set, bool only, const cf_schema *tschema, cf_batch *out, int only_rg,
+                     int *nrg, cf_err *err);
+
 int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
-                          const cf_schema *tschema, cf_batch *out, int only_rg, int *nrg, cf_err *err)
+                          const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, int only_rg,
+                          int *nrg, cf_err *err)
+{
+    cf_rowset gone = { 0 };
+    int rc;
+
+    if (dv && dv->type && cf_delta_dv_read(st, root, dv, &gone, err))
+        return cf_err_wrap(err, "%s", logpath);
+    rc = read_rows(st, root, logpath, pv, &gone, false, tschema, out, only_rg, nrg, err);
+    cf_rowset_free(&gone);
+    return rc;
+}
+
+int cf_delta_read_file_set(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
+                           const cf_rowset *set, bool only, const cf_schema *tschema, cf_batch *out,
+                           cf_err *err)
+{
+    return read_rows(st, root, logpath, pv, set, only, tschema, out, -1, NULL, err);
+}
+
+/* Rows of the file: without the rows of `set`, or (only) just those. */
+static int read_rows(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
+                     const cf_rowset *set, bool only, const cf_schema *tschema, cf_batch *out, int only_rg,
+                     int *nrg, cf_err *err)
 {
     char *full = NULL;
     cf_pq_reader *r = NULL;
     cf_schema *sub = NULL;
     cf_batch *tmp = NULL;
+    size_t *take = NULL;
     int *cols = NULL, *map = NULL, ncols = 0, rc = -1;
     const cf_schema *fs;
+    bool every = !only && !set->n;    /* no row to skip */
 
     if (!(full = cf_delta_path_full(root, logpath)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
@@ -56,7 +85,7 @@ int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, c
     }
     /* The usual case, a file written with the table's columns in order:
      * decode straight into `out`, no copy. */
-    bool direct = ncols == tschema->nfields && out->ncols == ncols;
+    bool direct = ncols == tschema->nfields && out->ncols == ncols && every;
     for (int i = 0; direct && i < ncols; i++) {
         const cf_type *a = &sub->fields[i].type, *b = &out->cols[i].type;
         direct = map[i] == i && a->id == b->id && a->precision == b->precision && a->scale == b->scale;
@@ -72,8 +101,12 @@ int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, c
     }
     if (!(tmp = cf_batch_new(sub, err)))
         goto out;
+    /* row positions (what deletion vectors name) count from the file's start */
+    uint64_t pos = 0;
+    for (int rg = 0; !every && rg < rg_first; rg++)
+        pos += (uint64_t)cf_pq_reader_row_group_rows(r, rg);
     for (int rg = rg_first; rg < rg_end; rg++) {
-        size_t base = out->nrows, n;
+        size_t base = out->nrows, n, nk = 0;
         cf_batch_reset(tmp);
         if (ncols && cf_pq_reader_read(r, rg, cols, ncols, tmp, err)) {
             cf_err_wrap(err, "%s", logpath);
@@ -85,29 +118,40 @@ int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, c
             int64_t rows_rg = cf_pq_reader_row_group_rows(r, rg);
             n = rows_rg > 0 ? (size_t)rows_rg : 0;
         }
+        /* the rows of this row group its deletion vector leaves */
+        free(take);
+        if (!(take = malloc(sizeof *take * (n + 1)))) {
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t k = 0; k < n; k++)
+            if (every || cf_rowset_has(set, pos + k) == only)
+                take[nk++] = k;
+        pos += n;
         /* Column at a time, then count the rows. */
         for (int i = 0; i < tschema->nfields; i++) {
             cf_column *dc = &out->cols[i];
             if (map[i] >= 0) {
                 const cf_column *sc = &tmp->cols[map[i]];
-                for (size_t k = 0; k < n; k++)
-                    if (cf_col_copy(dc, base + k, sc, k, err))
+                for (size_t k = 0; k < nk; k++)
+                    if (cf_col_copy(dc, base + k, sc, take[k], err))
                         goto out;
             } else {
                 bool in_pv = false;
                 const char *v = pv ? cf_delta_pv_get(pv, tschema->fields[i].name, &in_pv) : NULL;
-                for (size_t k = 0; k < n; k++)
+                for (size_t k = 0; k < nk; k++)
                     if (in_pv ? cf_delta_pv_parse(dc, base + k, v, err)
                               : cf_col_set_null(dc, base + k, err))
                         goto out;
             }
         }
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; k < nk; k++)
             if (cf_batch_end_row(out, err))
                 goto out;
     }
     rc = 0;
 out:
+    free(take);
     cf_batch_free(tmp);
     cf_schema_free(sub);
     free(cols);

@@ -57,6 +57,7 @@ static void file_free(cf_delta_file *f)
     free(f->path);
     free(f->stats);
     cf_delta_pv_free(&f->pv);
+    cf_delta_dv_free(&f->dv);
     memset(f, 0, sizeof *f);
 }
 
@@ -191,9 +192,10 @@ static int apply_protocol(cf_delta_snap *s, json_t *p, cf_err *err)
         json_array_foreach(feats, i, f) {
             const char *name = json_string_value(f);
             /* typeWidening: old files hold narrower values, which the
-             * reader widens by column (cf_col_copy) */
+             * reader widens by column (cf_col_copy); deletionVectors: every
+             * read of a file skips the rows its vector deletes */
             if (!name || (strcmp(name, "timestampNtz") && strcmp(name, "vacuumProtocolCheck") &&
-                          strcmp(name, "typeWidening")))
+                          strcmp(name, "typeWidening") && strcmp(name, "deletionVectors")))
                 return cf_err_set(err, CF_E_UNSUPPORTED, "table needs reader feature '%s'",
                                   name ? name : "?");
         }
@@ -211,8 +213,10 @@ int cf_delta_snap_writable(const cf_delta_snap *s, bool removes, cf_err *err)
     /* What our commits honour: writer 2 appendOnly/invariants (we add no
      * invariants and check below), 3 CHECK constraints (refused below),
      * 4 change data feed and generated columns (refused below). */
+    /* deletionVectors: a remove names the vector of the file it retires,
+     * rewrites drop the rows it deletes, and adds keep numRecords exact */
     static const char *const ok_features[] = { "appendOnly", "invariants", "changeDataFeed", "typeWidening",
-                                               NULL };
+                                               "deletionVectors", NULL };
     json_t *conf = s->metadata ? json_object_get(s->metadata, "configuration") : NULL;
     const char *k;
     json_t *v;
@@ -307,10 +311,12 @@ static int apply_add(cf_delta_snap *s, json_t *a, cf_err *err)
 
     if (!path || !*path)
         return cf_err_set(err, CF_E_CORRUPT, "add action without a path");
-    if (json_object_get(a, "deletionVector") && !json_is_null(json_object_get(a, "deletionVector")))
-        return cf_err_set(err, CF_E_UNSUPPORTED, "deletion vectors are not supported (%s)", path);
-    if (parse_pv(json_object_get(a, "partitionValues"), &f.pv, err))
+    if (cf_delta_dv_parse(json_object_get(a, "deletionVector"), &f.dv, err))
+        return cf_err_wrap(err, "%s", path);
+    if (parse_pv(json_object_get(a, "partitionValues"), &f.pv, err)) {
+        file_free(&f);
         return -1;
+    }
     f.size = jint(a, "size", 0);
     f.mtime = jint(a, "modificationTime", 0);
     f.data_change = json_is_true(json_object_get(a, "dataChange"));
@@ -319,10 +325,21 @@ static int apply_add(cf_delta_snap *s, json_t *a, cf_err *err)
     if (!(f.path = strdup(path)) || (stats && !(f.stats = strdup(stats))))
         goto oom;
     if (cf_delta_map_get(s->by_path, path, strlen(path), &slot)) {
-        /* Re-adding a live path replaces it (the protocol's reconciliation). */
-        file_free(&s->files[slot]);
-        s->files[slot] = f;
-        return 0;
+        /* Re-adding a live path replaces it (the protocol's reconciliation).
+         * With another deletion vector it is another logical file: the old
+         * one dies in its slot and the new one takes a slot of its own, so
+         * whoever tracks slots (the key index) sees the rows change. */
+        if (cf_delta_dv_same(&s->files[slot].dv, &f.dv)) {
+            file_free(&s->files[slot]);
+            s->files[slot] = f;
+            return 0;
+        }
+        s->files[slot].live = false;
+        s->files[slot].deleted_at = f.mtime;
+        free(s->files[slot].stats);
+        s->files[slot].stats = NULL;
+        cf_delta_map_del(s->by_path, path, strlen(path));
+        s->nlive--;
     }
     if (s->nfiles == s->afiles) {
         size_t na = s->afiles ? s->afiles * 2 : 64;
@@ -345,12 +362,23 @@ oom:
 static int apply_remove(cf_delta_snap *s, json_t *r, cf_err *err)
 {
     const char *path = jstr(r, "path");
+    cf_delta_dv dv;
     int64_t slot;
+    bool same;
 
     if (!path)
         return cf_err_set(err, CF_E_CORRUPT, "remove action without a path");
     if (!cf_delta_map_get(s->by_path, path, strlen(path), &slot))
         return 0;   /* removing what is not there is a no-op (tombstone) */
+    /* A logical file is (path, deletion vector): removing the file with
+     * the old vector leaves the one with the new vector the same commit
+     * adds (actions in a commit come in any order). */
+    if (cf_delta_dv_parse(json_object_get(r, "deletionVector"), &dv, err))
+        return cf_err_wrap(err, "%s", path);
+    same = cf_delta_dv_same(&s->files[slot].dv, &dv);
+    cf_delta_dv_free(&dv);
+    if (!same)
+        return 0;
     cf_delta_map_del(s->by_path, path, strlen(path));
     s->files[slot].live = false;
     s->files[slot].deleted_at = jint(r, "deletionTimestamp", 0);
