@@ -17,7 +17,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#define DV_MAGIC          1681511377u   /* little endian, first 4 bytes of a bitmap */
+#define DV_MAGIC          1681511377u   /* little endian, first 4 bytes: the portable format */
+#define DV_MAGIC_NATIVE   1681511376u   /* the older "native" format, still read by Delta */
 #define DV_FILE_VERSION   1
 #define RB_COOKIE_NORUN   12346u        /* 32-bit roaring, no run containers */
 #define RB_COOKIE_RUN     12347u        /* low 16 bits; high 16 = containers - 1 */
@@ -334,12 +335,28 @@ short_:
 int cf_delta_dv_decode(const void *data, size_t n, cf_rowset *out, cf_err *err)
 {
     rd r = { data, n, 0 };
-    uint32_t magic, lo, hi, key;
+    uint32_t magic, lo, hi, key, size;
     int64_t prev = -1;
 
     out->n = 0;
-    if (!rd_u32(&r, &magic) || magic != DV_MAGIC)
+    if (!rd_u32(&r, &magic) || (magic != DV_MAGIC && magic != DV_MAGIC_NATIVE))
         return cf_err_set(err, CF_E_CORRUPT, "deletion vector: bad magic number");
+    if (magic == DV_MAGIC_NATIVE) {
+        /* u32 count, then per bitmap (its index is the high 32 bits) a u32
+         * size and the bitmap */
+        if (!rd_u32(&r, &lo) || lo > (n - r.at) / 4)
+            return cf_err_set(err, CF_E_CORRUPT, "deletion vector: roaring bitmap cut short");
+        for (uint32_t b = 0; b < lo; b++) {
+            size_t at;
+            if (!rd_u32(&r, &size) || size > n - r.at)
+                return cf_err_set(err, CF_E_CORRUPT, "deletion vector: roaring bitmap cut short");
+            at = r.at;
+            if (rb32_decode(&r, b, out, err))
+                return -1;
+            r.at = at + size;
+        }
+        return 0;
+    }
     if (!rd_u32(&r, &lo) || !rd_u32(&r, &hi))
         return cf_err_set(err, CF_E_CORRUPT, "deletion vector: roaring bitmap cut short");
     uint64_t nb = (uint64_t)hi << 32 | lo;
