@@ -386,10 +386,21 @@ static void test_upsert_over_vectors(void)
     sn = cf_delta_snap_load(NULL, dir, 2, &e);
     CHECK(sn != NULL);
     if (sn) {
+        /* as if the table had been upgraded to name its features */
+        json_t *pa = json_loads("{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
+                                "\"readerFeatures\":[\"deletionVectors\"],"
+                                "\"writerFeatures\":[\"deletionVectors\",\"changeDataFeed\"]}}", 0, NULL);
+        CHECK_EQ_INT(cf_delta_snap_apply_action(sn, pa, &e), 0);
+        json_decref(pa);
         CHECK_EQ_INT(cf_delta_checkpoint_write(sn, &e), 0);
         cf_delta_snap *c = cf_delta_snap_new(NULL, dir, &e);
         CHECK_EQ_INT(cf_delta_checkpoint_read(c, 2, &e), 0);
         CHECK_EQ_INT(c->nlive, 1);
+        /* reader 3 / writer 7 keep their feature lists (Spark refuses a
+         * checkpoint whose versions and lists disagree) */
+        CHECK(c->min_reader == 3 && c->min_writer == 7);
+        CHECK(json_equal(json_object_get(c->protocol, "readerFeatures"), json_object_get(sn->protocol, "readerFeatures")));
+        CHECK(json_equal(json_object_get(c->protocol, "writerFeatures"), json_object_get(sn->protocol, "writerFeatures")));
         for (size_t i = 0; i < c->nfiles; i++)
             if (c->files[i].live) {
                 CHECK(c->files[i].dv.type == 'i' && c->files[i].dv.cardinality == 3);

@@ -77,13 +77,25 @@ static const cf_pq_node md_f[] = {
     { .name = "configuration", .rep = CF_PQ_OPTIONAL, .nchildren = 1, .children = md_conf, .logical = "map" },
     LEAF("createdTime", T_I64),
 };
-static const cf_pq_node proto_f[] = { LEAF("minReaderVersion", T_I32), LEAF("minWriterVersion", T_I32) };
+static const cf_pq_node rf_elem[] = { LEAF("element", T_STR) };
+static const cf_pq_node rf_list[] = {
+    { .name = "list", .rep = CF_PQ_REPEATED, .nchildren = 1, .children = rf_elem },
+};
+static const cf_pq_node wf_elem[] = { LEAF("element", T_STR) };
+static const cf_pq_node wf_list[] = {
+    { .name = "list", .rep = CF_PQ_REPEATED, .nchildren = 1, .children = wf_elem },
+};
+static const cf_pq_node proto_f[] = {
+    LEAF("minReaderVersion", T_I32), LEAF("minWriterVersion", T_I32),
+    { .name = "readerFeatures", .rep = CF_PQ_OPTIONAL, .nchildren = 1, .children = rf_list, .logical = "list" },
+    { .name = "writerFeatures", .rep = CF_PQ_OPTIONAL, .nchildren = 1, .children = wf_list, .logical = "list" },
+};
 static const cf_pq_node top[] = {
     { .name = "txn", .rep = CF_PQ_OPTIONAL, .nchildren = 3, .children = txn_f },
     { .name = "add", .rep = CF_PQ_OPTIONAL, .nchildren = 7, .children = add_f },
     { .name = "remove", .rep = CF_PQ_OPTIONAL, .nchildren = 7, .children = rm_f },
     { .name = "metaData", .rep = CF_PQ_OPTIONAL, .nchildren = 8, .children = md_f },
-    { .name = "protocol", .rep = CF_PQ_OPTIONAL, .nchildren = 2, .children = proto_f },
+    { .name = "protocol", .rep = CF_PQ_OPTIONAL, .nchildren = 4, .children = proto_f },
 };
 static const cf_pq_node root_node = { .name = "spark_schema", .rep = CF_PQ_REQUIRED, .nchildren = 5, .children = top };
 
@@ -95,7 +107,7 @@ enum {
     RM_PATH, RM_DTS, RM_DC, RM_EXT, RM_PVK, RM_PVV, RM_SIZE,
     RM_DV_TYPE, RM_DV_PATH, RM_DV_OFF, RM_DV_SIZE, RM_DV_CARD,
     MD_ID, MD_NAME, MD_DESC, MD_PROV, MD_OPTK, MD_OPTV, MD_SCHEMA, MD_PC, MD_CONFK, MD_CONFV, MD_CTIME,
-    PR_R, PR_W,
+    PR_R, PR_W, PR_RF, PR_WF,
     NLEAVES
 };
 static const cf_type_id leaf_type[NLEAVES] = {
@@ -106,11 +118,11 @@ static const cf_type_id leaf_type[NLEAVES] = {
     CF_T_STRING, CF_T_STRING, CF_T_INT32, CF_T_INT32, CF_T_INT64,
     CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_STRING,
     CF_T_STRING, CF_T_STRING, CF_T_STRING, CF_T_INT64,
-    CF_T_INT32, CF_T_INT32,
+    CF_T_INT32, CF_T_INT32, CF_T_STRING, CF_T_STRING,
 };
 /* first and last leaf of each top-level group */
 static const int group_span[5][2] = {
-    { TXN_APP, TXN_UPD }, { ADD_PATH, ADD_DV_CARD }, { RM_PATH, RM_DV_CARD }, { MD_ID, MD_CTIME }, { PR_R, PR_W },
+    { TXN_APP, TXN_UPD }, { ADD_PATH, ADD_DV_CARD }, { RM_PATH, RM_DV_CARD }, { MD_ID, MD_CTIME }, { PR_R, PR_WF },
 };
 
 typedef struct leaf {
@@ -267,6 +279,29 @@ static int write_last_checkpoint(const cf_delta_snap *s, int64_t rows, int64_t a
     return cf_store_put(s->st, path, body, (size_t)n, err);
 }
 
+/* A list<string> directly in a top-level group: null (NULL), empty, or
+ * its elements (a list defined = 2, an entry = 3, a non-null element = 4). */
+static void put_list(ckw *w, int i, json_t *a)
+{
+    size_t k;
+    json_t *e;
+
+    if (!json_is_array(a)) {
+        lput(w, i, 1, 0);
+        return;
+    }
+    if (!json_array_size(a)) {
+        lput(w, i, 2, 0);
+        return;
+    }
+    json_array_foreach(a, k, e) {
+        if (json_is_string(e))
+            lstr(w, i, 4, (int16_t)(k ? 1 : 0), json_string_value(e));
+        else
+            lput(w, i, 3, (int16_t)(k ? 1 : 0));
+    }
+}
+
 /* The protocol and metaData rows. */
 static void put_protocol_metadata(ckw *w, const cf_delta_snap *s)
 {
@@ -276,6 +311,9 @@ static void put_protocol_metadata(ckw *w, const cf_delta_snap *s)
     others_null(w, 4);
     li64(w, PR_R, 2, s->min_reader);
     li64(w, PR_W, 2, s->min_writer);
+    /* reader 3 and writer 7 list their features; older versions have none */
+    put_list(w, PR_RF, s->min_reader >= 3 ? json_object_get(s->protocol, "readerFeatures") : NULL);
+    put_list(w, PR_WF, s->min_writer >= 7 ? json_object_get(s->protocol, "writerFeatures") : NULL);
     others_null(w, 3);
     opt_str(w, MD_ID, jstr(m, "id"));
     opt_str(w, MD_NAME, jstr(m, "name"));
@@ -293,18 +331,10 @@ static void put_protocol_metadata(ckw *w, const cf_delta_snap *s)
         lput(w, MD_OPTV, 1, 0);
     }
     opt_str(w, MD_SCHEMA, jstr(m, "schemaString"));
-    if (json_is_array(pc) && json_array_size(pc)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(pc, i, e) {
-            if (json_is_string(e))
-                lstr(w, MD_PC, 4, (int16_t)(i ? 1 : 0), json_string_value(e));
-            else
-                lput(w, MD_PC, 3, (int16_t)(i ? 1 : 0));
-        }
-    } else {
+    if (json_is_array(pc))
+        put_list(w, MD_PC, pc);
+    else
         lput(w, MD_PC, 2, 0);   /* empty list */
-    }
     put_map(w, MD_CONFK, MD_CONFV, 2, json_object_get(m, "configuration") ? json_object_get(m, "configuration")
                                                                          : json_object());
     if (json_is_integer(ct))
