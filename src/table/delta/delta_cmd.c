@@ -330,7 +330,8 @@ static void optimize_usage(FILE *o)
           "\n"
           "Compact the small data files of a table into bigger ones.  Delta: files under\n"
           "half the target size are rewritten per partition in one commit (remove + add,\n"
-          "dataChange=false, so change-feed readers see no change).\n"
+          "dataChange=false, so change-feed readers see no change); a file with a deletion\n"
+          "vector (written by another engine) is rewritten without its deleted rows.\n"
           "  --target-size BYTES   target file size (default 134217728)\n"
           "  --min-files N         compact a partition only with at least N small files (default 2)\n", o);
 }

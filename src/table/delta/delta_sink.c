@@ -1903,8 +1903,11 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
         goto out;
     if (!(sf = calloc(snap->nlive + 1, sizeof *sf)))
         goto oom;
+    /* Small files merge; a file with a deletion vector is rewritten
+     * without its deleted rows whatever its size (like Spark's REORG TABLE
+     * ... APPLY (PURGE)), so readers stop paying for the vector. */
     for (size_t i = 0; i < snap->nfiles; i++) {
-        if (!snap->files[i].live || snap->files[i].size >= target / 2)
+        if (!snap->files[i].live || (snap->files[i].size >= target / 2 && !snap->files[i].dv.type))
             continue;
         if (!(sf[nsf].dir = pv_key(&snap->files[i].pv)))
             goto oom;
@@ -1913,9 +1916,10 @@ int cf_delta_optimize(const char *root, int64_t target, int min_files, int64_t *
     qsort(sf, nsf, sizeof *sf, cmp_small);
     for (size_t i = 0; i < nsf;) {
         size_t j = i;
+        bool purge = false;
         while (j < nsf && !strcmp(sf[j].dir, sf[i].dir))
-            j++;
-        if ((int)(j - i) >= min_files && compact_group(ds, sf + i, j - i, target, err))
+            purge |= snap->files[sf[j++].slot].dv.type != 0;
+        if (((int)(j - i) >= min_files || purge) && compact_group(ds, sf + i, j - i, target, err))
             goto out_drop;
         i = j;
     }
