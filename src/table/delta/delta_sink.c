@@ -1705,9 +1705,17 @@ static int after_lost_race(dsink *ds, cf_err *err)
         const char *nl = memchr(ln, '\n', ds->actions.len - off);
         size_t llen = nl ? (size_t)(nl - ln) : ds->actions.len - off;
         if (llen > 10 && !strncmp(ln, "{\"remove\":", 10)) {
-            json_t *j = json_loadb(ln, llen, 0, NULL);
-            const char *p = json_string_value(json_object_get(json_object_get(j, "remove"), "path"));
-            bool live = p && cf_delta_snap_file(snap, p);
+            json_t *j = json_loadb(ln, llen, 0, NULL), *rm = json_object_get(j, "remove");
+            const char *p = json_string_value(json_object_get(rm, "path"));
+            cf_delta_file *f = p ? cf_delta_snap_file(snap, p) : NULL;
+            cf_delta_dv dv;
+            /* live with the deletion vector we read it with: another
+             * writer's new vector on it would be lost under ours */
+            bool live = f && cf_delta_dv_parse(json_object_get(rm, "deletionVector"), &dv, NULL) == 0;
+            if (live) {
+                live = cf_delta_dv_same(&f->dv, &dv);
+                cf_delta_dv_free(&dv);
+            }
             json_decref(j);
             if (!live)
                 return cf_err_set(err, CF_E_STALE, "%s: another writer removed a file this commit "
