@@ -36,7 +36,7 @@ static void usage(FILE *o)
           "       bench_delta apply --out DIR --input FILE --schema 'id:int64,name:string,...'\n"
           "                         [--pk COL,...] [--mode append|upsert] [--batch N] [--soft-deletes]\n"
           "                         [--partition-by COL,...] [--checkpoint-interval N] [--app-id ID]\n"
-          "                         [--target-file-bytes N]\n"
+          "                         [--target-file-bytes N] [--delta-deletes auto|dv|rewrite]\n"
           "\n"
           "apply: each input line is {\"op\":\"c|u|d|r\",\"lsn\":N,\"row\":{...}} and optionally\n"
           "\"topic\", \"partition\", \"offset\" (default: topic \"events\", partition 0, offset =\n"
@@ -295,7 +295,7 @@ int main(int argc, char **argv)
         { "input", required_argument, 0, 'i' }, { "schema", required_argument, 0, 's' },
         { "pk", required_argument, 0, 'K' }, { "soft-deletes", no_argument, 0, 'S' },
         { "checkpoint-interval", required_argument, 0, 'c' }, { "app-id", required_argument, 0, 'a' },
-        { "target-file-bytes", required_argument, 0, 'T' },
+        { "target-file-bytes", required_argument, 0, 'T' }, { "delta-deletes", required_argument, 0, 'D' },
         { "help", no_argument, 0, 'h' }, { 0 },
     };
     cf_sink_config cfg = { .kind = "delta", .table_name = "customers", .app_id = "cdcflow" };
@@ -330,6 +330,10 @@ int main(int argc, char **argv)
         case 'c': cfg.checkpoint_interval = atoi(optarg); break;
         case 'a': cfg.app_id = optarg; break;
         case 'T': cfg.target_file_bytes = atoll(optarg); break;
+        case 'D':
+            cfg.delta_deletes = !strcmp(optarg, "dv") ? CF_DELTA_DELETES_DV
+                              : !strcmp(optarg, "rewrite") ? CF_DELTA_DELETES_REWRITE : CF_DELTA_DELETES_AUTO;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -47,6 +47,7 @@ typedef struct opts {
     int64_t target_file_bytes;
     int     checkpoint_interval;
     bool    type_widening;
+    cf_delta_deletes delta_deletes;
     const char *source;
     bool available_now;
     const char *dlq;
@@ -263,6 +264,10 @@ static void usage(FILE *f, bool iceberg)
             "                             a wider decimal) widens the table with the typeWidening\n"
             "                             feature, as delta.enableTypeWidening=true does; readers must\n"
             "                             know the feature (docs/delta.md).  Iceberg always promotes.\n"
+            "  --delta-deletes auto|dv|rewrite  Delta upsert: retire rows with deletion vectors (dv;\n"
+            "                             turns them on for the table), by rewriting their files\n"
+            "                             (rewrite), or as the table says (auto: vectors when\n"
+            "                             delta.enableDeletionVectors=true)   [env DELTA_DELETES; auto]\n"
             "\n"
             "Object storage (table locations s3://BUCKET/PREFIX/...; credentials from the\n"
             "environment only: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN):\n"
@@ -305,9 +310,22 @@ enum {
     O_BOOTSTRAP = 256, O_TOPIC, O_TABLE_PATH, O_WAREHOUSE, O_NAMESPACE, O_TABLE, O_CATALOG,
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
-    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING,
+    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING, O_DELTA_DELETES,
     O_S3_ENDPOINT, O_S3_REGION, O_S3_ADDRESSING, O_CAT_URI, O_CAT_WAREHOUSE, O_CAT_OAUTH2, O_CAT_SCOPE,
 };
+
+static int parse_delta_deletes(const char *v, cf_delta_deletes *out)
+{
+    if (!strcmp(v, "auto"))
+        *out = CF_DELTA_DELETES_AUTO;
+    else if (!strcmp(v, "dv"))
+        *out = CF_DELTA_DELETES_DV;
+    else if (!strcmp(v, "rewrite"))
+        *out = CF_DELTA_DELETES_REWRITE;
+    else
+        return -1;
+    return 0;
+}
 
 static int parse(opts *o, int argc, char **argv)
 {
@@ -339,6 +357,7 @@ static int parse(opts *o, int argc, char **argv)
         { "target-file-size", required_argument, 0, O_TARGET_FILE },
         { "checkpoint-interval", required_argument, 0, O_CKPT_INTERVAL },
         { "type-widening", no_argument, 0, O_TYPE_WIDENING },
+        { "delta-deletes", required_argument, 0, O_DELTA_DELETES },
         { "s3-endpoint", required_argument, 0, O_S3_ENDPOINT },
         { "s3-region", required_argument, 0, O_S3_REGION },
         { "s3-addressing", required_argument, 0, O_S3_ADDRESSING },
@@ -414,6 +433,12 @@ static int parse(opts *o, int argc, char **argv)
             }
             break;
         case O_TYPE_WIDENING: o->type_widening = true; break;
+        case O_DELTA_DELETES:
+            if (parse_delta_deletes(optarg, &o->delta_deletes)) {
+                fprintf(stderr, "cdcflow: --delta-deletes '%s': expected auto, dv or rewrite\n", optarg);
+                return -1;
+            }
+            break;
         case O_S3_ENDPOINT: o->store.endpoint = optarg; break;
         case O_CAT_URI: o->cat.uri = optarg; break;
         case O_CAT_WAREHOUSE: o->cat.warehouse = optarg; break;
@@ -550,6 +575,12 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
                                                           : "/tmp/spark-checkpoints/kafka-to-delta");
     o->mode = "append";
     o->deletes = "hard";
+    if (getenv("DELTA_DELETES") && parse_delta_deletes(getenv("DELTA_DELETES"), &o->delta_deletes)) {
+        fprintf(stderr, "cdcflow: DELTA_DELETES='%s': expected auto, dv or rewrite\n", getenv("DELTA_DELETES"));
+        *exit_code = 2;
+        free(j);
+        return NULL;
+    }
     o->source = "kafka";
     o->group_id = iceberg ? "cdcflow-iceberg" : "cdcflow-delta";
     o->metrics_port = iceberg ? 9465 : 9464;
@@ -615,6 +646,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .codec = CF_CODEC_ZSTD,
             .target_file_bytes = o->target_file_bytes,
             .type_widening = o->type_widening,
+            .delta_deletes = o->delta_deletes,
             .store = &o->store,
             .catalog = &o->cat,
         };

@@ -40,6 +40,12 @@ typedef struct cf_catalog_config {
  * strings point into the environment. */
 void cf_catalog_config_from_env(cf_catalog_config *cfg);
 
+/* How a Delta upsert retires the rows it replaces or deletes.  AUTO: with
+ * deletion vectors on a table that has them on (delta.enableDeletionVectors
+ * and the feature), by rewriting its files otherwise; DV: deletion vectors,
+ * turning them on for the table first; REWRITE: always copy-on-write. */
+typedef enum { CF_DELTA_DELETES_AUTO, CF_DELTA_DELETES_DV, CF_DELTA_DELETES_REWRITE } cf_delta_deletes;
+
 typedef struct cf_sink_config {
     const char *kind;              /* "delta" or "iceberg" */
     const char *location;          /* Delta table path; Iceberg table dir */
@@ -53,6 +59,7 @@ typedef struct cf_sink_config {
     cf_codec    codec;
     int64_t     target_file_bytes;
     bool        type_widening;     /* Delta: widen column types (typeWidening feature) */
+    cf_delta_deletes delta_deletes;  /* Delta upsert: how rows are retired */
     const cf_store_config *store;  /* object storage settings; NULL: from the environment */
     const cf_catalog_config *catalog;  /* Iceberg: NULL: from the environment */
 } cf_sink_config;

@@ -258,6 +258,12 @@ int cf_delta_read_file(cf_store *st, const char *root, const char *logpath, cons
 int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                           const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, int only_rg,
                           int *nrg, cf_err *err);
+/* cf_delta_read_file_rg that also appends to pos (when not NULL) the
+ * position in the file of each row read, ascending: what a deletion
+ * vector of the rows names. */
+int cf_delta_read_file_pos(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
+                           const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, int only_rg,
+                           int *nrg, cf_rowset *pos, cf_err *err);
 /* The rows of the file outside row set `set` or, when `only`, inside it
  * (the rows one deletion vector adds to another). */
 int cf_delta_read_file_set(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,

@@ -53,6 +53,9 @@ typedef struct dsink {
     char         **created;        /* locations of files written, removed again if the commit fails */
     size_t         ncreated, acreated;
     bool           rewrite_only;   /* optimize: files carry dataChange=false */
+    bool           use_dv;         /* upsert retires rows with deletion vectors */
+    bool           dv_upgrade;     /* ... and this commit turns them on for the table */
+    int64_t        dv_files;       /* files that got a new deletion vector */
     const int64_t *surv_slots;     /* write_rows is writing the survivors of these slots */
     size_t         nsurv;
     /* A rewritten file's surviving keys move together: rather than re-put
@@ -121,6 +124,7 @@ static void pending_reset(dsink *ds, bool remove_files)
     cf_buf_reset(&ds->gonekeys);
     ds->out_rows = ds->out_bytes = ds->out_files = ds->rm_files = ds->cdc_files = 0;
     ds->upd_rows = ds->del_rows = ds->ins_rows = 0;
+    ds->dv_files = 0;
 }
 
 static int put_json_line(cf_buf *b, json_t *j, cf_err *err)
@@ -1127,6 +1131,235 @@ out:
     return rc;
 }
 
+/* ---- merge-on-read: deletion vectors ---------------------------------- */
+
+/* A file whose retired rows go into its deletion vector. */
+typedef struct dv_mark {
+    int64_t   slot;
+    cf_rowset rows;                /* the new vector: the old one's rows and the retired ones */
+    int64_t   nphys;               /* rows the file holds, deleted or not */
+    size_t    nretired;
+} dv_mark;
+
+/* The rows of file `slot` that winners retire: their images go to the
+ * change feed (upsert_retire) and their positions, with those its vector
+ * had, into m->rows.  Read a row group at a time. */
+static int upsert_mark_file(upsert_plan *u, int64_t slot, cf_batch *old, dv_mark *m, cf_err *err)
+{
+    dsink *ds = u->ds;
+    cf_delta_snap *snap = ds->snap;
+    cf_delta_file *f = &snap->files[slot];
+    cf_rowset pos = { 0 }, had = { 0 }, gone = { 0 };
+    int nrg = 1, rc = -1;
+
+    m->slot = slot;
+    m->nphys = 0;
+    for (int rg = 0; rg < nrg; rg++) {
+        cf_batch_reset(old);
+        pos.n = 0;
+        if (cf_delta_read_file_pos(snap->st, snap->root, f->path, &f->pv, &f->dv, u->table, old, rg, &nrg, &pos,
+                                   err))
+            goto out;
+        m->nphys += (int64_t)old->nrows;
+        for (size_t r = 0; r < old->nrows; r++) {
+            int64_t wi;
+            cf_buf_reset(&ds->key);
+            if (encode_key(old, u->tpk, u->npk, r, &ds->key, err))
+                goto out;
+            if (!cf_delta_map_get(u->win, ds->key.data, ds->key.len, &wi))
+                continue;
+            if (upsert_retire(u, old, r, wi, err))
+                goto out;
+            if (gone.n == gone.cap) {
+                size_t nc = gone.cap ? gone.cap * 2 : 64;
+                uint64_t *nv = realloc(gone.v, nc * sizeof *nv);
+                if (!nv) {
+                    cf_err_set(err, CF_E_NOMEM, "out of memory");
+                    goto out;
+                }
+                gone.v = nv;
+                gone.cap = nc;
+            }
+            gone.v[gone.n++] = pos.v[r];
+        }
+    }
+    if (cf_delta_dv_read(snap->st, snap->root, &f->dv, &had, err))
+        goto out;
+    m->nphys += (int64_t)had.n;
+    m->nretired = gone.n;
+    /* the union of two ascending sets */
+    if (!(m->rows.v = malloc(sizeof *m->rows.v * (had.n + gone.n + 1)))) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    m->rows.cap = had.n + gone.n + 1;
+    for (size_t a = 0, b = 0; a < had.n || b < gone.n;)
+        m->rows.v[m->rows.n++] = b == gone.n || (a < had.n && had.v[a] < gone.v[b]) ? had.v[a++] : gone.v[b++];
+    rc = 0;
+out:
+    cf_rowset_free(&pos);
+    cf_rowset_free(&had);
+    cf_rowset_free(&gone);
+    return rc;
+}
+
+/* The stats of a file that gets a deletion vector: numRecords counts every
+ * row of the file (the protocol requires it exact), and the bounds may now
+ * be wider than the rows left. */
+static json_t *dv_stats(const cf_delta_file *f, int64_t nphys)
+{
+    json_t *st = f->stats ? json_loads(f->stats, 0, NULL) : NULL;
+    char *txt;
+
+    if (!json_is_object(st)) {
+        json_decref(st);
+        st = json_object();
+    }
+    json_object_set_new(st, "numRecords", json_integer(nphys));
+    json_object_set_new(st, "tightBounds", json_false());
+    txt = json_dumps(st, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(st);
+    st = txt ? json_string(txt) : NULL;
+    free(txt);
+    return st;
+}
+
+/* After the commit the file lives on under a new (path, vector): the key
+ * index's entries for it follow as they do for a rewrite's survivors. */
+static int note_moved(dsink *ds, const char *path, int64_t slot, cf_err *err)
+{
+    cf_buf lp;
+    int64_t keep = slot;
+    int rc;
+
+    cf_buf_init(&lp, 0);
+    if (cf_buf_append(&lp, path, strlen(path) + 1, err))
+        return -1;
+    ds->surv_slots = &keep;
+    ds->nsurv = 1;
+    rc = note_written(ds, &lp, NULL, NULL, 0, NULL, 0, err);
+    ds->surv_slots = NULL;
+    ds->nsurv = 0;
+    cf_buf_free(&lp);
+    return rc;
+}
+
+/* One .bin file holding the new vectors of m[0..n), then per file a remove
+ * with its old vector and an add with the new one (or just the remove when
+ * no row is left). */
+static int upsert_put_vectors(upsert_plan *u, dv_mark *m, size_t n, cf_err *err)
+{
+    dsink *ds = u->ds;
+    cf_delta_snap *snap = ds->snap;
+    const cf_rowset **sets = calloc(n + 1, sizeof *sets);
+    int64_t *off = calloc(n + 1, sizeof *off);
+    int32_t *size = calloc(n + 1, sizeof *size);
+    size_t *which = calloc(n + 1, sizeof *which), k = 0;
+    uint8_t uuid[16];
+    cf_buf bin, z;
+    char *loc = NULL;
+    int rc = -1;
+
+    cf_buf_init(&bin, 0);
+    cf_buf_init(&z, 0);
+    if (!sets || !off || !size || !which) {
+        cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cf_delta_file *f = &snap->files[m[i].slot];
+        if (!m[i].nretired)
+            continue;   /* an index entry the file no longer holds */
+        if ((int64_t)m[i].rows.n >= m[i].nphys) {
+            if (put_remove(ds, f, true, err))   /* nothing left: the file goes */
+                goto out;
+            continue;
+        }
+        which[k] = i;
+        sets[k++] = &m[i].rows;
+    }
+    if (!k) {
+        rc = 0;
+        goto out;
+    }
+    /* deletion_vector_<uuid>.bin at the table root, named in the log by
+     * the Z85 of the UUID (storage type 'u', no prefix) */
+    cf_random_bytes(uuid, sizeof uuid);
+    uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
+    uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
+    if (cf_delta_z85_encode(uuid, sizeof uuid, &z, err) || !cf_buf_cstr(&z, err) ||
+        cf_delta_dv_file(sets, k, &bin, off, size, err))
+        goto out;
+    cf_delta_dv d = { .type = 'u', .path = (char *)z.data, .has_offset = true };
+    if (!(loc = cf_delta_dv_location(snap->root, &d, err)) || cf_store_put(ds->sink->store, loc, bin.data, bin.len, err) ||
+        track_created(ds, loc, err))
+        goto out;
+    for (size_t q = 0; q < k; q++) {
+        dv_mark *mk = &m[which[q]];
+        cf_delta_file *f = &snap->files[mk->slot];
+        json_t *body = json_object(), *line = json_object();
+        int lrc;
+        d.offset = off[q];
+        d.size = size[q];
+        d.cardinality = (int64_t)mk->rows.n;
+        if (put_remove(ds, f, true, err))
+            goto out;
+        ds->rm_files--;   /* the file stays: counted as a new vector */
+        ds->dv_files++;
+        json_object_set_new(body, "path", json_string(f->path));
+        json_object_set_new(body, "partitionValues", pv_json(&f->pv));
+        json_object_set_new(body, "size", json_integer(f->size));
+        json_object_set_new(body, "modificationTime", json_integer(f->mtime));
+        json_object_set_new(body, "dataChange", json_true());
+        json_object_set_new(body, "stats", dv_stats(f, mk->nphys));
+        json_object_set_new(body, "deletionVector", cf_delta_dv_json(&d));
+        json_object_set_new(line, "add", body);
+        lrc = put_json_line(&ds->actions, line, err);
+        json_decref(line);
+        if (lrc || note_moved(ds, f->path, mk->slot, err))
+            goto out;
+    }
+    rc = 0;
+out:
+    free(loc);
+    free(sets);
+    free(off);
+    free(size);
+    free(which);
+    cf_buf_free(&bin);
+    cf_buf_free(&z);
+    return rc;
+}
+
+/* 3 (merge-on-read). The files holding retired rows keep them, marked in
+ * their deletion vectors: what the commit writes grows with the change,
+ * not with the files it touches. */
+static int upsert_mark(upsert_plan *u, cf_err *err)
+{
+    dv_mark *m = calloc(u->nrs + 1, sizeof *m);
+    cf_batch *old = cf_batch_new(u->table, err);
+    size_t n = 0;
+    int rc = -1;
+
+    if (!m || !old) {
+        if (!m)
+            cf_err_set(err, CF_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (; n < u->nrs; n++)
+        if (upsert_mark_file(u, u->rslots[n], old, &m[n], err)) {
+            n++;
+            goto out;
+        }
+    rc = upsert_put_vectors(u, m, n, err);
+out:
+    for (size_t i = 0; m && i < n; i++)
+        cf_rowset_free(&m[i].rows);
+    free(m);
+    cf_batch_free(old);
+    return rc;
+}
+
 /* 3. Files of one partition are rewritten together into one file (up to
  * the target size): small files merge instead of piling up. */
 static int upsert_rewrite(upsert_plan *u, cf_err *err)
@@ -1280,7 +1513,8 @@ static int stage_upsert(dsink *ds, const cf_schema *table, const cf_commit *cm, 
         goto out;
     }
     u.ct = u.cs->nfields - 1;
-    if (upsert_find_files(&u, err) || upsert_rewrite(&u, err) || upsert_new_images(&u, err))
+    if (upsert_find_files(&u, err) || (ds->use_dv ? upsert_mark(&u, err) : upsert_rewrite(&u, err)) ||
+        upsert_new_images(&u, err))
         goto out;
     /* 5. the change feed of this commit */
     if (ds->snap->cdf_enabled && u.cb->nrows &&
@@ -1380,6 +1614,12 @@ static json_t *new_metadata(dsink *ds, const cf_schema *table, cf_err *err)
     }
     json_object_set_new(meta, "schemaString", json_string(ss));
     free(ss);
+    if (ds->use_dv) {   /* writers may add vectors only with the property on */
+        json_t *conf = json_object_get(meta, "configuration");
+        if (!json_is_object(conf))
+            json_object_set_new(meta, "configuration", conf = json_object());
+        json_object_set_new(conf, "delta.enableDeletionVectors", json_string("true"));
+    }
     if (ds->widened && ds->snap->schema)
         for (int i = 0; i < ds->snap->schema->nfields; i++)
             if (ds->widened[i]) {
@@ -1440,24 +1680,50 @@ static int carry_field_metadata(dsink *ds, char **ss, cf_err *err)
     return 0;
 }
 
-/* The protocol a commit that widens a column needs: reader 3 / writer 7
- * with typeWidening, plus the features the older versions implied and the
- * table uses.  NULL when the table has it already or nothing widens. */
-static json_t *widening_protocol(const dsink *ds)
+/* Whether the protocol lists feature `name` among `which` ("readerFeatures"
+ * or "writerFeatures"). */
+static bool has_feature(const cf_delta_snap *snap, const char *which, const char *name)
 {
-    const cf_delta_snap *snap = ds->snap;
-    json_t *p, *rf, *wf, *conf = snap->metadata ? json_object_get(snap->metadata, "configuration") : NULL;
-    bool any = false;
     size_t i;
     json_t *f;
 
+    json_array_foreach(json_object_get(snap->protocol, which), i, f)
+        if (json_is_string(f) && !strcmp(json_string_value(f), name))
+            return true;
+    return false;
+}
+
+/* Deletion vectors are on for the table: the feature, and the property
+ * that lets writers add new vectors. */
+static bool table_dv_on(const cf_delta_snap *snap)
+{
+    json_t *conf = snap->metadata ? json_object_get(snap->metadata, "configuration") : NULL;
+    const char *v = json_string_value(json_object_get(conf, "delta.enableDeletionVectors"));
+
+    return snap->version >= 0 && has_feature(snap, "readerFeatures", "deletionVectors") && v && !strcmp(v, "true");
+}
+
+/* The protocol a commit needs when it starts to use a reader/writer
+ * feature the table lacks (typeWidening for a widened column,
+ * deletionVectors when they are turned on): reader 3 / writer 7 with the
+ * features the older versions implied and the table uses, plus the new
+ * ones.  NULL when the table has them all. */
+static json_t *upgraded_protocol(const dsink *ds)
+{
+    const cf_delta_snap *snap = ds->snap;
+    json_t *p, *rf, *wf, *conf = snap->metadata ? json_object_get(snap->metadata, "configuration") : NULL;
+    const char *need[2];
+    int nneed = 0;
+    bool widen = false;
+
     for (int c = 0; ds->widened && snap->schema && c < snap->schema->nfields; c++)
-        any |= ds->widened[c];
-    if (!any)
+        widen |= ds->widened[c];
+    if (widen && !has_feature(snap, "readerFeatures", "typeWidening"))
+        need[nneed++] = "typeWidening";
+    if (ds->dv_upgrade && !has_feature(snap, "readerFeatures", "deletionVectors"))
+        need[nneed++] = "deletionVectors";
+    if (!nneed)
         return NULL;
-    json_array_foreach(json_object_get(snap->protocol, "readerFeatures"), i, f)
-        if (json_is_string(f) && !strcmp(json_string_value(f), "typeWidening"))
-            return NULL;
     p = json_deep_copy(snap->protocol);
     if (!json_is_array(rf = json_object_get(p, "readerFeatures")))
         json_object_set_new(p, "readerFeatures", rf = json_array());
@@ -1469,8 +1735,10 @@ static json_t *widening_protocol(const dsink *ds)
         if (snap->min_writer >= 4 && snap->cdf_enabled)
             json_array_append_new(wf, json_string("changeDataFeed"));
     }
-    json_array_append_new(rf, json_string("typeWidening"));
-    json_array_append_new(wf, json_string("typeWidening"));
+    for (int i = 0; i < nneed; i++) {
+        json_array_append_new(rf, json_string(need[i]));
+        json_array_append_new(wf, json_string(need[i]));
+    }
     json_object_set_new(p, "minReaderVersion", json_integer(3));
     json_object_set_new(p, "minWriterVersion", json_integer(7));
     return json_pack("{s:o}", "protocol", p);
@@ -1505,6 +1773,8 @@ static int assemble(dsink *ds, const cf_commit *c, json_t *meta, cf_err *err)
         METRIC("numTargetRowsUpdated", ds->upd_rows);
         METRIC("numTargetRowsDeleted", ds->del_rows);
         METRIC("numSourceRows", c->rows ? c->rows->nrows : 0);
+        if (ds->use_dv)
+            METRIC("numDeletionVectorsAdded", ds->dv_files);
     }
 #undef METRIC
     json_object_set_new(ci, "operationMetrics", metrics);
@@ -1516,11 +1786,15 @@ static int assemble(dsink *ds, const cf_commit *c, json_t *meta, cf_err *err)
         goto fail;
     json_decref(line);
     if (ds->base_version < 0) {
-        line = json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
+        /* 1/4 (change data feed) reads everywhere; deletion vectors need 3/7 */
+        line = ds->use_dv ? json_pack("{s:{s:i,s:i,s:[s],s:[s,s]}}", "protocol", "minReaderVersion", 3,
+                                      "minWriterVersion", 7, "readerFeatures", "deletionVectors",
+                                      "writerFeatures", "changeDataFeed", "deletionVectors")
+                          : json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
         if (put_json_line(&ds->commit, line, err))
             goto fail;
         json_decref(line);
-    } else if (meta && (line = widening_protocol(ds))) {
+    } else if (meta && (line = upgraded_protocol(ds))) {
         if (put_json_line(&ds->commit, line, err))
             goto fail;
         json_decref(line);
@@ -1636,6 +1910,14 @@ static int d_stage(cf_sink *s, const cf_commit *c, cf_err *err)
     } else if (!(table = cf_schema_clone(snap->schema))) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto out;
+    }
+    /* deletion vectors: on for a table that has them on, or when asked */
+    {
+        cf_delta_deletes dd = s->cfg.delta_deletes;
+        ds->use_dv = upsert && (dd == CF_DELTA_DELETES_DV || (dd == CF_DELTA_DELETES_AUTO && table_dv_on(snap)));
+        ds->dv_upgrade = ds->use_dv && snap->version >= 0 && !table_dv_on(snap);
+        if (ds->dv_upgrade && rows)
+            changed = true;   /* the property goes into a new metaData, the feature into the protocol */
     }
     ds->changed = changed;
     if (changed) {

@@ -15,18 +15,25 @@ int cf_delta_read_file(cf_store *st, const char *root, const char *logpath, cons
 
 static int read_rows(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                      const cf_rowset *set, bool only, const cf_schema *tschema, cf_batch *out, int only_rg,
-                     int *nrg, cf_err *err);
+                     int *nrg, cf_rowset *pos, cf_err *err);
 
 int cf_delta_read_file_rg(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                           const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, int only_rg,
                           int *nrg, cf_err *err)
+{
+    return cf_delta_read_file_pos(st, root, logpath, pv, dv, tschema, out, only_rg, nrg, NULL, err);
+}
+
+int cf_delta_read_file_pos(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
+                           const cf_delta_dv *dv, const cf_schema *tschema, cf_batch *out, int only_rg,
+                           int *nrg, cf_rowset *pos, cf_err *err)
 {
     cf_rowset gone = { 0 };
     int rc;
 
     if (dv && dv->type && cf_delta_dv_read(st, root, dv, &gone, err))
         return cf_err_wrap(err, "%s", logpath);
-    rc = read_rows(st, root, logpath, pv, &gone, false, tschema, out, only_rg, nrg, err);
+    rc = read_rows(st, root, logpath, pv, &gone, false, tschema, out, only_rg, nrg, pos, err);
     cf_rowset_free(&gone);
     return rc;
 }
@@ -35,13 +42,30 @@ int cf_delta_read_file_set(cf_store *st, const char *root, const char *logpath, 
                            const cf_rowset *set, bool only, const cf_schema *tschema, cf_batch *out,
                            cf_err *err)
 {
-    return read_rows(st, root, logpath, pv, set, only, tschema, out, -1, NULL, err);
+    return read_rows(st, root, logpath, pv, set, only, tschema, out, -1, NULL, NULL, err);
 }
 
-/* Rows of the file: without the rows of `set`, or (only) just those. */
+/* Append `n` positions from `first` on to pos. */
+static int push_positions(cf_rowset *pos, uint64_t first, const size_t *take, size_t n, cf_err *err)
+{
+    if (pos->cap - pos->n < n) {
+        size_t nc = pos->n + n + 64;
+        uint64_t *nv = realloc(pos->v, nc * sizeof *nv);
+        if (!nv)
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        pos->v = nv;
+        pos->cap = nc;
+    }
+    for (size_t k = 0; k < n; k++)
+        pos->v[pos->n++] = first + (take ? take[k] : k);
+    return 0;
+}
+
+/* Rows of the file: without the rows of `set`, or (only) just those; pos
+ * (may be NULL) gets each row's position in the file. */
 static int read_rows(cf_store *st, const char *root, const char *logpath, const cf_delta_pv *pv,
                      const cf_rowset *set, bool only, const cf_schema *tschema, cf_batch *out, int only_rg,
-                     int *nrg, cf_err *err)
+                     int *nrg, cf_rowset *pos, cf_err *err)
 {
     char *full = NULL;
     cf_pq_reader *r = NULL;
@@ -90,21 +114,26 @@ static int read_rows(cf_store *st, const char *root, const char *logpath, const 
         const cf_type *a = &sub->fields[i].type, *b = &out->cols[i].type;
         direct = map[i] == i && a->id == b->id && a->precision == b->precision && a->scale == b->scale;
     }
+    uint64_t pos0 = 0;
+    for (int rg = 0; (!every || pos) && rg < rg_first; rg++)
+        pos0 += (uint64_t)cf_pq_reader_row_group_rows(r, rg);
     if (direct) {
-        for (int rg = rg_first; rg < rg_end; rg++)
+        for (int rg = rg_first; rg < rg_end; rg++) {
+            size_t before = out->nrows;
             if (cf_pq_reader_read(r, rg, cols, ncols, out, err)) {
                 cf_err_wrap(err, "%s", logpath);
                 goto out;
             }
+            if (pos && push_positions(pos, pos0, NULL, out->nrows - before, err))
+                goto out;
+            pos0 += out->nrows - before;
+        }
         rc = 0;
         goto out;
     }
     if (!(tmp = cf_batch_new(sub, err)))
         goto out;
     /* row positions (what deletion vectors name) count from the file's start */
-    uint64_t pos = 0;
-    for (int rg = 0; !every && rg < rg_first; rg++)
-        pos += (uint64_t)cf_pq_reader_row_group_rows(r, rg);
     for (int rg = rg_first; rg < rg_end; rg++) {
         size_t base = out->nrows, n, nk = 0;
         cf_batch_reset(tmp);
@@ -125,9 +154,11 @@ static int read_rows(cf_store *st, const char *root, const char *logpath, const 
             goto out;
         }
         for (size_t k = 0; k < n; k++)
-            if (every || cf_rowset_has(set, pos + k) == only)
+            if (every || cf_rowset_has(set, pos0 + k) == only)
                 take[nk++] = k;
-        pos += n;
+        if (pos && push_positions(pos, pos0, take, nk, err))
+            goto out;
+        pos0 += n;
         /* Column at a time, then count the rows. */
         for (int i = 0; i < tschema->nfields; i++) {
             cf_column *dc = &out->cols[i];
