@@ -18,12 +18,11 @@ import datetime
 import glob
 import json
 import os
-import shutil
 import sys
 
 import pytest
 
-from conftest import ROOT, SPARK4_JARS, duckdb_conn, spark4_jar_version
+from conftest import ROOT, SPARK4_JARS, spark4_jar_version
 sys.path.insert(0, os.path.join(ROOT, "tests", "common"))   # the module both reader suites share
 from cdc_tables import (CUSTOMER_COLS, CUSTOMERS_TOPIC, EPOCH, ORDER_COLS, ORDERS_TOPIC, _fixture,  # noqa: E402
                         customer_row, decimal_b64, mirror, run_cdcflow, write_jsonl)
@@ -52,8 +51,9 @@ def spark(tmp_path_factory):
         os.environ["JAVA_HOME"] = JAVA_HOME
     session = local_session("cdcflow-spark4-readers", jars, tmp_path_factory.mktemp("spark4"))
     jvm = session.sparkContext._jvm
-    # What the versions line names is what runs: the JVM's Spark, Iceberg and Java.
+    # What the versions line names is what runs: the JVM's Spark, Delta and Iceberg.
     assert session.version == pyspark.__version__
+    assert getattr(jvm.io.delta, "package").VERSION() == delta      # Scala's package object io.delta
     assert jvm.org.apache.iceberg.IcebergBuild.version() == iceberg
     print(f"spark {session.version}, delta-spark {delta}, iceberg {iceberg}, "
           f"java {jvm.java.lang.System.getProperty('java.version')}")
@@ -178,6 +178,7 @@ def test_delta_change_feed_spark4(spark, tables, kind):
 
 
 def test_delta_time_travel_spark4(spark, tables):
+    from deltalake import DeltaTable
     path = tables["delta/upsert"]
     commits = delta_commits(path, CUSTOMERS_TOPIC)
     assert len(commits) > 10
@@ -185,7 +186,6 @@ def test_delta_time_travel_spark4(spark, tables):
         df = spark.read.format("delta").option("versionAsOf", version).load(path)
         want = tuples(mirror(tables["customers"][:end]).values(), CUSTOMER_COLS)
         assert_rows(spark_rows(df, CUSTOMER_COLS), want, f"spark versionAsOf {version}")
-        from deltalake import DeltaTable
         assert_same_as(df, DeltaTable(path, version=version).to_pyarrow_table(), f"deltalake version {version}")
 
 
