@@ -105,8 +105,8 @@ test: setup
 integration: all
 	@scripts/run_integration.sh
 
-## test-readers: read every kind of table cdcflow writes with the newest deltalake, DuckDB and pyiceberg (no stack)
-# Its own setup step (Debian packages, .venv-newest) rather than all of `make setup`: `make test` ran that already.
+## test-readers: read every kind of table cdcflow writes with the newest deltalake, DuckDB, pyiceberg and Spark 4.1 (no stack)
+# Its own setup step (Debian packages, Spark 4.1's jars, .venv-newest) rather than all of `make setup`: `make test` ran that already.
 test-readers:
 	@scripts/setup.sh readers
 	@$(MAKE) all

@@ -3,7 +3,8 @@
 # and the Python venvs of the tests.  Idempotent: a second run checks and does nothing (~1 s).
 #
 # Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ (Kafka,
-# Debezium, the Iceberg REST catalog) and, for Spark, .cache/spark/jars (Maven's own cache is ~/.m2).
+# Debezium, the Iceberg REST catalog) and, for Spark, .cache/spark/jars (Spark 3.5, the pinned set) and
+# .cache/spark4/jars (Spark 4.1, the newest set; Maven's own cache is ~/.m2).
 # The venvs: .venv from tests/requirements.txt (integration tests), .venv-newest from
 # tests/requirements-newest.txt (the newest readers, tests/readers).
 # `setup.sh readers` does only what `make test-readers` needs.  Each step says what it does and
@@ -122,6 +123,13 @@ step_spark_jars() {
     copy_jars spark "$ROOT/deploy/spark/pom.xml" "$ROOT/.cache/spark/jars"
 }
 
+# The newest Spark reader (tests/readers): Spark 4.1's Delta and Iceberg jars from deploy/spark4/pom.xml,
+# a set of their own beside Spark 3.5's.  Spark 4.1's own jars come with pyspark (tests/requirements-newest.txt).
+step_spark4_jars() {
+    mkdir -p "$CACHE"
+    copy_jars spark4 "$ROOT/deploy/spark4/pom.xml" "$ROOT/.cache/spark4/jars"
+}
+
 # The Iceberg REST catalog of the stack (scripts/catalog.sh): Apache Iceberg's reference server with
 # S3FileIO and a SQLite JDBC catalog, run from its jars.
 step_catalog_jars() {
@@ -158,7 +166,7 @@ step_venv_newest() {
     local want stamp=$VENV_NEWEST/.requirements.sha py=${PYTHON:-python3} log=$VENV_NEWEST/pip-install.log
     want=$(sha "$REQ_NEWEST")
     if [ -x "$VENV_NEWEST/bin/python" ] && [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
-        "$VENV_NEWEST/bin/python" -c 'import pytest, pyarrow, duckdb, deltalake, pyiceberg, duckdb_extension_delta, duckdb_extension_iceberg, duckdb_extension_avro' 2>/dev/null; then
+        "$VENV_NEWEST/bin/python" -c 'import pytest, pyarrow, duckdb, deltalake, pyiceberg, duckdb_extension_delta, duckdb_extension_iceberg, duckdb_extension_avro, pyspark, delta' 2>/dev/null; then
         say "python venv: up to date (.venv-newest)"
         return
     fi
@@ -198,7 +206,8 @@ print(", ".join(f"{n} {v}" for n, v in con.sql(
     say "duckdb extensions (.venv-newest): loaded $out"
 }
 
-# `setup.sh readers`: only what `make test-readers` needs (the Debian packages to build, .venv-newest).
+# `setup.sh readers`: only what `make test-readers` needs (the Debian packages to build and the JDK,
+# .venv-newest, Spark 4.1's jars).
 mkdir -p "$ROOT/.cache"
 case "${1:-all}" in
 all)
@@ -206,12 +215,14 @@ all)
     step_jars
     step_spark_jars
     step_catalog_jars
+    step_spark4_jars
     step_venv
     step_venv_newest
     step_duckdb
     step_duckdb_newest ;;
 readers)
     step_debian
+    step_spark4_jars
     step_venv_newest
     step_duckdb_newest ;;
 *)  fail "usage: setup.sh [all|readers]" ;;

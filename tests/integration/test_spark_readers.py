@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "common"))   # the module both re
 from cdc_tables import (CUSTOMER_COLS, CUSTOMERS_TOPIC, EPOCH, FIXTURES, ORDER_COLS, ORDERS_TOPIC,  # noqa: E402
                         _fixture, customer_row, decimal_b64, mirror, order_row, run_cdcflow,
                         write_jsonl)
+from spark_session import local_session  # noqa: E402,F401  (test_spark_s3 and test_scaleout take it from here)
 
 JARS_DIR = os.environ.get("CF_SPARK_JARS", os.path.join(ROOT, ".cache", "spark", "jars"))
 JAVA_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
@@ -182,49 +183,6 @@ def _spark_or_skip():
     if not os.environ.get("JAVA_HOME") and not shutil.which("java"):
         pytest.skip("no JDK for Spark (package openjdk-17-jdk-headless)")
     return jars
-
-
-def local_session(app, jars, scratch, conf=None):
-    """A local[2] Spark session on loopback with Delta's and Iceberg's extensions, tuned for small
-    tables; `conf` adds or overrides settings.  The caller stops it."""
-    # Spark picks its address from the host name unless told; everything stays on loopback.
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    from pyspark.sql import SparkSession
-
-    settings = {
-        "spark.jars": ",".join(jars),
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.memory": "768m",
-        # A short-lived JVM reading small tables: the quick JIT tier and no code generation start
-        # answering sooner than the optimizing compilers pay back.
-        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-        "spark.sql.codegen.wholeStage": "false",
-        # Re-planning pays off on big shuffles, not on these: each query would plan twice.
-        "spark.sql.adaptive.enabled": "false",
-        # Statistics of the files Spark itself writes (one test); cdcflow's are what reads skip with.
-        "spark.databricks.delta.stats.collect": "false",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": "2",
-        "spark.default.parallelism": "2",
-        # Delta rebuilds a snapshot from its log with this many tasks (50 by default): tiny logs here.
-        "spark.databricks.delta.snapshotPartitions": "2",
-        "spark.sql.catalogImplementation": "in-memory",
-        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
-        "spark.local.dir": str(scratch / "local"),
-        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension,"
-                                "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
-        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-    }
-    settings.update(conf or {})
-    b = SparkSession.builder.master("local[2]").appName(app)
-    for k, v in settings.items():
-        b = b.config(k, v)
-    session = b.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    return session
 
 
 @pytest.fixture(scope="module")

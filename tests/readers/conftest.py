@@ -1,5 +1,6 @@
 """conftest.py - the newest readers (.venv-newest, tests/requirements-newest.txt): DuckDB with its
-extensions from their PyPI packages, and the versions line printed at the start and end of a run.
+extensions from their PyPI packages, where Spark 4.1's Delta and Iceberg jars are
+(deploy/spark4/pom.xml), and the versions line printed at the start and end of a run.
 
 Nothing here needs Kafka or PostgreSQL: the tables come from build/cdcflow with file sources.
 """
@@ -14,6 +15,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CDCFLOW = os.environ.get("CF_CDCFLOW", os.path.join(ROOT, "build", "cdcflow"))
 
 DUCKDB_EXTENSIONS = ("avro", "delta", "iceberg")
+SPARK4_JARS = os.environ.get("CF_SPARK4_JARS", os.path.join(ROOT, ".cache", "spark4", "jars"))
+
+
+def spark4_jar_version(name):
+    """Version of the jar <name>-<version>.jar in SPARK4_JARS (name may hold a *), or None."""
+    for j in sorted(glob.glob(os.path.join(SPARK4_JARS, name + "-[0-9]*.jar"))):
+        return os.path.basename(j)[:-len(".jar")].rsplit("-", 1)[1]
+    return None
+
+
+def spark_versions():
+    try:
+        import pyspark
+    except ImportError:
+        return "pyspark not installed"
+    delta = spark4_jar_version("delta-spark_*")
+    iceberg = spark4_jar_version("iceberg-spark-runtime-*")
+    return f"spark {pyspark.__version__} with delta-spark {delta}, iceberg-spark-runtime {iceberg}"
 
 
 def reader_versions():
@@ -22,7 +41,7 @@ def reader_versions():
     import pyarrow
     import pyiceberg
     return (f"deltalake {deltalake.__version__}, duckdb {duckdb.__version__}, "
-            f"pyiceberg {pyiceberg.__version__}, pyarrow {pyarrow.__version__}")
+            f"pyiceberg {pyiceberg.__version__}, pyarrow {pyarrow.__version__}, {spark_versions()}")
 
 
 def pytest_configure(config):

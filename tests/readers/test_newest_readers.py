@@ -171,9 +171,9 @@ def assert_rows(got, want, what):
 
 # ------------------------------------------------------------------ tables (written once per session)
 
-@pytest.fixture(scope="session")
-def tables(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("cdcflow-tables"))
+def build_tables(root):
+    """Every kind of table, written under `root` by build/cdcflow: kind -> path, with the events
+    ("customers", "orders") and the Iceberg "warehouse"."""
     cust, orders = customer_events(N_CUSTOMER_EVENTS), order_events(N_ORDER_EVENTS)
     cust_file, orders_file = os.path.join(root, "customers.jsonl"), os.path.join(root, "orders.jsonl")
     write_jsonl(cust_file, cust)
@@ -223,6 +223,11 @@ def tables(tmp_path_factory):
                 "--partition-by", "location", "--partition-by", "day(registration_date)",
                 "--partition-by", "bucket[4](customer_id)")
     return t
+
+
+@pytest.fixture(scope="session")
+def tables(tmp_path_factory):
+    return build_tables(str(tmp_path_factory.mktemp("cdcflow-tables")))
 
 
 def expected_rows(tables, kind):
