@@ -206,3 +206,60 @@ def apply_model(state, events):
         else:
             out[k] = dict(e["row"], _cdc_operation={"c": "INSERT", "u": "UPDATE", "r": "READ"}[e["op"]])
     return out
+
+
+def replay_change_feed(spark, table):
+    """The table rebuilt from Spark's reading of its change feed, version by version."""
+    rows = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0) \
+        .load(str(table)).select(*COLS, "_change_type", "_commit_version").collect()
+    state = {}
+    for r in sorted(rows, key=lambda r: (r["_commit_version"], r["_change_type"] != "delete")):
+        if r["_change_type"] == "delete":
+            state.pop(r["id"], None)
+        elif r["_change_type"] in ("insert", "update_postimage"):
+            state[r["id"]] = tuple(r[c] for c in COLS)
+    return state
+
+
+def test_cdcflow_writes_deletion_vectors(spark, tmp_path):
+    """--delta-deletes dv: cdcflow's own upserts mark retired rows in deletion vectors; Spark and
+    DuckDB read the table and Spark replays its change feed to the same rows, across kill -9."""
+    import random
+    import signal
+    import subprocess
+    from test_delta_sink import driver
+
+    table = tmp_path / "t"
+    ev = make_events(20000, 1500, seed=41)
+    write_events(tmp_path / "ev.jsonl", ev)
+    rnd = random.Random(3)
+    kills = 0
+    for attempt in range(9):
+        cmd = [driver(), "apply", "--out", str(table), "--input", str(tmp_path / "ev.jsonl"), "--schema",
+               SCHEMA, "--pk", "id", "--mode", "upsert", "--batch", "400", "--checkpoint-interval", "5",
+               "--delta-deletes", "dv"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            p.wait(timeout=rnd.uniform(0.01, 0.15) if attempt < 8 else 300)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            kills += 1
+            continue
+        assert p.returncode == 0, p.stderr.read()
+        break
+    else:
+        pytest.fail("never finished")
+    assert kills >= 2, "the writer was killed %d times: the test proved little" % kills
+    proto = [a["protocol"] for a in log_actions(table, 0) if "protocol" in a][0]
+    assert "deletionVectors" in proto["readerFeatures"] and proto["minWriterVersion"] == 7
+    vectors = sum(1 for v in range(1, latest_version(table) + 1) for a in log_actions(table, v)
+                  if (a.get("add") or {}).get("deletionVector"))
+    assert vectors > 0
+    state = model(ev)
+    assert_everyone_reads(spark, table, state)
+    assert replay_change_feed(spark, table) == want_rows(state)
+
+    # optimize folds the vectors in; the rows stay
+    run_cdcflow("optimize", table)
+    assert_everyone_reads(spark, table, state)

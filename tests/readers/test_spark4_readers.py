@@ -386,12 +386,12 @@ def spark_dv_table(spark, tmp_path):
     return path, state
 
 
-@pytest.mark.xfail(strict=False, reason="cdcflow does not read Delta deletion vectors yet (reader/writer "
-                                        "feature deletionVectors): it refuses the table Spark maintains")
-def test_cdcflow_feeds_a_spark_maintained_table_with_deletion_vectors(spark, spark_dv_table, tmp_path):
+@pytest.mark.parametrize("deletes", ["auto", "rewrite"])
+def test_cdcflow_feeds_a_spark_maintained_table_with_deletion_vectors(spark, spark_dv_table, tmp_path, deletes):
     """cdcflow takes over a table Spark maintains with deletion vectors, in upsert mode: it must see
     that the rows behind a deletion vector are gone (a create of such a key inserts it once) and
-    update or delete rows of the file that carries one without bringing the deleted rows back."""
+    update or delete rows of the file that carries one without bringing the deleted rows back: with
+    vectors of its own (auto: the table has them on) or by rewriting the files (rewrite)."""
     path, state = spark_dv_table
     tmpl = _fixture("customers_create_bare.json")
     events = [customer_event(tmpl, "u", 3, 1001),     # in the compacted file with the live deletion vector
@@ -405,7 +405,7 @@ def test_cdcflow_feeds_a_spark_maintained_table_with_deletion_vectors(spark, spa
     src = str(tmp_path / "customers.jsonl")
     write_jsonl(src, events)
     run_cdcflow("delta", src, str(tmp_path), "--table-path", path, "--mode", "upsert",
-                "--primary-key", "customer_id", "--max-offsets-per-trigger", 4)
+                "--primary-key", "customer_id", "--max-offsets-per-trigger", 4, "--delta-deletes", deletes)
     for e in events:
         row = customer_row(e)
         if e["op"] == "d":
@@ -415,3 +415,10 @@ def test_cdcflow_feeds_a_spark_maintained_table_with_deletion_vectors(spark, spa
     got = spark_rows(spark.read.format("delta").load(path), CUSTOMER_COLS)
     assert_rows(got, tuples(state.values(), CUSTOMER_COLS), "spark after cdcflow fed its table")
     assert len({r[0] for r in got}) == len(got)
+    # cdcflow's commits (after Spark's six) carry vectors of their own in auto mode, none in
+    # rewrite mode; Spark read them above as its own
+    ours = []
+    for v in sorted(glob.glob(os.path.join(path, "_delta_log", "*.json")))[6:]:
+        with open(v) as f:
+            ours += [a for a in map(json.loads, f) if "add" in a and a["add"].get("deletionVector")]
+    assert bool(ours) == (deletes == "auto")
