@@ -2,6 +2,7 @@
  * append/upsert streams (events/s, peak RSS); `apply` commits change events
  * from a JSON-lines file, resuming from the offsets in the table, so tests
  * can write tables, kill the writer and restart it. */
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -37,11 +38,15 @@ static void usage(FILE *o)
           "                         [--pk COL,...] [--mode append|upsert] [--batch N] [--soft-deletes]\n"
           "                         [--partition-by COL,...] [--checkpoint-interval N] [--app-id ID]\n"
           "                         [--target-file-bytes N] [--delta-deletes auto|dv|rewrite]\n"
+          "       bench_delta update --out DIR --keys K [--events N] [--rounds R]\n"
+          "                         [--delta-deletes auto|dv|rewrite]\n"
           "\n"
           "apply: each input line is {\"op\":\"c|u|d|r\",\"lsn\":N,\"row\":{...}} and optionally\n"
           "\"topic\", \"partition\", \"offset\" (default: topic \"events\", partition 0, offset =\n"
           "line number from 0).  Rows get _cdc_operation and _source_lsn columns.  Lines\n"
-          "below the offsets already in the table are skipped (exactly once on restart).\n", o);
+          "below the offsets already in the table are skipped (exactly once on restart).\n"
+          "update: R commits of N updates each (default 1000000 -> pass --events) to random keys\n"
+          "1..K of a table `gen --mode upsert` made; prints each commit's time and bytes.\n", o);
 }
 
 static int split(char *s, const char **out, int max)
@@ -198,13 +203,11 @@ out:
     return rc;
 }
 
-/* Synthetic events shaped like SYSTEM.md's customers output rows. */
-static int cmd_gen(cf_sink_config *cfg, int64_t nevents, int batch, int64_t keys)
+/* The customers output rows of SYSTEM.md, as the synthetic events use them. */
+static cf_schema *customers_schema(void)
 {
     cf_err e = { 0 };
     cf_schema *s = cf_schema_new();
-    static const char *const tiers[] = { "bronze", "silver", "gold", "platinum" };
-    static const char *const countries[] = { "US", "DE", "FR", "JP", "BR" };
     cf_type ti = { CF_T_INT64 }, ts = { CF_T_STRING }, td = { CF_T_DOUBLE }, tt = { CF_T_TIMESTAMP },
             tb = { CF_T_BOOL };
     cf_schema_add(s, "customer_id", ti, false, 0, &e);
@@ -220,13 +223,45 @@ static int cmd_gen(cf_sink_config *cfg, int64_t nevents, int batch, int64_t keys
     cf_schema_add(s, "_kafka_timestamp", tt, true, 0, &e);
     const char *pk = "customer_id";
     cf_schema_set_pk(s, &pk, 1, &e);
+    return s;
+}
+
+/* Row of customer `id` for event i (lsn i + 1). */
+static int customer_row(cf_batch *b, int64_t id, int64_t i, const char *op, uint64_t rng, cf_err *e)
+{
+    static const char *const tiers[] = { "bronze", "silver", "gold", "platinum" };
+    static const char *const countries[] = { "US", "DE", "FR", "JP", "BR" };
+    size_t row = b->nrows;
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "user%" PRId64 "@example.com", id);
+
+    cf_col_set_i64(&b->cols[0], row, id, e);
+    cf_col_set_bytes(&b->cols[1], row, buf, (size_t)n, e);
+    n = snprintf(buf, sizeof buf, "First%" PRId64 " Last%" PRId64, id % 997, id % 991);
+    cf_col_set_bytes(&b->cols[2], row, buf, (size_t)n, e);
+    n = snprintf(buf, sizeof buf, "City%d, ST, %s", (int)(id % 50), countries[id % 5]);
+    cf_col_set_bytes(&b->cols[3], row, buf, (size_t)n, e);
+    cf_col_set_bytes(&b->cols[4], row, tiers[i % 4], strlen(tiers[i % 4]), e);
+    cf_col_set_f64(&b->cols[5], row, (double)(rng % 100000) / 100.0, e);
+    cf_col_set_i64(&b->cols[6], row, 1600000000000000LL + id * 1000000, e);
+    cf_col_set_bool(&b->cols[7], row, (rng >> 7) & 1, e);
+    cf_col_set_bytes(&b->cols[8], row, op, strlen(op), e);
+    cf_col_set_i64(&b->cols[9], row, i + 1, e);
+    cf_col_set_i64(&b->cols[10], row, 1700000000000000LL + i, e);
+    return cf_batch_end_row(b, e);
+}
+
+/* Synthetic events shaped like SYSTEM.md's customers output rows. */
+static int cmd_gen(cf_sink_config *cfg, int64_t nevents, int batch, int64_t keys)
+{
+    cf_err e = { 0 };
+    cf_schema *s = customers_schema();
     cf_sink *sink = cf_sink_open(cfg, &e);
     cf_batch *b = sink ? cf_batch_new(s, &e) : NULL;
     cf_offsets cov = { 0 };
     uint64_t rng = 42;
     int64_t next_id = 1, events = 0, commits = 0;
     bool upsert = cfg->mode == CF_MODE_UPSERT;
-    char buf[128];
     int rc = 1;
     double t0 = now_s();
 
@@ -244,22 +279,7 @@ static int cmd_gen(cf_sink_config *cfg, int64_t nevents, int batch, int64_t keys
             id = keys > 0 ? 1 + (next_id - 1) % keys : next_id;
             next_id++;
         }
-        size_t row = b->nrows;
-        cf_col_set_i64(&b->cols[0], row, id, &e);
-        int n = snprintf(buf, sizeof buf, "user%" PRId64 "@example.com", id);
-        cf_col_set_bytes(&b->cols[1], row, buf, (size_t)n, &e);
-        n = snprintf(buf, sizeof buf, "First%" PRId64 " Last%" PRId64, id % 997, id % 991);
-        cf_col_set_bytes(&b->cols[2], row, buf, (size_t)n, &e);
-        n = snprintf(buf, sizeof buf, "City%d, ST, %s", (int)(id % 50), countries[id % 5]);
-        cf_col_set_bytes(&b->cols[3], row, buf, (size_t)n, &e);
-        cf_col_set_bytes(&b->cols[4], row, tiers[i % 4], strlen(tiers[i % 4]), &e);
-        cf_col_set_f64(&b->cols[5], row, (double)(rng % 100000) / 100.0, &e);
-        cf_col_set_i64(&b->cols[6], row, 1600000000000000LL + id * 1000000, &e);
-        cf_col_set_bool(&b->cols[7], row, (rng >> 7) & 1, &e);
-        cf_col_set_bytes(&b->cols[8], row, op, strlen(op), &e);
-        cf_col_set_i64(&b->cols[9], row, i + 1, &e);
-        cf_col_set_i64(&b->cols[10], row, 1700000000000000LL + i, &e);
-        if (cf_batch_end_row(b, &e))
+        if (customer_row(b, id, i, op, rng, &e))
             goto fail;
         if ((int)b->nrows >= batch || i + 1 == nevents) {
             int64_t v;
@@ -286,6 +306,76 @@ out:
     return rc;
 }
 
+static int64_t tree_bytes;
+static int add_size(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)p;
+    (void)ftw;
+    if (flag == FTW_F)
+        tree_bytes += st->st_size;
+    return 0;
+}
+
+/* Bytes of every file under dir. */
+static int64_t dir_bytes(const char *dir)
+{
+    tree_bytes = 0;
+    nftw(dir, add_size, 16, FTW_PHYS);
+    return tree_bytes;
+}
+
+/* Rounds of `n` updates of random existing keys (1..keys) in one commit
+ * each, on a table `gen` made: the first round pays for the key index, the
+ * others show what a commit costs at this table size. */
+static int cmd_update(cf_sink_config *cfg, int64_t n, int64_t keys, int rounds)
+{
+    cf_err e = { 0 };
+    cf_schema *s = customers_schema();
+    cf_offsets have = { 0 }, cov = { 0 };
+    cf_sink *sink = NULL;
+    cf_batch *b = NULL;
+    uint64_t rng = 7;
+    int rc = 1;
+    double t0 = now_s();
+
+    if (keys <= 0) {
+        fprintf(stderr, "bench_delta update: --keys N (the keys the table holds) is needed\n");
+        goto out;
+    }
+    if (!(sink = cf_sink_open(cfg, &e)) || cf_sink_offsets(sink, &have, &e) || !(b = cf_batch_new(s, &e)))
+        goto fail;
+    int64_t base = cf_offsets_get(&have, "postgres.public.customers", 0);
+    printf("update: open %.3f s\n", now_s() - t0);
+    for (int r = 0; r < rounds; r++) {
+        int64_t before = dir_bytes(cfg->location), v;
+        for (int64_t i = 0; i < n; i++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            if (customer_row(b, 1 + (int64_t)((rng >> 13) % (uint64_t)keys), base + i, "UPDATE", rng, &e))
+                goto fail;
+        }
+        base += n;
+        cf_delta_offsets_put(&cov, "postgres.public.customers", 0, base, &e);
+        double t = now_s();
+        if (commit_b(sink, b, NULL, &cov, &v, &e))
+            goto fail;
+        double dt = now_s() - t;
+        printf("update: round %d: %" PRId64 " updates in %.3f s, %.2f MB written, peak RSS %ld MiB\n", r + 1, n, dt,
+               (double)(dir_bytes(cfg->location) - before) / 1e6, peak_rss_kb() / 1024);
+        cf_batch_reset(b);
+    }
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "bench_delta: %s\n", e.msg);
+out:
+    cf_batch_free(b);
+    cf_sink_close(sink);
+    cf_schema_free(s);
+    free(have.v);
+    free(cov.v);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -296,6 +386,7 @@ int main(int argc, char **argv)
         { "pk", required_argument, 0, 'K' }, { "soft-deletes", no_argument, 0, 'S' },
         { "checkpoint-interval", required_argument, 0, 'c' }, { "app-id", required_argument, 0, 'a' },
         { "target-file-bytes", required_argument, 0, 'T' }, { "delta-deletes", required_argument, 0, 'D' },
+        { "rounds", required_argument, 0, 'R' },
         { "help", no_argument, 0, 'h' }, { 0 },
     };
     cf_sink_config cfg = { .kind = "delta", .table_name = "customers", .app_id = "cdcflow" };
@@ -303,7 +394,7 @@ int main(int argc, char **argv)
     const char *parts[16];
     char *pb = NULL;
     int64_t nevents = 1000000, keys = 0;
-    int batch = 100000, c;
+    int batch = 100000, rounds = 3, c;
 
     if (argc < 2) {
         usage(stderr);
@@ -330,6 +421,7 @@ int main(int argc, char **argv)
         case 'c': cfg.checkpoint_interval = atoi(optarg); break;
         case 'a': cfg.app_id = optarg; break;
         case 'T': cfg.target_file_bytes = atoll(optarg); break;
+        case 'R': rounds = atoi(optarg); break;
         case 'D':
             cfg.delta_deletes = !strcmp(optarg, "dv") ? CF_DELTA_DELETES_DV
                               : !strcmp(optarg, "rewrite") ? CF_DELTA_DELETES_REWRITE : CF_DELTA_DELETES_AUTO;
@@ -345,6 +437,8 @@ int main(int argc, char **argv)
     int rc;
     if (!strcmp(cmd, "gen"))
         rc = cmd_gen(&cfg, nevents, batch, keys);
+    else if (!strcmp(cmd, "update"))
+        rc = cmd_update(&cfg, nevents, keys, rounds);
     else if (!strcmp(cmd, "apply") && input && schema)
         rc = cmd_apply(&cfg, input, schema, pk, batch);
     else {
