@@ -415,5 +415,81 @@ static void test_upsert_over_vectors(void)
     rmtree(dir);
 }
 
+/* --delta-deletes dv: a new table has the feature; updates and deletes
+ * mark rows in vectors (the file stays, one .bin per commit), a file whose
+ * rows are all gone is removed; rows read back are the upsert's. */
+static void test_upsert_writes_vectors(void)
+{
+    char tmpl[] = "/tmp/cf_dv_write_XXXXXX", *dir = mkdtemp(tmpl);
+    cf_err e;
+    cf_schema *s = schema();
+    cf_sink_config cfg = { .kind = "delta", .location = dir, .mode = CF_MODE_UPSERT,
+                           .delta_deletes = CF_DELTA_DELETES_DV };
+    cf_sink *k;
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_offsets o = { 0 };
+    int64_t v;
+    size_t n;
+
+    CHECK(dir != NULL);
+    if (!dir)
+        return;
+    CHECK((k = cf_sink_open(&cfg, &e)) != NULL);
+    for (int i = 1; i <= 10; i++)
+        row(b, i, "v0", "INSERT", i);
+    cf_delta_offsets_put(&o, "t", 0, 10, NULL);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
+    cf_batch_reset(b);
+    row(b, 11, "a", "INSERT", 11);                  /* a second file: ids 11, 12 */
+    row(b, 12, "a", "INSERT", 12);
+    cf_delta_offsets_put(&o, "t", 0, 12, NULL);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
+    cf_batch_reset(b);
+    row(b, 3, "v1", "UPDATE", 20);                  /* file 1: marked */
+    row(b, 7, "x", "DELETE", 21);
+    row(b, 11, "x", "DELETE", 22);                  /* file 2: every row gone */
+    row(b, 12, "x", "DELETE", 23);
+    cf_delta_offsets_put(&o, "t", 0, 16, NULL);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
+    CHECK_EQ_INT(v, 2);
+    /* again on the file that has a vector now: the vectors add up */
+    cf_batch_reset(b);
+    row(b, 4, "x", "DELETE", 30);
+    row(b, 3, "v2", "UPDATE", 31);
+    cf_delta_offsets_put(&o, "t", 0, 18, NULL);
+    CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
+    cf_sink_close(k);
+    CHECK_EQ_INT(id_sum(dir, &n), 55 - 7 - 4);
+    CHECK_EQ_INT(n, 8);
+
+    cf_buf lg;
+    cf_buf_init(&lg, 0);
+    CHECK_EQ_INT(cf_delta_log_read(test_store(), dir, 0, &lg, &e), 0);
+    const char *t = cf_buf_cstr(&lg, &e);
+    CHECK(t && strstr(t, "\"readerFeatures\":[\"deletionVectors\"]") &&
+          strstr(t, "\"delta.enableDeletionVectors\":\"true\""));
+    cf_buf_reset(&lg);
+    CHECK_EQ_INT(cf_delta_log_read(test_store(), dir, 2, &lg, &e), 0);
+    t = cf_buf_cstr(&lg, &e);
+    CHECK(t && strstr(t, "\"numDeletionVectorsAdded\":\"1\"") && strstr(t, "\"numRemovedFiles\":\"1\""));
+    cf_buf_free(&lg);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
+    CHECK(sn != NULL);
+    int with_dv = 0;
+    for (size_t i = 0; sn && i < sn->nfiles; i++)
+        if (sn->files[i].live && sn->files[i].dv.type) {
+            with_dv++;
+            CHECK(sn->files[i].dv.type == 'u' && sn->files[i].dv.cardinality == 3);   /* rows of 3, 7, 4 */
+            CHECK_EQ_INT(cf_delta_stats_num_records(sn->files[i].stats), 10);
+        }
+    CHECK_EQ_INT(with_dv, 1);
+    cf_delta_snap_free(sn);
+    free(o.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    rmtree(dir);
+}
+
 CF_TEST_MAIN("delta_dv", T(test_inline_vector), T(test_native_format), T(test_protocol_path_example),
-             T(test_containers_roundtrip), T(test_run_container), T(test_dv_file), T(test_upsert_over_vectors))
+             T(test_containers_roundtrip), T(test_run_container), T(test_dv_file), T(test_upsert_over_vectors),
+             T(test_upsert_writes_vectors))
