@@ -18,7 +18,7 @@ import os
 import pytest
 
 from conftest import duckdb_conn
-from test_delta_sink import SCHEMA, apply, make_events, model, run_cdcflow, write_events
+from test_delta_sink import apply, apply_with_kills, make_events, model, run_cdcflow, write_events
 from test_spark_readers import _spark_or_skip, local_session
 
 COLS = ("id", "name", "country", "amount", "_cdc_operation")
@@ -224,32 +224,11 @@ def replay_change_feed(spark, table):
 def test_cdcflow_writes_deletion_vectors(spark, tmp_path):
     """--delta-deletes dv: cdcflow's own upserts mark retired rows in deletion vectors; Spark and
     DuckDB read the table and Spark replays its change feed to the same rows, across kill -9."""
-    import random
-    import signal
-    import subprocess
-    from test_delta_sink import driver
-
     table = tmp_path / "t"
     ev = make_events(20000, 1500, seed=41)
     write_events(tmp_path / "ev.jsonl", ev)
-    rnd = random.Random(3)
-    kills = 0
-    for attempt in range(9):
-        cmd = [driver(), "apply", "--out", str(table), "--input", str(tmp_path / "ev.jsonl"), "--schema",
-               SCHEMA, "--pk", "id", "--mode", "upsert", "--batch", "400", "--checkpoint-interval", "5",
-               "--delta-deletes", "dv"]
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            p.wait(timeout=rnd.uniform(0.01, 0.15) if attempt < 8 else 300)
-        except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            kills += 1
-            continue
-        assert p.returncode == 0, p.stderr.read()
-        break
-    else:
-        pytest.fail("never finished")
+    kills = apply_with_kills(table, tmp_path / "ev.jsonl", "upsert", seed=3, attempts=9,
+                             extra=("--checkpoint-interval", "5", "--delta-deletes", "dv"))
     assert kills >= 2, "the writer was killed %d times: the test proved little" % kills
     proto = [a["protocol"] for a in log_actions(table, 0) if "protocol" in a][0]
     assert "deletionVectors" in proto["readerFeatures"] and proto["minWriterVersion"] == 7

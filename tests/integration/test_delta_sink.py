@@ -201,29 +201,33 @@ def test_rerun_is_exactly_once(tmp_path):
     assert_matches_model(tmp_path / "t", ev)
 
 
-@pytest.mark.parametrize("mode", ["append", "upsert"])
-def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, mode):
-    ev = make_events(20000, 3000, seed=5)
-    write_events(tmp_path / "ev.jsonl", ev)
-    table = tmp_path / "t"
-    rnd = random.Random(7)
+def apply_with_kills(table, events_file, mode, seed=7, attempts=13, timeouts=(0.01, 0.15), extra=()):
+    """Run the driver over events_file, killing it (SIGKILL) at random instants attempts - 1
+    times and letting the last run finish; returns how many runs were killed."""
+    rnd = random.Random(seed)
     kills = 0
-    for attempt in range(13):
-        cmd = [driver(), "apply", "--out", str(table), "--input", str(tmp_path / "ev.jsonl"),
-               "--schema", SCHEMA, "--pk", "id", "--mode", mode, "--batch", "500"]
+    for attempt in range(attempts):
+        cmd = [driver(), "apply", "--out", str(table), "--input", str(events_file),
+               "--schema", SCHEMA, "--pk", "id", "--mode", mode, "--batch", "500"] + list(extra)
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            # a dozen kills at random instants, then let the last run finish
-            p.wait(timeout=rnd.uniform(0.01, 0.15) if attempt < 12 else 300)
+            p.wait(timeout=rnd.uniform(*timeouts) if attempt < attempts - 1 else 300)
         except subprocess.TimeoutExpired:
             p.send_signal(signal.SIGKILL)
             p.wait()
             kills += 1
             continue
         assert p.returncode == 0, p.stderr.read()
-        break
-    else:
-        pytest.fail("never finished")
+        return kills
+    pytest.fail("never finished")
+
+
+@pytest.mark.parametrize("mode", ["append", "upsert"])
+def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, mode):
+    ev = make_events(20000, 3000, seed=5)
+    write_events(tmp_path / "ev.jsonl", ev)
+    table = tmp_path / "t"
+    kills = apply_with_kills(table, tmp_path / "ev.jsonl", mode)
     assert kills >= 3, "the writer was killed %d times: the test proved little" % kills
     if mode == "upsert":
         assert_matches_model(table, ev)

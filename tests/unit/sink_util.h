@@ -19,6 +19,36 @@ static inline cf_store *test_store(void)
     return st;
 }
 
+/* The key-value table many sink tests use: id (key), name, the transform's
+ * _cdc_operation and _source_lsn, and with `extra` a trailing tier column. */
+static inline cf_schema *kv_schema(bool extra)
+{
+    cf_err e;
+    cf_schema *s = cf_schema_new();
+    cf_type ti = { CF_T_INT64 }, ts = { CF_T_STRING };
+    const char *pk = "id";
+    cf_schema_add(s, "id", ti, false, 0, &e);
+    cf_schema_add(s, "name", ts, true, 0, &e);
+    cf_schema_add(s, "_cdc_operation", ts, true, 0, &e);
+    cf_schema_add(s, "_source_lsn", ti, true, 0, &e);
+    if (extra)
+        cf_schema_add(s, "tier", ts, true, 0, &e);
+    cf_schema_set_pk(s, &pk, 1, &e);
+    return s;
+}
+
+/* Append a row of kv_schema to b. */
+static inline void kv_row(cf_batch *b, int64_t id, const char *name, const char *op, int64_t lsn)
+{
+    cf_err e;
+    size_t r = b->nrows;
+    cf_col_set_i64(&b->cols[0], r, id, &e);
+    cf_col_set_bytes(&b->cols[1], r, name, strlen(name), &e);
+    cf_col_set_bytes(&b->cols[2], r, op, strlen(op), &e);
+    cf_col_set_i64(&b->cols[3], r, lsn, &e);
+    cf_batch_end_row(b, &e);
+}
+
 /* Commit `b` as the batch of offsets [start, end) per partition of `end`.
  * start NULL: the batch starts where the table is (the common case). */
 static inline int commit_b(cf_sink *k, const cf_batch *b, const cf_offsets *start, const cf_offsets *end,

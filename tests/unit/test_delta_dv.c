@@ -216,30 +216,6 @@ static void test_dv_file(void)
 
 /* ---- a table another writer put vectors on ---------------------------- */
 
-static cf_schema *schema(void)
-{
-    cf_err e;
-    cf_schema *s = cf_schema_new();
-    cf_type ti = { CF_T_INT64 }, ts = { CF_T_STRING };
-    const char *pk = "id";
-    cf_schema_add(s, "id", ti, false, 0, &e);
-    cf_schema_add(s, "name", ts, true, 0, &e);
-    cf_schema_add(s, "_cdc_operation", ts, true, 0, &e);
-    cf_schema_add(s, "_source_lsn", ti, true, 0, &e);
-    cf_schema_set_pk(s, &pk, 1, &e);
-    return s;
-}
-
-static void row(cf_batch *b, int64_t id, const char *name, const char *op, int64_t lsn)
-{
-    cf_err e;
-    size_t r = b->nrows;
-    cf_col_set_i64(&b->cols[0], r, id, &e);
-    cf_col_set_bytes(&b->cols[1], r, name, strlen(name), &e);
-    cf_col_set_bytes(&b->cols[2], r, op, strlen(op), &e);
-    cf_col_set_i64(&b->cols[3], r, lsn, &e);
-    cf_batch_end_row(b, &e);
-}
 
 /* Sum of ids and row count of the table as a reader sees it. */
 static int64_t id_sum(const char *root, size_t *n)
@@ -311,7 +287,7 @@ static void test_upsert_over_vectors(void)
 {
     char tmpl[] = "/tmp/cf_dv_table_XXXXXX", *dir = mkdtemp(tmpl);
     cf_err e;
-    cf_schema *s = schema();
+    cf_schema *s = kv_schema(false);
     cf_sink_config cfg = { .kind = "delta", .location = dir, .mode = CF_MODE_UPSERT };
     cf_sink *k;
     cf_batch *b = cf_batch_new(s, &e);
@@ -325,7 +301,7 @@ static void test_upsert_over_vectors(void)
     /* ids 1..10 in one file; the table turns on deletion vectors */
     CHECK((k = cf_sink_open(&cfg, &e)) != NULL);
     for (int i = 1; i <= 10; i++)
-        row(b, i, "v0", "INSERT", i);
+        kv_row(b, i, "v0", "INSERT", i);
     cf_delta_offsets_put(&o, "t", 0, 10, NULL);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     cf_sink_close(k);
@@ -363,8 +339,8 @@ static void test_upsert_over_vectors(void)
      * keeps the deleted rows deleted */
     CHECK((k = cf_sink_open(&cfg, &e)) != NULL);
     cf_batch_reset(b);
-    row(b, 3, "back", "UPDATE", 30);
-    row(b, 4, "v1", "UPDATE", 31);
+    kv_row(b, 3, "back", "UPDATE", 30);
+    kv_row(b, 4, "v1", "UPDATE", 31);
     free(o.v);
     o = (cf_offsets){ 0 };
     cf_delta_offsets_put(&o, "t", 0, 12, NULL);
@@ -422,7 +398,7 @@ static void test_upsert_writes_vectors(void)
 {
     char tmpl[] = "/tmp/cf_dv_write_XXXXXX", *dir = mkdtemp(tmpl);
     cf_err e;
-    cf_schema *s = schema();
+    cf_schema *s = kv_schema(false);
     cf_sink_config cfg = { .kind = "delta", .location = dir, .mode = CF_MODE_UPSERT,
                            .delta_deletes = CF_DELTA_DELETES_DV };
     cf_sink *k;
@@ -436,26 +412,26 @@ static void test_upsert_writes_vectors(void)
         return;
     CHECK((k = cf_sink_open(&cfg, &e)) != NULL);
     for (int i = 1; i <= 10; i++)
-        row(b, i, "v0", "INSERT", i);
+        kv_row(b, i, "v0", "INSERT", i);
     cf_delta_offsets_put(&o, "t", 0, 10, NULL);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     cf_batch_reset(b);
-    row(b, 11, "a", "INSERT", 11);                  /* a second file: ids 11, 12 */
-    row(b, 12, "a", "INSERT", 12);
+    kv_row(b, 11, "a", "INSERT", 11);                  /* a second file: ids 11, 12 */
+    kv_row(b, 12, "a", "INSERT", 12);
     cf_delta_offsets_put(&o, "t", 0, 12, NULL);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     cf_batch_reset(b);
-    row(b, 3, "v1", "UPDATE", 20);                  /* file 1: marked */
-    row(b, 7, "x", "DELETE", 21);
-    row(b, 11, "x", "DELETE", 22);                  /* file 2: every row gone */
-    row(b, 12, "x", "DELETE", 23);
+    kv_row(b, 3, "v1", "UPDATE", 20);                  /* file 1: marked */
+    kv_row(b, 7, "x", "DELETE", 21);
+    kv_row(b, 11, "x", "DELETE", 22);                  /* file 2: every row gone */
+    kv_row(b, 12, "x", "DELETE", 23);
     cf_delta_offsets_put(&o, "t", 0, 16, NULL);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     CHECK_EQ_INT(v, 2);
     /* again on the file that has a vector now: the vectors add up */
     cf_batch_reset(b);
-    row(b, 4, "x", "DELETE", 30);
-    row(b, 3, "v2", "UPDATE", 31);
+    kv_row(b, 4, "x", "DELETE", 30);
+    kv_row(b, 3, "v2", "UPDATE", 31);
     cf_delta_offsets_put(&o, "t", 0, 18, NULL);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     cf_sink_close(k);

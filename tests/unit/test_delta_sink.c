@@ -31,32 +31,6 @@ static void rmtree(const char *dir)
         fprintf(stderr, "cleanup of %s failed\n", dir);
 }
 
-static cf_schema *schema(bool extra)
-{
-    cf_err e;
-    cf_schema *s = cf_schema_new();
-    cf_type ti = { CF_T_INT64 }, ts = { CF_T_STRING };
-    cf_schema_add(s, "id", ti, false, 0, &e);
-    cf_schema_add(s, "name", ts, true, 0, &e);
-    cf_schema_add(s, "_cdc_operation", ts, true, 0, &e);
-    cf_schema_add(s, "_source_lsn", ti, true, 0, &e);
-    if (extra)
-        cf_schema_add(s, "tier", ts, true, 0, &e);
-    const char *pk = "id";
-    cf_schema_set_pk(s, &pk, 1, &e);
-    return s;
-}
-
-static void row(cf_batch *b, int64_t id, const char *name, const char *op, int64_t lsn)
-{
-    cf_err e;
-    size_t r = b->nrows;
-    cf_col_set_i64(&b->cols[0], r, id, &e);
-    cf_col_set_bytes(&b->cols[1], r, name, strlen(name), &e);
-    cf_col_set_bytes(&b->cols[2], r, op, strlen(op), &e);
-    cf_col_set_i64(&b->cols[3], r, lsn, &e);
-    cf_batch_end_row(b, &e);
-}
 
 static cf_offsets at(const char *topic, int32_t part, int64_t next)
 {
@@ -95,14 +69,14 @@ static void test_append_offsets_and_replay_guard(void)
 {
     char *dir = mktable();
     cf_err e;
-    cf_schema *s = schema(false);
+    cf_schema *s = kv_schema(false);
     cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "t" };
     cf_sink *k = cf_sink_open(&cfg, &e);
     cf_batch *b = cf_batch_new(s, &e);
     int64_t v = -2;
 
-    row(b, 1, "a", "INSERT", 10);
-    row(b, 2, "b", "INSERT", 11);
+    kv_row(b, 1, "a", "INSERT", 10);
+    kv_row(b, 2, "b", "INSERT", 11);
     cf_offsets o = at("topic-x", 2, 2);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     CHECK_EQ_INT(v, 0);
@@ -141,7 +115,7 @@ static void test_upsert_and_change_data(void)
 {
     char *dir = mktable();
     cf_err e;
-    cf_schema *s = schema(false);
+    cf_schema *s = kv_schema(false);
     cf_sink_config cfg = { .kind = "delta", .location = dir, .mode = CF_MODE_UPSERT };
     cf_sink *k = cf_sink_open(&cfg, &e);
     cf_batch *b = cf_batch_new(s, &e);
@@ -149,14 +123,14 @@ static void test_upsert_and_change_data(void)
     size_t n;
 
     for (int i = 1; i <= 5; i++)
-        row(b, i, "v0", "INSERT", i);
+        kv_row(b, i, "v0", "INSERT", i);
     cf_offsets o = at("t", 0, 5);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
     cf_batch_reset(b);
-    row(b, 2, "v1", "UPDATE", 20);
-    row(b, 3, "gone", "DELETE", 21);
-    row(b, 2, "stale", "UPDATE", 19);       /* lower LSN: loses to v1 */
-    row(b, 6, "new", "INSERT", 22);
+    kv_row(b, 2, "v1", "UPDATE", 20);
+    kv_row(b, 3, "gone", "DELETE", 21);
+    kv_row(b, 2, "stale", "UPDATE", 19);       /* lower LSN: loses to v1 */
+    kv_row(b, 6, "new", "INSERT", 22);
     free(o.v);
     o = at("t", 0, 9);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
@@ -216,7 +190,7 @@ static void test_upsert_and_change_data(void)
     cf_sink_close(k);
     k = cf_sink_open(&cfg, &e);
     cf_batch_reset(b);
-    row(b, 6, "v2", "UPDATE", 30);
+    kv_row(b, 6, "v2", "UPDATE", 30);
     free(o.v);
     o = at("t", 0, 10);
     CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
@@ -235,13 +209,13 @@ static void test_concurrent_writers(void)
 {
     char *dir = mktable();
     cf_err e;
-    cf_schema *s = schema(false);
+    cf_schema *s = kv_schema(false);
     cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "w" };
     cf_batch *b = cf_batch_new(s, &e);
     int64_t v;
 
     cf_sink *a = cf_sink_open(&cfg, &e);
-    row(b, 1, "a", "INSERT", 1);
+    kv_row(b, 1, "a", "INSERT", 1);
     cf_offsets oa = at("t", 0, 1), ob = at("t", 1, 1);
     CHECK_EQ_INT(commit_b(a, b, NULL, &oa, &v, &e), 0);   /* creates the table */
     cf_sink *bb = cf_sink_open(&cfg, &e);                   /* both at version 0 now */
@@ -276,16 +250,16 @@ static void test_schema_evolution(void)
 {
     char *dir = mktable();
     cf_err e;
-    cf_schema *s1 = schema(false), *s2 = schema(true);
+    cf_schema *s1 = kv_schema(false), *s2 = kv_schema(true);
     cf_sink_config cfg = { .kind = "delta", .location = dir };
     cf_sink *k = cf_sink_open(&cfg, &e);
     cf_batch *b1 = cf_batch_new(s1, &e), *b2 = cf_batch_new(s2, &e);
     int64_t v;
 
-    row(b1, 1, "a", "INSERT", 1);
+    kv_row(b1, 1, "a", "INSERT", 1);
     cf_offsets o = at("t", 0, 1);
     CHECK_EQ_INT(commit_b(k, b1, NULL, &o, &v, &e), 0);
-    row(b2, 2, "b", "INSERT", 2);
+    kv_row(b2, 2, "b", "INSERT", 2);
     cf_col_set_bytes(&b2->cols[4], 0, "gold", 4, &e);
     free(o.v);
     o = at("t", 0, 2);
@@ -313,15 +287,15 @@ static void test_partitioned_paths(void)
 {
     char *dir = mktable();
     cf_err e;
-    cf_schema *s = schema(false);
+    cf_schema *s = kv_schema(false);
     const char *parts[] = { "name" };
     cf_sink_config cfg = { .kind = "delta", .location = dir, .partition_by = parts, .npartition_by = 1 };
     cf_sink *k = cf_sink_open(&cfg, &e);
     cf_batch *b = cf_batch_new(s, &e);
     int64_t v;
 
-    row(b, 1, "a/b c", "INSERT", 1);
-    row(b, 2, "x", "INSERT", 2);
+    kv_row(b, 1, "a/b c", "INSERT", 1);
+    kv_row(b, 2, "x", "INSERT", 2);
     cf_col_set_i64(&b->cols[0], 2, 3, &e);
     cf_col_set_null(&b->cols[1], 2, &e);      /* null partition value */
     cf_batch_end_row(b, &e);
@@ -364,7 +338,7 @@ static void race(cf_mode mode)
 {
     char *dir = mktable();
     cf_err e;
-    cf_schema *s = schema(false);
+    cf_schema *s = kv_schema(false);
     enum { COMMITS = 25 };
 
     /* create the table first so both start from version 0 */
@@ -373,7 +347,7 @@ static void race(cf_mode mode)
         cf_sink *k = cf_sink_open(&cfg, &e);
         cf_batch *b = cf_batch_new(s, &e);
         int64_t v;
-        row(b, 0, "seed", "INSERT", 0);
+        kv_row(b, 0, "seed", "INSERT", 0);
         cf_offsets o = at("seed", 0, 1);
         CHECK_EQ_INT(commit_b(k, b, NULL, &o, &v, &e), 0);
         free(o.v);
@@ -390,9 +364,9 @@ static void race(cf_mode mode)
             for (int i = 0; i < COMMITS && !bad; i++) {
                 int64_t v;
                 cf_batch_reset(b);
-                row(b, p * 1000 + i, "r", "INSERT", i);
+                kv_row(b, p * 1000 + i, "r", "INSERT", i);
                 if (mode == CF_MODE_UPSERT && i > 0)   /* and rename the previous key */
-                    row(b, p * 1000 + i - 1, "renamed", "UPDATE", i);
+                    kv_row(b, p * 1000 + i - 1, "renamed", "UPDATE", i);
                 cf_offsets o = at("t", p, i + 1);
                 bad = commit_b(k, b, NULL, &o, &v, &e) != 0;
                 if (bad)
@@ -442,14 +416,14 @@ static void test_lost_race_through_store(void)
 {
     char *dir = mktable();
     cf_err e;
-    cf_schema *s = schema(false);
+    cf_schema *s = kv_schema(false);
     cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "w" };
     cf_batch *b = cf_batch_new(s, &e);
     cf_offsets o1 = at("t", 0, 1), o2 = at("t", 0, 2), here = { 0 };
     int64_t v = -1;
     char foreign[512];
 
-    row(b, 1, "a", "INSERT", 1);
+    kv_row(b, 1, "a", "INSERT", 1);
     cf_sink *k = cf_sink_open(&cfg, &e);
     CHECK(k != NULL);
     if (!k)
@@ -487,13 +461,13 @@ static void test_abort_removes_files(void)
 {
     char *dir = mktable(), cmd[256], out[64] = "";
     cf_err e;
-    cf_schema *s = schema(false);
+    cf_schema *s = kv_schema(false);
     cf_sink_config cfg = { .kind = "delta", .location = dir, .app_id = "w" };
     cf_batch *b = cf_batch_new(s, &e);
     cf_offsets o1 = at("t", 0, 1), here = { 0 };
     FILE *p;
 
-    row(b, 1, "a", "INSERT", 1);
+    kv_row(b, 1, "a", "INSERT", 1);
     cf_sink *k = cf_sink_open(&cfg, &e);
     CHECK(k != NULL);
     if (!k)

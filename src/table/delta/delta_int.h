@@ -85,6 +85,8 @@ int     cf_delta_dv_file(const cf_rowset *const *sets, size_t n, cf_buf *out, in
 int     cf_delta_z85_decode(const char *s, size_t n, cf_buf *out, cf_err *err);
 int     cf_delta_z85_encode(const void *data, size_t n, cf_buf *out, cf_err *err);
 bool    cf_rowset_has(const cf_rowset *s, uint64_t row);
+/* Append row v, which must be above the last one (CF_E_CORRUPT if not). */
+int     cf_rowset_add(cf_rowset *s, uint64_t v, cf_err *err);
 void    cf_rowset_free(cf_rowset *s);
 
 /* ---- table state ----------------------------------------------------- */

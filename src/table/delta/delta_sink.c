@@ -1168,19 +1168,8 @@ static int upsert_mark_file(upsert_plan *u, int64_t slot, cf_batch *old, dv_mark
                 goto out;
             if (!cf_delta_map_get(u->win, ds->key.data, ds->key.len, &wi))
                 continue;
-            if (upsert_retire(u, old, r, wi, err))
+            if (upsert_retire(u, old, r, wi, err) || cf_rowset_add(&gone, pos.v[r], err))
                 goto out;
-            if (gone.n == gone.cap) {
-                size_t nc = gone.cap ? gone.cap * 2 : 64;
-                uint64_t *nv = realloc(gone.v, nc * sizeof *nv);
-                if (!nv) {
-                    cf_err_set(err, CF_E_NOMEM, "out of memory");
-                    goto out;
-                }
-                gone.v = nv;
-                gone.cap = nc;
-            }
-            gone.v[gone.n++] = pos.v[r];
         }
     }
     if (cf_delta_dv_read(snap->st, snap->root, &f->dv, &had, err))

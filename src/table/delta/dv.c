@@ -201,7 +201,7 @@ void cf_rowset_free(cf_rowset *s)
     memset(s, 0, sizeof *s);
 }
 
-static int rowset_push(cf_rowset *s, uint64_t v, cf_err *err)
+int cf_rowset_add(cf_rowset *s, uint64_t v, cf_err *err)
 {
     if (s->n && v <= s->v[s->n - 1])
         return cf_err_set(err, CF_E_CORRUPT, "deletion vector rows out of order");
@@ -304,7 +304,7 @@ static int rb32_decode(rd *r, uint64_t hi, cf_rowset *out, cf_err *err)
                 if (start + len > 0xffff)
                     return cf_err_set(err, CF_E_CORRUPT, "deletion vector: run past its container");
                 for (uint32_t v = start; v <= start + len; v++)
-                    if (rowset_push(out, base | v, err))
+                    if (cf_rowset_add(out, base | v, err))
                         return -1;
             }
         } else if (card > RB_ARRAY_MAX) {
@@ -313,7 +313,7 @@ static int rb32_decode(rd *r, uint64_t hi, cf_rowset *out, cf_err *err)
             for (uint32_t w = 0; w < 8192; w++) {
                 uint8_t byte = r->p[r->at + w];
                 for (int b = 0; byte; b++, byte >>= 1)
-                    if (byte & 1 && rowset_push(out, base | (w * 8 + (uint32_t)b), err))
+                    if (byte & 1 && cf_rowset_add(out, base | (w * 8 + (uint32_t)b), err))
                         return -1;
             }
             r->at += 8192;
@@ -322,7 +322,7 @@ static int rb32_decode(rd *r, uint64_t hi, cf_rowset *out, cf_err *err)
                 uint32_t v;
                 if (!rd_u16(r, &v))
                     goto short_;
-                if (rowset_push(out, base | v, err))
+                if (cf_rowset_add(out, base | v, err))
                     return -1;
             }
         }

@@ -45,19 +45,12 @@ int cf_delta_read_file_set(cf_store *st, const char *root, const char *logpath, 
     return read_rows(st, root, logpath, pv, set, only, tschema, out, -1, NULL, NULL, err);
 }
 
-/* Append `n` positions from `first` on to pos. */
+/* Append `n` positions from `first` on to pos (take: which of them). */
 static int push_positions(cf_rowset *pos, uint64_t first, const size_t *take, size_t n, cf_err *err)
 {
-    if (pos->cap - pos->n < n) {
-        size_t nc = pos->n + n + 64;
-        uint64_t *nv = realloc(pos->v, nc * sizeof *nv);
-        if (!nv)
-            return cf_err_set(err, CF_E_NOMEM, "out of memory");
-        pos->v = nv;
-        pos->cap = nc;
-    }
     for (size_t k = 0; k < n; k++)
-        pos->v[pos->n++] = first + (take ? take[k] : k);
+        if (cf_rowset_add(pos, first + (take ? take[k] : k), err))
+            return -1;
     return 0;
 }
 
