@@ -17,7 +17,8 @@
  * consume is the reference cdcflow is measured against: a consumer in a new
  * group (so it pays the same group join), librdkafka's defaults, every
  * message fetched and its bytes touched, nothing else.  It prints
- * "MESSAGES BYTES" and exits at the end of every partition. */
+ * "MESSAGES BYTES" once every partition is read to the end offset it had
+ * at the start. */
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -305,13 +306,19 @@ out:
     return rc;
 }
 
+/* Read the topic from the start to the end offsets it had when we began,
+ * as cdcflow --available-now does: a partition is done at its last message
+ * (or at an EOF event, which only comes after an empty fetch has waited
+ * fetch.wait.max.ms, so it is the backstop, not the rule). */
 static int consume(const char *topic, const char *bootstrap, const char *group)
 {
     rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, bootstrap, group);
     rd_kafka_topic_partition_list_t *sub;
     const rd_kafka_metadata_t *md;
     unsigned long long msgs = 0, bytes = 0, sum = 0;
-    int parts = 0, at_eof = 0;
+    int64_t *end = NULL;
+    int parts = 0, done = 0, rc = 1;
+    char *fin = NULL;
 
     if (!rk)
         return 1;
@@ -325,42 +332,61 @@ static int consume(const char *topic, const char *bootstrap, const char *group)
         if (rkt)
             rd_kafka_topic_destroy(rkt);
     }
-    if (parts <= 0) {
+    if (parts <= 0 || !(end = calloc((size_t)parts, sizeof *end)) || !(fin = calloc((size_t)parts, 1))) {
         fprintf(stderr, "bench_kafka: topic %s has no partitions\n", topic);
-        rd_kafka_destroy(rk);
-        return 1;
+        goto out;
+    }
+    for (int p = 0; p < parts; p++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000)) {
+            fprintf(stderr, "bench_kafka: no watermarks for %s[%d]\n", topic, p);
+            goto out;
+        }
+        end[p] = hi;
+        if (hi <= lo) {
+            fin[p] = 1;
+            done++;
+        }
     }
     rd_kafka_poll_set_consumer(rk);
     sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
-    while (at_eof < parts) {
+    while (done < parts) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+        int p;
         if (!m)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            at_eof++;
-        } else if (m->err) {
+        p = m->partition;
+        if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             fprintf(stderr, "bench_kafka: consume: %s\n", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
-            rd_kafka_destroy(rk);
-            return 1;
-        } else {
+            goto out;
+        }
+        if (!m->err) {
             /* Touch the bytes, as any reader must. */
-            const unsigned char *p = m->payload;
+            const unsigned char *b = m->payload;
             for (size_t i = 0; i < m->len; i += 64)
-                sum += p[i];
+                sum += b[i];
             msgs++;
             bytes += m->len + m->key_len;
         }
+        if (p >= 0 && p < parts && !fin[p] && (m->err || m->offset + 1 >= end[p])) {
+            fin[p] = 1;
+            done++;
+        }
         rd_kafka_message_destroy(m);
     }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
     touched = sum;
     printf("%llu %llu\n", msgs, bytes);
-    return 0;
+    rc = 0;
+out:
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    free(end);
+    free(fin);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -100,8 +100,9 @@ for line in open(path):
         parts.append(p)
     if name not in names:
         names.append(name)
-label = {"bare": "bare consumer (librdkafka)", "kcat": "kcat -G (librdkafka)"}
-head = "".join(f" | {p + ' partition' + ('s' if p != '1' else ''):^38}" for p in parts)
+# kcat -e stops at an EOF event, which comes only after an empty fetch has waited fetch.wait.max.ms.
+label = {"bare": "bare consumer (librdkafka)", "kcat": "kcat -G -e"}
+head = "".join(f" | {p + ' partition' + ('s' if p != '1' else ''):^34}" for p in parts)
 print(f"{str(n) + ' messages':27}{head}")
 print(f"{'run':27}" + " | wall s  x bare  peak RSS MB  CPU s" * len(parts))
 for name in names:
@@ -109,9 +110,9 @@ for name in names:
     for p in parts:
         r, bare = runs.get((p, name)), runs.get((p, "bare"))
         if r is None:
-            row += f" | {'-':^38}"
+            row += f" | {'-':^34}"
         elif r[3]:
-            row += f" | {'failed (exit %d)' % r[3]:^38}"
+            row += f" | {'failed (exit %d)' % r[3]:^34}"
         else:
             ratio = r[0] / bare[0] if bare and not bare[3] and bare[0] > 0 else float("nan")
             row += f" | {r[0]:6.2f}  {ratio:6.2f}  {r[1] / 1024:11.0f}  {r[2]:5.1f}"
