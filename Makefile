@@ -47,7 +47,7 @@ Q := @
 endif
 
 .PHONY: all asan unit unit-asan test demo demo-s3 setup stack-start stack-stop stack-status \
-        integration test-readers bench fuzz clean help
+        integration test-readers bench bench-kafka fuzz clean help
 
 all: $(BUILD)/cdcflow
 
@@ -129,6 +129,10 @@ stack-start stack-stop stack-status:
 ## bench: print throughput and memory figures (never asserts on time)
 bench: all $(BENCH_BINS)
 	@scripts/bench.sh
+
+## bench-kafka: cdcflow against a bare Kafka consumer on a 1M-message topic of stack-shaped events (BENCH_KAFKA_N; needs Kafka)
+bench-kafka: all $(BUILD)/bench/bench_kafka
+	@bench/kafka.sh
 
 ## fuzz: run each libFuzzer target for FUZZ_SECONDS (default 60)
 fuzz: $(FUZZ_BINS)

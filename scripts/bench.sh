@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 rc=0
 for b in bench/*.sh; do
     [ -e "$b" ] || continue
+    # A million Kafka messages read six times over: its own target, make bench-kafka.
+    [ "$b" = bench/kafka.sh ] && continue
     echo "== $b"
     bash "$b" || { echo "bench $b failed (exit $?)"; rc=1; }
 done

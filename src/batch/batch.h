@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "util/buf.h"
 #include "util/err.h"
 
@@ -152,5 +153,61 @@ static inline const uint8_t *cf_col_bytes(const cf_column *c, size_t i, size_t *
 int    cf_col_reserve(cf_column *c, size_t n, size_t bytes, cf_err *err);
 /* Size in bytes of one fixed-width value of this column (0 for varlen). */
 size_t cf_col_width(const cf_column *c);
+
+/* Inline forms of the setters for a row-at-a-time writer (the transforms):
+ * the same contract and the same result as cf_col_set_i64 / _f64 / _bool /
+ * _bytes, without a call in the common case, the next value of a column
+ * with room left.  Anything else (padding, growth, a wrong type, a cap)
+ * takes the function, which decides.  Keep each in step with its function. */
+static inline int cf_col_put_i64(cf_column *c, size_t row, int64_t v, cf_err *err)
+{
+    if (c->n == row && row < c->alloc && c->vals &&
+        (c->type.id == CF_T_INT64 || c->type.id == CF_T_TIMESTAMP ||
+         c->type.id == CF_T_TIMESTAMP_NTZ || c->type.id == CF_T_TIME)) {
+        ((int64_t *)c->vals)[row] = v;
+        c->valid[row] = 1;
+        c->n = row + 1;
+        return 0;
+    }
+    return cf_col_set_i64(c, row, v, err);
+}
+
+static inline int cf_col_put_f64(cf_column *c, size_t row, double v, cf_err *err)
+{
+    if (c->n == row && row < c->alloc && c->vals && c->type.id == CF_T_DOUBLE) {
+        ((double *)c->vals)[row] = v;
+        c->valid[row] = 1;
+        c->n = row + 1;
+        return 0;
+    }
+    return cf_col_set_f64(c, row, v, err);
+}
+
+static inline int cf_col_put_bool(cf_column *c, size_t row, bool v, cf_err *err)
+{
+    if (c->n == row && row < c->alloc && c->vals && c->type.id == CF_T_BOOL) {
+        ((uint8_t *)c->vals)[row] = v;
+        c->valid[row] = 1;
+        c->n = row + 1;
+        return 0;
+    }
+    return cf_col_set_bool(c, row, v, err);
+}
+
+static inline int cf_col_put_bytes(cf_column *c, size_t row, const void *p, size_t n, cf_err *err)
+{
+    /* data.alloc never exceeds the byte cap, so room here is within it;
+     * the +1 is the NUL room cf_buf keeps. */
+    if (c->offs && c->n == row && row < c->alloc && n && c->data.len + n < c->data.alloc &&
+        c->data.len + n <= UINT32_MAX) {
+        memcpy(c->data.data + c->data.len, p, n);
+        c->data.len += n;
+        c->offs[row + 1] = (uint32_t)c->data.len;
+        c->valid[row] = 1;
+        c->n = row + 1;
+        return 0;
+    }
+    return cf_col_set_bytes(c, row, p, n, err);
+}
 
 #endif

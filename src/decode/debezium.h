@@ -49,6 +49,10 @@ int         cf_decoder_decode(cf_decoder *d, const cf_msg *m, cf_event *ev, cf_e
 void        cf_decoder_reset(cf_decoder *d);
 /* Bytes held by the per-batch arena now (for metrics and tests). */
 size_t      cf_decoder_arena_used(const cf_decoder *d);
+/* Envelope value schemas parsed so far: one per message whose schema bytes
+ * differ from the last ones of its topic (the rest are recognised by their
+ * bytes and skipped).  For metrics and tests. */
+uint64_t    cf_decoder_schema_parses(const cf_decoder *d);
 
 /* The built-in customers row schema (SYSTEM.md's DDL as Debezium encodes
  * it: customer_id int32, lifetime_value decimal(10,2), timestamps as

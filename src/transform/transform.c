@@ -247,41 +247,41 @@ static int put(cf_column *c, size_t row, const cf_value *v, cf_type st, const ch
         return 0;               /* cf_batch_end_row pads with null */
     case CF_V_BOOL:
         if (ct == CF_T_BOOL)
-            return cf_col_set_bool(c, row, v->b, err);
+            return cf_col_put_bool(c, row, v->b, err);
         break;
     case CF_V_INT:
         if (ct == CF_T_DOUBLE || ct == CF_T_FLOAT) {
             double x = (double)v->i;
             if (st.id == CF_T_DECIMAL && st.scale > 0 && st.scale <= 18)
                 x = (double)v->i / (double)pow10_i[st.scale];
-            return cf_col_set_f64(c, row, x, err);
+            return cf_col_put_f64(c, row, x, err);
         }
         if (ct == CF_T_TIMESTAMP && st.id == CF_T_DATE)
-            return cf_col_set_i64(c, row, v->i * 86400000000LL, err);
+            return cf_col_put_i64(c, row, v->i * 86400000000LL, err);
         if (ct == CF_T_BOOL)
-            return cf_col_set_bool(c, row, v->i != 0, err);
+            return cf_col_put_bool(c, row, v->i != 0, err);
         if (!cf_type_is_varlen(c->type))
-            return cf_col_set_i64(c, row, v->i, err);
+            return cf_col_put_i64(c, row, v->i, err);
         break;
     case CF_V_DOUBLE:
         if (ct == CF_T_DOUBLE || ct == CF_T_FLOAT)
-            return cf_col_set_f64(c, row, v->d, err);
+            return cf_col_put_f64(c, row, v->d, err);
         break;
     case CF_V_STRING:
     case CF_V_BYTES:
         if (cf_type_is_varlen(c->type))
-            return cf_col_set_bytes(c, row, v->s, v->n, err);
+            return cf_col_put_bytes(c, row, v->s, v->n, err);
         if ((ct == CF_T_DOUBLE || ct == CF_T_FLOAT) && v->kind == CF_V_STRING) {
             char *e;
             double x = strtod(v->s, &e);   /* wide decimal text; s is NUL-terminated */
             if (e != v->s)
-                return cf_col_set_f64(c, row, x, err);
+                return cf_col_put_f64(c, row, x, err);
         }
         if (ct == CF_T_TIMESTAMP && v->kind == CF_V_STRING) {
             int64_t us;
             bool zone;
             if (cf_conv_iso_ts(v->s, v->n, &us, &zone) == 0)
-                return cf_col_set_i64(c, row, us, err);
+                return cf_col_put_i64(c, row, us, err);
         }
         break;
     }
@@ -324,17 +324,17 @@ static int put_meta(cf_transform *t, const cf_event *ev, cf_batch *out, int m, s
     int64_t ets = ev->ts_ms >= 0 ? ev->ts_ms : ev->src.ts_ms;
     cf_column *c = out->cols + m;
 
-    if (cf_col_set_i64(&c[0], row, processed_ts_us, err) ||
-        cf_col_set_bytes(&c[1], row, "postgres_cdc", 12, err) ||
-        cf_col_set_bytes(&c[2], row, op, 6, err) ||
-        cf_col_set_bytes(&c[3], row, t->pipeline_id, t->pipeline_id_len, err) ||
-        cf_col_set_i64(&c[4], row, processed_ts_us, err))
+    if (cf_col_put_i64(&c[0], row, processed_ts_us, err) ||
+        cf_col_put_bytes(&c[1], row, "postgres_cdc", 12, err) ||
+        cf_col_put_bytes(&c[2], row, op, 6, err) ||
+        cf_col_put_bytes(&c[3], row, t->pipeline_id, t->pipeline_id_len, err) ||
+        cf_col_put_i64(&c[4], row, processed_ts_us, err))
         return -1;
-    if (ets >= 0 && cf_col_set_i64(&c[5], row, ets, err))
+    if (ets >= 0 && cf_col_put_i64(&c[5], row, ets, err))
         return -1;
-    if (ev->src.lsn >= 0 && cf_col_set_i64(&c[6], row, ev->src.lsn, err))
+    if (ev->src.lsn >= 0 && cf_col_put_i64(&c[6], row, ev->src.lsn, err))
         return -1;
-    if (ev->kafka_ts_ms >= 0 && cf_col_set_i64(&c[7], row, ev->kafka_ts_ms * 1000, err))
+    if (ev->kafka_ts_ms >= 0 && cf_col_put_i64(&c[7], row, ev->kafka_ts_ms * 1000, err))
         return -1;
     return 0;
 }
@@ -368,7 +368,7 @@ static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, co
     if (in[I_ID]->kind != CF_V_INT)
         return cf_err_set(err, CF_E_TYPE, "customer_id is %s", in[I_ID]->kind == CF_V_NULL ? "null" :
                           in[I_ID]->kind == CF_V_UNAVAILABLE ? "unavailable" : "not an integer");
-    if (cf_col_set_i64(&out->cols[O_ID], row, in[I_ID]->i, err))
+    if (cf_col_put_i64(&out->cols[O_ID], row, in[I_ID]->i, err))
         return -1;
     {
         static const struct { int in, out; } direct[] = {
@@ -390,7 +390,7 @@ static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, co
         if (ua) {
             if (ua_add(t, row, O_FULL, err))
                 return -1;
-        } else if (cf_col_set_bytes(&out->cols[O_FULL], row, t->scratch.data, t->scratch.len, err)) {
+        } else if (cf_col_put_bytes(&out->cols[O_FULL], row, t->scratch.data, t->scratch.len, err)) {
             return -1;
         }
     }
@@ -401,7 +401,7 @@ static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, co
         if (ua) {
             if (ua_add(t, row, O_LOC, err))
                 return -1;
-        } else if (cf_col_set_bytes(&out->cols[O_LOC], row, t->scratch.data, t->scratch.len, err)) {
+        } else if (cf_col_put_bytes(&out->cols[O_LOC], row, t->scratch.data, t->scratch.len, err)) {
             return -1;
         }
     }

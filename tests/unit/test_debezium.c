@@ -606,6 +606,311 @@ static void test_real_events(void)
     cf_decoder_free(d);
 }
 
+/* ---- the envelope schema recognised by its bytes ---------------------- */
+
+/* The schema and payload spans of an envelope fixture {"schema":S,"payload":P}. */
+typedef struct { blob all; const char *s; size_t sn; const char *p; size_t pn; } envelope;
+
+static envelope split_envelope(const char *name)
+{
+    envelope e = { .all = load(name) };
+    const char *sep = e.all.p ? strstr(e.all.p, ",\"payload\":") : NULL;
+
+    if (!sep || strncmp(e.all.p, "{\"schema\":", 10) != 0)
+        return e;
+    e.s = e.all.p + 10;
+    e.sn = (size_t)(sep - e.s);
+    e.p = sep + 11;
+    e.pn = e.all.n - (size_t)(e.p - e.all.p) - 1;    /* without the closing '}' */
+    while (e.pn && e.p[e.pn] != '}')
+        e.pn--;
+    return e;
+}
+
+/* Decode {"schema":<s>,"payload":<p>} (s == NULL: no schema member) from a
+ * heap copy that is scribbled over and freed at once, as decode() does. */
+static int decode_parts(cf_decoder *d, const char *s, size_t sn, const char *p, size_t pn,
+                        cf_event *ev, cf_err *err)
+{
+    char *v = malloc(sn + pn + 32);
+    cf_msg m = { .topic = TOPIC, .partition = 0, .offset = 7, .timestamp_ms = 1732440000999 };
+    size_t n = 0;
+    int rc;
+
+    if (!v)
+        return -2;
+    if (s) {
+        n += (size_t)sprintf(v, "{\"schema\":");
+        memcpy(v + n, s, sn);
+        n += sn;
+        v[n++] = ',';
+    } else {
+        v[n++] = '{';
+    }
+    n += (size_t)sprintf(v + n, "\"payload\":");
+    memcpy(v + n, p, pn);
+    n += pn;
+    v[n++] = '}';
+    m.value = v;
+    m.value_len = n;
+    cf_err_clear(err);
+    rc = cf_decoder_decode(d, &m, ev, err);
+    memset(v, 'X', n);
+    free(v);
+    return rc;
+}
+
+/* Every value of two row images equal (kind and content). */
+static int rows_equal(const cf_schema *s, const cf_row *a, const cf_row *b)
+{
+    if (a->present != b->present)
+        return 0;
+    for (int i = 0; a->present && i < s->nfields; i++) {
+        const cf_value *x = &a->vals[i], *y = &b->vals[i];
+        if (x->kind != y->kind)
+            return 0;
+        if ((x->kind == CF_V_INT && x->i != y->i) || (x->kind == CF_V_BOOL && x->b != y->b) ||
+            (x->kind == CF_V_DOUBLE && x->d != y->d) ||
+            ((x->kind == CF_V_STRING || x->kind == CF_V_BYTES) &&
+             (x->n != y->n || memcmp(x->s, y->s, x->n))))
+            return 0;
+    }
+    return 1;
+}
+
+/* A skipped schema gives what a full parse gives: the same columns, types
+ * and primary key, and the same values out of the payload. */
+static void test_envelope_skip_same_as_parse(void)
+{
+    static const char *const events[] = {
+        "real_customers_create.json", "real_customers_update.json", "real_customers_delete.json",
+    };
+    cf_decoder *warm = cf_decoder_new(NULL, NULL);
+    cf_event ev, full;
+    cf_err err;
+    const cf_schema *s = NULL;
+
+    for (size_t i = 0; i < sizeof events / sizeof *events; i++) {
+        cf_decoder *cold = cf_decoder_new(NULL, NULL);
+        CHECK_EQ_INT(decode(warm, TOPIC, events[i], "real_customers_create.key.json", &ev, &err), 0);
+        CHECK_EQ_INT(cf_decoder_schema_parses(warm), 1);   /* the stack's three share one schema */
+        if (!s)
+            s = ev.schema;
+        CHECK(ev.schema == s);
+        CHECK_EQ_INT(decode(cold, TOPIC, events[i], "real_customers_create.key.json", &full, &err), 0);
+        CHECK_EQ_INT(cf_decoder_schema_parses(cold), 1);
+        CHECK(cf_schema_equal(ev.schema, full.schema));
+        CHECK_EQ_INT(ev.schema->npk, full.schema->npk);
+        CHECK(ev.schema->npk == 1 && ev.schema->pk[0] == full.schema->pk[0]);
+        CHECK_EQ_INT(ev.op, full.op);
+        CHECK(rows_equal(ev.schema, &ev.before, &full.before));
+        CHECK(rows_equal(ev.schema, &ev.after, &full.after));
+        CHECK_EQ_INT(ev.src.lsn, full.src.lsn);
+        cf_decoder_free(cold);
+    }
+    cf_decoder_free(warm);
+}
+
+/* Replace the first `from` in e's schema by `to` into buf; returns the new length. */
+static size_t edit_schema(const envelope *e, const char *from, const char *to, char *buf, size_t cap)
+{
+    const char *at = e->s ? strstr(e->s, from) : NULL;
+    size_t head, fn = strlen(from), tn = strlen(to);
+
+    if (!at || at + fn > e->s + e->sn || e->sn - fn + tn > cap)
+        return 0;
+    head = (size_t)(at - e->s);
+    memcpy(buf, e->s, head);
+    memcpy(buf + head, to, tn);
+    memcpy(buf + head + tn, at + fn, e->sn - head - fn);
+    return e->sn - fn + tn;
+}
+
+/* One byte of difference anywhere is a full parse; the schema-change path
+ * then works as without the cache (a new version, or the old pointer when
+ * the change means nothing). */
+static void test_envelope_changed_byte_parses(void)
+{
+    envelope e = split_envelope("customers_create_env.json");
+    cf_decoder *d = cf_decoder_new(NULL, NULL);
+    cf_event ev;
+    cf_err err;
+    const cf_schema *v1;
+    char buf[8192];
+    size_t n;
+
+    CHECK(e.s != NULL && e.sn < sizeof buf - 64);
+    if (!e.s)
+        goto out;
+    CHECK_EQ_INT(decode_parts(d, e.s, e.sn, e.p, e.pn, &ev, &err), 0);
+    v1 = ev.schema;
+    CHECK_EQ_INT(decode_parts(d, e.s, e.sn, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 1);
+    CHECK(ev.schema == v1);
+    /* email no longer optional: a byte changed in the middle, a new version. */
+    n = edit_schema(&e, "\"optional\":true,\"field\":\"email\"", "\"optional\":fals,\"field\":\"email\"", buf,
+                    sizeof buf);
+    CHECK(n > 0);
+    CHECK(decode_parts(d, buf, n, e.p, e.pn, &ev, &err) < 0);      /* "fals" is not JSON */
+    CHECK_EQ_INT(err.code, CF_E_PARSE);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 2);
+    n = edit_schema(&e, "\"optional\":true,\"field\":\"email\"", "\"optional\":false,\"field\":\"email\"", buf,
+                    sizeof buf);
+    CHECK_EQ_INT(decode_parts(d, buf, n, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 3);
+    CHECK(ev.schema != v1);
+    CHECK(!ev.schema->fields[cf_schema_find(ev.schema, "email")].nullable);
+    CHECK_STR(&ev, &ev.after, "email", "john@example.com");
+    /* The same changed bytes again: recognised. */
+    CHECK_EQ_INT(decode_parts(d, buf, n, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 3);
+    /* Back to the first bytes: parsed again, the first version's pointer. */
+    CHECK_EQ_INT(decode_parts(d, e.s, e.sn, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 4);
+    CHECK(ev.schema == v1);
+    /* Only the last byte before the closing brace differs (the Envelope's
+     * version): parsed, and it means the same table version. */
+    n = edit_schema(&e, "\"version\":2}", "\"version\":3}", buf, sizeof buf);
+    CHECK(n == e.sn && memcmp(buf + n - 2, "3}", 2) == 0);
+    CHECK_EQ_INT(decode_parts(d, buf, n, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 5);
+    CHECK(ev.schema == v1);
+    /* Whitespace inside the value is a difference too. */
+    buf[0] = '{';
+    buf[1] = ' ';
+    memcpy(buf + 2, e.s + 1, e.sn - 1);
+    CHECK_EQ_INT(decode_parts(d, buf, e.sn + 1, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 6);
+    CHECK(ev.schema == v1);
+    /* The cached bytes followed by junk: an error, as a full parse gives it
+     * (what follows the value is checked on a hit too). */
+    CHECK_EQ_INT(decode_parts(d, e.s, e.sn, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 7);
+    memcpy(buf, e.s, e.sn);
+    memcpy(buf + e.sn, "}", 1);
+    CHECK(decode_parts(d, buf, e.sn + 1, e.p, e.pn, &ev, &err) < 0);
+    CHECK_EQ_INT(err.code, CF_E_PARSE);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 7);
+    /* A message cut inside the cached bytes is no hit: parsed, and found
+     * truncated; the cache keeps the whole value. */
+    {
+        cf_msg m = { .topic = TOPIC, .offset = 8 };
+        char *cut = malloc(10 + e.sn);
+        CHECK(cut != NULL);
+        if (cut) {
+            memcpy(cut, "{\"schema\":", 10);
+            memcpy(cut + 10, e.s, e.sn - 1);
+            m.value = cut;
+            m.value_len = 10 + e.sn - 1;
+            CHECK(cf_decoder_decode(d, &m, &ev, &err) < 0);
+            CHECK_EQ_INT(err.code, CF_E_PARSE);
+            CHECK(strstr(err.msg, "truncated") != NULL);
+            free(cut);
+        }
+        CHECK_EQ_INT(cf_decoder_schema_parses(d), 8);
+    }
+    CHECK_EQ_INT(decode_parts(d, e.s, e.sn, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 8);
+    CHECK(ev.schema == v1);
+out:
+    cf_decoder_free(d);
+    free(e.all.p);
+}
+
+/* Braces, brackets, quotes and backslashes inside the schema's strings:
+ * the value ends where JSON says, not at the first '}' after a quote. */
+static void test_envelope_schema_with_tricky_strings(void)
+{
+    static const char doc[] = "\"doc\":\"} ] { [ \\\" \\\\ \\u007d \\\"}\\\"\",";
+    envelope e = split_envelope("customers_create_env.json");
+    cf_decoder *d = cf_decoder_new(NULL, NULL), *cold = cf_decoder_new(NULL, NULL);
+    cf_event ev, full;
+    cf_err err;
+    char buf[8192], buf2[8192];
+    size_t n, n2;
+
+    CHECK(e.s != NULL);
+    if (!e.s)
+        goto out;
+    /* A doc string in the Envelope and in a column (email's). */
+    memcpy(buf, "{", 1);
+    memcpy(buf + 1, doc, sizeof doc - 1);
+    memcpy(buf + sizeof doc, e.s + 1, e.sn - 1);
+    n = e.sn + sizeof doc - 1;
+    {
+        envelope t = e;
+        char tmp[300];
+        t.s = buf;
+        t.sn = n;
+        snprintf(tmp, sizeof tmp, "{%s\"type\":\"string\",\"optional\":true,\"field\":\"email\"", doc);
+        n2 = edit_schema(&t, "{\"type\":\"string\",\"optional\":true,\"field\":\"email\"", tmp, buf2,
+                         sizeof buf2);
+    }
+    CHECK(n2 > n);
+    CHECK_EQ_INT(decode_parts(cold, buf2, n2, e.p, e.pn, &full, &err), 0);
+    CHECK_EQ_INT(decode_parts(d, buf2, n2, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(decode_parts(d, buf2, n2, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 1);
+    CHECK(cf_schema_equal(ev.schema, full.schema));
+    CHECK_EQ_INT(ev.schema->nfields, 15);
+    CHECK(rows_equal(ev.schema, &ev.after, &full.after));
+    CHECK_STR(&ev, &ev.after, "email", "john@example.com");
+    /* One byte inside the doc string changed ('[' -> '('): parsed again, and
+     * it is the same table version. */
+    {
+        char *b = memchr(buf2, '[', n2);
+        const cf_schema *s = ev.schema;
+        CHECK(b != NULL && b < buf2 + 20);
+        *b = '(';
+        CHECK_EQ_INT(decode_parts(d, buf2, n2, e.p, e.pn, &ev, &err), 0);
+        CHECK_EQ_INT(cf_decoder_schema_parses(d), 2);
+        CHECK(ev.schema == s);
+    }
+out:
+    cf_decoder_free(d);
+    cf_decoder_free(cold);
+    free(e.all.p);
+}
+
+/* No schema member, or "schema":null: the payload alone decides, through
+ * the topic's last version or the known table; nothing is parsed or cached. */
+static void test_envelope_no_schema_or_null(void)
+{
+    envelope e = split_envelope("customers_create_env.json");
+    cf_decoder *d = cf_decoder_new(NULL, NULL);
+    cf_event ev;
+    cf_err err;
+    const cf_schema *v1;
+
+    CHECK(e.s != NULL);
+    if (!e.s)
+        goto out;
+    CHECK_EQ_INT(decode_parts(d, NULL, 0, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(ev.op, 'c');
+    CHECK(ev.schema == cf_decoder_customers_schema(d));
+    check_john(&ev, &ev.after);
+    CHECK_EQ_INT(decode_parts(d, "null", 4, e.p, e.pn, &ev, &err), 0);
+    CHECK(ev.schema == cf_decoder_customers_schema(d));
+    check_john(&ev, &ev.after);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 0);
+    /* After a real schema, a null one takes the topic's last version. */
+    CHECK_EQ_INT(decode_parts(d, e.s, e.sn, e.p, e.pn, &ev, &err), 0);
+    v1 = ev.schema;
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 1);
+    CHECK_EQ_INT(decode_parts(d, "null", 4, e.p, e.pn, &ev, &err), 0);
+    CHECK(ev.schema == v1);
+    CHECK_EQ_INT(decode_parts(d, NULL, 0, e.p, e.pn, &ev, &err), 0);
+    CHECK(ev.schema == v1);
+    check_john(&ev, &ev.after);
+    /* ... and the cache still holds the real one. */
+    CHECK_EQ_INT(decode_parts(d, e.s, e.sn, e.p, e.pn, &ev, &err), 0);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 1);
+    CHECK(ev.schema == v1);
+out:
+    cf_decoder_free(d);
+    free(e.all.p);
+}
+
 /* Kafka Connect's JsonConverter writes FLOAT32/FLOAT64 as "float" and
  * "double" (a PostgreSQL real / double precision column). */
 static void test_connect_float_names(void)
@@ -644,6 +949,8 @@ CF_TEST_MAIN("debezium", T(test_connect_float_names),
     T(test_create_envelope), T(test_create_bare), T(test_snapshot_read),
     T(test_replica_identity), T(test_truncate_and_tombstones), T(test_toast_placeholder),
     T(test_field_order_and_escapes), T(test_schema_cache_and_evolution),
+    T(test_envelope_skip_same_as_parse), T(test_envelope_changed_byte_parses),
+    T(test_envelope_schema_with_tricky_strings), T(test_envelope_no_schema_or_null),
     T(test_decimal_modes_bare), T(test_every_encoding), T(test_primary_key_from_key),
     T(test_known_schema), T(test_bad_events), T(test_size_cap), T(test_arena_full_is_not_a_bad_event),
     T(test_source_strings_per_event),
