@@ -14,10 +14,13 @@ Spark comes from the pinned set (deploy/spark/pom.xml), DuckDB from tests/requir
 import glob
 import json
 import os
+import random
+import subprocess
 
 import pytest
 
-from conftest import duckdb_conn
+from conftest import CDCFLOW, KAFKA_BOOTSTRAP, ROOT, duckdb_conn, topic_for
+from test_delta_e2e import pg_rows, wait_for_marker
 from test_delta_sink import apply, apply_with_kills, make_events, model, run_cdcflow, write_events
 from test_spark_readers import _spark_or_skip, local_session
 
@@ -242,3 +245,102 @@ def test_cdcflow_writes_deletion_vectors(spark, tmp_path):
     # optimize folds the vectors in; the rows stay
     run_cdcflow("optimize", table)
     assert_everyone_reads(spark, table, state)
+
+
+# ------------------------------------------------------------------ the real chain, Spark 4.1 maintaining
+
+NEWEST_PY = os.path.join(ROOT, ".venv-newest", "bin", "python")
+SPARK4_SQL = os.path.join(ROOT, "tests", "common", "spark4_sql.py")
+DV_ID_BASE = 7_900_000     # a block of customer ids no other test uses
+
+
+def spark4(scratch, *stmts):
+    """Rows of the last statement, run by Spark 4.1 with Delta 4.4 in a process of its own."""
+    if not os.path.exists(NEWEST_PY) or not glob.glob(os.path.join(ROOT, ".cache", "spark4", "jars", "*.jar")):
+        pytest.skip("the newest Spark set is not installed (scripts/setup.sh readers)")
+    r = subprocess.run([NEWEST_PY, SPARK4_SQL, str(scratch)] + list(stmts), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
+
+
+def feed(table, tmp_path):
+    r = subprocess.run([CDCFLOW, "delta", "--bootstrap", KAFKA_BOOTSTRAP, "--topic", topic_for("customers"),
+                        "--table-path", str(table), "--mode", "upsert", "--available-now", "--metrics-port", "0",
+                        "--checkpoint-location", str(tmp_path / "ck"), "--group-id", "cdcflow-it-delta-dv",
+                        "--log-level", "warn"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+def block_duckdb(table, lo, hi):
+    con = duckdb_conn()
+    try:
+        rows = con.execute("""SELECT customer_id, email, full_name, location, customer_tier,
+                                     CAST(lifetime_value AS DOUBLE), is_active
+                              FROM delta_scan('%s') WHERE customer_id >= %d AND customer_id < %d""" %
+                           (table, lo, hi)).fetchall()
+    finally:
+        con.close()
+    out = {r[0]: tuple(r[1:]) for r in rows}
+    assert len(out) == len(rows), "a key twice"
+    return out
+
+
+def test_spark4_maintained_table_fed_from_postgres(pg, connector, tmp_path):
+    """PostgreSQL -> Debezium -> Kafka -> cdcflow into a Delta table that Spark 4.1 maintains with
+    deletion vectors on (DELETE, OPTIMIZE, DELETE between cdcflow's runs): it ends equal to PostgreSQL
+    in DuckDB and in Spark 4.1, and cdcflow's own later commits carry vectors."""
+    lo = DV_ID_BASE + random.Random().randrange(0, 90) * 1000
+    hi = lo + 1000
+    with pg.cursor() as cur:
+        cur.execute("DELETE FROM customers WHERE customer_id >= %s AND customer_id < %s", (lo, hi))
+        for i in range(300):
+            cur.execute("""INSERT INTO customers (customer_id, email, first_name, last_name, city, state, country,
+                              registration_date, last_updated, is_active, customer_tier, lifetime_value)
+                           VALUES (%s, %s, %s, %s, 'Graz', NULL, 'AT', now(), now(), %s, 'bronze', %s)""",
+                        (lo + i, "dv%d@example.com" % i, "First%d" % i, "Last%d" % i, i % 2 == 0, round(i * 1.5, 2)))
+    wait_for_marker(pg, lo)
+    table = tmp_path / "customers"
+    feed(table, tmp_path)
+    assert block_duckdb(table, lo, hi) == pg_rows(pg, lo, hi)
+
+    # PostgreSQL deletes two sets of rows; Spark, maintaining the table, deletes the same rows with
+    # deletion vectors before cdcflow sees those events, and compacts in between
+    gone1 = [lo + i for i in range(5, 300, 9)]
+    gone2 = [lo + i for i in range(7, 300, 11) if lo + i not in gone1]
+    with pg.cursor() as cur:
+        cur.execute("DELETE FROM customers WHERE customer_id = ANY(%s)", (gone1 + gone2,))
+    t = "delta.`%s`" % table
+    spark4(tmp_path / "spark",
+           "ALTER TABLE %s SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')" % t,
+           "DELETE FROM %s WHERE customer_id IN (%s)" % (t, ",".join(map(str, gone1))),
+           "OPTIMIZE %s" % t,
+           "DELETE FROM %s WHERE customer_id IN (%s)" % (t, ",".join(map(str, gone2))))
+    assert dv_files(table), "Spark's DELETE wrote no deletion vector"
+    v_spark = latest_version(table)
+
+    # more changes: updates of rows in files that carry vectors, inserts, deletes
+    with pg.cursor() as cur:
+        for i in range(0, 300, 4):
+            cur.execute("UPDATE customers SET customer_tier = 'gold', lifetime_value = lifetime_value + 1 "
+                        "WHERE customer_id = %s", (lo + i,))
+        for i in range(300, 340):
+            cur.execute("""INSERT INTO customers (customer_id, email, first_name, last_name, city, state, country,
+                              registration_date, last_updated, is_active, customer_tier, lifetime_value)
+                           VALUES (%s, %s, 'New', 'Row', 'Graz', NULL, 'AT', now(), now(), true, 'silver', 1.5)""",
+                        (lo + i, "dvnew%d@example.com" % i))
+        cur.execute("DELETE FROM customers WHERE customer_id = ANY(%s)", ([lo + i for i in range(2, 300, 13)],))
+    wait_for_marker(pg, lo)
+    feed(table, tmp_path)
+    want = pg_rows(pg, lo, hi)
+    assert block_duckdb(table, lo, hi) == want
+    got = spark4(tmp_path / "spark", """SELECT customer_id, email, full_name, location, customer_tier,
+                                               CAST(lifetime_value AS DOUBLE) AS lv, is_active FROM %s
+                                        WHERE customer_id >= %d AND customer_id < %d""" % (t, lo, hi))
+    assert {r["customer_id"]: (r["email"], r["full_name"], r["location"], r["customer_tier"], r["lv"],
+                               r["is_active"]) for r in got} == want
+    assert len(got) == len(want)
+    # the table has vectors on: cdcflow's commits after Spark's marked rows instead of rewriting
+    ours = [a for v in range(v_spark + 1, latest_version(table) + 1) for a in log_actions(table, v)
+            if (a.get("add") or {}).get("deletionVector")]
+    assert ours, "cdcflow wrote no deletion vector on a table that has them on"
