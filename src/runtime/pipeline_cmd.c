@@ -48,6 +48,7 @@ typedef struct opts {
     int     checkpoint_interval;
     bool    type_widening;
     cf_delta_deletes delta_deletes;
+    bool    delta_timestamp_utc;
     const char *source;
     bool available_now;
     const char *dlq;
@@ -268,6 +269,11 @@ static void usage(FILE *f, bool iceberg)
             "                             turns them on for the table), by rewriting their files\n"
             "                             (rewrite), or as the table says (auto: vectors when\n"
             "                             delta.enableDeletionVectors=true)   [env DELTA_DELETES; auto]\n"
+            "  --delta-timestamp ntz|utc  Delta: a new column of PostgreSQL `timestamp` (no zone) as\n"
+            "                             timestamp_ntz (timestampNtz feature: reads the same in every\n"
+            "                             session time zone, like Iceberg's timestamp), or as a UTC\n"
+            "                             timestamp for readers without the feature; existing columns\n"
+            "                             keep their type   [env DELTA_TIMESTAMP; ntz]\n"
             "\n"
             "Object storage (table locations s3://BUCKET/PREFIX/...; credentials from the\n"
             "environment only: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN):\n"
@@ -310,9 +316,17 @@ enum {
     O_BOOTSTRAP = 256, O_TOPIC, O_TABLE_PATH, O_WAREHOUSE, O_NAMESPACE, O_TABLE, O_CATALOG,
     O_MODE, O_DELETES, O_PARTITION_BY, O_TRIGGER, O_MAX_OFFSETS, O_SOURCE, O_AVAILABLE_NOW,
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
-    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING, O_DELTA_DELETES,
+    O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING, O_DELTA_DELETES, O_DELTA_TIMESTAMP,
     O_S3_ENDPOINT, O_S3_REGION, O_S3_ADDRESSING, O_CAT_URI, O_CAT_WAREHOUSE, O_CAT_OAUTH2, O_CAT_SCOPE,
 };
+
+static int parse_delta_timestamp(const char *v, bool *utc)
+{
+    if (strcmp(v, "ntz") && strcmp(v, "utc"))
+        return -1;
+    *utc = !strcmp(v, "utc");
+    return 0;
+}
 
 static int parse_delta_deletes(const char *v, cf_delta_deletes *out)
 {
@@ -358,6 +372,7 @@ static int parse(opts *o, int argc, char **argv)
         { "checkpoint-interval", required_argument, 0, O_CKPT_INTERVAL },
         { "type-widening", no_argument, 0, O_TYPE_WIDENING },
         { "delta-deletes", required_argument, 0, O_DELTA_DELETES },
+        { "delta-timestamp", required_argument, 0, O_DELTA_TIMESTAMP },
         { "s3-endpoint", required_argument, 0, O_S3_ENDPOINT },
         { "s3-region", required_argument, 0, O_S3_REGION },
         { "s3-addressing", required_argument, 0, O_S3_ADDRESSING },
@@ -436,6 +451,12 @@ static int parse(opts *o, int argc, char **argv)
         case O_DELTA_DELETES:
             if (parse_delta_deletes(optarg, &o->delta_deletes)) {
                 fprintf(stderr, "cdcflow: --delta-deletes '%s': expected auto, dv or rewrite\n", optarg);
+                return -1;
+            }
+            break;
+        case O_DELTA_TIMESTAMP:
+            if (parse_delta_timestamp(optarg, &o->delta_timestamp_utc)) {
+                fprintf(stderr, "cdcflow: --delta-timestamp '%s': expected ntz or utc\n", optarg);
                 return -1;
             }
             break;
@@ -581,6 +602,12 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
         free(j);
         return NULL;
     }
+    if (getenv("DELTA_TIMESTAMP") && parse_delta_timestamp(getenv("DELTA_TIMESTAMP"), &o->delta_timestamp_utc)) {
+        fprintf(stderr, "cdcflow: DELTA_TIMESTAMP='%s': expected ntz or utc\n", getenv("DELTA_TIMESTAMP"));
+        *exit_code = 2;
+        free(j);
+        return NULL;
+    }
     o->source = "kafka";
     o->group_id = iceberg ? "cdcflow-iceberg" : "cdcflow-delta";
     o->metrics_port = iceberg ? 9465 : 9464;
@@ -647,6 +674,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .target_file_bytes = o->target_file_bytes,
             .type_widening = o->type_widening,
             .delta_deletes = o->delta_deletes,
+            .delta_timestamp_utc = o->delta_timestamp_utc,
             .store = &o->store,
             .catalog = &o->cat,
         };

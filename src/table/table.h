@@ -60,6 +60,8 @@ typedef struct cf_sink_config {
     int64_t     target_file_bytes;
     bool        type_widening;     /* Delta: widen column types (typeWidening feature) */
     cf_delta_deletes delta_deletes;  /* Delta upsert: how rows are retired */
+    bool        delta_timestamp_utc;   /* Delta: new zone-less columns as `timestamp`, not
+                                        * `timestamp_ntz` (for readers without timestampNtz) */
     const cf_store_config *store;  /* object storage settings; NULL: from the environment */
     const cf_catalog_config *catalog;  /* Iceberg: NULL: from the environment */
 } cf_sink_config;

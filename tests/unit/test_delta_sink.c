@@ -283,6 +283,114 @@ static void test_schema_evolution(void)
     rmtree(dir);
 }
 
+/* The key-value table with a zone-less timestamp column `at` (and with
+ * `later`, a second one). */
+static cf_schema *ntz_schema(bool later)
+{
+    cf_err e;
+    cf_schema *s = kv_schema(false);
+    cf_type tn = { CF_T_TIMESTAMP_NTZ };
+    cf_schema_add(s, "at", tn, true, 0, &e);
+    if (later)
+        cf_schema_add(s, "later", tn, true, 0, &e);
+    return s;
+}
+
+static bool lists(const cf_delta_snap *sn, const char *which, const char *name)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(sn->protocol, which), i, f)
+        if (!strcmp(json_string_value(f), name))
+            return true;
+    return false;
+}
+
+/* One commit of rows id..id+n-1 of ntz_schema(later) at `at` us. */
+static int commit_ntz(cf_sink *k, bool later, int64_t id, int64_t at_us, int64_t next)
+{
+    cf_err e;
+    cf_schema *s = ntz_schema(later);
+    cf_batch *b = cf_batch_new(s, &e);
+    cf_offsets o = at("t", 0, next);
+    int64_t v;
+    size_t r = b->nrows;
+    cf_col_set_i64(&b->cols[4], r, at_us, &e);
+    if (later)
+        cf_col_set_i64(&b->cols[5], r, at_us + 1, &e);
+    kv_row(b, id, "x", "INSERT", id);
+    int rc = commit_b(k, b, NULL, &o, &v, &e);
+    if (rc)
+        fprintf(stderr, "  commit: %s\n", e.msg);
+    free(o.v);
+    cf_batch_free(b);
+    cf_schema_free(s);
+    return rc;
+}
+
+/* PostgreSQL `timestamp` (no zone) lands in a new Delta table as
+ * timestamp_ntz with the timestampNtz feature, its statistics without a
+ * zone; --delta-timestamp utc keeps plain timestamps; an older table's
+ * `timestamp` column keeps its type, and a zone-less column added to that
+ * table upgrades its protocol to 3/7 with the feature beside CDF. */
+static void test_timestamp_ntz(void)
+{
+    cf_err e;
+    const int64_t t0 = 1735689799000000LL;         /* 2025-01-01 00:03:19 */
+    char *dir = mktable();
+    cf_sink_config cfg = { .kind = "delta", .location = dir };
+    cf_sink *k = cf_sink_open(&cfg, &e);
+    CHECK_EQ_INT(commit_ntz(k, false, 1, t0, 1), 0);
+    cf_sink_close(k);
+    cf_delta_snap *sn = cf_delta_snap_load(NULL, dir, -1, &e);
+    CHECK(sn && sn->schema->fields[4].type.id == CF_T_TIMESTAMP_NTZ);
+    CHECK(sn && sn->min_reader == 3 && sn->min_writer == 7);
+    CHECK(sn && lists(sn, "readerFeatures", "timestampNtz") && lists(sn, "writerFeatures", "timestampNtz"));
+    CHECK(sn && lists(sn, "writerFeatures", "changeDataFeed"));
+    CHECK(sn && sn->nfiles == 1 && sn->files[0].stats &&
+          strstr(sn->files[0].stats, "\"at\":\"2025-01-01T00:03:19.000\"") != NULL);
+    cf_delta_snap_free(sn);
+    rmtree(dir);
+
+    dir = mktable();
+    cfg.location = dir;
+    cfg.delta_timestamp_utc = true;
+    k = cf_sink_open(&cfg, &e);
+    CHECK_EQ_INT(commit_ntz(k, false, 1, t0, 1), 0);
+    cf_sink_close(k);
+    cfg.delta_timestamp_utc = false;                /* the default again, on the older table */
+    k = cf_sink_open(&cfg, &e);
+    CHECK_EQ_INT(commit_ntz(k, false, 2, t0, 2), 0);
+    sn = cf_delta_snap_load(NULL, dir, -1, &e);
+    CHECK(sn && sn->schema->fields[4].type.id == CF_T_TIMESTAMP);
+    CHECK(sn && sn->min_reader == 1 && sn->min_writer == 4);
+    cf_delta_snap_free(sn);
+    CHECK_EQ_INT(commit_ntz(k, true, 3, t0, 3), 0);
+    cf_sink_close(k);
+    sn = cf_delta_snap_load(NULL, dir, -1, &e);
+    CHECK(sn && sn->schema->nfields == 6);
+    CHECK(sn && sn->schema->fields[4].type.id == CF_T_TIMESTAMP &&
+          sn->schema->fields[5].type.id == CF_T_TIMESTAMP_NTZ);
+    CHECK(sn && sn->min_reader == 3 && sn->min_writer == 7);
+    CHECK(sn && lists(sn, "readerFeatures", "timestampNtz") && lists(sn, "writerFeatures", "changeDataFeed"));
+    if (sn) {   /* every value reads back as written */
+        cf_batch *b = cf_batch_new(sn->schema, &e);
+        for (size_t i = 0; i < sn->nfiles; i++)
+            if (sn->files[i].live)
+                CHECK_EQ_INT(cf_delta_read_file(test_store(), dir, sn->files[i].path, &sn->files[i].pv,
+                                                &sn->files[i].dv, sn->schema, b, &e), 0);
+        CHECK_EQ_INT(b->nrows, 3);
+        for (size_t r = 0; r < b->nrows; r++) {
+            CHECK(cf_col_i64(&b->cols[4], r) == t0);
+            if (cf_col_i64(&b->cols[0], r) == 3)
+                CHECK(cf_col_valid(&b->cols[5], r) && cf_col_i64(&b->cols[5], r) == t0 + 1);
+        }
+        cf_batch_free(b);
+    }
+    cf_delta_snap_free(sn);
+    rmtree(dir);
+}
+
 static void test_partitioned_paths(void)
 {
     char *dir = mktable();
@@ -492,6 +600,6 @@ static void test_abort_removes_files(void)
 }
 
 CF_TEST_MAIN("delta_sink", T(test_append_offsets_and_replay_guard), T(test_upsert_and_change_data),
-             T(test_concurrent_writers), T(test_schema_evolution), T(test_partitioned_paths),
+             T(test_concurrent_writers), T(test_schema_evolution), T(test_timestamp_ntz), T(test_partitioned_paths),
              T(test_racing_processes), T(test_racing_upserts), T(test_lost_race_through_store),
              T(test_abort_removes_files))

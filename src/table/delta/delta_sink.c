@@ -74,6 +74,7 @@ typedef struct dsink {
     int64_t        next;           /* version to publish as */
     char          *base_schema;    /* schemaString it was built on, NULL for a new table */
     bool          *widened;        /* per table column: its type widens in this commit */
+    bool           widening;       /* ... some column does */
     cf_delta_map  *bkeys;          /* upsert: the staged batch's keys */
     int64_t        checked;        /* version cf_delta_snap_writable last passed, -2 none */
 } dsink;
@@ -234,12 +235,27 @@ static bool type_widening_on(const dsink *ds)
     return ds->sink->cfg.type_widening || (v && !strcmp(v, "true"));
 }
 
+/* The Delta type a new column of source type t gets: as Delta names it (so
+ * the schema read back compares equal), zone-less timestamps as
+ * timestamp_ntz unless the sink asks for plain timestamps. */
+static cf_type new_column_type(cf_type t, bool ntz)
+{
+    cf_type dt;
+
+    if (t.id == CF_T_TIMESTAMP_NTZ && !ntz)
+        return (cf_type){ CF_T_TIMESTAMP, 0, 0 };
+    return cf_delta_schema_type(t, &dt) ? t : dt;
+}
+
 /* Table schema for this batch: the current one, or a widened copy when the
  * batch has new columns or, with `widen`, wider types (*changed = 1; the
- * widened columns are flagged in widened[], sized table->nfields).  Other
- * type changes and dropped columns are refused.  Caller frees the result. */
-static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, bool widen, bool *widened,
-                                   int *changed, cf_err *err)
+ * widened columns are flagged in widened[], sized table->nfields).  New
+ * zone-less columns are timestamp_ntz with `ntz`; a `timestamp` column an
+ * older table has for them keeps its type (its files hold UTC-adjusted
+ * values, which no reader takes as timestamp_ntz).  Other type changes and
+ * dropped columns are refused.  Caller frees the result. */
+static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, bool widen, bool ntz,
+                                   bool *widened, int *changed, cf_err *err)
 {
     cf_schema *out;
     char b1[32], b2[32];
@@ -250,13 +266,8 @@ static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, 
         if (!(out = cf_schema_new()))
             goto oom;
         for (int i = 0; i < in->nfields; i++) {
-            cf_type t = in->fields[i].type;
-            cf_type dt;
-            /* Store the type as Delta will name it, so reading the schema
-             * back compares equal. */
-            if (cf_delta_schema_type(t, &dt))
-                dt = t;
-            if (cf_schema_add(out, in->fields[i].name, dt, true, 0, err) < 0) {
+            if (cf_schema_add(out, in->fields[i].name, new_column_type(in->fields[i].type, ntz), true, 0,
+                              err) < 0) {
                 cf_schema_free(out);
                 return NULL;
             }
@@ -274,6 +285,8 @@ static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, 
         const char *a = cf_delta_type_name(table->fields[i].type, b1, sizeof b1);
         const char *b = cf_delta_type_name(in->fields[j].type, b2, sizeof b2);
         if (!strcmp(a, b))
+            continue;
+        if (table->fields[i].type.id == CF_T_TIMESTAMP && in->fields[j].type.id == CF_T_TIMESTAMP_NTZ)
             continue;
         if (widen && widens(table->fields[i].type, in->fields[j].type)) {
             widened[i] = true;
@@ -303,10 +316,7 @@ static cf_schema *reconcile_schema(const cf_schema *table, const cf_schema *in, 
     for (int j = 0; j < in->nfields; j++) {
         if (cf_schema_find(table, in->fields[j].name) >= 0)
             continue;
-        cf_type dt;
-        if (cf_delta_schema_type(in->fields[j].type, &dt))
-            dt = in->fields[j].type;
-        if (cf_schema_add(out, in->fields[j].name, dt, true, 0, err) < 0) {
+        if (cf_schema_add(out, in->fields[j].name, new_column_type(in->fields[j].type, ntz), true, 0, err) < 0) {
             cf_schema_free(out);
             return NULL;
         }
@@ -1692,25 +1702,55 @@ static bool table_dv_on(const cf_delta_snap *snap)
     return snap->version >= 0 && has_feature(snap, "readerFeatures", "deletionVectors") && v && !strcmp(v, "true");
 }
 
+static bool schema_has_ntz(const cf_schema *s)
+{
+    for (int i = 0; s && i < s->nfields; i++)
+        if (s->fields[i].type.id == CF_T_TIMESTAMP_NTZ)
+            return true;
+    return false;
+}
+
+/* A new table's protocol: 1/4 (change data feed) reads everywhere;
+ * deletion vectors and timestamp_ntz columns need 3/7 with their features. */
+static json_t *new_protocol(const dsink *ds)
+{
+    json_t *rf, *wf;
+
+    if (!ds->use_dv && !schema_has_ntz(ds->snap->schema))
+        return json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
+    rf = json_array();
+    wf = json_pack("[s]", "changeDataFeed");
+    if (ds->use_dv) {
+        json_array_append_new(rf, json_string("deletionVectors"));
+        json_array_append_new(wf, json_string("deletionVectors"));
+    }
+    if (schema_has_ntz(ds->snap->schema)) {
+        json_array_append_new(rf, json_string("timestampNtz"));
+        json_array_append_new(wf, json_string("timestampNtz"));
+    }
+    return json_pack("{s:{s:i,s:i,s:o,s:o}}", "protocol", "minReaderVersion", 3, "minWriterVersion", 7,
+                     "readerFeatures", rf, "writerFeatures", wf);
+}
+
 /* The protocol a commit needs when it starts to use a reader/writer
  * feature the table lacks (typeWidening for a widened column,
- * deletionVectors when they are turned on): reader 3 / writer 7 with the
+ * deletionVectors when they are turned on, timestampNtz for a new
+ * zone-less column): reader 3 / writer 7 with the
  * features the older versions implied and the table uses, plus the new
  * ones.  NULL when the table has them all. */
 static json_t *upgraded_protocol(const dsink *ds)
 {
     const cf_delta_snap *snap = ds->snap;
     json_t *p, *rf, *wf, *conf = snap->metadata ? json_object_get(snap->metadata, "configuration") : NULL;
-    const char *need[2];
+    const char *need[3];
     int nneed = 0;
-    bool widen = false;
 
-    for (int c = 0; ds->widened && snap->schema && c < snap->schema->nfields; c++)
-        widen |= ds->widened[c];
-    if (widen && !has_feature(snap, "readerFeatures", "typeWidening"))
+    if (ds->widening && !has_feature(snap, "readerFeatures", "typeWidening"))
         need[nneed++] = "typeWidening";
     if (ds->dv_upgrade && !has_feature(snap, "readerFeatures", "deletionVectors"))
         need[nneed++] = "deletionVectors";
+    if (schema_has_ntz(snap->schema) && !has_feature(snap, "readerFeatures", "timestampNtz"))
+        need[nneed++] = "timestampNtz";
     if (!nneed)
         return NULL;
     p = json_deep_copy(snap->protocol);
@@ -1775,11 +1815,7 @@ static int assemble(dsink *ds, const cf_commit *c, json_t *meta, cf_err *err)
         goto fail;
     json_decref(line);
     if (ds->base_version < 0) {
-        /* 1/4 (change data feed) reads everywhere; deletion vectors need 3/7 */
-        line = ds->use_dv ? json_pack("{s:{s:i,s:i,s:[s],s:[s,s]}}", "protocol", "minReaderVersion", 3,
-                                      "minWriterVersion", 7, "readerFeatures", "deletionVectors",
-                                      "writerFeatures", "changeDataFeed", "deletionVectors")
-                          : json_pack("{s:{s:i,s:i}}", "protocol", "minReaderVersion", 1, "minWriterVersion", 4);
+        line = new_protocol(ds);
         if (put_json_line(&ds->commit, line, err))
             goto fail;
         json_decref(line);
@@ -1888,9 +1924,12 @@ static int d_stage(cf_sink *s, const cf_commit *c, cf_err *err)
         free(ds->widened);
         if (!(ds->widened = calloc((size_t)(snap->schema ? snap->schema->nfields : 0) + 1, sizeof *ds->widened)))
             return cf_err_set(err, CF_E_NOMEM, "out of memory");
-        if (!(table = reconcile_schema(snap->schema, rows->schema, type_widening_on(ds), ds->widened, &changed,
-                                       err)))
+        if (!(table = reconcile_schema(snap->schema, rows->schema, type_widening_on(ds),
+                                       !s->cfg.delta_timestamp_utc, ds->widened, &changed, err)))
             return cf_err_wrap(err, "delta table %s", snap->root);
+        ds->widening = false;
+        for (int i = 0; snap->schema && i < snap->schema->nfields; i++)
+            ds->widening |= ds->widened[i];
         for (int i = 0; snap->version < 0 && i < s->cfg.npartition_by; i++)
             if (cf_schema_find(table, s->cfg.partition_by[i]) < 0) {
                 cf_err_set(err, CF_E_ARG, "partition column '%s' is not a column", s->cfg.partition_by[i]);

@@ -216,10 +216,11 @@ int cf_delta_snap_writable(const cf_delta_snap *s, bool removes, cf_err *err)
     /* deletionVectors: a remove names the vector of the file it retires,
      * rewrites drop the rows it deletes, and adds keep numRecords exact.
      * checkConstraints and generatedColumns: listed by every upgrade from
-     * writer 3 or 4 to 7; a table that uses them is refused below. */
+     * writer 3 or 4 to 7; a table that uses them is refused below.
+     * timestampNtz: zone-less values are written as they are. */
     static const char *const ok_features[] = { "appendOnly", "invariants", "changeDataFeed", "typeWidening",
                                                "deletionVectors", "checkConstraints", "generatedColumns",
-                                               NULL };
+                                               "timestampNtz", NULL };
     json_t *conf = s->metadata ? json_object_get(s->metadata, "configuration") : NULL;
     const char *k;
     json_t *v;

@@ -121,10 +121,9 @@ const char *cf_delta_type_name(cf_type t, char *buf, size_t n)
     case CF_T_UUID: return "string";
     case CF_T_BINARY: return "binary";
     case CF_T_DATE: return "date";
-    /* timestamp_ntz needs reader/writer table features (3/7); plain
-     * timestamp keeps every reader able to read the table. */
-    case CF_T_TIMESTAMP:
-    case CF_T_TIMESTAMP_NTZ: return "timestamp";
+    case CF_T_TIMESTAMP: return "timestamp";
+    /* needs the timestampNtz table feature (reader 3 / writer 7) */
+    case CF_T_TIMESTAMP_NTZ: return "timestamp_ntz";
     case CF_T_DECIMAL:
         if (t.precision <= 0)
             return "string";                 /* unbounded numeric: kept as text */
@@ -298,12 +297,14 @@ static void stat_minmax(json_t *mins, json_t *maxs, const char *name, cf_type t,
     case CF_T_TIMESTAMP:
     case CF_T_TIMESTAMP_NTZ: {
         /* Millisecond precision as Spark writes; the max is rounded up so
-         * that it stays an upper bound for data skipping. */
+         * that it stays an upper bound for data skipping.  An instant is
+         * written in UTC ('Z'), a zone-less value without a zone. */
         int64_t lo = floordiv(st->i_min, 1000) * 1000;
         int64_t hi = -floordiv(-st->i_max, 1000) * 1000;
-        fmt_ts(lo, 'T', 3, true, buf, sizeof buf);
+        bool zulu = t.id == CF_T_TIMESTAMP;
+        fmt_ts(lo, 'T', 3, zulu, buf, sizeof buf);
         json_object_set_new(mins, name, json_string(buf));
-        fmt_ts(hi, 'T', 3, true, buf, sizeof buf);
+        fmt_ts(hi, 'T', 3, zulu, buf, sizeof buf);
         json_object_set_new(maxs, name, json_string(buf));
         break;
     }
