@@ -280,7 +280,7 @@ def test_delta_append_types(spark, tables):
     df = spark.read.format("delta").load(path)
     types = dict(df.dtypes)
     assert (types["total_amount"], types["order_date"], types["shipped_at"], types["is_gift"],
-            types["notes"], types["_source_lsn"]) == ("decimal(12,2)", "timestamp", "timestamp", "boolean",
+            types["notes"], types["_source_lsn"]) == ("decimal(12,2)", "timestamp_ntz", "timestamp", "boolean",
                                                       "string", "bigint")
     want = tuples((order_row(e) for e in tables["orders"]), ORDER_COLS)
     assert spark_rows(df, ORDER_COLS) == want
@@ -431,6 +431,24 @@ def test_iceberg_append_types(spark, tables):
     assert spark_rows(df, ORDER_COLS) == want
     py = iceberg_static(os.path.join(tables["warehouse"], "analytics", "orders")).scan().to_arrow()
     assert spark_rows(df) == arrow_rows(py)
+
+
+def test_zone_less_timestamps_agree_in_a_new_york_session(spark, tables):
+    """order_date is PostgreSQL `timestamp` (no zone): Delta's timestamp_ntz and Iceberg's
+    timestamp read as the same wall-clock time with Spark's session at America/New_York (a UTC
+    Delta timestamp would move five hours), and the zone-aware shipped_at moves alike in both."""
+    want = {r[0]: r[2] for r in tuples((order_row(e) for e in tables["orders"]), ORDER_COLS)}
+    cat = iceberg_catalog(spark, tables["warehouse"])
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        cols = ("order_id", "order_date", "shipped_at")
+        delta = {r[0]: (r[1], r[2]) for r in spark.read.format("delta").load(tables["delta_append"]).select(*cols).collect()}
+        ice = {r[0]: (r[1], r[2]) for r in spark.table(f"{cat}.analytics.orders").select(*cols).collect()}
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    assert {k: v[0] for k, v in delta.items()} == want
+    assert delta == ice
+    assert any(v[1] is not None for v in delta.values())
 
 
 def test_iceberg_upsert_with_position_deletes(spark, tables):

@@ -288,6 +288,30 @@ def test_delta_deltalake(tables, kind):
     assert_rows(arrow_rows(read_deltalake(tables[kind]), cols), want, f"deltalake {kind}")
 
 
+def test_zone_less_timestamps_agree_in_a_new_york_session(tables):
+    """PostgreSQL `timestamp` (no zone) is Delta timestamp_ntz and Iceberg timestamp: DuckDB at
+    America/New_York reads the same wall-clock time from both, and deltalake gives a zone-less
+    Arrow timestamp with the same values."""
+    import pyarrow as pa
+    want = {r[0]: r[2] for r in expected_rows(tables, "delta/append")[1]}           # order_id -> order_date
+    meta = iceberg_metadata_json(tables["iceberg/append"])
+    con = duckdb_conn()
+    try:
+        con.execute("SET TimeZone = 'America/New_York'")
+        got = {}
+        for fmt, scan in (("delta", f"delta_scan('{tables['delta/append']}')"), ("iceberg", f"iceberg_scan('{meta}')")):
+            got[fmt] = dict(con.execute(f"SELECT order_id, order_date FROM {scan}").fetchall())
+            types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {scan})").fetchall())
+            assert types["order_date"] == "TIMESTAMP", (fmt, types["order_date"])
+            assert types["shipped_at"] == "TIMESTAMP WITH TIME ZONE", (fmt, types["shipped_at"])
+    finally:
+        con.close()
+    assert got["delta"] == got["iceberg"] == want        # naive datetimes: the wall clock, no zone applied
+    dl = read_deltalake(tables["delta/append"])
+    assert pa.types.is_timestamp(dl.schema.field("order_date").type) and dl.schema.field("order_date").type.tz is None
+    assert dict(zip(dl.column("order_id").to_pylist(), dl.column("order_date").to_pylist())) == want
+
+
 @pytest.mark.parametrize("kind", DELTA_KINDS)
 def test_delta_duckdb(tables, kind):
     cols, want = expected_rows(tables, kind)

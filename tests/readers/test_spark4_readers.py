@@ -147,7 +147,7 @@ def test_delta_spark4(spark, tables, kind):
     types = dict(df.dtypes)
     if kind == "delta/append":
         assert (types["total_amount"], types["order_date"], types["shipped_at"], types["is_gift"]) == \
-            ("decimal(12,2)", "timestamp", "timestamp", "boolean")
+            ("decimal(12,2)", "timestamp_ntz", "timestamp", "boolean")
     else:
         assert (types["customer_id"], types["lifetime_value"], types["registration_date"]) == \
             ("bigint", "double", "timestamp")
@@ -197,6 +197,26 @@ def test_delta_partitioned_pruning_spark4(spark, tables):
     koeln = df.where(f"location = '{KOELN}'").inputFiles()
     assert koeln and len(koeln) < len(df.inputFiles())
     assert all("location=K" in f for f in koeln), koeln
+
+
+def test_zone_less_timestamps_agree_in_a_new_york_session(spark, tables):
+    """PostgreSQL `timestamp` (no zone) reads as the same wall-clock time in Delta (timestamp_ntz)
+    and Iceberg (timestamp) whatever the session time zone: Spark at America/New_York, beside the
+    zone-aware column, which moves with the zone in both formats alike."""
+    want = {r[0]: r[2] for r in expected_rows(tables, "delta/append")[1]}           # order_id -> order_date
+    ice = iceberg_name(spark, tables, "iceberg/append")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        delta = spark.read.format("delta").load(tables["delta/append"])
+        got_delta = {r.order_id: (r.order_date, r.shipped_at) for r in delta.select("order_id", "order_date",
+                                                                                        "shipped_at").collect()}
+        got_ice = {r.order_id: (r.order_date, r.shipped_at) for r in spark.table(ice).select(
+            "order_id", "order_date", "shipped_at").collect()}
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+    assert {k: v[0] for k, v in got_delta.items()} == want
+    assert got_delta == got_ice
+    assert any(v[1] is not None for v in got_delta.values())      # the zone-aware column was compared too
 
 
 # ------------------------------------------------------------------ Iceberg
