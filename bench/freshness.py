@@ -7,11 +7,15 @@ It starts its own pipeline on a fresh table in a temp dir, waits until it has ca
 topic, then commits N single-row changes at R per second to rows it owns (a block of customer
 ids), each stamped with a unique email, and watches the table: a watcher notices each new table
 version (Delta: a new _delta_log/N.json; Iceberg: a new version-hint) and reads the rows it added.
-Freshness of a change = the time its row is first seen minus its commit time.  Prints figures;
-never fails on speed.
+Freshness of a change = the time its row is first seen minus its commit time, split at the row's
+_kafka_timestamp (when Connect produced the message) into Debezium's share (COMMIT -> Kafka) and
+cdcflow's (Kafka -> readable).  With the table, the log commits per minute (Delta: log entries;
+Iceberg: snapshots) and data files per minute that the trigger implies.  Prints figures; never fails
+on speed.
 """
 
 import argparse
+import datetime
 import glob
 import json
 import os
@@ -34,13 +38,26 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
+def kafka_rows(t):
+    """(email, _kafka_timestamp as epoch seconds) of an Arrow table's rows that have an email."""
+    out = []
+    for e, k in zip(t.column("email").to_pylist(), t.column("_kafka_timestamp").to_pylist()):
+        if e:
+            if k is not None and k.tzinfo is None:
+                k = k.replace(tzinfo=datetime.timezone.utc)
+            out.append((e, k.timestamp() if k is not None else None))
+    return out
+
+
 class DeltaWatcher:
     def __init__(self, path):
         self.log = os.path.join(path, "_delta_log")
         self.next = 0
 
+        self.files = 0
+
     def poll(self):
-        """Emails of rows added by versions that appeared since the last poll."""
+        """(email, Kafka timestamp in s) of rows added by versions that appeared since the last poll."""
         import pyarrow.parquet as pq
         out = []
         while True:
@@ -50,9 +67,14 @@ class DeltaWatcher:
             for line in open(f):
                 a = json.loads(line).get("add")
                 if a:
-                    t = pq.read_table(os.path.join(os.path.dirname(self.log), a["path"]), columns=["email"])
-                    out.extend(e for e in t.column("email").to_pylist() if e)
+                    self.files += 1
+                    t = pq.read_table(os.path.join(os.path.dirname(self.log), a["path"]),
+                                      columns=["email", "_kafka_timestamp"])
+                    out.extend(kafka_rows(t))
             self.next += 1
+
+    def commits(self):
+        return self.next
 
 
 class IcebergWatcher:
@@ -61,6 +83,8 @@ class IcebergWatcher:
         self.meta = os.path.join(path, "metadata")
         self.seen = None
         self.snap = None
+        self.nsnaps = 0
+        self.files = 0
 
     def poll(self):
         from pyiceberg.table import StaticTable
@@ -76,8 +100,14 @@ class IcebergWatcher:
         if snap is None or snap == self.snap:
             return []
         self.snap = snap
-        rows = t.scan(row_filter="email LIKE 'fresh-%'", selected_fields=("email",)).to_arrow()
-        return [e for e in rows.column("email").to_pylist() if e]
+        self.nsnaps = len(t.metadata.snapshots)
+        self.files = sum(int(s.summary.additional_properties.get("added-data-files", 0) or 0)
+                         for s in t.metadata.snapshots if s.summary)
+        rows = t.scan(row_filter="email LIKE 'fresh-%'", selected_fields=("email", "_kafka_timestamp")).to_arrow()
+        return kafka_rows(rows)
+
+    def commits(self):
+        return self.nsnaps
 
 
 def main():
@@ -120,20 +150,23 @@ def main():
         cur.execute("INSERT INTO customers (customer_id, email, first_name, last_name, customer_tier) "
                     "VALUES (%s, %s, 'Fresh', 'Ness', 'bronze')", (base, warm))
         deadline = time.time() + 300
-        while warm not in watcher.poll():
+        while warm not in (e for e, _ in watcher.poll()):
             if proc.poll() is not None or time.time() > deadline:
                 sys.exit("freshness: pipeline did not catch up (see %s/log)" % tmp)
             time.sleep(0.05)
 
         committed = {}
         seen = {}
+        kafka_ts = {}
         stop = threading.Event()
+        c0, f0, t0 = watcher.commits(), watcher.files, time.time()
 
         def watch():
             while not stop.is_set():
                 now = time.time()
-                for e in watcher.poll():
+                for e, k in watcher.poll():
                     seen.setdefault(e, now)
+                    kafka_ts.setdefault(e, k)
                 time.sleep(0.02)
 
         th = threading.Thread(target=watch)
@@ -153,11 +186,17 @@ def main():
             time.sleep(0.1)
         stop.set()
         th.join()
+        minutes = (time.time() - t0) / 60.0
         lat = [seen[e] - t for e, t in committed.items() if e in seen]
+        dbz = [kafka_ts[e] - t for e, t in committed.items() if kafka_ts.get(e) is not None]
+        ours = [seen[e] - kafka_ts[e] for e in committed if e in seen and kafka_ts.get(e) is not None]
         missing = len(committed) - len(lat)
-        print("freshness %-7s %-6s trigger=%s changes=%d  p50=%.2fs p99=%.2fs max=%.2fs%s" % (
-            a.sink, a.mode, a.trigger, len(committed), pct(lat, 50), pct(lat, 99), max(lat),
-            ("  NOT SEEN: %d" % missing) if missing else ""))
+        print("freshness %-7s %-6s trigger=%s changes=%d  p50=%.2fs p99=%.2fs max=%.2fs  "
+              "debezium p50=%.2fs p99=%.2fs  cdcflow p50=%.2fs p99=%.2fs  %.0f commits/min %.0f files/min%s" % (
+                  a.sink, a.mode, a.trigger, len(committed), pct(lat, 50), pct(lat, 99), max(lat),
+                  pct(dbz, 50), pct(dbz, 99), pct(ours, 50), pct(ours, 99),
+                  (watcher.commits() - c0) / minutes, (watcher.files - f0) / minutes,
+                  ("  NOT SEEN: %d" % missing) if missing else ""))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

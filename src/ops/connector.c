@@ -200,6 +200,9 @@ json_t *cf_ops_conn_config(const cf_ops_conn_opts *o, cf_err *err)
     PUT("value.converter", "org.apache.kafka.connect.json.JsonConverter");
     PUT("value.converter.schemas.enable", "true");
     PUT("decimal.handling.mode", o->decimal_mode);
+    /* Debezium waits this long for changes when the WAL stream is idle (500
+     * ms by default): half of the end-to-end time of a single change */
+    PUT("poll.interval.ms", "50");
 #undef PUT
     cf_buf_free(&tables);
     for (int i = 0; i < o->nsets && !bad; i++) {
