@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cf_test.h"
+#include "cli/commands.h"
 #include "decode/debezium.h"
 #include "decode/registry.h"
 
@@ -637,8 +638,68 @@ static void framing(void)
     CHECK(cf_registry_parse_framing("avro", &f, &err) == -1);
 }
 
+/* ---- the pipeline flags (pipeline_cmd.c) ----------------------------- */
+
+/* cdcflow delta ARGS in a child, output to `out`; its exit status. */
+static int delta_cmd(char **argv, int argc, const char *out)
+{
+    int status = 0;
+    pid_t pid;
+
+    fflush(stdout);
+    fflush(stderr);
+    if ((pid = fork()) == 0) {
+        if (!freopen(out, "w", stdout) || dup2(fileno(stdout), STDERR_FILENO) < 0)
+            _exit(99);
+        _exit(cf_cmd_delta(argc, argv));
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+}
+
+static bool output_has(const char *out, const char *what)
+{
+    blob b = load("", out);
+    bool has = b.p && (b.p[b.n] = '\0', strstr(b.p, what) != NULL);
+    free(b.p);
+    return has;
+}
+
+static void pipeline_flags(void)
+{
+    char out[128];
+    char *help[] = { "delta", "--help", NULL };
+    char *bad_fmt[] = { "delta", "--value-format", "xml", "--source", "file:/nonexistent", NULL };
+    char *no_reg[] = { "delta", "--value-format", "avro", "--source", "file:/nonexistent", NULL };
+    char *bad_framing[] = { "delta", "--value-format", "avro", "--schema-registry", "http://127.0.0.1:1",
+                            "--registry-framing", "magic", "--source", "file:/nonexistent", NULL };
+    char *bad_auth[] = { "delta", "--key-format", "avro", "--schema-registry", "http://127.0.0.1:1",
+                         "--registry-auth", "password", "--source", "file:/nonexistent", NULL };
+
+    snprintf(out, sizeof out, "/tmp/cf_avro_cmd_%d.out", (int)getpid());
+    CHECK_EQ_INT(delta_cmd(help, 2, out + 0), 0);
+    CHECK(output_has(out, "--schema-registry URL"));
+    CHECK(output_has(out, "--registry-framing confluent|apicurio"));
+    CHECK_EQ_INT(delta_cmd(bad_fmt, 5, out), 2);
+    CHECK(output_has(out, "--value-format 'xml'"));
+    CHECK_EQ_INT(delta_cmd(no_reg, 5, out), 2);
+    CHECK(output_has(out, "needs --schema-registry"));
+    CHECK_EQ_INT(delta_cmd(bad_framing, 9, out), 2);
+    CHECK(output_has(out, "expected confluent or apicurio"));
+    setenv("CDCFLOW_REGISTRY_AUTH", "basic:u:p", 1);    /* the flag overrides it */
+    CHECK_EQ_INT(delta_cmd(bad_auth, 9, out), 2);
+    CHECK(output_has(out, "basic:USER:PASS or bearer:TOKEN"));
+    unsetenv("CDCFLOW_REGISTRY_AUTH");
+    setenv("CDCFLOW_VALUE_FORMAT", "avro", 1);          /* the environment counts as a flag */
+    CHECK_EQ_INT(delta_cmd(help + 0, 1, out), 2);
+    CHECK(output_has(out, "needs --schema-registry"));
+    unsetenv("CDCFLOW_VALUE_FORMAT");
+    unlink(out);
+}
+
 CF_TEST_MAIN("avro_decode",
     T(framing), T(customers_create), T(customers_update), T(customers_delete), T(orders_events),
     T(logical_types), T(schema_evolution), T(registry_hit_and_cache), T(registry_not_found),
     T(registry_down), T(registry_auth), T(apicurio_framing), T(truncated),
-    T(wrong_magic_and_tombstone))
+    T(wrong_magic_and_tombstone), T(pipeline_flags))
