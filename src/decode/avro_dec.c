@@ -253,13 +253,30 @@ static bool enc_fits(uint8_t enc, cf_avro_kind k)
     }
 }
 
+/* The Connect name of a record ("srv.public.customers.Value"): the
+ * converter's "connect.name", else namespace.name. */
+static const char *row_name(const cf_avro_node *rec, char *buf, size_t cap)
+{
+    const char *cn = cf_avro_node_attr(rec, "connect.name", NULL);
+    const char *ns = cf_avro_node_attr(rec, "namespace", NULL), *nm = cf_avro_node_name(rec);
+
+    if (cn)
+        return cn;
+    if (!nm)
+        return "";
+    if (!ns || strchr(nm, '.'))
+        return nm;
+    snprintf(buf, cap, "%s.%s", ns, nm);
+    return buf;
+}
+
 /* The row record (Debezium's <table>.Value) -> a registered table version. */
 static rowdesc *row_version(cf_decoder *d, const cf_avro_node *rec, cf_err *err)
 {
     int nf = cf_avro_node_count(rec);
     cf_schema *s = cf_schema_new();
     colenc *enc = calloc((size_t)(nf ? nf : 1), sizeof *enc);
-    char table[256];
+    char table[256], full[512];
 
     if (!s || !enc) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
@@ -306,7 +323,7 @@ static rowdesc *row_version(cf_decoder *d, const cf_avro_node *rec, cf_err *err)
         if (cf_schema_add(s, col, t, optional, 0, err) < 0)
             goto fail;
     }
-    cf_dec_table_from_struct(cf_avro_node_name(rec) ? cf_avro_node_name(rec) : "", table, sizeof table);
+    cf_dec_table_from_struct(row_name(rec, full, sizeof full), table, sizeof table);
     return cf_dec_intern(d, s, enc, table, err);
 fail:
     cf_schema_free(s);

@@ -89,7 +89,7 @@ cf_registry *cf_registry_new(const cf_registry_config *cfg, cf_err *err)
     cf_registry *r;
     size_t n;
 
-    if (!cfg || !cfg->url || (strncmp(cfg->url, "http://", 7) && strncmp(cfg->url, "https://", 8))) {
+    if (!cfg || (cfg->url && strncmp(cfg->url, "http://", 7) && strncmp(cfg->url, "https://", 8))) {
         cf_err_set(err, CF_E_ARG, "schema registry URL '%s': expected http://... or https://...",
                    cfg && cfg->url ? cfg->url : "");
         return NULL;
@@ -102,7 +102,8 @@ cf_registry *cf_registry_new(const cf_registry_config *cfg, cf_err *err)
     pthread_mutex_init(&r->mu, NULL);
     r->framing = cfg->framing;
     r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 10000;
-    if (!(r->url = strdup(cfg->url)) || (cfg->ca_path && !(r->ca_path = strdup(cfg->ca_path))))
+    if (!(r->url = strdup(cfg->url ? cfg->url : "")) ||
+        (cfg->ca_path && !(r->ca_path = strdup(cfg->ca_path))))
         goto nomem;
     for (n = strlen(r->url); n > 0 && r->url[n - 1] == '/'; n--)
         r->url[n - 1] = '\0';
@@ -164,6 +165,12 @@ static int fetch(cf_registry *r, int64_t id, cf_buf *body, cf_err *err)
     else
         snprintf(url, sizeof url, "%s%s/ids/globalIds/%lld", r->url,
                  r->native ? "" : "/apis/registry/v2", (long long)id);
+    if (!*r->url) {
+        cf_err_set(err, CF_E_NOTFOUND, "schema registry: unknown schema id %lld (no registry URL)",
+                   (long long)id);
+        classify(err, false, false);
+        return -1;
+    }
     if (!(h = curl_easy_init()))
         return cf_err_set(err, CF_E_NOMEM, "curl_easy_init failed");
     hdrs = curl_slist_append(hdrs, "Accept: application/vnd.schemaregistry.v1+json, application/json, */*");
@@ -259,6 +266,53 @@ static entry *lookup(cf_registry *r, int64_t id)
     return NULL;
 }
 
+/* Cache text (taken over) as the schema of id, unless id is cached by now
+ * (a concurrent fetch won): *e is the entry either way.  Locked. */
+static int insert(cf_registry *r, int64_t id, char *text, size_t len, entry **out, cf_err *err)
+{
+    entry *e;
+
+    if ((e = lookup(r, id))) {
+        free(text);
+        *out = e;
+        return 0;
+    }
+    if (r->ncache >= MAX_CACHED) {
+        free(text);
+        return cf_err_set(err, CF_E_TOOBIG, "schema registry: more than %d schema ids", MAX_CACHED);
+    }
+    if (r->ncache == r->acache) {
+        int na = r->acache ? r->acache * 2 : 16;
+        entry *ne = realloc(r->cache, sizeof *ne * (size_t)na);
+        if (!ne) {
+            free(text);
+            return cf_err_set(err, CF_E_NOMEM, "out of memory");
+        }
+        r->cache = ne;
+        r->acache = na;
+    }
+    e = &r->cache[r->ncache++];
+    *e = (entry){ id, text, len };
+    *out = e;
+    return 0;
+}
+
+int cf_registry_put(cf_registry *r, int64_t id, const char *json, size_t len, cf_err *err)
+{
+    char *text = malloc(len + 1);
+    entry *e;
+    int rc;
+
+    if (!text)
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    memcpy(text, json, len);
+    text[len] = '\0';
+    pthread_mutex_lock(&r->mu);
+    rc = insert(r, id, text, len, &e, err);
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
 int cf_registry_schema(cf_registry *r, int64_t id, const char **json, size_t *len, cf_err *err)
 {
     cf_buf body;
@@ -281,33 +335,11 @@ int cf_registry_schema(cf_registry *r, int64_t id, const char **json, size_t *le
     if (fetch(r, id, &body, err) || schema_text(r, id, &body, &text, &tlen, err))
         goto out;
     pthread_mutex_lock(&r->mu);
-    if ((e = lookup(r, id))) {
-        free(text);
-    } else if (r->ncache >= MAX_CACHED) {
-        free(text);
-        pthread_mutex_unlock(&r->mu);
-        cf_err_set(err, CF_E_TOOBIG, "schema registry: more than %d schema ids", MAX_CACHED);
-        goto out;
-    } else {
-        if (r->ncache == r->acache) {
-            int na = r->acache ? r->acache * 2 : 16;
-            entry *ne = realloc(r->cache, sizeof *ne * (size_t)na);
-            if (!ne) {
-                free(text);
-                pthread_mutex_unlock(&r->mu);
-                cf_err_set(err, CF_E_NOMEM, "out of memory");
-                goto out;
-            }
-            r->cache = ne;
-            r->acache = na;
-        }
-        e = &r->cache[r->ncache++];
-        *e = (entry){ id, text, tlen };
+    if ((rc = insert(r, id, text, tlen, &e, err)) == 0) {
+        *json = e->json;
+        *len = e->len;
     }
-    *json = e->json;
-    *len = e->len;
     pthread_mutex_unlock(&r->mu);
-    rc = 0;
 out:
     cf_buf_free(&body);
     return rc;

@@ -26,7 +26,8 @@ typedef enum { CF_REG_CONFLUENT = 0, CF_REG_APICURIO } cf_reg_framing;
 typedef struct cf_registry cf_registry;
 
 typedef struct cf_registry_config {
-    const char    *url;          /* http(s)://host:port[/path], no trailing query */
+    const char    *url;          /* http(s)://host:port[/path], no trailing query; NULL: no
+                                  * server, only the schemas given to cf_registry_put */
     cf_reg_framing framing;
     const char    *auth;         /* NULL, "basic:USER:PASS" or "bearer:TOKEN" */
     const char    *ca_path;      /* CA bundle for https; NULL = the system's */
@@ -41,6 +42,10 @@ void         cf_registry_free(cf_registry *r);                 /* NULL-safe */
  * owned by the registry and valid until cf_registry_free.  A cached id
  * makes no request.  Errors as above. */
 int cf_registry_schema(cf_registry *r, int64_t id, const char **json, size_t *len, cf_err *err);
+
+/* Seed the cache with the schema of id (copied): tests, fuzzing, schemas
+ * known in advance.  An id already cached keeps its schema. */
+int cf_registry_put(cf_registry *r, int64_t id, const char *json, size_t len, cf_err *err);
 
 /* HTTP requests made so far (for tests and metrics). */
 uint64_t       cf_registry_requests(const cf_registry *r);

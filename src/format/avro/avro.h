@@ -154,14 +154,17 @@ static inline int cf_avro_read_long(cf_avro_cur *c, int64_t *out, cf_err *err)
         *out = (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
         return 0;
     }
+    *out = 0;
     return cf_avro_read_long_slow(c, out, err);
 }
 
 /* n bytes in place. */
 static inline int cf_avro_read_fixed(cf_avro_cur *c, size_t n, const uint8_t **p, cf_err *err)
 {
-    if (n > (size_t)(c->end - c->p))
+    if (n > (size_t)(c->end - c->p)) {
+        *p = NULL;
         return cf_avro_read_fail(c, "truncated data", err);
+    }
     *p = c->p;
     c->p += n;
     return 0;
@@ -171,6 +174,7 @@ static inline int cf_avro_read_fixed(cf_avro_cur *c, size_t n, const uint8_t **p
 static inline int cf_avro_read_len(cf_avro_cur *c, size_t *out, cf_err *err)
 {
     int64_t n;
+    *out = 0;
     if (cf_avro_read_long(c, &n, err))
         return -1;
     if (n < 0 || (uint64_t)n > (uint64_t)(c->end - c->p))

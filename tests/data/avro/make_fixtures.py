@@ -19,7 +19,8 @@ Run with the project venv (fastavro, pinned in tests/requirements.txt):
 Writes, beside this file: <id>.avsc (the registry's schemas by id),
 <event>.json / <event>.key.json (JsonConverter) and <event>.avro /
 <event>.key.avro (AvroConverter, Confluent framing), and the fuzz seeds in
-tests/data/fuzz/avro_datum/."""
+tests/data/fuzz/avro_datum/ (these messages) and tests/data/fuzz/avro/
+(manifest-shaped container files for fuzz_avro)."""
 import base64
 import copy
 import io
@@ -33,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 REAL = os.path.join(ROOT, "tests", "data", "debezium")
 FUZZ = os.path.join(ROOT, "tests", "data", "fuzz", "avro_datum")
+FUZZ_OCF = os.path.join(ROOT, "tests", "data", "fuzz", "avro")
 
 # ---- Connect schema -> Avro schema (AvroData's rules) ----------------------
 
@@ -286,7 +288,56 @@ def emit(name, conn_env, conn_key, pay, key, vid, kid, out_json=True):
         f.write(value)
 
 
+MANIFEST_ENTRY = {
+    "type": "record", "name": "manifest_entry", "fields": [
+        {"name": "status", "type": "int", "field-id": 0},
+        {"name": "snapshot_id", "type": ["null", "long"], "default": None, "field-id": 1},
+        {"name": "data_file", "field-id": 2, "type": {
+            "type": "record", "name": "r2", "fields": [
+                {"name": "content", "type": "int", "field-id": 134},
+                {"name": "file_path", "type": "string", "field-id": 100},
+                {"name": "file_format", "type": "string", "field-id": 101},
+                {"name": "record_count", "type": "long", "field-id": 103},
+                {"name": "column_sizes", "type": ["null", {"type": "array", "items": {
+                    "type": "record", "name": "k117_v118", "fields": [
+                        {"name": "key", "type": "int", "field-id": 117},
+                        {"name": "value", "type": "long", "field-id": 118}]}}],
+                 "default": None, "field-id": 108},
+                {"name": "lower_bounds", "type": ["null", {"type": "map", "values": "bytes"}],
+                 "default": None, "field-id": 125},
+                {"name": "split_offsets", "type": ["null", {"type": "array", "items": "long"}],
+                 "default": None, "field-id": 132},
+                {"name": "sort_order_id", "type": ["null", "int"], "default": None, "field-id": 140},
+                {"name": "ratio", "type": ["null", "double"], "default": None},
+                {"name": "kind", "type": {"type": "enum", "name": "kind", "symbols": ["A", "B"]}},
+                {"name": "md5", "type": {"type": "fixed", "name": "md5", "size": 4}},
+            ]}},
+    ]}
+
+
+def ocf_seeds():
+    """Seeds for fuzz_avro (the container reader): manifest-shaped files."""
+    rows = [{"status": i % 3, "snapshot_id": None if i % 2 else 1234567890123 + i,
+             "data_file": {"content": 0, "file_path": "s3://b/t/data/%05d.parquet" % i,
+                           "file_format": "PARQUET", "record_count": 1000 * i,
+                           "column_sizes": [{"key": 1, "value": 77}] if i else None,
+                           "lower_bounds": {"1": b"\x01\x00"} if i % 2 else None,
+                           "split_offsets": [4, 1 << 40], "sort_order_id": i, "ratio": 0.5 * i,
+                           "kind": "AB"[i % 2], "md5": b"\x00\x01\x02\x03"}}
+            for i in range(5)]
+    os.makedirs(FUZZ_OCF, exist_ok=True)
+    for codec in ("null", "deflate"):
+        for n, block in ((5, 100), (5, 2), (0, 100)):
+            buf = io.BytesIO()
+            fastavro.writer(buf, fastavro.parse_schema(copy.deepcopy(MANIFEST_ENTRY)), rows[:n],
+                            codec=codec, sync_interval=block,
+                            metadata={"format-version": "2", "content": "data"})
+            with open(os.path.join(FUZZ_OCF, "manifest_%s_%d_%d.avro" % (codec, n, block)), "wb") as f:
+                f.write(buf.getvalue())
+
+
 def main():
+    ocf_seeds()
     schemas = {}
     # customers: the real events of the stack (ids 1 key, 2 value)
     real = {}
