@@ -320,7 +320,8 @@ int cf_conv_iso_ts(const char *s, size_t n, int64_t *us, bool *had_zone)
     int hh = 0, mi = 0, ss = 0;
 
     *had_zone = false;
-    if (parse_date(&p, end, &days))
+    /* Past ~290,000 years the microseconds overflow int64. */
+    if (parse_date(&p, end, &days) || days > 106000000 || days < -106000000)
         return -1;
     if (p < end && (*p == 'T' || *p == 't' || *p == ' ')) {
         p++;
