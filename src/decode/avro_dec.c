@@ -518,12 +518,16 @@ typedef struct ctx {
     cf_avro_cur c;
     cf_err *err;
     const char *what;           /* "value" or "key" */
+    /* Copies of the datum's strings: one arena block per message, as large
+     * as the datum, which is enough: a string of n bytes takes at least
+     * n + 1 there (with its length prefix), n + 1 here (with its NUL). */
+    char *sp, *se;
 } ctx;
 
 static long pos(const ctx *x) { return (long)(x->c.p - x->c.start); }
 
 /* The step a union's branch selects (st itself when not a union). */
-static int branch(ctx *x, const step **st)
+static inline int branch(ctx *x, const step **st)
 {
     int64_t b;
 
@@ -782,6 +786,23 @@ static int arena_copy(ctx *x, const uint8_t *p, size_t n, cf_value *v, cf_vkind 
     return 0;
 }
 
+/* A string of the datum (just read, at p) into the message's string block
+ * (fixed-size values have no length prefix: they may find it full). */
+static inline int datum_copy(ctx *x, const uint8_t *p, size_t n, cf_value *v, cf_vkind kind)
+{
+    char *s = x->sp;
+
+    if ((size_t)(x->se - s) < n + 1)
+        return arena_copy(x, p, n, v, kind);
+    memcpy(s, p, n);
+    s[n] = '\0';
+    x->sp += n + 1;
+    v->kind = kind;
+    v->s = s;
+    v->n = n;
+    return 0;
+}
+
 /* io.debezium.data.VariableScaleDecimal: record {scale: int, value: bytes}. */
 static int vsdec(ctx *x, const step *st, const cf_field *f, cf_value *v)
 {
@@ -886,7 +907,7 @@ static int value(ctx *x, const step *st, const colenc *e, const cf_field *f, cf_
             v->kind = CF_V_UNAVAILABLE;
             return 0;
         }
-        return arena_copy(x, p, n, v, CF_V_STRING);
+        return datum_copy(x, p, n, v, CF_V_STRING);
     case E_BYTES:
         if (read_bytes(x, st, &p, &n))
             return -1;
@@ -894,7 +915,7 @@ static int value(ctx *x, const step *st, const colenc *e, const cf_field *f, cf_
             v->kind = CF_V_UNAVAILABLE;
             return 0;
         }
-        return arena_copy(x, p, n, v, CF_V_BYTES);
+        return datum_copy(x, p, n, v, CF_V_BYTES);
     case E_DEC_B64:
         if (read_bytes(x, st, &p, &n))
             return -1;
@@ -1129,6 +1150,9 @@ int cf_dec_avro_value(cf_decoder *d, topic *t, const cf_msg *m, cf_event *ev, cf
     }
     if (x.p->rd && cf_dec_topic_set_base(d, t, x.p->rd, err))
         return -1;
+    if (!(x.sp = cf_dec_alloc(d->arena, (size_t)(x.c.end - x.c.p) + 1, err)))
+        return -1;
+    x.se = x.sp + (x.c.end - x.c.p) + 1;
     if (envelope(&x, t, ev) || trailing(&x))
         return -1;
     ev->schema = t->cur ? t->cur->schema : NULL;

@@ -154,6 +154,18 @@ static inline int cf_avro_read_long(cf_avro_cur *c, int64_t *out, cf_err *err)
         *out = (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
         return 0;
     }
+    if (c->end - c->p >= 10) {                  /* room for any varint: no check per byte */
+        uint64_t z = 0;
+        for (int shift = 0; shift < 63; shift += 7) {
+            uint8_t b = *c->p++;
+            z |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) {
+                *out = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+                return 0;
+            }
+        }
+        c->p -= 9;                              /* the tenth byte: let the careful path judge */
+    }
     *out = 0;
     return cf_avro_read_long_slow(c, out, err);
 }
