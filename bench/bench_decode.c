@@ -335,6 +335,9 @@ static cf_registry *avro_registry(void)
     return r;
 }
 
+/* events per CPU second of each run, for the ratios */
+static double rate[3][2];
+
 static int run(const char *label, int envelope, int transform, long n)
 {
     static pool p;
@@ -398,6 +401,7 @@ static int run(const char *label, int envelope, int transform, long n)
     printf("%-26s events=%ld rows=%ld avg_event_bytes=%zu  %.0f events/s/core  %.0f MB/s  %.0f ns/event  (wall %.2fs, cpu %.2fs)\n",
            label, n, rows, bytes / (size_t)n, (double)n / cpu, (double)bytes / cpu / 1e6,
            cpu * 1e9 / (double)n, wall, cpu);
+    rate[envelope][transform] = (double)n / cpu;
     cf_batch_free(out);
     cf_transform_free(t);
     cf_decoder_free(d);
@@ -419,6 +423,11 @@ int main(int argc, char **argv)
         return 1;
     if (na > 0 && (run("decode only, avro", AVRO, 0, na) || run("decode+transform avro", AVRO, 1, na)))
         return 1;
+    for (int t = 0; t < 2; t++)
+        if (rate[AVRO][t] > 0 && rate[ENVELOPE][t] > 0 && rate[BARE][t] > 0)
+            printf("avro / json %s: %.2fx the envelope rate, %.2fx the bare rate\n",
+                   t ? "decode+transform" : "decode only", rate[AVRO][t] / rate[ENVELOPE][t],
+                   rate[AVRO][t] / rate[BARE][t]);
     getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %ld KiB (ru_maxrss)\n", ru.ru_maxrss);
     return 0;

@@ -17,7 +17,6 @@
 #include "decode/json.h"
 
 const char cf_dec_empty[] = "";
-#define empty cf_dec_empty
 
 /* ---- errors ----------------------------------------------------------- */
 
@@ -336,7 +335,7 @@ topic *cf_dec_topic(cf_decoder *d, const char *name, cf_err *err)
     topic *t, **nt;
 
     if (!name)
-        name = empty;
+        name = cf_dec_empty;
     if (d->last_topic && strcmp(d->last_topic->name, name) == 0)
         return d->last_topic;
     for (int i = 0; i < d->ntopics; i++)
@@ -767,7 +766,7 @@ static int parse_envelope_schema(cf_decoder *d, cf_json *j, rowdesc **out, cf_er
     after = j->p;
     j->p = row_fields;
     j->depth += 3;      /* the row struct sits 3 containers down; keep the cap honest */
-    *out = parse_row_struct(d, j, sname ? sname : empty, err);
+    *out = parse_row_struct(d, j, sname ? sname : cf_dec_empty, err);
     j->depth -= 3;
     j->p = after;
     return *out ? 0 : -1;
@@ -1778,7 +1777,7 @@ void cf_dec_event_init(cf_event *ev, const cf_msg *m, topic *t)
     ev->src.ts_ms = -1;
     ev->src.lsn = -1;
     ev->src.txid = -1;
-    ev->src.db = ev->src.schema = ev->src.table = ev->src.snapshot = empty;
+    ev->src.db = ev->src.schema = ev->src.table = ev->src.snapshot = cf_dec_empty;
     ev->topic = t->name;
     ev->partition = m->partition;
     ev->offset = m->offset;
