@@ -465,6 +465,41 @@ static void registry_down(void)
     cf_registry_free(r);
 }
 
+/* A registry down for a while, then back (a restart): the decode waits it
+ * out and the message decodes; nothing is dead-lettered. */
+static void registry_comes_back(void)
+{
+    int port = closed_port();
+    cf_registry *r = registry(CF_REG_CONFLUENT, NULL, port);
+    cf_decoder *d = avro_decoder(r, 30);
+    blob v = load(AVRO_DIR, "customers_create.avro");
+    char pf[64], lf[64], ps[16];
+    cf_event ev;
+    cf_err err;
+    pid_t pid;
+
+    snprintf(pf, sizeof pf, "/tmp/cf_avro_back_%d.port", (int)getpid());
+    snprintf(lf, sizeof lf, "/tmp/cf_avro_back_%d.log", (int)getpid());
+    snprintf(ps, sizeof ps, "%d", port);
+    fflush(stdout);
+    fflush(stderr);
+    if ((pid = fork()) == 0) {
+        nanosleep(&(struct timespec){ 1, 500000000 }, NULL);
+        execlp("python3", "python3", AVRO_DIR "/registry_server.py", pf, lf, ps, (char *)NULL);
+        _exit(127);
+    }
+    CHECK(d && v.p && decode_mem(d, "postgres.public.customers", v, (blob){ 0 }, &ev, &err) == 0);
+    CHECK_EQ_INT(ev.op, 'c');
+    CHECK(cf_registry_requests(r) >= 2);        /* failed at least once, then answered */
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    unlink(pf);
+    unlink(lf);
+    free(v.p);
+    cf_decoder_free(d);
+    cf_registry_free(r);
+}
+
 static void registry_auth(void)
 {
     cf_registry *r;
@@ -827,6 +862,6 @@ static void delta_from_avro_topic(void)
 CF_TEST_MAIN("avro_decode",
     T(framing), T(customers_create), T(customers_update), T(customers_delete), T(orders_events),
     T(logical_types), T(schema_evolution), T(registry_hit_and_cache), T(registry_not_found),
-    T(registry_down), T(registry_auth), T(apicurio_framing), T(truncated),
+    T(registry_down), T(registry_comes_back), T(registry_auth), T(apicurio_framing), T(truncated),
     T(wrong_magic_and_tombstone), T(pipeline_flags),
     T(delta_from_avro_topic))

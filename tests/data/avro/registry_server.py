@@ -4,9 +4,10 @@ the <id>.avsc files beside it under Confluent's API (GET /schemas/ids/{id})
 and Apicurio's native one (GET /apis/registry/v2/ids/globalIds/{id}), 404
 for any other id.  Listens on 127.0.0.1 on a free port, writes the port to
 PORT_FILE once it listens, and appends one line per request ("<path>
-<Authorization header or ->") to LOG_FILE.
+<Authorization header or ->") to LOG_FILE.  PORT: listen there instead
+(a registry that comes back after an outage).
 
-    registry_server.py PORT_FILE LOG_FILE"""
+    registry_server.py PORT_FILE LOG_FILE [PORT]"""
 import http.server
 import json
 import os
@@ -41,7 +42,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[3]) if len(sys.argv) > 3 else 0), Handler)
     srv.log_file = sys.argv[2]
     tmp = sys.argv[1] + ".tmp"
     with open(tmp, "w") as f:
