@@ -506,6 +506,8 @@ static const avro_plan *plan_get(cf_decoder *d, int64_t id, bool key, cf_err *er
     }
     if (schema_wait(d, id, &json, &len, err) || !(p = plan_compile(d, id, key, json, len, err)))
         return NULL;
+    if (!key)
+        d->schema_parses++;
     a->plans[a->n++] = p;
     return p;
 }

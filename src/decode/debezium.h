@@ -72,7 +72,8 @@ void        cf_decoder_reset(cf_decoder *d);
 size_t      cf_decoder_arena_used(const cf_decoder *d);
 /* Envelope value schemas parsed so far: one per message whose schema bytes
  * differ from the last ones of its topic (the rest are recognised by their
- * bytes and skipped).  For metrics and tests. */
+ * bytes and skipped); for Avro, one per value schema id compiled.  For
+ * metrics and tests. */
 uint64_t    cf_decoder_schema_parses(const cf_decoder *d);
 
 /* The built-in customers row schema (SYSTEM.md's DDL as Debezium encodes

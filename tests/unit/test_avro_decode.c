@@ -379,6 +379,7 @@ static void schema_evolution(void)
     for (int i = 0; i < 100; i++)
         CHECK(decode_file(d, "postgres.public.customers", AVRO_DIR, "customers_delete", "avro", &ev, &err) == 0);
     CHECK_EQ_INT(cf_registry_requests(r), 3);
+    CHECK_EQ_INT(cf_decoder_schema_parses(d), 2);  /* value ids 2 and 7, each compiled once */
 out:
     cf_decoder_free(d);
     cf_decoder_free(dj);
