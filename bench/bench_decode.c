@@ -2,7 +2,11 @@
  * customers events, with and without the schema envelope: events/s on one
  * core and peak RSS.  Prints figures; asserts nothing about speed.
  *
- * usage: bench_decode [events_bare [events_envelope]]   (defaults 2M, 1M)
+ * usage: bench_decode [events_bare [events_envelope [events_avro]]]   (defaults 2M, 1M, 2M)
+ * The Avro runs encode the same events as Kafka Connect's AvroConverter
+ * does (Confluent framing; writer schemas tests/data/avro/1.avsc, 2.avsc,
+ * given to the registry up front: no server), so run it from the
+ * repository root.
  * A pool of distinct events (inserts, updates, key-only deletes; varying
  * names, NULLs, escapes, decimals) is generated first and cycled through,
  * so the figures measure the decoder, not the generator. */
@@ -13,6 +17,7 @@
 #include <time.h>
 
 #include "decode/debezium.h"
+#include "format/avro/avro.h"
 #include "transform/transform.h"
 #include "util/buf.h"
 
@@ -133,12 +138,109 @@ static void payload(cf_buf *b, unsigned r)
                   (1732440000100LL + r) * 1000, (1732440000100LL + r) * 1000000);
 }
 
+/* ---- the same events in Avro (tests/data/avro/2.avsc's field order) ---- */
+
+static void a_str(cf_buf *b, const char *s) { cf_avro_put_str(b, s, NULL); }
+static void a_ostr(cf_buf *b, const char *s)           /* ["null", "string"] */
+{
+    cf_avro_put_branch(b, s ? 1 : 0, NULL);
+    if (s)
+        a_str(b, s);
+}
+static void a_olong(cf_buf *b, long long v)            /* ["null", "long"] */
+{
+    cf_avro_put_branch(b, 1, NULL);
+    cf_avro_put_long(b, v, NULL);
+}
+
+/* The JSON fixtures' names carry JSON escapes; the Avro ones the text. */
+static const char *unescaped(const char *s) { return s && !strcmp(s, "O\\\"Neil") ? "O\"Neil" : s; }
+
+static void avro_row(cf_buf *b, int id, unsigned r)
+{
+    char t[64];
+    uint32_t v = (r * 7919u) % 99999999u;
+    uint8_t ltv[4] = { 0, (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+
+    cf_avro_put_branch(b, 1, NULL);
+    cf_avro_put_long(b, id, NULL);
+    snprintf(t, sizeof t, "user%d@example.com", id);
+    a_ostr(b, t);
+    a_ostr(b, unescaped(first[r % 7]));
+    a_ostr(b, last[r % 6]);
+    snprintf(t, sizeof t, "+1-555-%04u", r % 10000);
+    a_ostr(b, t);
+    snprintf(t, sizeof t, "%u Main St", r % 900 + 1);
+    a_ostr(b, t);
+    a_ostr(b, cities[(r / 7) % 6]);
+    a_ostr(b, r % 3 ? "TX" : NULL);
+    snprintf(t, sizeof t, "%05u", r % 99999);
+    a_ostr(b, t);
+    a_ostr(b, "USA");
+    a_olong(b, 1704103200000000LL + r * 1000003LL);
+    a_olong(b, 1732439999000000LL + r * 17LL);
+    cf_avro_put_branch(b, 1, NULL);
+    cf_avro_put_bool(b, r % 5 != 0, NULL);
+    a_ostr(b, tiers[r % 4]);
+    cf_avro_put_branch(b, 1, NULL);
+    cf_avro_put_bytes(b, ltv, 4, NULL);
+}
+
+static void avro_key_only(cf_buf *b, int id)
+{
+    cf_avro_put_branch(b, 1, NULL);
+    cf_avro_put_long(b, id, NULL);
+    for (int i = 0; i < 14; i++)
+        cf_avro_put_branch(b, 0, NULL);
+}
+
+static void avro_payload(cf_buf *b, unsigned r)
+{
+    static const uint8_t frame[5] = { 0, 0, 0, 0, 2 };     /* magic, schema id 2 */
+    int id = (int)(r % 100000) + 1;
+    char op = r % 10 < 6 ? 'c' : r % 10 < 9 ? 'u' : 'd', t[64], ops[2] = { op, 0 };
+    long long lsn = 24000000LL + r * 120LL;
+
+    cf_buf_append(b, frame, sizeof frame, NULL);
+    if (op == 'd')
+        avro_key_only(b, id);
+    else
+        cf_avro_put_branch(b, 0, NULL);
+    if (op == 'd')
+        cf_avro_put_branch(b, 0, NULL);
+    else
+        avro_row(b, id, r);
+    a_str(b, "2.7.4.Final");
+    a_str(b, "postgresql");
+    a_str(b, "postgres");
+    cf_avro_put_long(b, 1732440000000LL + r, NULL);
+    cf_avro_put_branch(b, 0, NULL);                         /* [string, null] */
+    a_str(b, "false");
+    a_str(b, "cdcdb");
+    snprintf(t, sizeof t, "[\"%lld\",\"%lld\"]", lsn - 56, lsn);
+    a_ostr(b, t);
+    a_olong(b, (1732440000000LL + r) * 1000);
+    a_olong(b, (1732440000000LL + r) * 1000000);
+    a_str(b, "public");
+    a_str(b, "customers");
+    a_olong(b, 700 + r / 3);
+    a_olong(b, lsn);
+    cf_avro_put_branch(b, 0, NULL);                         /* xmin */
+    cf_avro_put_branch(b, 0, NULL);                         /* transaction */
+    a_str(b, ops);
+    a_olong(b, 1732440000100LL + r);
+    a_olong(b, (1732440000100LL + r) * 1000);
+    a_olong(b, (1732440000100LL + r) * 1000000);
+}
+
 typedef struct pool {
     char  *data;
     size_t off[POOL + 1];
     char   keys[POOL][256];
     size_t klen[POOL];
 } pool;
+
+enum { BARE, ENVELOPE, AVRO };
 
 static void build_pool(pool *p, int envelope)
 {
@@ -150,6 +252,19 @@ static void build_pool(pool *p, int envelope)
     for (unsigned r = 0; r < POOL; r++) {
         int id = (int)(r % 100000) + 1;
         p->off[r] = b.len;
+        if (envelope == AVRO) {
+            uint8_t k[5 + 10] = { 0, 0, 0, 0, 1 };      /* magic, schema id 1, zig-zag id */
+            uint64_t z = (uint64_t)id << 1;
+            size_t n = 5;
+            avro_payload(&b, r);
+            do {
+                k[n++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+                z >>= 7;
+            } while (z);
+            memcpy(p->keys[r], k, n);
+            p->klen[r] = n;
+            continue;
+        }
         if (envelope) {
             cf_buf_printf(&b, NULL, "{\"schema\":%.*s,\"payload\":", (int)sch.len, (const char *)sch.data);
             payload(&b, r);
@@ -183,10 +298,53 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *s = NULL;
+    long len;
+
+    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (s = malloc((size_t)len)) && fread(s, 1, (size_t)len, f) == (size_t)len)
+        *n = (size_t)len;
+    else {
+        free(s);
+        s = NULL;
+        fprintf(stderr, "bench_decode: cannot read %s (run from the repository root)\n", path);
+    }
+    if (f)
+        fclose(f);
+    return s;
+}
+
+/* An offline registry holding the customers key and value schemas. */
+static cf_registry *avro_registry(void)
+{
+    cf_registry *r = cf_registry_new(&(cf_registry_config){ 0 }, NULL);
+    for (int id = 1; r && id <= 2; id++) {
+        char path[64], *s;
+        size_t n = 0;
+        snprintf(path, sizeof path, "tests/data/avro/%d.avsc", id);
+        if (!(s = slurp(path, &n)) || cf_registry_put(r, id, s, n, NULL)) {
+            free(s);
+            cf_registry_free(r);
+            return NULL;
+        }
+        free(s);
+    }
+    return r;
+}
+
+/* events per CPU second of each run, for the ratios */
+static double rate[3][2];
+
 static int run(const char *label, int envelope, int transform, long n)
 {
     static pool p;
-    cf_decoder *d = cf_decoder_new(NULL, NULL);
+    cf_registry *reg = envelope == AVRO ? avro_registry() : NULL;
+    cf_decoder_config dc = { .value_format = reg ? CF_DEC_AVRO : CF_DEC_JSON,
+                             .key_format = reg ? CF_DEC_AVRO : CF_DEC_JSON, .registry = reg };
+    cf_decoder *d = envelope == AVRO && !reg ? NULL : cf_decoder_new(&dc, NULL);
     cf_transform_config tc = { .pipeline_id = "postgres_to_delta" };
     cf_transform *t = cf_transform_new(&tc, NULL);
     cf_batch *out = NULL;
@@ -196,6 +354,8 @@ static int run(const char *label, int envelope, int transform, long n)
     size_t bytes = 0;
     long rows = 0;
 
+    if (!d)
+        return 1;
     memset(&p, 0, sizeof p);
     build_pool(&p, envelope);
     t0 = now_s();
@@ -241,9 +401,11 @@ static int run(const char *label, int envelope, int transform, long n)
     printf("%-26s events=%ld rows=%ld avg_event_bytes=%zu  %.0f events/s/core  %.0f MB/s  %.0f ns/event  (wall %.2fs, cpu %.2fs)\n",
            label, n, rows, bytes / (size_t)n, (double)n / cpu, (double)bytes / cpu / 1e6,
            cpu * 1e9 / (double)n, wall, cpu);
+    rate[envelope][transform] = (double)n / cpu;
     cf_batch_free(out);
     cf_transform_free(t);
     cf_decoder_free(d);
+    cf_registry_free(reg);
     free(p.data);
     return 0;
 }
@@ -251,12 +413,21 @@ static int run(const char *label, int envelope, int transform, long n)
 int main(int argc, char **argv)
 {
     long nb = argc > 1 ? atol(argv[1]) : 2000000, ne = argc > 2 ? atol(argv[2]) : 1000000;
+    long na = argc > 3 ? atol(argv[3]) : 2000000;
     struct rusage ru;
 
-    if (nb > 0 && (run("decode only, bare", 0, 0, nb) || run("decode+transform bare", 0, 1, nb)))
+    if (nb > 0 && (run("decode only, bare", BARE, 0, nb) || run("decode+transform bare", BARE, 1, nb)))
         return 1;
-    if (ne > 0 && (run("decode only, envelope", 1, 0, ne) || run("decode+transform envelope", 1, 1, ne)))
+    if (ne > 0 && (run("decode only, envelope", ENVELOPE, 0, ne) ||
+                   run("decode+transform envelope", ENVELOPE, 1, ne)))
         return 1;
+    if (na > 0 && (run("decode only, avro", AVRO, 0, na) || run("decode+transform avro", AVRO, 1, na)))
+        return 1;
+    for (int t = 0; t < 2; t++)
+        if (rate[AVRO][t] > 0 && rate[ENVELOPE][t] > 0 && rate[BARE][t] > 0)
+            printf("avro / json %s: %.2fx the envelope rate, %.2fx the bare rate\n",
+                   t ? "decode+transform" : "decode only", rate[AVRO][t] / rate[ENVELOPE][t],
+                   rate[AVRO][t] / rate[BARE][t]);
     getrusage(RUSAGE_SELF, &ru);
     printf("peak RSS %ld KiB (ru_maxrss)\n", ru.ru_maxrss);
     return 0;

@@ -320,7 +320,8 @@ int cf_conv_iso_ts(const char *s, size_t n, int64_t *us, bool *had_zone)
     int hh = 0, mi = 0, ss = 0;
 
     *had_zone = false;
-    if (parse_date(&p, end, &days))
+    /* Past ~290,000 years the microseconds overflow int64. */
+    if (parse_date(&p, end, &days) || days > 106000000 || days < -106000000)
         return -1;
     if (p < end && (*p == 'T' || *p == 't' || *p == ' ')) {
         p++;
@@ -373,4 +374,26 @@ int cf_conv_iso_ts(const char *s, size_t n, int64_t *us, bool *had_zone)
         return -1;
     *us = ((days * 86400 + hh * 3600 + mi * 60 + ss) - off) * 1000000 + frac;
     return 0;
+}
+
+void cf_conv_base64_encode(const uint8_t *p, size_t n, char *out)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i, o = 0;
+
+    for (i = 0; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out[o++] = al[v >> 18];
+        out[o++] = al[(v >> 12) & 63];
+        out[o++] = al[(v >> 6) & 63];
+        out[o++] = al[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        out[o++] = al[v >> 18];
+        out[o++] = al[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? al[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
 }

@@ -11,6 +11,9 @@
 /* Decode base64 (standard or URL-safe alphabet, padding optional) into dst,
  * which must hold n*3/4+3 bytes.  Returns the decoded length, -1 if bad. */
 long cf_conv_base64(const char *s, size_t n, uint8_t *dst);
+/* Encode n bytes as standard padded base64 into out, which must hold
+ * (n + 2) / 3 * 4 + 1 bytes; NUL-terminated. */
+void cf_conv_base64_encode(const uint8_t *p, size_t n, char *out);
 
 /* Big-endian two's complement integer of n bytes -> int64.  -1 when it
  * does not fit. */

@@ -5,7 +5,7 @@
  * straight into arena-allocated row images.  The envelope's schema part is
  * the same bytes for every event of a table version, so it is compared
  * against the last one seen on the topic and parsed only when it differs. */
-#include "decode/debezium.h"
+#include "decode/debezium_int.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -15,104 +15,12 @@
 
 #include "decode/convert.h"
 #include "decode/json.h"
-#include "util/arena.h"
 
-#define DEFAULT_MAX_MESSAGE  (16u << 20)
-#define DEFAULT_MAX_BATCH    (256u << 20)
-#define MAX_SCHEMA_CACHE     (1u << 20)   /* raw envelope schema bytes kept per topic */
-#define MAX_COLUMNS          4096
-#define MAX_TOPICS           10000
-#define MAX_VERSIONS         10000        /* distinct table versions kept */
-#define MAX_KEY_COLUMNS      32
-#define MAX_DECIMAL_BYTES    1024         /* ~2466 digits: beyond any sane NUMERIC */
-#define MAX_DIGITS           2600
-#define DEFAULT_PLACEHOLDER  "__debezium_unavailable_value"
-
-/* How a column's JSON value is encoded. */
-enum enc {
-    E_BOOL = 1,
-    E_INT32,        /* int8/int16/int32: range-checked */
-    E_INT64,
-    E_FLOAT,        /* float32/float64; "NaN", "Infinity" strings too */
-    E_STRING,
-    E_BYTES,        /* base64 */
-    E_DEC_B64,      /* connect Decimal: base64 two's complement, fixed scale */
-    E_DEC_ANY,      /* envelope-less decimal: base64, JSON number or decimal text */
-    E_VSDEC,        /* VariableScaleDecimal {scale, value} -> text */
-    E_DATE,         /* days (or "YYYY-MM-DD") */
-    E_TIME_MS,
-    E_TIME_US,
-    E_TIME_NS,
-    E_TS_MS,
-    E_TS_US,        /* micros, or an ISO-8601 string (ZonedTimestamp) */
-    E_TS_NS,
-    E_RAW,          /* struct/array/map: the JSON text itself */
-};
-
-typedef struct colenc {
-    uint8_t  enc;
-    bool     qok;        /* name is plain: the quoted-key fast path applies */
-    int16_t  scale;      /* decimals */
-    uint32_t namelen;
-    uint32_t qoff;       /* "name" (with quotes) at rowdesc.qbuf + qoff */
-} colenc;
-
-/* A table version: its row schema plus how each column is encoded. */
-typedef struct rowdesc {
-    cf_schema      *schema;
-    colenc         *enc;
-    char           *qbuf;        /* quoted column names */
-    char           *table;       /* "" when unknown */
-    struct rowdesc *next;        /* registry list */
-} rowdesc;
-
-typedef struct topic {
-    char    *name;
-    uint8_t *vraw;               /* last envelope value schema bytes */
-    size_t   vraw_len;
-    rowdesc *vrd;                /* ... and the row description they gave */
-    uint8_t *kraw;               /* last envelope key schema bytes */
-    size_t   kraw_len;
-    char   **pk;                 /* key column names from the last key */
-    int      npk;
-    bool     pk_set;
-    rowdesc *base;               /* last table version seen on this topic */
-    rowdesc *cur;                /* base with the key's primary key applied */
-    /* db, schema, table, snapshot of the last event: arena copies that
-     * the next events of the same batch (generation) share. */
-    const char *src_str[4];
-    size_t   src_len[4];
-    unsigned src_gen;
-} topic;
-
-struct cf_decoder {
-    cf_arena  *arena;            /* per batch */
-    cf_arena  *scratch;          /* per schema parse */
-    size_t     max_msg;
-    rowdesc   *registry;         /* every table version; freed with the decoder */
-    int        nversions;
-    rowdesc  **known;            /* envelope-less schemas by table name */
-    int        nknown;
-    rowdesc   *customers;
-    topic    **topics;
-    int        ntopics;
-    topic     *last_topic;
-    char      *ph;               /* unavailable placeholder */
-    size_t     ph_len;
-    char      *ph_b64;           /* ... as bytes columns carry it */
-    size_t     ph_b64_len;
-    unsigned   gen;              /* arena generation: +1 per reset */
-    uint64_t   schema_parses;    /* envelope value schemas parsed (cache misses) */
-};
-
-static const char empty[] = "";
+const char cf_dec_empty[] = "";
 
 /* ---- errors ----------------------------------------------------------- */
 
-static int type_fail(cf_json *j, const char *col, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int type_fail(cf_json *j, const char *col, const char *fmt, ...)
+int cf_dec_col_fail(cf_err *err, long pos, const char *what, const char *col, const char *fmt, ...)
 {
     char msg[300];
     va_list ap;
@@ -120,9 +28,10 @@ static int type_fail(cf_json *j, const char *col, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return cf_err_setpos(j->err, CF_E_TYPE, cf_json_pos(j), "%s: column '%s': %s at byte %ld",
-                         j->what, col, msg, cf_json_pos(j));
+    return cf_err_setpos(err, CF_E_TYPE, pos, "%s: column '%s': %s at byte %ld", what, col, msg, pos);
 }
+
+#define type_fail(j, col, ...) cf_dec_col_fail((j)->err, cf_json_pos(j), (j)->what, col, __VA_ARGS__)
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -139,7 +48,7 @@ static char *xstrndup(const char *p, size_t n)
 /* Arena allocation.  The per-batch arena running full is not the event's
  * fault: say CF_E_FULL, so that no good event is taken for a bad one; the
  * caller commits the batch, resets the decoder and decodes it again. */
-static void *balloc(cf_arena *a, size_t n, cf_err *err)
+void *cf_dec_alloc(cf_arena *a, size_t n, cf_err *err)
 {
     void *p = cf_arena_alloc(a, n, err);
     if (!p && err && err->code == CF_E_TOOBIG) {
@@ -154,7 +63,7 @@ static void *balloc(cf_arena *a, size_t n, cf_err *err)
 /* Arena copy of a scanned string, unescaped and NUL-terminated. */
 static const char *str_dup(cf_arena *a, const cf_json_str *s, size_t *len, cf_err *err)
 {
-    char *d = balloc(a, s->n + 1, err);
+    char *d = cf_dec_alloc(a, s->n + 1, err);
     size_t n;
 
     if (!d)
@@ -164,28 +73,6 @@ static const char *str_dup(cf_arena *a, const cf_json_str *s, size_t *len, cf_er
     if (len)
         *len = n;
     return d;
-}
-
-static void b64_encode(const uint8_t *p, size_t n, char *out)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i, o = 0;
-
-    for (i = 0; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out[o++] = al[v >> 18];
-        out[o++] = al[(v >> 12) & 63];
-        out[o++] = al[(v >> 6) & 63];
-        out[o++] = al[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        out[o++] = al[v >> 18];
-        out[o++] = al[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? al[(v >> 6) & 63] : '=';
-        out[o++] = '=';
-    }
-    out[o] = '\0';
 }
 
 /* ---- row descriptions ------------------------------------------------- */
@@ -216,8 +103,7 @@ static bool rowdesc_same(const rowdesc *r, const cf_schema *s, const colenc *enc
 
 /* Find the registered table version equal to (s, enc, table), or register
  * one.  Takes ownership of s and enc either way.  NULL on out of memory. */
-static rowdesc *rowdesc_intern(cf_decoder *d, cf_schema *s, colenc *enc, const char *table,
-                               cf_err *err)
+rowdesc *cf_dec_intern(cf_decoder *d, cf_schema *s, colenc *enc, const char *table, cf_err *err)
 {
     rowdesc *r;
 
@@ -304,7 +190,7 @@ static rowdesc *rowdesc_from_schema(cf_decoder *d, const cf_schema *src, const c
         enc[i].enc = enc_for_type(s->fields[i].type);
         enc[i].scale = (int16_t)s->fields[i].type.scale;
     }
-    return rowdesc_intern(d, s, enc, table, err);
+    return cf_dec_intern(d, s, enc, table, err);
 }
 
 static rowdesc *build_customers(cf_decoder *d, cf_err *err)
@@ -413,10 +299,10 @@ static rowdesc *with_pk(cf_decoder *d, topic *t, rowdesc *base, cf_err *err)
     s->npk = n;
     for (int i = 0; i < n; i++)
         s->fields[idx[i]].nullable = false;
-    return rowdesc_intern(d, s, enc, base->table, err);
+    return cf_dec_intern(d, s, enc, base->table, err);
 }
 
-static int topic_set_base(cf_decoder *d, topic *t, rowdesc *base, cf_err *err)
+int cf_dec_topic_set_base(cf_decoder *d, topic *t, rowdesc *base, cf_err *err)
 {
     rowdesc *cur;
 
@@ -444,12 +330,12 @@ static void topic_free(topic *t)
     free(t);
 }
 
-static topic *topic_get(cf_decoder *d, const char *name, cf_err *err)
+topic *cf_dec_topic(cf_decoder *d, const char *name, cf_err *err)
 {
     topic *t, **nt;
 
     if (!name)
-        name = empty;
+        name = cf_dec_empty;
     if (d->last_topic && strcmp(d->last_topic->name, name) == 0)
         return d->last_topic;
     for (int i = 0; i < d->ntopics; i++)
@@ -484,7 +370,7 @@ static const char *topic_table(const char *name, size_t *n)
 
 /* Record key column names; recompute the topic's current version if they
  * changed. */
-static int topic_set_pk(cf_decoder *d, topic *t, const char *const *names, const size_t *lens,
+int cf_dec_topic_set_pk(cf_decoder *d, topic *t, const char *const *names, const size_t *lens,
                         int n, cf_err *err)
 {
     char **pk;
@@ -498,6 +384,8 @@ static int topic_set_pk(cf_decoder *d, topic *t, const char *const *names, const
         if (i == n)
             return 0;
     }
+    if (n < 0 || n > MAX_KEY_COLUMNS)
+        return cf_err_set(err, CF_E_TOOBIG, "key: %d columns", n);
     if (!(pk = calloc((size_t)(n ? n : 1), sizeof *pk)))
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     for (int i = 0; i < n; i++)
@@ -613,18 +501,34 @@ static int parse_conn_field(cf_json *j, conn_field *f)
     return r;
 }
 
-/* Map a Connect field to a cf type and an encoding. */
-static int map_conn_field(cf_json *j, const conn_field *f, cf_type *t, colenc *e)
+static bool is(const char *s, size_t n, const char *lit)
 {
-    const cf_json_str *ty = &f->type, *nm = &f->name;
-    bool named = nm->s != NULL;
+    return s && strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+#define TY_IS(lit) is(type, tn, lit)
+#define NM_IS(lit) is(name, nn, lit)
+
+/* One mapping of Connect's types to cf types for both wire formats: the
+ * Avro converter writes the same type names and semantic names (as
+ * "connect.name") that the JSON converter writes. */
+int cf_dec_map_connect(const char *type, size_t tn, const char *name, size_t nn,
+                       bool has_scale, long scale, bool has_prec, long prec,
+                       cf_type *t, colenc *e, char *why, size_t whysz)
+{
+    bool named = name != NULL;
 
     memset(t, 0, sizeof *t);
     memset(e, 0, sizeof *e);
-    if (named && CF_JSON_IS(nm, "org.apache.kafka.connect.data.Decimal")) {
-        long scale = f->has_scale ? f->scale : 0, prec = f->has_prec ? f->prec : 0;
-        if (scale < -1000 || scale > 1000)
-            return cf_json_fail(j, "decimal scale %ld out of range", scale);
+    if (named && NM_IS("org.apache.kafka.connect.data.Decimal")) {
+        if (!has_scale)
+            scale = 0;
+        if (!has_prec)
+            prec = 0;
+        if (scale < -1000 || scale > 1000) {
+            snprintf(why, whysz, "decimal scale %ld out of range", scale);
+            return -1;
+        }
         e->enc = E_DEC_B64;
         e->scale = (int16_t)scale;
         if (prec >= 1 && prec <= 38 && scale >= 0 && scale <= prec)
@@ -633,94 +537,105 @@ static int map_conn_field(cf_json *j, const conn_field *f, cf_type *t, colenc *e
             t->id = CF_T_STRING;      /* unbounded NUMERIC: exact decimal text */
         return 0;
     }
-    if (named && CF_JSON_IS(nm, "io.debezium.data.VariableScaleDecimal")) {
+    if (named && NM_IS("io.debezium.data.VariableScaleDecimal")) {
         e->enc = E_VSDEC;
         t->id = CF_T_STRING;
         return 0;
     }
-    if (named && (CF_JSON_IS(nm, "io.debezium.time.Date") ||
-                  CF_JSON_IS(nm, "org.apache.kafka.connect.data.Date"))) {
+    if (named && (NM_IS("io.debezium.time.Date") ||
+                  NM_IS("org.apache.kafka.connect.data.Date"))) {
         e->enc = E_DATE;
         t->id = CF_T_DATE;
         return 0;
     }
-    if (named && (CF_JSON_IS(nm, "io.debezium.time.Time") ||
-                  CF_JSON_IS(nm, "org.apache.kafka.connect.data.Time"))) {
+    if (named && (NM_IS("io.debezium.time.Time") ||
+                  NM_IS("org.apache.kafka.connect.data.Time"))) {
         e->enc = E_TIME_MS;
         t->id = CF_T_TIME;
         return 0;
     }
-    if (named && CF_JSON_IS(nm, "io.debezium.time.MicroTime")) {
+    if (named && NM_IS("io.debezium.time.MicroTime")) {
         e->enc = E_TIME_US;
         t->id = CF_T_TIME;
         return 0;
     }
-    if (named && CF_JSON_IS(nm, "io.debezium.time.NanoTime")) {
+    if (named && NM_IS("io.debezium.time.NanoTime")) {
         e->enc = E_TIME_NS;
         t->id = CF_T_TIME;
         return 0;
     }
-    if (named && (CF_JSON_IS(nm, "io.debezium.time.Timestamp") ||
-                  CF_JSON_IS(nm, "org.apache.kafka.connect.data.Timestamp"))) {
+    if (named && (NM_IS("io.debezium.time.Timestamp") ||
+                  NM_IS("org.apache.kafka.connect.data.Timestamp"))) {
         e->enc = E_TS_MS;
         t->id = CF_T_TIMESTAMP_NTZ;
         return 0;
     }
-    if (named && CF_JSON_IS(nm, "io.debezium.time.MicroTimestamp")) {
+    if (named && NM_IS("io.debezium.time.MicroTimestamp")) {
         e->enc = E_TS_US;
         t->id = CF_T_TIMESTAMP_NTZ;
         return 0;
     }
-    if (named && CF_JSON_IS(nm, "io.debezium.time.NanoTimestamp")) {
+    if (named && NM_IS("io.debezium.time.NanoTimestamp")) {
         e->enc = E_TS_NS;
         t->id = CF_T_TIMESTAMP_NTZ;
         return 0;
     }
-    if (named && CF_JSON_IS(nm, "io.debezium.time.ZonedTimestamp")) {
+    if (named && NM_IS("io.debezium.time.ZonedTimestamp")) {
         e->enc = E_TS_US;
         t->id = CF_T_TIMESTAMP;
         return 0;
     }
-    if (named && CF_JSON_IS(nm, "io.debezium.data.Uuid")) {
+    if (named && NM_IS("io.debezium.data.Uuid")) {
         e->enc = E_STRING;
         t->id = CF_T_UUID;
         return 0;
     }
     /* Json, Xml, Enum, EnumSet, ZonedTime, Interval, Ltree, ...: by base type. */
-    if (CF_JSON_IS(ty, "int8") || CF_JSON_IS(ty, "int16") || CF_JSON_IS(ty, "int32")) {
+    if (TY_IS("int8") || TY_IS("int16") || TY_IS("int32")) {
         e->enc = E_INT32;
         t->id = CF_T_INT32;
-    } else if (CF_JSON_IS(ty, "int64")) {
+    } else if (TY_IS("int64")) {
         e->enc = E_INT64;
         t->id = CF_T_INT64;
-    } else if (CF_JSON_IS(ty, "float") || CF_JSON_IS(ty, "float32")) {
+    } else if (TY_IS("float") || TY_IS("float32")) {
         /* Kafka Connect's JsonConverter names FLOAT32/FLOAT64 "float" and
          * "double"; the schema type names are accepted too. */
         e->enc = E_FLOAT;
         t->id = CF_T_FLOAT;
-    } else if (CF_JSON_IS(ty, "double") || CF_JSON_IS(ty, "float64")) {
+    } else if (TY_IS("double") || TY_IS("float64")) {
         e->enc = E_FLOAT;
         t->id = CF_T_DOUBLE;
-    } else if (CF_JSON_IS(ty, "boolean")) {
+    } else if (TY_IS("boolean")) {
         e->enc = E_BOOL;
         t->id = CF_T_BOOL;
-    } else if (CF_JSON_IS(ty, "string")) {
+    } else if (TY_IS("string")) {
         e->enc = E_STRING;
         t->id = CF_T_STRING;
-    } else if (CF_JSON_IS(ty, "bytes")) {
+    } else if (TY_IS("bytes")) {
         e->enc = E_BYTES;
         t->id = CF_T_BINARY;
-    } else if (CF_JSON_IS(ty, "struct") || CF_JSON_IS(ty, "array") || CF_JSON_IS(ty, "map")) {
+    } else if (TY_IS("struct") || TY_IS("array") || TY_IS("map")) {
         e->enc = E_RAW;             /* geometry, arrays, ...: kept as JSON text */
         t->id = CF_T_STRING;
     } else {
-        return cf_json_fail(j, "unknown Connect type '%.*s'", (int)(ty->n < 40 ? ty->n : 40), ty->s);
+        snprintf(why, whysz, "unknown Connect type '%.*s'", (int)(tn < 40 ? tn : 40), type ? type : "");
+        return -1;
     }
     return 0;
 }
 
+static int map_conn_field(cf_json *j, const conn_field *f, cf_type *t, colenc *e)
+{
+    char why[128];
+
+    if (cf_dec_map_connect(f->type.s, f->type.n, f->name.s, f->name.n, f->has_scale, f->scale,
+                           f->has_prec, f->prec, t, e, why, sizeof why))
+        return cf_json_fail(j, "%s", why);
+    return 0;
+}
+
 /* Table name from a Value struct name: "srv.public.customers.Value" -> "customers". */
-static void table_from_struct_name(const char *name, char *out, size_t cap)
+void cf_dec_table_from_struct(const char *name, char *out, size_t cap)
 {
     size_t n = strlen(name);
     const char *end, *beg;
@@ -801,8 +716,8 @@ static rowdesc *parse_row_struct(cf_decoder *d, cf_json *j, const char *struct_n
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto fail;
     }
-    table_from_struct_name(struct_name, table, sizeof table);
-    return rowdesc_intern(d, s, enc, table, err);
+    cf_dec_table_from_struct(struct_name, table, sizeof table);
+    return cf_dec_intern(d, s, enc, table, err);
 fail:
     cf_schema_free(s);
     free(enc);
@@ -851,7 +766,7 @@ static int parse_envelope_schema(cf_decoder *d, cf_json *j, rowdesc **out, cf_er
     after = j->p;
     j->p = row_fields;
     j->depth += 3;      /* the row struct sits 3 containers down; keep the cap honest */
-    *out = parse_row_struct(d, j, sname ? sname : empty, err);
+    *out = parse_row_struct(d, j, sname ? sname : cf_dec_empty, err);
     j->depth -= 3;
     j->p = after;
     return *out ? 0 : -1;
@@ -913,7 +828,7 @@ static int envelope_schema(cf_decoder *d, topic *t, cf_json *j, rowdesc **out, c
 /* Column names of a key: {"schema":{..."fields":[{"field":...}]},...} or
  * a bare {"col":value,...}.  Keys that are not JSON objects carry no
  * column names and are ignored; malformed JSON is an error. */
-static int decode_key(cf_decoder *d, topic *t, const void *key, size_t n, cf_err *err)
+int cf_dec_json_key(cf_decoder *d, topic *t, const void *key, size_t n, cf_err *err)
 {
     cf_json j;
     cf_json_str k;
@@ -999,22 +914,26 @@ static int decode_key(cf_decoder *d, topic *t, const void *key, size_t n, cf_err
         return cf_json_fail(&j, "trailing bytes after the key");
     if (!have_names || nn == 0)
         return 0;
-    return topic_set_pk(d, t, names, lens, nn, err);
+    return cf_dec_topic_set_pk(d, t, names, lens, nn, err);
 }
 
 /* ---- values ----------------------------------------------------------- */
 
-static int set_decimal(cf_decoder *d, cf_json *j, const cf_field *fld, bool neg,
-                       const char *digits, int nd, int scale, cf_value *v)
+/* The decimal helpers serve both wire formats: errors name the input
+ * (`what`) and the byte position `pos` the caller gives. */
+#define DEC_FAIL(...) cf_dec_col_fail(err, pos, what, fld->name, __VA_ARGS__)
+#define AT(j) (j)->err, cf_json_pos(j), (j)->what
+
+static int set_decimal(cf_decoder *d, const cf_field *fld, bool neg, const char *digits, int nd,
+                       int scale, cf_value *v, cf_err *err, long pos, const char *what)
 {
     cf_type t = fld->type;
 
     if (t.id == CF_T_DECIMAL && t.precision >= 1 && t.precision <= 18) {
         if (nd > t.precision && !(nd == 1 && digits[0] == '0'))
-            return type_fail(j, fld->name, "value has more digits than decimal(%d,%d)",
-                             t.precision, t.scale);
+            return DEC_FAIL("value has more digits than decimal(%d,%d)", t.precision, t.scale);
         v->kind = CF_V_INT;
-        return cf_conv_digits_i64(digits, nd, neg, &v->i) ? type_fail(j, fld->name, "decimal overflow") : 0;
+        return cf_conv_digits_i64(digits, nd, neg, &v->i) ? DEC_FAIL("decimal overflow") : 0;
     }
     if (t.id == CF_T_DOUBLE || t.id == CF_T_FLOAT) {
         char txt[MAX_DIGITS + 8];
@@ -1025,9 +944,9 @@ static int set_decimal(cf_decoder *d, cf_json *j, const cf_field *fld, bool neg,
         return 0;
     }
     if (t.id == CF_T_DECIMAL && t.precision > 0 && nd > t.precision && !(nd == 1 && digits[0] == '0'))
-        return type_fail(j, fld->name, "value has more digits than decimal(%d,%d)", t.precision, t.scale);
+        return DEC_FAIL("value has more digits than decimal(%d,%d)", t.precision, t.scale);
     {
-        char *txt = balloc(d->arena, (size_t)nd + (size_t)(scale > 0 ? scale : -scale) + 4, j->err);
+        char *txt = cf_dec_alloc(d->arena, (size_t)nd + (size_t)(scale > 0 ? scale : -scale) + 4, err);
         if (!txt)
             return -1;
         v->kind = CF_V_STRING;
@@ -1039,8 +958,8 @@ static int set_decimal(cf_decoder *d, cf_json *j, const cf_field *fld, bool neg,
 }
 
 /* Two's complement big-endian bytes with scale -> value. */
-static int decimal_bytes(cf_decoder *d, cf_json *j, const cf_field *fld, const uint8_t *b,
-                         size_t n, int scale, cf_value *v)
+int cf_dec_decimal(cf_decoder *d, const cf_field *fld, const uint8_t *b, size_t n, int scale,
+                   cf_value *v, cf_err *err, long pos, const char *what)
 {
     cf_type t = fld->type;
     char *txt, digits[MAX_DIGITS];
@@ -1048,8 +967,8 @@ static int decimal_bytes(cf_decoder *d, cf_json *j, const cf_field *fld, const u
     int nd;
 
     if (n > MAX_DECIMAL_BYTES)
-        return cf_err_setpos(j->err, CF_E_TOOBIG, cf_json_pos(j),
-                             "%s: column '%s': decimal of %zu bytes over the cap", j->what, fld->name, n);
+        return cf_err_setpos(err, CF_E_TOOBIG, pos, "%s: column '%s': decimal of %zu bytes over the cap",
+                             what, fld->name, n);
     if (t.id == CF_T_DECIMAL && t.precision >= 1 && t.precision <= 18 && scale == t.scale) {
         static const int64_t p10[19] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
             100000000, 1000000000, 10000000000, 100000000000, 1000000000000, 10000000000000,
@@ -1057,13 +976,13 @@ static int decimal_bytes(cf_decoder *d, cf_json *j, const cf_field *fld, const u
             1000000000000000000 };
         int64_t x;
         if (cf_conv_be_i64(b, n, &x) || x <= -p10[t.precision] || x >= p10[t.precision])
-            return type_fail(j, fld->name, "value has more digits than decimal(%d,%d)", t.precision, t.scale);
+            return DEC_FAIL("value has more digits than decimal(%d,%d)", t.precision, t.scale);
         v->kind = CF_V_INT;
         v->i = x;
         return 0;
     }
     /* Go through text: wide decimals, a scale change, or a double column. */
-    txt = balloc(d->arena, cf_conv_dec_text_max(n, scale < 0 ? -scale : scale), j->err);
+    txt = cf_dec_alloc(d->arena, cf_conv_dec_text_max(n, scale < 0 ? -scale : scale), err);
     if (!txt)
         return -1;
     tn = cf_conv_be_dec_text(b, n, scale, txt);
@@ -1077,8 +996,8 @@ static int decimal_bytes(cf_decoder *d, cf_json *j, const cf_field *fld, const u
     bool neg;
     nd = cf_conv_dec_parse(txt, tn, t.scale, &neg, digits, sizeof digits);
     if (nd < 0)
-        return type_fail(j, fld->name, "decimal does not fit");
-    return set_decimal(d, j, fld, neg, digits, nd, t.scale, v);
+        return DEC_FAIL("decimal does not fit");
+    return set_decimal(d, fld, neg, digits, nd, t.scale, v, err, pos, what);
 }
 
 /* io.debezium.data.VariableScaleDecimal: {"scale": 2, "value": "base64"}. */
@@ -1110,11 +1029,11 @@ static int decode_vsdec(cf_decoder *d, cf_json *j, const cf_field *fld, cf_value
         return -1;
     if (!have_val || val.esc)
         return type_fail(j, fld->name, "VariableScaleDecimal without a base64 value");
-    if (!(b = balloc(d->arena, val.n * 3 / 4 + 3, j->err)))
+    if (!(b = cf_dec_alloc(d->arena, val.n * 3 / 4 + 3, j->err)))
         return -1;
     if ((bn = cf_conv_base64(val.s, val.n, b)) < 0)
         return type_fail(j, fld->name, "bad base64");
-    return decimal_bytes(d, j, fld, b, (size_t)bn, (int)scale, v);
+    return cf_dec_decimal(d, fld, b, (size_t)bn, (int)scale, v, AT(j));
 }
 
 static bool looks_decimal_text(const cf_json_str *s)
@@ -1192,12 +1111,12 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
             long bn;
             if (s.esc)
                 return type_fail(j, fld->name, "escapes in base64");
-            if (!(b = balloc(d->arena, s.n * 3 / 4 + 4, j->err)))
+            if (!(b = cf_dec_alloc(d->arena, s.n * 3 / 4 + 4, j->err)))
                 return -1;
             if ((bn = cf_conv_base64(s.s, s.n, b)) < 0)
                 return type_fail(j, fld->name, "bad base64");
             if (e->enc == E_DEC_B64)
-                return decimal_bytes(d, j, fld, b, (size_t)bn, e->scale, v);
+                return cf_dec_decimal(d, fld, b, (size_t)bn, e->scale, v, AT(j));
             v->kind = CF_V_BYTES;
             v->s = (const char *)b;
             v->n = (size_t)bn;
@@ -1212,16 +1131,16 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
             if (!looks_decimal_text(&s)) {
                 uint8_t *b;
                 long bn;
-                if (!(b = balloc(d->arena, s.n * 3 / 4 + 4, j->err)))
+                if (!(b = cf_dec_alloc(d->arena, s.n * 3 / 4 + 4, j->err)))
                     return -1;
                 if ((bn = cf_conv_base64(s.s, s.n, b)) < 0)
                     return type_fail(j, fld->name, "bad base64");
-                return decimal_bytes(d, j, fld, b, (size_t)bn, fld->type.scale, v);
+                return cf_dec_decimal(d, fld, b, (size_t)bn, fld->type.scale, v, AT(j));
             }
             nd = cf_conv_dec_parse(s.s, s.n, fld->type.scale, &neg, digits, sizeof digits);
             if (nd < 0)
                 return type_fail(j, fld->name, "not a decimal number");
-            return set_decimal(d, j, fld, neg, digits, nd, fld->type.scale, v);
+            return set_decimal(d, fld, neg, digits, nd, fld->type.scale, v, AT(j));
         }
         case E_FLOAT:
             if (CF_JSON_IS(&s, "NaN"))
@@ -1307,7 +1226,7 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
         nd = cf_conv_dec_parse(n.s, n.n, fld->type.scale, &neg, digits, sizeof digits);
         if (nd < 0)
             return type_fail(j, fld->name, "decimal does not fit");
-        return set_decimal(d, j, fld, neg, digits, nd, fld->type.scale, v);
+        return set_decimal(d, fld, neg, digits, nd, fld->type.scale, v, AT(j));
     }
     case E_VSDEC:
         if (c == '{')
@@ -1329,7 +1248,7 @@ static int decode_value(cf_decoder *d, cf_json *j, const colenc *e, const cf_fie
         char *txt;
         if (cf_json_skip(j))
             return -1;
-        if (!(txt = balloc(d->arena, (size_t)(j->p - start) + 1, j->err)))
+        if (!(txt = cf_dec_alloc(d->arena, (size_t)(j->p - start) + 1, j->err)))
             return -1;
         memcpy(txt, start, (size_t)(j->p - start));
         txt[j->p - start] = '\0';
@@ -1360,7 +1279,7 @@ static int decode_row(cf_decoder *d, cf_json *j, const rowdesc *r, cf_row *row)
 
     if (cf_json_peek(j) != '{')
         return cf_json_fail(j, "row image must be an object or null");
-    if (!(vals = balloc(d->arena, sizeof *vals * (size_t)(nf ? nf : 1), j->err)))
+    if (!(vals = cf_dec_alloc(d->arena, sizeof *vals * (size_t)(nf ? nf : 1), j->err)))
         return -1;
     memset(vals, 0, sizeof *vals * (size_t)nf);
     if (cf_json_obj_begin(j))
@@ -1427,20 +1346,36 @@ static const struct { const char *q; size_t qn; uint8_t what; } src_keys[] = {
 };
 #define NSRC_KEYS ((int)(sizeof src_keys / sizeof *src_keys))
 
-/* A source string: the topic's copy from the previous event when equal. */
-static const char *source_str(cf_decoder *d, topic *t, int k, const cf_json_str *s, cf_err *err)
+const char *cf_dec_source_str(cf_decoder *d, topic *t, int k, const char *p, size_t n, cf_err *err)
 {
-    const char *c;
+    char *c;
 
     if (t->src_gen != d->gen) {
         memset(t->src_str, 0, sizeof t->src_str);
         t->src_gen = d->gen;
     }
-    if (t->src_str[k] && !s->esc && t->src_len[k] == s->n && memcmp(t->src_str[k], s->s, s->n) == 0)
+    if (t->src_str[k] && t->src_len[k] == n && memcmp(t->src_str[k], p, n) == 0)
         return t->src_str[k];
-    if ((c = str_dup(d->arena, s, &t->src_len[k], err)))
-        t->src_str[k] = c;
-    return c;
+    if (!(c = cf_dec_alloc(d->arena, n + 1, err)))
+        return NULL;
+    memcpy(c, p, n);
+    c[n] = '\0';
+    t->src_len[k] = n;
+    return t->src_str[k] = c;
+}
+
+/* A scanned source string: unescaped first when it has escapes. */
+static const char *source_str(cf_decoder *d, topic *t, int k, const cf_json_str *s, cf_err *err)
+{
+    char *u;
+    size_t n;
+
+    if (!s->esc)
+        return cf_dec_source_str(d, t, k, s->s, s->n, err);
+    if (!(u = cf_dec_alloc(d->arena, s->n + 1, err)))
+        return NULL;
+    n = cf_json_unescape(s, u);
+    return cf_dec_source_str(d, t, k, u, n, err);
 }
 
 static int parse_source(cf_decoder *d, topic *t, cf_json *j, cf_source_info *src)
@@ -1531,7 +1466,7 @@ static rowdesc *bare_guess(cf_decoder *d, topic *t, cf_err *err)
     tb = topic_table(t->name, &n);
     if (!(r = known_by_table(d, tb, n)))
         return NULL;
-    if (topic_set_base(d, t, r, err))
+    if (cf_dec_topic_set_base(d, t, r, err))
         return NULL;
     return t->cur;
 }
@@ -1553,7 +1488,7 @@ static int bare_resolve(cf_decoder *d, topic *t, const char *table, rowdesc **ou
         const char *tb = topic_table(t->name, &n);
         r = known_by_table(d, tb, n);
     }
-    if (r && topic_set_base(d, t, r, err))
+    if (r && cf_dec_topic_set_base(d, t, r, err))
         return -1;
     *out = r ? t->cur : NULL;
     return 0;
@@ -1768,7 +1703,16 @@ cf_decoder *cf_decoder_new(const cf_decoder_config *cfg, cf_err *err)
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         goto fail;
     }
-    b64_encode((const uint8_t *)ph, d->ph_len, d->ph_b64);
+    cf_conv_base64_encode((const uint8_t *)ph, d->ph_len, d->ph_b64);
+    d->vfmt = cfg->value_format;
+    d->kfmt = cfg->key_format;
+    d->reg = cfg->registry;
+    d->reg_wait_s = cfg->registry_wait_s ? cfg->registry_wait_s : 120;
+    d->stop = cfg->stop;
+    if ((d->vfmt == CF_DEC_AVRO || d->kfmt == CF_DEC_AVRO) && !d->reg) {
+        cf_err_set(err, CF_E_ARG, "the avro format needs a schema registry");
+        goto fail;
+    }
     d->ph_b64_len = strlen(d->ph_b64);
     if (!(d->customers = build_customers(d, err)))
         goto fail;
@@ -1802,6 +1746,7 @@ void cf_decoder_free(cf_decoder *d)
         n = r->next;
         rowdesc_free(r);
     }
+    cf_dec_avro_free(d);
     for (int i = 0; i < d->ntopics; i++)
         topic_free(d->topics[i]);
     free(d->topics);
@@ -1825,14 +1770,14 @@ uint64_t cf_decoder_schema_parses(const cf_decoder *d) { return d->schema_parses
 
 const cf_schema *cf_decoder_customers_schema(cf_decoder *d) { return d->customers->schema; }
 
-static void event_init(cf_event *ev, const cf_msg *m, topic *t)
+void cf_dec_event_init(cf_event *ev, const cf_msg *m, topic *t)
 {
     memset(ev, 0, sizeof *ev);
     ev->ts_ms = -1;
     ev->src.ts_ms = -1;
     ev->src.lsn = -1;
     ev->src.txid = -1;
-    ev->src.db = ev->src.schema = ev->src.table = ev->src.snapshot = empty;
+    ev->src.db = ev->src.schema = ev->src.table = ev->src.snapshot = cf_dec_empty;
     ev->topic = t->name;
     ev->partition = m->partition;
     ev->offset = m->offset;
@@ -1853,15 +1798,19 @@ int cf_decoder_decode(cf_decoder *d, const cf_msg *m, cf_event *ev, cf_err *err)
 
     if (!err)
         err = &local;   /* the guessed-schema retry saves and restores *err */
-    if (!(t = topic_get(d, m->topic, err)))
+    if (!(t = cf_dec_topic(d, m->topic, err)))
         return -1;
-    event_init(ev, m, t);
-    if (m->key && m->key_len && decode_key(d, t, m->key, m->key_len, err))
+    cf_dec_event_init(ev, m, t);
+    if (m->key && m->key_len &&
+        (d->kfmt == CF_DEC_AVRO ? cf_dec_avro_key(d, t, m->key, m->key_len, err)
+                                : cf_dec_json_key(d, t, m->key, m->key_len, err)))
         return -1;
     if (!m->value) {
         ev->schema = t->cur ? t->cur->schema : NULL;
         return 0;
     }
+    if (d->vfmt == CF_DEC_AVRO)
+        return cf_dec_avro_value(d, t, m, ev, err);
     if (m->value_len > d->max_msg)
         return cf_err_setpos(err, CF_E_TOOBIG, 0, "value: %zu bytes over the cap of %zu",
                              m->value_len, d->max_msg);
@@ -1914,7 +1863,7 @@ int cf_decoder_decode(cf_decoder *d, const cf_msg *m, cf_event *ev, cf_err *err)
             }
             continue;
 decode_now:
-            if (env_rd && topic_set_base(d, t, env_rd, err))
+            if (env_rd && cf_dec_topic_set_base(d, t, env_rd, err))
                 return -1;
             ps.envelope = env_rd != NULL;
             ps.rd = env_rd ? t->cur : bare_guess(d, t, err);
@@ -1937,7 +1886,7 @@ decode_now:
             cf_json pj = j;
             pj.p = payload_at;
             pj.depth = 1;
-            if (env_rd && topic_set_base(d, t, env_rd, err))
+            if (env_rd && cf_dec_topic_set_base(d, t, env_rd, err))
                 return -1;
             ps.envelope = env_rd != NULL;
             ps.rd = env_rd ? t->cur : bare_guess(d, t, err);

@@ -12,10 +12,17 @@
 #define CF_DEBEZIUM_H
 
 #include "decode/event.h"
+#include "decode/registry.h"
 #include "source/source.h"
 #include "util/err.h"
 
 typedef struct cf_decoder cf_decoder;
+
+/* Wire format of message values or keys. */
+typedef enum {
+    CF_DEC_JSON = 0,   /* Kafka Connect's JsonConverter, with or without the envelope */
+    CF_DEC_AVRO,       /* Avro binary in a schema registry's framing (decode/registry.h) */
+} cf_dec_format;
 
 typedef struct cf_decoder_config {
     /* Schemas for envelope-less events, by table name (known_tables[i]
@@ -31,6 +38,17 @@ typedef struct cf_decoder_config {
     /* Debezium's unavailable.value.placeholder; NULL = the default
      * "__debezium_unavailable_value". */
     const char      *unavailable_placeholder;
+    /* Wire formats (JSON by default).  Avro needs `registry` (borrowed: it
+     * must outlive the decoder), which resolves the writer schema of each
+     * message's schema id; keys may stay JSON while values are Avro and
+     * the other way round. */
+    cf_dec_format    value_format, key_format;
+    cf_registry     *registry;
+    /* How long one decode waits out a registry that does not answer (with
+     * backoff) before it gives up with a fatal error: 0 = 120 s.  `stop`,
+     * when set, ends the wait early (a signal). */
+    unsigned         registry_wait_s;
+    bool           (*stop)(void);
 } cf_decoder_config;
 
 /* Returns a decoder (free with cf_decoder_free) or NULL with *err set. */
@@ -39,9 +57,12 @@ void        cf_decoder_free(cf_decoder *d);           /* NULL-safe */
 /* Decode message `m` into *ev.  Returns 0 on success, -1 for a bad event
  * with *err saying why (code CF_E_PARSE, CF_E_TYPE, CF_E_TOOBIG,
  * CF_E_UNSUPPORTED; pos is the byte offset in the value, or in the key
- * when the message starts with "key:").  CF_E_FULL: the per-batch arena
+ * when the message starts with "key:"; for Avro the offset in the message,
+ * framing included; CF_E_NOTFOUND: an unknown schema id).  CF_E_FULL: the per-batch arena
  * is full; the event is fine: reset the decoder and decode it again.  A tombstone (m->value == NULL, or
  * a JSON null / {"schema":null,"payload":null} value) decodes to op 0.
+ * Avro: a registry that does not answer is waited out (registry_wait_s);
+ * past that the error is fatal (stop; the message is not bad).
  * On failure *ev is unspecified. */
 int         cf_decoder_decode(cf_decoder *d, const cf_msg *m, cf_event *ev, cf_err *err);
 /* Release everything the events of the last batch pointed to (schemas
@@ -51,7 +72,8 @@ void        cf_decoder_reset(cf_decoder *d);
 size_t      cf_decoder_arena_used(const cf_decoder *d);
 /* Envelope value schemas parsed so far: one per message whose schema bytes
  * differ from the last ones of its topic (the rest are recognised by their
- * bytes and skipped).  For metrics and tests. */
+ * bytes and skipped); for Avro, one per value schema id compiled.  For
+ * metrics and tests. */
 uint64_t    cf_decoder_schema_parses(const cf_decoder *d);
 
 /* The built-in customers row schema (SYSTEM.md's DDL as Debezium encodes

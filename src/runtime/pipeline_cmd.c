@@ -26,6 +26,115 @@ extern char **environ;
 #define ENV_PROP_PREFIX "CDCFLOW_KAFKA_"
 #define PROP_KEY_MAX 200         /* below the key buffers of the Kafka clients */
 
+/* ---- input formats: JSON, or Avro through a schema registry ----------
+ * Flags, their environment defaults (CDCFLOW_VALUE_FORMAT, CDCFLOW_KEY_FORMAT,
+ * CDCFLOW_REGISTRY_URL, CDCFLOW_REGISTRY_FRAMING, CDCFLOW_REGISTRY_AUTH,
+ * CDCFLOW_REGISTRY_CA) and run-file lines alike. */
+
+enum { O_VALUE_FORMAT = 512, O_KEY_FORMAT, O_REGISTRY, O_REG_FRAMING, O_REG_AUTH, O_REG_CA };
+
+#define INPUT_LOPTS \
+    { "value-format", required_argument, 0, O_VALUE_FORMAT }, \
+    { "key-format", required_argument, 0, O_KEY_FORMAT }, \
+    { "schema-registry", required_argument, 0, O_REGISTRY }, \
+    { "registry-framing", required_argument, 0, O_REG_FRAMING }, \
+    { "registry-auth", required_argument, 0, O_REG_AUTH }, \
+    { "registry-ca", required_argument, 0, O_REG_CA },
+
+typedef struct input_opts {
+    const char *vfmt, *kfmt;     /* "json" | "avro"; the key follows the value by default */
+    const char *url, *framing, *auth, *ca;
+} input_opts;
+
+static const char INPUT_USAGE[] =
+    "Input format:\n"
+    "  --value-format json|avro   message values: Kafka Connect's JsonConverter (with or\n"
+    "                             without schemas) or Avro in a schema registry's framing\n"
+    "                             [env CDCFLOW_VALUE_FORMAT, json]\n"
+    "  --key-format json|avro     message keys   [env CDCFLOW_KEY_FORMAT, the value format]\n"
+    "  --schema-registry URL      registry of the Avro writer schemas, e.g. http://HOST:8081 or\n"
+    "                             Apicurio's http://HOST:8080/apis/ccompat/v7 (confluent framing)\n"
+    "                             or http://HOST:8080/apis/registry/v2 (apicurio framing)\n"
+    "                             [env CDCFLOW_REGISTRY_URL]\n"
+    "  --registry-framing confluent|apicurio  magic byte 0 + a 4-byte schema id (Confluent, and\n"
+    "                             Apicurio's ccompat) or + an 8-byte global id (Apicurio)\n"
+    "                             [env CDCFLOW_REGISTRY_FRAMING, confluent]\n"
+    "  --registry-auth basic:USER:PASS|bearer:TOKEN  [env CDCFLOW_REGISTRY_AUTH; give secrets\n"
+    "                             that way: `ps` shows flags]\n"
+    "  --registry-ca FILE         CA bundle for an https registry   [env CDCFLOW_REGISTRY_CA]\n"
+    "                             Schemas are fetched once per id; a registry that does not\n"
+    "                             answer is waited out (120 s, then the pipeline stops without\n"
+    "                             committing); an unknown id goes to the dead-letter target.\n"
+    "\n";
+
+static const char *env_or(const char *name, const char *def);
+
+static void input_from_env(input_opts *in)
+{
+    in->vfmt = env_or("CDCFLOW_VALUE_FORMAT", "json");
+    in->kfmt = env_or("CDCFLOW_KEY_FORMAT", NULL);
+    in->url = env_or("CDCFLOW_REGISTRY_URL", NULL);
+    in->framing = env_or("CDCFLOW_REGISTRY_FRAMING", "confluent");
+    in->auth = env_or("CDCFLOW_REGISTRY_AUTH", NULL);
+    in->ca = env_or("CDCFLOW_REGISTRY_CA", NULL);
+}
+
+/* One of the flags above: 0 taken, 1 not an input flag. */
+static int input_opt(input_opts *in, int c, const char *arg)
+{
+    switch (c) {
+    case O_VALUE_FORMAT: in->vfmt = arg; return 0;
+    case O_KEY_FORMAT: in->kfmt = arg; return 0;
+    case O_REGISTRY: in->url = arg; return 0;
+    case O_REG_FRAMING: in->framing = arg; return 0;
+    case O_REG_AUTH: in->auth = arg; return 0;
+    case O_REG_CA: in->ca = arg; return 0;
+    default: return 1;
+    }
+}
+
+static int format_parse(const char *what, const char *s, cf_dec_format *out)
+{
+    if (!strcmp(s, "json"))
+        *out = CF_DEC_JSON;
+    else if (!strcmp(s, "avro"))
+        *out = CF_DEC_AVRO;
+    else {
+        fprintf(stderr, "cdcflow: %s '%s': expected json or avro\n", what, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Formats and the registry into the decoder's configuration; *reg (free
+ * with cf_registry_free after the decoder) is NULL for JSON.  -1 on bad
+ * usage, said on stderr. */
+static int input_open(const input_opts *in, cf_decoder_config *dc, cf_registry **reg)
+{
+    cf_registry_config rc = { .url = in->url, .auth = in->auth, .ca_path = in->ca };
+    cf_err err;
+
+    *reg = NULL;
+    if (format_parse("--value-format", in->vfmt, &dc->value_format) ||
+        format_parse("--key-format", in->kfmt ? in->kfmt : in->vfmt, &dc->key_format))
+        return -1;
+    if (dc->value_format == CF_DEC_JSON && dc->key_format == CF_DEC_JSON)
+        return 0;
+    if (!in->url) {
+        fprintf(stderr, "cdcflow: the avro format needs --schema-registry URL (or CDCFLOW_REGISTRY_URL)\n");
+        return -1;
+    }
+    if (cf_registry_parse_framing(in->framing, &rc.framing, &err) || !(*reg = cf_registry_new(&rc, &err))) {
+        fprintf(stderr, "cdcflow: %s\n", err.msg);
+        return -1;
+    }
+    dc->registry = *reg;
+    dc->stop = cf_signals_stop_requested;
+    return 0;
+}
+
+/* ---- end of input formats ---- */
+
 typedef struct list {
     const char *v[MAX_LIST];
     int n;
@@ -59,6 +168,7 @@ typedef struct opts {
     const char *log_level;
     const char *pipeline_id;
     size_t max_msg;
+    input_opts in;               /* --value-format, --schema-registry, ... */
     cf_store_config store;       /* AWS_* environment, then --s3-* flags */
     cf_catalog_config cat;       /* ICEBERG_CATALOG_* environment, then --catalog-* flags */
 } opts;
@@ -220,9 +330,10 @@ static void usage(FILE *f, bool iceberg)
             "                             e.g. CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL; give secrets\n"
             "                             (CDCFLOW_KAFKA_SASL_PASSWORD=...) that way: `ps` shows flags\n"
             "  --max-message-bytes N      bigger messages go to the dead-letter target   [16777216]\n"
-            "\n"
-            "Table:\n",
+            "\n",
             cmd, iceberg ? "an Apache Iceberg v2 table" : "a Delta Lake table (with Change Data Feed)", cmd);
+    fputs(INPUT_USAGE, f);
+    fputs("Table:\n", f);
     if (iceberg)
         fprintf(f,
                 "  --warehouse DIR            where tables live: a directory or s3://BUCKET/PREFIX\n"
@@ -380,6 +491,7 @@ static int parse(opts *o, int argc, char **argv)
         { "catalog-warehouse", required_argument, 0, O_CAT_WAREHOUSE },
         { "catalog-oauth2-uri", required_argument, 0, O_CAT_OAUTH2 },
         { "catalog-scope", required_argument, 0, O_CAT_SCOPE },
+        INPUT_LOPTS
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -516,7 +628,10 @@ static int parse(opts *o, int argc, char **argv)
             }
             break;
         case 'h': usage(stdout, o->iceberg); return 1;
-        default: return -1;
+        default:
+            if (input_opt(&o->in, c, optarg) == 0)
+                break;
+            return -1;
         }
     }
     if (optind < argc) {
@@ -532,6 +647,7 @@ typedef struct job {
     cf_source    *src;
     cf_sink      *sink;
     cf_decoder   *dec;
+    cf_registry  *reg;                /* Avro input: the decoder's schema registry */
     cf_transform *xf;
     cf_dlq       *dlq;
     cf_metrics   *met;
@@ -555,6 +671,7 @@ static void job_free(job *j)
     cf_sink_close(j->sink);
     cf_transform_free(j->xf);
     cf_decoder_free(j->dec);
+    cf_registry_free(j->reg);
     cf_metrics_free(j->met);
     list_free(&j->o.topics);
     list_free(&j->o.partition_by);
@@ -591,6 +708,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
     o->ns = env_or("ICEBERG_NAMESPACE", "analytics");
     cf_store_config_from_env(&o->store);
     cf_catalog_config_from_env(&o->cat);
+    input_from_env(&o->in);
     o->table = env_or("ICEBERG_TABLE", "customers_analytics");
     o->checkpoint = env_or("CHECKPOINT_LOCATION", iceberg ? "/tmp/spark-checkpoints/kafka-to-iceberg"
                                                           : "/tmp/spark-checkpoints/kafka-to-delta");
@@ -700,6 +818,9 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
         cf_decoder_config decc = { .max_message_bytes = o->max_msg };
         cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o->pipeline_id };
         bool routed = cf_route_is_template(j->location);
+
+        if (input_open(&o->in, &decc, &j->reg))
+            goto usage_fail;
 
         if (routed) {
             /* One table per topic, opened as its topics show up. */

@@ -306,6 +306,10 @@ static void test_dates_and_timestamps(void)
     CHECK(!zone && us == 1704103200123456LL);               /* nanos truncated */
     CHECK_EQ_INT(cf_conv_iso_ts("1969-12-31T23:59:59.999999Z", 27, &us, &zone), 0);
     CHECK_EQ_INT(us, -1);
+    /* Years whose microseconds overflow int64 are refused (found by fuzz_avro_datum). */
+    CHECK_EQ_INT(cf_conv_iso_ts("28316316-01-21T10:11:12Z", 24, &us, &zone), -1);
+    CHECK_EQ_INT(cf_conv_iso_ts("-9999999-01-21T10:11:12Z", 24, &us, &zone), -1);
+    CHECK_EQ_INT(cf_conv_iso_ts("200000-01-01T00:00:00Z", 22, &us, &zone), 0);
     CHECK_EQ_INT(cf_conv_iso_ts("2024-01-01T25:00:00Z", 20, &us, &zone), -1);
     CHECK_EQ_INT(cf_conv_iso_ts("2024-01-01T10:00:00Q", 20, &us, &zone), -1);
     CHECK_EQ_INT(cf_conv_iso_ts("2024-01-01T10:00:00.Z", 21, &us, &zone), -1);

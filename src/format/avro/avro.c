@@ -89,20 +89,22 @@ typedef enum {
     S_FIXED, S_ENUM, S_RECORD, S_ARRAY, S_MAP, S_UNION
 } skind;
 
-typedef struct snode {
+typedef struct cf_avro_node {
     skind k;
     int n;                     /* RECORD fields, UNION branches, ENUM symbols */
-    struct snode **sub;        /* RECORD field types, UNION branches, ARRAY/MAP item at [0] */
+    struct cf_avro_node **sub; /* RECORD field types, UNION branches, ARRAY/MAP item at [0] */
     char **names;              /* RECORD field names */
     int *ids;                  /* RECORD field-id attributes, -1 if absent */
     size_t size;               /* FIXED */
     char *name;                /* named types */
+    json_t *j;                 /* the node's JSON object (attributes), or NULL; owned by doc */
 } snode;
 
-typedef struct schema {
+typedef struct cf_avro_schema {
     snode **all;               /* every node, for freeing (graphs may share) */
     int nall;
     snode *root;
+    json_t *doc;               /* the schema JSON, kept for node attributes */
 } schema;
 
 static void schema_free(schema *s)
@@ -121,6 +123,7 @@ static void schema_free(schema *s)
         free(n);
     }
     free(s->all);
+    json_decref(s->doc);
     free(s);
 }
 
@@ -211,6 +214,7 @@ static snode *parse_complex(schema *s, json_t *j, int depth, cf_err *err)
         nf = json_array_size(fields);
         if (!(n = node_new(s, S_RECORD, err)) || set_name(n, j, err))
             return NULL;
+        n->j = j;
         if (nf && (!(n->sub = calloc(nf, sizeof *n->sub)) ||
                    !(n->names = calloc(nf, sizeof *n->names)) ||
                    !(n->ids = calloc(nf, sizeof *n->ids)))) {
@@ -240,6 +244,7 @@ static snode *parse_complex(schema *s, json_t *j, int depth, cf_err *err)
         json_t *item = json_object_get(j, !strcmp(t, "array") ? "items" : "values");
         if (!(n = node_new(s, t[0] == 'a' ? S_ARRAY : S_MAP, err)))
             return NULL;
+        n->j = j;
         if (!(n->sub = calloc(1, sizeof *n->sub))) {
             cf_err_set(err, CF_E_NOMEM, "out of memory");
             return NULL;
@@ -257,6 +262,7 @@ static snode *parse_complex(schema *s, json_t *j, int depth, cf_err *err)
         }
         if (!(n = node_new(s, S_FIXED, err)) || set_name(n, j, err))
             return NULL;
+        n->j = j;
         n->size = (size_t)json_integer_value(sz);
         return n;
     }
@@ -268,10 +274,18 @@ static snode *parse_complex(schema *s, json_t *j, int depth, cf_err *err)
         }
         if (!(n = node_new(s, S_ENUM, err)) || set_name(n, j, err))
             return NULL;
+        n->j = j;
         n->n = (int)json_array_size(syms);
         return n;
     }
-    /* {"type": "long", "logicalType": ...} and friends. */
+    /* {"type": "long", "logicalType": ...} and friends: a node of its own
+     * (never a shared named one) so that its attributes stay its own. */
+    for (size_t i = 0; i < sizeof PRIMS / sizeof *PRIMS; i++)
+        if (!strcmp(t, PRIMS[i].name)) {
+            if ((n = node_new(s, PRIMS[i].k, err)))
+                n->j = j;
+            return n;
+        }
     return parse_name_ref(s, t, err);
 }
 
@@ -325,13 +339,79 @@ static schema *schema_parse(const char *text, size_t len, cf_err *err)
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         return NULL;
     }
+    s->doc = j;
     s->root = parse_node(s, j, 0, err);
-    json_decref(j);
     if (!s->root) {
         schema_free(s);
         return NULL;
     }
     return s;
+}
+
+cf_avro_schema *cf_avro_schema_parse(const char *json, size_t len, cf_err *err)
+{
+    return schema_parse(json, len, err);
+}
+
+void cf_avro_schema_free(cf_avro_schema *s) { schema_free(s); }
+
+const cf_avro_node *cf_avro_schema_root(const cf_avro_schema *s) { return s->root; }
+
+cf_avro_kind cf_avro_node_kind(const cf_avro_node *n)
+{
+    static const cf_avro_kind K[] = {
+        [S_NULL] = CF_AV_NULL, [S_BOOL] = CF_AV_BOOL, [S_INT] = CF_AV_INT, [S_LONG] = CF_AV_LONG,
+        [S_FLOAT] = CF_AV_FLOAT, [S_DOUBLE] = CF_AV_DOUBLE, [S_BYTES] = CF_AV_BYTES,
+        [S_STRING] = CF_AV_STRING, [S_FIXED] = CF_AV_FIXED, [S_ENUM] = CF_AV_ENUM,
+        [S_RECORD] = CF_AV_RECORD, [S_ARRAY] = CF_AV_ARRAY, [S_MAP] = CF_AV_MAP,
+        [S_UNION] = CF_AV_UNION,
+    };
+    return K[n->k];
+}
+
+int cf_avro_node_count(const cf_avro_node *n)
+{
+    return n->k == S_RECORD || n->k == S_UNION || n->k == S_ENUM ? n->n :
+           n->k == S_ARRAY || n->k == S_MAP ? 1 : 0;
+}
+
+const cf_avro_node *cf_avro_node_child(const cf_avro_node *n, int i)
+{
+    if (i < 0 || i >= cf_avro_node_count(n) || n->k == S_ENUM)
+        return NULL;
+    return n->sub[i];
+}
+
+const char *cf_avro_node_field(const cf_avro_node *n, int i)
+{
+    return n->k == S_RECORD && i >= 0 && i < n->n ? n->names[i] : NULL;
+}
+
+const char *cf_avro_node_name(const cf_avro_node *n) { return n->name; }
+
+size_t cf_avro_node_size(const cf_avro_node *n) { return n->k == S_FIXED ? n->size : 0; }
+
+const char *cf_avro_node_symbol(const cf_avro_node *n, int i)
+{
+    json_t *syms = n->k == S_ENUM && n->j ? json_object_get(n->j, "symbols") : NULL;
+    return json_string_value(json_array_get(syms, (size_t)i));
+}
+
+const char *cf_avro_node_attr(const cf_avro_node *n, const char *key, const char *sub)
+{
+    json_t *v = n->j ? json_object_get(n->j, key) : NULL;
+    if (sub)
+        v = json_object_get(v, sub);
+    return json_string_value(v);
+}
+
+int cf_avro_node_attr_int(const cf_avro_node *n, const char *key, long *out)
+{
+    json_t *v = n->j ? json_object_get(n->j, key) : NULL;
+    if (!json_is_integer(v) || json_integer_value(v) < -100000 || json_integer_value(v) > 100000)
+        return -1;
+    *out = (long)json_integer_value(v);
+    return 0;
 }
 
 /* ---- writer ---------------------------------------------------------- */
@@ -492,9 +572,7 @@ int64_t cf_avro_writer_count(const cf_avro_writer *w) { return w->count; }
 
 /* ---- reader ---------------------------------------------------------- */
 
-typedef struct cursor {
-    const uint8_t *p, *end, *start;
-} cursor;
+typedef cf_avro_cur cursor;
 
 struct cf_avro_reader {
     uint8_t  *owned;           /* file contents when opened from a file */
@@ -512,7 +590,7 @@ struct cf_avro_reader {
     cf_arena *arena;
 };
 
-static int get_long(cursor *c, int64_t *out, cf_err *err)
+int cf_avro_read_long_slow(cf_avro_cur *c, int64_t *out, cf_err *err)
 {
     uint64_t z = 0;
     for (int shift = 0; shift < 70; shift += 7) {
@@ -531,26 +609,15 @@ static int get_long(cursor *c, int64_t *out, cf_err *err)
     return cf_err_setpos(err, CF_E_PARSE, (long)(c->p - c->start), "avro: varint too long");
 }
 
-static int get_len(cursor *c, size_t *out, cf_err *err)
+int cf_avro_read_fail(cf_avro_cur *c, const char *what, cf_err *err)
 {
-    int64_t n;
-    if (get_long(c, &n, err))
-        return -1;
-    if (n < 0 || (uint64_t)n > (uint64_t)(c->end - c->p))
-        return cf_err_setpos(err, CF_E_PARSE, (long)(c->p - c->start),
-                             "avro: length %lld past the end of the data", (long long)n);
-    *out = (size_t)n;
-    return 0;
+    return cf_err_setpos(err, CF_E_PARSE, (long)(c->p - c->start), "avro: %s at byte %ld", what,
+                         (long)(c->p - c->start));
 }
 
-static int get_fixed(cursor *c, size_t n, const uint8_t **p, cf_err *err)
-{
-    if (n > (size_t)(c->end - c->p))
-        return cf_err_setpos(err, CF_E_PARSE, (long)(c->p - c->start), "avro: truncated data");
-    *p = c->p;
-    c->p += n;
-    return 0;
-}
+#define get_long  cf_avro_read_long
+#define get_len   cf_avro_read_len
+#define get_fixed cf_avro_read_fixed
 
 static int decode(cf_avro_reader *r, cursor *c, const snode *n, cf_avro_value *v,
                   int depth, cf_err *err);
@@ -649,27 +716,18 @@ static int decode(cf_avro_reader *r, cursor *c, const snode *n, cf_avro_value *v
         v->i = x;
         return 0;
     case S_FLOAT: {
-        uint32_t u = 0;
         float f;
-        if (get_fixed(c, 4, &p, err))
+        if (cf_avro_read_float(c, &f, err))
             return -1;
-        for (int i = 0; i < 4; i++)
-            u |= (uint32_t)p[i] << (8 * i);
-        memcpy(&f, &u, 4);
         v->kind = CF_AV_FLOAT;
         v->d = f;
         return 0;
     }
-    case S_DOUBLE: {
-        uint64_t u = 0;
-        if (get_fixed(c, 8, &p, err))
+    case S_DOUBLE:
+        if (cf_avro_read_double(c, &v->d, err))
             return -1;
-        for (int i = 0; i < 8; i++)
-            u |= (uint64_t)p[i] << (8 * i);
-        memcpy(&v->d, &u, 8);
         v->kind = CF_AV_DOUBLE;
         return 0;
-    }
     case S_BYTES:
     case S_STRING:
         if (get_len(c, &len, err) || get_fixed(c, len, &v->p, err))
