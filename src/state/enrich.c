@@ -321,7 +321,7 @@ int cf_enrich_order(cf_enrich *e, const cf_event *ev, cf_err *err)
     order_ev o = { .lsn = ev->src.lsn, .ts_ms = ev->ts_ms >= 0 ? ev->ts_ms : ev->src.ts_ms,
                    .kafka_ts = ev->kafka_ts_ms, .seq = (uint32_t)e->nev, .op = 'c' };
     const cf_row *img;
-    int fk;
+    int fk, kc;
 
     if (ev->op == 0)
         return 0;
@@ -332,7 +332,9 @@ int cf_enrich_order(cf_enrich *e, const cf_event *ev, cf_err *err)
     img = ev->op == 'd' ? &ev->before : &ev->after;
     if (!ev->schema || !img->present)
         return cf_err_set(err, CF_E_PARSE, "order event '%c' without its row image", ev->op);
-    if (ev->schema->npk != 1 || int_value(&img->vals[ev->schema->pk[0]], &o.order))
+    /* The key Debezium sends; without one (schemaless JSON), order_id. */
+    kc = ev->schema->npk == 1 ? ev->schema->pk[0] : ev->schema->npk ? -1 : cf_schema_find(ev->schema, "order_id");
+    if (kc < 0 || int_value(&img->vals[kc], &o.order))
         return cf_err_set(err, CF_E_PARSE, "order event without a key of one integer column");
     if (ev->op == 'd') {
         o.op = 'd';
