@@ -316,6 +316,63 @@ static void append_counts_as_of_lsn(void)
     fx_free(&f);
 }
 
+/* docs/enrichment.md's worked example, commit by commit. */
+static void worked_example(void)
+{
+    for (int m = 0; m < 2; m++) {
+        fixture f;
+        cf_enrich *e;
+        cf_offsets none = { 0 };
+        cf_commit c;
+        const cf_batch *rows;
+        bool up = m == 0;
+
+        fx_init(&f);
+        e = fx_enrich(&f, up ? CF_MODE_UPSERT : CF_MODE_APPEND);
+        CHECK(cf_enrich_sync(e, &none, NULL) == 0);
+        order(e, f.os, 'c', 10, 1, 110);
+        order(e, f.os, 'c', 11, 1, 111);
+        order(e, f.os, 'c', 12, 2, 112);
+        customer(&f, 'c', 1, 100);
+        rows = commit(&f, e, 4, true, &c);
+        CHECK_EQ_INT(rows->nrows, up ? 2 : 1);
+        CHECK_EQ_INT(count_of(rows, 0), 0);
+        if (up) {
+            CHECK_EQ_INT(key_of(rows, 1), 1);
+            CHECK_EQ_INT(count_of(rows, 1), 2);
+            CHECK_EQ_INT(c.lsns[1], 111);
+        }
+
+        fx_reset(&f);
+        order(e, f.os, 'u', 12, 1, 120);
+        customer(&f, 'c', 2, 115);
+        rows = commit(&f, e, 2, true, &c);
+        CHECK_EQ_INT(rows->nrows, up ? 3 : 1);
+        CHECK_EQ_INT(count_of(rows, 0), 1);
+        if (up) {
+            CHECK_EQ_INT(key_of(rows, 1), 2);
+            CHECK_EQ_INT(count_of(rows, 1), 0);
+            CHECK_EQ_INT(key_of(rows, 2), 1);
+            CHECK_EQ_INT(count_of(rows, 2), 3);
+        }
+
+        fx_reset(&f);
+        order(e, f.os, 'd', 10, -1, 130);
+        customer(&f, 'u', 1, 125);
+        rows = commit(&f, e, 2, true, &c);
+        CHECK_EQ_INT(rows->nrows, up ? 2 : 1);
+        CHECK_EQ_INT(count_of(rows, 0), 3);
+        if (up) {
+            CHECK_EQ_INT(count_of(rows, 1), 2);
+            CHECK_EQ_INT(c.lsns[1], 130);
+        }
+        CHECK_EQ_INT(cf_enrich_count(e, 1), 2);
+        CHECK_EQ_INT(cf_enrich_count(e, 2), 0);
+        cf_enrich_free(e);
+        fx_free(&f);
+    }
+}
+
 static void file_round_trip(void)
 {
     fixture f;
@@ -358,4 +415,4 @@ static void file_round_trip(void)
 }
 
 CF_TEST_MAIN("state", T(map_against_reference), T(map_min_key), T(upsert_counts_and_updates),
-             T(append_counts_as_of_lsn), T(file_round_trip))
+             T(append_counts_as_of_lsn), T(worked_example), T(file_round_trip))
