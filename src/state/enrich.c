@@ -497,6 +497,8 @@ static int get_map(rd *r, cf_i64map *m, cf_err *err)
         return -1;
     if (n > (r->n - r->pos) / 16)
         return cf_err_setpos(err, CF_E_PARSE, (long)r->pos, "state file: %" PRIu64 " keys do not fit", n);
+    if (cf_i64map_reserve(m, (size_t)n, err))
+        return -1;
     for (uint64_t i = 0; i < n; i++)
         if (get_le(r, 8, &k, err) || get_le(r, 8, &v, err) || cf_i64map_put(m, (int64_t)k, (int64_t)v, err))
             return -1;
@@ -625,6 +627,14 @@ out:
     return rc;
 }
 
+/* The state file's name must survive a power loss as the commit naming
+ * it does (local: fsync of the directories; S3: nothing to do). */
+static int sync_path(cf_enrich *e, const char *path, cf_err *err)
+{
+    char *paths[1] = { (char *)path };
+    return cf_store_sync(e->st, e->location, paths, 1, err);
+}
+
 /* ---- the commit ------------------------------------------------------------ */
 
 static void clear_batch(cf_enrich *e)
@@ -703,9 +713,25 @@ out:
     return rc;
 }
 
-static int put_meta(cf_batch *b, size_t row, const char *name, int64_t v, cf_err *err)
+/* Room for n rows in the commit's ops and lsns. */
+static int room(cf_enrich *e, size_t n, cf_err *err)
 {
-    int c = cf_schema_find(b->schema, name);
+    size_t a = e->arows;
+    int64_t *nl;
+
+    if (n <= e->arows)
+        return 0;
+    if (grow((void **)&e->ops, &a, n, 1, err))
+        return -1;
+    if (!(nl = realloc(e->lsns, a * sizeof *nl)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    e->lsns = nl;
+    e->arows = a;
+    return 0;
+}
+
+static int put_meta(cf_batch *b, size_t row, int c, int64_t v, cf_err *err)
+{
     return c < 0 || v < 0 ? 0 : cf_col_set_i64(&b->cols[c], row, v, err);
 }
 
@@ -715,7 +741,10 @@ static int put_meta(cf_batch *b, size_t row, const char *name, int64_t v, cf_err
 static int append_updates(cf_enrich *e, cf_batch *b, cf_cells *ua, int kc, int cc,
                           int64_t now_us, cf_err *err)
 {
-    int op = cf_schema_find(b->schema, "_cdc_operation");
+    const cf_schema *s = b->schema;
+    int op = cf_schema_find(s, "_cdc_operation"), lsn = cf_schema_find(s, "_source_lsn"),
+        ets = cf_schema_find(s, "_event_timestamp_ms"), kts = cf_schema_find(s, "_kafka_timestamp"),
+        its = cf_schema_find(s, "_ingestion_timestamp"), pts = cf_schema_find(s, "_processed_timestamp");
     size_t row;
 
     for (size_t d = 0; d < e->ndirty; d++) {
@@ -726,22 +755,13 @@ static int append_updates(cf_enrich *e, cf_batch *b, cf_cells *ua, int kc, int c
         if (!ex || n == x->carried)
             continue;
         row = b->nrows;
-        if (grow((void **)&e->ops, &e->arows, row + 1, 1, err))
+        if (room(e, row + 1, err))
             return -1;
-        {   /* lsns grows in step with ops */
-            size_t al = e->arows;
-            int64_t *nl = realloc(e->lsns, al * sizeof *nl);
-            if (!nl)
-                return cf_err_set(err, CF_E_NOMEM, "out of memory");
-            e->lsns = nl;
-        }
         if (cf_col_set_i64(&b->cols[kc], row, x->cust, err) || cf_col_set_i64(&b->cols[cc], row, n, err) ||
             (op >= 0 && cf_col_set_bytes(&b->cols[op], row, "UPDATE", 6, err)) ||
-            put_meta(b, row, "_source_lsn", x->lsn, err) ||
-            put_meta(b, row, "_event_timestamp_ms", x->ts_ms, err) ||
-            put_meta(b, row, "_kafka_timestamp", x->kafka_ts >= 0 ? x->kafka_ts * 1000 : -1, err) ||
-            put_meta(b, row, "_ingestion_timestamp", now_us, err) ||
-            put_meta(b, row, "_processed_timestamp", now_us, err))
+            put_meta(b, row, lsn, x->lsn, err) || put_meta(b, row, ets, x->ts_ms, err) ||
+            put_meta(b, row, kts, x->kafka_ts >= 0 ? x->kafka_ts * 1000 : -1, err) ||
+            put_meta(b, row, its, now_us, err) || put_meta(b, row, pts, now_us, err))
             goto fail;
         for (int c = 0; c < b->ncols; c++) {
             if (b->cols[c].n > row)
@@ -787,21 +807,13 @@ int cf_enrich_prepare(cf_enrich *e, cf_batch *rows, const cf_schema *schema, cf_
         if (cf_offsets_put(&e->next, c->end->v[i].topic, c->end->v[i].partition, c->end->v[i].next_offset, err))
             goto out;
     if (state_path(e, &e->next, e->next_path, sizeof e->next_path, err) || cf_enrich_encode(e, &e->next, &b, err)
-        || cf_store_put(e->st, e->next_path, b.data, b.len, err)) {
+        || cf_store_put(e->st, e->next_path, b.data, b.len, err) || sync_path(e, e->next_path, err)) {
         cf_err_wrap(err, "total_orders state");
         goto out;
     }
     /* The commit's ops and lsns, with room for the count updates. */
-    if (grow((void **)&e->ops, &e->arows, n + e->ndirty + 1, 1, err))
+    if (room(e, n + e->ndirty + 1, err))
         goto out;
-    {
-        int64_t *nl = realloc(e->lsns, e->arows * sizeof *nl);
-        if (!nl) {
-            cf_err_set(err, CF_E_NOMEM, "out of memory");
-            goto out;
-        }
-        e->lsns = nl;
-    }
     for (size_t r = 0; r < n; r++) {
         e->ops[r] = c->ops ? c->ops[r] : 'c';
         e->lsns[r] = c->lsns ? c->lsns[r] : -1;

@@ -66,9 +66,8 @@ bool cf_i64map_get(const cf_i64map *m, int64_t key, int64_t *val)
     return true;
 }
 
-static int grow(cf_i64map *m, cf_err *err)
+static int rehash(cf_i64map *m, size_t ncap, cf_err *err)
 {
-    size_t ncap = m->cap ? m->cap * 2 : MIN_CAP;
     int64_t *nk = malloc(ncap * sizeof *nk), *nv = malloc(ncap * sizeof *nv);
     cf_i64map old = *m;
 
@@ -92,6 +91,23 @@ static int grow(cf_i64map *m, cf_err *err)
     free(old.keys);
     free(old.vals);
     return 0;
+}
+
+static int grow(cf_i64map *m, cf_err *err)
+{
+    return rehash(m, m->cap ? m->cap * 2 : MIN_CAP, err);
+}
+
+int cf_i64map_reserve(cf_i64map *m, size_t n, cf_err *err)
+{
+    size_t cap = m->cap ? m->cap : MIN_CAP;
+
+    while (n * 10 > cap * 7) {
+        if (cap > SIZE_MAX / 4)
+            return cf_err_set(err, CF_E_NOMEM, "state map of %zu keys", n);
+        cap *= 2;
+    }
+    return cap == m->cap ? 0 : rehash(m, cap, err);
 }
 
 int cf_i64map_put(cf_i64map *m, int64_t key, int64_t val, cf_err *err)

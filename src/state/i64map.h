@@ -30,6 +30,10 @@ void   cf_i64map_clear(cf_i64map *m);         /* drop every key, keep the memory
 bool   cf_i64map_get(const cf_i64map *m, int64_t key, int64_t *val);
 /* Insert or replace.  0, or -1 with CF_E_NOMEM (the map is unchanged). */
 int    cf_i64map_put(cf_i64map *m, int64_t key, int64_t val, cf_err *err);
+/* Room for n keys in all without growing.  Fill a map with the keys of
+ * another in its walk order only after this: they come in hash order, and
+ * into a smaller table that order piles them into one long probe run. */
+int    cf_i64map_reserve(cf_i64map *m, size_t n, cf_err *err);
 /* Remove key; whether it was there.  Never fails. */
 bool   cf_i64map_del(cf_i64map *m, int64_t key);
 /* Walk: start with *it = 0; each call gives the next key and value and
