@@ -13,7 +13,12 @@
 #include "util/log.h"
 
 #define MAGIC        "CFSTATE1"
-#define KIND_ORDERS  1u
+#define KIND_FULL    1u     /* the whole state */
+#define KIND_DELTA   2u     /* the keys one commit changed, over a parent file */
+/* A full state is written again when the deltas since the last one add
+ * up to more than it (a load then reads at most twice its size), or
+ * after this many deltas. */
+#define CHAIN_MAX    256
 #define PATH_MAX_    4608
 #define STATE_CAP    ((size_t)1 << 34)    /* 16 GiB: a state file larger is refused */
 
@@ -49,7 +54,12 @@ struct cf_enrich {
     cf_i64map  orders;        /* order -> the customer it names */
     cf_offsets at;            /* the table offsets the state goes with */
     bool       synced;
-    char       path[PATH_MAX_];       /* state file of `at`, "" none */
+    /* The files the state of `at` is made of, oldest first: a full state,
+     * then deltas (names under LOCATION/_cdcflow_state/). */
+    char     **chain;
+    int        nchain, achain;
+    size_t     base_bytes, delta_bytes;
+    cf_i64map  seen;          /* keys of a delta already written */
     /* the batch */
     order_ev  *ev;
     size_t     nev, aev;
@@ -64,7 +74,9 @@ struct cf_enrich {
     cf_batch  *own;           /* count updates when the batch has no rows */
     int        own_key;
     cf_offsets next;          /* `at` after the commit */
-    char       next_path[PATH_MAX_];
+    char       next_name[64];
+    bool       next_full;
+    size_t     next_bytes;
 };
 
 static int grow(void **p, size_t *alloc, size_t need, size_t size, cf_err *err)
@@ -119,6 +131,10 @@ void cf_enrich_free(cf_enrich *e)
     cf_i64map_free(&e->cust);
     cf_i64map_free(&e->orders);
     cf_i64map_free(&e->dmap);
+    cf_i64map_free(&e->seen);
+    for (int i = 0; i < e->nchain; i++)
+        free(e->chain[i]);
+    free(e->chain);
     cf_offsets_free(&e->at);
     cf_offsets_free(&e->next);
     cf_batch_free(e->own);
@@ -394,9 +410,9 @@ static const cf_offset **sorted(const cf_offsets *o, cf_err *err)
     return v;
 }
 
-/* LOCATION/_cdcflow_state/total_orders-<FNV-1a of the offsets>.state.  The
- * file holds the offsets as well, so a collision is caught on load. */
-static int state_path(const cf_enrich *e, const cf_offsets *o, char *out, size_t cap, cf_err *err)
+/* total_orders-<FNV-1a of the offsets>.state.  The file holds the offsets
+ * as well, so a collision is caught on load. */
+static int state_name(const cf_offsets *o, char *out, size_t cap, cf_err *err)
 {
     const cf_offset **v = sorted(o, err);
     uint64_t h = 1469598103934665603ULL;
@@ -412,8 +428,13 @@ static int state_path(const cf_enrich *e, const cf_offsets *o, char *out, size_t
             h = (h ^ (uint8_t)num[k]) * 1099511628211ULL;
     }
     free(v);
-    snprintf(out, cap, "%s/%s/total_orders-%016" PRIx64 ".state", e->location, CF_ENRICH_DIR, h);
+    snprintf(out, cap, "total_orders-%016" PRIx64 ".state", h);
     return 0;
+}
+
+static void file_path(const cf_enrich *e, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s/%s", e->location, CF_ENRICH_DIR, name);
 }
 
 static bool same_offsets(const cf_offsets *a, const cf_offsets *b)
@@ -450,16 +471,14 @@ static int put_map(cf_buf *b, const cf_i64map *m, cf_err *err)
     return 0;
 }
 
-int cf_enrich_encode(const cf_enrich *e, const cf_offsets *offsets, cf_buf *out, cf_err *err)
+static int put_head(cf_buf *out, uint32_t kind, const cf_offsets *offsets, cf_err *err)
 {
     const cf_offset **v = sorted(offsets, err);
-    size_t start = out->len;
     int rc = -1;
 
     if (!v)
         return -1;
-    if (cf_buf_append(out, MAGIC, 8, err) || put_le(out, KIND_ORDERS, 4, err) ||
-        put_le(out, (uint64_t)offsets->n, 4, err))
+    if (cf_buf_append(out, MAGIC, 8, err) || put_le(out, kind, 4, err) || put_le(out, (uint64_t)offsets->n, 4, err))
         goto out;
     for (int i = 0; i < offsets->n; i++) {
         size_t tl = strlen(v[i]->topic);
@@ -467,13 +486,65 @@ int cf_enrich_encode(const cf_enrich *e, const cf_offsets *offsets, cf_buf *out,
             put_le(out, (uint32_t)v[i]->partition, 4, err) || put_le(out, (uint64_t)v[i]->next_offset, 8, err))
             goto out;
     }
-    if (put_map(out, &e->cust, err) || put_map(out, &e->orders, err) ||
-        put_le(out, crc32(0, out->data + start, (uInt)(out->len - start)), 4, err))
-        goto out;
     rc = 0;
 out:
     free(v);
     return rc;
+}
+
+static int put_crc(cf_buf *out, size_t start, cf_err *err)
+{
+    return put_le(out, crc32(0, out->data + start, (uInt)(out->len - start)), 4, err);
+}
+
+int cf_enrich_encode(const cf_enrich *e, const cf_offsets *offsets, cf_buf *out, cf_err *err)
+{
+    size_t start = out->len;
+
+    return put_head(out, KIND_FULL, offsets, err) || put_map(out, &e->cust, err) || put_map(out, &e->orders, err)
+           || put_crc(out, start, err) ? -1 : 0;
+}
+
+/* The keys of map `which` that the batch changed (the undo log names
+ * them): their values now, then the ones gone. */
+static int put_changes(cf_enrich *e, cf_buf *out, uint8_t which, cf_err *err)
+{
+    const cf_i64map *m = which ? &e->orders : &e->cust;
+    size_t at, nput = 0, ndel = 0;
+    int64_t v;
+
+    for (int pass = 0; pass < 2; pass++) {
+        cf_i64map_clear(&e->seen);
+        at = out->len;
+        if (put_le(out, 0, 8, err))
+            return -1;
+        for (size_t i = 0; i < e->nundo; i++) {
+            const undo *u = &e->undo[i];
+            bool has;
+            if (u->map != which || cf_i64map_get(&e->seen, u->key, NULL))
+                continue;
+            if (cf_i64map_put(&e->seen, u->key, 0, err))
+                return -1;
+            has = cf_i64map_get(m, u->key, &v);
+            if (has != !pass)
+                continue;
+            if (put_le(out, (uint64_t)u->key, 8, err) || (!pass && put_le(out, (uint64_t)v, 8, err)))
+                return -1;
+            (*(pass ? &ndel : &nput))++;
+        }
+        for (int k = 0; k < 8; k++)
+            out->data[at + (size_t)k] = (uint8_t)((pass ? ndel : nput) >> (8 * k));
+    }
+    return 0;
+}
+
+static int encode_delta(cf_enrich *e, const cf_offsets *offsets, const char *parent, cf_buf *out, cf_err *err)
+{
+    size_t start = out->len, pl = strlen(parent);
+
+    return put_head(out, KIND_DELTA, offsets, err) || put_le(out, pl, 2, err) ||
+           cf_buf_append(out, parent, pl, err) || put_changes(e, out, 0, err) || put_changes(e, out, 1, err) ||
+           put_crc(out, start, err) ? -1 : 0;
 }
 
 typedef struct rd { const uint8_t *p; size_t n, pos; } rd;
@@ -505,124 +576,264 @@ static int get_map(rd *r, cf_i64map *m, cf_err *err)
     return 0;
 }
 
-int cf_enrich_decode(cf_enrich *e, const void *p, size_t n, cf_offsets *offsets, cf_err *err)
+static int get_keys(rd *r, cf_i64map *m, bool dels, cf_err *err)
 {
-    rd r = { p, n, 0 };
-    uint64_t kind, noff, crc;
+    uint64_t n, k, v;
 
-    cf_i64map_clear(&e->cust);
-    cf_i64map_clear(&e->orders);
+    if (get_le(r, 8, &n, err))
+        return -1;
+    if (n > (r->n - r->pos) / (dels ? 8 : 16))
+        return cf_err_setpos(err, CF_E_PARSE, (long)r->pos, "state file: %" PRIu64 " keys do not fit", n);
+    for (uint64_t i = 0; i < n; i++) {
+        if (get_le(r, 8, &k, err))
+            return -1;
+        if (dels)
+            cf_i64map_del(m, (int64_t)k);
+        else if (get_le(r, 8, &v, err) || cf_i64map_put(m, (int64_t)k, (int64_t)v, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Check a state file and read its head: kind and offsets, and for a delta
+ * its parent's name (cap bytes).  r is then at the maps. */
+static int open_file(rd *r, const void *p, size_t n, uint64_t *kind, cf_offsets *offsets, char *parent,
+                     size_t cap, cf_err *err)
+{
+    uint64_t noff, crc;
+
+    *r = (rd){ p, n, 0 };
     cf_offsets_clear(offsets);
     if (n < 20 || memcmp(p, MAGIC, 8))
         return cf_err_setpos(err, CF_E_PARSE, 0, "not a cdcflow state file");
-    r.pos = n - 4;
-    if (get_le(&r, 4, &crc, err))
+    r->pos = n - 4;
+    if (get_le(r, 4, &crc, err))
         return -1;
     if (crc != crc32(0, p, (uInt)(n - 4)))
         return cf_err_setpos(err, CF_E_CORRUPT, (long)(n - 4), "state file: checksum mismatch");
-    r.n = n - 4;
-    r.pos = 8;
-    if (get_le(&r, 4, &kind, err) || get_le(&r, 4, &noff, err))
+    r->n = n - 4;
+    r->pos = 8;
+    if (get_le(r, 4, kind, err) || get_le(r, 4, &noff, err))
         return -1;
-    if (kind != KIND_ORDERS)
-        return cf_err_setpos(err, CF_E_UNSUPPORTED, 8, "state file of kind %" PRIu64 " (expected %u)", kind,
-                             KIND_ORDERS);
+    if (*kind != KIND_FULL && *kind != KIND_DELTA)
+        return cf_err_setpos(err, CF_E_UNSUPPORTED, 8, "state file of kind %" PRIu64, *kind);
     for (uint64_t i = 0; i < noff; i++) {
         uint64_t tl, part, next;
         char topic[256];
-        if (get_le(&r, 2, &tl, err))
+        if (get_le(r, 2, &tl, err))
             return -1;
-        if (tl >= sizeof topic || tl > r.n - r.pos)
-            return cf_err_setpos(err, CF_E_PARSE, (long)r.pos, "state file: bad topic length %" PRIu64, tl);
-        memcpy(topic, r.p + r.pos, tl);
+        if (tl >= sizeof topic || tl > r->n - r->pos)
+            return cf_err_setpos(err, CF_E_PARSE, (long)r->pos, "state file: bad topic length %" PRIu64, tl);
+        memcpy(topic, r->p + r->pos, tl);
         topic[tl] = '\0';
-        r.pos += tl;
-        if (get_le(&r, 4, &part, err) || get_le(&r, 8, &next, err) ||
+        r->pos += tl;
+        if (get_le(r, 4, &part, err) || get_le(r, 8, &next, err) ||
             cf_offsets_put(offsets, topic, (int32_t)(uint32_t)part, (int64_t)next, err))
             return -1;
     }
-    if (get_map(&r, &e->cust, err) || get_map(&r, &e->orders, err))
-        return -1;
-    if (r.pos != r.n)
-        return cf_err_setpos(err, CF_E_PARSE, (long)r.pos, "state file: %zu bytes after the end", r.n - r.pos);
+    if (*kind == KIND_DELTA) {
+        uint64_t pl;
+        if (get_le(r, 2, &pl, err))
+            return -1;
+        if (pl >= cap || pl > r->n - r->pos || memchr(r->p + r->pos, '/', pl) || memchr(r->p + r->pos, 0, pl))
+            return cf_err_setpos(err, CF_E_PARSE, (long)r->pos, "state file: bad parent name");
+        memcpy(parent, r->p + r->pos, pl);
+        parent[pl] = '\0';
+        r->pos += pl;
+    }
     return 0;
+}
+
+/* Apply the maps of an opened file: a full one replaces the state, a
+ * delta changes it. */
+static int apply_file(cf_enrich *e, rd *r, uint64_t kind, cf_err *err)
+{
+    if (kind == KIND_FULL) {
+        cf_i64map_clear(&e->cust);
+        cf_i64map_clear(&e->orders);
+        if (get_map(r, &e->cust, err) || get_map(r, &e->orders, err))
+            return -1;
+    } else if (get_keys(r, &e->cust, false, err) || get_keys(r, &e->cust, true, err) ||
+               get_keys(r, &e->orders, false, err) || get_keys(r, &e->orders, true, err)) {
+        return -1;
+    }
+    if (r->pos != r->n)
+        return cf_err_setpos(err, CF_E_PARSE, (long)r->pos, "state file: %zu bytes after the end", r->n - r->pos);
+    return 0;
+}
+
+int cf_enrich_decode(cf_enrich *e, const void *p, size_t n, cf_offsets *offsets, cf_err *err)
+{
+    rd r;
+    uint64_t kind;
+    char parent[64];
+
+    cf_i64map_clear(&e->cust);
+    cf_i64map_clear(&e->orders);
+    if (open_file(&r, p, n, &kind, offsets, parent, sizeof parent, err))
+        return -1;
+    if (kind != KIND_FULL)
+        return cf_err_setpos(err, CF_E_UNSUPPORTED, 8, "a delta state file: load it with cf_enrich_sync");
+    return apply_file(e, &r, kind, err);
 }
 
 /* ---- sync with the table -------------------------------------------------- */
 
-typedef struct sweep { cf_enrich *e; const char *keep; } sweep;
+static void chain_clear(cf_enrich *e)
+{
+    for (int i = 0; i < e->nchain; i++)
+        free(e->chain[i]);
+    e->nchain = 0;
+    e->base_bytes = e->delta_bytes = 0;
+}
 
+static int chain_push(cf_enrich *e, const char *name, cf_err *err)
+{
+    size_t a = (size_t)e->achain;
+
+    if (grow((void **)&e->chain, &a, (size_t)e->nchain + 1, sizeof *e->chain, err))
+        return -1;
+    e->achain = (int)a;
+    if (!(e->chain[e->nchain] = strdup(name)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    e->nchain++;
+    return 0;
+}
+
+static bool in_chain(const cf_enrich *e, const char *name)
+{
+    for (int i = 0; i < e->nchain; i++)
+        if (!strcmp(e->chain[i], name))
+            return true;
+    return false;
+}
+
+static void remove_file(cf_enrich *e, const char *path)
+{
+    cf_err err = { 0 };
+
+    if (cf_store_delete(e->st, path, &err))
+        cf_log(CF_LOG_WARN, "enrich", "removing an old state file: %s", err.msg);
+}
+
+/* Files of commits that never landed (a crash between the state and the
+ * table), or of chains a full state replaced: no table offsets name them. */
 static int sweep_one(void *ctx, const char *path, const cf_store_stat *sb)
 {
-    sweep *s = ctx;
+    cf_enrich *e = ctx;
     const char *base = strrchr(path, '/');
-    cf_err e = { 0 };
 
     (void)sb;
     base = base ? base + 1 : path;
-    if (strncmp(base, "total_orders-", 13) || !strcmp(path, s->keep))
-        return 0;
-    if (cf_store_delete(s->e->st, path, &e))
-        cf_log(CF_LOG_WARN, "enrich", "removing an old state file: %s", e.msg);
+    if (!strncmp(base, "total_orders-", 13) && !in_chain(e, base))
+        remove_file(e, path);
     return 0;
+}
+
+static int missing(cf_err *err, const char *path, bool first)
+{
+    cf_err_set(err, CF_E_CORRUPT, first ? "no total_orders state for the table's offsets (%s): a table written "
+               "without --total-orders-from cannot be enriched, start a new one"
+               : "the total_orders state file %s is missing", path);
+    if (err)
+        err->fatal = true;
+    return -1;
 }
 
 int cf_enrich_sync(cf_enrich *e, const cf_offsets *table, cf_err *err)
 {
-    char path[PATH_MAX_], dir[PATH_MAX_];
-    cf_buf b;
+    char name[64], path[PATH_MAX_];
+    cf_buf *bufs = NULL;         /* the files read, newest first */
     cf_offsets got = { 0 };
-    sweep sw = { e, path };
-    int rc = -1;
+    int nb = 0, rc = -1;
 
     if (e->synced && same_offsets(&e->at, table))
         return 0;
     e->synced = false;
     cf_i64map_clear(&e->cust);
     cf_i64map_clear(&e->orders);
+    chain_clear(e);
     if (!table->n) {
         cf_offsets_clear(&e->at);
-        e->path[0] = '\0';
         e->synced = true;
         return 0;
     }
-    if (state_path(e, table, path, sizeof path, err))
+    if (state_name(table, name, sizeof name, err))
         return -1;
-    cf_buf_init(&b, STATE_CAP);
-    if (cf_store_get(e->st, path, &b, err)) {
-        if (err && err->code == CF_E_NOTFOUND) {
-            cf_err_set(err, CF_E_CORRUPT, "no total_orders state for the table's offsets (%s): a table written "
-                       "without --total-orders-from cannot be enriched, start a new one", path);
-            err->fatal = true;
+    if (!(bufs = calloc(CHAIN_MAX + 2, sizeof *bufs)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    /* Back from the file the offsets name to the full state it builds on. */
+    for (;;) {
+        char parent[64];
+        uint64_t kind;
+        rd r;
+
+        if (nb > CHAIN_MAX) {
+            cf_err_set(err, CF_E_CORRUPT, "total_orders state: a chain of more than %d files", CHAIN_MAX);
+            goto out;
         }
-        goto out;
+        file_path(e, name, path, sizeof path);
+        cf_buf_init(&bufs[nb], STATE_CAP);
+        if (cf_store_get(e->st, path, &bufs[nb++], err)) {
+            if (err && err->code == CF_E_NOTFOUND)
+                missing(err, path, nb == 1);
+            goto out;
+        }
+        if (open_file(&r, bufs[nb - 1].data, bufs[nb - 1].len, &kind, &got, parent, sizeof parent, err)) {
+            cf_err_wrap(err, "%s", path);
+            goto out;
+        }
+        if (nb == 1 && !same_offsets(&got, table)) {
+            cf_err_set(err, CF_E_CORRUPT, "%s holds the state of other offsets than the table's", path);
+            err->fatal = true;
+            goto out;
+        }
+        if (chain_push(e, name, err))
+            goto out;
+        if (kind == KIND_FULL) {
+            if (apply_file(e, &r, kind, err)) {
+                cf_err_wrap(err, "%s", path);
+                goto out;
+            }
+            e->base_bytes = bufs[nb - 1].len;
+            break;
+        }
+        e->delta_bytes += bufs[nb - 1].len;
+        snprintf(name, sizeof name, "%s", parent);
     }
-    if (cf_enrich_decode(e, b.data, b.len, &got, err)) {
-        cf_err_wrap(err, "%s", path);
-        goto out;
+    /* Then the deltas, oldest first. */
+    for (int i = nb - 2; i >= 0; i--) {
+        char parent[64];
+        uint64_t kind;
+        rd r;
+        if (open_file(&r, bufs[i].data, bufs[i].len, &kind, &got, parent, sizeof parent, err) ||
+            apply_file(e, &r, kind, err)) {
+            cf_err_wrap(err, "%s/%s/%s", e->location, CF_ENRICH_DIR, e->chain[i]);
+            goto out;
+        }
     }
-    if (!same_offsets(&got, table)) {
-        cf_err_set(err, CF_E_CORRUPT, "%s holds the state of other offsets than the table's", path);
-        err->fatal = true;
-        goto out;
+    for (int i = 0; i < e->nchain / 2; i++) {
+        char *t = e->chain[i];
+        e->chain[i] = e->chain[e->nchain - 1 - i];
+        e->chain[e->nchain - 1 - i] = t;
     }
     if (cf_offsets_copy(&e->at, table, err))
         goto out;
-    snprintf(e->path, sizeof e->path, "%s", path);
     e->synced = true;
-    cf_log(CF_LOG_INFO, "enrich", "total_orders state loaded: %zu customers, %zu orders (%s)", e->cust.n,
-           e->orders.n, path);
-    /* Files of commits that never landed (a crash between the state and
-     * the table) are not named by any table version: remove them. */
-    snprintf(dir, sizeof dir, "%s/%s", e->location, CF_ENRICH_DIR);
-    cf_store_list(e->st, dir, CF_STORE_FLAT, sweep_one, &sw, NULL);
+    cf_log(CF_LOG_INFO, "enrich", "total_orders state loaded: %zu customers, %zu orders from %d file%s (%s/%s)",
+           e->cust.n, e->orders.n, e->nchain, e->nchain == 1 ? "" : "s", CF_ENRICH_DIR, e->chain[e->nchain - 1]);
+    snprintf(path, sizeof path, "%s/%s", e->location, CF_ENRICH_DIR);
+    cf_store_list(e->st, path, CF_STORE_FLAT, sweep_one, e, NULL);
     rc = 0;
 out:
     if (rc) {
         cf_i64map_clear(&e->cust);
         cf_i64map_clear(&e->orders);
+        chain_clear(e);
     }
-    cf_buf_free(&b);
+    for (int i = 0; i < nb; i++)
+        cf_buf_free(&bufs[i]);
+    free(bufs);
     cf_offsets_free(&got);
     return rc;
 }
@@ -787,6 +998,7 @@ int cf_enrich_prepare(cf_enrich *e, cf_batch *rows, const cf_schema *schema, cf_
 {
     const cf_schema *s = rows ? rows->schema : schema;
     size_t n = rows ? rows->nrows : 0;
+    char path[PATH_MAX_];
     cf_buf b;
     int kc, cc, rc = -1;
 
@@ -806,11 +1018,25 @@ int cf_enrich_prepare(cf_enrich *e, cf_batch *rows, const cf_schema *schema, cf_
     for (int i = 0; c->end && i < c->end->n; i++)
         if (cf_offsets_put(&e->next, c->end->v[i].topic, c->end->v[i].partition, c->end->v[i].next_offset, err))
             goto out;
-    if (state_path(e, &e->next, e->next_path, sizeof e->next_path, err) || cf_enrich_encode(e, &e->next, &b, err)
-        || cf_store_put(e->st, e->next_path, b.data, b.len, err) || sync_path(e, e->next_path, err)) {
+    if (state_name(&e->next, e->next_name, sizeof e->next_name, err))
+        goto out;
+    /* A delta over the last file, unless the deltas would outweigh a full state. */
+    e->next_full = e->nchain == 0 || e->nchain >= CHAIN_MAX;
+    if (!e->next_full) {
+        if (encode_delta(e, &e->next, e->chain[e->nchain - 1], &b, err))
+            goto out;
+        if (e->delta_bytes + b.len > e->base_bytes) {
+            e->next_full = true;
+            cf_buf_reset(&b);
+        }
+    }
+    file_path(e, e->next_name, path, sizeof path);
+    if ((e->next_full && cf_enrich_encode(e, &e->next, &b, err)) || cf_store_put(e->st, path, b.data, b.len, err)
+        || sync_path(e, path, err)) {
         cf_err_wrap(err, "total_orders state");
         goto out;
     }
+    e->next_bytes = b.len;
     /* The commit's ops and lsns, with room for the count updates. */
     if (room(e, n + e->ndirty + 1, err))
         goto out;
@@ -848,12 +1074,22 @@ out:
 void cf_enrich_done(cf_enrich *e, bool committed)
 {
     if (committed) {
-        cf_err err = { 0 };
-        if (e->path[0] && strcmp(e->path, e->next_path) && cf_store_delete(e->st, e->path, &err))
-            cf_log(CF_LOG_WARN, "enrich", "removing the previous state file: %s", err.msg);
-        snprintf(e->path, sizeof e->path, "%s", e->next_path);
-        /* cf_offsets_copy only fails for want of memory; then load anew. */
-        if (cf_offsets_copy(&e->at, &e->next, NULL))
+        if (e->next_full) {
+            /* The chain before this full state is named by no offsets now. */
+            for (int i = 0; i < e->nchain; i++) {
+                if (strcmp(e->chain[i], e->next_name)) {
+                    char path[PATH_MAX_];
+                    file_path(e, e->chain[i], path, sizeof path);
+                    remove_file(e, path);
+                }
+            }
+            chain_clear(e);
+            e->base_bytes = e->next_bytes;
+        } else {
+            e->delta_bytes += e->next_bytes;
+        }
+        /* Both only fail for want of memory; then load anew. */
+        if (chain_push(e, e->next_name, NULL) || cf_offsets_copy(&e->at, &e->next, NULL))
             e->synced = false;
     } else {
         rollback(e);

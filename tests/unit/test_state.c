@@ -1,6 +1,7 @@
 /* test_state.c - the int64 hash map and the total_orders enrichment:
  * create, re-assign, delete, late customers, LSN order, rollback, restart
  * from the state file the offsets name, and the file's round trip. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -373,6 +374,86 @@ static void worked_example(void)
     }
 }
 
+static int state_files(const char *dir)
+{
+    char cmd[256];
+    FILE *p;
+    int n = -1;
+
+    snprintf(cmd, sizeof cmd, "ls %s/_cdcflow_state | wc -l", dir);
+    if ((p = popen(cmd, "r"))) {
+        if (fscanf(p, "%d", &n) != 1)
+            n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+/* Small commits over a big state write deltas over the last full state,
+ * until they outweigh it; a restart replays the chain; a chain with a
+ * file missing or changed is refused. */
+static void delta_chain(void)
+{
+    fixture f;
+    cf_enrich *e, *b;
+    cf_offsets none = { 0 };
+    cf_commit c;
+    cf_err err = { 0 };
+    int most = 0, n;
+
+    fx_init(&f);
+    e = fx_enrich(&f, CF_MODE_UPSERT);
+    CHECK(cf_enrich_sync(e, &none, NULL) == 0);
+    for (int i = 0; i < 2000; i++)
+        order(e, f.os, 'c', i, i % 50, i);
+    commit(&f, e, 1, true, &c);
+    CHECK_EQ_INT(state_files(f.dir), 1);
+    for (int k = 0; k < 40; k++) {
+        fx_reset(&f);
+        order(e, f.os, 'u', k, 100 + k, 3000 + k);       /* re-assign */
+        order(e, f.os, 'd', 1000 + k, -1, 3100 + k);     /* delete */
+        if (k == 20)                /* a big commit: its delta would outweigh the full state */
+            for (int i = 40; i < 2000; i++)
+                order(e, f.os, 'u', i, (i + 1) % 50, 3050 + i);
+        commit(&f, e, 1, true, &c);
+        if ((n = state_files(f.dir)) > most)
+            most = n;
+        if (k == 20)
+            CHECK_EQ_INT(n, 1);     /* written whole; the chain before it removed */
+        if (k == 5) {   /* a commit that does not land leaves the chain as it was */
+            fx_reset(&f);
+            order(e, f.os, 'd', 1, -1, 3500);
+            commit(&f, e, 1, false, &c);
+            CHECK_EQ_INT(state_files(f.dir), n + 1);     /* its file: removed on the next load */
+        }
+    }
+    CHECK(most > 5);
+    CHECK(state_files(f.dir) <= most);
+    b = fx_enrich(&f, CF_MODE_UPSERT);
+    CHECK(cf_enrich_sync(b, &f.end, &err) == 0);
+    for (int i = 0; i < 200; i++)
+        CHECK_EQ_INT(cf_enrich_count(b, i), cf_enrich_count(e, i));
+    CHECK_EQ_INT(cf_enrich_count(b, 107), 1);
+    {   /* change a byte of the oldest file: every load of the chain fails */
+        char cmd[512];
+        cf_enrich *x = fx_enrich(&f, CF_MODE_UPSERT);
+        snprintf(cmd, sizeof cmd, "f=$(ls -tr %s/_cdcflow_state/* | head -1); printf 'X' | "
+                 "dd of=$f bs=1 seek=30 conv=notrunc 2>/dev/null", f.dir);
+        CHECK(system(cmd) == 0);
+        if (state_files(f.dir) > 1) {
+            CHECK(cf_enrich_sync(x, &f.end, &err) == -1);
+            snprintf(cmd, sizeof cmd, "rm $(ls -tr %s/_cdcflow_state/* | head -1)", f.dir);
+            CHECK(system(cmd) == 0);
+            CHECK(cf_enrich_sync(x, &f.end, &err) == -1);
+            CHECK_EQ_INT(err.code, CF_E_CORRUPT);
+        }
+        cf_enrich_free(x);
+    }
+    cf_enrich_free(b);
+    cf_enrich_free(e);
+    fx_free(&f);
+}
+
 static void file_round_trip(void)
 {
     fixture f;
@@ -415,4 +496,4 @@ static void file_round_trip(void)
 }
 
 CF_TEST_MAIN("state", T(map_against_reference), T(map_min_key), T(upsert_counts_and_updates),
-             T(append_counts_as_of_lsn), T(worked_example), T(file_round_trip))
+             T(append_counts_as_of_lsn), T(worked_example), T(delta_chain), T(file_round_trip))
