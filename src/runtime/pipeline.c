@@ -11,6 +11,7 @@
 
 #include "runtime/route.h"
 #include "runtime/signals.h"
+#include "state/enrich.h"
 #include "util/log.h"
 
 #define POLL_SLICE_MS     200     /* longest wait, so stop requests are seen soon */
@@ -44,6 +45,7 @@ typedef struct lane {
     uint64_t      nmsg;               /* messages in the batch */
     uint64_t      kinds[NKINDS], dlq_n, tomb_n;
     double        batch_start;        /* monotonic seconds */
+    cf_enrich    *enrich;             /* total_orders state (borrowed), or NULL */
 } lane;
 
 typedef struct pipe {
@@ -118,6 +120,7 @@ static void reset_lane(lane *l)
     l->nmsg = 0;
     l->dlq_n = l->tomb_n = 0;
     memset(l->kinds, 0, sizeof l->kinds);
+    cf_enrich_drop(l->enrich);
 }
 
 static void free_lane(lane *l)
@@ -256,13 +259,22 @@ static int commit_lane(pipe_t *p, lane *l, cf_err *err)
      * their offsets are done, or a crash in between would lose them. */
     if (cf_dlq_flush(cfg->dlq, err))
         return cf_err_wrap(err, "not committing the batch");
+    /* total_orders: counts into the rows, count updates, the state file for
+     * the offsets this commit leaves; all before the table commit. */
+    if (l->enrich && cf_enrich_prepare(l->enrich, l->batch, cf_transform_customers_schema(l->xf), &l->ua, &c,
+                                       p->processed_us, err))
+        return cf_err_wrap(err, "table %s", table_label(p, l));
     if (sink_commit(p, l, &c, &version, &e)) {
+        if (l->enrich)
+            cf_enrich_done(l->enrich, false);
         if (e.code == CF_E_FENCED)
             return drop_fenced(p, l, &e, err);
         if (err)
             *err = e;
         return cf_err_wrap(err, "table %s: commit", table_label(p, l));
     }
+    if (l->enrich)
+        cf_enrich_done(l->enrich, true);
     t1 = mono_s();
     cf_err_clear(&e);
     if (cf_source_commit(cfg->source, &l->covered, &e))
@@ -421,7 +433,10 @@ out:
 
 static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *err)
 {
-    return table_offsets(p, l->sink, l->location, table_label(p, l), out, kept, err);
+    if (table_offsets(p, l->sink, l->location, table_label(p, l), out, kept, err))
+        return -1;
+    /* The total_orders state is the one the table's offsets name. */
+    return l->enrich ? cf_enrich_sync(l->enrich, out, err) : 0;
 }
 
 /* Whether dir holds a table of this kind: its log (Delta) or metadata
@@ -694,6 +709,20 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
         goto covered;
     }
 decoded:
+    if (cf_enrich_takes(l->enrich, m->topic)) {
+        /* Order events feed the total_orders state; they are no rows. */
+        if (cf_enrich_order(l->enrich, &ev, &why)) {
+            if (why.code != CF_E_PARSE) {
+                if (err)
+                    *err = why;
+                return -1;
+            }
+            why.pos = -1;
+            if (bad_event(p, l, m, &why, err))
+                return -1;
+        }
+        goto covered;
+    }
     if (ev.op == 0) {
         l->tomb_n++;
         p->st->tombstones++;
@@ -854,6 +883,10 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         goto out;
     }
     if (cfg->route) {
+        if (cfg->enrich) {
+            cf_err_set(err, CF_E_ARG, "total_orders enrichment needs one fixed table, not a location template");
+            goto out;
+        }
         if (cf_route_check(cfg->route->location_tmpl, err))
             goto out;
     } else {
@@ -867,6 +900,7 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         l->sc.mode = cfg->mode;
         l->pk = cfg->primary_key;
         l->npk = cfg->nprimary_key;
+        l->enrich = cfg->enrich;
         p.lanes[p.nlanes++] = l;
     }
 

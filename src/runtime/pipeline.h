@@ -58,6 +58,9 @@ typedef struct cf_pipeline_config {
     cf_decoder   *decoder;
     cf_transform *transform;         /* one table; NULL when route is set */
     const cf_pipeline_route *route;  /* NULL: everything goes to sink */
+    /* total_orders enrichment (one table, no route): its topic's events
+     * feed it instead of the table; NULL: none. */
+    struct cf_enrich *enrich;
     cf_dlq       *dlq;               /* NULL or "off": bad input stops the pipeline */
     cf_metrics   *metrics;           /* may be NULL */
     const char   *table_name;        /* for log lines */

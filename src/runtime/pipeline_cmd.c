@@ -15,6 +15,7 @@
 #include "runtime/metrics.h"
 #include "runtime/pipeline.h"
 #include "runtime/route.h"
+#include "state/enrich.h"
 #include "runtime/signals.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -152,6 +153,7 @@ typedef struct opts {
     const char *mode, *deletes;
     list partition_by;
     list primary_key;
+    const char *total_orders_from;   /* orders topic of the total_orders enrichment */
     int64_t trigger_ms, max_offsets;
     int64_t target_file_bytes;
     int     checkpoint_interval;
@@ -365,6 +367,8 @@ static void usage(FILE *f, bool iceberg)
             "  --target-file-size N       cut data files at about N bytes (k/M/G suffixes)   [0: one file\n"
             "                             per partition per commit]\n"
             "  --primary-key COL[,COL]    key columns of the output instead of the source table's key\n"
+            "  --total-orders-from TOPIC  customers table: total_orders = live orders of TOPIC per customer_id,\n"
+            "                             kept exactly once with the table (docs/enrichment.md)\n"
             "  --pipeline-id ID           value of _pipeline_id   [postgres_to_%s]\n"
             "\n"
             "Batches:\n"
@@ -429,6 +433,7 @@ enum {
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
     O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING, O_DELTA_DELETES, O_DELTA_TIMESTAMP,
     O_S3_ENDPOINT, O_S3_REGION, O_S3_ADDRESSING, O_CAT_URI, O_CAT_WAREHOUSE, O_CAT_OAUTH2, O_CAT_SCOPE,
+    O_TOTAL_ORDERS,
 };
 
 static int parse_delta_timestamp(const char *v, bool *utc)
@@ -492,6 +497,7 @@ static int parse(opts *o, int argc, char **argv)
         { "catalog-oauth2-uri", required_argument, 0, O_CAT_OAUTH2 },
         { "catalog-scope", required_argument, 0, O_CAT_SCOPE },
         INPUT_LOPTS
+        { "total-orders-from", required_argument, 0, O_TOTAL_ORDERS },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -577,6 +583,7 @@ static int parse(opts *o, int argc, char **argv)
         case O_CAT_WAREHOUSE: o->cat.warehouse = optarg; break;
         case O_CAT_OAUTH2: o->cat.oauth2_server_uri = optarg; break;
         case O_CAT_SCOPE: o->cat.scope = optarg; break;
+        case O_TOTAL_ORDERS: o->total_orders_from = optarg; break;
         case O_S3_REGION: o->store.region = optarg; break;
         case O_S3_ADDRESSING:
             if (!strcmp(optarg, "path"))
@@ -649,6 +656,7 @@ typedef struct job {
     cf_decoder   *dec;
     cf_registry  *reg;                /* Avro input: the decoder's schema registry */
     cf_transform *xf;
+    cf_enrich    *enrich;             /* --total-orders-from */
     cf_dlq       *dlq;
     cf_metrics   *met;
     char          location[4096], table_name[512], dlq_default[4200], name_prefix[600];
@@ -670,6 +678,7 @@ static void job_free(job *j)
     cf_dlq_close(j->dlq);
     cf_sink_close(j->sink);
     cf_transform_free(j->xf);
+    cf_enrich_free(j->enrich);
     cf_decoder_free(j->dec);
     cf_registry_free(j->reg);
     cf_metrics_free(j->met);
@@ -756,6 +765,16 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
         fprintf(stderr, "cdcflow: no topic (set KAFKA_TOPIC or --topic)\n");
         goto usage_fail;
     }
+    if (o->total_orders_from) {
+        /* The customers pipeline reads the orders topic too: its offsets
+         * are committed with the customers table, beside the state. */
+        if (!*o->total_orders_from || o->total_orders_from[0] == '^') {
+            fprintf(stderr, "cdcflow: --total-orders-from '%s': expected a topic name\n", o->total_orders_from);
+            goto usage_fail;
+        }
+        if (list_add(&o->topics, o->total_orders_from, false))
+            goto usage_fail;
+    }
     if (iceberg) {
         snprintf(j->location, sizeof j->location, "%s/%s/%s", o->warehouse, o->ns, o->table);
         snprintf(j->table_name, sizeof j->table_name, "%s.%s.%s", o->catalog, o->ns, o->table);
@@ -818,10 +837,20 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
         cf_decoder_config decc = { .max_message_bytes = o->max_msg };
         cf_transform_config xc = { .kind = CF_XF_AUTO, .pipeline_id = o->pipeline_id };
         bool routed = cf_route_is_template(j->location);
+        cf_enrich_config ec = {
+            .orders_topic = o->total_orders_from,
+            .location = j->location,
+            .store = &o->store,
+            .mode = sc.mode,
+        };
 
         if (input_open(&o->in, &decc, &j->reg))
             goto usage_fail;
 
+        if (routed && o->total_orders_from) {
+            fprintf(stderr, "cdcflow: --total-orders-from needs one fixed table, not a location template\n");
+            goto usage_fail;
+        }
         if (routed) {
             /* One table per topic, opened as its topics show up. */
             if (cf_route_check(j->location, &j->err)) {
@@ -841,7 +870,8 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
         }
         if ((!routed && !(j->sink = cf_sink_open(&sc, &j->err))) || !(j->src = cf_source_open(&srcc, &j->err))
             || !(j->dlq = cf_dlq_open(&dc, &j->err)) || !(j->dec = cf_decoder_new(&decc, &j->err))
-            || (!routed && !(j->xf = cf_transform_new(&xc, &j->err))))
+            || (!routed && !(j->xf = cf_transform_new(&xc, &j->err)))
+            || (o->total_orders_from && !(j->enrich = cf_enrich_new(&ec, &j->err))))
             goto open_fail;
         if (o->metrics_port) {
             double trig = (o->trigger_ms ? o->trigger_ms : CF_PIPELINE_DEFAULT_TRIGGER_MS) / 1e3;
@@ -860,6 +890,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .decoder = j->dec,
             .transform = j->xf,
             .route = routed ? &j->route : NULL,
+            .enrich = j->enrich,
             .dlq = j->dlq,
             .metrics = j->met,
             .table_name = j->table_name,

@@ -218,6 +218,11 @@ const cf_schema *cf_transform_schema(cf_transform *t, const cf_event *ev, cf_err
     return m ? m->out : NULL;
 }
 
+const cf_schema *cf_transform_customers_schema(const cf_transform *t)
+{
+    return t ? t->cust_out : NULL;
+}
+
 /* ---- unavailable cells ------------------------------------------------ */
 
 static int ua_add(cf_transform *t, size_t row, int col, cf_err *err)
@@ -405,7 +410,7 @@ static int apply_customers(cf_transform *t, const map *m, const cf_event *ev, co
             return -1;
         }
     }
-    return 0;   /* total_orders: null until enrichment */
+    return 0;   /* total_orders: null, or set by the enrichment at the commit (state/enrich.h) */
 }
 
 static int apply_passthrough(cf_transform *t, const cf_event *ev, const cf_row *img,

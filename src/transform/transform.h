@@ -32,6 +32,9 @@ void          cf_transform_free(cf_transform *t);          /* NULL-safe */
  * NULL with *err set for events without a schema (tombstones, truncates
  * of unseen tables) or a source column that clashes with a metadata one. */
 const cf_schema *cf_transform_schema(cf_transform *t, const cf_event *ev, cf_err *err);
+/* The output schema of the customers transform (owned by the transform),
+ * the schema of total_orders count updates when a batch has no row yet. */
+const cf_schema *cf_transform_customers_schema(const cf_transform *t);
 /* Append one row for `ev` to `out` (bound to cf_transform_schema()).
  * For deletes the row comes from `before`.  Tombstones and truncates append
  * nothing and return 0.  On failure nothing is appended.
