@@ -7,7 +7,9 @@ It starts its own pipeline on a fresh table in a temp dir, waits until it has ca
 topic, then commits N single-row changes at R per second to rows it owns (a block of customer
 ids), each stamped with a unique email, and watches the table: a watcher notices each new table
 version (Delta: a new _delta_log/N.json; Iceberg: a new version-hint) and reads the rows it added.
-Freshness of a change = the time its row is first seen minus its commit time, split at the row's
+Freshness of a change = the time the table version holding its row was written (the modification
+time of the Delta log entry or the Iceberg metadata file: the watcher may read it later) minus its
+commit time, split at the row's
 _kafka_timestamp (when Connect produced the message) into Debezium's share (COMMIT -> Kafka) and
 cdcflow's (Kafka -> readable).  With the table, the log commits per minute (Delta: log entries;
 Iceberg: snapshots) and data files per minute that the trigger implies.  Prints figures; never fails
@@ -38,14 +40,14 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
-def kafka_rows(t):
-    """(email, _kafka_timestamp as epoch seconds) of an Arrow table's rows that have an email."""
+def kafka_rows(t, now):
+    """(email, _kafka_timestamp as epoch seconds, now) of an Arrow table's rows that have an email."""
     out = []
     for e, k in zip(t.column("email").to_pylist(), t.column("_kafka_timestamp").to_pylist()):
         if e:
             if k is not None and k.tzinfo is None:
                 k = k.replace(tzinfo=datetime.timezone.utc)
-            out.append((e, k.timestamp() if k is not None else None))
+            out.append((e, k.timestamp() if k is not None else None, now))
     return out
 
 
@@ -57,20 +59,22 @@ class DeltaWatcher:
         self.files = 0
 
     def poll(self):
-        """(email, Kafka timestamp in s) of rows added by versions that appeared since the last poll."""
+        """(email, Kafka timestamp in s, time the version was seen) of rows added by versions that
+        appeared since the last poll."""
         import pyarrow.parquet as pq
         out = []
         while True:
             f = os.path.join(self.log, "%020d.json" % self.next)
             if not os.path.exists(f):
                 return out
+            now = os.stat(f).st_mtime      # when the version became readable, however late we look
             for line in open(f):
                 a = json.loads(line).get("add")
                 if a:
                     self.files += 1
                     t = pq.read_table(os.path.join(os.path.dirname(self.log), a["path"]),
                                       columns=["email", "_kafka_timestamp"])
-                    out.extend(kafka_rows(t))
+                    out.extend(kafka_rows(t, now))
             self.next += 1
 
     def commits(self):
@@ -90,6 +94,7 @@ class IcebergWatcher:
         from pyiceberg.table import StaticTable
         try:
             v = open(self.hint).read().strip()
+            now = os.stat(os.path.join(self.meta, "v%s.metadata.json" % v)).st_mtime
         except OSError:
             return []
         if v == self.seen:
@@ -104,7 +109,7 @@ class IcebergWatcher:
         self.files = sum(int(s.summary.additional_properties.get("added-data-files", 0) or 0)
                          for s in t.metadata.snapshots if s.summary)
         rows = t.scan(row_filter="email LIKE 'fresh-%'", selected_fields=("email", "_kafka_timestamp")).to_arrow()
-        return kafka_rows(rows)
+        return kafka_rows(rows, now)
 
     def commits(self):
         return self.nsnaps
@@ -150,7 +155,7 @@ def main():
         cur.execute("INSERT INTO customers (customer_id, email, first_name, last_name, customer_tier) "
                     "VALUES (%s, %s, 'Fresh', 'Ness', 'bronze')", (base, warm))
         deadline = time.time() + 300
-        while warm not in (e for e, _ in watcher.poll()):
+        while warm not in (r[0] for r in watcher.poll()):
             if proc.poll() is not None or time.time() > deadline:
                 sys.exit("freshness: pipeline did not catch up (see %s/log)" % tmp)
             time.sleep(0.05)
@@ -163,8 +168,9 @@ def main():
 
         def watch():
             while not stop.is_set():
-                now = time.time()
-                for e, k in watcher.poll():
+                # the time a version was written, not when the watcher read it: a poll that reads
+                # several versions takes time
+                for e, k, now in watcher.poll():
                     seen.setdefault(e, now)
                     kafka_ts.setdefault(e, k)
                 time.sleep(0.02)
