@@ -26,6 +26,7 @@
 #define POLL_SLICE_MS     200     /* longest wait, so stop requests are seen soon */
 #define DLQ_LOG_PER_BATCH 10      /* then only at debug level */
 #define COMMIT_POLL_MS    5       /* wait slice while a due batch waits for the commit */
+#define COMMIT_WAKE_MS    20      /* longest wait while a commit runs */
 /* Rows are copied out of the decoder's arena into the batch, so the arena
  * is reset between messages once it holds this much: it stays small
  * however large a batch grows. */
@@ -1174,6 +1175,10 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
             if (timeout < COMMIT_POLL_MS && p.c.busy)
                 timeout = COMMIT_POLL_MS;   /* due, but waiting for the commit */
         }
+        /* A commit that is in gets its group offsets, metrics and log line
+         * soon even when no message comes. */
+        if (p.c.busy && timeout > COMMIT_WAKE_MS)
+            timeout = COMMIT_WAKE_MS;
         r = cf_source_poll(cfg->source, &m, timeout, err);
         if (r < 0) {
             cf_err_wrap(err, "source");
