@@ -362,6 +362,17 @@ static void *commit_main(void *arg)
     return NULL;
 }
 
+/* Wait until the commit thread is done with the batch handed over. */
+static void wait_finished(pipe_t *p)
+{
+    committer *c = &p->c;
+
+    pthread_mutex_lock(&c->mu);
+    while (c->busy && !c->finished)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
 static int start_committer(pipe_t *p, cf_err *err)
 {
     committer *c = &p->c;
@@ -382,9 +393,8 @@ static void stop_committer(pipe_t *p)
     committer *c = &p->c;
 
     if (c->started) {
+        wait_finished(p);
         pthread_mutex_lock(&c->mu);
-        while (c->busy && !c->finished)
-            pthread_cond_wait(&c->cv, &c->mu);
         c->quit = true;
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
@@ -452,14 +462,10 @@ static int collect(pipe_t *p, bool wait, cf_err *err)
 
     if (!c->busy)
         return 0;
-    pthread_mutex_lock(&c->mu);
-    if (!c->finished && !wait) {
-        pthread_mutex_unlock(&c->mu);
+    if (wait)
+        wait_finished(p);
+    else if (commit_running(p))
         return 0;
-    }
-    while (!c->finished)
-        pthread_cond_wait(&c->cv, &c->mu);
-    pthread_mutex_unlock(&c->mu);
     c->busy = false;
     for (int i = 0; i < c->nq; i++) {
         lane *l = c->q[i];
@@ -532,21 +538,21 @@ static int commit_all(pipe_t *p, cf_err *err)
 
 /* Backpressure: the filling batch is full and the one before is still
  * being committed.  Stop fetching rather than let librdkafka's queue fill
- * (see kafka_pause) until that commit is in. */
+ * (see kafka_pause) until that commit is in.  Fetching resumes before its
+ * outcome is taken, so that the rewinds of a fenced batch apply to
+ * partitions that fetch. */
 static int wait_commit(pipe_t *p, cf_err *err)
 {
     double t0 = mono_s();
     cf_err e = { 0 };
-    bool paused = cf_source_pause(p->cfg->source, true, &e) == 0;
-    int rc;
 
-    if (!paused)
-        cf_log(CF_LOG_WARN, "pipeline", "backpressure: %s", e.msg);
-    rc = collect(p, true, err);
-    if (paused && cf_source_pause(p->cfg->source, false, &e) && !rc)
-        rc = cf_err_set(err, e.code, "backpressure: %s", e.msg);
+    if (cf_source_pause(p->cfg->source, true, &e))
+        return cf_err_set(err, e.code, "backpressure: %s", e.msg);
+    wait_finished(p);
+    if (cf_source_pause(p->cfg->source, false, &e))
+        return cf_err_set(err, e.code, "backpressure: %s", e.msg);
     cf_metrics_add_paused(p->cfg->metrics, mono_s() - t0);
-    return rc;
+    return collect(p, true, err);
 }
 /* ---- tables ---- */
 
