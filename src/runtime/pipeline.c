@@ -1209,7 +1209,7 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         full = (int64_t)p.nmsg >= p.max_offsets || p.bytes >= p.batch_cap;
         due = p.nmsg && (done || full || mono_s() - p.batch_start >= p.trigger_ms / 1e3);
         if (due && (done || full || !commit_running(&p))) {
-            if (commit_running(&p) && wait_commit(&p, err))
+            if (full && !done && commit_running(&p) && wait_commit(&p, err))
                 goto out;
             if (hand_off(&p, NULL, err))
                 goto out;
@@ -1219,7 +1219,7 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
             int64_t lag = cf_source_lag(cfg->source);
             p.hb_last = mono_s();
             cf_metrics_set_lag(cfg->metrics, lag);
-            cf_metrics_set_memory(cfg->metrics, p.bytes + p.fly_bytes, p.max_memory);
+            set_memory(&p);
             cf_metrics_heartbeat(cfg->metrics, p.nmsg == 0 && !p.c.busy && lag <= 0);
         }
         progress(&p, false);
