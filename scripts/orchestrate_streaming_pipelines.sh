@@ -210,8 +210,19 @@ metric_sum() {
     awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF; f = 1 } END { if (f) printf "%.0f", s; else print "-" }'
 }
 
+# One metric's value with `digits` decimals, e.g. seconds (- if absent).
+metric_num() {
+    awk -v m="$1" -v d="$2" '$1 == m { printf "%.*f", d, $NF; f = 1; exit } END { if (!f) print "-" }'
+}
+
+# Bytes as MiB with one decimal (- stays -).
+mib() {
+    [ "$1" = - ] && { echo -; return; }
+    awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'
+}
+
 status_one() {
-    local p=$1 pid port m1 m2 ev1 ev2 rate lag ver age dlq up start now last
+    local p=$1 pid port m1 m2 ev1 ev2 rate lag ver age dlq up start now last brows bbytes commit paused mem memmax
     port=$(metrics_port "$p")
     if ! pid=$(live_pid "$p"); then
         printf '%-8s stopped\n' "$p"
@@ -237,8 +248,18 @@ status_one() {
     last=$(metric_sum cdcflow_last_commit_timestamp_seconds <<<"${m2:-$m1}")
     age=-
     [ "$last" != - ] && [ "$last" != 0 ] && age="$((now - last))s"
-    printf '%-8s running  pid=%s uptime=%ss events=%s events/s=%s lag=%s version=%s version_age=%s dead_lettered=%s\n' \
-        "$p" "$pid" "$up" "$ev2" "$rate" "$lag" "$ver" "$age" "$dlq"
+    # Batches and backpressure: the last batch handed to the commit, how
+    # long the last commit took, time paused waiting for commits, and what
+    # the batches hold against --max-memory.
+    m2=${m2:-$m1}
+    brows=$(metric_sum cdcflow_batch_rows <<<"$m2")
+    bbytes=$(mib "$(metric_sum cdcflow_batch_bytes <<<"$m2")")
+    commit=$(metric_num cdcflow_last_commit_seconds 3 <<<"$m2")
+    paused=$(metric_num cdcflow_paused_seconds_total 1 <<<"$m2")
+    mem=$(mib "$(metric_sum cdcflow_memory_bytes <<<"$m2")")
+    memmax=$(mib "$(metric_sum cdcflow_memory_limit_bytes <<<"$m2")")
+    printf '%-8s running  pid=%s uptime=%ss events=%s events/s=%s lag=%s version=%s version_age=%s dead_lettered=%s batch_rows=%s batch_mib=%s commit_s=%s paused_s=%s memory_mib=%s/%s\n' \
+        "$p" "$pid" "$up" "$ev2" "$rate" "$lag" "$ver" "$age" "$dlq" "$brows" "$bbytes" "$commit" "$paused" "$mem" "$memmax"
 }
 
 which_pipelines() {

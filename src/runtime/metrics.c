@@ -45,6 +45,11 @@ struct cf_metrics {
     uint64_t  conflicts;     /* commit attempts lost to another writer, then retried */
     uint64_t  batches;
     histo     batch_dur, commit_dur;
+    double    last_commit_s;     /* duration of the last commit */
+    uint64_t  cut_msgs, cut_rows, cut_bytes;   /* the last batch handed to the commit */
+    uint64_t  mem_bytes, mem_limit;
+    uint64_t  pauses;
+    double    paused_s;
     int64_t   lag;
     int64_t   version;
     double    last_commit;       /* unix seconds, 0 = never */
@@ -193,10 +198,29 @@ void cf_metrics_batch_done(cf_metrics *m, double batch_s, double commit_s, int64
     m->batches++;
     histo_add(&m->batch_dur, batch_s);
     histo_add(&m->commit_dur, commit_s);
+    m->last_commit_s = commit_s;
     if (version >= 0)
         m->version = version;
     m->last_commit = now_s();
     pthread_mutex_unlock(&m->mu);
+}
+
+void cf_metrics_batch_cut(cf_metrics *m, uint64_t messages, uint64_t rows, uint64_t bytes)
+{
+    if (m)
+        LOCKED(m, m->cut_msgs = messages; m->cut_rows = rows; m->cut_bytes = bytes);
+}
+
+void cf_metrics_set_memory(cf_metrics *m, uint64_t bytes, uint64_t limit)
+{
+    if (m)
+        LOCKED(m, m->mem_bytes = bytes; m->mem_limit = limit);
+}
+
+void cf_metrics_add_paused(cf_metrics *m, double seconds)
+{
+    if (m)
+        LOCKED(m, m->pauses++; m->paused_s += seconds);
 }
 
 void cf_metrics_set_lag(cf_metrics *m, int64_t lag)
@@ -366,6 +390,27 @@ int cf_metrics_render(cf_metrics *m, cf_buf *b, cf_err *err)
                      &m->batch_dur, err)
         || render_histo(b, "cdcflow_commit_duration_seconds", "Table commit time (files and log entry).",
                         &m->commit_dur, err))
+        goto out;
+    if (cf_buf_printf(b, err,
+                      "# HELP cdcflow_last_commit_seconds Duration of the last table commit.\n"
+                      "# TYPE cdcflow_last_commit_seconds gauge\ncdcflow_last_commit_seconds %.6f\n"
+                      "# HELP cdcflow_batch_messages Messages in the last batch handed to the commit.\n"
+                      "# TYPE cdcflow_batch_messages gauge\ncdcflow_batch_messages %llu\n"
+                      "# HELP cdcflow_batch_rows Rows in the last batch handed to the commit.\n"
+                      "# TYPE cdcflow_batch_rows gauge\ncdcflow_batch_rows %llu\n"
+                      "# HELP cdcflow_batch_bytes Bytes of the last batch handed to the commit.\n"
+                      "# TYPE cdcflow_batch_bytes gauge\ncdcflow_batch_bytes %llu\n"
+                      "# HELP cdcflow_memory_bytes Bytes the batches hold (the one filling and the one committing).\n"
+                      "# TYPE cdcflow_memory_bytes gauge\ncdcflow_memory_bytes %llu\n"
+                      "# HELP cdcflow_memory_limit_bytes The memory bound (--max-memory).\n"
+                      "# TYPE cdcflow_memory_limit_bytes gauge\ncdcflow_memory_limit_bytes %llu\n"
+                      "# HELP cdcflow_paused_seconds_total Time consumption was paused waiting for a commit.\n"
+                      "# TYPE cdcflow_paused_seconds_total counter\ncdcflow_paused_seconds_total %.6f\n"
+                      "# HELP cdcflow_pauses_total Times consumption was paused waiting for a commit.\n"
+                      "# TYPE cdcflow_pauses_total counter\ncdcflow_pauses_total %llu\n",
+                      m->last_commit_s, (unsigned long long)m->cut_msgs, (unsigned long long)m->cut_rows,
+                      (unsigned long long)m->cut_bytes, (unsigned long long)m->mem_bytes,
+                      (unsigned long long)m->mem_limit, m->paused_s, (unsigned long long)m->pauses))
         goto out;
     if (cf_buf_printf(b, err,
                       "# HELP cdcflow_consumer_lag Messages behind the high watermark, summed over assigned partitions (-1 unknown).\n"

@@ -38,6 +38,14 @@ void cf_metrics_table_commit(cf_metrics *m, const char *table, const uint64_t by
 /* One committed batch: wall time from its first message to the end of the
  * commit, the commit alone, the table version it made. */
 void cf_metrics_batch_done(cf_metrics *m, double batch_s, double commit_s, int64_t version);
+/* A batch handed to the commit: its messages, rows and bytes (gauges of
+ * the last one), and the commit it took once done (seconds, gauge). */
+void cf_metrics_batch_cut(cf_metrics *m, uint64_t messages, uint64_t rows, uint64_t bytes);
+/* Bytes the batches hold now (the one filling plus the one committing),
+ * and the bound they are kept under (--max-memory). */
+void cf_metrics_set_memory(cf_metrics *m, uint64_t bytes, uint64_t limit);
+/* Consumption was paused for `seconds` because the commits fell behind. */
+void cf_metrics_add_paused(cf_metrics *m, double seconds);
 void cf_metrics_set_lag(cf_metrics *m, int64_t lag);           /* -1 unknown */
 void cf_metrics_set_version(cf_metrics *m, int64_t version);   /* table version at start */
 /* The loop is alive; `idle` when it holds no uncommitted input. */

@@ -1,8 +1,18 @@
 /* pipeline.c - the micro-batch loop: source -> decode -> transform -> batch
  * -> table commit with the offsets it covers, for one table or one table per
- * topic (a "lane" each); see pipeline.h. */
+ * topic (a "lane" each); see pipeline.h.
+ *
+ * Two threads.  The pipeline thread polls, decodes and transforms into the
+ * filling batch of each table; at a cut it hands the batches to the commit
+ * thread and goes on filling the next ones while those are committed.  One
+ * batch is in flight at a time and its outcome is taken (on the pipeline
+ * thread) before the next is handed over, so commits land in order and a
+ * failed one stops the ones after it.  Everything but the sink commit itself
+ * stays on the pipeline thread: the source, the dead-letter target, the
+ * rewinds of a fenced batch, the reading of offsets at an assignment. */
 #include "runtime/pipeline.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,26 +26,30 @@
 
 #define POLL_SLICE_MS     200     /* longest wait, so stop requests are seen soon */
 #define DLQ_LOG_PER_BATCH 10      /* then only at debug level */
+#define COMMIT_POLL_MS    5       /* wait slice while a due batch waits for the commit */
+#define COMMIT_WAKE_MS    20      /* longest wait while a commit runs */
+/* Rows are copied out of the decoder's arena into the batch, so the arena
+ * is reset between messages once it holds this much: it stays small
+ * however large a batch grows. */
+#define DECODER_SLACK     ((size_t)1 << 20)
+/* How --max-memory is shared.  librdkafka may queue a sixteenth per
+ * partition (kafka.c).  Two batches live at once, one filling and one
+ * committing, each cut when its values reach BATCH_SHARE-th of the bound;
+ * their buffers grow by doubling, so each may hold up to twice that.  The
+ * commit's encoding of a batch (pages, compression, the key index) and the
+ * process itself take the rest. */
+#define BATCH_SHARE       8
+#define MIN_BATCH_BYTES   ((size_t)16 << 10)
 
 enum { K_C, K_U, K_D, K_R, K_T, NKINDS };
 
-/* One table: its sink, transform and the batch in flight for it.  Offsets
- * of a topic-partition belong to the one table its topic resolves to. */
-typedef struct lane {
-    char          location[CF_ROUTE_PATH_MAX];
-    char          name[512];          /* for log lines */
-    cf_sink      *sink;
-    cf_transform *xf;
-    bool          owned;              /* sink and xf opened here (route) */
-    cf_sink_config sc;                /* the route's config, location/name ours */
-    const char *const *pk;            /* primary key override, 0 columns = source key */
-    int           npk;
+/* One table's batch and the commit value built beside it.  A table has two:
+ * one filling on the pipeline thread, one handed to the commit thread. */
+typedef struct work {
     cf_batch     *batch;              /* NULL until the first good event */
     const cf_schema *out_schema;
-    const cf_schema *src_ptr;         /* last source schema seen (fast path) */
     int           key[CF_MAX_KEY_COLS];   /* key columns of out_schema */
     int           nkey;
-    /* the commit value being built, beside the batch: */
     char         *ops;                /* per row: 'c', 'u', 'd', 'r' */
     int64_t      *lsns;               /* per row: source LSN, -1 unknown */
     size_t        arows;              /* room in ops and lsns */
@@ -45,22 +59,63 @@ typedef struct lane {
     uint64_t      nmsg;               /* messages in the batch */
     uint64_t      kinds[NKINDS], dlq_n, tomb_n;
     double        batch_start;        /* monotonic seconds */
+    size_t        bytes;              /* cf_batch_bytes() after the last row */
+    cf_commit     cv;                 /* the commit value, made at hand-off */
+    /* The commit's outcome, written by the commit thread: */
+    int           rc;                 /* 0 committed, -1 failed (err), 1 not tried */
+    int64_t       version;
+    double        t0, t1;             /* the commit's start and end */
+    cf_err        err;
+} work;
+
+/* One table: its sink, transform and batches.  Offsets of a topic-partition
+ * belong to the one table its topic resolves to. */
+typedef struct lane {
+    char          location[CF_ROUTE_PATH_MAX];
+    char          name[512];          /* for log lines */
+    cf_sink      *sink;
+    cf_transform *xf;
+    bool          owned;              /* sink and xf opened here (route) */
+    cf_sink_config sc;                /* the route's config, location/name ours */
+    const char *const *pk;            /* primary key override, 0 columns = source key */
+    int           npk;
+    const cf_schema *src_ptr;         /* last source schema seen (fast path) */
+    work          w[2];
+    work         *cur;                /* filling */
+    work         *fly;                /* handed to the commit thread (nmsg > 0) or idle */
     cf_enrich    *enrich;             /* total_orders state (borrowed), or NULL */
 } lane;
+
+/* The commit thread and the one batch (over one or more tables) it holds. */
+typedef struct committer {
+    pthread_t       thr;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    bool            started;
+    bool            quit;
+    bool            busy;             /* handed over, outcome not taken yet */
+    bool            finished;         /* the commit thread is done with it */
+    lane          **q;                /* its tables, in commit order */
+    int             nq;
+} committer;
 
 typedef struct pipe {
     const cf_pipeline_config *cfg;
     cf_pipeline_stats *st;
     int64_t   trigger_ms, max_offsets;
     size_t    max_msg;
+    size_t    max_memory, batch_cap;
     lane    **lanes;
     int       nlanes, max_lanes;
     char      last_topic[256];  /* fast path: topic -> lane of the last message */
     lane     *last_lane;
-    uint64_t  nmsg;             /* messages held, over every lane */
+    uint64_t  nmsg;             /* messages held in filling batches, over every lane */
+    size_t    bytes;            /* their bytes */
+    size_t    fly_bytes;        /* bytes of the batch being committed */
     double    batch_start;      /* monotonic seconds, first held message */
     int64_t   processed_us;     /* _processed_timestamp of the batch's rows */
     cf_offsets rewound;         /* partitions a dropped batch rewound during handle() */
+    committer c;
     /* progress line */
     double    hb_last;          /* last metrics heartbeat */
     double    prog_last;
@@ -110,17 +165,38 @@ static const char *table_label(const pipe_t *p, const lane *l)
     return p->cfg->table_name ? p->cfg->table_name : "table";
 }
 
-static void reset_lane(lane *l)
+static void reset_work(work *w)
 {
-    if (l->batch)
-        cf_batch_reset(l->batch);
-    cf_offsets_clear(&l->covered);
-    cf_offsets_clear(&l->start);
-    l->ua.n = 0;
-    l->nmsg = 0;
-    l->dlq_n = l->tomb_n = 0;
-    memset(l->kinds, 0, sizeof l->kinds);
-    cf_enrich_drop(l->enrich);
+    if (w->batch)
+        cf_batch_reset(w->batch);
+    cf_offsets_clear(&w->covered);
+    cf_offsets_clear(&w->start);
+    w->ua.n = 0;
+    w->nmsg = 0;
+    w->bytes = 0;
+    w->dlq_n = w->tomb_n = 0;
+    memset(w->kinds, 0, sizeof w->kinds);
+}
+
+static void free_work(work *w)
+{
+    cf_offsets_free(&w->covered);
+    cf_offsets_free(&w->start);
+    cf_batch_free(w->batch);
+    cf_cells_free(&w->ua);
+    free(w->ops);
+    free(w->lsns);
+}
+
+static lane *new_lane(void)
+{
+    lane *l = calloc(1, sizeof *l);
+
+    if (l) {
+        l->cur = &l->w[0];
+        l->fly = &l->w[1];
+    }
+    return l;
 }
 
 static void free_lane(lane *l)
@@ -131,60 +207,67 @@ static void free_lane(lane *l)
         cf_sink_close(l->sink);
         cf_transform_free(l->xf);
     }
-    cf_offsets_free(&l->covered);
-    cf_offsets_free(&l->start);
-    cf_batch_free(l->batch);
-    cf_cells_free(&l->ua);
-    free(l->ops);
-    free(l->lsns);
+    free_work(&l->w[0]);
+    free_work(&l->w[1]);
     free(l);
 }
 
-static void log_batch(pipe_t *p, lane *l, int64_t version, double dur, double commit_dur)
+static void log_batch(pipe_t *p, const lane *l, const work *w)
 {
     char offs[512];
     size_t n = 0;
 
     offs[0] = '\0';
-    for (int i = 0; i < l->covered.n && n < sizeof offs - 64; i++)
+    for (int i = 0; i < w->covered.n && n < sizeof offs - 64; i++)
         n += (size_t)snprintf(offs + n, sizeof offs - n, "%s%s[%d]=%lld", i ? " " : "",
-                              l->covered.v[i].topic, l->covered.v[i].partition,
-                              (long long)l->covered.v[i].next_offset);
+                              w->covered.v[i].topic, w->covered.v[i].partition,
+                              (long long)w->covered.v[i].next_offset);
     cf_log(CF_LOG_INFO, "pipeline",
            "%s: batch: %llu events (c=%llu u=%llu d=%llu r=%llu t=%llu), %llu dead-letter, %llu tombstones, "
-           "next offsets %s, version %lld, %.1f ms (commit %.1f ms)",
+           "next offsets %s, version %lld, %.1f ms (commit %.1f ms), %.1f MiB",
            table_label(p, l),
-           (unsigned long long)(l->kinds[K_C] + l->kinds[K_U] + l->kinds[K_D] + l->kinds[K_R]),
-           (unsigned long long)l->kinds[K_C], (unsigned long long)l->kinds[K_U],
-           (unsigned long long)l->kinds[K_D], (unsigned long long)l->kinds[K_R],
-           (unsigned long long)l->kinds[K_T], (unsigned long long)l->dlq_n,
-           (unsigned long long)l->tomb_n, offs, (long long)version, dur * 1e3, commit_dur * 1e3);
+           (unsigned long long)(w->kinds[K_C] + w->kinds[K_U] + w->kinds[K_D] + w->kinds[K_R]),
+           (unsigned long long)w->kinds[K_C], (unsigned long long)w->kinds[K_U],
+           (unsigned long long)w->kinds[K_D], (unsigned long long)w->kinds[K_R],
+           (unsigned long long)w->kinds[K_T], (unsigned long long)w->dlq_n,
+           (unsigned long long)w->tomb_n, offs, (long long)w->version, (w->t1 - w->batch_start) * 1e3,
+           (w->t1 - w->t0) * 1e3, w->bytes / 1048576.0);
+}
+
+static void set_memory(pipe_t *p)
+{
+    cf_metrics_set_memory(p->cfg->metrics, p->bytes + p->fly_bytes, p->max_memory);
 }
 
 static int lane_offsets(pipe_t *p, lane *l, cf_offsets *out, int *kept, cf_err *err);
 
-/* The table refused the batch: another process of the group owns (some of)
- * its partitions now, or owned them while we were paused.  Drop the batch
- * and move our reading of its partitions back to where the table is; the
+/* The table refused the batch in flight: another process of the group owns
+ * (some of) its partitions now, or owned them while we were paused.  Drop
+ * it and the batch filling behind it, which starts where it ends, and move
+ * our reading of their partitions back to where the table is; the
  * rebalance that follows sorts out who reads what. */
 static int drop_fenced(pipe_t *p, lane *l, const cf_err *why, cf_err *err)
 {
     cf_offsets table = { 0 }, to = { 0 };
     int kept, rc = -1;
 
-    cf_log(CF_LOG_WARN, "pipeline", "%s: batch of %llu messages dropped: %s", table_label(p, l),
-           (unsigned long long)l->nmsg, why->msg);
+    cf_log(CF_LOG_WARN, "pipeline", "%s: batch of %llu messages dropped (and %llu read after it): %s",
+           table_label(p, l), (unsigned long long)l->fly->nmsg, (unsigned long long)l->cur->nmsg, why->msg);
     p->st->fenced++;
     cf_metrics_add_fenced(p->cfg->metrics);
     if (lane_offsets(p, l, &table, &kept, err))
         goto out;
-    for (int i = 0; i < l->covered.n; i++) {
-        const cf_offset *o = &l->covered.v[i];
-        if (cf_offsets_put(&to, o->topic, o->partition, cf_offsets_get(&table, o->topic, o->partition), err))
-            goto out;
-    }
-    p->nmsg -= l->nmsg;
-    reset_lane(l);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < l->w[k].covered.n; i++) {
+            const cf_offset *o = &l->w[k].covered.v[i];
+            if (cf_offsets_put(&to, o->topic, o->partition, cf_offsets_get(&table, o->topic, o->partition), err))
+                goto out;
+        }
+    p->nmsg -= l->cur->nmsg;
+    p->bytes -= l->cur->bytes;
+    reset_work(l->cur);
+    reset_work(l->fly);
+    cf_enrich_drop(l->enrich);
     for (int i = 0; i < to.n; i++)
         if (cf_offsets_put(&p->rewound, to.v[i].topic, to.v[i].partition, 0, err))
             goto out;
@@ -208,10 +291,11 @@ static bool unavailable(const cf_err *e)
     return e->retriable && (e->code == CF_E_IO || e->code == CF_E_HTTP);
 }
 
-/* Commit through cf_sink_commit, waiting out an unavailable server.
- * Making the commit again is safe: a commit that landed although its
- * answer was lost is caught by the fence (the table then holds the
- * batch's end, not its start) and the batch is dropped, not doubled. */
+/* Commit through cf_sink_commit, waiting out an unavailable server (on the
+ * commit thread).  Making the commit again is safe: a commit that landed
+ * although its answer was lost is caught by the fence (the table then
+ * holds the batch's end, not its start) and the batch is dropped, not
+ * doubled. */
 static int sink_commit(pipe_t *p, lane *l, const cf_commit *c, int64_t *version, cf_err *e)
 {
     double deadline = mono_s() + UNAVAILABLE_WAIT_S;
@@ -240,85 +324,248 @@ static int sink_commit(pipe_t *p, lane *l, const cf_commit *c, int64_t *version,
     }
 }
 
-/* Commit one table's batch and the offsets it covers. */
-static int commit_lane(pipe_t *p, lane *l, cf_err *err)
+/* The commit thread: commit the tables of the batch handed over, in order,
+ * stopping at the first that fails (a fenced one is no failure: the
+ * pipeline thread drops it and goes on). */
+static void *commit_main(void *arg)
+{
+    pipe_t *p = arg;
+    committer *c = &p->c;
+
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        bool failed = false;
+
+        while (!c->quit && (!c->busy || c->finished))
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->quit)
+            break;
+        pthread_mutex_unlock(&c->mu);
+        for (int i = 0; i < c->nq; i++) {
+            lane *l = c->q[i];
+            work *w = l->fly;
+            w->rc = 1;
+            w->version = -1;
+            cf_err_clear(&w->err);
+            if (failed)
+                continue;
+            w->t0 = mono_s();
+            w->rc = sink_commit(p, l, &w->cv, &w->version, &w->err);
+            w->t1 = mono_s();
+            failed = w->rc && w->err.code != CF_E_FENCED;
+        }
+        pthread_mutex_lock(&c->mu);
+        c->finished = true;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Wait until the commit thread is done with the batch handed over. */
+static void wait_finished(pipe_t *p)
+{
+    committer *c = &p->c;
+
+    pthread_mutex_lock(&c->mu);
+    while (c->busy && !c->finished)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int start_committer(pipe_t *p, cf_err *err)
+{
+    committer *c = &p->c;
+
+    if (!(c->q = calloc((size_t)p->max_lanes, sizeof *c->q)))
+        return cf_err_set(err, CF_E_NOMEM, "out of memory");
+    if (pthread_mutex_init(&c->mu, NULL) || pthread_cond_init(&c->cv, NULL)
+        || pthread_create(&c->thr, NULL, commit_main, p))
+        return cf_err_set(err, CF_E_NOMEM, "cannot start the commit thread");
+    c->started = true;
+    return 0;
+}
+
+/* Wait for the batch in flight (its outcome is left untaken), then end the
+ * commit thread.  Safe to call when it never started. */
+static void stop_committer(pipe_t *p)
+{
+    committer *c = &p->c;
+
+    if (c->started) {
+        wait_finished(p);
+        pthread_mutex_lock(&c->mu);
+        c->quit = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thr, NULL);
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        c->started = false;
+    }
+    free(c->q);
+    c->q = NULL;
+}
+
+static bool commit_running(pipe_t *p)
+{
+    bool r;
+
+    if (!p->c.busy)
+        return false;
+    pthread_mutex_lock(&p->c.mu);
+    r = !p->c.finished;
+    pthread_mutex_unlock(&p->c.mu);
+    return r;
+}
+
+/* A table's batch reached the table: tell the source (lag), count, log. */
+static void committed(pipe_t *p, lane *l)
 {
     const cf_pipeline_config *cfg = p->cfg;
-    int64_t version = -1;
-    double t0, t1;
+    work *w = l->fly;
     cf_err e = { 0 };
-    cf_commit c = {
-        .rows = l->batch, .ops = l->ops, .lsns = l->lsns, .key = l->key, .nkey = l->nkey,
-        .unavail = &l->ua, .start = &l->start, .end = &l->covered,
-    };
 
-    if (!l->nmsg)
-        return 0;
-    t0 = mono_s();
-    /* The dead letters of this batch must be safe before the table says
-     * their offsets are done, or a crash in between would lose them. */
-    if (cf_dlq_flush(cfg->dlq, err))
-        return cf_err_wrap(err, "not committing the batch");
-    /* total_orders: counts into the rows, count updates, the state file for
-     * the offsets this commit leaves; all before the table commit. */
-    if (l->enrich && cf_enrich_prepare(l->enrich, l->batch, cf_transform_customers_schema(l->xf), &l->ua, &c,
-                                       p->processed_us, err))
-        return cf_err_wrap(err, "table %s", table_label(p, l));
-    if (sink_commit(p, l, &c, &version, &e)) {
-        if (l->enrich)
-            cf_enrich_done(l->enrich, false);
-        if (e.code == CF_E_FENCED)
-            return drop_fenced(p, l, &e, err);
-        if (err)
-            *err = e;
-        return cf_err_wrap(err, "table %s: commit", table_label(p, l));
-    }
-    if (l->enrich)
-        cf_enrich_done(l->enrich, true);
-    t1 = mono_s();
-    cf_err_clear(&e);
-    if (cf_source_commit(cfg->source, &l->covered, &e))
+    if (cf_source_commit(cfg->source, &w->covered, &e))
         cf_log(CF_LOG_WARN, "pipeline", "group offsets (lag only): %s", e.msg);
     p->st->batches++;
-    if (version >= 0)
-        p->st->version = version;
+    if (w->version >= 0)
+        p->st->version = w->version;
     if (cfg->metrics) {
-        cf_metrics_add_events(cfg->metrics, 'c', l->kinds[K_C]);
-        cf_metrics_add_events(cfg->metrics, 'u', l->kinds[K_U]);
-        cf_metrics_add_events(cfg->metrics, 'd', l->kinds[K_D]);
-        cf_metrics_add_events(cfg->metrics, 'r', l->kinds[K_R]);
-        cf_metrics_add_events(cfg->metrics, 't', l->kinds[K_T]);
-        cf_metrics_add_events(cfg->metrics, 0, l->tomb_n);
-        cf_metrics_add_dead_letter(cfg->metrics, l->dlq_n);
-        cf_metrics_batch_done(cfg->metrics, t1 - l->batch_start, t1 - t0, version);
+        cf_metrics_add_events(cfg->metrics, 'c', w->kinds[K_C]);
+        cf_metrics_add_events(cfg->metrics, 'u', w->kinds[K_U]);
+        cf_metrics_add_events(cfg->metrics, 'd', w->kinds[K_D]);
+        cf_metrics_add_events(cfg->metrics, 'r', w->kinds[K_R]);
+        cf_metrics_add_events(cfg->metrics, 't', w->kinds[K_T]);
+        cf_metrics_add_events(cfg->metrics, 0, w->tomb_n);
+        cf_metrics_add_dead_letter(cfg->metrics, w->dlq_n);
+        cf_metrics_batch_done(cfg->metrics, w->t1 - w->batch_start, w->t1 - w->t0, w->version);
         if (cfg->route) {
-            uint64_t by_op[6] = { l->kinds[K_C], l->kinds[K_U], l->kinds[K_D], l->kinds[K_R], l->kinds[K_T],
-                                  l->tomb_n };
-            cf_metrics_table_commit(cfg->metrics, l->name, by_op, version);
+            uint64_t by_op[6] = { w->kinds[K_C], w->kinds[K_U], w->kinds[K_D], w->kinds[K_R], w->kinds[K_T],
+                                  w->tomb_n };
+            cf_metrics_table_commit(cfg->metrics, l->name, by_op, w->version);
         }
         cf_metrics_set_lag(cfg->metrics, cf_source_lag(cfg->source));
     }
-    log_batch(p, l, version, t1 - l->batch_start, t1 - t0);
-    p->nmsg -= l->nmsg;
-    reset_lane(l);
-    return 0;
+    log_batch(p, l, w);
+    reset_work(w);
 }
 
-/* Commit every table's batch.  `keep_decoder`: an event of the decoder is
- * still in use, so its memory must not be released yet. */
-static int commit_batch(pipe_t *p, bool keep_decoder, cf_err *err)
+/* Take the outcome of the batch handed to the commit thread, waiting for
+ * it (`wait`) or only if it is there.  Returns 0, also while it is still
+ * being committed; -1 with *err set when a commit failed (nothing after it
+ * was committed, and the rest of it is forgotten). */
+static int collect(pipe_t *p, bool wait, cf_err *err)
 {
-    if (!p->nmsg)
+    committer *c = &p->c;
+    int rc = 0;
+
+    if (!c->busy)
         return 0;
-    for (int i = 0; i < p->nlanes; i++)
-        if (commit_lane(p, p->lanes[i], err))
-            return -1;
-    p->nmsg = 0;
-    if (!keep_decoder)
-        cf_decoder_reset(p->cfg->decoder);
+    if (wait)
+        wait_finished(p);
+    else if (commit_running(p))
+        return 0;
+    c->busy = false;
+    for (int i = 0; i < c->nq; i++) {
+        lane *l = c->q[i];
+        work *w = l->fly;
+        if (l->enrich)   /* before drop_fenced reloads the state the table names */
+            cf_enrich_done(l->enrich, !rc && w->rc == 0);
+        if (rc) {
+            reset_work(w);
+        } else if (w->rc == 0) {
+            committed(p, l);
+        } else if (w->err.code == CF_E_FENCED) {
+            rc = drop_fenced(p, l, &w->err, err);
+        } else {
+            if (err)
+                *err = w->err;
+            rc = cf_err_wrap(err, "table %s: commit", table_label(p, l));
+            reset_work(w);
+        }
+    }
+    c->nq = 0;
+    p->fly_bytes = 0;
+    set_memory(p);
+    return rc;
+}
+
+/* Hand the filling batch of table `only` (NULL: of every table) to the
+ * commit thread, after the one before it is committed.  The batch's dead
+ * letters are made safe first: the table must not say their offsets are
+ * done before they are. */
+static int hand_off(pipe_t *p, lane *only, cf_err *err)
+{
+    committer *c = &p->c;
+    uint64_t msgs = 0, rows = 0;
+
+    if (!(only ? only->cur->nmsg : p->nmsg))
+        return 0;
+    if (collect(p, true, err))
+        return -1;
+    if (cf_dlq_flush(p->cfg->dlq, err))
+        return cf_err_wrap(err, "not committing the batch");
+    for (int i = 0; i < p->nlanes; i++) {
+        lane *l = p->lanes[i];
+        work *t = l->fly, *w = l->cur;
+        if ((only && l != only) || !w->nmsg)
+            continue;
+        w->cv = (cf_commit){
+            .rows = w->batch, .ops = w->ops, .lsns = w->lsns, .key = w->key, .nkey = w->nkey,
+            .unavail = &w->ua, .start = &w->start, .end = &w->covered,
+        };
+        /* total_orders: counts into the rows, count updates, the state file
+         * for the offsets this commit leaves; all before the table commit,
+         * and before the next batch's order events are folded in */
+        if (l->enrich && cf_enrich_prepare(l->enrich, w->batch, cf_transform_customers_schema(l->xf), &w->ua,
+                                           &w->cv, p->processed_us, err))
+            return cf_err_wrap(err, "table %s", table_label(p, l));
+        l->fly = w;
+        l->cur = t;
+        c->q[c->nq++] = l;
+        msgs += w->nmsg;
+        rows += w->cv.rows ? w->cv.rows->nrows : 0;
+        p->nmsg -= l->fly->nmsg;
+        p->bytes -= l->fly->bytes;
+        p->fly_bytes += l->fly->bytes;
+    }
+    if (!c->nq)
+        return 0;
+    cf_metrics_batch_cut(p->cfg->metrics, msgs, rows, p->fly_bytes);
+    set_memory(p);
+    pthread_mutex_lock(&c->mu);
+    c->busy = true;
+    c->finished = false;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
     return 0;
 }
 
+/* Commit what is held, every table, and wait until it is in. */
+static int commit_all(pipe_t *p, cf_err *err)
+{
+    return hand_off(p, NULL, err) || collect(p, true, err) ? -1 : 0;
+}
+
+/* Backpressure: the filling batch is full and the one before is still
+ * being committed.  Stop fetching rather than let librdkafka's queue fill
+ * (see kafka_pause) until that commit is in.  Fetching resumes before its
+ * outcome is taken, so that the rewinds of a fenced batch apply to
+ * partitions that fetch. */
+static int wait_commit(pipe_t *p, cf_err *err)
+{
+    double t0 = mono_s();
+    cf_err e = { 0 };
+
+    if (cf_source_pause(p->cfg->source, true, &e))
+        return cf_err_set(err, e.code, "backpressure: %s", e.msg);
+    wait_finished(p);
+    if (cf_source_pause(p->cfg->source, false, &e))
+        return cf_err_set(err, e.code, "backpressure: %s", e.msg);
+    cf_metrics_add_paused(p->cfg->metrics, mono_s() - t0);
+    return collect(p, true, err);
+}
 /* ---- tables ---- */
 
 static lane *find_lane(pipe_t *p, const char *location)
@@ -340,7 +587,7 @@ static lane *open_lane(pipe_t *p, const char *location, cf_err *err)
         cf_err_set(err, CF_E_NOMEM, "more than %d tables in one pipeline (table %s)", p->max_lanes, location);
         return NULL;
     }
-    if (!(l = calloc(1, sizeof *l))) {
+    if (!(l = new_lane())) {
         cf_err_set(err, CF_E_NOMEM, "out of memory");
         return NULL;
     }
@@ -551,9 +798,9 @@ static int bad_event(pipe_t *p, lane *l, const cf_msg *m, const cf_err *why, cf_
                              m->topic, m->partition, (long long)m->offset, cf_code_name(why->code), why->msg);
     if (cf_dlq_put(p->cfg->dlq, m, why, err))
         return cf_err_wrap(err, "dead-letter");
-    l->dlq_n++;
+    l->cur->dlq_n++;
     p->st->dead_letter++;
-    cf_log(l->dlq_n <= DLQ_LOG_PER_BATCH ? CF_LOG_WARN : CF_LOG_DEBUG, "pipeline",
+    cf_log(l->cur->dlq_n <= DLQ_LOG_PER_BATCH ? CF_LOG_WARN : CF_LOG_DEBUG, "pipeline",
            "%s: dead-letter %s[%d] offset %lld: %s: %s", table_label(p, l), m->topic, m->partition,
            (long long)m->offset, cf_code_name(why->code), why->msg);
     return 0;
@@ -593,10 +840,10 @@ static int check_schema(pipe_t *p, lane *l, const cf_event *ev, cf_err *err)
 {
     if (ev->schema == l->src_ptr)
         return 0;
-    if (l->batch && l->batch->nrows) {
+    if (l->cur->batch && l->cur->batch->nrows) {
         cf_log(CF_LOG_INFO, "pipeline", "%s: source schema changed: committing the current batch first",
                table_label(p, l));
-        if (commit_lane(p, l, err))
+        if (hand_off(p, l, err))
             return -1;
     }
     l->src_ptr = ev->schema;
@@ -606,16 +853,19 @@ static int check_schema(pipe_t *p, lane *l, const cf_event *ev, cf_err *err)
 /* Point the table's batch at the transform's output schema `out`. */
 static int bind_batch(pipe_t *p, lane *l, const cf_event *ev, const cf_schema *out, cf_err *err)
 {
-    if (out == l->out_schema && l->batch)
+    work *w;
+
+    if (out == l->cur->out_schema && l->cur->batch)
         return 0;
-    if (l->batch && l->batch->nrows && commit_lane(p, l, err))
+    if (l->cur->batch && l->cur->batch->nrows && hand_off(p, l, err))
         return -1;
+    w = l->cur;
     if (l->sc.mode == CF_MODE_UPSERT && out->npk == 0 && !l->npk)
         return cf_err_set(err, CF_E_ARG, "upsert mode needs a primary key, table %s.%s has none "
                           "(the events carry no key schema): name it with --primary-key",
                           ev->src.schema, ev->src.table);
     /* The key of the commit: the override's columns, or the source key. */
-    l->nkey = 0;
+    w->nkey = 0;
     if (l->npk) {
         if (l->npk > CF_MAX_KEY_COLS)
             return cf_err_set(err, CF_E_ARG, "%s: --primary-key names %d columns (at most %d)",
@@ -625,22 +875,22 @@ static int bind_batch(pipe_t *p, lane *l, const cf_event *ev, const cf_schema *o
             if (k < 0)
                 return cf_err_set(err, CF_E_ARG, "%s: --primary-key: no column '%s' in the output",
                                   table_label(p, l), l->pk[i]);
-            l->key[l->nkey++] = k;
+            w->key[w->nkey++] = k;
         }
     } else {
         if (out->npk > CF_MAX_KEY_COLS)
             return cf_err_set(err, CF_E_UNSUPPORTED, "table %s.%s has a key of %d columns (at most %d)",
                               ev->src.schema, ev->src.table, out->npk, CF_MAX_KEY_COLS);
         for (int i = 0; i < out->npk; i++)
-            l->key[l->nkey++] = out->pk[i];
+            w->key[w->nkey++] = out->pk[i];
     }
-    if (!l->batch) {
-        if (!(l->batch = cf_batch_new(out, err)))
+    if (!w->batch) {
+        if (!(w->batch = cf_batch_new(out, err)))
             return -1;
-    } else if (cf_batch_rebind(l->batch, out, err)) {
+    } else if (cf_batch_rebind(w->batch, out, err)) {
         return -1;
     }
-    l->out_schema = out;
+    w->out_schema = out;
     return 0;
 }
 
@@ -662,6 +912,8 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
     cf_event ev;
     cf_err why = { 0 };
     lane *l = lane_for(p, m->topic, err);
+    work *w;
+    size_t bytes;
 
     if (!l)
         return -1;
@@ -670,8 +922,8 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
         p->batch_start = mono_s();
         p->processed_us = wall_us();
     }
-    if (!l->nmsg)
-        l->batch_start = mono_s();
+    if (!l->cur->nmsg)
+        l->cur->batch_start = mono_s();
     if (m->value && m->value_len > p->max_msg) {
         cf_err_set(&why, CF_E_TOOBIG, "message of %zu bytes over the cap of %zu", m->value_len, p->max_msg);
         why.pos = -1;
@@ -680,17 +932,11 @@ static int handle(pipe_t *p, const cf_msg *m, cf_err *err)
         goto covered;
     }
     why.pos = -1;
-    if (cf_decoder_decode(cfg->decoder, m, &ev, &why) && why.code == CF_E_FULL && p->nmsg) {
-        /* A memory bound cuts the batch; it never fails it. */
-        cf_log(CF_LOG_INFO, "pipeline", "%s: decoder arena full after %llu messages: committing the batch",
-               table_label(p, l), (unsigned long long)p->nmsg);
-        if (commit_batch(p, false, err))
-            return -1;
-        if (rewound(p, m))
-            return 0;
-        p->batch_start = mono_s();
-        p->processed_us = wall_us();
-        l->batch_start = p->batch_start;
+    if (cf_decoder_decode(cfg->decoder, m, &ev, &why) && why.code == CF_E_FULL
+        && cf_decoder_arena_used(cfg->decoder) > 0) {
+        /* The batch holds copies of its rows: the decoder's memory is free
+         * to go (the pipeline resets it between messages past a slack). */
+        cf_decoder_reset(cfg->decoder);
         cf_err_clear(&why);
         why.pos = -1;
         if (!cf_decoder_decode(cfg->decoder, m, &ev, &why))
@@ -724,13 +970,13 @@ decoded:
         goto covered;
     }
     if (ev.op == 0) {
-        l->tomb_n++;
+        l->cur->tomb_n++;
         p->st->tombstones++;
         goto covered;
     }
     if (ev.op == 't') {
         /* Nothing to write: the table keeps its history (as the seed did). */
-        l->kinds[K_T]++;
+        l->cur->kinds[K_T]++;
         goto covered;
     }
     {
@@ -781,23 +1027,24 @@ decoded:
         p->batch_start = mono_s();
         p->processed_us = wall_us();
     }
-    if (!l->nmsg)
-        l->batch_start = mono_s();
+    w = l->cur;
+    if (!w->nmsg)
+        w->batch_start = mono_s();
     {
-        size_t before = l->batch->nrows;
-        if (before + 1 > l->arows) {
-            size_t na = l->arows ? l->arows * 2 : 1024;
-            char *no = realloc(l->ops, na);
+        size_t before = w->batch->nrows;
+        if (before + 1 > w->arows) {
+            size_t na = w->arows ? w->arows * 2 : 1024;
+            char *no = realloc(w->ops, na);
             int64_t *nl;
             if (no)
-                l->ops = no;
-            if (!no || !(nl = realloc(l->lsns, na * sizeof *nl)))
+                w->ops = no;
+            if (!no || !(nl = realloc(w->lsns, na * sizeof *nl)))
                 return cf_err_set(err, CF_E_NOMEM, "out of memory");
-            l->lsns = nl;
-            l->arows = na;
+            w->lsns = nl;
+            w->arows = na;
         }
-        if (cf_transform_apply(l->xf, &ev, l->batch, &l->ua, p->processed_us, &why)) {
-            cf_batch_abort_row(l->batch);
+        if (cf_transform_apply(l->xf, &ev, w->batch, &w->ua, p->processed_us, &why)) {
+            cf_batch_abort_row(w->batch);
             if (why.fatal) {
                 if (err)
                     *err = why;
@@ -807,29 +1054,47 @@ decoded:
                 return -1;
             goto covered;
         }
-        p->st->events += l->batch->nrows - before;
-        if (l->batch->nrows > before) {
-            l->ops[before] = ev.op;
-            l->lsns[before] = ev.src.lsn;
+        p->st->events += w->batch->nrows - before;
+        if (w->batch->nrows > before) {
+            w->ops[before] = ev.op;
+            w->lsns[before] = ev.src.lsn;
         }
     }
-    l->kinds[ev.op == 'c' ? K_C : ev.op == 'u' ? K_U : ev.op == 'd' ? K_D : ev.op == 'r' ? K_R : K_T]++;
+    w->kinds[ev.op == 'c' ? K_C : ev.op == 'u' ? K_U : ev.op == 'd' ? K_D : ev.op == 'r' ? K_R : K_T]++;
 covered:
-    l->nmsg++;
+    w = l->cur;
+    w->nmsg++;
     p->nmsg++;
     p->st->messages++;
-    if (cf_offsets_get(&l->start, m->topic, m->partition) < 0 &&
-        cf_offsets_put(&l->start, m->topic, m->partition, m->from, err))
+    /* What the batch holds: its values and the commit value beside them.
+     * Rows are only added to a filling batch, so this only grows. */
+    bytes = cf_batch_bytes(w->batch) + (w->batch ? w->batch->nrows : 0) * (sizeof *w->ops + sizeof *w->lsns);
+    p->bytes += bytes - w->bytes;
+    w->bytes = bytes;
+    if (cf_offsets_get(&w->start, m->topic, m->partition) < 0 &&
+        cf_offsets_put(&w->start, m->topic, m->partition, m->from, err))
         return -1;
-    return cf_offsets_put(&l->covered, m->topic, m->partition, m->offset + 1, err);
+    return cf_offsets_put(&w->covered, m->topic, m->partition, m->offset + 1, err);
 }
 
 /* ---- source hooks (called inside cf_source_poll) ---- */
 
+/* The table's offsets must include the batch being committed. */
 static int on_assign(void *opaque, cf_offsets *out, cf_err *err)
 {
     pipe_t *p = opaque;
-    return all_offsets(p, out, err);
+    return collect(p, true, err) || all_offsets(p, out, err) ? -1 : 0;
+}
+
+static void drop_filling(pipe_t *p)
+{
+    for (int i = 0; i < p->nlanes; i++) {
+        reset_work(p->lanes[i]->cur);
+        cf_enrich_drop(p->lanes[i]->enrich);
+    }
+    p->nmsg = 0;
+    p->bytes = 0;
+    set_memory(p);
 }
 
 static int on_revoke(void *opaque, const cf_offsets *revoked, bool lost)
@@ -837,6 +1102,14 @@ static int on_revoke(void *opaque, const cf_offsets *revoked, bool lost)
     pipe_t *p = opaque;
     cf_err e = { 0 };
 
+    (void)revoked;
+    /* The commit thread cannot be stopped halfway: let it finish.  What it
+     * commits after the partitions are gone is refused by the fence if
+     * another consumer wrote first, or fences that consumer's commit. */
+    if (collect(p, true, &e)) {
+        cf_log(CF_LOG_ERROR, "pipeline", "commit before revoke failed: %s", e.msg);
+        goto drop;
+    }
     if (!p->nmsg)
         return 0;
     if (lost) {
@@ -846,15 +1119,13 @@ static int on_revoke(void *opaque, const cf_offsets *revoked, bool lost)
         goto drop;
     }
     cf_log(CF_LOG_INFO, "pipeline", "partitions revoked: committing the batch in flight");
-    if (commit_batch(p, false, &e) == 0)
+    if (commit_all(p, &e) == 0)
         return 0;
     /* Nothing of it reached the table: whoever owns the partitions next reads
      * them again from the table's offsets. */
     cf_log(CF_LOG_ERROR, "pipeline", "commit at revoke failed, batch dropped: %s", e.msg);
 drop:
-    for (int i = 0; i < p->nlanes; i++)
-        reset_lane(p->lanes[i]);
-    p->nmsg = 0;
+    drop_filling(p);
     cf_decoder_reset(p->cfg->decoder);
     return -1;
 }
@@ -876,6 +1147,8 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
     p.trigger_ms = cfg->trigger_ms > 0 ? cfg->trigger_ms : CF_PIPELINE_DEFAULT_TRIGGER_MS;
     p.max_offsets = cfg->max_offsets > 0 ? cfg->max_offsets : CF_PIPELINE_DEFAULT_MAX_OFFSETS;
     p.max_msg = cfg->max_message_bytes ? cfg->max_message_bytes : CF_PIPELINE_DEFAULT_MAX_MSG;
+    p.max_memory = cfg->max_memory ? cfg->max_memory : CF_PIPELINE_DEFAULT_MAX_MEMORY;
+    p.batch_cap = p.max_memory / BATCH_SHARE < MIN_BATCH_BYTES ? MIN_BATCH_BYTES : p.max_memory / BATCH_SHARE;
     p.max_lanes = cfg->route ? (cfg->route->max_tables > 0 ? cfg->route->max_tables
                                                            : CF_PIPELINE_DEFAULT_MAX_TABLES) : 1;
     if (!(p.lanes = calloc((size_t)p.max_lanes, sizeof *p.lanes))) {
@@ -890,7 +1163,7 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         if (cf_route_check(cfg->route->location_tmpl, err))
             goto out;
     } else {
-        lane *l = calloc(1, sizeof *l);
+        lane *l = new_lane();
         if (!l) {
             cf_err_set(err, CF_E_NOMEM, "out of memory");
             goto out;
@@ -924,11 +1197,15 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         goto out;
     if (cfg->progress)
         cf_log_set_pre_hook(progress_clear);
+    if (start_committer(&p, err))
+        goto out;
+    set_memory(&p);
     cf_metrics_set_up(cfg->metrics, true, NULL);
 
     while (!done) {
         cf_msg m;
         int r, timeout = POLL_SLICE_MS;
+        bool full, due;
 
         if (cf_signals_stop_requested()) {
             cf_log(CF_LOG_INFO, "pipeline", "stop requested: committing the batch in flight");
@@ -937,7 +1214,13 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
         if (p.nmsg) {
             double left_ms = (p.batch_start + p.trigger_ms / 1e3 - mono_s()) * 1e3;
             timeout = left_ms <= 0 ? 0 : left_ms < POLL_SLICE_MS ? (int)left_ms : POLL_SLICE_MS;
+            if (timeout < COMMIT_POLL_MS && p.c.busy)
+                timeout = COMMIT_POLL_MS;   /* due, but waiting for the commit */
         }
+        /* A commit that is in gets its group offsets, metrics and log line
+         * soon even when no message comes. */
+        if (p.c.busy && timeout > COMMIT_WAKE_MS)
+            timeout = COMMIT_WAKE_MS;
         r = cf_source_poll(cfg->source, &m, timeout, err);
         if (r < 0) {
             cf_err_wrap(err, "source");
@@ -947,12 +1230,24 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
             cf_log(CF_LOG_INFO, "pipeline", "%s", cfg->available_now ? "caught up with what was available at start"
                                                                     : "end of input");
             done = true;
-        } else if (r == 1 && handle(&p, &m, err)) {
-            goto out;
+        } else if (r == 1) {
+            if (handle(&p, &m, err))
+                goto out;
+            if (cf_decoder_arena_used(cfg->decoder) > DECODER_SLACK)
+                cf_decoder_reset(cfg->decoder);
         }
-        if (p.nmsg && (done || (int64_t)p.nmsg >= p.max_offsets
-                       || mono_s() - p.batch_start >= p.trigger_ms / 1e3)) {
-            if (commit_batch(&p, false, err))
+        if (collect(&p, false, err))
+            goto out;
+        /* A batch is cut when full (messages, bytes) or at the trigger.  At
+         * the trigger with the commit before still running it keeps
+         * filling instead, so batches grow as commits slow down; once full
+         * it waits, with consumption paused. */
+        full = (int64_t)p.nmsg >= p.max_offsets || p.bytes >= p.batch_cap;
+        due = p.nmsg && (done || full || mono_s() - p.batch_start >= p.trigger_ms / 1e3);
+        if (due && (done || full || !commit_running(&p))) {
+            if (full && !done && commit_running(&p) && wait_commit(&p, err))
+                goto out;
+            if (hand_off(&p, NULL, err))
                 goto out;
         }
         /* Lag walks the partitions and takes librdkafka locks: not per message. */
@@ -960,11 +1255,12 @@ int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_
             int64_t lag = cf_source_lag(cfg->source);
             p.hb_last = mono_s();
             cf_metrics_set_lag(cfg->metrics, lag);
-            cf_metrics_heartbeat(cfg->metrics, p.nmsg == 0 && lag <= 0);
+            set_memory(&p);
+            cf_metrics_heartbeat(cfg->metrics, p.nmsg == 0 && !p.c.busy && lag <= 0);
         }
         progress(&p, false);
     }
-    if (commit_batch(&p, false, err))
+    if (commit_all(&p, err))
         goto out;
     rc = 0;
 out:
@@ -976,6 +1272,7 @@ out:
         fputc('\n', stderr);
         cf_log_set_pre_hook(NULL);
     }
+    stop_committer(&p);
     cf_source_set_hooks(cfg->source, NULL, NULL, NULL);
     cf_offsets_free(&start);
     cf_offsets_free(&p.rewound);

@@ -19,6 +19,7 @@
 #define CF_PIPELINE_DEFAULT_TRIGGER_MS   1000
 #define CF_PIPELINE_DEFAULT_MAX_OFFSETS  100000
 #define CF_PIPELINE_DEFAULT_MAX_MSG      ((size_t)16 << 20)
+#define CF_PIPELINE_DEFAULT_MAX_MEMORY   ((size_t)128 << 20)
 
 /* Many tables: each topic goes to the table its name resolves to under a
  * location template (route.h).  Sinks and transforms are opened per table,
@@ -72,6 +73,11 @@ typedef struct cf_pipeline_config {
     int64_t       trigger_ms;        /* 0 = CF_PIPELINE_DEFAULT_TRIGGER_MS */
     int64_t       max_offsets;       /* messages per batch; 0 = default */
     size_t        max_message_bytes; /* 0 = default; bigger messages are bad input */
+    /* What the batches may hold (0 = default): a batch is committed early
+     * when its values reach an eighth of it, and consumption pauses while
+     * a full batch waits for the commit before it.  Give the same bound to
+     * the source (cf_source_config.max_memory) for librdkafka's share. */
+    size_t        max_memory;
     bool          available_now;     /* stop once the input available at start is in */
     bool          progress;          /* one-line progress on stderr (a terminal) */
 } cf_pipeline_config;
@@ -88,9 +94,12 @@ typedef struct cf_pipeline_stats {
 } cf_pipeline_stats;
 
 /* Run until the source is exhausted (file end, available-now), a stop is
- * requested (signals.h) or an error.  Returns 0 after a clean stop, with the
- * last batch committed; -1 with *err set otherwise (the batch in flight is
- * then not committed).  *stats (may be NULL) is filled either way. */
+ * requested (signals.h) or an error.  Batches are committed on a thread of
+ * their own while the next one fills, one at a time and in order.  Returns
+ * 0 after a clean stop, with the last batch committed; -1 with *err set
+ * otherwise (the batch filling is then not committed; one already handed
+ * to the commit thread is waited for, and lands if its commit succeeds).
+ * *stats (may be NULL) is filled either way. */
 int cf_pipeline_run(const cf_pipeline_config *cfg, cf_pipeline_stats *stats, cf_err *err);
 
 #endif

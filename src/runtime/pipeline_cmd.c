@@ -171,6 +171,7 @@ typedef struct opts {
     const char *pipeline_id;
     size_t max_msg;
     input_opts in;               /* --value-format, --schema-registry, ... */
+    size_t max_memory;           /* --max-memory / CDCFLOW_MAX_MEMORY */
     cf_store_config store;       /* AWS_* environment, then --s3-* flags */
     cf_catalog_config cat;       /* ICEBERG_CATALOG_* environment, then --catalog-* flags */
 } opts;
@@ -256,6 +257,22 @@ static int64_t parse_duration_ms(const char *s)
     return -1;
 }
 
+/* "134217728", "128M", "1.5G", "512k" -> bytes; -1 if bad or over 1e15. */
+static int64_t parse_bytes(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    int64_t mul = *end == 'k' || *end == 'K' ? 1024 : *end == 'M' ? 1 << 20 : *end == 'G' ? (int64_t)1 << 30 : 1;
+
+    if (end == s)
+        return -1;
+    if (mul > 1)
+        end++;
+    if (*end || v < 0 || v * (double)mul > 1e15)
+        return -1;
+    return (int64_t)(v * (double)mul);
+}
+
 /* "key=value" with a librdkafka-like key: 1..PROP_KEY_MAX characters of
  * [A-Za-z0-9._-].  The value is not looked at. */
 static bool prop_ok(const char *kv)
@@ -332,6 +349,10 @@ static void usage(FILE *f, bool iceberg)
             "                             e.g. CDCFLOW_KAFKA_SECURITY_PROTOCOL=SSL; give secrets\n"
             "                             (CDCFLOW_KAFKA_SASL_PASSWORD=...) that way: `ps` shows flags\n"
             "  --max-message-bytes N      bigger messages go to the dead-letter target   [16777216]\n"
+            "  --max-memory N             bound on what batches and Kafka prefetch hold (k/M/G):\n"
+            "                             a batch is committed early at an eighth of it, and\n"
+            "                             consumption pauses while a full batch waits for the\n"
+            "                             commit before it   [env CDCFLOW_MAX_MEMORY, 128M]\n"
             "\n",
             cmd, iceberg ? "an Apache Iceberg v2 table" : "a Delta Lake table (with Change Data Feed)", cmd);
     fputs(INPUT_USAGE, f);
@@ -433,7 +454,7 @@ enum {
     O_DLQ, O_GROUP_ID, O_KAFKA_PROP, O_METRICS_PORT, O_LOG_LEVEL, O_PIPELINE_ID, O_CHECKPOINT,
     O_MAX_MSG, O_PRIMARY_KEY, O_TARGET_FILE, O_CKPT_INTERVAL, O_DLQ_KAFKA_PROP, O_TYPE_WIDENING, O_DELTA_DELETES, O_DELTA_TIMESTAMP,
     O_S3_ENDPOINT, O_S3_REGION, O_S3_ADDRESSING, O_CAT_URI, O_CAT_WAREHOUSE, O_CAT_OAUTH2, O_CAT_SCOPE,
-    O_TOTAL_ORDERS,
+    O_TOTAL_ORDERS, O_MAX_MEMORY,
 };
 
 static int parse_delta_timestamp(const char *v, bool *utc)
@@ -441,6 +462,22 @@ static int parse_delta_timestamp(const char *v, bool *utc)
     if (strcmp(v, "ntz") && strcmp(v, "utc"))
         return -1;
     *utc = !strcmp(v, "utc");
+    return 0;
+}
+
+/* The memory bound: at least 16 MiB (librdkafka's and the batches' least
+ * shares), "128M" style. */
+#define MIN_MAX_MEMORY ((int64_t)16 << 20)
+
+static int set_max_memory(opts *o, const char *v, const char *where)
+{
+    int64_t n = parse_bytes(v);
+
+    if (n < MIN_MAX_MEMORY) {
+        fprintf(stderr, "cdcflow: %s '%s': expected bytes of at least 16M, e.g. 128M or 1G\n", where, v);
+        return -1;
+    }
+    o->max_memory = (size_t)n;
     return 0;
 }
 
@@ -498,6 +535,7 @@ static int parse(opts *o, int argc, char **argv)
         { "catalog-scope", required_argument, 0, O_CAT_SCOPE },
         INPUT_LOPTS
         { "total-orders-from", required_argument, 0, O_TOTAL_ORDERS },
+        { "max-memory", required_argument, 0, O_MAX_MEMORY },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
@@ -545,19 +583,12 @@ static int parse(opts *o, int argc, char **argv)
                 return -1;
             }
             break;
-        case O_TARGET_FILE: {
-            double v = strtod(optarg, &end);
-            int64_t mul = *end == 'k' || *end == 'K' ? 1024 : *end == 'M' ? 1 << 20
-                        : *end == 'G' ? (int64_t)1 << 30 : 1;
-            if (mul > 1)
-                end++;
-            if (*end || v < 0 || v * (double)mul > 1e15) {
+        case O_TARGET_FILE:
+            if ((o->target_file_bytes = parse_bytes(optarg)) < 0) {
                 fprintf(stderr, "cdcflow: --target-file-size '%s': expected bytes, e.g. 134217728 or 128M\n", optarg);
                 return -1;
             }
-            o->target_file_bytes = (int64_t)(v * (double)mul);
             break;
-        }
         case O_CKPT_INTERVAL:
             o->checkpoint_interval = (int)strtol(optarg, &end, 10);
             if (*end || o->checkpoint_interval <= 0) {
@@ -633,6 +664,11 @@ static int parse(opts *o, int argc, char **argv)
                 fprintf(stderr, "cdcflow: --max-message-bytes '%s': expected a positive number\n", optarg);
                 return -1;
             }
+            break;
+        /* memory bound */
+        case O_MAX_MEMORY:
+            if (set_max_memory(o, optarg, "--max-memory"))
+                return -1;
             break;
         case 'h': usage(stdout, o->iceberg); return 1;
         default:
@@ -742,6 +778,9 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
     o->pipeline_id = iceberg ? "postgres_to_iceberg" : "postgres_to_delta";
     if (list_add_csv(&o->topics, env_or("KAFKA_TOPIC", "postgres.public.customers")) || env_props(&o->props))
         goto usage_fail;
+    o->max_memory = CF_PIPELINE_DEFAULT_MAX_MEMORY;
+    if (getenv("CDCFLOW_MAX_MEMORY") && set_max_memory(o, getenv("CDCFLOW_MAX_MEMORY"), "CDCFLOW_MAX_MEMORY"))
+        goto usage_fail;
     switch (parse(o, argc, argv)) {
     case 0: break;
     case 1: *exit_code = 0; goto fail;
@@ -824,6 +863,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .props = o->props.v,
             .nprops = o->props.n,
             .max_message_bytes = o->max_msg,
+            .max_memory = o->max_memory,
         };
         cf_dlq_config dc = {
             .spec = o->dlq,
@@ -900,6 +940,7 @@ static job *job_prepare(int argc, char **argv, bool iceberg, bool set_log_level,
             .trigger_ms = o->trigger_ms,
             .max_offsets = o->max_offsets,
             .max_message_bytes = o->max_msg,
+            .max_memory = o->max_memory,
             .available_now = o->available_now,
         };
     }

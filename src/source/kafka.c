@@ -16,6 +16,7 @@
 #include "source/source_int.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -528,8 +529,29 @@ static void kafka_close(cf_source *s)
     free(k);
 }
 
+/* Pausing discards what the fetcher queued for the partitions; resuming
+ * fetches at once from the position of the last message handed out.  (In
+ * librdkafka 2.0 a queue left full instead stalls fetching for about a
+ * second after it drains.) */
+static int kafka_pause(cf_source *s, bool pause, cf_err *err)
+{
+    kafka_src *k = s->impl;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t e;
+
+    if ((e = rd_kafka_assignment(k->rk, &l)))
+        return cf_err_set(err, CF_E_KAFKA, "assignment: %s", rd_kafka_err2str(e));
+    if (l->cnt)
+        e = pause ? rd_kafka_pause_partitions(k->rk, l) : rd_kafka_resume_partitions(k->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return cf_err_set(err, CF_E_KAFKA, "%s: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
+    return 0;
+}
+
 static const cf_source_backend kafka_backend = {
     "kafka", kafka_seek, kafka_rewind, kafka_poll, kafka_commit, kafka_lag, kafka_available_now, kafka_close,
+    kafka_pause,
 };
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, cf_err *err)
@@ -538,6 +560,26 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, cf_
     if (rd_kafka_conf_set(conf, key, val, why, sizeof why) != RD_KAFKA_CONF_OK)
         return cf_err_set(err, CF_E_ARG, "kafka property %s: %s", key, why);
     return 0;
+}
+
+/* librdkafka prefetches per partition up to queued.max.messages.kbytes
+ * (default 64 MiB) and asks a broker for fetch.max.bytes (50 MiB) at a
+ * time.  Under a memory bound M: a sixteenth of M queued per partition and
+ * per fetch, at least 1 MiB each, and 1 MiB per partition per fetch.  A
+ * bigger message still comes through: these are soft for a single message.
+ * Set before the caller's properties, which win. */
+static int mem_props(rd_kafka_conf_t *conf, size_t max_memory, cf_err *err)
+{
+    size_t q = max_memory / 16 < ((size_t)1 << 20) ? (size_t)1 << 20 : max_memory / 16;
+    size_t fetch = q > ((size_t)50 << 20) ? (size_t)50 << 20 : q;
+    char kb[32], fb[32];
+
+    if (!max_memory)
+        return 0;
+    snprintf(kb, sizeof kb, "%zu", q >> 10);
+    snprintf(fb, sizeof fb, "%zu", fetch);
+    return conf_set(conf, "queued.max.messages.kbytes", kb, err) || conf_set(conf, "fetch.max.bytes", fb, err)
+           || conf_set(conf, "max.partition.fetch.bytes", "1048576", err) ? -1 : 0;
 }
 
 int cf_source_kafka_open(cf_source *s, const cf_source_config *cfg, cf_err *err)
@@ -568,6 +610,8 @@ int cf_source_kafka_open(cf_source *s, const cf_source_config *cfg, cf_err *err)
         || conf_set(conf, "auto.offset.reset", "earliest", err)
         || conf_set(conf, "enable.partition.eof", "true", err)
         || conf_set(conf, "client.id", "cdcflow", err))
+        goto fail;
+    if (mem_props(conf, cfg->max_memory, err))
         goto fail;
     for (int i = 0; i < cfg->nprops; i++) {
         const char *eq = strchr(cfg->props[i], '=');

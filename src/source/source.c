@@ -49,6 +49,9 @@ int cf_source_rewind(cf_source *s, const cf_offsets *to, cf_err *err)
 int cf_source_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
 { return s->be->poll(s, m, timeout_ms, err); }
 
+int cf_source_pause(cf_source *s, bool pause, cf_err *err)
+{ return s->be->pause ? s->be->pause(s, pause, err) : 0; }
+
 int cf_source_commit(cf_source *s, const cf_offsets *o, cf_err *err)
 { return s->be->commit(s, o, err); }
 

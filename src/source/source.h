@@ -65,6 +65,8 @@ typedef struct cf_source_config {
     size_t      max_message_bytes;   /* 0 = 16 MiB; bigger messages are still handed
                                       * out (for the dead-letter), the file source
                                       * cuts them at max_message_bytes + 1 bytes */
+    size_t      max_memory;          /* Kafka: what librdkafka may prefetch follows from
+                                      * it (see kafka.c); 0 = librdkafka's defaults */
 } cf_source_config;
 
 /* Returns NULL with *err set on failure. */
@@ -82,6 +84,11 @@ int        cf_source_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err);
  * Partitions not assigned are skipped.  The file source cannot rewind:
  * CF_E_UNSUPPORTED. */
 int        cf_source_rewind(cf_source *s, const cf_offsets *to, cf_err *err);
+/* Stop (pause = true) or restart fetching of every assigned partition:
+ * backpressure while the table commits fall behind.  Messages already
+ * fetched may be dropped and are fetched again on resume, from where the
+ * last handed-out message left off.  A no-op for the file source. */
+int        cf_source_pause(cf_source *s, bool pause, cf_err *err);
 /* Report progress (Kafka: commit group offsets for lag monitoring). */
 int        cf_source_commit(cf_source *s, const cf_offsets *o, cf_err *err);
 /* Consumer lag summed over assigned partitions, -1 if unknown. */

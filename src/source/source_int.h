@@ -16,6 +16,7 @@ typedef struct cf_source_backend {
     int64_t (*lag)(cf_source *s);
     int     (*available_now)(cf_source *s, cf_err *err);
     void    (*close)(cf_source *s);
+    int     (*pause)(cf_source *s, bool pause, cf_err *err);     /* NULL: nothing to pause */
 } cf_source_backend;
 
 struct cf_source {

@@ -848,9 +848,9 @@ static int sync_path(cf_enrich *e, const char *path, cf_err *err)
 
 /* ---- the commit ------------------------------------------------------------ */
 
+/* Forget what the prepared commit changed (its undo log and dirty keys). */
 static void clear_batch(cf_enrich *e)
 {
-    e->nev = 0;
     e->nundo = 0;
     e->ndirty = 0;
     cf_i64map_clear(&e->dmap);
@@ -858,8 +858,10 @@ static void clear_batch(cf_enrich *e)
 
 void cf_enrich_drop(cf_enrich *e)
 {
-    if (e)
+    if (e) {
+        e->nev = 0;
         clear_batch(e);
+    }
 }
 
 static int set_count(cf_column *c, size_t row, int64_t v)
@@ -1061,10 +1063,14 @@ int cf_enrich_prepare(cf_enrich *e, cf_batch *rows, const cf_schema *schema, cf_
     c->rows = rows;
     c->ops = e->ops;
     c->lsns = e->lsns;
+    /* The buffered events are in the state now: what arrives while this
+     * commit is in flight is the next batch's. */
+    e->nev = 0;
     rc = 0;
 out:
     if (rc) {
         rollback(e);
+        e->nev = 0;
         clear_batch(e);
     }
     cf_buf_free(&b);

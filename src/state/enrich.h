@@ -83,7 +83,9 @@ int  cf_enrich_sync(cf_enrich *e, const cf_offsets *table, cf_err *err);
 int  cf_enrich_prepare(cf_enrich *e, cf_batch *rows, const cf_schema *schema, cf_cells *ua, cf_commit *c,
                        int64_t now_us, cf_err *err);
 /* The commit landed (true: the state stays, the previous state file is
- * removed) or did not (false: the state goes back to before prepare). */
+ * removed) or did not (false: the state goes back to before prepare).
+ * Order events buffered since prepare are the next commit's and stay: the
+ * pipeline fills the next batch while this one is committed. */
 void cf_enrich_done(cf_enrich *e, bool committed);
 /* Forget the buffered order events (a batch dropped unseen by the table). */
 void cf_enrich_drop(cf_enrich *e);

@@ -167,6 +167,11 @@ def test_operator_start_status_stop_restart(pg, connector, orch):
         assert f.get("version", "-") != "-", line
         versions[name] = int(float(f["version"]))
         assert f.get("dead_lettered") in ("0", "-"), line
+        # batches, commit latency, backpressure and memory against the bound
+        assert f.get("batch_rows", "-").isdigit() and f.get("commit_s", "-") != "-", line
+        assert f.get("paused_s", "-") != "-", line
+        used, bound = f.get("memory_mib", "-/-").split("/")
+        assert float(bound) == 128.0 and float(used) <= float(bound), line
 
     # health probe agrees
     for name, port in (("delta", env["DELTA_METRICS_PORT"]), ("iceberg", env["ICEBERG_METRICS_PORT"])):

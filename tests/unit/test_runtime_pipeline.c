@@ -36,6 +36,11 @@ typedef struct rec {
     int        sigterm_at;     /* raise SIGTERM inside commit #n (1-based), 0 = never */
     int        fail_at;        /* fail commit #n */
     const char *dlq_path;      /* dead-letter file, to look at during commits */
+    /* Commit #1 waits (up to 5 s) until *wait_on reaches wait_for: the
+     * pipeline thread must be reading on while the commit thread commits. */
+    const int *wait_on;
+    int        wait_for;
+    bool       waited;         /* it did */
     int        dlq_lines[MAXC];/* its lines when commit #n began */
 } rec;
 
@@ -75,6 +80,11 @@ static int r_commit(cf_sink *s, const cf_commit *c, int64_t *version, cf_err *er
 
     if (r->fail_at && n + 1 == r->fail_at)
         return cf_err_set(err, CF_E_IO, "disk full (test)");
+    if (r->wait_on && n == 0) {
+        for (int i = 0; i < 5000 && __atomic_load_n(r->wait_on, __ATOMIC_ACQUIRE) < r->wait_for; i++)
+            usleep(1000);
+        r->waited = __atomic_load_n(r->wait_on, __ATOMIC_ACQUIRE) >= r->wait_for;
+    }
     if (n < MAXC) {
         r->dlq_lines[n] = file_lines(r->dlq_path);
         r->rows[n] = rows ? rows->nrows : 0;
@@ -362,9 +372,10 @@ static void test_size_cap_and_upsert_key(void)
     unlink(path);
 }
 
-/* The decoder's per-batch memory running full cuts the batch: every event
- * lands, none is taken for a bad one, and the pipeline goes on. */
-static void test_full_arena_cuts_batch(void)
+/* The batch holds copies of its rows, so the decoder's memory is reset
+ * between messages: a small arena neither fails a message nor cuts the
+ * batch. */
+static void test_small_arena_is_enough(void)
 {
     char kinds[601];
     char *path;
@@ -383,9 +394,52 @@ static void test_full_arena_cuts_batch(void)
     CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), 0);
     CHECK_EQ_INT(st.dead_letter, 0);
     CHECK_EQ_INT(st.events, 600);
-    CHECK(g.r.commits >= 2);
+    CHECK_EQ_INT(g.r.commits, 1);
     CHECK_EQ_INT(g.r.ids, 600 * 601 / 2);
     CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), 600);
+    rig_close(&g);
+    unlink(path);
+}
+
+/* The memory bound cuts a batch early, never fails it: every row lands,
+ * in batches that end where the next begins. */
+static void test_memory_bound_cuts_batch(void)
+{
+    char kinds[601];
+    char *path;
+    rig g = { 0 };
+    cf_pipeline_stats st;
+    cf_err err = { 0 };
+    cf_buf text;
+    const char *txt;
+    int sum = 0;
+
+    memset(kinds, 'c', sizeof kinds - 1);
+    kinds[sizeof kinds - 1] = '\0';
+    path = write_events("membound", kinds);
+    CHECK_EQ_INT(rig_open(&g, path, "file", 0), 0);
+    g.pc.max_offsets = 100000;
+    g.pc.max_memory = 256 << 10;         /* batches cut at 32 KiB of values */
+    CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), 0);
+    CHECK_EQ_INT(st.dead_letter, 0);
+    CHECK_EQ_INT(st.events, 600);
+    CHECK(g.r.commits >= 3 && g.r.commits <= MAXC);
+    for (int i = 0; i < g.r.commits && i < MAXC; i++) {
+        CHECK(g.r.rows[i] > 0 && g.r.rows[i] < 600);
+        sum += (int)g.r.rows[i];
+        CHECK_EQ_INT(g.r.next[i], sum);
+    }
+    CHECK_EQ_INT(g.r.ids, 600 * 601 / 2);
+    CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), 600);
+    /* the metrics say so */
+    cf_buf_init(&text, 0);
+    CHECK_EQ_INT(cf_metrics_render(g.met, &text, &err), 0);
+    txt = cf_buf_cstr(&text, &err);
+    CHECK(txt && strstr(txt, "cdcflow_memory_limit_bytes 262144\n") != NULL);
+    CHECK(txt && strstr(txt, "cdcflow_batch_rows ") != NULL);
+    CHECK(txt && strstr(txt, "cdcflow_batch_bytes ") != NULL);
+    CHECK(txt && strstr(txt, "cdcflow_paused_seconds_total ") != NULL);
+    cf_buf_free(&text);
     rig_close(&g);
     unlink(path);
 }
@@ -406,10 +460,33 @@ static void test_commit_failure_is_an_error(void)
     unlink(path);
 }
 
+/* Batches are committed while the next fills; a failed commit stops the
+ * ones after it, although they were read already. */
+static void test_failed_commit_stops_later_batches(void)
+{
+    char *path = write_events("fail2", "cccccccc");
+    rig g = { 0 };
+    cf_pipeline_stats st;
+    cf_err err = { 0 };
+
+    CHECK_EQ_INT(rig_open(&g, path, "file", 0), 0);
+    g.pc.max_offsets = 1;
+    g.r.fail_at = 2;
+    CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), -1);
+    CHECK(strstr(err.msg, "disk full") != NULL);
+    CHECK_EQ_INT(g.r.commits, 1);
+    CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), 1);
+    CHECK_EQ_INT(g.r.ids, 1);
+    rig_close(&g);
+    unlink(path);
+}
+
+
 /* A source that raises SIGTERM after handing out message `raise_after`. */
 typedef struct tsrc {
     char    lines[10][1024];
     int     n, next, raise_after;
+    int     paused, resumed;
 } tsrc;
 
 static int t_seek(cf_source *s, const cf_offsets *o, cf_err *err)
@@ -431,7 +508,7 @@ static int t_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
     m->value = t->lines[t->next];
     m->value_len = strlen(t->lines[t->next]);
     m->timestamp_ms = -1;
-    if (t->next++ == t->raise_after)
+    if (__atomic_fetch_add(&t->next, 1, __ATOMIC_RELEASE) == t->raise_after)
         raise(SIGTERM);
     return 1;
 }
@@ -440,8 +517,49 @@ static int t_commit(cf_source *s, const cf_offsets *o, cf_err *err) { return 0; 
 static int64_t t_lag(cf_source *s) { tsrc *t = s->impl; return t->n - t->next; }
 static int t_avail(cf_source *s, cf_err *err) { return 0; }
 static void t_close(cf_source *s) {}
+static int t_pause(cf_source *s, bool pause, cf_err *err)
+{
+    tsrc *t = s->impl;
+    if (pause)
+        t->paused++;
+    else
+        t->resumed++;
+    return 0;
+}
 
-static const cf_source_backend tsrc_backend = { "test", t_seek, NULL, t_poll, t_commit, t_lag, t_avail, t_close };
+static const cf_source_backend tsrc_backend = { "test", t_seek, NULL, t_poll, t_commit, t_lag, t_avail, t_close,
+                                                t_pause };
+
+/* The pipeline thread reads the next batch while the commit thread commits
+ * the one before, and pauses the source once that batch is full too. */
+static void test_overlap_and_backpressure(void)
+{
+    rig g = { 0 };
+    tsrc t = { .n = 10, .raise_after = -1 };
+    cf_source ts = { .be = &tsrc_backend, .impl = &t };
+    cf_pipeline_stats st;
+    cf_err err = { 0 };
+    char *path = write_events("overlap", "c");
+
+    for (int i = 0; i < t.n; i++)
+        event_line(t.lines[i], sizeof t.lines[i], 'c', i + 1);
+    CHECK_EQ_INT(rig_open(&g, path, "file", 0), 0);
+    g.pc.source = &ts;
+    g.pc.max_offsets = 2;
+    g.r.wait_on = &t.next;
+    g.r.wait_for = 4;               /* commit #1 (messages 0-1) lasts until 2-3 are read */
+    CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), 0);
+    CHECK(g.r.waited);
+    CHECK(t.paused >= 1);           /* 2-3 made a full batch while #1 was still committing */
+    CHECK_EQ_INT(t.resumed, t.paused);
+    CHECK_EQ_INT(g.r.commits, 5);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(g.r.next[i], 2 * (i + 1));
+    CHECK_EQ_INT(g.r.ids, 10 * 11 / 2);
+    rig_close(&g);
+    unlink(path);
+}
+
 
 static void test_sigterm_commits_batch_in_flight(void)
 {
@@ -466,14 +584,18 @@ static void test_sigterm_commits_batch_in_flight(void)
     CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), 5);
     CHECK_EQ_INT(t.next, 5);                                /* nothing read past the signal */
 
-    /* A signal during a commit: that batch lands, then the loop stops. */
+    /* A signal during a commit: that batch lands, and what was read while
+     * it was committed lands after it; then the loop stops, having read
+     * nothing it did not commit. */
     cf_signals_reset();
     t.raise_after = -1;
     g.r.sigterm_at = g.r.commits + 1;
     g.pc.max_offsets = 2;
     CHECK_EQ_INT(cf_pipeline_run(&g.pc, &st, &err), 0);
-    CHECK_EQ_INT(g.r.commits, 2);
-    CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), 7);
+    CHECK(g.r.commits >= 2 && g.r.commits <= 3);
+    CHECK_EQ_INT(g.r.next[1], 7);
+    CHECK_EQ_INT(cf_offsets_get(&g.r.table, TOPIC, 0), t.next);
+    CHECK(t.next < t.n);
     cf_signals_reset();
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
@@ -916,7 +1038,9 @@ __attribute__((constructor)) static void quiet(void)
 
 CF_TEST_MAIN("runtime_pipeline",
              T(test_batches_cover_offsets), T(test_resume_from_sink_offsets), T(test_dlq_off_stops_without_commit),
-             T(test_size_cap_and_upsert_key), T(test_full_arena_cuts_batch), T(test_commit_failure_is_an_error),
+             T(test_size_cap_and_upsert_key), T(test_small_arena_is_enough), T(test_memory_bound_cuts_batch),
+             T(test_commit_failure_is_an_error), T(test_failed_commit_stops_later_batches),
+             T(test_overlap_and_backpressure),
              T(test_sigterm_commits_batch_in_flight), T(test_available_now_kafka),
              T(test_revoke_commits_batch_in_flight), T(test_two_topics_available_now),
              T(test_schema_change_cuts_batch), T(test_second_signal_exits_at_once),
