@@ -528,6 +528,14 @@ typedef struct ctx {
 
 static long pos(const ctx *x) { return (long)(x->c.p - x->c.start); }
 
+static int bad_branch(ctx *x, int64_t b) __attribute__((noinline, cold));
+
+static int bad_branch(ctx *x, int64_t b)
+{
+    return cf_err_setpos(x->err, CF_E_PARSE, pos(x), "%s: union branch %lld out of range at byte %ld",
+                         x->what, (long long)b, pos(x));
+}
+
 /* The step a union's branch selects (st itself when not a union). */
 static inline int branch(ctx *x, const step **st)
 {
@@ -538,9 +546,20 @@ static inline int branch(ctx *x, const step **st)
     if (cf_avro_read_long(&x->c, &b, x->err))
         return -1;
     if (b < 0 || b >= (*st)->n)
-        return cf_err_setpos(x->err, CF_E_PARSE, pos(x), "%s: union branch %lld out of range at byte %ld",
-                             x->what, (long long)b, pos(x));
+        return bad_branch(x, b);
     *st = &x->p->steps[(*st)->sub + b];
+    return 0;
+}
+
+/* The bytes of a string, bytes or fixed value, in place. */
+static inline int read_bytes(ctx *x, const step *st, const uint8_t **p, size_t *n)
+{
+    if (st->kind == K_FIXED)
+        return cf_avro_read_fixed(&x->c, *n = st->n, p, x->err);
+    if (cf_avro_read_len(&x->c, n, x->err))       /* checks that n bytes follow */
+        return -1;
+    *p = x->c.p;
+    x->c.p += *n;
     return 0;
 }
 
@@ -578,6 +597,27 @@ static int blocks(ctx *x, const step *st, int (*item)(ctx *, const step *, void 
     }
 }
 
+/* Skip the common primitives here, the rest through skip(). */
+static inline int skip_fast(ctx *x, const step *st)
+{
+    int64_t v;
+    size_t n;
+
+    if (branch(x, &st))
+        return -1;
+    switch (st->kind) {
+    case K_NULL: return 0;
+    case K_INT:
+    case K_LONG: return cf_avro_read_long(&x->c, &v, x->err);
+    case K_STRING:
+        if (cf_avro_read_len(&x->c, &n, x->err))
+            return -1;
+        x->c.p += n;
+        return 0;
+    default: return skip(x, st);
+    }
+}
+
 static int skip(ctx *x, const step *st)
 {
     const uint8_t *p;
@@ -595,11 +635,11 @@ static int skip(ctx *x, const step *st)
     case K_FLOAT: return cf_avro_read_fixed(&x->c, 4, &p, x->err);
     case K_DOUBLE: return cf_avro_read_fixed(&x->c, 8, &p, x->err);
     case K_BYTES:
-    case K_STRING: return cf_avro_read_len(&x->c, &n, x->err) || cf_avro_read_fixed(&x->c, n, &p, x->err) ? -1 : 0;
-    case K_FIXED: return cf_avro_read_fixed(&x->c, st->n, &p, x->err);
+    case K_STRING:
+    case K_FIXED: return read_bytes(x, st, &p, &n);
     case K_RECORD:
         for (uint32_t i = 0; i < st->n; i++)
-            if (skip(x, &x->p->steps[st->sub + i]))
+            if (skip_fast(x, &x->p->steps[st->sub + i]))
                 return -1;
         return 0;
     case K_ARRAY:
@@ -765,15 +805,6 @@ static int col_fail(ctx *x, const cf_field *f, const char *msg)
     return cf_dec_col_fail(x->err, pos(x), x->what, f->name, "%s", msg);
 }
 
-static int read_bytes(ctx *x, const step *st, const uint8_t **p, size_t *n)
-{
-    if (st->kind == K_FIXED)
-        *n = st->n;
-    else if (cf_avro_read_len(&x->c, n, x->err))
-        return -1;
-    return cf_avro_read_fixed(&x->c, *n, p, x->err);
-}
-
 static int arena_copy(ctx *x, const uint8_t *p, size_t n, cf_value *v, cf_vkind kind)
 {
     char *s = cf_dec_alloc(x->d->arena, n + 1, x->err);
@@ -852,7 +883,7 @@ static int scaled(ctx *x, const cf_field *f, int64_t mul, int64_t div, cf_value 
     return 0;
 }
 
-static int value(ctx *x, const step *st, const colenc *e, const cf_field *f, cf_value *v)
+static inline int value(ctx *x, const step *st, const colenc *e, const cf_field *f, cf_value *v)
 {
     cf_decoder *d = x->d;
     const uint8_t *p;
@@ -997,7 +1028,7 @@ static int source(ctx *x, topic *t, const step *st, cf_source_info *src)
         int64_t *iv;
 
         if (role == SR_SKIP) {
-            if (skip(x, fs))
+            if (skip_fast(x, fs))
                 return -1;
             continue;
         }
@@ -1069,7 +1100,7 @@ static int envelope(ctx *x, topic *t, cf_event *ev)
                 return -1;
             break;
         default:
-            if (skip(x, st))
+            if (skip_fast(x, st))
                 return -1;
         }
     }
