@@ -650,7 +650,7 @@ static int skip(ctx *x, const step *st)
 
 /* ---- struct/array/map columns as JSON text (what JsonConverter writes) -- */
 
-static int render(ctx *x, const step *st, void *ud);
+static int render(ctx *x, const step *st);
 
 static int put_json_str(cf_buf *b, const uint8_t *s, size_t n, cf_err *err)
 {
@@ -699,10 +699,10 @@ static int render_item(ctx *x, const step *st, void *ud)
     if (!*first && cf_buf_putc(&x->d->avro->raw, ',', x->err))
         return -1;
     *first = 0;
-    return render(x, st, NULL);
+    return render(x, st);
 }
 
-static int render(ctx *x, const step *st, void *ud)
+static int render(ctx *x, const step *st)
 {
     cf_buf *b = &x->d->avro->raw;
     const uint8_t *p;
@@ -710,7 +710,6 @@ static int render(ctx *x, const step *st, void *ud)
     int64_t v;
     int first = 1;
 
-    (void)ud;
     if (branch(x, &st))
         return -1;
     switch (st->kind) {
@@ -761,7 +760,7 @@ static int render(ctx *x, const step *st, void *ud)
         for (uint32_t i = 0; i < st->n; i++) {
             const char *f = cf_avro_node_field(st->node, (int)i);
             if ((i && cf_buf_putc(b, ',', x->err)) || put_json_str(b, (const uint8_t *)f, strlen(f), x->err) ||
-                cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub + i], NULL))
+                cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub + i]))
                 return -1;
         }
         return cf_buf_putc(b, '}', x->err);
@@ -789,7 +788,7 @@ static int render(ctx *x, const step *st, void *ud)
             for (int64_t i = 0; i < cnt; i++, first = 0)
                 if ((!first && cf_buf_putc(b, ',', x->err)) || cf_avro_read_len(&x->c, &n, x->err) ||
                     cf_avro_read_fixed(&x->c, n, &p, x->err) || put_json_str(b, p, n, x->err) ||
-                    cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub], NULL))
+                    cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub]))
                     return -1;
         }
         return cf_buf_putc(b, '}', x->err);
@@ -977,7 +976,7 @@ static inline int value(ctx *x, const step *st, const colenc *e, const cf_field 
     case E_RAW: {
         cf_buf *b = &d->avro->raw;
         cf_buf_reset(b);
-        if (render(x, st, NULL))
+        if (render(x, st))
             return -1;
         /* An unchanged TOASTed array comes as ["<placeholder>"]. */
         if (b->len == d->ph_len + 4 && b->data[0] == '[' && b->data[1] == '"' &&
