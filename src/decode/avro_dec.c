@@ -528,6 +528,14 @@ typedef struct ctx {
 
 static long pos(const ctx *x) { return (long)(x->c.p - x->c.start); }
 
+static int bad_branch(ctx *x, int64_t b) __attribute__((noinline, cold));
+
+static int bad_branch(ctx *x, int64_t b)
+{
+    return cf_err_setpos(x->err, CF_E_PARSE, pos(x), "%s: union branch %lld out of range at byte %ld",
+                         x->what, (long long)b, pos(x));
+}
+
 /* The step a union's branch selects (st itself when not a union). */
 static inline int branch(ctx *x, const step **st)
 {
@@ -538,9 +546,20 @@ static inline int branch(ctx *x, const step **st)
     if (cf_avro_read_long(&x->c, &b, x->err))
         return -1;
     if (b < 0 || b >= (*st)->n)
-        return cf_err_setpos(x->err, CF_E_PARSE, pos(x), "%s: union branch %lld out of range at byte %ld",
-                             x->what, (long long)b, pos(x));
+        return bad_branch(x, b);
     *st = &x->p->steps[(*st)->sub + b];
+    return 0;
+}
+
+/* The bytes of a string, bytes or fixed value, in place. */
+static inline int read_bytes(ctx *x, const step *st, const uint8_t **p, size_t *n)
+{
+    if (st->kind == K_FIXED)
+        return cf_avro_read_fixed(&x->c, *n = st->n, p, x->err);
+    if (cf_avro_read_len(&x->c, n, x->err))       /* checks that n bytes follow */
+        return -1;
+    *p = x->c.p;
+    x->c.p += *n;
     return 0;
 }
 
@@ -578,6 +597,27 @@ static int blocks(ctx *x, const step *st, int (*item)(ctx *, const step *, void 
     }
 }
 
+/* Skip the common primitives here, the rest through skip(). */
+static inline int skip_fast(ctx *x, const step *st)
+{
+    int64_t v;
+    size_t n;
+
+    if (branch(x, &st))
+        return -1;
+    switch (st->kind) {
+    case K_NULL: return 0;
+    case K_INT:
+    case K_LONG: return cf_avro_read_long(&x->c, &v, x->err);
+    case K_STRING:
+        if (cf_avro_read_len(&x->c, &n, x->err))
+            return -1;
+        x->c.p += n;
+        return 0;
+    default: return skip(x, st);
+    }
+}
+
 static int skip(ctx *x, const step *st)
 {
     const uint8_t *p;
@@ -595,11 +635,11 @@ static int skip(ctx *x, const step *st)
     case K_FLOAT: return cf_avro_read_fixed(&x->c, 4, &p, x->err);
     case K_DOUBLE: return cf_avro_read_fixed(&x->c, 8, &p, x->err);
     case K_BYTES:
-    case K_STRING: return cf_avro_read_len(&x->c, &n, x->err) || cf_avro_read_fixed(&x->c, n, &p, x->err) ? -1 : 0;
-    case K_FIXED: return cf_avro_read_fixed(&x->c, st->n, &p, x->err);
+    case K_STRING:
+    case K_FIXED: return read_bytes(x, st, &p, &n);
     case K_RECORD:
         for (uint32_t i = 0; i < st->n; i++)
-            if (skip(x, &x->p->steps[st->sub + i]))
+            if (skip_fast(x, &x->p->steps[st->sub + i]))
                 return -1;
         return 0;
     case K_ARRAY:
@@ -610,7 +650,7 @@ static int skip(ctx *x, const step *st)
 
 /* ---- struct/array/map columns as JSON text (what JsonConverter writes) -- */
 
-static int render(ctx *x, const step *st, void *ud);
+static int render(ctx *x, const step *st);
 
 static int put_json_str(cf_buf *b, const uint8_t *s, size_t n, cf_err *err)
 {
@@ -659,10 +699,10 @@ static int render_item(ctx *x, const step *st, void *ud)
     if (!*first && cf_buf_putc(&x->d->avro->raw, ',', x->err))
         return -1;
     *first = 0;
-    return render(x, st, NULL);
+    return render(x, st);
 }
 
-static int render(ctx *x, const step *st, void *ud)
+static int render(ctx *x, const step *st)
 {
     cf_buf *b = &x->d->avro->raw;
     const uint8_t *p;
@@ -670,7 +710,6 @@ static int render(ctx *x, const step *st, void *ud)
     int64_t v;
     int first = 1;
 
-    (void)ud;
     if (branch(x, &st))
         return -1;
     switch (st->kind) {
@@ -721,7 +760,7 @@ static int render(ctx *x, const step *st, void *ud)
         for (uint32_t i = 0; i < st->n; i++) {
             const char *f = cf_avro_node_field(st->node, (int)i);
             if ((i && cf_buf_putc(b, ',', x->err)) || put_json_str(b, (const uint8_t *)f, strlen(f), x->err) ||
-                cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub + i], NULL))
+                cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub + i]))
                 return -1;
         }
         return cf_buf_putc(b, '}', x->err);
@@ -749,7 +788,7 @@ static int render(ctx *x, const step *st, void *ud)
             for (int64_t i = 0; i < cnt; i++, first = 0)
                 if ((!first && cf_buf_putc(b, ',', x->err)) || cf_avro_read_len(&x->c, &n, x->err) ||
                     cf_avro_read_fixed(&x->c, n, &p, x->err) || put_json_str(b, p, n, x->err) ||
-                    cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub], NULL))
+                    cf_buf_putc(b, ':', x->err) || render(x, &x->p->steps[st->sub]))
                     return -1;
         }
         return cf_buf_putc(b, '}', x->err);
@@ -763,15 +802,6 @@ static int render(ctx *x, const step *st, void *ud)
 static int col_fail(ctx *x, const cf_field *f, const char *msg)
 {
     return cf_dec_col_fail(x->err, pos(x), x->what, f->name, "%s", msg);
-}
-
-static int read_bytes(ctx *x, const step *st, const uint8_t **p, size_t *n)
-{
-    if (st->kind == K_FIXED)
-        *n = st->n;
-    else if (cf_avro_read_len(&x->c, n, x->err))
-        return -1;
-    return cf_avro_read_fixed(&x->c, *n, p, x->err);
 }
 
 static int arena_copy(ctx *x, const uint8_t *p, size_t n, cf_value *v, cf_vkind kind)
@@ -852,7 +882,7 @@ static int scaled(ctx *x, const cf_field *f, int64_t mul, int64_t div, cf_value 
     return 0;
 }
 
-static int value(ctx *x, const step *st, const colenc *e, const cf_field *f, cf_value *v)
+static inline int value(ctx *x, const step *st, const colenc *e, const cf_field *f, cf_value *v)
 {
     cf_decoder *d = x->d;
     const uint8_t *p;
@@ -946,7 +976,7 @@ static int value(ctx *x, const step *st, const colenc *e, const cf_field *f, cf_
     case E_RAW: {
         cf_buf *b = &d->avro->raw;
         cf_buf_reset(b);
-        if (render(x, st, NULL))
+        if (render(x, st))
             return -1;
         /* An unchanged TOASTed array comes as ["<placeholder>"]. */
         if (b->len == d->ph_len + 4 && b->data[0] == '[' && b->data[1] == '"' &&
@@ -997,7 +1027,7 @@ static int source(ctx *x, topic *t, const step *st, cf_source_info *src)
         int64_t *iv;
 
         if (role == SR_SKIP) {
-            if (skip(x, fs))
+            if (skip_fast(x, fs))
                 return -1;
             continue;
         }
@@ -1069,7 +1099,7 @@ static int envelope(ctx *x, topic *t, cf_event *ev)
                 return -1;
             break;
         default:
-            if (skip(x, st))
+            if (skip_fast(x, st))
                 return -1;
         }
     }

@@ -556,6 +556,19 @@ static void apicurio_framing(void)
     CHECK(decode_file(dj, "postgres.public.customers", REAL_DIR, "real_customers_create", "json", &ej, &err) == 0);
     ea.partition = ej.partition;
     check_same(&ea, &ej);
+    /* A URL that names Apicurio's API is used as it is. */
+    {
+        char u[128];
+        const char *json;
+        size_t len;
+        cf_registry *r2;
+        snprintf(u, sizeof u, "http://127.0.0.1:%d/apis/registry/v2/", srv_port);
+        r2 = cf_registry_new(&(cf_registry_config){ .url = u, .framing = CF_REG_APICURIO }, &err);
+        CHECK(r2 && cf_registry_schema(r2, 4, &json, &len, &err) == 0);
+        log_lines(last, sizeof last);
+        CHECK(strncmp(last, "/apis/registry/v2/ids/globalIds/4 ", 34) == 0);
+        cf_registry_free(r2);
+    }
     /* Confluent-framed bytes are too short a header for 8-byte ids here. */
     CHECK(decode_mem(d, "x", (blob){ v.p, 8 }, (blob){ 0 }, &ea, &err) == -1);
     CHECK_EQ_INT(err.code, CF_E_PARSE);
