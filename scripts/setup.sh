@@ -116,19 +116,28 @@ step_jars() {
     ls "$CACHE"/plugins/debezium-connector-postgres/debezium-connector-postgres-*.jar >/dev/null 2>&1 ||
         fail "the Debezium connector jar is missing from $CACHE/plugins"
     # Apicurio's Avro converter, for the connector that publishes Avro (cdcflow connector register
-    # --format avro): a plugin folder of its own, Kafka's and SLF4J's jars left to the worker as above.
-    copy_jars apicurio-converter "$ROOT/deploy/apicurio-converter/pom.xml" "$CACHE/plugins/apicurio-converter" \
+    # --format avro).  Its jars go into the Debezium plugin folder, as Debezium's own images do: Kafka
+    # Connect 4.3 then finds the converter with the connector's class loader, where validating a new
+    # connector's config refused it as "could not be found" from a plugin folder of its own.  Fetched
+    # beside the plugins; those the worker has are left out, as above.
+    local conv=$CACHE/apicurio-converter/libs dbz=$CACHE/plugins/debezium-connector-postgres list
+    copy_jars apicurio-converter "$ROOT/deploy/apicurio-converter/pom.xml" "$conv" \
         -DexcludeGroupIds=org.apache.kafka,org.slf4j
+    list=$dbz/.apicurio-converter-jars
+    if [ -s "$list" ]; then (cd "$dbz" && xargs rm -f <"$list"); fi
+    : >"$list"
     dups=()
-    for j in "$CACHE"/plugins/apicurio-converter/*.jar; do
+    for j in "$conv"/*.jar; do
         base=$(basename "$j" | sed -E 's/-[0-9][^-]*(\.Final|-GA)?\.jar$//')
         if ls "$CACHE/kafka/libs/$base"-[0-9]*.jar >/dev/null 2>&1; then
-            dups+=("$(basename "$j")"); rm -f "$j"
+            dups+=("$(basename "$j")"); continue
         fi
+        cp -p "$j" "$dbz/" && basename "$j" >>"$list"
     done
-    [ ${#dups[@]} -eq 0 ] || say "apicurio-converter jars: dropped those the Kafka worker already has: ${dups[*]}"
-    ls "$CACHE"/plugins/apicurio-converter/apicurio-registry-utils-converter-*.jar >/dev/null 2>&1 ||
-        fail "the Apicurio converter jar is missing from $CACHE/plugins"
+    [ ${#dups[@]} -eq 0 ] || say "apicurio-converter jars: left out those the Kafka worker already has: ${dups[*]}"
+    rm -rf "$CACHE/plugins/apicurio-converter"   # the separate plugin folder of an earlier layout
+    ls "$dbz"/apicurio-registry-utils-converter-*.jar >/dev/null 2>&1 ||
+        fail "the Apicurio converter jar is missing from $dbz"
 }
 
 # The schema registry of the stack (scripts/stack.sh): Apicurio Registry's own Quarkus distribution (a

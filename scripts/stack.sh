@@ -177,7 +177,7 @@ need_java() {
         fail "Kafka jars missing in $KAFKA_LIBS: run scripts/setup.sh"
     ls "$PLUGINS"/debezium-connector-postgres/debezium-connector-postgres-*.jar >/dev/null 2>&1 ||
         fail "Debezium connector jars missing in $PLUGINS: run scripts/setup.sh"
-    ls "$PLUGINS"/apicurio-converter/apicurio-registry-utils-converter-*.jar >/dev/null 2>&1 ||
+    ls "$PLUGINS"/*/apicurio-registry-utils-converter-*.jar >/dev/null 2>&1 ||
         fail "Apicurio converter jars missing in $PLUGINS: run scripts/setup.sh"
 }
 
