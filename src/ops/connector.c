@@ -527,6 +527,45 @@ static void sleep_s(double s)
 
 /* ------------------------------------------------------------- actions */
 
+/* PUT /connector-plugins/CLASS/config/validate with the config `body`; when
+ * it names errors, they replace *msg ("key: error; ..."). */
+static void validate_errors(const cf_ops_conn_opts *o, const char *body, http_resp *r, char *msg,
+                            size_t msgsz)
+{
+    const char *base = o->connect_url;
+    size_t bl = strlen(base), n = 0;
+    cf_buf u;
+    cf_err e = { 0 };
+    json_t *root, *configs, *c;
+    size_t i;
+
+    while (bl && base[bl - 1] == '/')
+        bl--;
+    cf_buf_init(&u, 4096);
+    if (cf_buf_printf(&u, &e, "%.*s/connector-plugins/io.debezium.connector.postgresql.PostgresConnector"
+                      "/config/validate", (int)bl, base) < 0 || !cf_buf_cstr(&u, &e) ||
+        http("PUT", (const char *)u.data, body, o->timeout_s, r, &e) < 0 || r->code != 200) {
+        cf_buf_free(&u);
+        return;
+    }
+    cf_buf_free(&u);
+    root = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
+    configs = json_object_get(root, "configs");
+    json_array_foreach(configs, i, c) {
+        json_t *v = json_object_get(c, "value"), *errs = json_object_get(v, "errors"), *m;
+        const char *name = json_string_value(json_object_get(v, "name"));
+        size_t j;
+        json_array_foreach(errs, j, m) {
+            if (!json_is_string(m) || n + 4 >= msgsz)
+                continue;
+            int w = snprintf(msg + n, msgsz - n, "%s%s: %s", n ? "; " : "", name ? name : "?",
+                             json_string_value(m));
+            n = w < 0 ? n : (n + (size_t)w < msgsz ? n + (size_t)w : msgsz - 1);
+        }
+    }
+    json_decref(root);
+}
+
 static int wait_running(const cf_ops_conn_opts *o, http_resp *r, double t0, cf_err *err);
 
 static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
@@ -583,15 +622,24 @@ static int do_register(const cf_ops_conn_opts *o, http_resp *r, cf_err *err)
             break;
         sleep_s(1);
     }
-    free(body);
     cf_buf_free(&u);
-    if (rc < 0)
+    if (rc < 0) {
+        free(body);
         return -1;
-    if (r->code != 200 && r->code != 201) {
-        connect_message(r, msg, sizeof msg);
-        return cf_err_set(err, CF_E_HTTP, "Kafka Connect refused connector %s (HTTP %ld): %s",
-                          o->name, r->code, msg);
     }
+    if (r->code != 200 && r->code != 201) {
+        long code = r->code;
+        connect_message(r, msg, sizeof msg);
+        /* Connect 4.3 answers a config its validation refused with a 500
+         * (an NPE while it formats the errors) instead of the 400 that names
+         * them; the validate endpoint still names them. */
+        if (code == 500)
+            validate_errors(o, body, r, msg, sizeof msg);
+        free(body);
+        return cf_err_set(err, CF_E_HTTP, "Kafka Connect refused connector %s (HTTP %ld): %s",
+                          o->name, code, msg);
+    }
+    free(body);
     fprintf(o->out, "connector %s %s at %s\n", o->name, r->code == 201 ? "created" : "updated",
            o->connect_url);
     fflush(o->out);
