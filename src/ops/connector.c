@@ -536,19 +536,28 @@ static void validate_errors(const cf_ops_conn_opts *o, const char *body, http_re
     size_t bl = strlen(base), n = 0;
     cf_buf u;
     cf_err e = { 0 };
-    json_t *root, *configs, *c;
+    json_t *root, *configs, *c, *cfg = json_loads(body, 0, NULL);
+    char *vbody;
     size_t i;
+    int rc;
 
+    /* The validate endpoint wants the name inside the config. */
+    if (!cfg || json_object_set_new(cfg, "name", json_string(o->name)) < 0 ||
+        !(vbody = json_dumps(cfg, JSON_SORT_KEYS))) {
+        json_decref(cfg);
+        return;
+    }
+    json_decref(cfg);
     while (bl && base[bl - 1] == '/')
         bl--;
     cf_buf_init(&u, 4096);
-    if (cf_buf_printf(&u, &e, "%.*s/connector-plugins/io.debezium.connector.postgresql.PostgresConnector"
-                      "/config/validate", (int)bl, base) < 0 || !cf_buf_cstr(&u, &e) ||
-        http("PUT", (const char *)u.data, body, o->timeout_s, r, &e) < 0 || r->code != 200) {
-        cf_buf_free(&u);
-        return;
-    }
+    rc = cf_buf_printf(&u, &e, "%.*s/connector-plugins/io.debezium.connector.postgresql.PostgresConnector"
+                       "/config/validate", (int)bl, base) < 0 || !cf_buf_cstr(&u, &e) ||
+         http("PUT", (const char *)u.data, vbody, o->timeout_s, r, &e) < 0 || r->code != 200;
+    free(vbody);
     cf_buf_free(&u);
+    if (rc)
+        return;
     root = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
     configs = json_object_get(root, "configs");
     json_array_foreach(configs, i, c) {
