@@ -20,11 +20,11 @@ VENV_NEWEST=$ROOT/.venv-newest
 REQ_NEWEST=$ROOT/tests/requirements-newest.txt
 
 # Build deps (C libraries + tools), the stack (PostgreSQL, JDK + Maven for the jars, kcat), the venv's
-# python, and the small tools the scripts call (curl, ss, runuser).
+# python, and the small tools the scripts call (curl, ss, runuser, xxd).
 DEB_PKGS="gcc make pkg-config librdkafka-dev libzstd-dev libsnappy-dev zlib1g-dev libjansson-dev libpq-dev
   libcurl4-openssl-dev libmicrohttpd-dev clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15 openjdk-17-jdk-headless maven kcat
-  python3 python3-venv curl iproute2 util-linux procps ca-certificates"
+  python3 python3-venv curl iproute2 util-linux procps ca-certificates xxd"
 
 say()  { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
