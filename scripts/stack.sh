@@ -332,13 +332,13 @@ registry_start() {
     say "registry: starting Apicurio Registry on $REGISTRY_URL"
     local t0; t0=$(now)
     # The marker property puts this checkout's path in the command line, which live_pid checks.
-    # Quarkus' own settings: loopback only, no telemetry, no auth (a development registry).
+    # Quarkus' own settings: loopback only, no management port; no auth (a development registry).
     # (A subshell for the working directory, where Quarkus may write; java alone goes to the background,
     # so nothing holds our stdout.)
     (cd "$VAR" || exit 1
      setsid java -Xms64m -Xmx384m -XX:+UseG1GC -Djava.awt.headless=true -Dcdcflow.stack="$ROOT/" \
         -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
-        -Dquarkus.management.enabled=false -Dquarkus.otel.sdk.disabled=true \
+        -Dquarkus.management.enabled=false \
         -Dapicurio.rest.deletion.artifact.enabled=true -Dapicurio.rest.deletion.artifact-version.enabled=true \
         -jar "$jar" </dev/null >>"$LOG/registry.log" 2>&1 &
      echo $! >"$RUN/registry.pid")
