@@ -14,6 +14,11 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 CDCFLOW=build/cdcflow
+# The stack's ports, as scripts/stack.sh takes them (STACK_*_PORT; defaults 9092, 5432, 8083, 8181), for
+# cdcflow's commands here.
+KAFKA=127.0.0.1:${STACK_KAFKA_PORT:-9092}
+export PGPORT=${PGPORT:-${STACK_PG_PORT:-5432}} KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA}
+export KAFKA_CONNECT_URL=${KAFKA_CONNECT_URL:-http://127.0.0.1:${STACK_CONNECT_PORT:-8083}}
 TOPICS="postgres.public.customers postgres.public.orders postgres.public.products postgres.public.inventory"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -29,17 +34,21 @@ need_cmd() {
 STORAGE=${DEMO_STORAGE:-local}
 case $STORAGE in local|s3) ;; *) fail "DEMO_STORAGE must be local or s3, not '$STORAGE'" ;; esac
 
-step "starting the stack (PostgreSQL 15, Kafka KRaft, Kafka Connect + Debezium, S3, Iceberg REST catalog)"
+step "starting the stack (PostgreSQL 15, Kafka KRaft, Kafka Connect + Debezium, schema registry, S3, Iceberg REST catalog)"
 scripts/stack.sh start || fail "the stack did not start"
 if [ "$STORAGE" = s3 ]; then
     why=$(.venv/bin/python scripts/s3_tools.py up 2>&1) || fail "$why (see scripts/stack.sh status)"
     eval "$(scripts/stack.sh s3-env)"      # the S3 endpoint and keys, for cdcflow and the readers
-    export ICEBERG_CATALOG_URI=${ICEBERG_CATALOG_URI:-http://127.0.0.1:8181}   # for scan and history
+    export ICEBERG_CATALOG_URI=${ICEBERG_CATALOG_URI:-http://127.0.0.1:${STACK_CATALOG_PORT:-8181}}   # for scan and history
 fi
 
 step "registering the Debezium connector"
 need_cmd connector
 "$CDCFLOW" connector register || fail "cdcflow connector register failed"
+
+step "registering the Avro connector beside it (topics avro.public.*, schemas in the registry)"
+export SCHEMA_REGISTRY_URL=${SCHEMA_REGISTRY_URL:-http://127.0.0.1:${STACK_REGISTRY_PORT:-8085}/apis/registry/v2}
+"$CDCFLOW" connector register --format avro || fail "cdcflow connector register --format avro failed"
 
 # Messages on the CDC topics now (sum of the MESSAGES column of `cdcflow peek`).
 events_now() { "$CDCFLOW" peek 2>/dev/null | awk 'NR > 1 { n += $3 } END { print n + 0 }'; }
@@ -68,6 +77,10 @@ for t in $TOPICS; do
     printf -- '-- %s (last %s)\n' "$t" "${DEMO_PEEK_N:-3}"
     "$CDCFLOW" peek "$t" -n "${DEMO_PEEK_N:-3}" --timeout 10 | cut -c1-240 || fail "cdcflow peek $t failed"
 done
+printf -- '-- avro.public.customers, first message (magic byte 0, 4-byte schema id, Avro datum)\n'
+kcat -b "$KAFKA" -C -t avro.public.customers -c 1 -e -q 2>/dev/null | xxd | head -n 2
+printf -- '-- schema registry subjects: %s\n' \
+    "$(curl -fsS -m 5 "${SCHEMA_REGISTRY_URL%/apis/registry/v2}/apis/ccompat/v7/subjects" || echo '(registry not answering)')"
 
 # ------------------------------------------------------------------ pipelines
 # The cdcflow pipelines start here: Kafka -> Delta Lake (Change Data Feed) and Kafka -> Iceberg v2, for
@@ -92,7 +105,7 @@ run_pipelines() {
     need_cmd delta
     need_cmd iceberg
     step "pipeline: $topic -> Delta Lake ($BASE/delta/customers)"
-    "$CDCFLOW" delta --bootstrap 127.0.0.1:9092 --topic "$topic" --table-path "$BASE/delta/customers" \
+    "$CDCFLOW" delta --bootstrap $KAFKA --topic "$topic" --table-path "$BASE/delta/customers" \
         --checkpoint-location "$CKPT/delta" --available-now --metrics-port 0 --log-level warn ||
         fail "cdcflow delta failed"
     "$CDCFLOW" history "$BASE/delta/customers" | head -n 4 | cut -c1-160   # newest first
@@ -101,7 +114,7 @@ run_pipelines() {
 
     step "pipeline: $topic -> Iceberg v2 ($BASE/iceberg/$NS/customers_analytics${CATALOG_ARGS:+, catalog $ICEBERG_CATALOG_URI})"
     # shellcheck disable=SC2086 # CATALOG_ARGS is empty or two words
-    "$CDCFLOW" iceberg --bootstrap 127.0.0.1:9092 --topic "$topic" --warehouse "$BASE/iceberg" --namespace "$NS" \
+    "$CDCFLOW" iceberg --bootstrap $KAFKA --topic "$topic" --warehouse "$BASE/iceberg" --namespace "$NS" \
         --table customers_analytics $CATALOG_ARGS \
         --checkpoint-location "$CKPT/iceberg" --available-now --metrics-port 0 --log-level warn ||
         fail "cdcflow iceberg failed"
@@ -145,8 +158,8 @@ run_mirrors() {
     mkdir -p "$DEMO_DIR"
     cat >"$conf" <<EOF
 # written by scripts/demo.sh: every captured table, mirrored by primary key, in one process
-delta   --bootstrap 127.0.0.1:9092 --topic '$topics' --table-path $BASE/mirror/delta/{table} --mode upsert --available-now --group-id cdcflow-demo-mirror-delta$GROUP_SUFFIX --metrics-port 0 --checkpoint-location $CKPT/mirror-delta --log-level warn
-iceberg --bootstrap 127.0.0.1:9092 --topic '$topics' --warehouse $BASE/mirror/iceberg --namespace $NS --table {table} $CATALOG_ARGS --mode upsert --available-now --group-id cdcflow-demo-mirror-iceberg$GROUP_SUFFIX --metrics-port 0 --checkpoint-location $CKPT/mirror-iceberg --log-level warn
+delta   --bootstrap $KAFKA --topic '$topics' --table-path $BASE/mirror/delta/{table} --mode upsert --available-now --group-id cdcflow-demo-mirror-delta$GROUP_SUFFIX --metrics-port 0 --checkpoint-location $CKPT/mirror-delta --log-level warn
+iceberg --bootstrap $KAFKA --topic '$topics' --warehouse $BASE/mirror/iceberg --namespace $NS --table {table} $CATALOG_ARGS --mode upsert --available-now --group-id cdcflow-demo-mirror-iceberg$GROUP_SUFFIX --metrics-port 0 --checkpoint-location $CKPT/mirror-iceberg --log-level warn
 EOF
     step "pipelines: all four topics -> Delta and Iceberg mirrors (cdcflow run $conf)"
     "$CDCFLOW" run "$conf" || fail "cdcflow run failed"

@@ -3,11 +3,12 @@
 # and the Python venvs of the tests.  Idempotent: a second run checks and does nothing (~1 s).
 #
 # Debian 12 as root (apt-get).  Jars come from Maven Central through mvn into .cache/stack/ (Kafka,
-# Debezium, the Iceberg REST catalog) and, for Spark, .cache/spark/jars (Spark 3.5, the pinned set) and
+# Debezium, Apicurio's Avro converter and schema registry, the Iceberg REST catalog) and, for Spark, .cache/spark/jars (Spark 3.5, the pinned set) and
 # .cache/spark4/jars (Spark 4.1, the newest set; Maven's own cache is ~/.m2).
 # The venvs: .venv from tests/requirements.txt (integration tests), .venv-newest from
 # tests/requirements-newest.txt (the newest readers, tests/readers).
-# `setup.sh readers` does only what `make test-readers` needs.  Each step says what it does and
+# `setup.sh readers` does only what `make test-readers` needs; `setup.sh stack` only the stack's jars
+# (scripts/stack.sh: Kafka, Debezium, the Apicurio converter and registry, the Iceberg REST catalog).  Each step says what it does and
 # stops with a clear message when it fails.
 set -u
 
@@ -19,11 +20,11 @@ VENV_NEWEST=$ROOT/.venv-newest
 REQ_NEWEST=$ROOT/tests/requirements-newest.txt
 
 # Build deps (C libraries + tools), the stack (PostgreSQL, JDK + Maven for the jars, kcat), the venv's
-# python, and the small tools the scripts call (curl, ss, runuser).
+# python, and the small tools the scripts call (curl, ss, runuser, xxd).
 DEB_PKGS="gcc make pkg-config librdkafka-dev libzstd-dev libsnappy-dev zlib1g-dev libjansson-dev libpq-dev
   libcurl4-openssl-dev libmicrohttpd-dev clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15 openjdk-17-jdk-headless maven kcat
-  python3 python3-venv curl iproute2 util-linux procps ca-certificates"
+  python3 python3-venv curl iproute2 util-linux procps ca-certificates xxd"
 
 say()  { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -114,6 +115,57 @@ step_jars() {
     [ ${#dups[@]} -eq 0 ] || say "debezium jars: dropped those the Kafka worker already has: ${dups[*]}"
     ls "$CACHE"/plugins/debezium-connector-postgres/debezium-connector-postgres-*.jar >/dev/null 2>&1 ||
         fail "the Debezium connector jar is missing from $CACHE/plugins"
+    # Apicurio's Avro converter, for the connector that publishes Avro (cdcflow connector register
+    # --format avro).  Its jars go into the Debezium plugin folder, as Debezium's own images do: Kafka
+    # Connect 4.3 then finds the converter with the connector's class loader, where validating a new
+    # connector's config refused it as "could not be found" from a plugin folder of its own.  Fetched
+    # beside the plugins; those the worker has are left out, as above.
+    local conv=$CACHE/apicurio-converter/libs dbz=$CACHE/plugins/debezium-connector-postgres list
+    copy_jars apicurio-converter "$ROOT/deploy/apicurio-converter/pom.xml" "$conv" \
+        -DexcludeGroupIds=org.apache.kafka,org.slf4j
+    list=$dbz/.apicurio-converter-jars
+    if [ -s "$list" ]; then (cd "$dbz" && xargs rm -f <"$list"); fi
+    : >"$list"
+    dups=()
+    for j in "$conv"/*.jar; do
+        base=$(basename "$j" | sed -E 's/-[0-9][^-]*(\.Final|-GA)?\.jar$//')
+        if ls "$CACHE/kafka/libs/$base"-[0-9]*.jar >/dev/null 2>&1; then
+            dups+=("$(basename "$j")"); continue
+        fi
+        cp -p "$j" "$dbz/" && basename "$j" >>"$list"
+    done
+    [ ${#dups[@]} -eq 0 ] || say "apicurio-converter jars: left out those the Kafka worker already has: ${dups[*]}"
+    rm -rf "$CACHE/plugins/apicurio-converter"   # the separate plugin folder of an earlier layout
+    ls "$dbz"/apicurio-registry-utils-converter-*.jar >/dev/null 2>&1 ||
+        fail "the Apicurio converter jar is missing from $dbz"
+}
+
+# The schema registry of the stack (scripts/stack.sh): Apicurio Registry's own Quarkus distribution (a
+# runner jar and its lib/), unpacked from Maven Central by deploy/apicurio-registry/pom.xml.  Skipped
+# while the pom is unchanged, like copy_jars.
+step_registry() {
+    local out=$CACHE/apicurio-registry pom=$ROOT/deploy/apicurio-registry/pom.xml want
+    local stamp=$out/.pom.sha
+    mkdir -p "$CACHE"
+    want=$(sha "$pom")
+    if [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls "$out"/*-run*.jar >/dev/null 2>&1; then
+        say "apicurio registry: present (${out#"$ROOT"/})"
+        return
+    fi
+    command -v mvn >/dev/null 2>&1 || fail "mvn not found (package maven)"
+    say "apicurio registry: fetching with mvn from apicurio-registry/pom.xml into ${out#"$ROOT"/}"
+    rm -rf "$out.tmp"
+    if ! mvn -B -q -f "$pom" dependency:unpack -DoutputDirectory="$out.tmp" \
+            -DmarkersDirectory="$out.tmp.markers" >"$CACHE/mvn-apicurio-registry.log" 2>&1; then
+        tail -30 "$CACHE/mvn-apicurio-registry.log" >&2
+        fail "mvn could not fetch Apicurio Registry (log: $CACHE/mvn-apicurio-registry.log); is Maven Central reachable?"
+    fi
+    rm -rf "$out.tmp.markers" "$out.tmp"/PaxHeaders.*
+    ls "$out.tmp"/*-run*.jar >/dev/null 2>&1 || fail "no runner jar in the Apicurio Registry distribution ($out.tmp)"
+    rm -rf "$out"
+    mv "$out.tmp" "$out"
+    echo "$want" >"$stamp"
+    say "apicurio registry: $(basename "$(ls "$out"/*-run*.jar | head -n1)"), $(ls "$out"/lib | wc -l) jars"
 }
 
 # Spark, the third reader of the tests, takes Delta's and Iceberg's jars (and the S3 ones: hadoop-aws with
@@ -213,6 +265,7 @@ case "${1:-all}" in
 all)
     step_debian
     step_jars
+    step_registry
     step_spark_jars
     step_catalog_jars
     step_spark4_jars
@@ -220,11 +273,16 @@ all)
     step_venv_newest
     step_duckdb
     step_duckdb_newest ;;
+stack)
+    step_debian
+    step_jars
+    step_registry
+    step_catalog_jars ;;
 readers)
     step_debian
     step_spark4_jars
     step_venv_newest
     step_duckdb_newest ;;
-*)  fail "usage: setup.sh [all|readers]" ;;
+*)  fail "usage: setup.sh [all|stack|readers]" ;;
 esac
 say "done"

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# stack.sh - start, stop or report the local CDC stack: PostgreSQL 15, Kafka (KRaft), Kafka Connect + Debezium,
-# an S3 server (moto, SigV4-checked, conditional writes enforced: scripts/s3_server.py) and an Iceberg REST
-# catalog storing its tables there (scripts/catalog.sh).
+# stack.sh - start, stop or report the local CDC stack: PostgreSQL 15, Kafka (KRaft), Kafka Connect + Debezium
+# (with Apicurio's Avro converter as a plugin), a schema registry (Apicurio Registry, in memory), an S3 server
+# (moto, SigV4-checked, conditional writes enforced: scripts/s3_server.py) and an Iceberg REST catalog storing
+# its tables there (scripts/catalog.sh).
 #
 #   scripts/stack.sh start|stop|status|restart|s3-env
 #
 # Everything lives under this checkout: data and pid files in var/, logs in var/log/, jars in
-# .cache/stack/ (filled by scripts/setup.sh).  Ports are fixed (5432, 9092 + 9093, 8083, 9400) and bound to
-# 127.0.0.1.  If a port is already served by a healthy cdcflow stack (another checkout's), start
-# reuses it and stop leaves it alone: stop only ends processes whose pid files are in this var/.
+# .cache/stack/ (filled by scripts/setup.sh).  Ports (bound to 127.0.0.1) are 5432, 9092 + 9093, 8083, 8085,
+# 9400 and 8181 unless the environment says otherwise, so a second stack can run beside the first (for
+# example from a worktree, to try a change without touching the shared one):
+#   STACK_PG_PORT STACK_KAFKA_PORT STACK_CONTROLLER_PORT STACK_CONNECT_PORT STACK_REGISTRY_PORT
+#   STACK_S3_PORT STACK_CATALOG_PORT
+# If a port is already served by a healthy cdcflow stack (another checkout's), start reuses it and
+# stop leaves it alone: stop only ends processes whose pid files are in this var/.
 # Every wait is bounded; on failure the tail of the component's log is printed.
 #
 # S3 for tests and demos, in memory (gone at stop), bucket "cdcflow" made at start:
@@ -27,11 +32,16 @@ KAFKA_LIBS=$CACHE/kafka/libs
 PLUGINS=$CACHE/plugins
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_DATA=$VAR/pg/data
-PG_PORT=5432 KAFKA_PORT=9092 CONTROLLER_PORT=9093 CONNECT_PORT=8083
+PG_PORT=${STACK_PG_PORT:-5432} KAFKA_PORT=${STACK_KAFKA_PORT:-9092} CONTROLLER_PORT=${STACK_CONTROLLER_PORT:-9093}
+CONNECT_PORT=${STACK_CONNECT_PORT:-8083} REGISTRY_PORT=${STACK_REGISTRY_PORT:-8085}
 PG_USER=cdcuser PG_PASSWORD=cdcpass PG_DB=cdcdb
 CONNECT_URL=http://127.0.0.1:$CONNECT_PORT
-S3_PORT=9400 S3_BUCKET=cdcflow S3_REGION=us-east-1 S3_ACCESS_KEY=cdcflow S3_SECRET_KEY=cdcflow-secret
+S3_PORT=${STACK_S3_PORT:-9400} S3_BUCKET=cdcflow S3_REGION=us-east-1 S3_ACCESS_KEY=cdcflow S3_SECRET_KEY=cdcflow-secret
 S3_URL=http://127.0.0.1:$S3_PORT
+REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+REGISTRY_HOME=$CACHE/apicurio-registry
+# catalog.sh reads these: the catalog's own port, and the S3 server it stores tables in.
+export CATALOG_PORT=${STACK_CATALOG_PORT:-${CATALOG_PORT:-8181}} S3_PORT
 PY=$ROOT/.venv/bin/python
 # Seconds each component may take to come up or go down before we give up.
 START_TIMEOUT=${STACK_START_TIMEOUT:-90}
@@ -80,6 +90,11 @@ kafka_healthy()   { port_busy "$KAFKA_PORT" && timeout 10 kcat -b "127.0.0.1:$KA
 connect_healthy() {
     curl -fsS -m 5 "$CONNECT_URL/connectors" >/dev/null 2>&1 &&
         curl -fsS -m 5 "$CONNECT_URL/connector-plugins" 2>/dev/null | grep -q PostgresConnector
+}
+# Up: the native API names Apicurio Registry and the Confluent-compatible API answers (a list of subjects).
+registry_healthy() {
+    curl -fsS -m 5 "$REGISTRY_URL/apis/registry/v3/system/info" 2>/dev/null | grep -q '"Apicurio Registry' &&
+        curl -fsS -m 5 "$REGISTRY_URL/apis/ccompat/v7/subjects" 2>/dev/null | grep -q '^\['
 }
 
 # A signed request to the stack's S3 (the payload hash is that of an empty body: curl 7.88 does not send it).
@@ -162,9 +177,22 @@ need_java() {
         fail "Kafka jars missing in $KAFKA_LIBS: run scripts/setup.sh"
     ls "$PLUGINS"/debezium-connector-postgres/debezium-connector-postgres-*.jar >/dev/null 2>&1 ||
         fail "Debezium connector jars missing in $PLUGINS: run scripts/setup.sh"
+    ls "$PLUGINS"/*/apicurio-registry-utils-converter-*.jar >/dev/null 2>&1 ||
+        fail "Apicurio converter jars missing in $PLUGINS: run scripts/setup.sh"
+}
+
+# The runner jar of the Apicurio distribution: quarkus-run.jar (fast-jar) or *-runner.jar (uber/legacy).
+registry_jar() {
+    local j
+    for j in "$REGISTRY_HOME"/quarkus-run.jar "$REGISTRY_HOME"/*-runner.jar; do
+        [ -f "$j" ] && { printf '%s\n' "$j"; return 0; }
+    done
+    return 1
 }
 
 # ---------------------------------------------------------------- PostgreSQL
+
+pg_conf() { sed -e "s|@VAR@|$VAR|g" -e "s|@PG_PORT@|$PG_PORT|g" "$ROOT/deploy/postgres/postgresql.conf"; }
 
 pg_init() {
     [ -s "$PG_DATA/PG_VERSION" ] && return 0
@@ -182,7 +210,7 @@ pg_init() {
         -E UTF8 --locale=C.UTF-8 >"$LOG/postgres-initdb.log" 2>&1 || {
         log_tail postgres-initdb; rm -rf "$PG_DATA"; fail "initdb failed"
     }
-    sed "s|@VAR@|$VAR|g" "$ROOT/deploy/postgres/postgresql.conf" >"$PG_DATA/cdcflow.conf"
+    pg_conf >"$PG_DATA/cdcflow.conf"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_DATA/cdcflow.conf"
     echo "include 'cdcflow.conf'" >>"$PG_DATA/postgresql.conf"
 }
@@ -191,7 +219,7 @@ pg_start() {
     claim_port postgres "$PG_PORT" pg_healthy "$PG_DATA/postmaster.pid" || { pg_schema; return; }
     pg_init
     # Keep the settings in step with deploy/ when that file changed since initdb.
-    sed "s|@VAR@|$VAR|g" "$ROOT/deploy/postgres/postgresql.conf" >"$PG_DATA/cdcflow.conf"
+    pg_conf >"$PG_DATA/cdcflow.conf"
     mkdir -p "$VAR/pg/run"
     touch "$LOG/postgres.log"
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$LOG/postgres.log" "$VAR/pg/run" "$PG_DATA/cdcflow.conf"
@@ -244,7 +272,7 @@ run_java() {
     local name=$1 heap=$2 main=$3; shift 3
     # The marker property puts this checkout's path in the command line, which live_pid checks.
     setsid java -Xms128m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-        -Dcdcflow.stack="$ROOT/" -Dlog4j.configuration="file:$ROOT/deploy/kafka/log4j.properties" \
+        -Dcdcflow.stack="$ROOT/" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
         -cp "$KAFKA_LIBS/*" "$main" "$@" </dev/null >>"$LOG/$name.log" 2>&1 &
     echo $! >"$RUN/$name.pid"
 }
@@ -256,14 +284,15 @@ kafka_start() {
         fail "kafka: controller port $CONTROLLER_PORT is taken by another program (ss -ltnp 'sport = :$CONTROLLER_PORT')"
     need_java
     mkdir -p "$VAR/kafka"
-    sed "s|@VAR@|$VAR|g" "$ROOT/deploy/kafka/server.properties" >"$VAR/kafka/server.properties"
+    sed -e "s|@VAR@|$VAR|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+        "$ROOT/deploy/kafka/server.properties" >"$VAR/kafka/server.properties"
     if [ ! -s "$VAR/kafka/data/meta.properties" ]; then
         # KRaft storage is formatted once with a cluster id of its own.
         local id
         id=$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>>"$LOG/kafka.log") ||
             { log_tail kafka; fail "kafka: could not make a cluster id"; }
         say "kafka: formatting KRaft storage (cluster id $id)"
-        java -Dlog4j.configuration="file:$ROOT/deploy/kafka/log4j.properties" -cp "$KAFKA_LIBS/*" \
+        java -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" -cp "$KAFKA_LIBS/*" \
             kafka.tools.StorageTool format -t "$id" -c "$VAR/kafka/server.properties" >>"$LOG/kafka.log" 2>&1 ||
             { log_tail kafka; fail "kafka: formatting storage failed"; }
     fi
@@ -280,13 +309,42 @@ connect_start() {
     claim_port connect "$CONNECT_PORT" connect_healthy "$RUN/connect.pid" || return 0
     need_java
     mkdir -p "$VAR/connect"
-    sed "s|@PLUGINS@|$PLUGINS|g" "$ROOT/deploy/kafka/connect-distributed.properties" >"$VAR/connect/connect.properties"
+    sed -e "s|@PLUGINS@|$PLUGINS|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONNECT_PORT@|$CONNECT_PORT|g" \
+        "$ROOT/deploy/kafka/connect-distributed.properties" >"$VAR/connect/connect.properties"
     say "connect: starting on 127.0.0.1:$CONNECT_PORT (plugins: $PLUGINS)"
     local t0; t0=$(now)
     run_java connect 512m org.apache.kafka.connect.cli.ConnectDistributed "$VAR/connect/connect.properties"
     pid=$(cat "$RUN/connect.pid")
     wait_for connect connect_healthy "$pid"
     say "connect: up in $(since "$t0")s"
+}
+
+# ---------------------------------------------------------------- schema registry (Apicurio)
+
+# Apicurio Registry 3 (Quarkus), in-memory storage: the schemas live as long as the process, like
+# the S3 server's objects (the Avro connector registers them again as it publishes).  Native API
+# $REGISTRY_URL/apis/registry/v3 (and v2), Confluent-compatible $REGISTRY_URL/apis/ccompat/v7.
+registry_start() {
+    local pid jar
+    claim_port registry "$REGISTRY_PORT" registry_healthy "$RUN/registry.pid" || return 0
+    need_java
+    jar=$(registry_jar) || fail "registry: Apicurio Registry missing in $REGISTRY_HOME: run scripts/setup.sh"
+    say "registry: starting Apicurio Registry on $REGISTRY_URL"
+    local t0; t0=$(now)
+    # The marker property puts this checkout's path in the command line, which live_pid checks.
+    # Quarkus' own settings: loopback only, no management port; no auth (a development registry).
+    # (A subshell for the working directory, where Quarkus may write; java alone goes to the background,
+    # so nothing holds our stdout.)
+    (cd "$VAR" || exit 1
+     setsid java -Xms64m -Xmx384m -XX:+UseG1GC -Djava.awt.headless=true -Dcdcflow.stack="$ROOT/" \
+        -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+        -Dquarkus.management.enabled=false \
+        -Dapicurio.rest.deletion.artifact.enabled=true -Dapicurio.rest.deletion.artifact-version.enabled=true \
+        -jar "$jar" </dev/null >>"$LOG/registry.log" 2>&1 &
+     echo $! >"$RUN/registry.pid")
+    pid=$(cat "$RUN/registry.pid")
+    wait_for registry registry_healthy "$pid"
+    say "registry: up in $(since "$t0")s"
 }
 
 # ---------------------------------------------------------------- S3 (moto)
@@ -334,9 +392,10 @@ cmd_start() {
     pg_start
     kafka_start
     connect_start
+    registry_start
     s3_start
     "$ROOT/scripts/catalog.sh" start || fail "the Iceberg REST catalog did not start (var/log/iceberg-rest.log)"
-    say "ready in $(since "$t0")s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL, s3 $S3_URL (bucket $S3_BUCKET; scripts/stack.sh s3-env), iceberg rest catalog http://127.0.0.1:${CATALOG_PORT:-8181}"
+    say "ready in $(since "$t0")s: postgres 127.0.0.1:$PG_PORT ($PG_USER/$PG_PASSWORD db $PG_DB), kafka 127.0.0.1:$KAFKA_PORT, connect $CONNECT_URL, schema registry $REGISTRY_URL (ccompat: $REGISTRY_URL/apis/ccompat/v7), s3 $S3_URL (bucket $S3_BUCKET; scripts/stack.sh s3-env), iceberg rest catalog http://127.0.0.1:$CATALOG_PORT"
 }
 
 cmd_s3_env() {
@@ -348,6 +407,7 @@ cmd_s3_env() {
 cmd_stop() {
     "$ROOT/scripts/catalog.sh" stop
     pid_stop s3
+    pid_stop registry
     pid_stop connect
     pid_stop kafka
     pg_stop
@@ -384,6 +444,15 @@ cmd_status() {
             sed -E 's/"name":"([^"]*)","connector":\{"state":"([A-Z]*)"/          connector \1: \2/'
     else
         printf '%-9s down  127.0.0.1:%-5s\n' connect "$CONNECT_PORT"; rc=1
+    fi
+    if registry_healthy; then
+        origin "$RUN/registry.pid"
+        v=$(curl -fsS -m 5 "$REGISTRY_URL/apis/registry/v3/system/info" | sed -nE 's/.*"version":"([^"]*)".*/\1/p')
+        local nsub
+        nsub=$(curl -fsS -m 5 "$REGISTRY_URL/apis/ccompat/v7/subjects" | grep -o '"[^"]*"' | wc -l)
+        printf '%-9s up    127.0.0.1:%-5s Apicurio Registry %s, %s subjects (ccompat v7) (%s)\n' registry "$REGISTRY_PORT" "${v:-?}" "$nsub" "$where"
+    else
+        printf '%-9s down  127.0.0.1:%-5s\n' registry "$REGISTRY_PORT"; rc=1
     fi
     if s3_healthy; then
         origin "$RUN/s3.pid"

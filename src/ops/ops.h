@@ -67,6 +67,10 @@ typedef struct cf_ops_conn_opts {
     bool        slot_set;       /* --slot given (else delete uses the connector's own) */
     const char *publication;
     const char *decimal_mode;   /* precise | double | string */
+    const char *format;         /* json (JsonConverter with schemas) | avro (Apicurio AvroConverter) */
+    const char *registry_url;   /* avro: Apicurio Registry's native v2 API */
+    const char *avro_framing;   /* avro: confluent (magic 0 + 4-byte content id) | apicurio (0 + 8-byte global id) */
+    bool        name_set, prefix_set;   /* --name / --topic-prefix given (else they follow --format) */
     const char *db_host, *db_port, *db_user, *db_password, *db_name;
     const char *sets[CF_OPS_CONN_MAX_SETS];   /* "key=value", applied last */
     int         nsets;

@@ -32,9 +32,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CDCFLOW = os.path.join(ROOT, "build", "cdcflow")
 CONNECTOR_JSON = os.path.join(ROOT, "deploy", "debezium", "postgres-cdc-connector.json")
 
-PG_DSN = dict(host="127.0.0.1", port=5432, dbname="cdcdb", user="cdcuser", password="cdcpass")
-KAFKA_BOOTSTRAP = "127.0.0.1:9092"
-CONNECT_URL = "http://127.0.0.1:8083"
+# The stack's ports, as scripts/stack.sh takes them (STACK_*_PORT, for a second stack beside the shared one).
+PG_PORT = int(os.environ.get("STACK_PG_PORT", "5432"))
+PG_DSN = dict(host="127.0.0.1", port=PG_PORT, dbname="cdcdb", user="cdcuser", password="cdcpass")
+KAFKA_BOOTSTRAP = f"127.0.0.1:{os.environ.get('STACK_KAFKA_PORT', '9092')}"
+CONNECT_URL = f"http://127.0.0.1:{os.environ.get('STACK_CONNECT_PORT', '8083')}"
+REGISTRY_URL = f"http://127.0.0.1:{os.environ.get('STACK_REGISTRY_PORT', '8085')}"
+# What cdcflow's own commands (connector, peek, pipelines) read to find that stack.
+os.environ.setdefault("PGPORT", str(PG_PORT))
+os.environ.setdefault("KAFKA_CONNECT_URL", CONNECT_URL)
+os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", KAFKA_BOOTSTRAP)
+os.environ.setdefault("SCHEMA_REGISTRY_URL", REGISTRY_URL + "/apis/registry/v2")
 CONNECTOR_NAME = "postgres-cdc-connector"
 SLOT_NAME = "postgres_debezium_slot"
 TABLES = ("customers", "orders", "products", "inventory")
@@ -125,7 +133,7 @@ def stack():
     try:
         pg_connect().close()
     except Exception as e:  # noqa: BLE001 - any failure means "down"
-        problems.append(f"PostgreSQL 127.0.0.1:5432 ({e.__class__.__name__}: {str(e).strip()})")
+        problems.append(f"PostgreSQL 127.0.0.1:{PG_PORT} ({e.__class__.__name__}: {str(e).strip()})")
     from confluent_kafka.admin import AdminClient
 
     try:
@@ -172,6 +180,7 @@ def register_connector():
         return "cdcflow"
     with open(CONNECTOR_JSON) as f:
         spec = json.load(f)
+    spec["config"]["database.port"] = str(PG_PORT)
     deadline = time.monotonic() + 60
     while True:
         code, body = http_json("PUT", f"/connectors/{CONNECTOR_NAME}/config", spec["config"])

@@ -23,7 +23,7 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CDCFLOW = os.environ.get("CF_CDCFLOW", os.path.join(ROOT, "build", "cdcflow"))
-KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+KAFKA_BOOTSTRAP = f"127.0.0.1:{os.environ.get('STACK_KAFKA_PORT', '9092')}"
 
 
 # ------------------------------------------------------------------ events

@@ -54,7 +54,7 @@ def test_connector_register_twice_is_idempotent_and_running(connector):
     assert cfg["value.converter"] == "org.apache.kafka.connect.json.JsonConverter"
     assert cfg["value.converter.schemas.enable"] == "true"
     assert cfg["decimal.handling.mode"] == "precise"
-    assert (cfg["database.hostname"], cfg["database.port"], cfg["database.dbname"]) == ("127.0.0.1", "5432", "cdcdb")
+    assert (cfg["database.hostname"], cfg["database.port"], cfg["database.dbname"]) == ("127.0.0.1", str(PG_DSN["port"]), "cdcdb")
 
 
 def test_connector_register_resumes_a_paused_connector(connector):

@@ -34,10 +34,10 @@ def test_stack_status_reports_every_component_up(stack):
     r = subprocess.run([os.path.join(ROOT, "scripts", "stack.sh"), "status"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    for name in ("postgres", "kafka", "connect"):
+    for name in ("postgres", "kafka", "connect", "registry"):
         line = next(ln for ln in r.stdout.splitlines() if ln.startswith(name))
         assert " up " in line, line
-    assert "Debezium PostgreSQL 2.7" in r.stdout
+    assert "Debezium PostgreSQL 3." in r.stdout
 
 
 def test_stack_start_again_is_harmless(stack):
@@ -80,7 +80,7 @@ def test_connector_running_with_expected_config(connector):
     assert cfg["topic.prefix"] == "postgres"
     assert set(cfg["table.include.list"].split(",")) == {f"public.{t}" for t in TABLES}
     code, plugins = http_json("GET", "/connector-plugins")
-    assert any(p["class"].endswith("PostgresConnector") and p["version"].startswith("2.7.") for p in plugins), \
+    assert any(p["class"].endswith("PostgresConnector") and p["version"].startswith("3.") for p in plugins), \
         f"{CONNECT_URL}/connector-plugins: {plugins}"
 
 

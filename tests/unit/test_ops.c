@@ -537,6 +537,60 @@ static void connector_config_options(void)
     json_decref(c);
 }
 
+/* --format avro: a second connector (own name, topics, slot) with Apicurio's
+ * AvroConverter on key and value, framed the Confluent way unless told. */
+static void connector_config_avro(void)
+{
+    cf_ops_conn_opts o;
+    cf_err e;
+    json_t *c;
+    char *argv[] = { "connector", "register", "--format", "avro" };
+    char *argv2[] = { "connector", "register", "--format=avro", "--avro-framing", "apicurio",
+                      "--registry-url", "http://reg:1/apis/registry/v2", "--topic-prefix", "av2",
+                      "--name", "n2", "--slot", "s2" };
+    char *bad1[] = { "connector", "register", "--format", "protobuf" };
+    char *bad2[] = { "connector", "register", "--format", "avro", "--avro-framing", "magic" };
+
+    unsetenv("SCHEMA_REGISTRY_URL");
+    cf_ops_conn_defaults(&o);
+    CHECK(cf_ops_conn_parse(4, argv, &o, &e) == 0);
+    CHECK_EQ_STR(o.name, "postgres-avro-connector");
+    c = cf_ops_conn_config(&o, &e);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_EQ_STR(cfg_get(c, "topic.prefix"), "avro");
+    CHECK_EQ_STR(cfg_get(c, "slot.name"), "avro_debezium_slot");
+    CHECK_EQ_STR(cfg_get(c, "publication.name"), "dbz_publication");
+    CHECK_EQ_STR(cfg_get(c, "key.converter"), "io.apicurio.registry.utils.converter.AvroConverter");
+    CHECK_EQ_STR(cfg_get(c, "value.converter"), "io.apicurio.registry.utils.converter.AvroConverter");
+    CHECK_EQ_STR(cfg_get(c, "value.converter.apicurio.registry.url"), "http://127.0.0.1:8085/apis/registry/v2");
+    CHECK_EQ_STR(cfg_get(c, "value.converter.apicurio.registry.as-confluent"), "true");
+    CHECK_EQ_STR(cfg_get(c, "key.converter.apicurio.registry.use-id"), "contentId");
+    CHECK_EQ_STR(cfg_get(c, "value.converter.apicurio.registry.headers.enabled"), "false");
+    CHECK(json_object_get(c, "value.converter.schemas.enable") == NULL);
+    json_decref(c);
+
+    cf_ops_conn_defaults(&o);
+    CHECK(cf_ops_conn_parse((int)(sizeof argv2 / sizeof *argv2), argv2, &o, &e) == 0);
+    c = cf_ops_conn_config(&o, &e);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_EQ_STR(o.name, "n2");
+    CHECK_EQ_STR(cfg_get(c, "topic.prefix"), "av2");
+    CHECK_EQ_STR(cfg_get(c, "slot.name"), "s2");
+    CHECK_EQ_STR(cfg_get(c, "key.converter.apicurio.registry.url"), "http://reg:1/apis/registry/v2");
+    CHECK_EQ_STR(cfg_get(c, "value.converter.apicurio.registry.as-confluent"), "false");
+    CHECK_EQ_STR(cfg_get(c, "value.converter.apicurio.registry.use-id"), "globalId");
+    json_decref(c);
+
+    cf_ops_conn_defaults(&o);
+    CHECK(cf_ops_conn_parse(4, bad1, &o, &e) == -1 && e.code == CF_E_ARG);
+    cf_ops_conn_defaults(&o);
+    CHECK(cf_ops_conn_parse(6, bad2, &o, &e) == -1 && e.code == CF_E_ARG);
+}
+
 static void connector_config_comparison(void)
 {
     cf_ops_conn_opts o;
@@ -864,7 +918,8 @@ CF_TEST_MAIN("ops",
     T(gen_same_seed_same_sql), T(gen_exact_counts), T(gen_percentages),
     T(gen_respects_foreign_keys), T(gen_realistic_values), T(gen_impossible_plans_fail),
     T(gen_existing_rows_are_targets), T(render_quotes_and_nulls), T(gen_parse_args),
-    T(connector_config_defaults), T(connector_config_options), T(connector_config_comparison),
+    T(connector_config_defaults), T(connector_config_options), T(connector_config_avro),
+    T(connector_config_comparison),
     T(connector_parse_errors),
     T(connector_status_parsing), T(first_lines),
     T(peek_format_lines), T(peek_payload_span_property), T(peek_survives_mangled_messages),
