@@ -904,8 +904,10 @@ static int merge(cf_enrich *e, cf_batch *rows, const char *ops, const int64_t *l
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     for (size_t r = 0; r < n; r++)
         ra[r] = (row_at){ lsns ? lsns[r] : -1, r };
-    qsort(ra, n, sizeof *ra, cmp_row);
-    qsort(e->ev, e->nev, sizeof *e->ev, cmp_ev);
+    if (n)
+        qsort(ra, n, sizeof *ra, cmp_row);
+    if (e->nev)
+        qsort(e->ev, e->nev, sizeof *e->ev, cmp_ev);
     /* An order event and a customers row at one LSN: the order first (a
      * row includes the order events up to its own LSN). */
     while (i < e->nev || k < n) {
