@@ -60,7 +60,7 @@ struct cf_enrich {
     int        nchain, achain;
     size_t     base_bytes, delta_bytes;
     cf_i64map  seen[2];       /* per map: keys of the batch's changes seen */
-    int64_t   *chg[4];        /* the changes: customers put, gone; orders put, gone */
+    int64_t   *chg[4];        /* the changes: customers (key, value) put, keys gone; the same for orders */
     size_t     nchg[4], achg[4];
     /* the batch */
     order_ev  *ev;
@@ -521,30 +521,32 @@ static int collect_changes(cf_enrich *e, size_t *bytes, cf_err *err)
     cf_i64map_clear(&e->seen[1]);
     for (size_t i = 0; i < e->nundo; i++) {
         const undo *u = &e->undo[i];
-        int l = u->map * 2 + !cf_i64map_get(u->map ? &e->orders : &e->cust, u->key, NULL);
+        int64_t v;
+        int l;
         if (cf_i64map_get(&e->seen[u->map], u->key, NULL))
             continue;
+        l = u->map * 2 + !cf_i64map_get(u->map ? &e->orders : &e->cust, u->key, &v);
         if (cf_i64map_put(&e->seen[u->map], u->key, 0, err) ||
-            grow((void **)&e->chg[l], &e->achg[l], e->nchg[l] + 1, sizeof *e->chg[l], err))
+            grow((void **)&e->chg[l], &e->achg[l], e->nchg[l] + 2, sizeof *e->chg[l], err))
             return -1;
         e->chg[l][e->nchg[l]++] = u->key;
+        if (!(l & 1))
+            e->chg[l][e->nchg[l]++] = v;
     }
-    *bytes = 32 + (e->nchg[0] + e->nchg[2]) * 16 + (e->nchg[1] + e->nchg[3]) * 8;
+    *bytes = 32 + (e->nchg[0] + e->nchg[2]) * 8 + (e->nchg[1] + e->nchg[3]) * 8;
     return 0;
 }
 
 static int put_changes(cf_enrich *e, cf_buf *out, cf_err *err)
 {
     for (int l = 0; l < 4; l++) {
-        const cf_i64map *m = l < 2 ? &e->cust : &e->orders;
-        if (put_le(out, e->nchg[l], 8, err))
+        /* puts hold (key, value) pairs: their count is half the array */
+        if (put_le(out, l & 1 ? e->nchg[l] : e->nchg[l] / 2, 8, err) ||
+            cf_buf_reserve(out, e->nchg[l] * 8, err))
             return -1;
-        for (size_t i = 0; i < e->nchg[l]; i++) {
-            int64_t v = 0;
-            cf_i64map_get(m, e->chg[l][i], &v);
-            if (put_le(out, (uint64_t)e->chg[l][i], 8, err) || (!(l & 1) && put_le(out, (uint64_t)v, 8, err)))
+        for (size_t i = 0; i < e->nchg[l]; i++)
+            if (put_le(out, (uint64_t)e->chg[l][i], 8, err))
                 return -1;
-        }
     }
     return 0;
 }
