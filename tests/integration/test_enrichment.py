@@ -138,14 +138,24 @@ def wait_equal(pg, read, timeout=240):
                 (len(diff), dict(list(diff.items())[:10]) if isinstance(diff, dict) else diff))
 
 
-def stop(p):
+def start(cmd, log):
+    """cdcflow in the background, its log to a file (a pipe nobody reads could fill and block it)."""
+    with open(log, "a") as f:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=f)
+
+
+def tail(log):
+    return open(log).read()[-3000:]
+
+
+def stop(p, log):
     p.send_signal(signal.SIGTERM)
     try:
-        _, err = p.communicate(timeout=60)
+        p.wait(timeout=60)
     except subprocess.TimeoutExpired:
         p.kill()
-        _, err = p.communicate()
-    assert p.returncode == 0, err[-3000:]
+        p.wait()
+    assert p.returncode == 0, tail(log)
 
 
 @pytest.fixture
@@ -155,9 +165,14 @@ def base():
 
 def test_total_orders_equals_postgres_delta(tmp_path, pg, connector, base):
     table = tmp_path / "customers"
+    log = tmp_path / "cdcflow.log"
     since = high_ids(pg)
-    p = subprocess.Popen(argv("delta", table, "cdcflow-it-enrich-" + uuid.uuid4().hex[:8]),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # as a run-file line (the kill test below uses the flags of `cdcflow delta`)
+    conf = tmp_path / "enrich.conf"
+    conf.write_text("# customers with total_orders\n" +
+                    " ".join("'%s'" % a for a in argv("delta", table, "cdcflow-it-enrich-" + uuid.uuid4().hex[:8])[1:])
+                    + "\n")
+    p = start([CDCFLOW, "run", str(conf)], log)
     try:
         scenario(pg, base, 0)
         wait_equal(pg, lambda: delta_counts(table))
@@ -168,7 +183,7 @@ def test_total_orders_equals_postgres_delta(tmp_path, pg, connector, base):
         reassign_generated(pg, random.Random(5), since)
         want = wait_equal(pg, lambda: delta_counts(table))
     finally:
-        stop(p)
+        stop(p, log)
     # after a clean stop, through another reader
     assert duckdb_counts(table) == delta_counts(table)
     assert want[base + 9] == 0 and want[base] > 0
@@ -191,6 +206,7 @@ def test_total_orders_equals_postgres_delta(tmp_path, pg, connector, base):
 @pytest.mark.parametrize("kind", ["delta", "iceberg"])
 def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base, kind):
     where = tmp_path / ("customers" if kind == "delta" else "warehouse")
+    log = tmp_path / "cdcflow.log"
     group = "cdcflow-it-enrich-kill-" + uuid.uuid4().hex[:8]
     rnd = random.Random(base)
     since = high_ids(pg)
@@ -199,11 +215,10 @@ def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base,
     try:
         scenario(pg, base)
         while g.poll() is None or kills < 6:
-            p = subprocess.Popen(argv(kind, where, group), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                 text=True)
+            p = start(argv(kind, where, group), log)
             time.sleep(rnd.uniform(0.3, 3.0))
             if p.poll() is not None:
-                pytest.fail("cdcflow exited (%s): %s" % (p.returncode, p.stderr.read()[-3000:]))
+                pytest.fail("cdcflow exited (%s): %s" % (p.returncode, tail(log)))
             p.send_signal(signal.SIGKILL)
             p.wait()
             kills += 1
@@ -212,11 +227,11 @@ def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base,
         if g.poll() is None:
             g.kill()
     reassign_generated(pg, rnd, since)
-    p = subprocess.Popen(argv(kind, where, group), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = start(argv(kind, where, group), log)
     try:
         want = wait_equal(pg, (lambda: delta_counts(where)) if kind == "delta" else (lambda: iceberg_counts(where)))
     finally:
-        stop(p)
+        stop(p, log)
     assert kills >= 6
     assert want[base + 9] == 0
     if kind == "delta":
@@ -225,3 +240,13 @@ def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base,
     root = where if kind == "delta" else where / "ns" / "customers"
     files = os.listdir(root / "_cdcflow_state")
     assert 1 <= len(files) <= 257 and all(f.startswith("total_orders-") for f in files)
+
+
+def test_total_orders_needs_one_fixed_table(tmp_path):
+    r = subprocess.run([CDCFLOW, "delta", "--topic", "postgres.public.customers", "--total-orders-from",
+                        "postgres.public.orders", "--table-path", str(tmp_path / "{table}"), "--metrics-port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "one fixed table" in r.stderr, r.stderr
+    r = subprocess.run([CDCFLOW, "delta", "--total-orders-from", "^orders.*", "--metrics-port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "expected a topic name" in r.stderr, r.stderr
