@@ -46,12 +46,26 @@ def duckdb_counts(path):
     return dict(con.sql("SELECT customer_id, total_orders FROM delta_scan('%s')" % path).fetchall())
 
 
-def iceberg_counts(warehouse):
+def iceberg_rows(warehouse, cols):
     from pyiceberg.table import StaticTable
     d = os.path.join(str(warehouse), "ns", "customers", "metadata")
     hint = open(os.path.join(d, "version-hint.text")).read().strip()
     t = StaticTable.from_metadata(os.path.join(d, "v%s.metadata.json" % hint))
-    rows = t.scan(selected_fields=("customer_id", "total_orders")).to_arrow().to_pylist()
+    return t.scan(selected_fields=tuple(cols)).to_arrow().to_pylist()
+
+
+def emails(kind, where, base):
+    """email of our block's customers: a count update keeps every other column of the row."""
+    if kind == "delta":
+        from deltalake import DeltaTable
+        rows = DeltaTable(str(where)).to_pyarrow_table(columns=["customer_id", "email"]).to_pylist()
+    else:
+        rows = iceberg_rows(where, ["customer_id", "email"])
+    return {r["customer_id"]: r["email"] for r in rows if base <= r["customer_id"] < base + 10}
+
+
+def iceberg_counts(warehouse):
+    rows = iceberg_rows(warehouse, ["customer_id", "total_orders"])
     out = {}
     for r in rows:
         assert r["customer_id"] not in out, "customer %d twice" % r["customer_id"]
@@ -234,6 +248,7 @@ def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base,
         stop(p, log)
     assert kills >= 6
     assert want[base + 9] == 0
+    assert emails(kind, where, base) == {base + i: "en%d@example.com" % (base + i) for i in range(10)}
     if kind == "delta":
         assert duckdb_counts(where) == delta_counts(where)
     # what stays is the chain the table's offsets name: a full state and at most 256 deltas over it
