@@ -59,7 +59,9 @@ struct cf_enrich {
     char     **chain;
     int        nchain, achain;
     size_t     base_bytes, delta_bytes;
-    cf_i64map  seen;          /* keys of a delta already written */
+    cf_i64map  seen[2];       /* per map: keys of the batch's changes seen */
+    int64_t   *chg[4];        /* the changes: customers (key, value) put, keys gone; the same for orders */
+    size_t     nchg[4], achg[4];
     /* the batch */
     order_ev  *ev;
     size_t     nev, aev;
@@ -131,7 +133,10 @@ void cf_enrich_free(cf_enrich *e)
     cf_i64map_free(&e->cust);
     cf_i64map_free(&e->orders);
     cf_i64map_free(&e->dmap);
-    cf_i64map_free(&e->seen);
+    for (int i = 0; i < 4; i++)
+        free(e->chg[i]);
+    cf_i64map_free(&e->seen[0]);
+    cf_i64map_free(&e->seen[1]);
     for (int i = 0; i < e->nchain; i++)
         free(e->chain[i]);
     free(e->chain);
@@ -505,35 +510,43 @@ int cf_enrich_encode(const cf_enrich *e, const cf_offsets *offsets, cf_buf *out,
            || put_crc(out, start, err) ? -1 : 0;
 }
 
-/* The keys of map `which` that the batch changed (the undo log names
- * them): their values now, then the ones gone. */
-static int put_changes(cf_enrich *e, cf_buf *out, uint8_t which, cf_err *err)
+/* The keys the batch changed, each once (the undo log names them, some
+ * more than once), into chg[]: per map, the ones present and the ones gone.
+ * Returns the size of the maps part of their delta. */
+static int collect_changes(cf_enrich *e, size_t *bytes, cf_err *err)
 {
-    const cf_i64map *m = which ? &e->orders : &e->cust;
-    size_t at, nput = 0, ndel = 0;
-    int64_t v;
-
-    for (int pass = 0; pass < 2; pass++) {
-        cf_i64map_clear(&e->seen);
-        at = out->len;
-        if (put_le(out, 0, 8, err))
+    for (int i = 0; i < 4; i++)
+        e->nchg[i] = 0;
+    cf_i64map_clear(&e->seen[0]);
+    cf_i64map_clear(&e->seen[1]);
+    for (size_t i = 0; i < e->nundo; i++) {
+        const undo *u = &e->undo[i];
+        int64_t v;
+        int l;
+        if (cf_i64map_get(&e->seen[u->map], u->key, NULL))
+            continue;
+        l = u->map * 2 + !cf_i64map_get(u->map ? &e->orders : &e->cust, u->key, &v);
+        if (cf_i64map_put(&e->seen[u->map], u->key, 0, err) ||
+            grow((void **)&e->chg[l], &e->achg[l], e->nchg[l] + 2, sizeof *e->chg[l], err))
             return -1;
-        for (size_t i = 0; i < e->nundo; i++) {
-            const undo *u = &e->undo[i];
-            bool has;
-            if (u->map != which || cf_i64map_get(&e->seen, u->key, NULL))
-                continue;
-            if (cf_i64map_put(&e->seen, u->key, 0, err))
+        e->chg[l][e->nchg[l]++] = u->key;
+        if (!(l & 1))
+            e->chg[l][e->nchg[l]++] = v;
+    }
+    *bytes = 32 + (e->nchg[0] + e->nchg[2]) * 8 + (e->nchg[1] + e->nchg[3]) * 8;
+    return 0;
+}
+
+static int put_changes(cf_enrich *e, cf_buf *out, cf_err *err)
+{
+    for (int l = 0; l < 4; l++) {
+        /* puts hold (key, value) pairs: their count is half the array */
+        if (put_le(out, l & 1 ? e->nchg[l] : e->nchg[l] / 2, 8, err) ||
+            cf_buf_reserve(out, e->nchg[l] * 8, err))
+            return -1;
+        for (size_t i = 0; i < e->nchg[l]; i++)
+            if (put_le(out, (uint64_t)e->chg[l][i], 8, err))
                 return -1;
-            has = cf_i64map_get(m, u->key, &v);
-            if (has != !pass)
-                continue;
-            if (put_le(out, (uint64_t)u->key, 8, err) || (!pass && put_le(out, (uint64_t)v, 8, err)))
-                return -1;
-            (*(pass ? &ndel : &nput))++;
-        }
-        for (int k = 0; k < 8; k++)
-            out->data[at + (size_t)k] = (uint8_t)((pass ? ndel : nput) >> (8 * k));
     }
     return 0;
 }
@@ -543,8 +556,7 @@ static int encode_delta(cf_enrich *e, const cf_offsets *offsets, const char *par
     size_t start = out->len, pl = strlen(parent);
 
     return put_head(out, KIND_DELTA, offsets, err) || put_le(out, pl, 2, err) ||
-           cf_buf_append(out, parent, pl, err) || put_changes(e, out, 0, err) || put_changes(e, out, 1, err) ||
-           put_crc(out, start, err) ? -1 : 0;
+           cf_buf_append(out, parent, pl, err) || put_changes(e, out, err) || put_crc(out, start, err) ? -1 : 0;
 }
 
 typedef struct rd { const uint8_t *p; size_t n, pos; } rd;
@@ -906,8 +918,10 @@ static int merge(cf_enrich *e, cf_batch *rows, const char *ops, const int64_t *l
         return cf_err_set(err, CF_E_NOMEM, "out of memory");
     for (size_t r = 0; r < n; r++)
         ra[r] = (row_at){ lsns ? lsns[r] : -1, r };
-    qsort(ra, n, sizeof *ra, cmp_row);
-    qsort(e->ev, e->nev, sizeof *e->ev, cmp_ev);
+    if (n)
+        qsort(ra, n, sizeof *ra, cmp_row);
+    if (e->nev)
+        qsort(e->ev, e->nev, sizeof *e->ev, cmp_ev);
     /* An order event and a customers row at one LSN: the order first (a
      * row includes the order events up to its own LSN). */
     while (i < e->nev || k < n) {
@@ -1025,12 +1039,12 @@ int cf_enrich_prepare(cf_enrich *e, cf_batch *rows, const cf_schema *schema, cf_
     /* A delta over the last file, unless the deltas would outweigh a full state. */
     e->next_full = e->nchain == 0 || e->nchain >= CHAIN_MAX;
     if (!e->next_full) {
-        if (encode_delta(e, &e->next, e->chain[e->nchain - 1], &b, err))
+        size_t dbytes;
+        if (collect_changes(e, &dbytes, err))
             goto out;
-        if (e->delta_bytes + b.len > e->base_bytes) {
-            e->next_full = true;
-            cf_buf_reset(&b);
-        }
+        e->next_full = e->delta_bytes + dbytes > e->base_bytes;
+        if (!e->next_full && encode_delta(e, &e->next, e->chain[e->nchain - 1], &b, err))
+            goto out;
     }
     file_path(e, e->next_name, path, sizeof path);
     if ((e->next_full && cf_enrich_encode(e, &e->next, &b, err)) || cf_store_put(e->st, path, b.data, b.len, err)

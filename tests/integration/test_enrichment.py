@@ -46,12 +46,26 @@ def duckdb_counts(path):
     return dict(con.sql("SELECT customer_id, total_orders FROM delta_scan('%s')" % path).fetchall())
 
 
-def iceberg_counts(warehouse):
+def iceberg_rows(warehouse, cols):
     from pyiceberg.table import StaticTable
     d = os.path.join(str(warehouse), "ns", "customers", "metadata")
     hint = open(os.path.join(d, "version-hint.text")).read().strip()
     t = StaticTable.from_metadata(os.path.join(d, "v%s.metadata.json" % hint))
-    rows = t.scan(selected_fields=("customer_id", "total_orders")).to_arrow().to_pylist()
+    return t.scan(selected_fields=tuple(cols)).to_arrow().to_pylist()
+
+
+def emails(kind, where, base):
+    """email of our block's customers: a count update keeps every other column of the row."""
+    if kind == "delta":
+        from deltalake import DeltaTable
+        rows = DeltaTable(str(where)).to_pyarrow_table(columns=["customer_id", "email"]).to_pylist()
+    else:
+        rows = iceberg_rows(where, ["customer_id", "email"])
+    return {r["customer_id"]: r["email"] for r in rows if base <= r["customer_id"] < base + 10}
+
+
+def iceberg_counts(warehouse):
+    rows = iceberg_rows(warehouse, ["customer_id", "total_orders"])
     out = {}
     for r in rows:
         assert r["customer_id"] not in out, "customer %d twice" % r["customer_id"]
@@ -67,10 +81,21 @@ def argv(kind, where, group):
             "--trigger-interval", "500ms", "--dlq", "off", "--log-level", "warn"] + loc
 
 
-def scenario(pg, base):
-    """Orders created, re-assigned and deleted for a block of customers of our own; the last customer
-    never has an order."""
+def scenario(pg, base, phase=None):
+    """Orders created (phase 0), then re-assigned and deleted (phase 1), for a block of customers of our
+    own; the last customer never has an order.  No phase: both."""
+    if phase is None:
+        scenario(pg, base, 0)
+        scenario(pg, base, 1)
+        return
     with pg.cursor() as cur:
+        if phase == 1:
+            for i in range(0, 40, 5):       # re-assign
+                cur.execute("UPDATE orders SET customer_id = %s WHERE order_id = %s", (base + (i + 3) % 8, base + i))
+            for i in range(1, 40, 9):       # delete
+                cur.execute("DELETE FROM orders WHERE order_id = %s", (base + i,))
+            cur.execute("UPDATE orders SET status = 'shipped' WHERE order_id = %s", (base + 2,))   # no move
+            return
         cur.execute("DELETE FROM orders WHERE customer_id >= %s AND customer_id < %s", (base, base + 100))
         cur.execute("DELETE FROM customers WHERE customer_id >= %s AND customer_id < %s", (base, base + 100))
         for i in range(10):
@@ -79,11 +104,6 @@ def scenario(pg, base):
         for i in range(40):
             cur.execute("INSERT INTO orders (order_id, customer_id, total_amount, item_count, status) "
                         "VALUES (%s, %s, 10, 1, 'pending')", (base + i, base + i % 7))
-        for i in range(0, 40, 5):       # re-assign
-            cur.execute("UPDATE orders SET customer_id = %s WHERE order_id = %s", (base + (i + 3) % 8, base + i))
-        for i in range(1, 40, 9):       # delete
-            cur.execute("DELETE FROM orders WHERE order_id = %s", (base + i,))
-        cur.execute("UPDATE orders SET status = 'shipped' WHERE order_id = %s", (base + 2,))   # no move
 
 
 def reassign_generated(pg, rnd, since):
@@ -132,14 +152,24 @@ def wait_equal(pg, read, timeout=240):
                 (len(diff), dict(list(diff.items())[:10]) if isinstance(diff, dict) else diff))
 
 
-def stop(p):
+def start(cmd, log):
+    """cdcflow in the background, its log to a file (a pipe nobody reads could fill and block it)."""
+    with open(log, "a") as f:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=f)
+
+
+def tail(log):
+    return open(log).read()[-3000:]
+
+
+def stop(p, log):
     p.send_signal(signal.SIGTERM)
     try:
-        _, err = p.communicate(timeout=60)
+        p.wait(timeout=60)
     except subprocess.TimeoutExpired:
         p.kill()
-        _, err = p.communicate()
-    assert p.returncode == 0, err[-3000:]
+        p.wait()
+    assert p.returncode == 0, tail(log)
 
 
 @pytest.fixture
@@ -149,17 +179,25 @@ def base():
 
 def test_total_orders_equals_postgres_delta(tmp_path, pg, connector, base):
     table = tmp_path / "customers"
+    log = tmp_path / "cdcflow.log"
     since = high_ids(pg)
-    p = subprocess.Popen(argv("delta", table, "cdcflow-it-enrich-" + uuid.uuid4().hex[:8]),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # as a run-file line (the kill test below uses the flags of `cdcflow delta`)
+    conf = tmp_path / "enrich.conf"
+    conf.write_text("# customers with total_orders\n" +
+                    " ".join("'%s'" % a for a in argv("delta", table, "cdcflow-it-enrich-" + uuid.uuid4().hex[:8])[1:])
+                    + "\n")
+    p = start([CDCFLOW, "run", str(conf)], log)
     try:
+        scenario(pg, base, 0)
+        wait_equal(pg, lambda: delta_counts(table))
+        # the customers are in the table: what moves their counts now are updates
         g = generate(101)
-        scenario(pg, base)
+        scenario(pg, base, 1)
         assert g.wait(timeout=300) == 0, g.stderr.read()
         reassign_generated(pg, random.Random(5), since)
         want = wait_equal(pg, lambda: delta_counts(table))
     finally:
-        stop(p)
+        stop(p, log)
     # after a clean stop, through another reader
     assert duckdb_counts(table) == delta_counts(table)
     assert want[base + 9] == 0 and want[base] > 0
@@ -182,6 +220,7 @@ def test_total_orders_equals_postgres_delta(tmp_path, pg, connector, base):
 @pytest.mark.parametrize("kind", ["delta", "iceberg"])
 def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base, kind):
     where = tmp_path / ("customers" if kind == "delta" else "warehouse")
+    log = tmp_path / "cdcflow.log"
     group = "cdcflow-it-enrich-kill-" + uuid.uuid4().hex[:8]
     rnd = random.Random(base)
     since = high_ids(pg)
@@ -190,11 +229,10 @@ def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base,
     try:
         scenario(pg, base)
         while g.poll() is None or kills < 6:
-            p = subprocess.Popen(argv(kind, where, group), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                 text=True)
+            p = start(argv(kind, where, group), log)
             time.sleep(rnd.uniform(0.3, 3.0))
             if p.poll() is not None:
-                pytest.fail("cdcflow exited (%s): %s" % (p.returncode, p.stderr.read()[-3000:]))
+                pytest.fail("cdcflow exited (%s): %s" % (p.returncode, tail(log)))
             p.send_signal(signal.SIGKILL)
             p.wait()
             kills += 1
@@ -203,15 +241,27 @@ def test_total_orders_exactly_once_through_kill_9(tmp_path, pg, connector, base,
         if g.poll() is None:
             g.kill()
     reassign_generated(pg, rnd, since)
-    p = subprocess.Popen(argv(kind, where, group), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = start(argv(kind, where, group), log)
     try:
         want = wait_equal(pg, (lambda: delta_counts(where)) if kind == "delta" else (lambda: iceberg_counts(where)))
     finally:
-        stop(p)
+        stop(p, log)
     assert kills >= 6
     assert want[base + 9] == 0
+    assert emails(kind, where, base) == {base + i: "en%d@example.com" % (base + i) for i in range(10)}
     if kind == "delta":
         assert duckdb_counts(where) == delta_counts(where)
-    # one state file stays: the one the table's offsets name
+    # what stays is the chain the table's offsets name: a full state and at most 256 deltas over it
     root = where if kind == "delta" else where / "ns" / "customers"
-    assert len(os.listdir(root / "_cdcflow_state")) == 1
+    files = os.listdir(root / "_cdcflow_state")
+    assert 1 <= len(files) <= 257 and all(f.startswith("total_orders-") for f in files)
+
+
+def test_total_orders_needs_one_fixed_table(tmp_path):
+    r = subprocess.run([CDCFLOW, "delta", "--topic", "postgres.public.customers", "--total-orders-from",
+                        "postgres.public.orders", "--table-path", str(tmp_path / "{table}"), "--metrics-port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "one fixed table" in r.stderr, r.stderr
+    r = subprocess.run([CDCFLOW, "delta", "--total-orders-from", "^orders.*", "--metrics-port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "expected a topic name" in r.stderr, r.stderr
