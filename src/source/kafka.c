@@ -590,23 +590,29 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, cf_
 }
 
 /* librdkafka prefetches per partition up to queued.max.messages.kbytes
- * (default 64 MiB) and asks a broker for fetch.max.bytes (50 MiB) at a
- * time.  Under a memory bound M: a sixteenth of M queued per partition and
- * per fetch, at least 1 MiB each, and 1 MiB per partition per fetch.  A
- * bigger message still comes through: these are soft for a single message.
- * Set before the caller's properties, which win. */
+ * (default 64 MiB), in fetches of up to fetch.max.bytes (50 MiB) per broker
+ * and max.partition.fetch.bytes (1 MiB) per partition; a queued message
+ * keeps the whole fetch response it came in alive.  Under a memory bound M:
+ * a sixty-fourth of M queued per partition (the number of partitions is not
+ * known yet: 16 of them take a quarter) and a 128th per fetch, at least
+ * 1 MiB each (measured on 4 partitions at M = 128 MiB: fetches of M/16 held
+ * 158 MB, of M/128 86 MB).  A bigger message still comes through: these are
+ * soft for a single message.  Set before the caller's properties, which
+ * win. */
 static int mem_props(rd_kafka_conf_t *conf, size_t max_memory, cf_err *err)
 {
-    size_t q = max_memory / 16 < ((size_t)1 << 20) ? (size_t)1 << 20 : max_memory / 16;
-    size_t fetch = q > ((size_t)50 << 20) ? (size_t)50 << 20 : q;
+    size_t q = max_memory / 64 < ((size_t)1 << 20) ? (size_t)1 << 20 : max_memory / 64;
+    size_t fetch = max_memory / 128 < ((size_t)1 << 20) ? (size_t)1 << 20 : max_memory / 128;
     char kb[32], fb[32];
 
     if (!max_memory)
         return 0;
+    if (fetch > ((size_t)50 << 20))
+        fetch = (size_t)50 << 20;
     snprintf(kb, sizeof kb, "%zu", q >> 10);
     snprintf(fb, sizeof fb, "%zu", fetch);
     return conf_set(conf, "queued.max.messages.kbytes", kb, err) || conf_set(conf, "fetch.max.bytes", fb, err)
-           || conf_set(conf, "max.partition.fetch.bytes", "1048576", err) ? -1 : 0;
+           ? -1 : 0;
 }
 
 int cf_source_kafka_open(cf_source *s, const cf_source_config *cfg, cf_err *err)
