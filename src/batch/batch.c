@@ -380,19 +380,6 @@ size_t cf_batch_bytes(const cf_batch *b)
     return n;
 }
 
-size_t cf_batch_mem(const cf_batch *b)
-{
-    size_t n = 0;
-
-    if (!b)
-        return 0;
-    for (int i = 0; i < b->ncols; i++) {
-        const cf_column *c = &b->cols[i];
-        n += c->alloc * (1 + (c->offs ? sizeof *c->offs : type_width(c->type))) + c->data.alloc;
-    }
-    return n;
-}
-
 int cf_batch_rebind(cf_batch *b, const cf_schema *s, cf_err *err)
 {
     if (s->nfields > b->ncols) {

@@ -102,11 +102,9 @@ void      cf_batch_free(cf_batch *b);                     /* NULL-safe */
 void      cf_batch_reset(cf_batch *b);
 /* Switch to another schema (drops rows; keeps memory where types match). */
 int       cf_batch_rebind(cf_batch *b, const cf_schema *s, cf_err *err);
-/* Bytes the batch's values take (validity, fixed-width values, offsets and
- * varlen bytes of its rows), and bytes it holds allocated (what it keeps
- * across resets).  O(columns); b may be NULL (0). */
+/* Bytes the batch's values take: validity, fixed-width values, offsets and
+ * varlen bytes of its rows.  O(columns); b may be NULL (0). */
 size_t    cf_batch_bytes(const cf_batch *b);
-size_t    cf_batch_mem(const cf_batch *b);
 
 /* Row building: set some columns of row b->nrows (any order, at most once
  * each), then cf_batch_end_row() pads unset columns with null and counts the

@@ -32,8 +32,8 @@
  * is reset between messages once it holds this much: it stays small
  * however large a batch grows. */
 #define DECODER_SLACK     ((size_t)1 << 20)
-/* How --max-memory is shared.  librdkafka may queue a sixteenth per
- * partition (kafka.c).  Two batches live at once, one filling and one
+/* How --max-memory is shared.  librdkafka may queue a 64th per partition
+ * in fetches of a 128th (kafka.c).  Two batches live at once, one filling and one
  * committing, each cut when its values reach BATCH_SHARE-th of the bound;
  * their buffers grow by doubling, so each may hold up to twice that.  The
  * commit's encoding of a batch (pages, compression, the key index) and the

@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #define MAX_PARTS 100000
+#define WAKE_TIMEOUT_MS      200     /* a wake-up request; its answer does not matter */
 #define WATERMARK_TIMEOUT_MS 10000
 
 typedef struct kpart {
@@ -45,6 +46,8 @@ typedef struct kafka_src {
     int                 ntopics;
     cf_offsets          seek_to;     /* from cf_source_seek(), used without an assign hook */
     bool                available_now;
+    bool                bounded;     /* a memory bound keeps the fetch queues small */
+    int                 wake_next;   /* partition to wake the fetcher of next (round robin) */
     bool                assigned_once;
     bool                failed;
     cf_err              fail;        /* why, when failed */
@@ -332,6 +335,26 @@ static bool caught_up(kafka_src *k)
     return true;
 }
 
+/* librdkafka 2.0 stops fetching a partition whose queue is over
+ * queued.max.messages.kbytes and looks again only when the broker thread
+ * next wakes, up to a second later (2.1 added fetch.queue.backoff.ms for
+ * it).  Under a memory bound the queues are small and fill often, so when
+ * they run dry while the broker holds more, a request to the broker of a
+ * partition with lag (the watermarks: cheap) wakes its thread at once. */
+static void wake_fetcher(kafka_src *k)
+{
+    for (int n = 0; n < k->nparts; n++) {
+        kpart *p = &k->parts[(k->wake_next + n) % k->nparts];
+        int64_t lo = -1, hi = -1;
+        if (!p->assigned || p->next < 0
+            || rd_kafka_get_watermark_offsets(k->rk, p->topic, p->partition, &lo, &hi) || hi <= p->next)
+            continue;
+        rd_kafka_query_watermark_offsets(k->rk, p->topic, p->partition, &lo, &hi, WAKE_TIMEOUT_MS);
+        k->wake_next = (k->wake_next + n + 1) % k->nparts;
+        return;
+    }
+}
+
 static int kafka_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
 {
     kafka_src *k = s->impl;
@@ -350,7 +373,11 @@ static int kafka_poll(cf_source *s, cf_msg *m, int timeout_ms, cf_err *err)
         }
         if (caught_up(k))
             return 2;
-        rm = rd_kafka_consumer_poll(k->rk, timeout_ms);
+        rm = rd_kafka_consumer_poll(k->rk, k->bounded && timeout_ms ? 0 : timeout_ms);
+        if (!rm && k->bounded && timeout_ms) {
+            wake_fetcher(k);
+            rm = rd_kafka_consumer_poll(k->rk, timeout_ms);
+        }
         if (k->failed) {
             if (rm)
                 rd_kafka_message_destroy(rm);
@@ -563,23 +590,29 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, cf_
 }
 
 /* librdkafka prefetches per partition up to queued.max.messages.kbytes
- * (default 64 MiB) and asks a broker for fetch.max.bytes (50 MiB) at a
- * time.  Under a memory bound M: a sixteenth of M queued per partition and
- * per fetch, at least 1 MiB each, and 1 MiB per partition per fetch.  A
- * bigger message still comes through: these are soft for a single message.
- * Set before the caller's properties, which win. */
+ * (default 64 MiB), in fetches of up to fetch.max.bytes (50 MiB) per broker
+ * and max.partition.fetch.bytes (1 MiB) per partition; a queued message
+ * keeps the whole fetch response it came in alive.  Under a memory bound M:
+ * a sixty-fourth of M queued per partition (the number of partitions is not
+ * known yet: 16 of them take a quarter) and a 128th per fetch, at least
+ * 1 MiB each (measured on 4 partitions at M = 128 MiB: fetches of M/16 held
+ * 158 MB, of M/128 86 MB).  A bigger message still comes through: these are
+ * soft for a single message.  Set before the caller's properties, which
+ * win. */
 static int mem_props(rd_kafka_conf_t *conf, size_t max_memory, cf_err *err)
 {
-    size_t q = max_memory / 16 < ((size_t)1 << 20) ? (size_t)1 << 20 : max_memory / 16;
-    size_t fetch = q > ((size_t)50 << 20) ? (size_t)50 << 20 : q;
+    size_t q = max_memory / 64 < ((size_t)1 << 20) ? (size_t)1 << 20 : max_memory / 64;
+    size_t fetch = max_memory / 128 < ((size_t)1 << 20) ? (size_t)1 << 20 : max_memory / 128;
     char kb[32], fb[32];
 
     if (!max_memory)
         return 0;
+    if (fetch > ((size_t)50 << 20))
+        fetch = (size_t)50 << 20;
     snprintf(kb, sizeof kb, "%zu", q >> 10);
     snprintf(fb, sizeof fb, "%zu", fetch);
     return conf_set(conf, "queued.max.messages.kbytes", kb, err) || conf_set(conf, "fetch.max.bytes", fb, err)
-           || conf_set(conf, "max.partition.fetch.bytes", "1048576", err) ? -1 : 0;
+           ? -1 : 0;
 }
 
 int cf_source_kafka_open(cf_source *s, const cf_source_config *cfg, cf_err *err)
@@ -613,6 +646,7 @@ int cf_source_kafka_open(cf_source *s, const cf_source_config *cfg, cf_err *err)
         goto fail;
     if (mem_props(conf, cfg->max_memory, err))
         goto fail;
+    k->bounded = cfg->max_memory > 0;
     for (int i = 0; i < cfg->nprops; i++) {
         const char *eq = strchr(cfg->props[i], '=');
         char key[256];

@@ -50,6 +50,15 @@ static void batch_rows(void)
     }
     CHECK_EQ_INT(b->nrows, 3000);
     CHECK_EQ_INT(b->cols[1].n, 3000);
+    {
+        /* what the rows take: per row 1+8 (id), 1+4 (name's validity and
+         * offset) and 1+8 (amount, int64 unscaled), plus the name bytes */
+        size_t strs = 0;
+        for (int i = 0; i < 3000; i++)
+            strs += i % 3 ? (size_t)(i % 4) : 0;
+        CHECK_EQ_INT(cf_batch_bytes(b), 3000 * (9 + 5 + 9) + strs);
+        CHECK_EQ_INT(cf_batch_bytes(NULL), 0);
+    }
     CHECK(!cf_col_valid(&b->cols[1], 0));
     size_t n;
     cf_col_bytes(&b->cols[1], 2, &n);
