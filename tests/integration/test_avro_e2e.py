@@ -1,0 +1,162 @@
+"""test_avro_e2e.py - the same PostgreSQL changes through both connectors of the stack, JSON with schemas
+(postgres.public.*) and Avro behind the schema registry (avro.public.*, Confluent framing), into Delta and
+Iceberg tables in append and upsert mode.  The tables from the Avro topics must equal the tables from the
+JSON topics row for row and type for type, as deltalake, DuckDB and pyiceberg read them, and the upsert
+tables must equal PostgreSQL."""
+
+import os
+import random
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import CDCFLOW, KAFKA_BOOTSTRAP, REGISTRY_URL, duckdb_conn, pg_connect
+from test_registry import avro_connector, registry_up  # noqa: F401  (fixtures)
+
+CCOMPAT = REGISTRY_URL + "/apis/ccompat/v7"
+# Columns that say when cdcflow saw a row, not what the row is: they differ between any two runs.
+# _event_timestamp_ms is when the connector (one per format) handled the change.
+RUN_COLS = {"_ingestion_timestamp", "_processed_timestamp", "_kafka_timestamp", "_kafka_offset",
+            "_kafka_partition", "_pipeline_id", "_event_timestamp_ms"}
+
+
+def run(sink, topic, fmt, mode, where, workdir):
+    """cdcflow SINK over everything on `topic` now, as one --available-now run."""
+    args = [CDCFLOW, sink, "--bootstrap", KAFKA_BOOTSTRAP, "--topic", topic, "--mode", mode, "--available-now",
+            "--group-id", "cdcflow-avro-e2e-" + uuid.uuid4().hex[:8], "--metrics-port", "0",
+            "--checkpoint-location", os.path.join(workdir, "ck-" + uuid.uuid4().hex[:8]),
+            "--trigger-interval", "200ms", "--log-level", "warn"]
+    if fmt == "avro":
+        args += ["--value-format", "avro", "--schema-registry", CCOMPAT, "--registry-framing", "confluent"]
+    args += ["--table-path", where] if sink == "delta" else \
+        ["--warehouse", os.path.dirname(os.path.dirname(where)), "--namespace", os.path.basename(os.path.dirname(where)),
+         "--table", os.path.basename(where)]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, " ".join(args) + "\n" + r.stderr[-3000:]
+
+
+def read(sink, where, reader):
+    """The table as an Arrow table, by a reader we did not write."""
+    if sink == "delta" and reader == "deltalake":
+        from deltalake import DeltaTable
+        return DeltaTable(where).to_pyarrow_table()
+    if sink == "delta":
+        con = duckdb_conn()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.sql(f"SELECT * FROM delta_scan('{where}')").to_arrow_table()
+        finally:
+            con.close()
+    from pyiceberg.table import StaticTable
+    hint = open(os.path.join(where, "metadata", "version-hint.text")).read().strip()
+    return StaticTable.from_metadata(os.path.join(where, "metadata", f"v{hint}.metadata.json")).scan().to_arrow()
+
+
+def rows_of(t, key, ids, cols):
+    """Sorted tuples of the rows of `ids`, over `cols`."""
+    d = t.select(cols).to_pylist()
+    return sorted((tuple(r[c] for c in cols) for r in d if r[key] in ids), key=repr)
+
+
+def common_cols(a, b):
+    cols = [c for c in a.column_names if c not in RUN_COLS]
+    assert sorted(cols) == sorted(c for c in b.column_names if c not in RUN_COLS)
+    for c in cols:        # type for type
+        assert a.schema.field(c).type == b.schema.field(c).type, (c, a.schema.field(c).type, b.schema.field(c).type)
+    return cols
+
+
+@pytest.fixture(scope="module")
+def changes(avro_connector):  # noqa: F811
+    """Customers and orders created, updated and deleted once both connectors stream; (customer ids,
+    order ids)."""
+    con = pg_connect()
+    base = 7_000_000 + random.randrange(0, 900) * 1000
+    cust = list(range(base, base + 12))
+    orders = []
+    with con.cursor() as cur:
+        cur.execute("DELETE FROM customers WHERE customer_id >= %s AND customer_id < %s", (base, base + 1000))
+        for i, c in enumerate(cust):
+            cur.execute("INSERT INTO customers (customer_id, email, first_name, last_name, city, state, country, "
+                        "registration_date, is_active, customer_tier, lifetime_value) VALUES "
+                        "(%s, %s, 'Avro', %s, 'Lyon', NULL, 'FR', '2024-12-31 23:59:59.123456', %s, 'gold', %s)",
+                        (c, f"avro-{c}@example.com", f"N{i}", i % 2 == 0, 10.5 * i))
+            cur.execute("INSERT INTO orders (customer_id, status, item_count, total_amount, notes, shipped_at) "
+                        "VALUES (%s, 'pending', %s, %s, %s, %s) RETURNING order_id",
+                        (c, i + 1, 19.99 * (i + 1), None if i % 3 else "gift wrap", None if i % 2 else
+                         "2025-01-02 03:04:05.678901+02"))
+            orders.append(cur.fetchone()[0])
+        for c in cust[:4]:
+            cur.execute("UPDATE customers SET email = %s, lifetime_value = lifetime_value + 1 WHERE customer_id = %s",
+                        (f"avro-new-{c}@example.com", c))
+        for o in orders[:3]:
+            cur.execute("UPDATE orders SET status = 'shipped', notes = 'after' WHERE order_id = %s", (o,))
+        cur.execute("DELETE FROM orders WHERE order_id = ANY(%s)", (orders[-2:],))
+        cur.execute("DELETE FROM customers WHERE customer_id = %s", (cust[-1],))   # cascades its orders
+    con.close()
+    time.sleep(3)      # both connectors poll every 50 ms; Connect flushes in well under this
+    return set(cust), set(orders)
+
+
+def where_of(tmp_path, sink, fmt, table):
+    """The topic and table location of `table` from the `fmt` topics (Iceberg: WAREHOUSE/ns/TABLE)."""
+    topic = f"{'avro' if fmt == 'avro' else 'postgres'}.public.{table}"
+    where = tmp_path / fmt / "wh" / "ns" / table if sink == "iceberg" else tmp_path / fmt / table
+    os.makedirs(where.parent, exist_ok=True)
+    return topic, str(where)
+
+
+@pytest.mark.parametrize("sink", ["delta", "iceberg"])
+@pytest.mark.parametrize("mode", ["append", "upsert"])
+def test_avro_topics_make_the_json_tables(tmp_path, changes, sink, mode):
+    cust, orders = changes
+    readers = ["deltalake", "duckdb"] if sink == "delta" else ["pyiceberg"]
+    for table, key, ids in (("customers", "customer_id", cust), ("orders", "order_id", orders)):
+        got = {}
+        for fmt in ("json", "avro"):
+            topic, where = where_of(tmp_path, sink, fmt, table)
+            # The connector may still be publishing the last changes: run again until the upsert table
+            # has lost the deleted rows (or the append table holds a delete), at most 30 s.
+            deadline = time.monotonic() + 30
+            while True:
+                run(sink, topic, fmt, mode, where, str(tmp_path))
+                t = read(sink, where, readers[0])
+                ops = [r["_cdc_operation"] for r in t.select([key, "_cdc_operation"]).to_pylist() if r[key] in ids]
+                if "DELETE" in ops if mode == "append" else len(set(r for r in
+                                                                    t.column(key).to_pylist() if r in ids)) < len(ids):
+                    break
+                assert time.monotonic() < deadline, f"{topic}: the changes did not arrive in 30 s"
+                time.sleep(1)
+            got[fmt] = {r: read(sink, where, r) for r in readers}
+        for r in readers:
+            a, b = got["json"][r], got["avro"][r]
+            cols = common_cols(a, b)
+            want = rows_of(a, key, ids, cols)
+            assert want, f"{table}: no rows of the test in the JSON table"
+            assert rows_of(b, key, ids, cols) == want, f"{sink} {mode} {table} read by {r}: Avro != JSON"
+        if mode == "upsert":
+            assert_equals_postgres(got["avro"][readers[0]], table, key, ids)
+
+
+def assert_equals_postgres(t, table, key, ids):
+    """The upsert table holds PostgreSQL's rows of `ids` (orders: every column cdcflow passes through;
+    customers: the keys and emails the transform keeps)."""
+    con = pg_connect()
+    try:
+        with con.cursor() as cur:
+            if table == "orders":
+                cur.execute("SELECT order_id, customer_id, status, item_count, total_amount, notes, order_date "
+                            "FROM orders WHERE order_id = ANY(%s)", (list(ids),))
+                cols = ["order_id", "customer_id", "status", "item_count", "total_amount", "notes", "order_date"]
+            else:
+                cur.execute("SELECT customer_id, email FROM customers WHERE customer_id = ANY(%s)", (list(ids),))
+                cols = ["customer_id", "email"]
+            want = sorted(cur.fetchall())
+    finally:
+        con.close()
+    live = [r for r in t.select(cols + ["_cdc_operation"]).to_pylist() if r[key] in ids]
+    live = [r for r in live if r["_cdc_operation"] != "DELETE"]      # soft deletes, where the table keeps them
+    got = sorted(tuple(r[c] for c in cols) for r in live)
+    assert got == want
