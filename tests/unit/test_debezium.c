@@ -606,6 +606,55 @@ static void test_real_events(void)
     cf_decoder_free(d);
 }
 
+/* Debezium 3.6 events of the stack's tables decode as the 2.7 ones do:
+ * the source block's new origin fields are read past, the customers
+ * schema is still the built-in one, a 2.7 event after them shares the
+ * schema of its table version. */
+static void test_debezium3_events(void)
+{
+    cf_decoder *d = cf_decoder_new(NULL, NULL);
+    cf_event ev;
+    cf_err err;
+    const cf_schema *s;
+
+    CHECK_EQ_INT(decode(d, TOPIC, "dbz3_customers_create.json", "dbz3_customers_create.key.json", &ev, &err), 0);
+    s = ev.schema;
+    CHECK_EQ_INT(ev.op, 'c');
+    CHECK(cf_schema_equal(ev.schema, cf_decoder_customers_schema(d)));
+    CHECK_INT(&ev, &ev.after, "customer_id", 1);
+    CHECK_STR(&ev, &ev.after, "first_name", "Ada");
+    CHECK_STR(&ev, &ev.after, "customer_tier", "gold");
+    CHECK_EQ_INT(ev.src.lsn, 26789936);
+    CHECK_EQ_STR(ev.src.snapshot, "false");
+    CHECK_EQ_INT(decode(d, TOPIC, "dbz3_customers_update.json", "dbz3_customers_update.key.json", &ev, &err), 0);
+    CHECK(ev.schema == s);
+    CHECK_EQ_INT(ev.op, 'u');
+    CHECK_STR(&ev, &ev.after, "customer_tier", "platinum");
+    CHECK_EQ_INT(decode(d, TOPIC, "dbz3_customers_delete.json", "dbz3_customers_delete.key.json", &ev, &err), 0);
+    CHECK_EQ_INT(ev.op, 'd');
+    CHECK(!ev.after.present);
+    CHECK_STR(&ev, &ev.before, "email", "ada@example.com");
+    CHECK_EQ_INT(decode(d, TOPIC, "real_customers_create.json", "real_customers_create.key.json", &ev, &err), 0);
+    CHECK(cf_schema_equal(ev.schema, s));
+    CHECK_EQ_INT(decode(d, "postgres.public.orders", "dbz3_orders_create.json", "dbz3_orders_create.key.json", &ev,
+                        &err), 0);
+    CHECK_EQ_STR(ev.src.table, "orders");
+    CHECK_EQ_STR(ev.schema->fields[ev.schema->pk[0]].name, "order_id");
+    CHECK_EQ_INT(ftype(&ev, "order_date").id, CF_T_TIMESTAMP_NTZ);
+    CHECK_EQ_INT(ftype(&ev, "shipped_at").id, CF_T_TIMESTAMP);
+    CHECK_INT(&ev, &ev.after, "order_date", 1796408460483765LL);
+    CHECK_INT(&ev, &ev.after, "total_amount", 3998);         /* "D54=" = 39.98 */
+    CHECK_EQ_INT(decode(d, "postgres.public.orders", "dbz3_orders_update.json", "dbz3_orders_update.key.json", &ev,
+                        &err), 0);
+    CHECK_EQ_INT(ev.op, 'u');
+    CHECK_STR(&ev, &ev.after, "status", "shipped");
+    CHECK_INT(&ev, &ev.after, "total_amount", 4100);         /* "EAQ=" = 41.00 */
+    CHECK_EQ_INT(decode(d, "postgres.public.orders", "dbz3_orders_delete.json", "dbz3_orders_delete.key.json", &ev,
+                        &err), 0);
+    CHECK_EQ_INT(ev.op, 'd');
+    cf_decoder_free(d);
+}
+
 /* ---- the envelope schema recognised by its bytes ---------------------- */
 
 /* The schema and payload spans of an envelope fixture {"schema":S,"payload":P}. */
@@ -945,7 +994,7 @@ static void test_connect_float_names(void)
 }
 
 CF_TEST_MAIN("debezium", T(test_connect_float_names),
-    T(test_real_events),
+    T(test_real_events), T(test_debezium3_events),
     T(test_create_envelope), T(test_create_bare), T(test_snapshot_read),
     T(test_replica_identity), T(test_truncate_and_tombstones), T(test_toast_placeholder),
     T(test_field_order_and_escapes), T(test_schema_cache_and_evolution),
