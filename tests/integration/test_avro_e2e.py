@@ -160,3 +160,79 @@ def assert_equals_postgres(t, table, key, ids):
     live = [r for r in live if r["_cdc_operation"] != "DELETE"]      # soft deletes, where the table keeps them
     got = sorted(tuple(r[c] for c in cols) for r in live)
     assert got == want
+
+
+def subject_versions(subject):
+    """Versions of a registry subject ([] when it has none yet), through the Confluent API."""
+    import json
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"{CCOMPAT}/subjects/{subject}/versions", timeout=10) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return []
+        raise
+
+
+def latest_schema(subject):
+    import json
+    import urllib.request
+    with urllib.request.urlopen(f"{CCOMPAT}/subjects/{subject}/versions/latest", timeout=10) as r:
+        return json.loads(json.loads(r.read())["schema"])
+
+
+@pytest.mark.parametrize("sink", ["delta", "iceberg"])
+def test_a_column_added_in_postgres_is_a_new_registry_version_and_a_new_column(tmp_path, avro_connector, sink):  # noqa: F811
+    """ALTER TABLE ... ADD COLUMN: the Avro connector registers a new writer schema (a new version of the
+    subject, a new id), cdcflow fetches it by that id and the table gains the column, as from the JSON
+    topic.  The column has a name of this run, so the test runs again on a stack that keeps its data."""
+    col = "note_" + uuid.uuid4().hex[:8]
+    subject = "avro.public.inventory-value"
+    con = pg_connect()
+    sku = "avro-" + uuid.uuid4().hex[:12]
+    with con.cursor() as cur:
+        cur.execute("INSERT INTO products (sku, name, unit_price) VALUES (%s, 'Avro thing', 9.5) RETURNING product_id",
+                    (sku,))
+        pid = cur.fetchone()[0]
+        cur.execute("INSERT INTO inventory (product_id, warehouse, quantity_on_hand) VALUES (%s, 'w1', 5) "
+                    "RETURNING inventory_id", (pid,))
+        before_id = cur.fetchone()[0]
+    deadline = time.monotonic() + 30
+    while not subject_versions(subject):        # the subject exists before the change
+        assert time.monotonic() < deadline, f"no {subject} in the registry 30 s after an inventory insert"
+        time.sleep(0.5)
+    versions = subject_versions(subject)
+    with con.cursor() as cur:
+        cur.execute(f"ALTER TABLE inventory ADD COLUMN {col} TEXT")
+        cur.execute(f"INSERT INTO inventory (product_id, warehouse, quantity_on_hand, {col}) "
+                    "VALUES (%s, 'w2', 7, 'added') RETURNING inventory_id", (pid,))
+        after_id = cur.fetchone()[0]
+    con.close()
+    ids = {before_id, after_id}
+    deadline = time.monotonic() + 30
+    while len(subject_versions(subject)) <= len(versions):
+        assert time.monotonic() < deadline, f"{subject}: no new version 30 s after ADD COLUMN {col}"
+        time.sleep(0.5)
+    after = latest_schema(subject)
+    # the row record is defined where it first appears (before) and named after that
+    row = next(t for f in after["fields"] if f["name"] in ("before", "after") for t in f["type"] if isinstance(t, dict))
+    assert col in [f["name"] for f in row["fields"]]
+
+    got = {}
+    for fmt in ("json", "avro"):
+        topic, where = where_of(tmp_path, sink, fmt, "inventory")
+        deadline = time.monotonic() + 30
+        while True:
+            run(sink, topic, fmt, "upsert", where, str(tmp_path))
+            t = read(sink, where, "deltalake" if sink == "delta" else "pyiceberg")
+            if col in t.column_names and after_id in t.column("inventory_id").to_pylist():
+                break
+            assert time.monotonic() < deadline, f"{topic}: the new column did not arrive in 30 s"
+            time.sleep(1)
+        got[fmt] = t
+        notes = {r["inventory_id"]: r[col] for r in t.select(["inventory_id", col]).to_pylist() if r["inventory_id"] in ids}
+        assert notes == {before_id: None, after_id: "added"}, fmt
+    cols = common_cols(got["json"], got["avro"])
+    assert rows_of(got["avro"], "inventory_id", ids, cols) == rows_of(got["json"], "inventory_id", ids, cols)
