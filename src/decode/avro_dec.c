@@ -451,8 +451,10 @@ static int schema_wait(cf_decoder *d, int64_t id, const char **json, size_t *len
     unsigned pause_ms = 200;
 
     for (;;) {
-        if (cf_registry_schema(d->reg, id, json, len, err) == 0)
+        if (cf_registry_schema(d->reg, id, json, len, err) == 0) {
+            cf_err_clear(err);      /* a failed try before must not read as this decode's error */
             return 0;
+        }
         if (!err->retriable)
             return -1;
         if (d->stop && d->stop()) {

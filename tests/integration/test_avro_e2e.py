@@ -236,3 +236,87 @@ def test_a_column_added_in_postgres_is_a_new_registry_version_and_a_new_column(t
         assert notes == {before_id: None, after_id: "added"}, fmt
     cols = common_cols(got["json"], got["avro"])
     assert rows_of(got["avro"], "inventory_id", ids, cols) == rows_of(got["json"], "inventory_id", ids, cols)
+
+
+class Proxy:
+    """A TCP proxy on loopback in front of the registry, which the test starts late: until then cdcflow's
+    registry address refuses connections, as a registry that is down does."""
+
+    def __init__(self, upstream_port):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()                      # free until start(): connections are refused
+        self.upstream = upstream_port
+        self.sock = None
+
+    def start(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+
+        def pump(a, b):
+            try:
+                while (data := a.recv(65536)):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for x in (a, b):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def serve():
+            while True:
+                try:
+                    c, _ = self.sock.accept()
+                except OSError:
+                    return
+                u = socket.create_connection(("127.0.0.1", self.upstream))
+                threading.Thread(target=pump, args=(c, u), daemon=True).start()
+                threading.Thread(target=pump, args=(u, c), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+
+
+def test_a_registry_down_for_20_s_is_waited_out(tmp_path, changes):
+    """cdcflow starts on the Avro topic while its registry address refuses connections for 20 s: it
+    waits (no message is dead-lettered, nothing is committed wrong), then fetches the schemas and makes the
+    same table as from the JSON topic."""
+    import urllib.parse
+    cust, _ = changes
+    proxy = Proxy(urllib.parse.urlparse(REGISTRY_URL).port)
+    topic, where = where_of(tmp_path, "delta", "avro", "customers")
+    dlq = tmp_path / "dead-letters.jsonl"
+    args = [CDCFLOW, "delta", "--bootstrap", KAFKA_BOOTSTRAP, "--topic", topic, "--mode", "append", "--available-now",
+            "--group-id", "cdcflow-avro-down-" + uuid.uuid4().hex[:8], "--metrics-port", "0",
+            "--checkpoint-location", str(tmp_path / "ck"), "--dlq", f"file:{dlq}", "--log-level", "info",
+            "--value-format", "avro", "--schema-registry", f"http://127.0.0.1:{proxy.port}/apis/ccompat/v7",
+            "--table-path", where]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(20)
+        assert proc.poll() is None, "cdcflow gave up on a registry down for 20 s: " + proc.stderr.read()[-2000:]
+        proxy.start()
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proxy.stop()
+    assert proc.returncode == 0, err[-3000:]
+    assert not dlq.exists() or dlq.stat().st_size == 0, dlq.read_text()[:2000] + err[-4000:]
+    _, jwhere = where_of(tmp_path, "delta", "json", "customers")
+    run("delta", "postgres.public.customers", "json", "append", jwhere, str(tmp_path))
+    a, b = read("delta", jwhere, "deltalake"), read("delta", where, "deltalake")
+    cols = common_cols(a, b)
+    assert rows_of(b, "customer_id", cust, cols) == rows_of(a, "customer_id", cust, cols) != []
