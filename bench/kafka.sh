@@ -4,12 +4,23 @@
 # in every message; varying payloads: creates, then updates with full before images, deletes and their
 # tombstones), read to the end by a bare librdkafka consumer (bench_kafka consume; kcat too when installed),
 # then by `cdcflow delta` and `cdcflow iceberg --available-now` in append and upsert mode into empty local
-# tables.  Prints, side by side for a 1-partition and a 4-partition topic: wall time, the ratio to the bare
-# consumer, peak RSS and CPU seconds of each run.  Prints figures; never fails on speed.  Needs the stack's
-# Kafka (skipped when it is down); each topic is named for this run and deleted afterwards.
+# tables.  Then (unless BENCH_KAFKA_AVRO=0, or no schema registry answers) the same changes as Kafka
+# Connect's AvroConverter writes them (bench_kafka produce-avro: Confluent framing, magic byte 0 + 4-byte
+# schema id, the datum of bench/avro_events.h; tests/data/avro/2.avsc and 1.avsc registered as
+# TOPIC-value / TOPIC-key, each id checked with GET /schemas/ids/ID; Avro keys): read by the bare
+# consumer and by `cdcflow delta --value-format avro --schema-registry REG` in append and upsert mode;
+# the append table must hold a row per message but the tombstones.  Prints a "--" line per topic
+# (messages, bytes, average size; for Avro values, keys and tombstones apart) and one table, side by
+# side for a 1-partition and a 4-partition topic: wall time, the ratio to the bare consumer (of the
+# same topic: Avro rows, labelled "... avro", against "bare consumer, avro"), peak RSS and CPU
+# seconds of each run.  Prints figures; never fails on speed; says so when a run did not read every
+# message.  Needs the stack's Kafka (skipped when it is down); each topic and subject is named for
+# this run and deleted afterwards.
 #   make bench-kafka    BENCH_KAFKA_N (1000000 messages)  BENCH_KAFKA_PARTITIONS ("1 4")
-#                       BENCH_KAFKA_BOOTSTRAP (127.0.0.1:9092)
-# Not run by `make bench`: a million 4.7 KB messages take minutes to produce and read six times over.
+#                       BENCH_KAFKA_BOOTSTRAP (127.0.0.1:9092)  BENCH_KAFKA_AVRO (1; 0 skips Avro)
+#                       BENCH_KAFKA_REGISTRY (http://127.0.0.1:8085/apis/ccompat/v7)
+# Not run by `make bench`: a million 4.7 KB messages take minutes to produce and read six times over
+# (and the Avro topic, ~380 B a message, three more times).
 set -u
 cd "$(dirname "$0")/.."
 N=${BENCH_KAFKA_N:-1000000}
