@@ -65,7 +65,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) tests/unit/cf_test.h tests/unit/sin
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) tests/unit/sink_util.h
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) tests/unit/sink_util.h bench/avro_events.h
 	@mkdir -p $(dir $@)
 	@echo "  BENCH   $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -Ibench -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)

@@ -21,13 +21,10 @@
 #include "transform/transform.h"
 #include "util/buf.h"
 
+#include "avro_events.h"
+
 #define POOL       8192
 #define BATCH_ROWS 10000
-
-static const char *const first[] = { "John", "Mary", "Zoë", "Ahmed", "Li", "O\\\"Neil", NULL };
-static const char *const last[] = { "Doe", "Smith", "García", "Nguyen", "Müller", "Kowalski" };
-static const char *const cities[] = { "Austin", "Paris", "Osaka", "Lagos", "Lima", NULL };
-static const char *const tiers[] = { "bronze", "silver", "gold", "platinum" };
 
 static const char *schema_json =
     "{\"type\":\"struct\",\"fields\":["
@@ -82,7 +79,7 @@ static void b64(uint32_t v, char *out)
 
 static void row(cf_buf *b, int id, unsigned r)
 {
-    const char *fn = first[r % 7], *city = cities[(r / 7) % 6];
+    const char *fn = ev_first[r % 7], *city = ev_cities[(r / 7) % 6];
     char ltv[16];
 
     b64((r * 7919u) % 99999999u, ltv);
@@ -92,7 +89,7 @@ static void row(cf_buf *b, int id, unsigned r)
     else
         cf_buf_printf(b, NULL, "\"first_name\":null,");
     cf_buf_printf(b, NULL, "\"last_name\":\"%s\",\"phone\":\"+1-555-%04u\",\"address_line1\":\"%u Main St\",",
-                  last[r % 6], r % 10000, r % 900 + 1);
+                  ev_last[r % 6], r % 10000, r % 900 + 1);
     if (city)
         cf_buf_printf(b, NULL, "\"city\":\"%s\",", city);
     else
@@ -101,7 +98,7 @@ static void row(cf_buf *b, int id, unsigned r)
                   "\"registration_date\":%lld,\"last_updated\":%lld,\"is_active\":%s,"
                   "\"customer_tier\":\"%s\",\"lifetime_value\":\"%s\"}",
                   r % 3 ? "\"TX\"" : "null", r % 99999, 1704103200000000LL + r * 1000003LL,
-                  1732439999000000LL + r * 17LL, r % 5 ? "true" : "false", tiers[r % 4], ltv);
+                  1732439999000000LL + r * 17LL, r % 5 ? "true" : "false", ev_tiers[r % 4], ltv);
 }
 
 static void key_only(cf_buf *b, int id)
@@ -138,101 +135,6 @@ static void payload(cf_buf *b, unsigned r)
                   (1732440000100LL + r) * 1000, (1732440000100LL + r) * 1000000);
 }
 
-/* ---- the same events in Avro (tests/data/avro/2.avsc's field order) ---- */
-
-static void a_str(cf_buf *b, const char *s) { cf_avro_put_str(b, s, NULL); }
-static void a_ostr(cf_buf *b, const char *s)           /* ["null", "string"] */
-{
-    cf_avro_put_branch(b, s ? 1 : 0, NULL);
-    if (s)
-        a_str(b, s);
-}
-static void a_olong(cf_buf *b, long long v)            /* ["null", "long"] */
-{
-    cf_avro_put_branch(b, 1, NULL);
-    cf_avro_put_long(b, v, NULL);
-}
-
-/* The JSON fixtures' names carry JSON escapes; the Avro ones the text. */
-static const char *unescaped(const char *s) { return s && !strcmp(s, "O\\\"Neil") ? "O\"Neil" : s; }
-
-static void avro_row(cf_buf *b, int id, unsigned r)
-{
-    char t[64];
-    uint32_t v = (r * 7919u) % 99999999u;
-    uint8_t ltv[4] = { 0, (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
-
-    cf_avro_put_branch(b, 1, NULL);
-    cf_avro_put_long(b, id, NULL);
-    snprintf(t, sizeof t, "user%d@example.com", id);
-    a_ostr(b, t);
-    a_ostr(b, unescaped(first[r % 7]));
-    a_ostr(b, last[r % 6]);
-    snprintf(t, sizeof t, "+1-555-%04u", r % 10000);
-    a_ostr(b, t);
-    snprintf(t, sizeof t, "%u Main St", r % 900 + 1);
-    a_ostr(b, t);
-    a_ostr(b, cities[(r / 7) % 6]);
-    a_ostr(b, r % 3 ? "TX" : NULL);
-    snprintf(t, sizeof t, "%05u", r % 99999);
-    a_ostr(b, t);
-    a_ostr(b, "USA");
-    a_olong(b, 1704103200000000LL + r * 1000003LL);
-    a_olong(b, 1732439999000000LL + r * 17LL);
-    cf_avro_put_branch(b, 1, NULL);
-    cf_avro_put_bool(b, r % 5 != 0, NULL);
-    a_ostr(b, tiers[r % 4]);
-    cf_avro_put_branch(b, 1, NULL);
-    cf_avro_put_bytes(b, ltv, 4, NULL);
-}
-
-static void avro_key_only(cf_buf *b, int id)
-{
-    cf_avro_put_branch(b, 1, NULL);
-    cf_avro_put_long(b, id, NULL);
-    for (int i = 0; i < 14; i++)
-        cf_avro_put_branch(b, 0, NULL);
-}
-
-static void avro_payload(cf_buf *b, unsigned r)
-{
-    static const uint8_t frame[5] = { 0, 0, 0, 0, 2 };     /* magic, schema id 2 */
-    int id = (int)(r % 100000) + 1;
-    char op = r % 10 < 6 ? 'c' : r % 10 < 9 ? 'u' : 'd', t[64], ops[2] = { op, 0 };
-    long long lsn = 24000000LL + r * 120LL;
-
-    cf_buf_append(b, frame, sizeof frame, NULL);
-    if (op == 'd')
-        avro_key_only(b, id);
-    else
-        cf_avro_put_branch(b, 0, NULL);
-    if (op == 'd')
-        cf_avro_put_branch(b, 0, NULL);
-    else
-        avro_row(b, id, r);
-    a_str(b, "2.7.4.Final");
-    a_str(b, "postgresql");
-    a_str(b, "postgres");
-    cf_avro_put_long(b, 1732440000000LL + r, NULL);
-    cf_avro_put_branch(b, 0, NULL);                         /* [string, null] */
-    a_str(b, "false");
-    a_str(b, "cdcdb");
-    snprintf(t, sizeof t, "[\"%lld\",\"%lld\"]", lsn - 56, lsn);
-    a_ostr(b, t);
-    a_olong(b, (1732440000000LL + r) * 1000);
-    a_olong(b, (1732440000000LL + r) * 1000000);
-    a_str(b, "public");
-    a_str(b, "customers");
-    a_olong(b, 700 + r / 3);
-    a_olong(b, lsn);
-    cf_avro_put_branch(b, 0, NULL);                         /* xmin */
-    cf_avro_put_branch(b, 0, NULL);                         /* transaction */
-    a_str(b, ops);
-    a_olong(b, 1732440000100LL + r);
-    a_olong(b, (1732440000100LL + r) * 1000);
-    a_olong(b, (1732440000100LL + r) * 1000000);
-}
-
 typedef struct pool {
     char  *data;
     size_t off[POOL + 1];
@@ -253,16 +155,13 @@ static void build_pool(pool *p, int envelope)
         int id = (int)(r % 100000) + 1;
         p->off[r] = b.len;
         if (envelope == AVRO) {
-            uint8_t k[5 + 10] = { 0, 0, 0, 0, 1 };      /* magic, schema id 1, zig-zag id */
-            uint64_t z = (uint64_t)id << 1;
-            size_t n = 5;
-            avro_payload(&b, r);
-            do {
-                k[n++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
-                z >>= 7;
-            } while (z);
-            memcpy(p->keys[r], k, n);
-            p->klen[r] = n;
+            cf_buf kb;
+            cf_buf_init(&kb, 0);
+            avro_payload(&b, 2, r);                     /* 2.avsc, 1.avsc as ids 2, 1 */
+            avro_key(&kb, 1, id);
+            memcpy(p->keys[r], kb.data, kb.len);
+            p->klen[r] = kb.len;
+            cf_buf_free(&kb);
             continue;
         }
         if (envelope) {

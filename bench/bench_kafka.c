@@ -4,6 +4,7 @@
  *
  *   bench_kafka create TOPIC PARTITIONS BOOTSTRAP
  *   bench_kafka produce N TOPIC BOOTSTRAP EVENT_FIXTURE KEY_FIXTURE
+ *   bench_kafka produce-avro N TOPIC BOOTSTRAP SCHEMA_ID [KEY_SCHEMA_ID]
  *   bench_kafka consume TOPIC BOOTSTRAP GROUP
  *   bench_kafka delete TOPIC BOOTSTRAP
  *
@@ -13,6 +14,13 @@
  * created, then updated (90%) and deleted (10%, each delete followed by its
  * tombstone, as Debezium does), with REPLICA IDENTITY FULL before images as
  * the stack's tables have.  N counts every message, tombstones too.
+ *
+ * produce-avro makes the same sequence of changes (same keys, ops and
+ * tombstones) as Kafka Connect's AvroConverter would write them: Confluent
+ * framing with SCHEMA_ID (tests/data/avro/2.avsc, registered by the caller)
+ * and the datum of bench/avro_events.h, full before images; keys framed
+ * with KEY_SCHEMA_ID (1.avsc), or JSON {"customer_id":N} without it.  It
+ * prints "MESSAGES TOMBSTONES VALUE_BYTES KEY_BYTES".
  *
  * consume is the reference cdcflow is measured against: a consumer in a new
  * group (so it pays the same group join), librdkafka's defaults, every
@@ -24,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "avro_events.h"
 
 #define ROW_MAX  2048
 #define KEYS     100000
@@ -306,6 +316,62 @@ out:
     return rc;
 }
 
+static int produce_avro(long n, const char *topic, const char *bootstrap, uint32_t sid, uint32_t ksid)
+{
+    gen g = { .keys = n / 10 < 1 ? 1 : n / 10 > KEYS ? KEYS : n / 10 };
+    rd_kafka_t *rk = NULL;
+    cf_buf val, key;
+    unsigned long long vbytes = 0, kbytes = 0;
+    long tombs = 0;
+    int rc = 1;
+
+    cf_buf_init(&val, 0);
+    cf_buf_init(&key, 0);
+    if (!(g.dead = calloc((size_t)g.keys + 1, 1)) || !(rk = client(RD_KAFKA_PRODUCER, bootstrap, NULL)))
+        goto out;
+    for (long i = 0; i < n; i++) {
+        long id;
+        char op = gen_next(&g, &id);
+        rd_kafka_resp_err_t e;
+
+        cf_buf_reset(&val);
+        cf_buf_reset(&key);
+        if (op)
+            avro_event(&val, sid, (unsigned)i, (int)id, op, 1);
+        else
+            tombs++;
+        if (ksid)
+            avro_key(&key, ksid, (int)id);
+        else
+            cf_buf_printf(&key, NULL, "{\"customer_id\":%ld}", id);
+        vbytes += val.len;
+        kbytes += key.len;
+        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_KEY(key.data, key.len),
+                                      RD_KAFKA_V_VALUE(op ? val.data : NULL, op ? val.len : 0),
+                                      RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 50);
+        if (e) {
+            fprintf(stderr, "bench_kafka: produce: %s\n", rd_kafka_err2str(e));
+            goto out;
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    if (rd_kafka_flush(rk, 120000)) {
+        fprintf(stderr, "bench_kafka: messages left unsent after 120 s\n");
+        goto out;
+    }
+    printf("%ld %ld %llu %llu\n", n, tombs, vbytes, kbytes);
+    rc = 0;
+out:
+    if (rk)
+        rd_kafka_destroy(rk);
+    free(g.dead);
+    cf_buf_free(&val);
+    cf_buf_free(&key);
+    return rc;
+}
+
 /* Read the topic from the start to the end offsets it had when we began,
  * as cdcflow --available-now does: a partition is done at its last message
  * (or at an EOF event, which only comes after an empty fetch has waited
@@ -397,9 +463,13 @@ int main(int argc, char **argv)
         return admin(argv[2], 0, argv[3]);
     if (argc == 7 && !strcmp(argv[1], "produce"))
         return produce(atol(argv[2]), argv[3], argv[4], argv[5], argv[6]);
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "produce-avro"))
+        return produce_avro(atol(argv[2]), argv[3], argv[4], (uint32_t)strtoul(argv[5], NULL, 10),
+                            argc == 7 ? (uint32_t)strtoul(argv[6], NULL, 10) : 0);
     if (argc == 5 && !strcmp(argv[1], "consume"))
         return consume(argv[2], argv[3], argv[4]);
     fprintf(stderr, "usage: bench_kafka create TOPIC PARTITIONS BOOTSTRAP | delete TOPIC BOOTSTRAP |\n"
-                    "       produce N TOPIC BOOTSTRAP EVENT_FIXTURE KEY_FIXTURE | consume TOPIC BOOTSTRAP GROUP\n");
+                    "       produce N TOPIC BOOTSTRAP EVENT_FIXTURE KEY_FIXTURE |\n"
+                    "       produce-avro N TOPIC BOOTSTRAP SCHEMA_ID [KEY_SCHEMA_ID] | consume TOPIC BOOTSTRAP GROUP\n");
     return 2;
 }
