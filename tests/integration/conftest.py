@@ -218,21 +218,27 @@ def connector(stack):
     elif state == "FAILED":
         http_json("POST", f"/connectors/{CONNECTOR_NAME}/restart?includeTasks=true")
     wait_running()
+    wait_slot_active(SLOT_NAME, "the connector")
+    return {"name": CONNECTOR_NAME, "registered_by": how}
+
+
+def wait_slot_active(slot, who, timeout=60):
+    """Wait until the replication slot streams: changes made from then on arrive as changes (c/u/d),
+    not in a snapshot (r)."""
     con = pg_connect()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             with con.cursor() as cur:
-                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (SLOT_NAME,))
+                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
                 row = cur.fetchone()
             if row and row[0]:
-                break
+                return
             if time.monotonic() > deadline:
-                pytest.fail(f"replication slot {SLOT_NAME} not active 60s after the connector started")
+                pytest.fail(f"replication slot {slot} not active {timeout}s after {who} started")
             time.sleep(0.5)
     finally:
         con.close()
-    return {"name": CONNECTOR_NAME, "registered_by": how}
 
 
 # ------------------------------------------------------------------ Kafka

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import (CDCFLOW, KAFKA_BOOTSTRAP, REGISTRY_URL, consume_until, http_json, pg_connect,
-                      topic_for)
+from conftest import (CDCFLOW, KAFKA_BOOTSTRAP, REGISTRY_URL, consume_until, http_json,
+                      topic_for, wait_slot_active)
 
 AVRO_CONNECTOR = "postgres-avro-connector"
 AVRO_PREFIX = "avro"
@@ -58,21 +58,7 @@ def avro_connector(connector, registry_up):
                        capture_output=True, text=True, timeout=150)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"connector {AVRO_CONNECTOR}: RUNNING" in r.stdout, r.stdout
-    # Changes made once its slot streams arrive as changes (c/u/d), not in the snapshot (r).
-    con = pg_connect()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with con.cursor() as cur:
-                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (AVRO_SLOT,))
-                row = cur.fetchone()
-            if row and row[0]:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"replication slot {AVRO_SLOT} not active 60s after {AVRO_CONNECTOR} started")
-            time.sleep(0.5)
-    finally:
-        con.close()
+    wait_slot_active(AVRO_SLOT, AVRO_CONNECTOR)
     return AVRO_CONNECTOR
 
 

@@ -4,9 +4,38 @@
 #define CF_TEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int cf_test_failed_checks;
+
+/* A fixture file's bytes (NUL-terminated, n without it); p NULL when it
+ * cannot be read, said on stderr.  Free p. */
+typedef struct { char *p; size_t n; } blob;
+
+static inline blob cf_test_load(const char *dir, const char *name)
+{
+    char path[512];
+    blob b = { 0 };
+    FILE *f;
+    long n;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!(f = fopen(path, "rb"))) {
+        fprintf(stderr, "  cannot open fixture %s\n", path);
+        return b;
+    }
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b.p = malloc((size_t)n + 1);
+    if (b.p && fread(b.p, 1, (size_t)n, f) == (size_t)n) {
+        b.n = (size_t)n;
+        b.p[n] = '\0';
+    }
+    fclose(f);
+    return b;
+}
 
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \

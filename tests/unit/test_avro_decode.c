@@ -25,28 +25,9 @@
 #define AVRO_DIR "tests/data/avro"
 #define REAL_DIR "tests/data/debezium"
 
-typedef struct { char *p; size_t n; } blob;
-
 static blob load(const char *dir, const char *name)
 {
-    char path[512];
-    blob b = { 0 };
-    FILE *f;
-    long n;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (!(f = fopen(path, "rb"))) {
-        fprintf(stderr, "  cannot open fixture %s\n", path);
-        return b;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.p = malloc((size_t)n + 1);
-    if (b.p && fread(b.p, 1, (size_t)n, f) == (size_t)n)
-        b.n = (size_t)n;
-    fclose(f);
-    return b;
+    return cf_test_load(dir, name);
 }
 
 /* ---- the registry server ---------------------------------------------- */

@@ -9,29 +9,9 @@
 
 #define TOPIC "postgres.public.customers"
 
-typedef struct { char *p; size_t n; } blob;
-
 static blob load(const char *name)
 {
-    const char *dir = getenv("CF_FIXTURES") ? getenv("CF_FIXTURES") : "tests/data/debezium";
-    char path[512];
-    blob b = { 0 };
-    FILE *f;
-    long n;
-
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (!(f = fopen(path, "rb"))) {
-        fprintf(stderr, "  cannot open fixture %s\n", path);
-        return b;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.p = malloc((size_t)n + 1);
-    if (b.p && fread(b.p, 1, (size_t)n, f) == (size_t)n)
-        b.n = (size_t)n;
-    fclose(f);
-    return b;
+    return cf_test_load(getenv("CF_FIXTURES") ? getenv("CF_FIXTURES") : "tests/data/debezium", name);
 }
 
 /* Decode fixture `name` (with key fixture `key` when non-NULL). */
